@@ -1,0 +1,3 @@
+"""quadnas: hardware-aware NAS for QuadraNet."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from quadnas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""The `quadnas` command line: parse, call the library, print. No logic of its own.
+
+Each module of this package that defines `register(subparsers)` adds one command;
+`register` sets `func` on its parser to a function `(args) -> int | None`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from quadnas import __version__
+from quadnas.cli.common import err_console
+from quadnas.errors import QuadnasError
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quadnas", description="Hardware-aware NAS for QuadraNet.")
+    parser.add_argument("--version", action="version", version=f"quadnas {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except QuadnasError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished work is saved; rerun the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

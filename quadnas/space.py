@@ -1,0 +1,299 @@
+"""Search space, architectures and op specs.
+
+A `SearchSpace` is loaded from YAML; an `Arch` is one choice per searchable block
+(text form `k3e2-k7e4-id-...`); `SearchSpace.op_specs(arch)` lists the ops an arch
+runs at the deployment resolution — the single source profiler, predictor and
+exporter share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from quadnas.errors import QuadnasError
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+DEFAULT_SPACE = "quadranet-t"
+_TOKEN = re.compile(r"^k(\d+)e(\d+)$")
+
+
+@dataclass(frozen=True, order=True)
+class BlockChoice:
+    """One searchable block: a quadratic block of `kernel` and `expansion`, or identity (kernel 0)."""
+
+    kernel: int = 0
+    expansion: int = 0
+
+    @property
+    def is_identity(self) -> bool:
+        return self.kernel == 0
+
+    def __str__(self) -> str:
+        return "id" if self.is_identity else f"k{self.kernel}e{self.expansion}"
+
+
+IDENTITY = BlockChoice()
+
+
+@dataclass(frozen=True)
+class Arch:
+    """An architecture: one `BlockChoice` per searchable block, stage by stage."""
+
+    blocks: tuple[BlockChoice, ...]
+
+    def __str__(self) -> str:
+        return "-".join(str(b) for b in self.blocks)
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+
+OpKind = Literal["stem", "quadra_block", "downsample", "head"]
+
+
+@dataclass(frozen=True, order=True)
+class OpSpec:
+    """An op and the shape it works on; the key of a latency-table row."""
+
+    op: str
+    height: int
+    width: int
+    cin: int
+    cout: int
+    kernel: int = 0
+    expansion: int = 0
+
+    COLUMNS = ("op", "height", "width", "cin", "cout", "kernel", "expansion")
+
+    def __str__(self) -> str:
+        text = f"{self.op} in={self.height}x{self.width}x{self.cin}"
+        if self.op == "quadra_block":
+            return f"{text} k={self.kernel} e={self.expansion}"
+        return f"{text} out={self.cout}"
+
+    def as_row(self) -> dict[str, int | str]:
+        return {c: getattr(self, c) for c in self.COLUMNS}
+
+
+class StageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dim: int = Field(gt=0)
+    depth: int = Field(gt=0)
+
+
+class ChoicesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kernel: list[int] = Field(min_length=1)
+    expansion: list[int] = Field(min_length=1)
+    identity: bool = True
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd_kernels(cls, v: list[int]) -> list[int]:
+        if any(k < 1 or k % 2 == 0 for k in v):
+            raise ValueError(f"kernels must be odd and positive, got {v}")
+        return sorted(set(v))
+
+    @field_validator("expansion")
+    @classmethod
+    def _positive_expansions(cls, v: list[int]) -> list[int]:
+        if any(e < 1 for e in v):
+            raise ValueError(f"expansions must be positive, got {v}")
+        return sorted(set(v))
+
+
+class SpaceConfig(BaseModel):
+    """The YAML schema of a search space."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    in_channels: int = Field(default=3, gt=0)
+    resolution: int = Field(default=224, gt=0, description="deployment resolution (latency)")
+    num_classes: int = Field(default=1000, gt=0, description="classes of the deployed head (latency)")
+    stem_patch: int = Field(default=4, gt=0)
+    stages: list[StageConfig] = Field(min_length=1)
+    choices: ChoicesConfig
+
+    @model_validator(mode="after")
+    def _resolution_divides(self) -> "SpaceConfig":
+        stride = self.stem_patch * 2 ** (len(self.stages) - 1)
+        if self.resolution % stride:
+            raise ValueError(f"resolution {self.resolution} must be a multiple of {stride}")
+        return self
+
+
+class SearchSpace:
+    """A validated search space with arch parsing, sampling and op specs."""
+
+    def __init__(self, config: SpaceConfig, source: str = "<memory>"):
+        self.config = config
+        self.source = source
+        c = config.choices
+        self.choices: tuple[BlockChoice, ...] = tuple(
+            BlockChoice(k, e) for k in c.kernel for e in c.expansion
+        ) + ((IDENTITY,) if c.identity else ())
+
+    # ---- loading ---------------------------------------------------------
+    @classmethod
+    def load(cls, path_or_name: str | Path | None = None) -> "SearchSpace":
+        """Load a space from a YAML path or the name of a shipped space."""
+        path = resolve_space_path(path_or_name)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise QuadnasError(f"cannot read search space {path}: {e}") from None
+        if not isinstance(raw, dict):
+            raise QuadnasError(f"search space {path} must be a YAML mapping")
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "<memory>") -> "SearchSpace":
+        try:
+            return cls(SpaceConfig.model_validate(raw), source)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(p) for p in err["loc"]) or "<root>"
+            allowed = ", ".join(SpaceConfig.model_fields)
+            hint = f" (allowed top-level keys: {allowed})" if err["type"] == "extra_forbidden" else ""
+            raise QuadnasError(f"search space {source}: key '{key}': {err['msg']}{hint}") from None
+
+    # ---- shape -----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def dims(self) -> list[int]:
+        return [s.dim for s in self.config.stages]
+
+    @property
+    def depths(self) -> list[int]:
+        return [s.depth for s in self.config.stages]
+
+    @property
+    def num_blocks(self) -> int:
+        return sum(self.depths)
+
+    @property
+    def max_kernel(self) -> int:
+        return max(self.config.choices.kernel)
+
+    @property
+    def max_expansion(self) -> int:
+        return max(self.config.choices.expansion)
+
+    @property
+    def stride(self) -> int:
+        """Total downsampling: stem patch times one 2x2 downsample per later stage."""
+        return self.config.stem_patch * 2 ** (len(self.depths) - 1)
+
+    def check_resolution(self, resolution: int) -> int:
+        """Training/eval resolutions must be positive multiples of the network stride."""
+        if resolution <= 0 or resolution % self.stride:
+            raise QuadnasError(
+                f"resolution {resolution} is not a positive multiple of {self.stride} "
+                f"(the stride of space '{self.name}'): use e.g. {self.stride} or {self.stride * 2}"
+            )
+        return resolution
+
+    def stage_of_block(self) -> list[int]:
+        """Stage index of each searchable block."""
+        return [i for i, d in enumerate(self.depths) for _ in range(d)]
+
+    def fingerprint(self) -> str:
+        """Hash of everything that affects weights or latency (not the name)."""
+        payload = self.config.model_dump(exclude={"name"})
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
+        return digest.hexdigest()[:16]
+
+    # ---- architectures ---------------------------------------------------
+    def parse(self, text: str) -> Arch:
+        """Parse `k3e2-k7e4-id-...`; errors name the bad token and what is allowed."""
+        tokens = [t.strip() for t in text.strip().split("-")]
+        if len(tokens) != self.num_blocks:
+            raise QuadnasError(
+                f"arch has {len(tokens)} tokens but space '{self.name}' has {self.num_blocks} "
+                f"searchable blocks (depths {self.depths}): give one token per block"
+            )
+        allowed = {str(c): c for c in self.choices}
+        blocks = []
+        for i, token in enumerate(tokens):
+            if token not in allowed:
+                raise QuadnasError(
+                    f"arch token {i + 1} '{token}' is not in space '{self.name}': "
+                    f"use one of {', '.join(allowed)}"
+                )
+            blocks.append(allowed[token])
+        return Arch(tuple(blocks))
+
+    def sample(self, rng: random.Random) -> Arch:
+        """A uniformly random arch."""
+        return Arch(tuple(rng.choice(self.choices) for _ in range(self.num_blocks)))
+
+    def largest(self) -> Arch:
+        return Arch((BlockChoice(self.max_kernel, self.max_expansion),) * self.num_blocks)
+
+    def smallest(self) -> Arch:
+        smallest = IDENTITY if self.config.choices.identity else min(self.choices)
+        return Arch((smallest,) * self.num_blocks)
+
+    def stages_of(self, arch: Arch) -> Iterator[list[BlockChoice]]:
+        """The arch's block choices split by stage."""
+        start = 0
+        for depth in self.depths:
+            yield list(arch.blocks[start : start + depth])
+            start += depth
+
+    # ---- op specs --------------------------------------------------------
+    def op_specs(self, arch: Arch, resolution: int | None = None) -> list[OpSpec]:
+        """The ops `arch` runs at `resolution` (default: the deployment resolution).
+
+        Identity blocks run nothing and have no op spec.
+        """
+        c = self.config
+        size = (resolution or c.resolution) // c.stem_patch
+        specs = [OpSpec("stem", size * c.stem_patch, size * c.stem_patch, c.in_channels, self.dims[0])]
+        for i, blocks in enumerate(self.stages_of(arch)):
+            dim = self.dims[i]
+            if i > 0:
+                specs.append(OpSpec("downsample", size, size, self.dims[i - 1], dim))
+                size //= 2
+            specs += [
+                OpSpec("quadra_block", size, size, dim, dim, b.kernel, b.expansion)
+                for b in blocks
+                if not b.is_identity
+            ]
+        specs.append(OpSpec("head", size, size, self.dims[-1], c.num_classes))
+        return specs
+
+    def all_op_specs(self, resolution: int | None = None) -> list[OpSpec]:
+        """Every distinct op spec any arch of this space can run."""
+        specs = set(self.op_specs(self.smallest(), resolution))
+        for choice in self.choices:
+            if not choice.is_identity:
+                specs.update(self.op_specs(Arch((choice,) * self.num_blocks), resolution))
+        return sorted(specs)
+
+
+def resolve_space_path(path_or_name: str | Path | None) -> Path:
+    """A YAML path, or the name of a space shipped in `search_spaces/`."""
+    if path_or_name is None:
+        path_or_name = DEFAULT_SPACE
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    shipped = SPACES_DIR / f"{path_or_name}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
+    raise QuadnasError(f"search space '{path_or_name}' not found: give a YAML path or one of {names}")
+

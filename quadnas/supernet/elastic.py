@@ -1,0 +1,78 @@
+"""The weight-shared block: every kernel, expansion and identity from one set of weights.
+
+Kernels smaller than the largest are centre crops of one depthwise kernel; an
+expansion `e` uses the first `e * dim` hidden channels of the widest MLP; identity
+skips the block.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from quadnas.nn.blocks import QuadraBlock
+from quadnas.space import BlockChoice
+
+
+def centre_crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:
+    """The central `kernel` x `kernel` window of a square conv kernel."""
+    start = (weight.shape[-1] - kernel) // 2
+    return weight[..., start : start + kernel, start : start + kernel]
+
+
+class ElasticQuadraBlock(nn.Module):
+    """A QuadraBlock at its largest kernel and expansion that runs any smaller choice.
+
+    With `memory_efficient` (the training default) the quadratic branch keeps only
+    its input for backward and recomputes the depthwise outputs, instead of holding
+    both factors of the product `dw_a(x) * dw_b(x)` alive.
+    """
+
+    def __init__(self, dim: int, max_kernel: int, max_expansion: int, memory_efficient: bool = True):
+        super().__init__()
+        self.full = QuadraBlock(dim, max_kernel, max_expansion)
+        self.dim = dim
+        self.memory_efficient = memory_efficient
+
+    def quadratic(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
+        """`g1 * q(LN(x))` with the centre-cropped kernels."""
+        q = self.full.qconv
+        y = self.full.norm1(x)
+        pad = kernel // 2
+        conv = lambda w, b=None: F.conv2d(y, centre_crop(w, kernel), b, padding=pad, groups=self.dim)  # noqa: E731
+        return self.full.gamma1 * (conv(q.dw_a.weight) * conv(q.dw_b.weight) + conv(q.dw_c.weight, q.dw_c.bias))
+
+    def mlp(self, x: torch.Tensor, expansion: int) -> torch.Tensor:
+        """`g2 * PW2(GELU(PW1(LN(x))))` on the first `expansion * dim` hidden channels."""
+        f, hidden = self.full, expansion * self.dim
+        h = F.conv2d(f.norm2(x), f.pw1.weight[:hidden], f.pw1.bias[:hidden])
+        return f.gamma2 * F.conv2d(f.act(h), f.pw2.weight[:, :hidden], f.pw2.bias)
+
+    def forward(self, x: torch.Tensor, choice: BlockChoice) -> torch.Tensor:
+        if choice.is_identity:
+            return x
+        if self.memory_efficient and torch.is_grad_enabled() and x.requires_grad:
+            x = x + checkpoint(self.quadratic, x, choice.kernel, use_reentrant=False)
+        else:
+            x = x + self.quadratic(x, choice.kernel)
+        return x + self.mlp(x, choice.expansion)
+
+    @torch.no_grad()
+    def copy_into(self, block: QuadraBlock, choice: BlockChoice) -> None:
+        """Copy the weights of `choice` into a standalone `QuadraBlock`."""
+        f, hidden = self.full, choice.expansion * self.dim
+        for name in ("norm1", "norm2"):
+            getattr(block, name).load_state_dict(getattr(f, name).state_dict())
+        for name in ("dw_a", "dw_b", "dw_c"):
+            src, dst = getattr(f.qconv, name), getattr(block.qconv, name)
+            dst.weight.copy_(centre_crop(src.weight, choice.kernel))
+            if src.bias is not None:
+                dst.bias.copy_(src.bias)
+        block.gamma1.copy_(f.gamma1)
+        block.gamma2.copy_(f.gamma2)
+        block.pw1.weight.copy_(f.pw1.weight[:hidden])
+        block.pw1.bias.copy_(f.pw1.bias[:hidden])
+        block.pw2.weight.copy_(f.pw2.weight[:, :hidden])
+        block.pw2.bias.copy_(f.pw2.bias)

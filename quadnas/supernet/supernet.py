@@ -1,0 +1,57 @@
+"""The weight-shared supernet: `forward(x, arch)` and `extract(arch)`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from quadnas.nn.blocks import Downsample, Head, Stem, init_weights
+from quadnas.nn.net import QuadraNet
+from quadnas.space import Arch, SearchSpace
+from quadnas.supernet.elastic import ElasticQuadraBlock
+
+
+class Supernet(nn.Module):
+    """Every arch of `space` in one network; subnets inherit its weights."""
+
+    def __init__(self, space: SearchSpace, num_classes: int, memory_efficient: bool = True):
+        super().__init__()
+        self.space, self.num_classes = space, num_classes
+        dims = space.dims
+        self.stem = Stem(space.config.in_channels, dims[0], space.config.stem_patch)
+        self.downsamples = nn.ModuleList(Downsample(dims[i - 1], dims[i]) for i in range(1, len(dims)))
+        self.blocks = nn.ModuleList(
+            ElasticQuadraBlock(dims[s], space.max_kernel, space.max_expansion, memory_efficient)
+            for s in space.stage_of_block()
+        )
+        self.head = Head(dims[-1], num_classes)
+        init_weights(self)
+
+    def set_memory_efficient(self, enabled: bool) -> None:
+        for block in self.blocks:
+            block.memory_efficient = enabled
+
+    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        x = self.stem(x)
+        stage_of = self.space.stage_of_block()
+        for i, (block, choice) in enumerate(zip(self.blocks, arch.blocks)):
+            if i > 0 and stage_of[i] != stage_of[i - 1]:
+                x = self.downsamples[stage_of[i] - 1](x)
+            x = block(x, choice)
+        return self.head(x)
+
+    @torch.no_grad()
+    def extract(self, arch: Arch) -> QuadraNet:
+        """A standalone `QuadraNet` of `arch` with the supernet's weights copied in."""
+        net = QuadraNet(self.space, arch, self.num_classes)
+        net.stem.load_state_dict(self.stem.state_dict())
+        net.downsamples.load_state_dict(self.downsamples.state_dict())
+        net.head.load_state_dict(self.head.state_dict())
+        blocks = iter(self.blocks)
+        for stage, choices in zip(net.stages, self.space.stages_of(arch)):
+            targets = iter(stage)
+            for choice in choices:
+                source = next(blocks)
+                if not choice.is_identity:
+                    source.copy_into(next(targets), choice)
+        return net.eval()

@@ -1,0 +1,100 @@
+import random
+
+import pytest
+import torch
+
+from quadnas.nn import LayerNorm2d, QuadraNet, QuadraticDWConv, QuadraticLinear
+from quadnas.nn.blocks import QuadraBlock, build_op, op_input_shape
+from quadnas.space import OpSpec
+from quadnas.supernet import Supernet
+
+
+def test_quadratic_dwconv_is_product_plus_linear():
+    q = QuadraticDWConv(4, 3)
+    x = torch.randn(2, 4, 9, 9)
+    expected = q.dw_a(x) * q.dw_b(x) + q.dw_c(x)
+    assert torch.allclose(q(x), expected)
+    assert q.dw_a.groups == 4 and q.dw_a.weight.shape == (4, 1, 3, 3)
+    assert q(x).shape == x.shape
+
+
+def test_quadratic_linear():
+    layer = QuadraticLinear(5, 3)
+    x = torch.randn(7, 5)
+    assert torch.allclose(layer(x), layer.a(x) * layer.b(x) + layer.c(x))
+
+
+def test_layernorm2d_matches_channels_last_layernorm():
+    norm = LayerNorm2d(6)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(2, 6, 5, 5)
+    ref = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (6,), norm.weight, norm.bias)
+    assert torch.allclose(norm(x), ref.permute(0, 3, 1, 2), atol=1e-6)
+
+
+def test_block_starts_near_identity():
+    block = QuadraBlock(8, 5, 4)
+    x = torch.randn(1, 8, 6, 6)
+    assert (block(x) - x).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize(
+    "spec, out_shape",
+    [
+        (OpSpec("stem", 64, 64, 3, 16), (1, 16, 16, 16)),
+        (OpSpec("quadra_block", 16, 16, 16, 16, 5, 2), (1, 16, 16, 16)),
+        (OpSpec("downsample", 16, 16, 16, 24), (1, 24, 8, 8)),
+        (OpSpec("head", 2, 2, 48, 10), (1, 10)),
+    ],
+)
+def test_build_op_shapes(spec, out_shape):
+    assert build_op(spec)(torch.randn(op_input_shape(spec))).shape == out_shape
+
+
+def test_quadranet_runs_every_kind_of_arch(tiny_space):
+    for arch in (tiny_space.largest(), tiny_space.smallest(), tiny_space.sample(random.Random(3))):
+        net = QuadraNet(tiny_space, arch, num_classes=7)
+        assert net(torch.randn(2, 3, 64, 64)).shape == (2, 7)
+
+
+def test_quadranet_init_is_convnext_style(tiny_space):
+    net = QuadraNet(tiny_space, tiny_space.largest())
+    block = net.stages[0][0]
+    assert torch.all(block.gamma1 == 1e-6)
+    assert 0.01 < block.pw1.weight.std() < 0.03
+    assert block.pw1.weight.abs().max() <= 0.04 + 1e-6  # truncated at 2 std
+
+
+@pytest.mark.parametrize("space_name", ["tiny", "quadranet-t"])
+def test_extract_matches_supernet(space_name):
+    from quadnas.space import SearchSpace
+
+    space = SearchSpace.load(space_name)
+    supernet = Supernet(space, num_classes=10).eval()
+    with torch.no_grad():  # move every weight off its near-identity init so parity is a real check
+        for p in supernet.parameters():
+            p.normal_(0, 0.05)
+    x = torch.randn(2, 3, 32, 32)
+    rng = random.Random(0)
+    archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(4)]
+    for arch in archs:
+        with torch.no_grad():
+            diff = (supernet(x, arch) - supernet.extract(arch)(x)).abs().max().item()
+        assert diff <= 1e-5, (str(arch), diff)
+
+
+def test_memory_efficient_branch_has_identical_gradients(tiny_space):
+    supernet = Supernet(tiny_space, num_classes=10)
+    with torch.no_grad():
+        for p in supernet.parameters():
+            p.normal_(0, 0.05)
+    arch = tiny_space.largest()
+    x = torch.randn(3, 3, 64, 64)
+    grads = []
+    for enabled in (False, True):
+        supernet.zero_grad()
+        supernet.set_memory_efficient(enabled)
+        supernet(x, arch).square().sum().backward()
+        grads.append([p.grad.clone() for p in supernet.parameters()])
+    for plain, efficient in zip(*grads):
+        assert torch.allclose(plain, efficient, rtol=1e-5, atol=1e-7)
