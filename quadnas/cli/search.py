@@ -1,0 +1,69 @@
+"""`quadnas search`: the most accurate QuadraNet that fits a latency budget on a device."""
+
+from __future__ import annotations
+
+import argparse
+
+from quadnas.cli.common import console, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="search the best arch under a latency budget",
+        description="Search the most accurate arch whose predicted latency on DEVICE fits BUDGET. "
+        "Trains (and caches) a supernet first when no --checkpoint is given. Rerunning resumes the study.",
+    )
+    p.add_argument("--config", help="YAML file holding a whole search; flags override it")
+    p.add_argument("--device", help="cpu, vpu, gpu, a table name or a table path (default vpu)")
+    p.add_argument("--budget", help="latency budget with a unit: 30ms, 0.03s, 500us (default 30ms)")
+    p.add_argument("--space", help="search space name or YAML path (default quadranet-t)")
+    p.add_argument("--data", help="digits, mnist5k, an image folder, a .npz or a CIFAR-10 folder (default digits)")
+    p.add_argument("--resolution", type=int, help="training/evaluation resolution (default 32)")
+    p.add_argument("--checkpoint", help="supernet checkpoint; default: train one and cache it under runs/supernets/")
+    p.add_argument("--train-epochs", type=positive_int, help="epochs when the supernet must be trained")
+    p.add_argument("--mode", help="constrained (default), pareto or reward")
+    p.add_argument("--sampler", help="tpe (default), nsga2, gp or random")
+    p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--study", help="study name (default derived from space, device, budget and mode)")
+    p.add_argument("--storage", help="Optuna storage: RDB URL or journal file (default sqlite under runs/<study>/)")
+    p.add_argument("--runs-dir", help="folder for results (default runs)")
+    p.add_argument("--top", type=positive_int, default=10, help="rows of the result table (default 10)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from quadnas.controller import MODES, SAMPLERS, SearchConfig, search
+    from quadnas.errors import QuadnasError
+
+    if args.mode and args.mode not in MODES:
+        raise QuadnasError(f"unknown mode '{args.mode}': use one of {', '.join(MODES)}")
+    if args.sampler and args.sampler not in SAMPLERS:
+        raise QuadnasError(f"unknown sampler '{args.sampler}': use one of {', '.join(SAMPLERS)}")
+    keys = set(SearchConfig.model_fields) - {"reward_exponent"}
+    overrides = {k: getattr(args, k) for k in keys if hasattr(args, k)}
+    config = SearchConfig.from_sources(args.config, overrides)
+    result = search(config, progress=True, notify=lambda note: console.print(f"[yellow]note:[/] {note}"))
+
+    console.print(f"study [bold]{result.study.study_name}[/]: {len(result.study.trials)} trials, "
+                  f"budget {result.budget_ms:g} ms on {config.device}, results in {result.run_dir}/")
+    if result.best is None:
+        console.print("[bold red]no arch under the budget was found[/]; the fastest proposals were:")
+        shown = result.closest
+    else:
+        shown = result.ranked[: args.top]
+    table = Table(title="best architectures under the budget" if result.best else "closest architectures")
+    for column in ("#", "arch", "accuracy", "latency", "of budget", "trial"):
+        table.add_column(column, justify="left" if column == "arch" else "right")
+    for i, c in enumerate(shown, 1):
+        acc = "not evaluated" if c.accuracy is None else f"{c.accuracy:.4f}"
+        table.add_row(str(i), c.arch, acc, f"{c.latency_ms:.2f} ms", f"{c.latency_ms / result.budget_ms:.0%}", str(c.trial))
+    console.print(table)
+    if config.mode == "pareto" and result.pareto:
+        console.print(f"Pareto front: {len(result.pareto)} archs, from {result.pareto[0].latency_ms:.2f} ms "
+                      f"(acc {result.pareto[0].accuracy:.4f}) to {result.pareto[-1].latency_ms:.2f} ms "
+                      f"(acc {result.pareto[-1].accuracy:.4f}); see pareto.csv")
+    return 0 if result.best else 1

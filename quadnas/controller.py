@@ -1,0 +1,288 @@
+"""The Optuna controller: accuracy from the supernet, latency from the lookup table.
+
+`search(config)` runs (or resumes) one study and returns it with the best result.
+Modes: `constrained` (max accuracy s.t. predicted latency <= budget, via Optuna's
+`trial.set_constraint`; proposals over budget are never evaluated), `pareto`
+(accuracy vs latency), `reward` (MnasNet: acc * (lat / T) ** w).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import optuna
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from quadnas.budget import parse_budget
+from quadnas.data import load_dataset
+from quadnas.errors import QuadnasError
+from quadnas.evaluate import Evaluator
+from quadnas.latency.devices import load_table
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.report import write_results
+from quadnas.space import Arch, SearchSpace
+from quadnas.storage import default_storage_url, open_storage
+from quadnas.supernet.checkpoint import checkpoint_hash
+from quadnas.supernet.provide import provide_supernet
+
+Mode = Literal["constrained", "pareto", "reward"]
+SamplerName = Literal["tpe", "nsga2", "gp", "random"]
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+MODES = ("constrained", "pareto", "reward")
+
+
+class SearchConfig(BaseModel):
+    """A whole search in one value; `configs/*.yaml` files hold these keys."""
+
+    model_config = ConfigDict(extra="forbid")
+    space: str = "quadranet-t"
+    data: str = "digits"
+    resolution: int = Field(default=32, gt=0)
+    checkpoint: str | None = None
+    train_epochs: int | None = Field(default=None, gt=0)
+    device: str = "vpu"
+    budget: str = "30ms"
+    mode: Mode = "constrained"
+    sampler: SamplerName = "tpe"
+    trials: int = Field(default=100, gt=0)
+    seed: int = 0
+    study: str | None = None
+    storage: str | None = None
+    runs_dir: str = "runs"
+    reward_exponent: float = -0.07
+
+    @classmethod
+    def from_sources(cls, config_path: str | None, overrides: dict) -> "SearchConfig":
+        """Values from a YAML config, then non-None `overrides` on top."""
+        values: dict = {}
+        if config_path:
+            try:
+                loaded = yaml.safe_load(Path(config_path).read_text()) or {}
+            except (OSError, yaml.YAMLError) as e:
+                raise QuadnasError(f"cannot read config {config_path}: {e}") from None
+            if not isinstance(loaded, dict):
+                raise QuadnasError(f"config {config_path} must be a YAML mapping of search settings")
+            values.update(loaded)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            where = f"config {config_path}" if config_path else "search settings"
+            raise QuadnasError(f"{where}: '{key}': {err['msg']} (allowed keys: {', '.join(cls.model_fields)})") from None
+
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        name = f"{Path(self.space).stem}-{Path(self.device).stem}-{self.budget}-{self.mode}"
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+@dataclass
+class Candidate:
+    """One evaluated architecture."""
+
+    arch: str
+    accuracy: float | None
+    latency_ms: float
+    trial: int
+
+    def feasible(self, budget_ms: float) -> bool:
+        return self.latency_ms <= budget_ms
+
+
+@dataclass
+class SearchResult:
+    config: SearchConfig
+    study: optuna.Study
+    budget_ms: float
+    run_dir: Path
+    best: Candidate | None
+    ranked: list[Candidate]  # feasible, most accurate first
+    closest: list[Candidate]  # when nothing is feasible: the fastest proposals
+    pareto: list[Candidate]
+    notes: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise QuadnasError(f"unknown sampler '{name}': use one of {', '.join(SAMPLERS)}")
+
+
+class Objective:
+    """Proposes an arch per trial, predicts its latency, evaluates accuracy if it can fit."""
+
+    def __init__(self, space: SearchSpace, predictor: LatencyPredictor, accuracy: Callable[[Arch], float],
+                 budget_ms: float, mode: str, reward_exponent: float):
+        self.space, self.predictor, self.accuracy = space, predictor, accuracy
+        self.budget_ms, self.mode, self.reward_exponent = budget_ms, mode, reward_exponent
+        self.tokens = [str(c) for c in space.choices]
+
+    def propose(self, trial: optuna.Trial) -> Arch:
+        picks = [trial.suggest_categorical(f"b{i:02d}", self.tokens) for i in range(self.space.num_blocks)]
+        return self.space.parse("-".join(picks))
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        arch = self.propose(trial)
+        latency = float(self.predictor.predict(arch))
+        trial.set_user_attr("arch", str(arch))
+        trial.set_user_attr("latency_ms", latency)
+        if self.mode == "constrained":
+            trial.set_constraint("latency", (latency - self.budget_ms) / self.budget_ms)
+            if latency > self.budget_ms:
+                trial.set_user_attr("evaluated", False)
+                return 0.0  # not evaluated: the predictor already rejects it
+        acc = self._accuracy(trial, arch)
+        if self.mode == "pareto":
+            return acc, latency
+        if self.mode == "reward":
+            return acc * (latency / self.budget_ms) ** self.reward_exponent
+        return acc
+
+    def _accuracy(self, trial: optuna.Trial, arch: Arch) -> float:
+        """Accuracy, reused from an earlier trial of the study when any worker evaluated this arch."""
+        for done in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if done.user_attrs.get("arch") == str(arch) and "accuracy" in done.user_attrs:
+                trial.set_user_attr("reused_from", done.number)
+                acc = done.user_attrs["accuracy"]
+                break
+        else:
+            acc = float(self.accuracy(arch))
+        trial.set_user_attr("accuracy", acc)
+        trial.set_user_attr("evaluated", True)
+        return acc
+
+
+def check_budget(predictor: LatencyPredictor, budget_ms: float, device: str) -> list[str]:
+    """Errors below the fastest arch; a note above the slowest."""
+    (_, fastest), (_, slowest) = predictor.fastest(), predictor.slowest()
+    feasible = f"{fastest:.2f}–{slowest:.2f} ms"
+    if budget_ms < fastest:
+        raise QuadnasError(
+            f"budget {budget_ms:.3g} ms is below the fastest arch of the space on '{device}' "
+            f"({fastest:.2f} ms): choose a budget in the feasible range {feasible}"
+        )
+    if budget_ms >= slowest:
+        return [f"budget {budget_ms:.3g} ms is above the slowest arch on '{device}' ({slowest:.2f} ms): it does not bind"]
+    return []
+
+
+def candidates(study: optuna.Study) -> list[Candidate]:
+    """Every completed trial that has an arch."""
+    return [
+        Candidate(t.user_attrs["arch"], t.user_attrs.get("accuracy"), t.user_attrs["latency_ms"], t.number)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if "arch" in t.user_attrs
+    ]
+
+
+def pareto_front(items: list[Candidate]) -> list[Candidate]:
+    """Evaluated candidates no other one beats on both accuracy and latency, fastest first."""
+    front: list[Candidate] = []
+    for c in sorted((c for c in items if c.accuracy is not None), key=lambda c: (c.latency_ms, -c.accuracy)):
+        if not front or c.accuracy > front[-1].accuracy:
+            front.append(c)
+    return front
+
+
+def rank_feasible(items: list[Candidate], budget_ms: float) -> list[Candidate]:
+    """Distinct evaluated archs under the budget, most accurate (then fastest) first."""
+    seen: dict[str, Candidate] = {}
+    for c in items:
+        if c.accuracy is not None and c.feasible(budget_ms):
+            seen.setdefault(c.arch, c)
+    return sorted(seen.values(), key=lambda c: (-c.accuracy, c.latency_ms))
+
+
+def search(
+    config: SearchConfig | None = None,
+    progress: bool = False,
+    notify: Callable[[str], None] = lambda _: None,
+    **overrides,
+) -> SearchResult:
+    """Run or resume the study that `config` (plus keyword overrides) describes."""
+    config = SearchConfig.model_validate({**(config.model_dump() if config else {}), **overrides})
+    space = SearchSpace.load(config.space)
+    space.check_resolution(config.resolution)
+    budget_ms = parse_budget(config.budget)
+    predictor = LatencyPredictor(load_table(config.device), space)
+    notes = check_budget(predictor, budget_ms, config.device)
+    for note in notes:
+        notify(note)
+
+    run_dir = Path(config.runs_dir) / config.study_name()
+    storage = open_storage(config.storage or default_storage_url(run_dir))
+    directions = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
+    study = _open_study(storage, config, directions, space, budget_ms)
+
+    dataset = load_dataset(config.data, config.resolution, progress=progress)
+    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress, notify)
+    evaluator = Evaluator(supernet, dataset)
+    study.set_user_attr("checkpoint", str(checkpoint))
+
+    objective = Objective(space, predictor, evaluator.accuracy, budget_ms, config.mode, config.reward_exponent)
+    remaining = config.trials - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if remaining > 0:
+        _optimize(study, objective, config.trials, remaining, progress)
+
+    items = candidates(study)
+    ranked = rank_feasible(items, budget_ms)
+    closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
+    result = SearchResult(config, study, budget_ms, run_dir, ranked[0] if ranked else None, ranked,
+                          closest, pareto_front(items), notes)
+    result.files = write_results(result, predictor, checkpoint, checkpoint_hash(checkpoint))
+    return result
+
+
+def _open_study(storage, config: SearchConfig, directions: list[str], space: SearchSpace,
+                budget_ms: float) -> optuna.Study:
+    """Create the study or resume it; refuse to mix a study with other search settings."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=storage, study_name=config.study_name(), directions=directions,
+        sampler=make_sampler(config.sampler, config.seed), load_if_exists=True,
+    )
+    identity = {"space_fingerprint": space.fingerprint(), "device": config.device, "budget_ms": budget_ms,
+                "mode": config.mode, "data": config.data}
+    stored = {k: study.user_attrs.get(k) for k in identity}
+    if all(v is None for v in stored.values()):
+        for key, value in identity.items():
+            study.set_user_attr(key, value)
+    elif stored != identity:
+        diff = ", ".join(f"{k}: {stored[k]} (stored) vs {identity[k]}" for k in identity if stored[k] != identity[k])
+        raise QuadnasError(
+            f"study '{config.study_name()}' was created with other settings ({diff}): "
+            f"pass --study NEW_NAME to start another study"
+        )
+    return study
+
+
+def _optimize(study: optuna.Study, objective: Objective, total: int, remaining: int, progress: bool) -> None:
+    stop = optuna.study.MaxTrialsCallback(total, states=(optuna.trial.TrialState.COMPLETE,))
+    if not progress:
+        study.optimize(objective, n_trials=remaining, callbacks=[stop])
+        return
+    from rich.progress import Progress
+
+    with Progress(*Progress.get_default_columns(), "{task.fields[best]}", transient=False) as bar:
+        task = bar.add_task("search", total=remaining, best="")
+
+        def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            acc = trial.user_attrs.get("accuracy")
+            shown = f"last {trial.user_attrs.get('latency_ms', 0):.2f} ms" + (f", acc {acc:.3f}" if acc is not None else "")
+            bar.update(task, advance=1, best=shown)
+
+        study.optimize(objective, n_trials=remaining, callbacks=[stop, advance])

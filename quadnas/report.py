@@ -1,0 +1,95 @@
+"""Search results on disk: best.yaml, trials.csv, pareto.csv and pareto.png."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from quadnas import __version__  # noqa: E402
+
+if TYPE_CHECKING:
+    from quadnas.controller import Candidate, SearchResult
+    from quadnas.latency.predictor import LatencyPredictor
+
+
+def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpoint: Path,
+                  checkpoint_hash: str) -> dict[str, Path]:
+    """Write every result file into the study's run folder; returns their paths."""
+    out = result.run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / name for name in ("best.yaml", "trials.csv", "pareto.csv", "pareto.png")}
+    trials = result.study.trials_dataframe()
+    trials.to_csv(paths["trials.csv"], index=False)
+    pd.DataFrame([asdict(c) for c in result.pareto]).to_csv(paths["pareto.csv"], index=False)
+    pareto_plot(result, paths["pareto.png"])
+    if result.best is None:
+        paths.pop("best.yaml")
+        return paths
+    paths["best.yaml"].write_text(yaml.safe_dump(best_record(result, predictor, checkpoint, checkpoint_hash), sort_keys=False))
+    return paths
+
+
+def best_record(result: "SearchResult", predictor: "LatencyPredictor", checkpoint: Path, checkpoint_hash: str) -> dict:
+    """Everything needed to rebuild, export and trust the best arch."""
+    best, cfg, meta = result.best, result.config, predictor.table.meta
+    arch = predictor.space.parse(best.arch)
+    breakdown = predictor.breakdown(arch)
+    return {
+        "arch": best.arch,
+        "accuracy": round(best.accuracy, 6),
+        "latency_ms": round(best.latency_ms, 4),
+        "budget_ms": result.budget_ms,
+        "budget_share": round(best.latency_ms / result.budget_ms, 4),
+        "latency_breakdown": [{"op": str(row.op), "ms": round(float(row.ms), 5)} for row in breakdown.itertuples()],
+        "device": cfg.device,
+        "table": {
+            "name": meta.device,
+            "path": str(predictor.table.path) if predictor.table.path else None,
+            "provenance": meta.provenance,
+            "backend": meta.backend,
+            "method": meta.method,
+        },
+        "space": {"name": predictor.space.name, "path": predictor.space.source,
+                  "fingerprint": predictor.space.fingerprint()},
+        "data": cfg.data,
+        "resolution": cfg.resolution,
+        "supernet": {"checkpoint": str(checkpoint), "sha256_16": checkpoint_hash},
+        "study": {"name": result.study.study_name, "trial": best.trial, "mode": cfg.mode, "sampler": cfg.sampler,
+                  "trials": len(result.study.trials)},
+        "quadnas_version": __version__,
+    }
+
+
+def pareto_plot(result: "SearchResult", path: Path) -> None:
+    """Accuracy vs predicted latency: feasible and infeasible trials, the front, the budget line."""
+    from quadnas.controller import candidates
+
+    items = [c for c in candidates(result.study) if c.accuracy is not None]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for feasible, colour, label in ((True, "tab:blue", "within budget"), (False, "tab:red", "over budget")):
+        group = [c for c in items if c.feasible(result.budget_ms) == feasible]
+        ax.scatter([c.latency_ms for c in group], [c.accuracy for c in group], s=14, c=colour, alpha=0.6, label=label)
+    front = result.pareto
+    ax.step([c.latency_ms for c in front], [c.accuracy for c in front], where="post", c="k", lw=1, label="Pareto front")
+    ax.axvline(result.budget_ms, c="tab:green", ls="--", label=f"budget {result.budget_ms:g} ms")
+    if result.best:
+        _mark(ax, result.best)
+    ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
+    ax.set_ylabel("validation accuracy (inherited weights)")
+    ax.set_title(f"{result.study.study_name}: {len(result.study.trials)} trials")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _mark(ax, best: "Candidate") -> None:
+    ax.scatter([best.latency_ms], [best.accuracy], marker="*", s=160, c="gold", edgecolors="k", zorder=5, label="best")
