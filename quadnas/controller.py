@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
+import numpy as np
 import optuna
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,7 +22,7 @@ from quadnas.budget import parse_budget
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.evaluate import Evaluator
-from quadnas.latency.devices import load_table
+from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.report import write_results
 from quadnas.space import Arch, SearchSpace
@@ -33,6 +34,7 @@ Mode = Literal["constrained", "pareto", "reward"]
 SamplerName = Literal["tpe", "nsga2", "gp", "random"]
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 MODES = ("constrained", "pareto", "reward")
+SEED_TRIALS = 10  # predictor-chosen archs a new study starts with (TPE's start-up count)
 
 
 class SearchConfig(BaseModel):
@@ -122,6 +124,41 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise QuadnasError(f"unknown sampler '{name}': use one of {', '.join(SAMPLERS)}")
 
 
+class SeededSampler(optuna.samplers.BaseSampler):
+    """Trials 0..n-1 take the given params; later trials ask `base`.
+
+    Keyed by trial number, which the storage hands out once, so workers that start a
+    study together still run each seed once.
+    """
+
+    def __init__(self, base: optuna.samplers.BaseSampler, seeds: list[dict[str, str]]):
+        self.base, self.seeds = base, seeds
+
+    def _seed(self, trial: optuna.trial.FrozenTrial) -> dict[str, str] | None:
+        return self.seeds[trial.number] if trial.number < len(self.seeds) else None
+
+    def infer_relative_search_space(self, study, trial):
+        return {} if self._seed(trial) else self.base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return {} if self._seed(trial) else self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        seed = self._seed(trial)
+        if seed:
+            return seed[param_name]
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial):
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+
 class Objective:
     """Proposes an arch per trial, predicts its latency, evaluates accuracy if it can fit."""
 
@@ -134,6 +171,11 @@ class Objective:
     def propose(self, trial: optuna.Trial) -> Arch:
         picks = [trial.suggest_categorical(f"b{i:02d}", self.tokens) for i in range(self.space.num_blocks)]
         return self.space.parse("-".join(picks))
+
+    @staticmethod
+    def params(arch: Arch) -> dict[str, str]:
+        """The trial parameters that propose `arch`."""
+        return {f"b{i:02d}": str(b) for i, b in enumerate(arch.blocks)}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         arch = self.propose(trial)
@@ -164,6 +206,30 @@ class Objective:
         trial.set_user_attr("accuracy", acc)
         trial.set_user_attr("evaluated", True)
         return acc
+
+
+def seed_archs(space: SearchSpace, predictor: LatencyPredictor, limit_ms: float, n: int, seed: int) -> list[Arch]:
+    """`n` archs spread evenly over the latency range up to `limit_ms`, to start a study with.
+
+    Uniform sampling rarely lands under a tight budget (each block has 6 of 7 choices that
+    cost time), so candidates draw each block's identity probability from U(0, 1) and the
+    predictor, which scores about a million archs a second, keeps those that fit.
+    """
+    rng = np.random.default_rng(seed)
+    identity = [j for j, c in enumerate(space.choices) if c.is_identity]
+    others = np.array([j for j, c in enumerate(space.choices) if not c.is_identity])
+    picks = others[rng.integers(len(others), size=(20_000, space.num_blocks))]
+    if identity:
+        skip = rng.random((20_000, space.num_blocks)) < rng.random((20_000, 1))
+        picks = np.where(skip, identity[0], picks)
+    picks = np.unique(picks, axis=0)
+    latency = predictor.predict_many(picks)
+    fits = np.flatnonzero(latency <= limit_ms)
+    if len(fits) == 0:
+        return []
+    ordered = fits[np.argsort(latency[fits])]
+    chosen = ordered[np.unique(np.linspace(0, len(ordered) - 1, n).round().astype(int))]
+    return [Arch(tuple(space.choices[j] for j in picks[i])) for i in chosen]
 
 
 def check_budget(predictor: LatencyPredictor, budget_ms: float, device: str) -> list[str]:
@@ -218,7 +284,7 @@ def search(
     space = SearchSpace.load(config.space)
     space.check_resolution(config.resolution)
     budget_ms = parse_budget(config.budget)
-    predictor = LatencyPredictor(load_table(config.device), space)
+    predictor = LatencyPredictor(load_device_table(config.device), space)
     notes = check_budget(predictor, budget_ms, config.device)
     for note in notes:
         notify(note)
@@ -226,7 +292,7 @@ def search(
     run_dir = Path(config.runs_dir) / config.study_name()
     storage = open_storage(config.storage or default_storage_url(run_dir))
     directions = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
-    study = _open_study(storage, config, directions, space, budget_ms)
+    study = _open_study(storage, config, directions, space, predictor, budget_ms)
 
     dataset = load_dataset(config.data, config.resolution, progress=progress)
     supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress, notify)
@@ -248,12 +314,14 @@ def search(
 
 
 def _open_study(storage, config: SearchConfig, directions: list[str], space: SearchSpace,
-                budget_ms: float) -> optuna.Study:
+                predictor: LatencyPredictor, budget_ms: float) -> optuna.Study:
     """Create the study or resume it; refuse to mix a study with other search settings."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    limit = budget_ms if config.mode == "constrained" else predictor.slowest()[1]
+    seeds = [Objective.params(a) for a in seed_archs(space, predictor, limit, SEED_TRIALS, config.seed)]
     study = optuna.create_study(
         storage=storage, study_name=config.study_name(), directions=directions,
-        sampler=make_sampler(config.sampler, config.seed), load_if_exists=True,
+        sampler=SeededSampler(make_sampler(config.sampler, config.seed), seeds), load_if_exists=True,
     )
     identity = {"space_fingerprint": space.fingerprint(), "device": config.device, "budget_ms": budget_ms,
                 "mode": config.mode, "data": config.data}

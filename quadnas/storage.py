@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from sqlalchemy.exc import ArgumentError
 
 from quadnas.errors import QuadnasError
 
@@ -20,6 +23,28 @@ def default_storage_url(study_dir: Path) -> str:
     return f"sqlite:///{(study_dir / 'study.db').resolve()}"
 
 
+def _rdb_storage(url: str, attempts: int = 3) -> RDBStorage:
+    """Workers that start together race to create the schema; the loser retries once it exists."""
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental; they are what we need
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                    engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+                )
+        except (ImportError, ValueError, ArgumentError):
+            raise  # a missing driver or a malformed URL does not heal by waiting
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def open_storage(spec: str) -> optuna.storages.BaseStorage:
     """An RDB URL (`sqlite:///…`, `postgresql://…`, `mysql://…`) or a journal file path.
 
@@ -28,18 +53,12 @@ def open_storage(spec: str) -> optuna.storages.BaseStorage:
     """
     if "://" in spec:
         try:
-            return RDBStorage(
-                spec,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-                engine_kwargs={"pool_pre_ping": True} if not spec.startswith("sqlite") else None,
-            )
+            return _rdb_storage(spec)
         except Exception as e:  # SQLAlchemy raises many types: driver missing, refused, bad URL
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise QuadnasError(
                 f"cannot open storage '{spec}': {reason[:200]} — check the URL, that the server runs "
-                f"and its driver is installed (PostgreSQL: pip install "quadnas[postgres]")"
+                f"and its driver is installed (PostgreSQL: pip install 'quadnas[postgres]')"
             ) from None
     path = Path(spec)
     if path.is_dir() or not path.parent.exists():

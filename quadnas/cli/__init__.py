@@ -11,6 +11,8 @@ import importlib
 import pkgutil
 import sys
 
+from rich.markup import escape
+
 from quadnas import __version__
 from quadnas.cli.common import err_console
 from quadnas.errors import QuadnasError
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except QuadnasError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished work is saved; rerun the same command to resume")

@@ -1,0 +1,131 @@
+"""`quadnas export`: a searched arch as a standalone network (PyTorch, ONNX, OpenVINO IR) with a model card."""
+
+from __future__ import annotations
+
+import argparse
+
+from quadnas.cli.common import console, err_console, positive_int
+
+EXIT_OVER_BUDGET = 1
+VERIFY_FLAGS = ("--backend", "--device", "--threads", "--clock", "--budget", "--rounds", "--warn-only")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export an arch as a standalone network (torch, onnx, openvino)",
+        description="Build the standalone QuadraNet of a search result (or of --arch), with weights inherited "
+        "from the supernet checkpoint (or --init random for latency work), optionally fine-tune it, write it "
+        "in one format with a YAML sidecar and MODEL.md beside it, and check the written file against PyTorch.",
+    )
+    p.add_argument("result", nargs="?", help="runs/<study>/best.yaml of a search")
+    p.add_argument("--arch", help="an arch instead of a search result, e.g. k3e2-k7e4-id-...")
+    p.add_argument("--space", help="search space name or YAML (default: the result's, else quadranet-t)")
+    p.add_argument("--checkpoint", help="supernet checkpoint (default: the one the search used)")
+    p.add_argument("--init", default="inherit", help="inherit (weights from the checkpoint, default) or random")
+    p.add_argument("--seed", type=int, default=0, help="seed of --init random and of fine-tuning")
+    p.add_argument("--format", help="torch, onnx or openvino (default: from the --out suffix)")
+    p.add_argument("--out", required=True, help="output file: model.pt, model.onnx or model.xml (+ .bin)")
+    p.add_argument("--resolution", type=positive_int,
+                   help="input resolution of the export (default: the space's deployment resolution)")
+    p.add_argument("--finetune-epochs", type=positive_int, help="fine-tune stand-alone for N epochs first")
+    p.add_argument("--data", help="data to fine-tune on (default: the checkpoint's)")
+    p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (AdamW, cosine; default 5e-4)")
+    p.add_argument("--verify-latency", action="store_true",
+                   help="time the export here and compare it with the predicted latency and the budget")
+    p.add_argument("--backend", help="onnxruntime or openvino (default: the table's backend, else onnxruntime)")
+    p.add_argument("--device", help="latency table to compare with (default: the search's device)")
+    p.add_argument("--threads", type=positive_int, help="runtime threads (default: the table's, else 1)")
+    p.add_argument("--clock", help="wall (latency) or cpu (CPU time, 1 thread; steadier on a busy machine); "
+                   "default: the table's, else wall")
+    p.add_argument("--budget", help="latency budget with a unit, e.g. 30ms (default: the search's)")
+    p.add_argument("--rounds", type=positive_int,
+                   help="timed rounds of >= 50 ms (one call or more) after warm-up (default 30)")
+    p.add_argument("--warn-only", action="store_true", help="only warn when the measured latency is over budget")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from quadnas.budget import parse_budget
+    from quadnas.errors import QuadnasError
+    from quadnas.export import (
+        FORMATS,
+        SUFFIXES,
+        build_model,
+        export_model,
+        finetune,
+        import_openvino,
+        output_path,
+        verify_latency,
+    )
+    from quadnas.model_card import write_model_card
+
+    if bool(args.result) == bool(args.arch):
+        raise QuadnasError("give either a search result (runs/<study>/best.yaml) or --arch TEXT, not both or neither")
+    fmt = args.format or next((f for f in FORMATS if args.out.lower().endswith(SUFFIXES[f])), None)
+    if fmt is None:
+        raise QuadnasError(f"cannot tell the format of --out {args.out}: pass --format ({', '.join(FORMATS)})")
+    out = output_path(fmt, args.out)
+    if fmt == "openvino":
+        import_openvino()
+    if args.data and not args.finetune_epochs:
+        raise QuadnasError("--data only applies to fine-tuning: add --finetune-epochs N or drop --data")
+    if args.checkpoint and args.init == "random":
+        raise QuadnasError("--init random uses no checkpoint: drop --checkpoint, or drop --init random to inherit")
+    unused = [flag for flag in VERIFY_FLAGS if getattr(args, flag.lstrip("-").replace("-", "_")) not in (None, False)]
+    if unused and not args.verify_latency:
+        raise QuadnasError(f"{', '.join(unused)} only apply with --verify-latency: add it or drop them")
+    budget_ms = parse_budget(args.budget) if args.budget else None
+
+    source = build_model(args.result or args.arch, space=args.space, checkpoint=args.checkpoint,
+                         init=args.init, seed=args.seed)
+    if args.finetune_epochs:
+        source = finetune(source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=True)
+    result = export_model(source, fmt, out, resolution=args.resolution)
+    written = ", ".join(str(p) for p in result.files)
+    console.print(f"wrote {written}", highlight=False, soft_wrap=True)
+    console.print(f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
+                  f"(batch {', '.join(str(b) for b in result.parity)})", highlight=False)
+    if source.accuracy is not None:
+        console.print(f"accuracy {source.accuracy:.4f} ({source.accuracy_on})", highlight=False, soft_wrap=True)
+
+    check = None
+    if args.verify_latency:
+        check = verify_latency(source, result, device=args.device, backend=args.backend, threads=args.threads,
+                               budget_ms=budget_ms, rounds=args.rounds, clock=args.clock)
+        show_check(check)
+    card = write_model_card(source, result, check)
+    console.print(f"model card: {card}", highlight=False)
+    if check is not None and check.passed is False:
+        message = (f"measured {check.measured_ms:.3f} ms exceeds the budget {check.budget_ms:g} ms by more than "
+                   f"the table's calibration error ({check.limit_ms:.3f} ms allowed)")
+        if args.warn_only:
+            err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+            return 0
+        err_console.print(f"[bold red]over budget:[/] {message}; pass --warn-only to accept", highlight=False,
+                          soft_wrap=True)
+        return EXIT_OVER_BUDGET
+    return 0
+
+
+def show_check(check) -> None:
+    """Measured vs predicted vs budget, as a small table."""
+    from rich.table import Table
+
+    b = check.backend
+    view = Table("", "ms", "", title=f"latency: {b['backend']} {b['backend_version']} on {b['device']}, "
+                 f"{b['threads']} thread(s), {b['clock']} clock")
+    view.add_row("measured", f"{check.measured_ms:.3f}", f"median of {check.runs} (p10 {check.p10_ms:.3f}, "
+                 f"p90 {check.p90_ms:.3f}); {check.measured_what}")
+    if check.predicted_ms is not None:
+        error = "unknown" if check.tolerance_pct is None else f"{check.tolerance_pct:.1f}%"
+        view.add_row("predicted", f"{check.predicted_ms:.3f}",
+                     f"{check.table} ({check.table_provenance}); {check.error_pct:+.1f}% vs measured; "
+                     f"calibration error {error}")
+    if check.budget_ms is not None:
+        verdict = {None: "not gated", True: "within", False: "OVER"}[check.passed]
+        view.add_row("budget", f"{check.budget_ms:g}",
+                     f"limit {check.limit_ms:.3f} with the calibration error: {verdict}")
+    console.print(view)
+    if check.note:
+        console.print(f"[yellow]note:[/] {check.note}", highlight=False, soft_wrap=True)

@@ -1,0 +1,72 @@
+"""`quadnas predict`: the latency of an arch on a device, its breakdown, the space's range."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from quadnas.cli.common import console
+from quadnas.errors import QuadnasError
+from quadnas.latency.devices import load_device_table
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.table import LatencyTable
+from quadnas.space import SearchSpace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict an arch's latency on a device",
+        description="Predict latency from a latency table: `quadnas predict --device vpu --arch k3e2-...`.",
+    )
+    parser.add_argument("--device", required=True,
+                        help="cpu, vpu, gpu, a table name (see `quadnas tables`) or a table CSV path")
+    parser.add_argument("--arch", help="architecture, one token per block: k{kernel}e{expansion} or id, joined by -")
+    parser.add_argument("--space", help="search space YAML or name (default: the table's space)")
+    parser.add_argument("--breakdown", action="store_true", help="show the latency of every op")
+    parser.add_argument("--range", action="store_true", help="show the fastest and slowest arch of the space")
+    parser.set_defaults(func=run)
+
+
+def format_ms(ms: float) -> str:
+    return f"{ms:.2f} ms" if ms >= 1 else f"{ms:.3f} ms"
+
+
+def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
+    """The space given, else the one the table was made for."""
+    if space is not None:
+        return SearchSpace.load(space)
+    try:
+        return SearchSpace.load(table.meta.space)
+    except QuadnasError:
+        raise QuadnasError(f"table {table.name} was made for space '{table.meta.space}', which is not shipped: "
+                           "give its YAML with --space") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.arch and not args.range:
+        raise QuadnasError("nothing to predict: give --arch ARCH (e.g. k3e2-k7e4-id-...) and/or --range")
+    table = load_device_table(args.device)
+    space = table_space(table, args.space)
+    predictor = LatencyPredictor(table, space)
+    meta = table.meta
+    calibration = meta.calibration
+    error = (f"; expected error {calibration.mape_pct:.1f}% mean, {calibration.max_err_pct:.1f}% max"
+             if calibration.mape_pct is not None and calibration.max_err_pct is not None else "")
+    context = (f"[dim]{table.name}: {meta.provenance}, {meta.backend} {meta.precision}, batch {meta.batch}, "
+               f"space {space.name}{error}[/]")
+    if args.arch:
+        arch = space.parse(args.arch)
+        console.print(format_ms(predictor.predict(arch)), highlight=False)
+        console.print(context, highlight=False, soft_wrap=True)
+        if args.breakdown:
+            view = Table("op", "ms", "share", title=f"{arch} on {table.name}")
+            for row in predictor.breakdown(arch).itertuples():
+                view.add_row(row.op, f"{row.ms:.3f}", f"{100 * row.share:.1f}%")
+            console.print(view)
+    if args.range:
+        if not args.arch:
+            console.print(context, highlight=False, soft_wrap=True)
+        for label, (arch, ms) in (("fastest", predictor.fastest()), ("slowest", predictor.slowest())):
+            console.print(f"{label}: {format_ms(ms)}  {arch}", highlight=False, soft_wrap=True)
+    return 0

@@ -1,0 +1,150 @@
+"""`quadnas profile`: measure this machine's latency table; `profile kit` / `profile import` for other devices."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+from quadnas.cli.common import console, positive_int
+from quadnas.errors import QuadnasError
+from quadnas.latency.backends import BACKENDS, get_backend
+from quadnas.latency.devices import user_tables_dir
+from quadnas.latency.kit import import_results, write_kit
+from quadnas.latency.kit_runner import CLOCK_CHOICES
+from quadnas.latency.profile import ProfileSettings, profile, space_at
+from quadnas.latency.table import LatencyTable
+from quadnas.space import SearchSpace
+
+DEFAULTS = ProfileSettings()
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "profile", help="measure a latency table on this machine (or: profile kit / profile import)",
+        description="Measure every op spec of a search space on a backend and write a latency table "
+                    "(resumable: rerun the same command after an interruption).",
+    )
+    parser.add_argument("--backend", default="onnxruntime", help=f"one of {', '.join(BACKENDS)} (default onnxruntime)")
+    parser.add_argument("--target", default=None,
+                        help="OpenVINO device (CPU, GPU, NPU), onnxruntime provider (CPU, CUDA) or torch device (cpu, cuda)")
+    parser.add_argument("--threads", default="1", help="fixed number of threads (default 1)")
+    parser.add_argument("--clock", choices=CLOCK_CHOICES, default="auto",
+                        help="wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on an idle CPU "
+                             "but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall")
+    parser.add_argument("--name", default=None, help=f"table name: writes {user_tables_dir()}/NAME.csv")
+    parser.add_argument("--out", type=Path, default=None, help="write the table to this path instead")
+    _add_space_args(parser)
+    _add_schedule_args(parser)
+    parser.add_argument("--restart", action="store_true", help="measure anew instead of resuming an existing table")
+    parser.set_defaults(func=run_profile)
+
+    sub = parser.add_subparsers(dest="profile_command", metavar="{kit,import}")
+    kit = sub.add_parser("kit", help="write a portable profiling kit for a device without quadnas",
+                         description="Export the op specs and calibration networks to ONNX with a self-contained "
+                                     "runner (python run.py on the device; needs numpy plus onnxruntime or openvino).")
+    kit.add_argument("--out", dest="kit_out", type=Path, required=True, help="kit directory")
+    _add_space_args(kit)
+    _add_schedule_args(kit)
+    kit.set_defaults(func=run_kit)
+
+    imp = sub.add_parser("import", help="turn a kit's results.csv into a latency table")
+    imp.add_argument("results", type=Path, help="the results.csv that run.py wrote")
+    imp.add_argument("--kit", type=Path, default=None, help="the kit directory (default: where results.csv is)")
+    imp.add_argument("--name", dest="import_name", default=None, help="table name (default: from the device)")
+    imp.add_argument("--out", dest="import_out", type=Path, default=None, help="write the table to this path")
+    imp.set_defaults(func=run_import)
+
+
+def _add_space_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", default=None, help="search space YAML or shipped name (default quadranet-t)")
+    parser.add_argument("--resolution", type=int, default=None, help="input resolution (default: the space's)")
+
+
+def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    parser.add_argument("--rounds", type=positive_int, default=d.rounds, help=f"timed rounds per op (default {d.rounds})")
+    parser.add_argument("--round-ms", type=positive_float, default=d.round_ms,
+                        help=f"minimum length of a round in ms: short ops repeat more (default {d.round_ms:g})")
+    parser.add_argument("--window", type=positive_int, default=d.window,
+                        help=f"ops measured interleaved at a time (default {d.window})")
+    parser.add_argument("--calibration-nets", "--networks", dest="networks", type=positive_int, default=d.networks,
+                        help=f"random whole networks for the calibration (default {d.networks})")
+    parser.add_argument("--network-rounds", type=positive_int, default=d.network_rounds,
+                        help=f"timed rounds per calibration network (default {d.network_rounds})")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of the op order and the networks")
+
+
+def _settings(args: argparse.Namespace) -> ProfileSettings:
+    return ProfileSettings(rounds=args.rounds, round_ms=args.round_ms, window=args.window, networks=args.networks,
+                           network_rounds=args.network_rounds, seed=args.seed)
+
+
+def _space(args: argparse.Namespace) -> SearchSpace:
+    return space_at(SearchSpace.load(args.space), args.resolution)
+
+
+def table_path(name: str | None, out: Path | None) -> Path:
+    """`--out` if given, else the user table of `--name`."""
+    if out is not None:
+        return out
+    if not name:
+        raise QuadnasError(f"name the table: --name NAME (writes {user_tables_dir()}/NAME.csv) or --out PATH")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise QuadnasError(f"table name '{name}' may hold only letters, digits, '.', '_' and '-': "
+                           "use --out PATH to write elsewhere")
+    return user_tables_dir() / f"{name}.csv"
+
+
+def _summary(table: LatencyTable, seconds: float | None = None) -> None:
+    c = table.meta.calibration
+    took = f" in {seconds:.0f} s" if seconds is not None else ""
+    console.print(f"[green]wrote[/] {table.path}: {len(table)} op specs{took}")
+    error = f", held-out error {c.mape_pct:.1f}% mean, {c.max_err_pct:.1f}% max" if c.mape_pct is not None else ""
+    console.print(f"calibration on {c.networks} networks: measured = {c.a:.4f} x sum + {c.b_ms:.3f} ms{error}")
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    out = table_path(args.name, args.out)
+    space = _space(args)
+    backend = get_backend(args.backend, args.target, args.threads, clock=args.clock)
+    console.print(f"profiling space '{space.name}' ({len(space.all_op_specs())} op specs, "
+                  f"{space.config.resolution}px) on {backend.name} {backend.version} / {backend.target} "
+                  f"({backend.device_name}), {backend.threads} thread(s), {backend.clock} clock -> {out}")
+    start = time.perf_counter()
+    table = profile(space, backend, out, _settings(args), restart=args.restart, progress=True)
+    _summary(table, time.perf_counter() - start)
+    return 0
+
+
+def run_kit(args: argparse.Namespace) -> int:
+    space = _space(args)
+    manifest = write_kit(args.kit_out, space, _settings(args), progress=True)
+    console.print(f"[green]wrote[/] kit {manifest.parent} ({len(space.all_op_specs())} op specs, {args.networks} networks)")
+    console.print(f"on the device: python {manifest.parent}/run.py --backend onnxruntime|openvino --device CPU "
+                  f"--threads 1; then here: quadnas profile import {manifest.parent}/results.csv --name NAME")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    table = import_results(args.results, args.kit)
+    name = args.import_name or _slug(f"{table.meta.device}-{table.meta.backend}-{table.meta.target}")
+    table.write(table_path(name, args.import_out))
+    _summary(table)
+    return 0
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,50 @@
+"""`quadnas tables`: every latency table (user and shipped) with its provenance and expected error."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich import box
+from rich.table import Table
+
+from quadnas.cli.common import console
+from quadnas.latency.devices import SHIPPED_TABLES_DIR, list_tables, user_tables_dir
+from quadnas.latency.table import LatencyTable
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tables", help="list latency tables",
+        description="List the latency tables `--device` can name: user tables first, then the shipped ones.",
+    )
+    parser.set_defaults(func=run)
+
+
+def expected_error(table: LatencyTable) -> str:
+    """Mean / max % error of the calibration (fit error for estimated tables) and its network count."""
+    c = table.meta.calibration
+    if c.mape_pct is None or c.max_err_pct is None:
+        return "unknown"
+    return f"{c.mape_pct:.1f}/{c.max_err_pct:.1f} ({c.networks} nets)"
+
+
+def run(args: argparse.Namespace) -> int:
+    tables = list_tables()
+    rows = []
+    for table in tables:
+        m = table.meta
+        where = "shipped" if table.path is not None and table.path.parent == SHIPPED_TABLES_DIR else "user"
+        rows.append((table.name, m.device, ", ".join(m.aliases), f"{m.backend} {m.precision}", m.provenance,
+                     m.created.strftime("%Y-%m-%d"), expected_error(table), where))
+    view = Table(title="latency tables", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    headers = ("name", "device", "aliases", "backend", "provenance", "created", "error % mean/max", "where")
+    for i, header in enumerate(headers):
+        keep = header in ("name", "device", "created")  # never folded: these are what a user types or sorts by
+        width = max([len(header)] + [len(r[i]) for r in rows]) if keep else None
+        view.add_column(header, no_wrap=keep, min_width=width, overflow="fold")
+    for row in rows:
+        view.add_row(*row)
+    console.print(view)
+    console.print(f"[dim]user tables: {user_tables_dir()} (QUADNAS_TABLES overrides); "
+                  f"shipped: {SHIPPED_TABLES_DIR}[/]", highlight=False, soft_wrap=True)
+    return 0

@@ -1,0 +1,49 @@
+"""Accuracy of a subnet with the weights it inherits from the supernet, cached per arch.
+
+The network has LayerNorm only (no BatchNorm), so inherited weights need no
+statistics recalibration before evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from quadnas.space import Arch
+from quadnas.supernet.supernet import Supernet
+
+if TYPE_CHECKING:
+    from quadnas.data import Dataset
+
+
+class Evaluator:
+    """Top-1 validation accuracy of archs of one supernet on one dataset."""
+
+    def __init__(self, supernet: Supernet, dataset: "Dataset", batch_size: int = 512):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.supernet, self.dataset, self.batch_size = supernet, dataset, batch_size
+        self.cache: dict[Arch, float] = {}
+
+    def accuracy(self, arch: Arch) -> float:
+        """Fraction of validation images `arch` classifies correctly (0..1)."""
+        if arch not in self.cache:
+            self.cache[arch] = self._measure(arch)
+        return self.cache[arch]
+
+    def _measure(self, arch: Arch) -> float:
+        x, y = self.dataset.val.tensors
+        if len(y) == 0:
+            raise ValueError(f"dataset '{self.dataset.name}' has no validation images")
+        was_training = self.supernet.training
+        self.supernet.eval()
+        correct = 0
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(y), self.batch_size):
+                    logits = self.supernet(x[start : start + self.batch_size], arch)
+                    correct += int((logits.argmax(1) == y[start : start + self.batch_size]).sum())
+        finally:
+            self.supernet.train(was_training)
+        return correct / len(y)

@@ -1,0 +1,251 @@
+"""Runtimes behind one interface: onnxruntime, OpenVINO and torch (cpu, cuda).
+
+`get_backend(name, target, threads)` checks the request and returns a `Backend`;
+`Backend.prepare(module, input_shape)` returns a runner whose `time(n)` calls the
+model `n` times and returns the seconds each call took. The ONNX backends export the
+module once (TorchScript exporter, opset 17) into a work directory and time it with
+the sessions of `kit_runner`, the same code a profiling kit runs on a remote device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import tempfile
+import time
+import warnings
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from quadnas.errors import QuadnasError
+from quadnas.latency import kit_runner
+from quadnas.latency.kit_runner import TimedSession
+
+ONNX_OPSET = 17
+INSTALL_HINTS = {
+    "onnxruntime": "pip install onnxruntime",
+    "openvino": "pip install quadnas[openvino]",
+    "torch": "pip install torch",
+}
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the kit runner's user-facing errors into QuadnasError."""
+    try:
+        yield
+    except kit_runner.KitError as e:
+        raise QuadnasError(str(e)) from None
+
+
+def require_package(backend: str) -> None:
+    """A QuadnasError naming the pip command when the backend's package is missing."""
+    package = "torch" if backend == "torch" else backend
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        raise QuadnasError(
+            f"backend '{backend}' needs the {package} package, which is not installed: {INSTALL_HINTS[backend]}"
+        ) from None
+
+
+def parse_threads(value: int | str) -> int:
+    """A thread count: a whole number >= 1."""
+    try:
+        threads = int(str(value).strip())
+    except ValueError:
+        threads = 0
+    if threads < 1 or isinstance(value, bool) or (isinstance(value, float) and value != threads):
+        raise QuadnasError(f"threads must be a whole number >= 1, got '{value}': e.g. --threads 1")
+    return threads
+
+
+def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: Path) -> Path:
+    """Export `module` for a fixed `input_shape` to ONNX (opset 17, TorchScript exporter)."""
+    module = module.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but faster and needs no onnxscript
+        torch.onnx.export(
+            module, (torch.randn(input_shape),), str(path), dynamo=False, opset_version=ONNX_OPSET,
+            input_names=["input"], output_names=["output"],
+        )
+    return path
+
+
+class Backend(ABC):
+    """A runtime on one target with a fixed number of threads."""
+
+    name: ClassVar[str]
+
+    def __init__(self, target: str, threads: int, work_dir: Path | None = None, clock: str = "auto"):
+        with _user_errors():
+            self.clock = kit_runner.check_clock(clock, threads, target)
+        self.target, self.threads = target, threads
+        self.precision = "fp32"
+        self._work_dir = work_dir
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._exported = 0
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """The runtime's version."""
+
+    @property
+    @abstractmethod
+    def device_name(self) -> str:
+        """What runs the models, e.g. the CPU model name or the GPU name."""
+
+    @abstractmethod
+    def prepare(self, module: nn.Module, input_shape: tuple[int, ...]) -> TimedSession:
+        """A runner for `module` on inputs of `input_shape`."""
+
+    @property
+    def work_dir(self) -> Path:
+        """Where exported models go: the given directory, or a temporary one."""
+        if self._work_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="quadnas-models-")
+            self._work_dir = Path(self._tmp.name)
+        return self._work_dir
+
+    def describe(self) -> dict[str, str | int]:
+        """Backend, version, target, threads and device, for a table's metadata."""
+        return {"backend": self.name, "backend_version": self.version, "target": self.target,
+                "threads": self.threads, "clock": self.clock, "device": self.device_name,
+                "precision": self.precision}
+
+
+class OnnxBackend(Backend):
+    """A runtime that runs exported ONNX files through a kit_runner session."""
+
+    session_class: ClassVar[type]
+
+    @property
+    def version(self) -> str:
+        with _user_errors():
+            return kit_runner.runtime_version(self.name)
+
+    @property
+    def device_name(self) -> str:
+        with _user_errors():
+            return kit_runner.device_name(self.name, self.target)
+
+    def prepare(self, module: nn.Module, input_shape: tuple[int, ...]) -> TimedSession:
+        self._exported += 1
+        path = export_onnx(module, input_shape, self.work_dir / f"model{self._exported:04d}.onnx")
+        return self.prepare_onnx(path)
+
+    def prepare_onnx(self, path: Path) -> TimedSession:
+        """A runner for an ONNX file with a fixed input shape."""
+        with _user_errors():
+            session = self.session_class(path, self.threads, self.target, self.clock)
+        self.precision = session.precision
+        return session
+
+
+class OnnxRuntimeBackend(OnnxBackend):
+    """onnxruntime: intra-op threads fixed, one inter-op thread, sequential execution."""
+
+    name = "onnxruntime"
+    session_class = kit_runner.OnnxRuntimeSession
+
+    def __init__(self, target: str | None, threads: int, work_dir: Path | None = None, clock: str = "auto"):
+        with _user_errors():
+            provider = kit_runner.ort_provider(target)
+        super().__init__(provider.removesuffix("ExecutionProvider").upper(), threads, work_dir, clock)
+
+
+class OpenVinoBackend(OnnxBackend):
+    """OpenVINO on any device (CPU, GPU, NPU; MYRIAD on 2022.3 LTS): latency hint, one stream."""
+
+    name = "openvino"
+    session_class = kit_runner.OpenVinoSession
+
+    def __init__(self, target: str | None, threads: int, work_dir: Path | None = None, clock: str = "auto"):
+        with _user_errors():
+            device = kit_runner.check_openvino_device(kit_runner.openvino_core(), target or "CPU")
+        super().__init__(device, threads, work_dir, clock)
+
+
+class TorchRunner:
+    """Eager PyTorch; on CUDA each call is timed with CUDA events."""
+
+    def __init__(self, module: nn.Module, input_shape: tuple[int, ...], device: torch.device, threads: int,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.module = module.eval().to(device)
+        self.device, self.threads, self.clock = device, threads, clock
+        self.input = torch.randn(input_shape, device=device)
+
+    def time(self, n: int) -> list[float]:
+        torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                return self._time_cuda(n)
+            return kit_runner.timed_calls(lambda: self.module(self.input), n, self.clock)
+
+    def _time_cuda(self, n: int) -> list[float]:
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
+        torch.cuda.synchronize(self.device)
+        for start, end in events:
+            start.record()
+            self.module(self.input)
+            end.record()
+        torch.cuda.synchronize(self.device)
+        return [start.elapsed_time(end) / 1e3 for start, end in events]
+
+
+class TorchBackend(Backend):
+    """PyTorch eager on 'cpu' (threads fixed) or 'cuda[:N]'."""
+
+    name = "torch"
+
+    def __init__(self, target: str | None, threads: int, work_dir: Path | None = None, clock: str = "auto"):
+        wanted = (target or "cpu").strip().lower()
+        if wanted != "cpu" and not wanted.startswith("cuda"):
+            raise QuadnasError(f"torch target '{target}' is not supported: use cpu or cuda")
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise QuadnasError(f"torch target '{target}' needs CUDA, which is not available here: use --target cpu")
+        try:
+            self.device = torch.device(wanted)
+        except RuntimeError:
+            raise QuadnasError(f"torch target '{target}' is not a device: use cpu, cuda or cuda:N") from None
+        super().__init__(wanted, threads, work_dir, clock)
+
+    @property
+    def version(self) -> str:
+        return torch.__version__.split("+")[0]
+
+    @property
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return kit_runner.cpu_name()
+
+    def prepare(self, module: nn.Module, input_shape: tuple[int, ...]) -> TimedSession:
+        return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock])
+
+
+BACKENDS: dict[str, type[Backend]] = {
+    "onnxruntime": OnnxRuntimeBackend,
+    "openvino": OpenVinoBackend,
+    "torch": TorchBackend,
+}
+
+
+def get_backend(name: str, target: str | None = None, threads: int | str = 1,
+                work_dir: Path | None = None, clock: str = "auto") -> Backend:
+    """The backend `name` on `target` (default: CPU) with `threads` threads, timed on `clock`.
+
+    `clock`: 'wall', 'cpu' (process CPU time: 1 thread on a CPU only) or 'auto' (cpu where it
+    equals latency, else wall); see `kit_runner.CLOCKS`.
+    """
+    if name not in BACKENDS:
+        raise QuadnasError(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
+    threads = parse_threads(threads)
+    require_package(name)
+    return BACKENDS[name](target, threads, work_dir, clock)

@@ -1,0 +1,125 @@
+"""A portable profiling kit for a device without quadnas: export here, run there, import here.
+
+`write_kit(out, space)` writes every op spec's ONNX file, the calibration networks'
+ONNX files, an empty model for the per-call overhead, `run.py` (a copy of
+`kit_runner.py`: numpy plus onnxruntime or openvino is all it needs) and
+`manifest.json` (space, fingerprint, op specs <-> files, networks <-> archs).
+`import_results(results_csv)` turns the runner's results.csv into a latency table,
+with the calibration fitted from the networks, exactly as `profile` would.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import quadnas
+from quadnas.errors import QuadnasError
+from quadnas.latency import kit_runner
+from quadnas.latency.backends import export_onnx
+from quadnas.latency.kit_runner import Timing
+from quadnas.latency.profile import (
+    ProfileSettings, calibrate, network_input_shape, network_point, new_meta, op_module, overhead_module,
+    progress_bar, row_values, sample_spread,
+)
+from quadnas.latency.table import LatencyTable
+from quadnas.nn import QuadraNet
+from quadnas.nn.blocks import op_input_shape
+from quadnas.space import OpSpec, SearchSpace
+
+MANIFEST = "manifest.json"
+RUNNER = "run.py"
+KIT_FORMAT = 1
+
+
+def op_file(spec: OpSpec) -> str:
+    return f"ops/{spec.op}_{spec.height}x{spec.width}x{spec.cin}_{spec.cout}_k{spec.kernel}e{spec.expansion}.onnx"
+
+
+def write_kit(out: Path, space: SearchSpace, settings: ProfileSettings = ProfileSettings(),
+              progress: bool = False) -> Path:
+    """Write a kit for `space` into `out`; the manifest's path."""
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise QuadnasError(f"{out} exists and is not a kit: give an empty or new directory to --out")
+    specs = space.all_op_specs()
+    archs = sample_spread(space, settings.networks, settings.seed)
+    module, shape = overhead_module()
+    with progress_bar(progress, len(specs) + len(archs) + 1, "exporting") as advance:
+        export_onnx(module, shape, out / "overhead.onnx")
+        advance()
+        ops = []
+        for spec in specs:
+            export_onnx(op_module(spec, space), op_input_shape(spec), out / op_file(spec))
+            ops.append({"key": str(spec), "file": op_file(spec), "spec": spec.as_row()})
+            advance()
+        networks = []
+        for i, arch in enumerate(archs):
+            file = f"networks/net{i:02d}.onnx"
+            export_onnx(QuadraNet(space, arch).eval(), network_input_shape(space), out / file)
+            networks.append({"key": f"net{i:02d}", "file": file, "arch": str(arch)})
+            advance()
+    manifest = {
+        "format": KIT_FORMAT, "quadnas_version": quadnas.__version__, "space": space.name,
+        "fingerprint": space.fingerprint(), "space_config": space.config.model_dump(),
+        "settings": asdict(settings), "overhead": {"file": "overhead.onnx"}, "ops": ops, "networks": networks,
+    }
+    shutil.copyfile(kit_runner.__file__, out / RUNNER)
+    kit_runner.atomic_write(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    return out / MANIFEST
+
+
+def read_results(path: Path) -> tuple[dict[str, str], dict[tuple[str, str], Timing]]:
+    """The runner's header and its timings by (kind, key)."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise QuadnasError(f"cannot read kit results {path}: {e}: give the results.csv that run.py wrote") from None
+    header = kit_runner.read_header(text)
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    timings = {}
+    try:
+        for row in csv.DictReader(io.StringIO(body)):
+            timings[(row["kind"], row["key"])] = Timing(float(row["median_ms"]), float(row["p10_ms"]),
+                                                        float(row["p90_ms"]), int(row["runs"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise QuadnasError(f"{path} is not a kit results file ({e}): give the results.csv that run.py wrote") from None
+    return header, timings
+
+
+def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
+    """A latency table from a kit's results.csv (manifest.json from `kit_dir`, default: beside it)."""
+    kit_dir = kit_dir or results.parent
+    try:
+        manifest = json.loads((kit_dir / MANIFEST).read_text())
+    except (OSError, ValueError) as e:
+        raise QuadnasError(f"cannot read {kit_dir / MANIFEST} ({e}): import the results.csv from inside "
+                           "its kit directory, or pass --kit DIR") from None
+    header, timings = read_results(results)
+    space = SearchSpace.from_dict(manifest["space_config"], source=f"kit {kit_dir}")
+    if header.get("fingerprint") != manifest["fingerprint"] or space.fingerprint() != manifest["fingerprint"]:
+        raise QuadnasError(f"{results} does not belong to the kit in {kit_dir} (space fingerprints differ): "
+                           "import it with the manifest.json of the kit it was measured with")
+    wanted = [("overhead", "overhead")] + [("op", o["key"]) for o in manifest["ops"]] + \
+             [("network", n["key"]) for n in manifest["networks"]]
+    missing = [key for key in wanted if key not in timings]
+    if missing:
+        raise QuadnasError(f"{results} lacks {len(missing)} of {len(wanted)} measurements: rerun "
+                           "`python run.py` with the same options on the device to finish them")
+    settings = ProfileSettings(**{**manifest["settings"], "rounds": int(header.get("rounds", manifest["settings"]["rounds"]))})
+    overhead = timings[("overhead", "overhead")].median_ms
+    described = {"backend": header["backend"], "backend_version": header["backend_version"],
+                 "target": header["target"], "threads": header["threads"], "clock": header.get("clock", "wall"),
+                 "device": header["device"], "precision": header.get("precision", "fp32")}
+    meta = new_meta(space, described, settings, overhead, "measured with a quadnas profiling kit (run.py)")
+    meta = meta.model_copy(update={
+        "calibration_networks": [network_point(space.parse(n["arch"]), timings[("network", n["key"])])
+                                 for n in manifest["networks"]],
+    })
+    rows = [{**o["spec"], **row_values(timings[("op", o["key"])], overhead)} for o in manifest["ops"]]
+    table = LatencyTable(meta).with_rows(rows)
+    calibrate(table, space)
+    return table

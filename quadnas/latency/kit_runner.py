@@ -1,0 +1,483 @@
+"""Latency measurement core, and the runner shipped in profiling kits as `run.py`.
+
+Self-contained on purpose: it needs only numpy plus onnxruntime or openvino, so it runs
+on a device that has no quadnas. `quadnas profile` imports the same sessions and the
+same timing loop, so a kit measures exactly as the profiler does.
+
+In a kit (next to manifest.json and the ONNX files):
+
+    python run.py [--backend onnxruntime|openvino] [--device CPU] [--threads 1]
+
+writes results.csv next to itself; rerun after an interruption to measure only what
+is missing. Bring results.csv back and run `quadnas profile import results.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import importlib.util
+import io
+import json
+import math
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+
+RESULT_COLUMNS = ("kind", "key", "median_ms", "p10_ms", "p90_ms", "runs")
+KIT_BACKENDS = ("onnxruntime", "openvino")
+# 'wall' is latency; 'cpu' (the process's CPU time) equals it for one thread on a CPU and
+# ignores the time other programs take the core away, so it is steady on a busy machine.
+# 'auto' picks cpu where it equals latency (1 thread on a CPU target), else wall.
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK_CHOICES = ("auto", *CLOCKS)
+NETWORK_WINDOW = 12  # whole networks timed interleaved at a time (~100 MB each at 224 px)
+
+
+class KitError(Exception):
+    """A problem the user can fix (bad device, missing package); one line."""
+
+
+class TimedSession(Protocol):
+    """A prepared model that can be called repeatedly and timed."""
+
+    def time(self, n: int) -> list[float]:
+        """Call the model `n` times back to back; the seconds each call took."""
+        ...
+
+
+# ---- the machine ----------------------------------------------------------
+def cpu_name() -> str:
+    """This machine's CPU model, e.g. 'AMD EPYC 7763 64-Core Processor'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: ")) and ":" in line:
+                name = line.split(":", 1)[1].strip()
+                if name and not name.isdigit():
+                    return name
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_name(backend: str, target: str | None) -> str:
+    """What runs the models: the CPU's model name, or the accelerator's full name."""
+    if backend == "openvino" and (target or "CPU").upper() != "CPU":
+        core = openvino_core()
+        device = check_openvino_device(core, target)
+        try:
+            return str(core.get_property(device, "FULL_DEVICE_NAME"))
+        except Exception:  # virtual devices (AUTO, MULTI) have no single name
+            return device
+    if backend == "onnxruntime" and ort_provider(target) != "CPUExecutionProvider":
+        return f"{ort_provider(target).removesuffix('ExecutionProvider')} on {cpu_name()}"
+    return cpu_name()
+
+
+def import_runtime(backend: str):
+    """The runtime's Python module, or a KitError naming what to install."""
+    package = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[backend]
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise KitError(f"backend '{backend}' needs the {package} package: pip install {package}") from None
+
+
+def runtime_version(backend: str) -> str:
+    module = import_runtime(backend)
+    version = getattr(module, "__version__", None)
+    if version is None and backend == "openvino":
+        version = _openvino_api(module).get_version()
+    return str(version).split("-")[0]
+
+
+def random_input(shape: Iterable[int]) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(tuple(shape), dtype=np.float32)
+
+
+def timed_calls(run: Callable[[], object], n: int, clock: Callable[[], float]) -> list[float]:
+    """Call `run` `n` times; the seconds each call took on `clock`."""
+    times = []
+    for _ in range(n):
+        start = clock()
+        run()
+        times.append(clock() - start)
+    return times
+
+
+def check_clock(clock: str, threads: int, target: str | None) -> str:
+    """The clock ('wall' or 'cpu') that `clock` means for this setup, or a KitError."""
+    if clock not in CLOCK_CHOICES:
+        raise KitError(f"unknown clock '{clock}': use one of {', '.join(CLOCK_CHOICES)}")
+    cpu_ok = threads == 1 and (target or "CPU").upper() == "CPU"
+    if clock == "cpu" and not cpu_ok:
+        raise KitError("the cpu clock equals latency only with 1 thread on a CPU target: use the wall clock")
+    if clock == "auto":  # some systems (Windows) count CPU time in 15 ms steps: too coarse for ops
+        fine = time.get_clock_info("process_time").resolution <= 1e-6
+        return "cpu" if cpu_ok and fine else "wall"
+    return clock
+
+
+def _static_shape(shape, what: str) -> tuple[int, ...]:
+    if not all(isinstance(d, int) for d in shape):
+        raise KitError(f"{what} has a dynamic shape {shape}: export the model with a fixed input shape")
+    return tuple(shape)
+
+
+# ---- onnxruntime ----------------------------------------------------------
+def ort_provider(target: str | None) -> str:
+    """The execution provider for `target` ('CPU', 'CUDA', or a full provider name)."""
+    ort = import_runtime("onnxruntime")
+    available = ort.get_available_providers()
+    wanted = (target or "CPU").strip()
+    for provider in available:
+        if wanted.lower() in (provider.lower(), provider.lower().removesuffix("executionprovider")):
+            return provider
+    short = ", ".join(p.removesuffix("ExecutionProvider") for p in available)
+    raise KitError(f"onnxruntime has no execution provider '{wanted}' here: use one of {short}")
+
+
+class OnnxRuntimeSession:
+    """An onnxruntime session with fixed threads, sequential execution and bound buffers."""
+
+    def __init__(self, path: str | Path, threads: int = 1, target: str | None = None, clock: str = "wall"):
+        ort = import_runtime("onnxruntime")
+        self.clock = CLOCKS[clock]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=[ort_provider(target)])
+        self.precision = "fp32"
+        inp = self.session.get_inputs()[0]
+        self._input = random_input(_static_shape(inp.shape, f"input of {path}"))
+        self._outputs = []
+        self._binding = self.session.io_binding()
+        self._binding.bind_cpu_input(inp.name, self._input)
+        for out in self.session.get_outputs():
+            if all(isinstance(d, int) for d in out.shape):
+                buffer = np.empty(out.shape, dtype=np.float32)
+                self._outputs.append(buffer)
+                self._binding.bind_output(out.name, "cpu", 0, np.float32, buffer.shape, buffer.ctypes.data)
+            else:
+                self._binding.bind_output(out.name, "cpu")
+
+    def time(self, n: int) -> list[float]:
+        return timed_calls(lambda: self.session.run_with_iobinding(self._binding), n, self.clock)
+
+
+# ---- openvino -------------------------------------------------------------
+def _openvino_api(ov):
+    """`openvino` (2023.1+) or `openvino.runtime` (2022.3 LTS, the last with MYRIAD)."""
+    return ov if hasattr(ov, "Core") else importlib.import_module("openvino.runtime")
+
+
+def openvino_core():
+    return _openvino_api(import_runtime("openvino")).Core()
+
+
+def check_openvino_device(core, device: str) -> str:
+    """`device` if this OpenVINO can run on it, else a KitError listing the available ones."""
+    wanted = device.strip().upper()
+    available = list(core.available_devices)
+    families = {d.split(".")[0] for d in available}
+    if wanted in available or wanted in families or wanted.split(":")[0] in ("AUTO", "MULTI", "HETERO"):
+        return wanted
+    if wanted.startswith("MYRIAD") and int(runtime_version("openvino").split(".")[0]) >= 2023:
+        raise KitError(
+            "OpenVINO removed the MYRIAD plugin in 2023.0: use openvino 2022.3 LTS "
+            "(pip install 'openvino==2022.3.*') on the machine with the stick"
+        )
+    raise KitError(f"OpenVINO device '{device}' is not available here: use one of {', '.join(available)}")
+
+
+class OpenVinoSession:
+    """A compiled OpenVINO model: fixed threads, latency hint, one stream, fp32 where supported."""
+
+    def __init__(self, path: str | Path, threads: int = 1, target: str | None = None, clock: str = "wall"):
+        api = _openvino_api(import_runtime("openvino"))
+        self.clock = CLOCKS[clock]
+        core = api.Core()
+        device = check_openvino_device(core, target or "CPU")
+        supported = {str(p) for p in core.get_property(device.split(".")[0], "SUPPORTED_PROPERTIES")}
+        wanted = {
+            "INFERENCE_NUM_THREADS": str(threads),
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": "1",
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        config = {k: v for k, v in wanted.items() if k in supported}
+        model = core.read_model(str(path))
+        self.compiled = core.compile_model(model, device, config)
+        self.precision = self._precision()
+        self.request = self.compiled.create_infer_request()
+        shape = _static_shape([int(d) for d in model.inputs[0].get_partial_shape().to_shape()], str(path))
+        self._input = random_input(shape)
+        self.request.set_input_tensor(api.Tensor(self._input))
+        try:
+            self.request.infer(share_outputs=True)
+            self._run = lambda: self.request.infer(share_outputs=True)
+        except TypeError:  # OpenVINO before 2023.1
+            self._run = self.request.infer
+
+    def _precision(self) -> str:
+        try:
+            name = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        except Exception:  # devices without the property (MYRIAD, NPU) run fp16
+            return "fp16"
+        return {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(name, name)
+
+    def time(self, n: int) -> list[float]:
+        return timed_calls(self._run, n, self.clock)
+
+
+SESSIONS = {"onnxruntime": OnnxRuntimeSession, "openvino": OpenVinoSession}
+
+
+# ---- timing ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Timing:
+    """Summary of per-call times: median and spread in milliseconds, number of calls."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> "Timing":
+        ms = np.asarray(seconds) * 1e3
+        p10, median, p90 = np.percentile(ms, [10, 50, 90])
+        return cls(float(median), float(p10), float(p90), len(ms))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how often each model is timed.
+
+    Every model is warmed up, then timed in `rounds` rounds; a round calls it back to
+    back for at least `round_s` seconds (at least once). Up to `window` models are
+    measured at a time, their rounds interleaved in shuffled order, so slow drift of a
+    busy machine spreads over all of them instead of biasing one.
+    """
+
+    rounds: int = 20
+    round_s: float = 0.04
+    window: int = 6
+    warmup_s: float = 0.05
+
+    def calls_per_round(self, seconds_per_call: float) -> int:
+        return max(1, math.ceil(self.round_s / max(seconds_per_call, 1e-7)))
+
+
+def warm_up(session: TimedSession, schedule: Schedule) -> float:
+    """Run the model for `warmup_s` (at least twice); its typical seconds per call."""
+    times = session.time(2)
+    while sum(times) < schedule.warmup_s:
+        times += session.time(max(1, min(len(times), 1000)))
+    return float(np.median(times[1:]))
+
+
+def measure_interleaved(
+    keys: list[str],
+    open_session: Callable[[str], TimedSession],
+    schedule: Schedule,
+    on_done: Callable[[str, Timing], None],
+    seed: int = 0,
+) -> None:
+    """Time every key's model; `on_done(key, timing)` as soon as each one is complete.
+
+    A sliding window of `schedule.window` open models: each pass runs one round of
+    every open model in shuffled order; a model that has its rounds is reported and
+    closed, and the next key takes its place.
+    """
+    rng = random.Random(seed)
+    pending = list(keys)
+    rng.shuffle(pending)
+    active: dict[str, tuple[TimedSession, int]] = {}
+    samples: dict[str, list[list[float]]] = {}
+    while pending or active:
+        while pending and len(active) < schedule.window:
+            key = pending.pop()
+            session = open_session(key)
+            active[key] = (session, schedule.calls_per_round(warm_up(session, schedule)))
+            samples[key] = []
+        order = list(active)
+        rng.shuffle(order)
+        for key in order:
+            session, calls = active[key]
+            samples[key].append(session.time(calls))
+            if len(samples[key]) == schedule.rounds:
+                del active[key]
+                on_done(key, Timing.of([t for round_ in samples.pop(key) for t in round_]))
+
+
+# ---- the results file -----------------------------------------------------
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a kill leaves either the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_header(text: str) -> dict[str, str]:
+    """The `# key: value` lines at the top of a CSV."""
+    header = {}
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        key, _, value = line[1:].partition(":")
+        header[key.strip()] = value.strip()
+    return header
+
+
+class ResultsFile:
+    """results.csv: `# key: value` header, then one row per measured model; rewritten atomically."""
+
+    IDENTITY_KEYS = ("fingerprint", "backend", "target", "threads", "clock")
+
+    def __init__(self, path: Path, header: dict[str, str]):
+        self.path, self.header = path, dict(header)
+        self.rows: dict[tuple[str, str], dict[str, str]] = {}
+        if path.exists():
+            text = path.read_text()
+            old = read_header(text)
+            clash = [k for k in self.IDENTITY_KEYS if old.get(k) != self.header.get(k)]
+            if clash:
+                was = ", ".join(f"{k}={old.get(k)}" for k in clash)
+                raise KitError(f"{path} was measured with {was}: delete it or rerun with those settings")
+            self.header = {**old, **self.header}
+            body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+            for row in csv.DictReader(io.StringIO(body)):
+                self.rows[(row["kind"], row["key"])] = row
+
+    def has(self, kind: str, key: str) -> bool:
+        return (kind, key) in self.rows
+
+    def add(self, kind: str, key: str, timing: Timing) -> None:
+        self.rows[(kind, key)] = {"kind": kind, "key": key, **{k: str(v) for k, v in asdict(timing).items()}}
+        out = io.StringIO()
+        out.writelines(f"# {k}: {v}\n" for k, v in self.header.items())
+        writer = csv.DictWriter(out, RESULT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows.values())
+        atomic_write(self.path, out.getvalue())
+
+
+# ---- the kit's command line -----------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _default_backend() -> str:
+    for backend in KIT_BACKENDS:
+        if importlib.util.find_spec(backend) is not None:
+            return backend
+    return KIT_BACKENDS[0]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Measure this kit's models on this device.")
+    parser.add_argument("--backend", choices=KIT_BACKENDS, default=_default_backend())
+    parser.add_argument("--device", "--target", dest="target", default=None,
+                        help="OpenVINO device (CPU, GPU, NPU, MYRIAD) or onnxruntime provider (CPU, CUDA)")
+    parser.add_argument("--threads", type=_positive_int, default=1)
+    parser.add_argument("--clock", choices=CLOCK_CHOICES, default="auto",
+                        help="wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on an idle CPU "
+                             "but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall")
+    parser.add_argument("--rounds", type=_positive_int, default=None, help="rounds per op (kit default)")
+    parser.add_argument("--out", type=Path, default=None, help="results file (default: results.csv in the kit)")
+    return parser.parse_args(argv)
+
+
+def run_kit(kit: Path, backend: str, target: str | None, threads: int, out: Path | None = None,
+            rounds: int | None = None, clock: str = "auto", log: Callable[[str], None] = print) -> Path:
+    """Measure every model of the kit in `kit` that `out` lacks; the results file."""
+    try:
+        manifest = json.loads((kit / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise KitError(f"cannot read the kit's manifest.json ({e}): run run.py from inside its kit") from None
+    settings = manifest["settings"]
+    import_runtime(backend)
+    clock = check_clock(clock, threads, target)
+    if backend == "openvino":
+        check_openvino_device(openvino_core(), target or "CPU")
+    else:
+        ort_provider(target)
+    header = {
+        "space": manifest["space"], "fingerprint": manifest["fingerprint"], "backend": backend,
+        "backend_version": runtime_version(backend), "target": (target or "CPU").upper(),
+        "threads": str(threads), "clock": clock, "device": device_name(backend, target),
+        "python": platform.python_version(),
+    }
+    results = ResultsFile(out or kit / "results.csv", header)
+    session_class = SESSIONS[backend]
+    files = {("overhead", "overhead"): manifest["overhead"]["file"]}
+    files.update({("op", op["key"]): op["file"] for op in manifest["ops"]})
+    files.update({("network", net["key"]): net["file"] for net in manifest["networks"]})
+    warmup_s = settings["warmup_ms"] / 1e3
+    op_schedule = Schedule(rounds=rounds or settings["rounds"], round_s=settings["round_ms"] / 1e3,
+                           window=settings["window"], warmup_s=warmup_s)
+    net_schedule = Schedule(rounds=settings["network_rounds"], round_s=op_schedule.round_s,
+                            window=max(settings["window"], min(len(manifest["networks"]), NETWORK_WINDOW)),
+                            warmup_s=warmup_s)
+    results.header.setdefault("rounds", str(op_schedule.rounds))
+    total = len(files)
+    for kind, schedule in (("overhead", op_schedule), ("op", op_schedule), ("network", net_schedule)):
+        todo = [key for (k, key) in files if k == kind and not results.has(k, key)]
+
+        def open_session(key: str, kind: str = kind) -> TimedSession:
+            session = session_class(kit / files[(kind, key)], threads, target, clock)
+            results.header.setdefault("precision", session.precision)
+            return session
+
+        def done(key: str, timing: Timing, kind: str = kind) -> None:
+            results.add(kind, key, timing)
+            log(f"[{len(results.rows)}/{total}] {kind} {key}: {timing.median_ms:.3f} ms "
+                f"(p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, {timing.runs} runs)")
+
+        measure_interleaved(todo, open_session, schedule, done, seed=settings["seed"])
+    return results.path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        path = run_kit(Path(__file__).resolve().parent, args.backend, args.target, args.threads,
+                       args.out, args.rounds, args.clock)
+    except KitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: measured rows are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(f"done: {path} (bring it back and run: quadnas profile import {path.name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Measure a search space's op specs on a backend and write a latency table.
+
+Every op spec of `space.all_op_specs()` becomes the module the network uses
+(`build_op`), is exported once and timed with the interleaved schedule of
+`kit_runner.measure_interleaved`; each row is written to the table (atomically) as
+soon as it is measured, so an interrupted run resumes where it stopped. The fixed
+per-call cost of the runtime (an empty model's call) is subtracted from every row: a
+whole network pays it once, not once per block. Finally a few random whole networks
+are measured with the same runner code and a calibration `measured ≈ a·sum + b` is
+fitted; its leave-one-out error goes into the header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+import quadnas
+from quadnas.errors import QuadnasError
+from quadnas.latency.backends import Backend
+from quadnas.latency.kit_runner import NETWORK_WINDOW, Schedule, Timing, measure_interleaved
+from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.nn import QuadraNet
+from quadnas.nn.blocks import build_op, init_weights, op_input_shape
+from quadnas.space import IDENTITY, Arch, OpSpec, SearchSpace
+
+OVERHEAD_KEY = "overhead"
+# A table resumed from disk must have been measured under the same conditions.
+RESUME_KEYS = ("backend", "target", "threads", "clock", "precision", "batch", "resolution", "space_fingerprint")
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """How much to measure. The defaults profile quadranet-t at 224 in about 2-3 minutes on 2 cores."""
+
+    rounds: int = 15
+    round_ms: float = 30.0
+    window: int = 6
+    warmup_ms: float = 50.0
+    networks: int = 8
+    network_rounds: int = 7
+    seed: int = 0
+
+    def op_schedule(self) -> Schedule:
+        return Schedule(rounds=self.rounds, round_s=self.round_ms / 1e3, window=self.window,
+                        warmup_s=self.warmup_ms / 1e3)
+
+    def network_schedule(self, count: int) -> Schedule:
+        """Whole networks are timed like ops, with fewer rounds (they are long and stable), and
+        up to NETWORK_WINDOW of them interleaved, so that they share the machine's conditions."""
+        return Schedule(rounds=self.network_rounds, round_s=self.round_ms / 1e3,
+                        window=max(self.window, min(count, NETWORK_WINDOW)), warmup_s=self.warmup_ms / 1e3)
+
+    def describe(self) -> str:
+        return (f"{self.rounds} interleaved rounds of >= {self.round_ms:g} ms per op "
+                f"(window {self.window}, shuffled, {self.warmup_ms:g} ms warm-up)")
+
+
+# ---- spaces, archs, modules ---------------------------------------------------
+def space_at(space: SearchSpace, resolution: int | None) -> SearchSpace:
+    """`space` deployed at `resolution` (a different fingerprint: other shapes, other rows)."""
+    if resolution is None or resolution == space.config.resolution:
+        return space
+    space.check_resolution(resolution)
+    return SearchSpace(space.config.model_copy(update={"resolution": resolution}), space.source)
+
+
+def sample_spread(space: SearchSpace, n: int, seed: int, exclude: Iterable[Arch] = ()) -> list[Arch]:
+    """`n` distinct random archs spread from small to large.
+
+    Arch i turns each block into identity with probability rising from 0 to 0.8
+    (where the space allows identity), otherwise picks a uniform non-identity choice.
+    """
+    rng = random.Random(seed)
+    blocks = [c for c in space.choices if not c.is_identity]
+    seen = set(exclude)
+    archs: list[Arch] = []
+    for _ in range(100 * n):
+        if len(archs) == n:
+            break
+        i = len(archs)
+        p_identity = 0.8 * i / max(n - 1, 1) if IDENTITY in space.choices else 0.0
+        arch = Arch(tuple(IDENTITY if rng.random() < p_identity else rng.choice(blocks)
+                          for _ in range(space.num_blocks)))
+        if arch not in seen:
+            seen.add(arch)
+            archs.append(arch)
+    rng.shuffle(archs)
+    return archs
+
+
+def op_module(spec: OpSpec, space: SearchSpace) -> nn.Module:
+    """The module that runs `spec`, initialised like a network."""
+    module = build_op(spec, space.config.stem_patch)
+    init_weights(module)
+    return module.eval()
+
+
+def network_input_shape(space: SearchSpace) -> tuple[int, int, int, int]:
+    r = space.config.resolution
+    return (1, space.config.in_channels, r, r)
+
+
+class _Identity(nn.Module):
+    """The smallest model a runtime still calls: its time is the fixed per-call cost."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x)
+
+
+def overhead_module() -> tuple[nn.Module, tuple[int, ...]]:
+    return _Identity(), (1, 8)
+
+
+# ---- calibration ----------------------------------------------------------
+def fit_calibration(row_sums: Iterable[float], measured: Iterable[float]) -> Calibration:
+    """Least-squares `measured ≈ a·sum + b`; error from leave-one-out predictions (n >= 3)."""
+    x, y = np.asarray(list(row_sums), float), np.asarray(list(measured), float)
+    if len(x) == 0:
+        return Calibration()
+    a, b = _line(x, y)
+    if len(x) < 3:
+        return Calibration(a=a, b_ms=b, networks=len(x))
+    errors = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        ai, bi = _line(x[keep], y[keep])
+        errors.append(abs(ai * x[i] + bi - y[i]) / y[i] * 100)
+    return Calibration(a=a, b_ms=b, mape_pct=float(np.mean(errors)), max_err_pct=float(np.max(errors)),
+                       networks=len(x))
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope and offset; a plain ratio when the points cannot fix a positive slope."""
+    if len(x) >= 2 and np.ptp(x) > 1e-9 * max(abs(x).max(), 1e-12):
+        a, b = np.polyfit(x, y, 1)
+        if a > 0:
+            return float(a), float(b)
+    return float(y.sum() / x.sum()), 0.0
+
+
+# ---- metadata -------------------------------------------------------------
+def method_text(backend_desc: dict, settings: ProfileSettings, overhead_ms: float, source: str) -> str:
+    return (
+        f"{source}; {backend_desc['backend']} {backend_desc['backend_version']} on {backend_desc['target']} "
+        f"with {backend_desc['threads']} thread(s), {backend_desc['precision']}, {backend_desc['clock']} clock; each op spec's module "
+        f"(quadnas.nn.blocks.build_op) exported alone to ONNX opset 17 where the backend needs it; "
+        f"{settings.describe()}; row = median per call (p10/p90 beside it) minus the per-call overhead "
+        f"{overhead_ms:.4f} ms (median call of an empty model; a network pays it once); calibration: "
+        f"least squares measured = a*sum + b over {settings.networks} random whole networks "
+        f"({settings.network_rounds} interleaved rounds each), error by leave-one-out"
+    )
+
+
+def new_meta(space: SearchSpace, backend_desc: dict, settings: ProfileSettings, overhead_ms: float,
+             source: str) -> TableMeta:
+    """The header of a freshly measured table."""
+    return TableMeta(
+        device=backend_desc["device"], aliases=[], backend=backend_desc["backend"],
+        backend_version=backend_desc["backend_version"], precision=backend_desc["precision"], batch=1,
+        threads=int(backend_desc["threads"]), resolution=space.config.resolution, space=space.name,
+        space_fingerprint=space.fingerprint(), created=datetime.now(timezone.utc),
+        quadnas_version=quadnas.__version__, provenance="measured",
+        method=method_text(backend_desc, settings, overhead_ms, source), calibration=Calibration(),
+        target=backend_desc["target"], clock=backend_desc["clock"], overhead_ms=overhead_ms,
+        calibration_networks=[],
+    )
+
+
+def row_values(timing: Timing, overhead_ms: float) -> dict[str, float | int]:
+    """A table row's latency columns: the timing less the per-call overhead."""
+    return {"latency_ms": max(timing.median_ms - overhead_ms, 0.0), "p10_ms": max(timing.p10_ms - overhead_ms, 0.0),
+            "p90_ms": max(timing.p90_ms - overhead_ms, 0.0), "runs": timing.runs}
+
+
+def network_point(arch: Arch, timing: Timing) -> dict:
+    """One calibration network as stored in the header."""
+    return {"arch": str(arch), "measured_ms": round(timing.median_ms, 5), "p10_ms": round(timing.p10_ms, 5),
+            "p90_ms": round(timing.p90_ms, 5), "runs": timing.runs}
+
+
+def calibrate(table: LatencyTable, space: SearchSpace) -> None:
+    """Fit the table's calibration to the networks stored in its header (rows must cover them)."""
+    points = table.meta.calibration_networks
+    sums = [float(table.lookup(space.op_specs(space.parse(p["arch"]))).sum()) for p in points]
+    calibration = fit_calibration(sums, [p["measured_ms"] for p in points])
+    table.meta = table.meta.model_copy(update={"calibration": calibration})
+
+
+# ---- measuring ------------------------------------------------------------
+def measure_networks(backend: Backend, space: SearchSpace, archs: list[Arch], settings: ProfileSettings,
+                     on_done: Callable[[Arch, Timing], None]) -> None:
+    """Time whole random-init networks (exported once each), interleaved like the ops."""
+    by_key = {str(a): a for a in archs}
+
+    def open_session(key: str):
+        return backend.prepare(QuadraNet(space, by_key[key]).eval(), network_input_shape(space))
+
+    measure_interleaved(list(by_key), open_session, settings.network_schedule(len(by_key)),
+                        lambda key, timing: on_done(by_key[key], timing), seed=settings.seed)
+
+
+def measure_overhead(backend: Backend, settings: ProfileSettings) -> float:
+    """The fixed per-call cost (ms): the median call of an empty model."""
+    module, shape = overhead_module()
+    found: list[Timing] = []
+    measure_interleaved([OVERHEAD_KEY], lambda _: backend.prepare(module, shape), settings.op_schedule(),
+                        lambda _, timing: found.append(timing), seed=settings.seed)
+    return found[0].median_ms
+
+
+def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -> LatencyTable | None:
+    """The partly measured table at `out` to resume, or None to start anew."""
+    if restart or not out.exists():
+        return None
+    table = LatencyTable.read(out)
+    now = {**backend.describe(), "batch": 1, "resolution": space.config.resolution,
+           "space_fingerprint": space.fingerprint()}
+    old = table.meta.model_dump()
+    clash = [k for k in RESUME_KEYS if str(old.get(k)) != str(now[k])]
+    if clash:
+        was = ", ".join(f"{k} {old.get(k)} (now {now[k]})" for k in clash)
+        raise QuadnasError(f"{out} was measured with {was}: choose another --name, or pass --restart "
+                           "to measure it anew")
+    return table
+
+
+def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSettings = ProfileSettings(),
+            restart: bool = False, progress: bool = False,
+            on_row: Callable[[OpSpec], None] | None = None) -> LatencyTable:
+    """Measure every op spec of `space` missing from the table at `out`, then calibrate it.
+
+    Rows are written to `out` as they are measured; rerunning after an interruption keeps
+    them and measures only the rest. `on_row(spec)` is called after each row is saved.
+    """
+    specs = space.all_op_specs()
+    spec_of = {str(s): s for s in specs}
+    # Compile one model first so the backend knows the precision it really runs at.
+    backend.prepare(*overhead_module())
+    table = open_table(out, space, backend, restart)
+    if table is None:
+        overhead = measure_overhead(backend, settings)
+        table = LatencyTable(new_meta(space, backend.describe(), settings, overhead, "measured here"))
+        table.write(out)
+    overhead = float(table.meta.overhead_ms)
+    todo = [str(s) for s in table.missing(specs)]
+    archs = sample_spread(space, settings.networks, settings.seed)
+    done_archs = {p["arch"] for p in table.meta.calibration_networks}
+    todo_archs = [a for a in archs if str(a) not in done_archs]
+
+    with progress_bar(progress, len(todo) + len(todo_archs)) as advance:
+        def row_done(key: str, timing: Timing) -> None:
+            table.upsert(spec_of[key], **row_values(timing, overhead))
+            table.write(out)
+            advance()
+            if on_row is not None:
+                on_row(spec_of[key])
+
+        def open_op(key: str):
+            spec = spec_of[key]
+            return backend.prepare(op_module(spec, space), op_input_shape(spec))
+
+        measure_interleaved(todo, open_op, settings.op_schedule(), row_done, seed=settings.seed)
+
+        def network_done(arch: Arch, timing: Timing) -> None:
+            points = [*table.meta.calibration_networks, network_point(arch, timing)]
+            table.meta = table.meta.model_copy(update={"calibration_networks": points})
+            table.write(out)
+            advance()
+
+        measure_networks(backend, space, todo_archs, settings, network_done)
+    calibrate(table, space)
+    table.write(out)
+    return table
+
+
+@contextlib.contextmanager
+def progress_bar(show: bool, total: int, what: str = "measuring") -> Iterator[Callable[[], None]]:
+    """A rich progress bar (hidden unless `show`); yields a function that advances it by one."""
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not show, refresh_per_second=2) as bar:  # its thread counts on the cpu clock
+        task = bar.add_task(what, total=total)
+        yield lambda: bar.advance(task)

@@ -1,0 +1,360 @@
+"""Latency tables: one row per op spec, with a metadata header (DESIGN §3).
+
+File format (`latency_tables/NAME.csv`)::
+
+    # device: cortex-a76
+    # aliases: [cpu]
+    # calibration: {a: 1.0, b_ms: 0.0, mape_pct: 4.1, max_err_pct: 9.0, networks: 6}
+    # sources: first point ...
+    # sources: second point ...
+    op,height,width,cin,cout,kernel,expansion,latency_ms,p10_ms,p90_ms,runs
+    stem,224,224,3,96,0,0,0.91,0.88,0.95,50
+
+Each header line is `# key: value`, the value inline YAML (JSON is YAML). A list-valued
+key may be written once as a list or repeated, one item a line (`sources` and extra
+list-valued keys, such as an estimated table's `fit_points`, are written that way).
+
+Building a table as you measure (what the profiler does)::
+
+    table = LatencyTable(meta)                      # empty
+    table.upsert(spec, latency_ms=1.2, p10_ms=1.1, p90_ms=1.4, runs=30)
+    table.write(path)                               # atomic; safe to call after every row
+    table.meta = table.meta.model_copy(update={"calibration": Calibration(...)})
+
+`upsert` changes the table in place; `with_rows` and `merged` return new tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from quadnas.errors import QuadnasError
+from quadnas.space import OpSpec
+
+SPEC_COLUMNS: tuple[str, ...] = OpSpec.COLUMNS
+LATENCY_COLUMNS: tuple[str, ...] = ("latency_ms", "p10_ms", "p90_ms")
+COLUMNS: tuple[str, ...] = SPEC_COLUMNS + LATENCY_COLUMNS + ("runs",)
+_INT_COLUMNS = ("height", "width", "cin", "cout", "kernel", "expansion", "runs")
+
+Provenance = Literal["measured", "estimated"]
+
+
+class Calibration(BaseModel):
+    """Whole-network correction `measured ≈ a * sum_of_rows + b_ms` and its held-out error."""
+
+    model_config = ConfigDict(extra="forbid")
+    a: float = Field(default=1.0, gt=0, description="scale (positive: calibration is monotone)")
+    b_ms: float = 0.0
+    mape_pct: float | None = Field(default=None, ge=0, description="mean abs. % error on held-out networks")
+    max_err_pct: float | None = Field(default=None, ge=0, description="worst abs. % error on held-out networks")
+    networks: int = Field(default=0, ge=0, description="number of whole networks it was fitted on")
+
+    def apply(self, raw_ms: float | np.ndarray) -> float | np.ndarray:
+        return self.a * raw_ms + self.b_ms
+
+
+class TableMeta(BaseModel):
+    """The header of a latency table. Unknown keys are kept (forward compatible)."""
+
+    model_config = ConfigDict(extra="allow")
+    device: str = Field(min_length=1)
+    aliases: list[str]
+    backend: str
+    backend_version: str
+    precision: str
+    batch: int = Field(gt=0)
+    threads: int | None = Field(description="fixed thread count; null where the runtime has none")
+    resolution: int = Field(gt=0)
+    space: str
+    space_fingerprint: str
+    created: datetime
+    quadnas_version: str
+    provenance: Provenance
+    method: str
+    calibration: Calibration
+    sources: list[str] = Field(default_factory=list)
+
+
+_LIST_KEYS = {name for name, f in TableMeta.model_fields.items() if "list" in str(f.annotation)}
+_ONE_ITEM_A_LINE = {"sources"}  # and every list-valued extra key
+
+
+class LatencyTable:
+    """Median latency (and spread) of each op spec on one device, with its metadata."""
+
+    def __init__(self, meta: TableMeta, rows: pd.DataFrame | None = None, path: Path | None = None):
+        self.meta = meta
+        self.path = Path(path) if path is not None else None
+        self.rows = rows if rows is not None else pd.DataFrame(columns=COLUMNS)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """One row per op spec (COLUMNS), sorted by spec. Assigning validates and re-indexes."""
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: pd.DataFrame) -> None:
+        self._rows = _normalise(rows, self._where)
+        self._index: dict[tuple, float] | None = None
+
+    @property
+    def name(self) -> str:
+        """The name a user types: the file stem, else the device."""
+        return self.path.stem if self.path is not None else self.meta.device
+
+    @property
+    def _where(self) -> str:
+        return f"latency table {self.path}" if self.path is not None else f"latency table '{self.meta.device}'"
+
+    # ---- reading and writing ---------------------------------------------
+    @classmethod
+    def read(cls, path: str | Path) -> "LatencyTable":
+        """Read and validate a table; every problem is a QuadnasError naming the file and the fix."""
+        path = Path(path)
+        header, body, body_start = _split(path)
+        meta = _parse_meta(header, path)
+        _check_field_counts(body, body_start, path)
+        try:
+            rows = pd.read_csv(io.StringIO(body), dtype={"op": str}, index_col=False)
+        except pd.errors.EmptyDataError:
+            raise QuadnasError(f"latency table {path}: no CSV header row after the metadata: "
+                               f"add the line '{','.join(COLUMNS)}'") from None
+        return cls(meta, _normalise(rows, f"latency table {path}", body_start), path)
+
+    @classmethod
+    def read_meta(cls, path: str | Path) -> TableMeta:
+        """Only the validated header (cheap: used to find aliases)."""
+        path = Path(path)
+        return _parse_meta(_split(path)[0], path)
+
+    def write(self, path: str | Path | None = None) -> Path:
+        """Write atomically (temporary file + rename); returns the path written."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("LatencyTable.write needs a path for a table that was never read or written")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = self.to_text()
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.path = target
+        return target
+
+    def to_text(self) -> str:
+        """The file content: header lines, then the rows (kept sorted by op spec)."""
+        lines = []
+        for key, value in self.meta.model_dump(mode="json").items():
+            one_a_line = key in _ONE_ITEM_A_LINE or (key not in TableMeta.model_fields and isinstance(value, list))
+            items = value if one_a_line and value else [value]
+            lines += [f"# {key}: {_inline(v)}" for v in items]
+        body = self.rows.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+        return "\n".join(lines) + "\n" + body
+
+    # ---- lookup ------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def specs(self) -> list[OpSpec]:
+        """The op specs this table has rows for."""
+        return [OpSpec(*key) for key in self._lookup_index()]
+
+    def missing(self, specs: Iterable[OpSpec]) -> list[OpSpec]:
+        """The distinct specs of `specs` that have no row, in first-seen order."""
+        index = self._lookup_index()
+        return list(dict.fromkeys(s for s in specs if _key(s) not in index))
+
+    def check_covers(self, specs: Iterable[OpSpec], space: str | None = None) -> None:
+        """Raise a QuadnasError naming the missing specs and the command that measures them."""
+        missing = self.missing(specs)
+        if not missing:
+            return
+        shown = "; ".join(str(s) for s in missing[:8]) + (f"; ... ({len(missing) - 8} more)" if len(missing) > 8 else "")
+        space_arg = f" --space {space}" if space else ""
+        raise QuadnasError(
+            f"{self._where} has no row for {len(missing)} op spec(s): {shown}. "
+            f"Measure them with `quadnas profile{space_arg} --name {self.name}`"
+        )
+
+    def lookup(self, specs: Iterable[OpSpec]) -> np.ndarray:
+        """Median latency (ms) of each spec; a missing spec is an error, never 0 ms."""
+        specs = list(specs)
+        self.check_covers(specs)
+        index = self._lookup_index()
+        return np.array([index[_key(s)] for s in specs], dtype=float)
+
+    # ---- changing ----------------------------------------------------------
+    def upsert(self, spec: OpSpec, latency_ms: float, p10_ms: float, p90_ms: float, runs: int) -> None:
+        """Add or replace the row of `spec` in place."""
+        row = {**spec.as_row(), "latency_ms": latency_ms, "p10_ms": p10_ms, "p90_ms": p90_ms, "runs": runs}
+        self.rows = _combine(self.rows, pd.DataFrame([row]), self._where)
+
+    def with_rows(self, rows: list[dict[str, Any]]) -> "LatencyTable":
+        """A new table with `rows` (dicts of COLUMNS) added; they replace rows of the same spec."""
+        return LatencyTable(self.meta, _combine(self.rows, pd.DataFrame(rows, columns=COLUMNS), self._where), self.path)
+
+    def merged(self, other: "LatencyTable") -> "LatencyTable":
+        """A new table with this table's metadata and rows, overridden by `other`'s rows."""
+        return LatencyTable(self.meta, _combine(self.rows, other.rows, self._where), self.path)
+
+    def _lookup_index(self) -> dict[tuple, float]:
+        if self._index is None:
+            keys = zip(*(self.rows[c].tolist() for c in SPEC_COLUMNS))
+            self._index = dict(zip(keys, self.rows["latency_ms"].astype(float).tolist()))
+        return self._index
+
+
+# ---- helpers ----------------------------------------------------------------
+def _key(spec: OpSpec) -> tuple:
+    return tuple(getattr(spec, c) for c in SPEC_COLUMNS)
+
+
+def _inline(value: Any) -> str:
+    """A header value as one line of YAML: plain when that reads back the same, else JSON."""
+    if isinstance(value, str) and "\n" not in value and value.strip() == value:
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = None
+        if parsed == value or isinstance(parsed, datetime):
+            return value
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False).strip().removesuffix("\n...").strip()
+
+
+def _split(path: Path) -> tuple[list[tuple[int, str]], str, int]:
+    """Header lines (with line numbers), the CSV body and the body's first line number."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise QuadnasError(f"latency table {path} does not exist: give an existing CSV path or a device name "
+                           "(see `quadnas tables`)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise QuadnasError(f"cannot read latency table {path}: {e}") from None
+    lines = text.splitlines()
+    n = 0
+    while n < len(lines) and (lines[n].startswith("#") or not lines[n].strip()):
+        n += 1
+    header = [(i + 1, line) for i, line in enumerate(lines[:n]) if line.strip()]
+    stray = next((i for i in range(n, len(lines)) if lines[i].startswith("#")), None)
+    if stray is not None:
+        raise QuadnasError(f"latency table {path} line {stray + 1}: header line after the first CSV line "
+                           f"(line {n + 1}): move the '# key: value' lines to the top")
+    return header, "\n".join(lines[n:]), n + 1
+
+
+def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
+    values: dict[str, list[Any]] = {}
+    for lineno, line in header:
+        key, sep, raw = line.lstrip("#").strip().partition(":")
+        key = key.strip()
+        if not sep or not key or " " in key:
+            raise QuadnasError(f"latency table {path} line {lineno}: header lines must read '# key: value', "
+                               f"got '{line.strip()}': fix the line")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise QuadnasError(f"latency table {path} line {lineno}: value of '{key}' is not valid inline "
+                               "YAML/JSON: quote it or fix the brackets") from None
+        values.setdefault(key, []).append(value)
+    fields: dict[str, Any] = {}
+    for key, items in values.items():
+        if key in _LIST_KEYS or (key not in TableMeta.model_fields and len(items) > 1):
+            fields[key] = [x for item in items for x in (item if isinstance(item, list) else [item])]
+        elif len(items) > 1:
+            raise QuadnasError(f"latency table {path}: header key '{key}' appears {len(items)} times: keep one")
+        else:
+            fields[key] = items[0]
+    try:
+        return TableMeta.model_validate(fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            raise QuadnasError(f"latency table {path}: header lacks key '{key}': add a line '# {key}: ...' "
+                               "(see docs/tables.md)") from None
+        raise QuadnasError(f"latency table {path}: header key '{key}': {err['msg']} "
+                           f"(got {err.get('input')!r}): fix that header line") from None
+
+
+def _check_field_counts(body: str, body_start: int, path: Path) -> None:
+    """Every CSV line must have as many fields as the CSV header row."""
+    lines = list(csv.reader(io.StringIO(body)))
+    if not lines:
+        return
+    expected = len(lines[0])
+    for i, fields in enumerate(lines[1:], start=1):
+        if fields and len(fields) != expected:
+            raise QuadnasError(
+                f"latency table {path} line {body_start + i}: corrupted CSV line ({len(fields)} fields, "
+                f"expected {expected}): fix or delete that line, or re-measure with `quadnas profile`"
+            )
+
+
+def _normalise(rows: pd.DataFrame, where: str, body_start: int | None = None) -> pd.DataFrame:
+    """Check columns, dtypes and values; return a clean frame with exactly COLUMNS, sorted by spec."""
+    missing = [c for c in COLUMNS if c not in rows.columns]
+    if missing:
+        raise QuadnasError(f"{where}: missing column(s) {', '.join(missing)}: the CSV header row must be "
+                           f"'{','.join(COLUMNS)}'")
+    rows = rows.loc[:, list(COLUMNS)].reset_index(drop=True)
+
+    def line_of(i: int) -> str:
+        return f"line {body_start + 1 + i}" if body_start is not None else f"row {i + 1}"
+
+    if rows.empty:
+        rows = rows.astype({c: "int64" for c in _INT_COLUMNS} | {c: "float64" for c in LATENCY_COLUMNS})
+        return rows.astype({"op": "object"})
+    for column in SPEC_COLUMNS + LATENCY_COLUMNS + ("runs",):
+        blank = rows[column].isna()
+        if blank.any():
+            i = int(np.flatnonzero(blank)[0])
+            raise QuadnasError(f"{where} {line_of(i)}: empty '{column}' (corrupted or truncated line): "
+                               "fix or delete that line")
+    for column in _INT_COLUMNS + LATENCY_COLUMNS:
+        numbers = pd.to_numeric(rows[column], errors="coerce")
+        bad = numbers.isna() | ~np.isfinite(numbers.astype(float))
+        if column in _INT_COLUMNS:
+            bad |= numbers.fillna(0) != np.floor(numbers.fillna(0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            kind = "an integer" if column in _INT_COLUMNS else "a finite number"
+            raise QuadnasError(f"{where} {line_of(i)}: '{column}' is {rows[column].iloc[i]!r}, not {kind}: "
+                               "fix that line")
+        rows[column] = numbers.astype("int64" if column in _INT_COLUMNS else "float64")
+    for column in LATENCY_COLUMNS + ("runs",):
+        negative = rows[column] < 0
+        if negative.any():
+            i = int(np.flatnonzero(negative)[0])
+            raise QuadnasError(f"{where} {line_of(i)}: negative {column} {rows[column].iloc[i]}: "
+                               "latencies and run counts cannot be negative; re-measure that op")
+    rows["op"] = rows["op"].astype(str).str.strip().astype(object)
+    duplicated = rows.duplicated(list(SPEC_COLUMNS), keep="first")
+    if duplicated.any():
+        i = int(np.flatnonzero(duplicated)[0])
+        spec = OpSpec(**{c: rows[c].iloc[i] for c in SPEC_COLUMNS})
+        raise QuadnasError(f"{where} {line_of(i)}: duplicate row for op spec '{spec}': keep one row per spec")
+    return rows.sort_values(list(SPEC_COLUMNS), kind="stable", ignore_index=True)
+
+
+def _combine(base: pd.DataFrame, override: pd.DataFrame, where: str) -> pd.DataFrame:
+    """`base` rows, replaced or extended by `override` rows of the same spec (validated by the caller)."""
+    override = _normalise(override, where)
+    if base.empty or override.empty:
+        return override if base.empty else base.copy()
+    both = pd.concat([base, override], ignore_index=True)
+    return both.drop_duplicates(list(SPEC_COLUMNS), keep="last")

@@ -1,0 +1,112 @@
+"""Check a measured table against whole networks measured end to end.
+
+Random archs of the table's space (spread from small to large, none of the
+calibration networks) are measured on the table's own backend, target, threads and
+clock with the profiler's network code, and compared with the calibrated prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from quadnas.errors import QuadnasError
+from quadnas.latency.backends import BACKENDS, Backend, get_backend
+from quadnas.latency.kit_runner import Timing
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.profile import ProfileSettings, measure_networks, progress_bar, sample_spread, space_at
+from quadnas.latency.table import LatencyTable
+from quadnas.space import Arch, SearchSpace
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """How well a table's calibrated predictions match measured whole networks."""
+
+    table: str
+    backend: str
+    clock: str
+    n: int
+    mape_pct: float
+    max_err_pct: float
+    within_5_pct: float
+    within_10_pct: float
+    kendall_tau: float
+    archs: list[str] = field(default_factory=list)
+    measured_ms: list[float] = field(default_factory=list)
+    predicted_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def table_space(table: LatencyTable, space: SearchSpace | None = None) -> SearchSpace:
+    """The space the table was measured on (by name unless given), at the table's resolution."""
+    space = space_at(space or _load_space(table), table.meta.resolution)
+    if space.fingerprint() != table.meta.space_fingerprint:
+        raise QuadnasError(
+            f"{table.name} was measured on a space with fingerprint {table.meta.space_fingerprint}, but space "
+            f"'{space.name}' ({space.source}) has {space.fingerprint()}: pass --space with the YAML it was measured on"
+        )
+    return space
+
+
+def _load_space(table: LatencyTable) -> SearchSpace:
+    try:
+        return SearchSpace.load(table.meta.space)
+    except QuadnasError:
+        raise QuadnasError(f"{table.name} was measured on space '{table.meta.space}', which is not shipped: "
+                           "pass --space with its YAML file") from None
+
+
+def table_backend(table: LatencyTable, clock: str | None = None) -> Backend:
+    """The table's backend on its target with its threads, timed on its clock (unless `clock`)."""
+    meta = table.meta
+    if meta.provenance != "measured" or meta.backend not in BACKENDS:
+        raise QuadnasError(
+            f"{table.name} is {meta.provenance} for backend '{meta.backend}', which quadnas cannot run here: "
+            f"validate a table measured with one of {', '.join(BACKENDS)}"
+        )
+    return get_backend(meta.backend, getattr(meta, "target", None), meta.threads or 1,
+                       clock=clock or getattr(meta, "clock", "wall"))
+
+
+def compare(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Error figures of `predicted` against `measured`."""
+    err = np.abs(predicted - measured) / measured * 100
+    return {
+        "mape_pct": float(err.mean()), "max_err_pct": float(err.max()),
+        "within_5_pct": float((err <= 5).mean() * 100), "within_10_pct": float((err <= 10).mean() * 100),
+        "kendall_tau": float(kendalltau(measured, predicted).statistic) if len(err) > 1 else float("nan"),
+    }
+
+
+def validate(table: LatencyTable, space: SearchSpace | None = None, n: int = 20, seed: int = 1,
+             settings: ProfileSettings = ProfileSettings(), clock: str | None = None,
+             progress: bool = False) -> ValidationResult:
+    """Measure `n` random archs end to end and compare them with the table's predictions.
+
+    The networks are timed on the table's clock unless `clock` is given (e.g. 'wall' to
+    check a cpu-clock table against elapsed time).
+    """
+    if n < 2:
+        raise QuadnasError(f"validation needs at least 2 networks, got {n}: e.g. --n 20")
+    space = table_space(table, space)
+    predictor = LatencyPredictor(table, space)
+    backend = table_backend(table, clock)
+    calibration_archs = [space.parse(p["arch"]) for p in getattr(table.meta, "calibration_networks", [])]
+    archs = sample_spread(space, n, seed, exclude=calibration_archs)
+    measured: dict[Arch, Timing] = {}
+    with progress_bar(progress, len(archs), "validating") as advance:
+        def done(arch: Arch, timing: Timing) -> None:
+            measured[arch] = timing
+            advance()
+
+        measure_networks(backend, space, archs, settings, done)
+    real = np.array([measured[a].median_ms for a in archs])
+    predicted = predictor.predict_many(archs)
+    return ValidationResult(table=table.name, backend=backend.name, clock=backend.clock, n=len(archs), **compare(real, predicted),
+                            archs=[str(a) for a in archs], measured_ms=real.round(4).tolist(),
+                            predicted_ms=predicted.round(4).tolist())

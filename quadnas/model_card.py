@@ -1,0 +1,222 @@
+"""MODEL.md beside an export: arch, size, accuracy and on what data, predicted latency on every table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import quadnas
+from quadnas.errors import QuadnasError
+from quadnas.export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PARITY_TOLERANCE,
+    ExportResult,
+    ExportSource,
+    LatencyCheck,
+    resolution_note,
+)
+from quadnas.latency.devices import table_paths
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.table import LatencyTable
+from quadnas.space import Arch, SearchSpace
+
+CARD_NAME = "MODEL.md"
+
+
+@torch.no_grad()
+def model_stats(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """Parameters, and multiply-accumulates of one forward pass at `input_shape` (FLOPs / 2).
+
+    FlopCounterMode counts convolutions and matrix products; element-wise products,
+    norms and activations are not counted.
+    """
+    params = sum(p.numel() for p in model.parameters())
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.eval()(torch.zeros(input_shape))
+    return params, counter.get_total_flops() // 2
+
+
+@dataclass(frozen=True)
+class TablePrediction:
+    """One table's prediction for an arch, with the table's provenance; `ms` None where it cannot predict."""
+
+    table: str
+    device: str
+    aliases: tuple[str, ...]
+    runtime: str
+    provenance: str
+    ms: float | None
+    expected_error: str
+    note: str = ""
+
+
+def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
+    """The arch's predicted latency on every known table made for this space (same fingerprint)."""
+    found = []
+    for path in table_paths():
+        try:
+            table = LatencyTable.read(path)
+        except QuadnasError:
+            continue  # a broken table is reported by `quadnas tables`; it must not stop an export
+        meta = table.meta
+        if meta.space_fingerprint != space.fingerprint():
+            continue
+        try:
+            ms, note = LatencyPredictor(table, space).predict(arch), ""
+        except QuadnasError as e:
+            ms, note = None, str(e)
+        c = meta.calibration
+        error = (f"{c.mape_pct:.1f}% mean, {c.max_err_pct:.1f}% max ({c.networks} networks)"
+                 if c.mape_pct is not None and c.max_err_pct is not None else "unknown")
+        threads = f", {meta.threads} thread(s)" if meta.threads else ""
+        runtime = f"{meta.backend} {meta.backend_version}, {meta.precision}, batch {meta.batch}{threads}"
+        found.append(TablePrediction(table.name, meta.device, tuple(meta.aliases), runtime, meta.provenance, ms,
+                                     error, note))
+    return found
+
+
+def render_model_card(source: ExportSource, result: ExportResult, check: LatencyCheck | None = None,
+                      predictions: list[TablePrediction] | None = None) -> str:
+    """The model card's Markdown."""
+    space, model = source.space, source.model
+    params, macs = model_stats(model, result.input_shape)
+    predictions = table_predictions(space, source.arch) if predictions is None else predictions
+    res = result.resolution
+    lines = [
+        f"# QuadraNet `{source.arch}`",
+        "",
+        f"Exported by quadnas {quadnas.__version__} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"as **{result.format}** (`{result.path.name}`).",
+        "",
+        "## Architecture",
+        "",
+        f"- arch: `{source.arch}` in space `{space.name}` (fingerprint `{space.fingerprint()}`, {space.source})",
+        *(f"- stage {i + 1} (dim {space.dims[i]}): {' '.join(str(b) for b in blocks)}"
+          for i, blocks in enumerate(space.stages_of(source.arch))),
+        f"- parameters: {params:,} ({_scaled(params)})",
+        f"- MACs at {res}x{res}: {macs:,} ({_scaled(macs)}; convolutions and linear layers, "
+        "counted by torch.utils.flop_counter as FLOPs / 2)",
+        "",
+        "## Input and output",
+        "",
+        f"- input `{INPUT_NAME}`: float32 NCHW, shape (batch, {space.config.in_channels}, {res}, {res}); "
+        "the batch dimension is dynamic",
+        f"- output `{OUTPUT_NAME}`: (batch, {model.num_classes}) logits",
+        f"- resolution: {resolution_note(source, res)}",
+        f"- normalisation: {_normalisation(source)}",
+        f"- classes: {', '.join(source.classes) if source.classes else 'none (random weights)'}",
+        "",
+        "## Weights and accuracy",
+        "",
+        f"- weights: {_weights(source)}",
+        f"- accuracy: {_accuracy(source)}",
+        f"- parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
+        f"(random inputs, batch {' and '.join(str(b) for b in result.parity)}; limit {PARITY_TOLERANCE:g})",
+        "",
+        "## Predicted latency",
+        "",
+        f"At the space's deployment resolution ({space.config.resolution} px), batch 1, for a head of "
+        f"{space.config.num_classes} classes, on every latency table made for this space:",
+        "",
+        "| table | device (aliases) | runtime | provenance | predicted | expected error |",
+        "|---|---|---|---|---|---|",
+        *(f"| {p.table} | {p.device}{f' ({chr(44).join(p.aliases)})' if p.aliases else ''} | {p.runtime} | "
+          f"{p.provenance} | {_ms(p.ms)} | {p.expected_error} |"
+          for p in predictions),
+    ]
+    if not predictions:
+        lines.append("| (no table for this space: measure one with `quadnas profile`) | | | | | |")
+    notes = [f"- {p.table}: {p.note}" for p in predictions if p.note]
+    lines += ["", *notes] if notes else []
+    lines += ["", "`estimated` tables come from an operator cost model fitted to published whole-model "
+              "latencies; `measured` ones were timed on the device (see `quadnas tables`)."]
+    if source.record:
+        r = source.record
+        lines += ["", f"Search: `{source.record_path}` predicted {r.get('latency_ms')} ms on `{r.get('device')}` "
+                  f"against a budget of {r.get('budget_ms')} ms."]
+    if check is not None:
+        lines += ["", "## Measured latency", "", *measured_lines(check)]
+    lines += ["", "## Use", "", "```python", *_usage(result), "```", ""]
+    return "\n".join(lines)
+
+
+def measured_lines(check: LatencyCheck) -> list[str]:
+    """The verify-latency figures as Markdown bullet points."""
+    b = check.backend
+    lines = [
+        f"- measured: {check.measured_ms:.3f} ms median (p10 {check.p10_ms:.3f}, p90 {check.p90_ms:.3f}, "
+        f"{check.runs} calls) of {check.measured_what}",
+        f"- on: {b['backend']} {b['backend_version']} ({b['precision']}), {b['target']} = {b['device']}, "
+        f"{b['threads']} thread(s), batch 1, {b['clock']} clock",
+    ]
+    if check.predicted_ms is not None:
+        lines.append(f"- predicted by `{check.table}` ({check.table_provenance}): {check.predicted_ms:.3f} ms "
+                     f"({check.error_pct:+.1f}% vs measured; table's calibration error "
+                     f"{'unknown' if check.tolerance_pct is None else f'{check.tolerance_pct:.1f}%'})")
+    if check.budget_ms is not None:
+        verdict = {None: "not gated", True: "within", False: "OVER"}[check.passed]
+        lines.append(f"- budget: {check.budget_ms:g} ms; limit with the calibration error "
+                     f"{check.limit_ms:.3f} ms: {verdict}")
+    if check.note:
+        lines.append(f"- note: {check.note}")
+    return lines
+
+
+def write_model_card(source: ExportSource, result: ExportResult, check: LatencyCheck | None = None,
+                     path: str | Path | None = None) -> Path:
+    """Write MODEL.md beside the export (or to `path`); returns its path."""
+    path = Path(path) if path is not None else result.path.parent / CARD_NAME
+    path.write_text(render_model_card(source, result, check))
+    return path
+
+
+def _scaled(count: int) -> str:
+    return f"{count / 1e9:.2f} G" if count >= 1e9 else f"{count / 1e6:.2f} M"
+
+
+def _ms(ms: float | None) -> str:
+    if ms is None:
+        return "n/a"
+    return f"{ms:.2f} ms" if ms >= 1 else f"{ms:.3f} ms"
+
+
+def _accuracy(source: ExportSource) -> str:
+    if source.accuracy is None:
+        return "not measured"
+    return f"{source.accuracy:.4f} top-1 on the {source.accuracy_on}"
+
+
+def _normalisation(source: ExportSource) -> str:
+    if source.mean is None:
+        return "none (random weights)"
+    mean = ", ".join(f"{v:.4f}" for v in source.mean)
+    std = ", ".join(f"{v:.4f}" for v in source.std)
+    return f"pixels scaled to [0, 1], then (x - mean) / std per channel with mean ({mean}) and std ({std})"
+
+
+def _weights(source: ExportSource) -> str:
+    if source.weights == "random":
+        return "freshly initialised (random): for latency measurements only, not for predictions"
+    where = f"supernet checkpoint `{source.checkpoint}` (sha256 {source.checkpoint_sha})"
+    if source.weights == "fine-tuned":
+        return f"inherited from the {where}, then fine-tuned stand-alone on {source.data}"
+    return f"inherited from the {where}, trained on {source.data}"
+
+
+def _usage(result: ExportResult) -> list[str]:
+    name = result.path.name
+    if result.format == "torch":
+        return ["import quadnas", f'model = quadnas.load("{name}")  # reads {result.sidecar.name} beside it',
+                "logits = model(x)  # x: normalised float32 NCHW tensor"]
+    if result.format == "onnx":
+        return ["import onnxruntime as ort", f'session = ort.InferenceSession("{name}")',
+                'logits = session.run(None, {"input": x})[0]  # x: normalised float32 NCHW array']
+    return ["import openvino as ov", f'model = ov.Core().compile_model("{name}", "CPU")',
+            "logits = model(x)[0]  # x: normalised float32 NCHW array"]

@@ -1,0 +1,63 @@
+"""A trained supernet for a search: the given checkpoint, the cached one, or a fresh training."""
+
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from quadnas.data import Dataset
+from quadnas.errors import QuadnasError
+from quadnas.space import SearchSpace
+from quadnas.supernet.checkpoint import default_checkpoint_path, load_checkpoint, meta_of, read_checkpoint
+from quadnas.supernet.supernet import Supernet
+from quadnas.supernet.train import TrainConfig, train_supernet
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock, so workers started together train the cached supernet once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def provide_supernet(
+    space: SearchSpace,
+    dataset: Dataset,
+    checkpoint: str | Path | None,
+    epochs: int | None,
+    progress: bool,
+    notify: Callable[[str], None],
+) -> tuple[Supernet, Path]:
+    """Load `checkpoint`, or the cache for (space, data), training (or finishing) it first."""
+    if checkpoint is not None:
+        supernet, meta = load_checkpoint(checkpoint, space)
+        _check_data(meta.dataset.fingerprint, meta.dataset.name, dataset, Path(checkpoint))
+        return supernet, Path(checkpoint)
+    path = default_checkpoint_path(space, dataset)
+    config = TrainConfig.for_search(resolution=dataset.resolution)
+    if epochs is not None:
+        config = config.model_copy(update={"epochs": epochs})
+    with file_lock(path.with_suffix(".lock")):
+        meta = meta_of(path, read_checkpoint(path)) if path.exists() else None
+        if meta is None or not meta.finished:
+            verb = "finishing" if meta else "training"
+            notify(f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
+                   f"cached at {path}, so the next search starts at once")
+            train_supernet(space, dataset, config, path, resume=meta is not None, progress=progress)
+    supernet, _ = load_checkpoint(path, space)
+    return supernet, path
+
+
+def _check_data(fingerprint: str, name: str, dataset: Dataset, path: Path) -> None:
+    if fingerprint != dataset.fingerprint:
+        raise QuadnasError(
+            f"checkpoint {path} was trained on data '{name}' ({fingerprint}), not '{dataset.name}' "
+            f"({dataset.fingerprint}) at this resolution and split: pass --data {name} or another --checkpoint"
+        )

@@ -1,0 +1,316 @@
+"""Networks compared by `bench_blocks.py`: HorNet, ConvNeXt and QuadraNet variants.
+
+For benchmarking only. Every network shares quadnas' stem, downsamples, head and
+LayerNorm2d, and every block uses the same MLP (LayerNorm2d, 1x1 conv, GELU, 1x1
+conv, layer scale) in NCHW, so the networks differ only in their spatial mixer:
+
+- HorNet (Rao et al. 2022): gnConv of order 2/3/4/5 by stage (HorNet-T, 7x7
+  depthwise variant, s = 1/3), written from the paper's definition.
+- ConvNeXt: a 7x7 depthwise conv (no second residual; LN, MLP and layer scale follow).
+- QuadraNet: quadnas' `QuadraNet` (QuadraBlock k7 e4); an equal-cost variant whose
+  MLP hidden width per stage matches HorNet's block MACs; a memory-efficient variant
+  built from quadnas' `Supernet` (largest arch of an equivalent space, quadratic
+  branch checkpointed); and a "lean" prototype that also stops the MLP from saving
+  its GELU output and layer-scale input.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from functools import cache, partial
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from torch.utils.flop_counter import FlopCounterMode
+
+from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, Stem, init_weights
+from quadnas.nn.net import QuadraNet
+from quadnas.nn.ops import LayerNorm2d, depthwise
+from quadnas.space import BlockChoice, SearchSpace
+from quadnas.supernet import Supernet
+from quadnas.supernet.elastic import ElasticQuadraBlock
+
+DIMS = (64, 128, 256, 512)
+DEPTHS = (2, 2, 6, 2)
+HORNET_ORDERS = (2, 3, 4, 5)
+KERNEL = 7
+EXPANSION = 4
+NUM_CLASSES = 1000
+STEM_PATCH = 4
+
+
+# ---- shared pieces -----------------------------------------------------------
+class MLP(nn.Module):
+    """`g * PW2(GELU(PW1(LN(x))))` with `hidden` channels."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.norm = LayerNorm2d(dim)
+        self.pw1 = nn.Conv2d(dim, hidden, 1)
+        self.act = nn.GELU()
+        self.pw2 = nn.Conv2d(hidden, dim, 1)
+        self.gamma = nn.Parameter(torch.full((dim, 1, 1), LAYER_SCALE_INIT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gamma * self.pw2(self.act(self.pw1(self.norm(x))))
+
+
+class Backbone(nn.Module):
+    """Stem, stages of `make_block(stage, dim)` with downsamples between, head."""
+
+    def __init__(self, make_block: Callable[[int, int], nn.Module], dims=DIMS, depths=DEPTHS,
+                 num_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.stem = Stem(3, dims[0], STEM_PATCH)
+        self.downsamples = nn.ModuleList(Downsample(dims[i - 1], dims[i]) for i in range(1, len(dims)))
+        self.stages = nn.ModuleList(
+            nn.Sequential(*(make_block(s, dim) for _ in range(depth)))
+            for s, (dim, depth) in enumerate(zip(dims, depths))
+        )
+        self.head = Head(dims[-1], num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                x = self.downsamples[i - 1](x)
+            x = stage(x)
+        return self.head(x)
+
+
+# ---- HorNet ------------------------------------------------------------------
+def gnconv_dims(dim: int, order: int) -> list[int]:
+    """Channel widths of the recursion, smallest first: `[C/2^(n-1), ..., C/2, C]`."""
+    if dim % 2 ** (order - 1):
+        raise ValueError(f"gnConv of order {order} needs a width divisible by {2 ** (order - 1)}, got {dim}")
+    return [dim // 2**i for i in reversed(range(order))]
+
+
+class GnConv(nn.Module):
+    """Recursive gated convolution of order `n` (HorNet, 7x7 depthwise variant).
+
+    A 1x1 conv projects x to 2C channels, split into p0 (C/2^(n-1)) and a stack q
+    (the other widths); ONE depthwise conv mixes the stack (scaled by `s`); then
+    `p_{k+1} = pw_k(p_k) * q_k`, and a final 1x1 projection.
+    """
+
+    def __init__(self, dim: int, order: int, kernel: int = KERNEL, scale: float = 1 / 3):
+        super().__init__()
+        self.dims = gnconv_dims(dim, order)
+        self.proj_in = nn.Conv2d(dim, 2 * dim, 1)
+        self.dwconv = depthwise(sum(self.dims), kernel, bias=True)
+        self.pws = nn.ModuleList(nn.Conv2d(self.dims[i], self.dims[i + 1], 1) for i in range(order - 1))
+        self.proj_out = nn.Conv2d(dim, dim, 1)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, stack = torch.split(self.proj_in(x), (self.dims[0], sum(self.dims)), dim=1)
+        gates = torch.split(self.dwconv(stack) * self.scale, self.dims, dim=1)
+        p = p * gates[0]
+        for pw, gate in zip(self.pws, gates[1:]):
+            p = pw(p) * gate
+        return self.proj_out(p)
+
+
+class HorNetBlock(nn.Module):
+    """`x + g1 * gnConv(LN(x))`, then `x + g2 * MLP(LN(x))` with ratio 4."""
+
+    def __init__(self, dim: int, order: int, expansion: int = EXPANSION):
+        super().__init__()
+        self.norm = LayerNorm2d(dim)
+        self.gnconv = GnConv(dim, order)
+        self.gamma = nn.Parameter(torch.full((dim, 1, 1), LAYER_SCALE_INIT))
+        self.mlp = MLP(dim, expansion * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.gamma * self.gnconv(self.norm(x))
+        return x + self.mlp(x)
+
+
+# ---- ConvNeXt ----------------------------------------------------------------
+class ConvNeXtBlock(nn.Module):
+    """`x + g * PW2(GELU(PW1(LN(DW7(x)))))`."""
+
+    def __init__(self, dim: int, expansion: int = EXPANSION):
+        super().__init__()
+        self.dwconv = depthwise(dim, KERNEL, bias=True)
+        self.mlp = MLP(dim, expansion * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(self.dwconv(x))
+
+
+# ---- QuadraNet variants ------------------------------------------------------
+class WideQuadraBlock(QuadraBlock):
+    """A QuadraBlock whose MLP has `hidden` channels (any integer, not only `e * dim`)."""
+
+    def __init__(self, dim: int, kernel: int, hidden: int):
+        super().__init__(dim, kernel, 1)
+        self.pw1 = nn.Conv2d(dim, hidden, 1)
+        self.pw2 = nn.Conv2d(hidden, dim, 1)
+
+
+class ScaledGeluPointwise(torch.autograd.Function):
+    """`gamma * conv1x1(GELU(h), w, b)` that saves only `h` and the parameters.
+
+    GELU(h) is recomputed in backward; the layer scale's gradient
+    `sum(grad * (W g + b))` comes from the unscaled weight and bias gradients, so
+    neither GELU's output nor the 1x1 conv's output is kept.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h, weight, bias, gamma)
+        return gamma * F.conv2d(F.gelu(h), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, weight, bias, gamma = ctx.saved_tensors
+        conv_backward = partial(torch.ops.aten.convolution_backward, weight=weight, bias_sizes=[weight.shape[0]],
+                                stride=[1, 1], padding=[0, 0], dilation=[1, 1], transposed=False,
+                                output_padding=[0, 0], groups=1)
+        g = F.gelu(h)
+        grad_g = conv_backward(grad * gamma, g, output_mask=[True, False, False])[0]
+        _, grad_w, grad_b = conv_backward(grad, g, output_mask=[False, True, True])
+        grad_gamma = (weight * grad_w).sum((1, 2, 3)) + bias * grad_b
+        scale = gamma.flatten()
+        return (torch.ops.aten.gelu_backward(grad_g, h), scale.view(-1, 1, 1, 1) * grad_w, scale * grad_b,
+                grad_gamma.view_as(gamma))
+
+
+class LeanQuadraBlock(QuadraBlock):
+    """Prototype of a leaner training block (same weights and outputs as QuadraBlock).
+
+    The quadratic branch is checkpointed (saves only its input, like
+    ElasticQuadraBlock); the MLP's second half is `ScaledGeluPointwise`, which
+    keeps neither the 4C-wide GELU output nor the layer-scale input.
+    """
+
+    def quadratic(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gamma1 * self.qconv(self.norm1(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            x = x + checkpoint(self.quadratic, x, use_reentrant=False)
+        else:
+            x = x + self.quadratic(x)
+        h = self.pw1(self.norm2(x))
+        return x + ScaledGeluPointwise.apply(h, self.pw2.weight, self.pw2.bias, self.gamma2)
+
+
+class WithChoice(nn.Module):
+    """Runs a supernet module (`Supernet` or `ElasticQuadraBlock`) at one fixed choice."""
+
+    def __init__(self, module: nn.Module, choice):
+        super().__init__()
+        self.module, self.choice = module, choice
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x, self.choice)
+
+
+def bench_space(resolution: int) -> SearchSpace:
+    """A one-choice space (k7 e4, no identity) with the benchmark's widths and depths."""
+    return SearchSpace.from_dict({
+        "name": "bench-blocks", "resolution": resolution, "num_classes": NUM_CLASSES,
+        "stem_patch": STEM_PATCH,
+        "stages": [{"dim": d, "depth": n} for d, n in zip(DIMS, DEPTHS)],
+        "choices": {"kernel": [KERNEL], "expansion": [EXPANSION], "identity": False},
+    })
+
+
+# ---- MACs --------------------------------------------------------------------
+def count_macs(module: nn.Module, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of convolutions and matmuls for one input of `shape`
+    (torch.utils.flop_counter FLOPs / 2, on a meta-device copy; elementwise ops are not counted)."""
+    meta = copy.deepcopy(module).to("meta").eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta(torch.zeros(shape, device="meta"))
+    return counter.get_total_flops() // 2
+
+
+def stage_shape(stage: int, resolution: int) -> tuple[int, int, int, int]:
+    """NCHW shape (batch 1) of a block in `stage`."""
+    size = resolution // STEM_PATCH // 2**stage
+    return (1, DIMS[stage], size, size)
+
+
+@cache
+def equal_cost_hidden(stage: int) -> int:
+    """MLP width of a k7 QuadraBlock whose MACs match the HorNet block of `stage`."""
+    shape = stage_shape(stage, 224)  # MACs per pixel do not depend on resolution
+    dim = DIMS[stage]
+    target = count_macs(HorNetBlock(dim, HORNET_ORDERS[stage]), shape)
+    base = count_macs(WideQuadraBlock(dim, KERNEL, dim), shape)
+    per_channel = count_macs(WideQuadraBlock(dim, KERNEL, 2 * dim), shape) - base
+    return dim + round((target - base) * dim / per_channel)
+
+
+# ---- the variants ------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """One network of the comparison, as a whole and as one block per stage."""
+
+    name: str
+    description: str
+    build_net: Callable[[int], nn.Module]  # resolution -> network
+    build_block: Callable[[int], nn.Module]  # stage -> block
+    training_only: bool = False  # inference is identical to another variant
+
+
+def _quadranet(resolution: int) -> nn.Module:
+    space = bench_space(resolution)
+    return QuadraNet(space, space.largest())
+
+
+def _supernet(resolution: int) -> nn.Module:
+    space = bench_space(resolution)
+    return WithChoice(Supernet(space, NUM_CLASSES, memory_efficient=True), space.largest())
+
+
+def _elastic_block(stage: int) -> nn.Module:
+    block = ElasticQuadraBlock(DIMS[stage], KERNEL, EXPANSION, memory_efficient=True)
+    init_weights(block)
+    return WithChoice(block, BlockChoice(KERNEL, EXPANSION))
+
+
+def _initialised(block: nn.Module) -> nn.Module:
+    init_weights(block)
+    return block
+
+
+def _equal_cost_block(stage: int) -> nn.Module:
+    return _initialised(WideQuadraBlock(DIMS[stage], KERNEL, equal_cost_hidden(stage)))
+
+
+def _equal_cost_net(resolution: int) -> nn.Module:
+    hidden = [equal_cost_hidden(s) for s in range(len(DIMS))]
+    return Backbone(lambda s, dim: WideQuadraBlock(dim, KERNEL, hidden[s]))
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("hornet", "HorNet-T-style gnConv (orders 2/3/4/5, 7x7 dw, s=1/3)",
+                lambda r: Backbone(lambda s, dim: HorNetBlock(dim, HORNET_ORDERS[s])),
+                lambda s: _initialised(HorNetBlock(DIMS[s], HORNET_ORDERS[s]))),
+        Variant("convnext", "ConvNeXt block (7x7 dw, LN, MLP 4, layer scale)",
+                lambda r: Backbone(lambda s, dim: ConvNeXtBlock(dim)),
+                lambda s: _initialised(ConvNeXtBlock(DIMS[s]))),
+        Variant("quadranet", "quadnas QuadraNet, QuadraBlock k7 e4",
+                _quadranet, lambda s: _initialised(QuadraBlock(DIMS[s], KERNEL, EXPANSION))),
+        Variant("quadranet-eqcost", "QuadraBlock k7, MLP widened per stage to HorNet's MACs",
+                _equal_cost_net, _equal_cost_block),
+        Variant("quadranet-me", "quadnas Supernet (largest arch), quadratic branch checkpointed",
+                _supernet, _elastic_block, training_only=True),
+        Variant("quadranet-lean", "prototype: checkpointed quadratic branch + GELU recompute "
+                "+ layer scale folded into PW2",
+                lambda r: Backbone(lambda s, dim: LeanQuadraBlock(dim, KERNEL, EXPANSION)),
+                lambda s: _initialised(LeanQuadraBlock(DIMS[s], KERNEL, EXPANSION)), training_only=True),
+    )
+}

@@ -1,0 +1,132 @@
+import sys
+
+import onnx
+import pytest
+
+from quadnas.errors import QuadnasError
+from quadnas.latency import kit_runner
+from quadnas.latency.backends import BACKENDS, export_onnx, get_backend, parse_threads
+from quadnas.latency.kit_runner import Schedule, Timing, measure_interleaved
+from quadnas.latency.profile import op_module
+from quadnas.nn.blocks import op_input_shape
+
+
+@pytest.fixture(scope="module")
+def block(tiny_space):
+    spec = next(s for s in tiny_space.all_op_specs() if s.op == "quadra_block")
+    return op_module(spec, tiny_space), op_input_shape(spec)
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_backend_times_an_op(name, block):
+    backend = get_backend(name)
+    runner = backend.prepare(*block)
+    times = runner.time(5)
+    assert len(times) == 5 and all(t > 0 for t in times)
+    described = backend.describe()
+    assert described["backend"] == name and described["threads"] == 1
+    assert described["backend_version"] and described["device"] and described["precision"] == "fp32"
+
+
+def test_cpu_clock_times_an_op(block):
+    times = get_backend("onnxruntime", clock="cpu").prepare(*block).time(3)
+    assert all(t > 0 for t in times)
+
+
+def test_export_is_opset_17(tmp_path, block):
+    model = onnx.load(str(export_onnx(*block, tmp_path / "b.onnx")))
+    assert {o.domain: o.version for o in model.opset_import}[""] == 17
+
+
+@pytest.mark.parametrize("name, hint", [("openvino", "pip install quadnas[openvino]"),
+                                        ("onnxruntime", "pip install onnxruntime")])
+def test_missing_package_names_the_install(monkeypatch, name, hint):
+    monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(QuadnasError, match=hint.replace("[", r"\[").replace("]", r"\]")):
+        get_backend(name)
+
+
+def test_unknown_backend_lists_them():
+    with pytest.raises(QuadnasError, match="onnxruntime, openvino, torch"):
+        get_backend("tensorrt")
+
+
+@pytest.mark.parametrize("threads", [0, -1, "abc", "1.5", True])
+def test_nonsense_threads(threads):
+    with pytest.raises(QuadnasError, match="threads must be a whole number"):
+        get_backend("onnxruntime", threads=threads)
+
+
+def test_threads_parse():
+    assert parse_threads("2") == 2 and parse_threads(3) == 3
+
+
+def test_unknown_openvino_device_lists_available():
+    with pytest.raises(QuadnasError, match="is not available here: use one of .*CPU"):
+        get_backend("openvino", target="FPGA")
+
+
+def test_myriad_needs_old_openvino():
+    with pytest.raises(QuadnasError, match="2022.3"):
+        get_backend("openvino", target="MYRIAD")
+
+
+def test_unknown_ort_provider_lists_available():
+    with pytest.raises(QuadnasError, match="no execution provider 'TPU'.*CPU"):
+        get_backend("onnxruntime", target="TPU")
+
+
+def test_torch_cuda_or_bad_target():
+    with pytest.raises(QuadnasError, match="use cpu or cuda"):
+        get_backend("torch", target="metal")
+
+
+def test_cpu_clock_needs_one_thread():
+    with pytest.raises(QuadnasError, match="1 thread"):
+        get_backend("onnxruntime", threads=2, clock="cpu")
+
+
+def test_timing_summary():
+    t = Timing.of([0.001 * i for i in range(1, 12)])
+    assert t.median_ms == pytest.approx(6.0) and t.p10_ms == pytest.approx(2.0) and t.runs == 11
+
+
+class FakeSession:
+    open_now = 0
+    most_open = 0
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.calls = 0
+        FakeSession.open_now += 1
+        FakeSession.most_open = max(FakeSession.most_open, FakeSession.open_now)
+
+    def time(self, n):
+        self.calls += n
+        return [self.seconds] * n
+
+
+def test_measure_interleaved_rounds_and_window():
+    sessions = {}
+
+    def open_session(key):
+        sessions[key] = FakeSession(0.001 * (1 + int(key)))
+        return sessions[key]
+
+    done = {}
+
+    def on_done(key, timing):
+        done[key] = timing
+        FakeSession.open_now -= 1
+
+    schedule = Schedule(rounds=3, round_s=0.004, window=2, warmup_s=0.0)
+    measure_interleaved([str(i) for i in range(5)], open_session, schedule, on_done)
+    assert sorted(done) == [str(i) for i in range(5)]
+    assert FakeSession.most_open == 2
+    # key 0 takes 1 ms a call: 4 calls a round, 3 rounds; key 4 takes 5 ms: 1 call a round
+    assert done["0"].runs == 12 and done["4"].runs == 3
+    assert done["2"].median_ms == pytest.approx(3.0)
+
+
+def test_cpu_name_is_not_empty():
+    assert kit_runner.cpu_name().strip()

@@ -1,0 +1,369 @@
+import random
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import openvino as ov
+import pytest
+import torch
+import yaml
+
+from quadnas.cli import main
+from quadnas.data import load_dataset
+from quadnas.errors import QuadnasError
+from quadnas.export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
+from quadnas.latency.backends import get_backend
+from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.model_card import model_stats, render_model_card, write_model_card
+from quadnas.nn import QuadraNet
+from quadnas.space import SearchSpace
+from quadnas.supernet import Supernet
+from quadnas.supernet.checkpoint import DatasetInfo, checkpoint_hash, checkpoint_state, save_checkpoint
+from quadnas.supernet.train import TrainConfig
+
+FORMATS = ("torch", "onnx", "openvino")
+ARCH = "k3e2-id-k5e4-k7e2-id-k3e4"  # an arch of the tiny space
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: these nets are tiny, and extra threads only contend on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def wake_blocks(model: torch.nn.Module) -> torch.nn.Module:
+    """Layer scales start at 1e-6; raise them so every block shapes the output parity is checked on."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "gamma" in name:
+                p.uniform_(0.2, 0.6)
+    return model
+
+
+def random_source(space: SearchSpace, seed: int) -> ExportSource:
+    arch = space.sample(random.Random(seed))
+    source = build_model(str(arch), space=space, init="random", seed=seed)
+    wake_blocks(source.model)
+    return source
+
+
+def reference(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def check_written(result, model: torch.nn.Module, x: np.ndarray) -> None:
+    """Run the written file in its own runtime (and an ONNX file also in OpenVINO) on `x`."""
+    expected = reference(model, x)
+    if result.format == "torch":
+        outputs = [reference(load(result.path), x)]
+    elif result.format == "onnx":
+        graph = onnx.load(str(result.path))
+        assert graph.opset_import[0].version >= 17
+        assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+        session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        compiled = ov.Core().compile_model(str(result.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        outputs = [session.run(None, {"input": x})[0], compiled(x)[0]]
+    else:
+        assert result.path.with_suffix(".bin").is_file()
+        compiled = ov.Core().compile_model(str(result.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        outputs = [compiled(x)[0]]
+    for got in outputs:
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1e-4
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_tiny_space(fmt, tiny_space, tmp_path):
+    for seed in range(3):
+        source = random_source(tiny_space, seed)
+        result = export_model(source, fmt, tmp_path / f"model{seed}")
+        assert result.max_abs_diff <= 1e-4 and set(result.parity) == {1, 3}
+        assert all(p.is_file() for p in result.files)
+        if seed == 0:  # the export checked itself; run one file again independently
+            x = np.random.default_rng(seed).standard_normal((2, 3, 64, 64), dtype=np.float32)
+            check_written(result, source.model, x)
+        sidecar = read_sidecar(result.path)
+        assert sidecar["arch"] == str(source.arch) and sidecar["format"] == fmt
+        assert sidecar["input"]["shape"] == ["batch", 3, 64, 64]
+
+
+@pytest.fixture(scope="module")
+def default_source():
+    space = SearchSpace.load()
+    rng = random.Random(7)
+    # mostly identity blocks keep the 18-block space quick to build and export
+    arch = space.parse("-".join(rng.choice(["id", "id", "k3e2", "k7e4", "k5e2"]) for _ in range(space.num_blocks)))
+    source = build_model(str(arch), space=space, init="random")
+    wake_blocks(source.model)
+    return source
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_round_trip_default_space_at_small_resolution(fmt, default_source, tmp_path):
+    result = export_model(default_source, fmt, tmp_path / "model", resolution=64)
+    assert result.resolution == 64 and result.max_abs_diff <= 1e-4
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64), dtype=np.float32)
+    check_written(result, default_source.model, x)
+    assert "not the deployment resolution (224 px)" in read_sidecar(result.path)["resolution_note"]
+
+
+def test_random_init_without_checkpoint_via_cli(tmp_path, tiny_space):
+    out = tmp_path / "net.onnx"
+    assert main(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(out)]) == 0
+    sidecar = read_sidecar(out)
+    assert sidecar["weights"] == "random" and sidecar["checkpoint"] is None and sidecar["accuracy"] is None
+    assert sidecar["num_classes"] == tiny_space.config.num_classes  # the head the latency tables describe
+    card = (tmp_path / "MODEL.md").read_text()
+    assert ARCH in card and "freshly initialised" in card
+
+
+def test_random_init_is_seeded(tiny_space):
+    a, b, c = (build_model(ARCH, space=tiny_space, init="random", seed=seed).model for seed in (3, 3, 4))
+    assert torch.equal(a.stem[0].weight, b.stem[0].weight)
+    assert not torch.equal(a.stem[0].weight, c.stem[0].weight)
+
+
+# ---- from a supernet checkpoint -------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", 32)
+
+
+@pytest.fixture
+def trained(tiny_space, digits, tmp_path):
+    """A (wakened) tiny supernet saved as a checkpoint, and a best.yaml that points at it."""
+    supernet = wake_blocks(Supernet(tiny_space, digits.num_classes)).eval()
+    path = tmp_path / "supernet.pt"
+    config = TrainConfig(epochs=1, resolution=32).model_dump()
+    save_checkpoint(path, checkpoint_state(supernet, DatasetInfo.of(digits), config, 1, {}))
+    arch = tiny_space.sample(random.Random(11))
+    record = {
+        "arch": str(arch), "accuracy": 0.875, "latency_ms": 1.5, "budget_ms": 2.0, "device": "tiny-test",
+        "space": {"name": tiny_space.name, "path": tiny_space.source, "fingerprint": tiny_space.fingerprint()},
+        "data": "digits", "resolution": 32,
+        "supernet": {"checkpoint": str(path), "sha256_16": checkpoint_hash(path)},
+    }
+    best = tmp_path / "best.yaml"
+    best.write_text(yaml.safe_dump(record))
+    return supernet, arch, path, best
+
+
+def test_export_from_checkpoint_matches_supernet(trained, tmp_path):
+    supernet, arch, _, best = trained
+    source = build_model(best)
+    assert source.weights == "inherited" and source.accuracy == 0.875
+    assert source.classes == tuple(str(d) for d in range(10))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = supernet(x, arch)
+    for fmt in FORMATS:
+        result = export_model(source, fmt, tmp_path / "out" / f"model-{fmt}")
+        check_written(result, source.model, x.numpy())
+    with torch.no_grad():
+        assert torch.allclose(load(tmp_path / "out" / "model-torch.pt")(x), expected, atol=1e-5)
+    sidecar = read_sidecar(tmp_path / "out" / "model-torch.pt")
+    assert sidecar["accuracy"] == 0.875 and "validation split of digits at 32 px" in sidecar["accuracy_on"]
+    assert sidecar["trained_resolution"] == 32 and sidecar["normalisation"]["mean"]
+    assert sidecar["checkpoint"]["sha256_16"] == source.checkpoint_sha
+
+
+def test_sidecar_says_where_the_weights_were_trained(trained, tmp_path):
+    source = build_model(trained[3])
+    result = export_model(source, "onnx", tmp_path / "m.onnx")
+    assert result.resolution == 64
+    note = read_sidecar(result.path)["resolution_note"]
+    assert "trained at 32 px, exported at 64 px" in note and "fully convolutional" in note
+    result = export_model(source, "onnx", tmp_path / "m32.onnx", resolution=32)
+    assert read_sidecar(result.path)["resolution_note"].startswith("trained and exported at 32 px")
+
+
+def test_arch_with_explicit_checkpoint(trained, tiny_space):
+    supernet, arch, path, _ = trained
+    source = build_model(str(arch), space="tiny", checkpoint=path)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(source.model(x), supernet(x, arch), atol=1e-5)
+    assert source.accuracy is None  # only a search result says how accurate an arch is
+
+
+def test_finetune_changes_weights_and_measures_accuracy(trained):
+    source = build_model(trained[3])
+    before = source.model.stem[0].weight.clone()
+    tuned = finetune(source, epochs=1, batch_size=256)
+    assert tuned.weights == "fine-tuned" and 0.0 <= tuned.accuracy <= 1.0
+    assert "fine-tuning" in tuned.accuracy_on
+    assert not torch.equal(before, tuned.model.stem[0].weight)
+    assert torch.equal(before, source.model.stem[0].weight)  # the inherited network is left as it was
+
+
+def test_model_card_content(trained, tmp_path, tiny_space, monkeypatch):
+    tables = tmp_path / "tables"
+    monkeypatch.setenv("QUADNAS_TABLES", str(tables))
+    local_table(tables, tiny_space, 0.5, device="bench-cpu")
+    (tables / "broken.csv").write_text("# device: x\nnot a table\n")
+    source = build_model(trained[3])
+    result = export_model(source, "torch", tmp_path / "m.pt")
+    card = write_model_card(source, result).read_text()
+    params, macs = model_stats(source.model, (1, 3, 64, 64))
+    assert card.startswith(f"# QuadraNet `{source.arch}`")
+    assert f"{params:,}" in card and f"{macs:,}" in card
+    assert "0.8750 top-1 on the validation split of digits" in card
+    assert "predicted 1.5 ms on `tiny-test` against a budget of 2.0 ms" in card
+    assert "quadnas.load" in card
+    rows = len(tiny_space.op_specs(source.arch))
+    assert "| table | bench-cpu | onnxruntime" in card and f"| measured | {rows * 0.5:.2f} ms |" in card
+    assert "5.0% max (4 networks)" in card
+
+
+def test_macs_count_convolutions(tiny_space):
+    model = QuadraNet(tiny_space, tiny_space.parse("id-id-id-id-id-id"))
+    params, macs = model_stats(model, (1, 3, 64, 64))
+    stem = 16 * 16 * 16 * (3 * 4 * 4)  # 16x16 outputs, 16 channels, 4x4x3 patch
+    downsamples = 8 * 8 * 24 * 16 * 4 + 4 * 4 * 32 * 24 * 4 + 2 * 2 * 48 * 32 * 4
+    assert macs == stem + downsamples + 48 * 10
+    assert params == sum(p.numel() for p in model.parameters())
+
+
+# ---- latency verification ---------------------------------------------------
+def local_table(directory, space: SearchSpace, ms: float, device: str | None = None) -> str:
+    """A table claiming to be measured here (or on `device`), every row `ms`."""
+    here = get_backend("onnxruntime", None, 1).describe()
+    meta = TableMeta(
+        device=device or here["device"], aliases=[], backend="onnxruntime", backend_version=here["backend_version"],
+        precision="fp32", batch=1, threads=1, resolution=space.config.resolution, space=space.name,
+        space_fingerprint=space.fingerprint(), created="2026-01-01T00:00:00Z", quadnas_version="0.1.0",
+        provenance="measured", method="test rows", calibration=Calibration(mape_pct=3.0, max_err_pct=5.0, networks=4),
+    )
+    table = LatencyTable(meta)
+    for spec in space.all_op_specs():
+        table.upsert(spec, latency_ms=ms, p10_ms=ms, p90_ms=ms, runs=1)
+    return str(table.write(directory / "table.csv"))
+
+
+def test_verify_latency_reports_measured_predicted_budget(tmp_path, tiny_space):
+    source = build_model(ARCH, space=tiny_space, init="random")
+    for fmt in ("onnx", "torch"):
+        result = export_model(source, fmt, tmp_path / f"m-{fmt}")
+        check = verify_latency(source, result, device=local_table(tmp_path, tiny_space, 1.0), budget_ms=30.0, rounds=3)
+        assert check.measured_ms > 0 and check.runs >= 3
+        assert check.predicted_ms == pytest.approx(len(tiny_space.op_specs(source.arch)) * 1.0)
+        assert check.same_machine and check.tolerance_pct == 5.0 and check.limit_ms == pytest.approx(31.5)
+        assert check.passed is (check.measured_ms <= 31.5)
+        assert ("pinned" in check.measured_what) == (fmt == "onnx")
+
+
+def test_verify_latency_gate_exit_codes(tmp_path, tiny_space, capsys):
+    table = local_table(tmp_path, tiny_space, 1e-6)
+    base = ["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.onnx"),
+            "--verify-latency", "--device", table, "--rounds", "3"]
+    assert main(base + ["--budget", "1us"]) == 1
+    assert "over budget" in capsys.readouterr().err
+    assert main(base + ["--budget", "1us", "--warn-only"]) == 0
+    other = local_table(tmp_path, tiny_space, 1e-6, device="some other CPU")
+    assert main(base[:-4] + ["--device", other, "--rounds", "3", "--budget", "1us"]) == 0  # not measured here
+    assert "no budget gate" in capsys.readouterr().out
+
+
+def test_verify_needs_the_tables_resolution(tmp_path, tiny_space):
+    source = build_model(ARCH, space=tiny_space, init="random")
+    result = export_model(source, "onnx", tmp_path / "m.onnx", resolution=32)
+    with pytest.raises(QuadnasError, match="export at 64 px"):
+        verify_latency(source, result, device=local_table(tmp_path, tiny_space, 1.0), rounds=1)
+
+
+def test_card_shows_measured_latency(tmp_path, tiny_space):
+    source = build_model(ARCH, space=tiny_space, init="random")
+    result = export_model(source, "onnx", tmp_path / "m.onnx")
+    check = verify_latency(source, result, device=local_table(tmp_path, tiny_space, 1.0), budget_ms=30.0, rounds=2)
+    card = render_model_card(source, result, check, predictions=[])
+    assert "## Measured latency" in card and "budget: 30 ms" in card and "within" in card
+
+
+# ---- mistakes -----------------------------------------------------------------
+def error_of(args, capsys) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "Traceback" not in err
+    return err
+
+
+def test_unknown_format(tmp_path, capsys):
+    err = error_of(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--format", "tflite",
+                    "--out", str(tmp_path / "m.tflite")], capsys)
+    assert "unknown format 'tflite'" in err
+
+
+def test_suffix_must_fit_format(tmp_path, capsys):
+    err = error_of(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--format", "onnx",
+                    "--out", str(tmp_path / "m.pt")], capsys)
+    assert "name it *.onnx" in err
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    base = ["export", "--arch", ARCH, "--space", "tiny", "--out", str(tmp_path / "m.onnx")]
+    assert "--init random" in error_of(base, capsys)
+    assert "does not exist" in error_of(base + ["--checkpoint", str(tmp_path / "nope.pt")], capsys)
+
+
+def test_checkpoint_of_another_space(trained, tmp_path, capsys, tiny_space):
+    other = tmp_path / "tiny12.yaml"
+    other.write_text(yaml.safe_dump({**tiny_space.config.model_dump(), "name": "tiny12", "num_classes": 12}))
+    err = error_of(["export", "--arch", str(trained[1]), "--space", str(other), "--checkpoint", str(trained[2]),
+                    "--out", str(tmp_path / "m.onnx")], capsys)
+    assert "was trained for space 'tiny'" in err
+
+
+def test_changed_checkpoint_is_refused(trained, tmp_path, capsys, tiny_space):
+    supernet, _, path, best = trained
+    save_checkpoint(path, checkpoint_state(wake_blocks(supernet), DatasetInfo.of(load_dataset("digits", 32)),
+                                           TrainConfig(epochs=2).model_dump(), 2, {}))
+    assert "changed since the search" in error_of(["export", str(best), "--out", str(tmp_path / "m.pt")], capsys)
+
+
+def test_arch_of_another_space(tmp_path, capsys):
+    err = error_of(["export", "--arch", ARCH, "--init", "random", "--out", str(tmp_path / "m.onnx")], capsys)
+    assert "space 'quadranet-t' has 18 searchable blocks" in err
+
+
+def test_space_changed_since_search(trained, tmp_path, capsys, tiny_space):
+    record = yaml.safe_load(trained[3].read_text())
+    record["space"]["fingerprint"] = "0" * 16
+    trained[3].write_text(yaml.safe_dump(record))
+    assert "the space file changed" in error_of(["export", str(trained[3]), "--out", str(tmp_path / "m.pt")], capsys)
+
+
+def test_openvino_not_installed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    err = error_of(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.xml")],
+                   capsys)
+    assert "needs the openvino package" in err and "pip install" in err
+
+
+def test_never_overwrites_the_search_result(trained, capsys):
+    best = trained[3]
+    before = best.read_text()
+    assert "would overwrite" in error_of(["export", str(best), "--out", str(best.with_suffix(".pt"))], capsys)
+    assert best.read_text() == before
+
+
+def test_result_and_arch_together(trained, tmp_path, capsys):
+    err = error_of(["export", str(trained[3]), "--arch", ARCH, "--out", str(tmp_path / "m.pt")], capsys)
+    assert "either a search result" in err
+
+
+def test_flags_that_need_another_flag(tmp_path, capsys, trained):
+    base = ["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.onnx")]
+    assert "only apply with --verify-latency" in error_of(base + ["--budget", "3ms"], capsys)
+    assert "only applies to fine-tuning" in error_of(base + ["--data", "digits"], capsys)
+    assert "uses no checkpoint" in error_of(base + ["--checkpoint", str(trained[2])], capsys)
+
+
+def test_load_refuses_other_formats(tmp_path, tiny_space):
+    result = export_model(build_model(ARCH, space=tiny_space, init="random"), "onnx", tmp_path / "m.onnx")
+    with pytest.raises(QuadnasError, match="rebuilds torch exports"):
+        load(result.path)

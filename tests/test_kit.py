@@ -1,0 +1,94 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from quadnas.cli import main
+from quadnas.errors import QuadnasError
+from quadnas.latency.kit import import_results, write_kit
+from quadnas.latency.kit_runner import read_header
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.profile import ProfileSettings
+from quadnas.latency.table import LatencyTable
+
+QUICK = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=3, network_rounds=2)
+
+
+def run_kit(kit, *args):
+    """The runner as a user runs it on the device: a plain python process in the kit."""
+    return subprocess.run([sys.executable, str(kit / "run.py"), "--backend", "onnxruntime", *args],
+                          capture_output=True, text=True, timeout=120, cwd=kit)
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kit")
+    assert main(["profile", "kit", "--out", str(out), "--space", "tiny", "--rounds", "2", "--round-ms", "2",
+                 "--window", "4", "--calibration-nets", "3", "--network-rounds", "2"]) == 0
+    done = run_kit(out)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_kit_contents(kit, tiny_space):
+    manifest = json.loads((kit / "manifest.json").read_text())
+    assert manifest["fingerprint"] == tiny_space.fingerprint()
+    assert len(manifest["ops"]) == len(tiny_space.all_op_specs()) and len(manifest["networks"]) == 3
+    assert all((kit / entry["file"]).is_file() for entry in manifest["ops"] + manifest["networks"])
+    assert {n["arch"] for n in manifest["networks"]} <= {str(a) for a in _archs(tiny_space, manifest)}
+    assert "quadnas" not in {line.split()[1] for line in (kit / "run.py").read_text().splitlines()
+                             if line.startswith(("import ", "from "))}
+
+
+def _archs(space, manifest):
+    return [space.parse(n["arch"]) for n in manifest["networks"]]
+
+
+def test_runner_writes_every_measurement(kit):
+    text = (kit / "results.csv").read_text()
+    header = read_header(text)
+    assert header["backend"] == "onnxruntime" and header["threads"] == "1" and header["precision"] == "fp32"
+    rows = [line for line in text.splitlines() if not line.startswith("#")][1:]
+    manifest = json.loads((kit / "manifest.json").read_text())
+    assert len(rows) == 1 + len(manifest["ops"]) + len(manifest["networks"])
+
+
+def test_runner_resumes(kit):
+    before = (kit / "results.csv").read_text()
+    again = run_kit(kit)
+    assert again.returncode == 0 and (kit / "results.csv").read_text() == before
+    assert "ms (p10" not in again.stdout  # nothing measured twice
+
+
+def test_runner_refuses_other_settings(kit):
+    other = run_kit(kit, "--threads", "2")
+    assert other.returncode == 2 and "threads=1" in other.stderr
+
+
+def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
+    table = import_results(kit / "results.csv")
+    assert not table.missing(tiny_space.all_op_specs())
+    assert table.meta.provenance == "measured" and table.meta.backend == "onnxruntime"
+    assert table.meta.calibration.networks == 3 and "kit" in table.meta.method
+    assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
+
+    monkeypatch.setenv("QUADNAS_TABLES", str(tmp_path))
+    assert main(["profile", "import", str(kit / "results.csv"), "--name", "remote"]) == 0
+    written = LatencyTable.read(tmp_path / "remote.csv")
+    pd.testing.assert_frame_equal(written.rows, table.rows, rtol=1e-5)  # the file keeps 6 digits
+
+
+def test_import_of_partial_results_says_how_to_finish(kit, tmp_path):
+    lines = (kit / "results.csv").read_text().splitlines()
+    partial = tmp_path / "results.csv"
+    partial.write_text("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(QuadnasError, match="lacks 2 of .*rerun `python run.py`"):
+        import_results(partial, kit)
+
+
+def test_kit_refuses_a_foreign_directory(tiny_space, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(QuadnasError, match="not a kit"):
+        write_kit(tmp_path, tiny_space, QUICK)

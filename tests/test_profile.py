@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+
+from quadnas.cli import main
+from quadnas.errors import QuadnasError
+from quadnas.latency.backends import get_backend
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.profile import ProfileSettings, fit_calibration, profile, sample_spread
+from quadnas.latency.table import LatencyTable
+from quadnas.latency.validate import compare, validate
+
+QUICK = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=4, network_rounds=2)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def measured(tiny_space, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tables") / "tiny-ort.csv"
+    return profile(tiny_space, get_backend("onnxruntime"), path, QUICK)
+
+
+def test_profile_covers_every_op_spec(measured, tiny_space):
+    table = LatencyTable.read(measured.path)
+    assert not table.missing(tiny_space.all_op_specs()) and len(table) == len(tiny_space.all_op_specs())
+    assert (table.rows["latency_ms"] > 0).all() and (table.rows["runs"] >= QUICK.rounds).all()
+    assert (table.rows["p10_ms"] <= table.rows["latency_ms"]).all()
+    assert (table.rows["latency_ms"] <= table.rows["p90_ms"]).all()
+    meta = table.meta
+    assert meta.provenance == "measured" and meta.backend == "onnxruntime" and meta.threads == 1
+    assert meta.space == "tiny" and meta.space_fingerprint == tiny_space.fingerprint() and meta.resolution == 64
+    assert meta.precision == "fp32" and meta.batch == 1 and meta.clock == "cpu" and meta.overhead_ms > 0
+    assert "overhead" in meta.method and "rounds" in meta.method
+    assert meta.calibration.networks == QUICK.networks == len(meta.calibration_networks)
+    assert meta.calibration.mape_pct is not None and meta.calibration.a > 0
+    assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
+
+
+def test_resume_keeps_measured_rows(tiny_space, tmp_path):
+    path = tmp_path / "t.csv"
+    k = 5
+
+    def stop_after_k(spec):
+        stop_after_k.seen += 1
+        if stop_after_k.seen == k:
+            raise Interrupt
+
+    stop_after_k.seen = 0
+    backend = get_backend("onnxruntime")
+    with pytest.raises(Interrupt):
+        profile(tiny_space, backend, path, QUICK, on_row=stop_after_k)
+    first = LatencyTable.read(path).rows
+    assert len(first) == k
+
+    measured_again = []
+    table = profile(tiny_space, backend, path, QUICK, on_row=measured_again.append)
+    assert len(measured_again) == len(tiny_space.all_op_specs()) - k
+    assert not set(map(str, measured_again)) & set(map(str, LatencyTable(table.meta, first).specs()))
+    kept = table.rows.merge(first, on=list(first.columns))
+    assert len(kept) == k  # the first k rows are unchanged
+    assert table.meta.calibration.networks == QUICK.networks
+
+
+def test_resume_refuses_other_conditions(measured, tiny_space):
+    with pytest.raises(QuadnasError, match="threads 1 \\(now 2\\).*--restart"):
+        profile(tiny_space, get_backend("onnxruntime", threads=2), measured.path, QUICK)
+
+
+def test_fit_calibration_exact_line():
+    x = np.array([10.0, 20, 30, 45, 60])
+    c = fit_calibration(x, 1.2 * x + 3)
+    assert c.a == pytest.approx(1.2) and c.b_ms == pytest.approx(3)
+    assert c.mape_pct == pytest.approx(0, abs=1e-9) and c.networks == 5
+
+
+def test_fit_calibration_held_out_error_exceeds_fit_error():
+    rng = np.random.default_rng(0)
+    x = np.linspace(10, 100, 12)
+    y = 0.9 * x + 2 + rng.normal(0, 2, len(x))
+    c = fit_calibration(x, y)
+    in_sample = np.mean(np.abs(c.a * x + c.b_ms - y) / y) * 100
+    assert c.mape_pct > in_sample > 0 and c.max_err_pct >= c.mape_pct
+
+
+def test_fit_calibration_degenerate_cases():
+    few = fit_calibration([10.0, 20.0], [12.0, 22.0])
+    assert few.mape_pct is None and few.a == pytest.approx(1.0) and few.b_ms == pytest.approx(2.0)
+    same = fit_calibration([10.0, 10.0, 10.0], [11.0, 12.0, 13.0])
+    assert same.a == pytest.approx(1.2) and same.b_ms == 0.0
+
+
+def test_sample_spread_spans_small_to_large(default_space):
+    archs = sample_spread(default_space, 8, seed=0)
+    assert len(set(archs)) == 8 and archs == sample_spread(default_space, 8, seed=0)
+    identities = sorted(sum(b.is_identity for b in a.blocks) for a in archs)
+    assert identities[0] <= 3 and identities[-1] >= 9
+    assert not set(sample_spread(default_space, 8, seed=1, exclude=archs)) & set(archs)
+
+
+def test_compare_figures():
+    figures = compare(np.array([10.0, 20, 30, 40]), np.array([10.4, 21.5, 30.0, 36.0]))
+    assert figures["max_err_pct"] == pytest.approx(10)
+    assert figures["within_5_pct"] == 50 and figures["within_10_pct"] == 100 and figures["kendall_tau"] == 1
+
+
+def test_validate_returns_sane_figures(measured):
+    result = validate(measured, n=4, settings=QUICK)
+    assert result.n == 4 == len(result.measured_ms) == len(set(result.archs))
+    assert all(m > 0 for m in result.measured_ms) and all(p > 0 for p in result.predicted_ms)
+    assert 0 <= result.within_5_pct <= result.within_10_pct <= 100 and -1 <= result.kendall_tau <= 1
+    assert result.max_err_pct >= result.mape_pct >= 0
+    calibration = {p["arch"] for p in measured.meta.calibration_networks}
+    assert not calibration & set(result.archs)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["profile", "--threads", "0"], "threads must be"),
+    (["profile", "--threads", "abc"], "threads must be"),
+    (["profile", "--backend", "tflite"], "unknown backend"),
+    (["profile", "--resolution", "100"], "resolution 100"),
+    (["profile", "--name", "a/b"], "may hold only"),
+    (["profile"], "name the table"),
+])
+def test_profile_cli_errors(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QUADNAS_TABLES", str(tmp_path))
+    extra = [] if argv == ["profile"] or "--name" in argv else ["--out", str(tmp_path / "x.csv")]
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_validate_cli_needs_the_backend(measured, monkeypatch, tmp_path, capsys):
+    other = LatencyTable(measured.meta.model_copy(update={"backend": "openvino"}), measured.rows)
+    other.write(tmp_path / "ov.csv")
+    monkeypatch.setitem(__import__("sys").modules, "openvino", None)
+    assert main(["validate", "--table", str(tmp_path / "ov.csv"), "--n", "2"]) == 2
+    assert "needs the openvino package" in capsys.readouterr().err  # the hint itself: test_backends
+
+
+def test_validate_cli_refuses_estimated_tables(measured, tmp_path, capsys):
+    estimated = LatencyTable(measured.meta.model_copy(update={"provenance": "estimated", "backend": "tflite"}),
+                             measured.rows)
+    estimated.write(tmp_path / "est.csv")
+    assert main(["validate", "--table", str(tmp_path / "est.csv")]) == 2
+    assert "cannot run here" in capsys.readouterr().err
+
+
+def test_validate_cli_writes_json(measured, tmp_path):
+    out = tmp_path / "v.json"
+    assert main(["validate", "--table", str(measured.path), "--n", "2", "--network-rounds", "1",
+                 "--json", str(out)]) == 0
+    import json
+
+    figures = json.loads(out.read_text())
+    assert figures["n"] == 2 and figures["backend"] == "onnxruntime"

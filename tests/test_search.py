@@ -1,0 +1,198 @@
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from quadnas.cli import main
+from quadnas.controller import SearchConfig, pareto_front, Candidate, search
+from quadnas.data import load_dataset
+from quadnas.errors import QuadnasError
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.space import SearchSpace
+from quadnas.supernet.train import TrainConfig, train_supernet
+
+
+def _op_cost_ms(spec) -> float:
+    """A made-up but shape-aware cost: enough for a search to have something to trade."""
+    pixels = spec.height * spec.width
+    if spec.op == "quadra_block":
+        return pixels * spec.cin * (3 * spec.kernel**2 + 2 * spec.expansion * spec.cin) / 2e6
+    return pixels * spec.cin * 0.1 / 1e6 + 0.01
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory) -> Path:
+    space = SearchSpace.load("tiny")
+    meta = TableMeta(
+        device="test-device", aliases=[], backend="synthetic", backend_version="0", precision="fp32", batch=1,
+        threads=1, resolution=space.config.resolution, space=space.name, space_fingerprint=space.fingerprint(),
+        created=datetime.now(timezone.utc), quadnas_version="test", provenance="estimated",
+        method="shape formula for tests", calibration=Calibration(),
+    )
+    table = LatencyTable(meta)
+    for spec in space.all_op_specs():
+        ms = _op_cost_ms(spec)
+        table.upsert(spec, latency_ms=ms, p10_ms=ms, p90_ms=ms, runs=1)
+    return table.write(tmp_path_factory.mktemp("tables") / "test-device.csv")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    space = SearchSpace.load("tiny")
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    train_supernet(space, load_dataset("digits", 32), TrainConfig(epochs=1, batch_size=128), path, progress=False)
+    return path
+
+
+@pytest.fixture
+def budget(table_path) -> str:
+    predictor = LatencyPredictor(LatencyTable.read(table_path), SearchSpace.load("tiny"))
+    (_, fast), (_, slow) = predictor.fastest(), predictor.slowest()
+    return f"{fast + 0.6 * (slow - fast):.4f}ms"
+
+
+def _config(tmp_path, table_path, checkpoint, budget, **kw) -> SearchConfig:
+    values = dict(space="tiny", device=str(table_path), budget=budget, checkpoint=str(checkpoint),
+                  runs_dir=str(tmp_path / "runs"), trials=12, sampler="random", study="s")
+    return SearchConfig(**{**values, **kw})
+
+
+def test_constrained_search_never_evaluates_over_budget(tmp_path, table_path, checkpoint, budget):
+    result = search(_config(tmp_path, table_path, checkpoint, budget, sampler="tpe"))
+    trials = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 12
+    budget_ms = result.budget_ms
+    for t in trials:
+        over = t.user_attrs["latency_ms"] > budget_ms
+        assert t.constraints == {"latency": pytest.approx((t.user_attrs["latency_ms"] - budget_ms) / budget_ms)}
+        assert t.user_attrs["evaluated"] is (not over)
+        assert ("accuracy" in t.user_attrs) is (not over)
+    assert result.best is not None and result.best.latency_ms <= budget_ms
+    assert result.best.accuracy == max(c.accuracy for c in result.ranked)
+    best = yaml.safe_load((result.run_dir / "best.yaml").read_text())
+    assert best["arch"] == result.best.arch
+    assert best["space"]["fingerprint"] == SearchSpace.load("tiny").fingerprint()
+    assert sum(row["ms"] for row in best["latency_breakdown"]) == pytest.approx(best["latency_ms"], rel=1e-3)
+    for name in ("trials.csv", "pareto.csv", "pareto.png"):
+        assert (result.run_dir / name).stat().st_size > 0
+
+
+def test_rerun_resumes_and_trials_means_total(tmp_path, table_path, checkpoint, budget):
+    config = _config(tmp_path, table_path, checkpoint, budget, trials=5)
+    first = search(config)
+    numbers = [t.number for t in first.study.trials]
+    again = search(config)
+    assert [t.number for t in again.study.trials] == numbers  # nothing re-run
+    more = search(config.model_copy(update={"trials": 8}))
+    assert len(more.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
+
+
+def test_pareto_and_reward_modes(tmp_path, table_path, checkpoint, budget):
+    pareto = search(_config(tmp_path, table_path, checkpoint, budget, mode="pareto", study="p"))
+    assert all(len(t.values) == 2 for t in pareto.study.trials)
+    front = pareto.pareto
+    assert all(a.latency_ms <= b.latency_ms and a.accuracy < b.accuracy for a, b in zip(front, front[1:]))
+    reward = search(_config(tmp_path, table_path, checkpoint, budget, mode="reward", study="r"))
+    for t in reward.study.trials:
+        acc, lat = t.user_attrs["accuracy"], t.user_attrs["latency_ms"]
+        assert t.value == pytest.approx(acc * (lat / reward.budget_ms) ** -0.07)
+
+
+def test_pareto_front_keeps_only_undominated():
+    items = [Candidate("a", 0.5, 1.0, 0), Candidate("b", 0.4, 2.0, 1), Candidate("c", 0.7, 3.0, 2), Candidate("d", None, 0.1, 3)]
+    assert [c.arch for c in pareto_front(items)] == ["a", "c"]
+
+
+def test_other_settings_on_same_study_are_refused(tmp_path, table_path, checkpoint, budget):
+    search(_config(tmp_path, table_path, checkpoint, budget, trials=2))
+    with pytest.raises(QuadnasError, match="was created with other settings.*--study"):
+        search(_config(tmp_path, table_path, checkpoint, "1000ms", trials=2))
+
+
+def _cli(capsys, *argv) -> tuple[int, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"--budget": "30"}, "has no unit"),
+        ({"--budget": "=-3ms"}, "must be positive"),
+        ({"--budget": "0.0001ms"}, "below the fastest arch.*feasible range"),
+        ({"--device": "no-such-device"}, "unknown device 'no-such-device'"),
+        ({"--sampler": "bayes"}, "unknown sampler 'bayes'"),
+        ({"--mode": "fastest"}, "unknown mode 'fastest'"),
+        ({"--storage": "postgresql://nobody@127.0.0.1:1/none"}, "cannot open storage"),
+        ({"--space": "quadranet-t", "--device": "vpu", "--budget": "100ms"}, "trained for space 'tiny'"),
+    ],
+)
+def test_bad_input_is_one_line(capsys, tmp_path, table_path, checkpoint, budget, changes, message):
+    flags = {"--space": "tiny", "--device": str(table_path), "--budget": budget, "--checkpoint": str(checkpoint),
+             "--runs-dir": str(tmp_path), "--trials": "1", **changes}
+    argv = [f"{k}{v}" if v.startswith("=") else part for k, v in flags.items() for part in ((k, v) if not v.startswith("=") else (None,))]
+    argv = [a for a in argv if a is not None]
+    code, text = _cli(capsys, "search", *argv)
+    assert code == 2
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in text
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_config_file_and_flag_override(tmp_path, table_path, checkpoint, budget):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"space": "tiny", "device": str(table_path), "budget": "1ms", "trials": 3}))
+    config = SearchConfig.from_sources(str(cfg), {"budget": budget, "sampler": None})
+    assert config.budget == budget and config.trials == 3 and config.sampler == "tpe"
+    cfg.write_text(yaml.safe_dump({"budgett": "3ms"}))
+    with pytest.raises(QuadnasError, match="'budgett'.*allowed keys"):
+        SearchConfig.from_sources(str(cfg), {})
+
+
+def test_shipped_configs_are_valid():
+    for path in Path("configs").glob("*.yaml"):
+        config = SearchConfig.from_sources(str(path), {})
+        assert config.device in {"cpu", "vpu", "gpu"}
+
+
+def _worker(storage: str, table_path: Path, checkpoint: Path, budget: str, runs: Path, study: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "quadnas", "search", "--space", "tiny", "--device", str(table_path), "--budget",
+            budget, "--checkpoint", str(checkpoint), "--runs-dir", str(runs), "--trials", "16", "--sampler", "random",
+            "--storage", storage, "--study", study]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _two_workers_share_one_study(storage: str, study: str, table_path, checkpoint, budget, runs) -> None:
+    workers = [_worker(storage, table_path, checkpoint, budget, runs, study) for _ in range(2)]
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    assert all(w.returncode in (0, 1) for w in workers), outputs
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert 16 <= len(trials) <= 17  # a worker may finish one trial it started before the other reached 16
+    assert len({t.number for t in trials}) == len(trials)
+    evaluated = [t.user_attrs["arch"] for t in trials if t.user_attrs.get("evaluated") and "reused_from" not in t.user_attrs]
+    assert len(evaluated) == len(set(evaluated))  # no arch evaluated twice across the workers
+
+
+def test_two_workers_on_sqlite(tmp_path, table_path, checkpoint, budget):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    _two_workers_share_one_study(storage, "shared", table_path, checkpoint, budget, tmp_path / "runs")
+
+
+def test_two_workers_on_postgresql(tmp_path, table_path, checkpoint, budget):
+    url = os.environ.get("QUADNAS_TEST_POSTGRES")
+    if not url:
+        pytest.skip("no PostgreSQL server: .ci/run starts one and sets QUADNAS_TEST_POSTGRES")
+    study = f"pg-{os.getpid()}-{tmp_path.name}"
+    try:
+        _two_workers_share_one_study(url, study, table_path, checkpoint, budget, tmp_path / "runs")
+    finally:
+        optuna.delete_study(study_name=study, storage=url)

@@ -1,0 +1,177 @@
+"""LatencyTable: format round trip, validation errors, lookup and changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quadnas.errors import QuadnasError
+from quadnas.latency.table import COLUMNS, Calibration, LatencyTable, TableMeta
+from quadnas.space import OpSpec, SearchSpace
+
+
+def make_meta(space: SearchSpace, **changes) -> TableMeta:
+    fields = dict(
+        device="test-device", aliases=["td"], backend="onnxruntime", backend_version="1.20", precision="fp32",
+        batch=1, threads=1, resolution=space.config.resolution, space=space.name,
+        space_fingerprint=space.fingerprint(), created="2025-01-02T03:04:05Z", quadnas_version="0.1.0",
+        provenance="measured", method="median of 30 runs: interleaved",
+        calibration=Calibration(a=1.1, b_ms=0.5, mape_pct=3.0, max_err_pct=6.5, networks=4),
+        sources=["first: a source", "second # with a hash"],
+    )
+    return TableMeta(**{**fields, **changes})
+
+
+def make_table(space: SearchSpace, specs: list[OpSpec] | None = None, seed: int = 0, **meta) -> LatencyTable:
+    rng = np.random.default_rng(seed)
+    table = LatencyTable(make_meta(space, **meta))
+    for spec in specs if specs is not None else space.all_op_specs():
+        ms = float(rng.uniform(0.1, 5.0))
+        table.upsert(spec, latency_ms=ms, p10_ms=0.9 * ms, p90_ms=1.2 * ms, runs=20)
+    return table
+
+
+@pytest.fixture
+def table_file(tmp_path: Path, tiny_space: SearchSpace) -> Path:
+    return make_table(tiny_space).write(tmp_path / "t.csv")
+
+
+def edit(path: Path, old: str, new: str) -> Path:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_round_trip_keeps_meta_rows_and_bytes(tmp_path, tiny_space):
+    table = make_table(tiny_space)
+    path = table.write(tmp_path / "sub" / "t.csv")
+    back = LatencyTable.read(path)
+    assert back.meta == table.meta
+    assert list(back.rows.columns) == list(COLUMNS)
+    np.testing.assert_allclose(back.rows.latency_ms, table.rows.latency_ms, rtol=1e-5)
+    assert back.specs() == table.specs() == tiny_space.all_op_specs()
+    assert back.to_text() == path.read_text()
+    assert [p.name for p in path.parent.iterdir()] == ["t.csv"]  # no temporary file left behind
+
+
+def test_header_lists_may_be_repeated_or_inline(table_file):
+    text = table_file.read_text()
+    assert "# aliases: [td]" in text
+    assert text.count("# sources: ") == 2
+    edit(table_file, "# aliases: [td]", "# aliases: td\n# aliases: other")
+    assert LatencyTable.read(table_file).meta.aliases == ["td", "other"]
+
+
+def test_extra_header_keys_survive(tmp_path, tiny_space):
+    table = make_table(tiny_space)
+    table.meta = make_meta(tiny_space, host="box-1", points=[{"a": 1}, {"a": 2}])
+    back = LatencyTable.read(table.write(tmp_path / "t.csv"))
+    assert back.meta.host == "box-1" and back.meta.points == [{"a": 1}, {"a": 2}]
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("# device: test-device\n", "", "header lacks key 'device'"),
+        ("# provenance: measured", "# provenance: guessed", "header key 'provenance'"),
+        ("# batch: 1", "# batch: one", "header key 'batch'"),
+        ("# threads: 1", "# threads: 1\nthis is no header", "header line after the first CSV line"),
+        ("# batch: 1", "# batch 1", "must read '# key: value'"),
+        ("# calibration: {a: 1.1", "# calibration: {a: -1", "header key 'calibration.a'"),
+    ],
+)
+def test_header_errors(table_file, old, new, expected):
+    with pytest.raises(QuadnasError, match="t.csv") as err:
+        LatencyTable.read(edit(table_file, old, new))
+    assert expected in str(err.value)
+
+
+def _first_row(path: Path) -> str:
+    return next(line for line in path.read_text().splitlines() if line.startswith("downsample"))
+
+
+@pytest.mark.parametrize(
+    "mangle, expected",
+    [
+        (lambda row: row + ",7,8", "corrupted CSV"),
+        (lambda row: ",".join(row.split(",")[:5]), "corrupted CSV line (5 fields, expected 11)"),
+        (lambda row: ",".join(row.split(",")[:7] + [""] + row.split(",")[8:]), "empty 'latency_ms'"),
+        (lambda row: ",".join(row.split(",")[:7] + ["fast"] + row.split(",")[8:]), "'latency_ms' is 'fast'"),
+        (lambda row: ",".join(row.split(",")[:7] + ["-1.5"] + row.split(",")[8:]), "negative latency_ms"),
+        (lambda row: ",".join(row.split(",")[:7] + ["nan"] + row.split(",")[8:]), "empty 'latency_ms'"),
+        (lambda row: ",".join(row.split(",")[:3] + ["2.5"] + row.split(",")[4:]), "'cin' is"),
+        (lambda row: row + "\n" + row, "duplicate row for op spec 'downsample in="),
+    ],
+)
+def test_row_errors(table_file, mangle, expected):
+    row = _first_row(table_file)
+    edit(table_file, row, mangle(row))
+    with pytest.raises(QuadnasError, match="t.csv") as err:
+        LatencyTable.read(table_file)
+    assert expected in str(err.value)
+
+
+def test_error_names_the_file_line(table_file):
+    row = _first_row(table_file)
+    lineno = table_file.read_text().splitlines().index(row) + 1
+    edit(table_file, row, row.replace(",20", ",-20"))
+    with pytest.raises(QuadnasError, match=f"line {lineno}: negative runs"):
+        LatencyTable.read(table_file)
+
+
+def test_wrong_csv_columns(table_file):
+    edit(table_file, "latency_ms,p10_ms", "median_ms,p10_ms")
+    with pytest.raises(QuadnasError, match="missing column.*latency_ms"):
+        LatencyTable.read(table_file)
+
+
+def test_missing_file_and_empty_body(tmp_path, table_file):
+    with pytest.raises(QuadnasError, match="does not exist"):
+        LatencyTable.read(tmp_path / "nope.csv")
+    header = "".join(line + "\n" for line in table_file.read_text().splitlines() if line.startswith("#"))
+    table_file.write_text(header)
+    with pytest.raises(QuadnasError, match="no CSV header row"):
+        LatencyTable.read(table_file)
+
+
+def test_lookup_and_missing_specs_error(tiny_space):
+    specs = tiny_space.all_op_specs()
+    table = make_table(tiny_space, specs[1:])
+    assert table.missing(specs + specs) == [specs[0]]
+    np.testing.assert_allclose(table.lookup(specs[1:3]), table.rows.latency_ms.iloc[:2])
+    with pytest.raises(QuadnasError) as err:
+        table.lookup(specs)
+    message = str(err.value)
+    assert str(specs[0]) in message and "1 op spec" in message
+    assert "`quadnas profile --name test-device`" in message
+
+
+def test_missing_error_names_space_and_table_file(tmp_path, tiny_space):
+    specs = tiny_space.all_op_specs()
+    table = make_table(tiny_space, specs[:-3])
+    table.write(tmp_path / "laptop.csv")
+    with pytest.raises(QuadnasError, match=r"--space tiny.yaml --name laptop") as err:
+        table.check_covers(specs, space="tiny.yaml")
+    assert all(str(s) in str(err.value) for s in specs[-3:])
+
+
+def test_upsert_with_rows_merged(tiny_space):
+    a, b = tiny_space.all_op_specs()[:2]
+    table = make_table(tiny_space, [a])
+    table.upsert(a, latency_ms=9.0, p10_ms=8.0, p90_ms=10.0, runs=3)
+    assert len(table) == 1 and table.lookup([a])[0] == 9.0
+    grown = table.with_rows([{**b.as_row(), "latency_ms": 2.0, "p10_ms": 1.0, "p90_ms": 3.0, "runs": 5}])
+    assert len(table) == 1 and len(grown) == 2
+    other = make_table(tiny_space, [a], seed=5)
+    merged = grown.merged(other)
+    assert merged.lookup([a, b]).tolist() == [other.lookup([a])[0], 2.0]
+    assert merged.meta == grown.meta
+
+
+def test_upsert_rejects_negative(tiny_space):
+    table = make_table(tiny_space, [])
+    with pytest.raises(QuadnasError, match="negative latency_ms"):
+        table.upsert(tiny_space.all_op_specs()[0], latency_ms=-1.0, p10_ms=0.0, p90_ms=0.0, runs=1)

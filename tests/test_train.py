@@ -1,0 +1,217 @@
+import os
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from quadnas.cli import main
+from quadnas.data import load_dataset
+from quadnas.errors import QuadnasError
+from quadnas.space import SearchSpace
+from quadnas.supernet.checkpoint import checkpoint_hash, default_checkpoint_path, load_checkpoint, save_checkpoint
+from quadnas.supernet.train import SupernetTrainer, TrainConfig, train_supernet
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks gain nothing from threads, and on busy cores extra threads spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
+FAST = dict(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5)
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    """256 training and 96 validation digits at 32x32: enough to learn, quick to train on."""
+    data = load_dataset("digits", resolution=32)
+    (xt, yt), (xv, yv) = data.train.tensors, data.val.tensors
+    return replace(data, train=TensorDataset(xt[:256], yt[:256]), val=TensorDataset(xv[:96], yv[:96]))
+
+
+def train(space, data, path, **overrides):
+    return train_supernet(space, data, TrainConfig(**{**FAST, **overrides}), path, progress=False)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_same_seed_gives_identical_weights(tiny_space, small_digits, tmp_path):
+    first = train(tiny_space, small_digits, tmp_path / "a.pt").state_dict()
+    second = train(tiny_space, small_digits, tmp_path / "b.pt").state_dict()
+    other_seed = train(tiny_space, small_digits, tmp_path / "c.pt", seed=1).state_dict()
+    assert_same_weights(first, second)
+    assert not torch.equal(first["head.fc.weight"], other_seed["head.fc.weight"])
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_gives_bit_identical_weights(tiny_space, small_digits, tmp_path):
+    config = TrainConfig(**{**FAST, "epochs": 3})
+    uninterrupted = train_supernet(tiny_space, small_digits, config, tmp_path / "full.pt", progress=False)
+
+    def stop_after_first(stats):
+        if stats.epoch == 1:
+            raise Interrupted
+
+    path = tmp_path / "cut.pt"
+    with pytest.raises(Interrupted):
+        train_supernet(tiny_space, small_digits, config, path, progress=False, on_epoch=stop_after_first)
+    assert load_checkpoint(path, tiny_space)[1].epoch == 1
+    epochs_run = []
+    resumed = train_supernet(
+        tiny_space, small_digits, config, path, resume=True, progress=False,
+        on_epoch=lambda s: epochs_run.append(s.epoch),
+    )
+    assert epochs_run == [2, 3]
+    assert_same_weights(uninterrupted.state_dict(), resumed.state_dict())
+    _, meta = load_checkpoint(path, tiny_space)
+    assert meta.finished and meta.epoch == 3
+
+
+def test_resume_with_other_settings_is_refused(tiny_space, small_digits, tmp_path):
+    path = tmp_path / "s.pt"
+    train(tiny_space, small_digits, path, epochs=1)
+    with pytest.raises(QuadnasError, match=r"different settings \(lr=0.003\)"):
+        train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1, "lr": 1e-3}), path,
+                       resume=True, progress=False)
+
+
+def test_sandwich_step_accumulates_all_paths_into_one_update(tiny_space, small_digits, monkeypatch):
+    config = TrainConfig(**{**FAST, "sandwich": True})
+    trainer = SupernetTrainer(tiny_space, 10, config, steps_per_epoch=4)
+    x, y = (t[:16] for t in small_digits.train.tensors)
+    state = trainer.arch_rng.getstate()
+    archs = trainer.archs()
+    trainer.arch_rng.setstate(state)
+    assert archs[:2] == [tiny_space.largest(), tiny_space.smallest()] and len(archs) == 2 + config.sandwich_random
+    for arch in archs:  # expected: the mean of the paths' gradients
+        (torch.nn.functional.cross_entropy(trainer.model(x, arch), y) / len(archs)).backward()
+    expected = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+    updates = []
+    monkeypatch.setattr(trainer.optimizer, "step", lambda: updates.append(
+        {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}))
+    trainer.step(x, y, global_batch=len(y))
+    assert len(updates) == 1 and updates[0].keys() == expected.keys()
+    for name, grad in expected.items():
+        torch.testing.assert_close(updates[0][name], grad, msg=name)
+
+
+def test_sandwich_training_runs(tiny_space, small_digits, tmp_path):
+    model = train(tiny_space, small_digits, tmp_path / "w.pt", sandwich=True, epochs=1)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_checkpoint_for_another_space_is_refused(tiny_space, small_digits, tmp_path):
+    path = tmp_path / "tiny.pt"
+    train(tiny_space, small_digits, path, epochs=1)
+    raw = tiny_space.config.model_dump()
+    other = SearchSpace.from_dict({**raw, "name": "wide", "stages": [{**s, "dim": 2 * s["dim"]} for s in raw["stages"]]})
+    expected = (f"checkpoint {path} was trained for space 'tiny' (fingerprint {tiny_space.fingerprint()}), "
+                f"not 'wide' ({other.fingerprint()}): pass --space tiny or retrain")
+    with pytest.raises(QuadnasError, match=re.escape(expected)):
+        load_checkpoint(path, other)
+
+
+def test_existing_checkpoint_is_not_overwritten(tiny_space, small_digits, tmp_path):
+    path = tmp_path / "done.pt"
+    train(tiny_space, small_digits, path, epochs=1)
+    digest = checkpoint_hash(path)
+    with pytest.raises(QuadnasError, match="already exists: pass --resume to continue it, or another --out"):
+        train(tiny_space, small_digits, path, epochs=1)
+    assert checkpoint_hash(path) == digest
+
+
+def test_unreadable_checkpoint_is_one_line_error(tiny_space, tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(QuadnasError) as error:
+        load_checkpoint(path, tiny_space)
+    assert "\n" not in str(error.value) and "retrain" in str(error.value)
+
+
+def test_checkpoint_roundtrip_paths_and_hash(tiny_space, small_digits, tmp_path):
+    path = tmp_path / "r.pt"
+    model = train(tiny_space, small_digits, path, epochs=1)
+    loaded, meta = load_checkpoint(path, tiny_space)
+    assert_same_weights(model.state_dict(), loaded.state_dict())
+    assert meta.dataset.fingerprint == small_digits.fingerprint and meta.dataset.mean == small_digits.mean
+    assert meta.dataset.classes == small_digits.classes and meta.config["epochs"] == 1
+    assert re.fullmatch(r"[0-9a-f]{16}", checkpoint_hash(path))
+    save_checkpoint(path, {"epoch": 0})
+    assert not list(tmp_path.glob("*.tmp"))
+    expected = f"tiny-{tiny_space.fingerprint()[:8]}-digits-{small_digits.fingerprint[:8]}.pt"
+    assert default_checkpoint_path(tiny_space, small_digits) == Path("runs/supernets") / expected
+
+
+DDP_SCRIPT = """
+import sys, torch
+from dataclasses import replace
+from torch.utils.data import TensorDataset
+from quadnas.data import load_dataset
+from quadnas.space import SearchSpace
+from quadnas.supernet.train import TrainConfig, train_supernet, world_rank
+torch.set_num_threads(1)
+data = load_dataset("digits", resolution=32)
+(xt, yt) = data.train.tensors
+data = replace(data, train=TensorDataset(xt[:128], yt[:128]))
+out = sys.argv[1]
+model = train_supernet(SearchSpace.load("tiny"), data, TrainConfig(epochs=1, batch_size=32), out + "/ckpt.pt",
+                       progress=False)
+torch.save(model.state_dict(), f"{out}/rank{world_rank()[0]}.pt")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=110,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert_same_weights(rank0, rank1)
+    saved, _ = load_checkpoint(tmp_path / "ckpt.pt", SearchSpace.load("tiny"))
+    assert_same_weights(rank0, saved.state_dict())
+
+
+def test_cli_trains_and_reports_three_subnets(tmp_path, capsys):
+    out = tmp_path / "cli.pt"
+    assert main(["train", "--space", "tiny", "--epochs", "1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert all(label in text for label in ("largest", "smallest", "random", str(out)))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--resolution", "48"], "not a positive multiple of 32"),
+    (["--label-smoothing", "1.5"], "--label-smoothing 1.5"),
+    (["--data", "no/such/folder"], "does not exist"),
+])
+def test_cli_user_errors_exit_2(argv, message, tmp_path, capsys):
+    assert main(["train", "--space", "tiny", "--out", str(tmp_path / "x.pt"), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_refuses_to_overwrite_without_resume(tmp_path, capsys):
+    out = tmp_path / "exists.pt"
+    out.write_bytes(b"finished work")
+    assert main(["train", "--space", "tiny", "--epochs", "1", "--out", str(out)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert out.read_bytes() == b"finished work"
