@@ -1,3 +1,20 @@
-"""quadnas: hardware-aware NAS for QuadraNet."""
+"""quadnas: hardware-aware NAS for QuadraNet.
+
+`quadnas.search(...)` runs a search (like `quadnas search`); `quadnas.load(path)`
+rebuilds an exported model. Both import their heavy dependencies on first use.
+"""
 
 __version__ = "0.1.0"
+__all__ = ["load", "search"]
+
+
+def __getattr__(name: str):
+    if name == "search":
+        from quadnas.controller import search
+
+        return search
+    if name == "load":
+        from quadnas.export import load
+
+        return load
+    raise AttributeError(f"module 'quadnas' has no attribute '{name}'")

@@ -158,9 +158,10 @@ class WideQuadraBlock(QuadraBlock):
 class ScaledGeluPointwise(torch.autograd.Function):
     """`gamma * conv1x1(GELU(h), w, b)` that saves only `h` and the parameters.
 
-    GELU(h) is recomputed in backward; the layer scale's gradient
-    `sum(grad * (W g + b))` comes from the unscaled weight and bias gradients, so
-    neither GELU's output nor the 1x1 conv's output is kept.
+    GELU(h) is recomputed in backward (and dropped before the input gradient is
+    made, so backward holds no more than autograd's own path); the layer scale's
+    gradient `sum(grad * (W g + b))` comes from the unscaled weight and bias
+    gradients, so neither GELU's output nor the 1x1 conv's output is kept.
     """
 
     @staticmethod
@@ -174,9 +175,8 @@ class ScaledGeluPointwise(torch.autograd.Function):
         conv_backward = partial(torch.ops.aten.convolution_backward, weight=weight, bias_sizes=[weight.shape[0]],
                                 stride=[1, 1], padding=[0, 0], dilation=[1, 1], transposed=False,
                                 output_padding=[0, 0], groups=1)
-        g = F.gelu(h)
-        grad_g = conv_backward(grad * gamma, g, output_mask=[True, False, False])[0]
-        _, grad_w, grad_b = conv_backward(grad, g, output_mask=[False, True, True])
+        _, grad_w, grad_b = conv_backward(grad, F.gelu(h), output_mask=[False, True, True])
+        grad_g = conv_backward(grad * gamma, h, output_mask=[True, False, False])[0]  # h: input shape only
         grad_gamma = (weight * grad_w).sum((1, 2, 3)) + bias * grad_b
         scale = gamma.flatten()
         return (torch.ops.aten.gelu_backward(grad_g, h), scale.view(-1, 1, 1, 1) * grad_w, scale * grad_b,

@@ -266,7 +266,10 @@ def print_table(rows: pd.DataFrame) -> None:
         table.add_column(column, justify="left" if column in ("unit", "variant") else "right")
 
     def cell(row, value: str, ratio: str) -> str:
-        return "-" if pd.isna(row.get(value)) else f"{row[value]:.3g} ({row[ratio]:.2f}x)"
+        if pd.isna(row.get(value)):
+            return "-"
+        number = f"{row[value]:.0f}" if row[value] >= 100 else f"{row[value]:.3g}"
+        return f"{number} ({row[ratio]:.2f}x)"
 
     for i, unit in enumerate(UNITS):
         part = rows[rows.unit == unit]
@@ -295,13 +298,13 @@ def plot(rows: pd.DataFrame, unit: str, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [4, 3]})
     for ax, frame, title in ((axes[0], speed, "speed (x HorNet, higher is better)"),
                              (axes[1], memory, "training memory (x HorNet, lower is better)")):
-        frame.T.plot.bar(ax=ax, rot=0, width=0.8)
+        frame.T.plot.bar(ax=ax, rot=0, width=0.8, legend=False)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_title(title)
-        ax.legend(fontsize=7)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(part), frameon=False)
     what = "networks" if unit == "net" else f"{unit} blocks"
     fig.suptitle(f"{what}, input {part['shape'].iloc[0]}, widths {list(DIMS)}: relative to HorNet")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -317,14 +320,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {', '.join(VARIANTS)}")
     p.add_argument("--units", default=",".join(UNITS), help=f"comma-separated subset of {', '.join(UNITS)}")
     p.add_argument("--rounds", type=int, help="latency rounds (default 15, quick 3)")
-    p.add_argument("--train-rounds", type=int, help="timed training steps per variant (default 3, quick 1)")
-    p.add_argument("--out", type=Path, default=ROOT / "docs/figures/bench_blocks.json")
+    p.add_argument("--train-rounds", type=int, help="timed training steps per variant (default 5, quick 1)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs/figures/bench_blocks.json", help="JSON results")
     p.add_argument("--png", type=Path, default=ROOT / "docs/figures/bench_blocks.png",
                    help="bar chart of the first unit's figures (default unit order: the network first)")
     p.add_argument("--child", nargs=2, metavar=("VARIANT", "UNIT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 15)
-    args.train_rounds = args.train_rounds or (1 if args.quick else 3)
+    args.train_rounds = args.train_rounds or (1 if args.quick else 5)
     args.min_sample_s = 0.0 if args.quick else 0.05
     args.variants = [v.strip() for v in args.variants.split(",")]
     args.units = [u.strip() for u in args.units.split(",")]
@@ -345,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rss_child(*args.child, args.resolution, args.batch, args.train_threads)))
         return 0
     started, load_before = datetime.now(timezone.utc), os.getloadavg()
+    torch.set_num_threads(args.train_threads)  # building; each measurement sets its own threads
     records = [row for unit in args.units for row in measure_unit(unit, args.variants, args)]
     rows = pd.DataFrame(records)
     result = {

@@ -90,6 +90,7 @@ def test_resume_with_other_settings_is_refused(tiny_space, small_digits, tmp_pat
                        resume=True, progress=False)
 
 
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
 def test_sandwich_step_accumulates_all_paths_into_one_update(tiny_space, small_digits, monkeypatch):
     config = TrainConfig(**{**FAST, "sandwich": True})
     trainer = SupernetTrainer(tiny_space, 10, config, steps_per_epoch=4)
@@ -119,7 +120,8 @@ def test_checkpoint_for_another_space_is_refused(tiny_space, small_digits, tmp_p
     path = tmp_path / "tiny.pt"
     train(tiny_space, small_digits, path, epochs=1)
     raw = tiny_space.config.model_dump()
-    other = SearchSpace.from_dict({**raw, "name": "wide", "stages": [{**s, "dim": 2 * s["dim"]} for s in raw["stages"]]})
+    wide = [{**stage, "dim": 2 * stage["dim"]} for stage in raw["stages"]]
+    other = SearchSpace.from_dict({**raw, "name": "wide", "stages": wide})
     expected = (f"checkpoint {path} was trained for space 'tiny' (fingerprint {tiny_space.fingerprint()}), "
                 f"not 'wide' ({other.fingerprint()}): pass --space tiny or retrain")
     with pytest.raises(QuadnasError, match=re.escape(expected)):
@@ -151,8 +153,10 @@ def test_checkpoint_roundtrip_paths_and_hash(tiny_space, small_digits, tmp_path)
     assert meta.dataset.fingerprint == small_digits.fingerprint and meta.dataset.mean == small_digits.mean
     assert meta.dataset.classes == small_digits.classes and meta.config["epochs"] == 1
     assert re.fullmatch(r"[0-9a-f]{16}", checkpoint_hash(path))
-    save_checkpoint(path, {"epoch": 0})
+    with pytest.raises(Exception):  # a save that fails half-way keeps the previous checkpoint
+        save_checkpoint(path, {"unpicklable": lambda: 0})
     assert not list(tmp_path.glob("*.tmp"))
+    assert_same_weights(load_checkpoint(path, tiny_space)[0].state_dict(), model.state_dict())
     expected = f"tiny-{tiny_space.fingerprint()[:8]}-digits-{small_digits.fingerprint[:8]}.pt"
     assert default_checkpoint_path(tiny_space, small_digits) == Path("runs/supernets") / expected
 
@@ -190,6 +194,28 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
     assert_same_weights(rank0, rank1)
     saved, _ = load_checkpoint(tmp_path / "ckpt.pt", SearchSpace.load("tiny"))
     assert_same_weights(rank0, saved.state_dict())
+    # the same global batches in one process: equal up to float summation order
+    data = load_dataset("digits", resolution=32)
+    xt, yt = data.train.tensors
+    data = replace(data, train=TensorDataset(xt[:128], yt[:128]))
+    alone = train_supernet(SearchSpace.load("tiny"), data, TrainConfig(epochs=1, batch_size=32),
+                           tmp_path / "alone.pt", progress=False).state_dict()
+    for name, value in alone.items():
+        torch.testing.assert_close(rank0[name], value, rtol=0, atol=1e-5, msg=name)
+
+
+def test_ranks_split_each_global_batch(tiny_space, monkeypatch):
+    config = TrainConfig(batch_size=32)
+
+    def batches(rank: int, world: int) -> list[torch.Tensor]:
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", str(world))
+        return list(SupernetTrainer(tiny_space, 10, config, steps_per_epoch=3).epoch_batches(100))
+
+    alone, first, second = batches(0, 1), batches(0, 2), batches(1, 2)
+    assert len(alone) == len(first) == len(second) == 3
+    for whole, a, b in zip(alone, first, second):
+        assert len(a) == len(b) == 16 and sorted(torch.cat([a, b]).tolist()) == sorted(whole.tolist())
 
 
 def test_cli_trains_and_reports_three_subnets(tmp_path, capsys):

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on an idle CPU "
                              "but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall")
     parser.add_argument("--name", default=None, help=f"table name: writes {user_tables_dir()}/NAME.csv")
-    parser.add_argument("--out", type=Path, default=None, help="write the table to this path instead")
+    parser.add_argument("--out", metavar="PATH", type=Path, default=None, help="write the table to this path instead")
     _add_space_args(parser)
     _add_schedule_args(parser)
     parser.add_argument("--restart", action="store_true", help="measure anew instead of resuming an existing table")
@@ -55,16 +55,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kit = sub.add_parser("kit", help="write a portable profiling kit for a device without quadnas",
                          description="Export the op specs and calibration networks to ONNX with a self-contained "
                                      "runner (python run.py on the device; needs numpy plus onnxruntime or openvino).")
-    kit.add_argument("--out", dest="kit_out", type=Path, required=True, help="kit directory")
+    kit.add_argument("--out", dest="kit_out", metavar="DIR", type=Path, required=True, help="kit directory")
     _add_space_args(kit)
     _add_schedule_args(kit)
     kit.set_defaults(func=run_kit)
 
     imp = sub.add_parser("import", help="turn a kit's results.csv into a latency table")
     imp.add_argument("results", type=Path, help="the results.csv that run.py wrote")
-    imp.add_argument("--kit", type=Path, default=None, help="the kit directory (default: where results.csv is)")
-    imp.add_argument("--name", dest="import_name", default=None, help="table name (default: from the device)")
-    imp.add_argument("--out", dest="import_out", type=Path, default=None, help="write the table to this path")
+    imp.add_argument("--kit", metavar="DIR", type=Path, default=None, help="the kit directory (default: where results.csv is)")
+    imp.add_argument("--name", dest="import_name", metavar="NAME", default=None, help="table name (default: from the device)")
+    imp.add_argument("--out", dest="import_out", metavar="PATH", type=Path, default=None, help="write the table to this path")
     imp.set_defaults(func=run_import)
 
 
@@ -80,7 +80,7 @@ def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
                         help=f"minimum length of a round in ms: short ops repeat more (default {d.round_ms:g})")
     parser.add_argument("--window", type=positive_int, default=d.window,
                         help=f"ops measured interleaved at a time (default {d.window})")
-    parser.add_argument("--calibration-nets", "--networks", dest="networks", type=positive_int, default=d.networks,
+    parser.add_argument("--calibration-nets", "--networks", dest="networks", metavar="N", type=positive_int, default=d.networks,
                         help=f"random whole networks for the calibration (default {d.networks})")
     parser.add_argument("--network-rounds", type=positive_int, default=d.network_rounds,
                         help=f"timed rounds per calibration network (default {d.network_rounds})")

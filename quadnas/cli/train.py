@@ -51,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)
     config = train_config(args)
+    main = is_main_process()
     dataset = load_dataset(
         args.data, resolution=config.resolution, val_fraction=config.val_fraction,
-        channels=space.config.in_channels, progress=is_main_process(),
+        channels=space.config.in_channels, progress=main,
     )
     out = args.out or default_checkpoint_path(space, dataset)
-    main = is_main_process()
     supernet = train_supernet(space, dataset, config, out, resume=args.resume, progress=main,
                               on_epoch=print_epoch if main else None)
     if not main:

@@ -44,22 +44,21 @@ def _user_errors() -> Iterator[None]:
 
 def require_package(backend: str) -> None:
     """A QuadnasError naming the pip command when the backend's package is missing."""
-    package = "torch" if backend == "torch" else backend
     try:
-        importlib.import_module(package)
+        importlib.import_module(backend)
     except ImportError:
         raise QuadnasError(
-            f"backend '{backend}' needs the {package} package, which is not installed: {INSTALL_HINTS[backend]}"
+            f"backend '{backend}' needs the {backend} package, which is not installed: {INSTALL_HINTS[backend]}"
         ) from None
 
 
 def parse_threads(value: int | str) -> int:
-    """A thread count: a whole number >= 1."""
+    """A thread count: a whole number >= 1 ('2' and 2 alike)."""
     try:
         threads = int(str(value).strip())
     except ValueError:
         threads = 0
-    if threads < 1 or isinstance(value, bool) or (isinstance(value, float) and value != threads):
+    if threads < 1 or isinstance(value, bool):
         raise QuadnasError(f"threads must be a whole number >= 1, got '{value}': e.g. --threads 1")
     return threads
 
@@ -138,7 +137,10 @@ class OnnxBackend(Backend):
     def prepare(self, module: nn.Module, input_shape: tuple[int, ...]) -> TimedSession:
         self._exported += 1
         path = export_onnx(module, input_shape, self.work_dir / f"model{self._exported:04d}.onnx")
-        return self.prepare_onnx(path)
+        session = self.prepare_onnx(path)
+        with contextlib.suppress(OSError):  # the session holds the model; free the disk (networks are ~100 MB)
+            path.unlink()
+        return session
 
     def prepare_onnx(self, path: Path) -> TimedSession:
         """A runner for an ONNX file with a fixed input shape."""

@@ -44,17 +44,17 @@ class Head(nn.Module):
 class QuadraBlock(nn.Module):
     """`x + g1 * q(LN(x))`, then `x + g2 * PW2(GELU(PW1(LN(x))))` with expansion `e`."""
 
-    def __init__(self, dim: int, kernel: int, expansion: int):
+    def __init__(self, dim: int, kernel: int, expansion: int, layer_scale: float = LAYER_SCALE_INIT):
         super().__init__()
         hidden = dim * expansion
         self.norm1 = LayerNorm2d(dim)
         self.qconv = QuadraticDWConv(dim, kernel)
-        self.gamma1 = nn.Parameter(torch.full((dim, 1, 1), LAYER_SCALE_INIT))
+        self.gamma1 = nn.Parameter(torch.full((dim, 1, 1), layer_scale))
         self.norm2 = LayerNorm2d(dim)
         self.pw1 = nn.Conv2d(dim, hidden, 1)
         self.act = nn.GELU()
         self.pw2 = nn.Conv2d(hidden, dim, 1)
-        self.gamma2 = nn.Parameter(torch.full((dim, 1, 1), LAYER_SCALE_INIT))
+        self.gamma2 = nn.Parameter(torch.full((dim, 1, 1), layer_scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.gamma1 * self.qconv(self.norm1(x))

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from quadnas.nn.blocks import QuadraBlock
+from quadnas.nn.blocks import LAYER_SCALE_INIT, QuadraBlock
 from quadnas.space import BlockChoice
 
 
@@ -30,9 +30,10 @@ class ElasticQuadraBlock(nn.Module):
     both factors of the product `dw_a(x) * dw_b(x)` alive.
     """
 
-    def __init__(self, dim: int, max_kernel: int, max_expansion: int, memory_efficient: bool = True):
+    def __init__(self, dim: int, max_kernel: int, max_expansion: int, memory_efficient: bool = True,
+                 layer_scale: float = LAYER_SCALE_INIT):
         super().__init__()
-        self.full = QuadraBlock(dim, max_kernel, max_expansion)
+        self.full = QuadraBlock(dim, max_kernel, max_expansion, layer_scale)
         self.dim = dim
         self.memory_efficient = memory_efficient
 

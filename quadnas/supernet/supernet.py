@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from quadnas.nn.blocks import Downsample, Head, Stem, init_weights
+from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, Stem, init_weights
 from quadnas.nn.net import QuadraNet
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock
@@ -14,14 +14,15 @@ from quadnas.supernet.elastic import ElasticQuadraBlock
 class Supernet(nn.Module):
     """Every arch of `space` in one network; subnets inherit its weights."""
 
-    def __init__(self, space: SearchSpace, num_classes: int, memory_efficient: bool = True):
+    def __init__(self, space: SearchSpace, num_classes: int, memory_efficient: bool = True,
+                 layer_scale_init: float = LAYER_SCALE_INIT):
         super().__init__()
         self.space, self.num_classes = space, num_classes
         dims = space.dims
         self.stem = Stem(space.config.in_channels, dims[0], space.config.stem_patch)
         self.downsamples = nn.ModuleList(Downsample(dims[i - 1], dims[i]) for i in range(1, len(dims)))
         self.blocks = nn.ModuleList(
-            ElasticQuadraBlock(dims[s], space.max_kernel, space.max_expansion, memory_efficient)
+            ElasticQuadraBlock(dims[s], space.max_kernel, space.max_expansion, memory_efficient, layer_scale_init)
             for s in space.stage_of_block()
         )
         self.head = Head(dims[-1], num_classes)

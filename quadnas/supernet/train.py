@@ -66,6 +66,7 @@ class TrainConfig(BaseModel):
     sandwich_random: int = Field(default=2, ge=0, description="random paths per sandwich step")
     seed: int = 0
     memory_efficient: bool = True
+    layer_scale_init: float = Field(default=1e-6, gt=0, description="initial layer scale of every block")
     resolution: int = Field(default=32, gt=0)
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
 
@@ -73,9 +74,9 @@ class TrainConfig(BaseModel):
     def for_search(cls, **overrides: Any) -> "TrainConfig":
         """The short recipe `quadnas search` trains with on first run.
 
-        6 epochs of digits at 32x32 on quadranet-t took 1.6-1.7 min of CPU on one thread
-        (largest subnet about 96% val accuracy), which leaves the rest of a 5-minute
-        first search on 2 cores to the search itself.
+        Sized for a whole first search within 5 minutes on 2 cores: on digits at 32x32 the
+        largest subnet of quadranet-t passes 90% validation accuracy after 2 epochs, and
+        6 leave the rest of the budget to evaluating architectures.
         """
         return cls(**{"epochs": 6, **overrides})
 
@@ -115,13 +116,17 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
 
 
 class SupernetTrainer:
-    """Model, optimizer, schedule and RNGs of one training run; `step` trains one batch."""
+    """Model, optimizer, schedule and RNGs of one training run; `step` trains one batch.
+
+    Seeds torch's global RNG with `config.seed` for the initial weights, so every rank
+    starts from the same supernet.
+    """
 
     def __init__(self, space: SearchSpace, num_classes: int, config: TrainConfig, steps_per_epoch: int):
         self.space, self.config, self.steps_per_epoch = space, config, steps_per_epoch
         self.rank, self.world = world_rank()
         torch.manual_seed(config.seed)
-        self.model = Supernet(space, num_classes, memory_efficient=config.memory_efficient).train()
+        self.model = Supernet(space, num_classes, config.memory_efficient, config.layer_scale_init).train()
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, fused=True)
         total = config.epochs * steps_per_epoch
         warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
@@ -153,8 +158,11 @@ class SupernetTrainer:
         for step in range(self.steps_per_epoch):
             yield perm[step * size : (step + 1) * size][self.rank :: self.world]
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int) -> tuple[float, int, int]:
-        """One update on this rank's part of a global batch: `(loss sum, correct, samples)`."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int) -> tuple[float, float, int]:
+        """One update on this rank's part of a global batch: `(loss sum, correct, samples)`.
+
+        Loss and correct count are averaged over the step's paths.
+        """
         archs = self.archs()
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum, correct = 0.0, 0
@@ -198,13 +206,8 @@ class SupernetTrainer:
         self.scheduler.load_state_dict(training["scheduler"])
         rng = training["rng"]
         torch.set_rng_state(rng["torch"])
-        self.arch_rng.setstate(_as_tuple(rng["arch"]))
+        self.arch_rng.setstate(rng["arch"])
         self.data_rng.set_state(rng["data"])
-
-
-def _as_tuple(value: Any) -> Any:
-    """`random.getstate()` survives `torch.load` as nested lists on some versions; make it tuples again."""
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def steps_per_epoch(num_train: int, batch_size: int) -> int:
@@ -225,13 +228,15 @@ def train_supernet(
 
     An existing checkpoint is refused unless `resume`; with `resume` training continues
     from its last finished epoch (a finished checkpoint is simply loaded). `on_epoch`
-    is called after each epoch's checkpoint is written. Returns the model in eval mode.
+    is called on rank 0 after each epoch's checkpoint is written. Returns the model
+    in eval mode.
     """
     path = Path(checkpoint_path)
     _check_data(space, dataset, config)
     saved = _saved_state(path, resume, space, dataset, config)
     x_train, y_train = dataset.train.tensors
     steps = steps_per_epoch(len(y_train), config.batch_size)
+    global_batch = min(config.batch_size, len(y_train))
     with ExitStack() as stack:
         stack.enter_context(torch.random.fork_rng(devices=[]))
         stack.enter_context(_deterministic())
@@ -245,29 +250,34 @@ def train_supernet(
         show = progress and trainer.rank == 0
         bar = stack.enter_context(_progress_bar(show, config.epochs * steps, start * steps))
         for epoch in range(start, config.epochs):
-            began = time.perf_counter()
-            totals = torch.zeros(3, dtype=torch.float64)
-            for indices in trainer.epoch_batches(len(y_train)):
-                global_batch = min(config.batch_size, len(y_train))
-                loss, correct, n = trainer.step(x_train[indices], y_train[indices], global_batch)
-                totals += torch.tensor([loss, correct, n], dtype=torch.float64)
-                bar.advance(float(totals[0] / totals[2]), float(totals[1] / totals[2]), epoch + 1, config.epochs)
-            if trainer.world > 1:
-                dist.all_reduce(totals)
-            stats = EpochStats(
-                epoch=epoch + 1,
-                epochs=config.epochs,
-                loss=float(totals[0] / totals[2]),
-                accuracy=float(totals[1] / totals[2]),
-                lr=trainer.scheduler.get_last_lr()[0],
-                seconds=time.perf_counter() - began,
-            )
+            stats = _train_epoch(trainer, x_train, y_train, global_batch, epoch, bar)
             if trainer.rank == 0:
                 state = checkpoint_state(trainer.model, info, config.model_dump(), epoch + 1, trainer.state_dict())
                 save_checkpoint(path, state)
                 if on_epoch is not None:
                     on_epoch(stats)
     return trainer.model.eval()
+
+
+def _train_epoch(
+    trainer: SupernetTrainer, x: torch.Tensor, y: torch.Tensor, global_batch: int, epoch: int, bar: "_Bar"
+) -> EpochStats:
+    """One pass over the training split; loss and accuracy summed over all ranks."""
+    began, epochs = time.perf_counter(), trainer.config.epochs
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, samples
+    for indices in trainer.epoch_batches(len(y)):
+        totals += torch.tensor(trainer.step(x[indices], y[indices], global_batch), dtype=torch.float64)
+        bar.advance(float(totals[0] / totals[2]), float(totals[1] / totals[2]), epoch + 1, epochs)
+    if trainer.world > 1:
+        dist.all_reduce(totals)
+    return EpochStats(
+        epoch=epoch + 1,
+        epochs=epochs,
+        loss=float(totals[0] / totals[2]),
+        accuracy=float(totals[1] / totals[2]),
+        lr=trainer.scheduler.get_last_lr()[0],
+        seconds=time.perf_counter() - began,
+    )
 
 
 def _check_data(space: SearchSpace, dataset: "Dataset", config: TrainConfig) -> None:
@@ -278,10 +288,11 @@ def _check_data(space: SearchSpace, dataset: "Dataset", config: TrainConfig) -> 
             f"{config.resolution}: load the data with resolution={config.resolution}"
         )
     _, world = world_rank()
-    if len(dataset.train) < world:
+    global_batch = min(config.batch_size, len(dataset.train))
+    if global_batch < world:
         raise QuadnasError(
-            f"dataset '{dataset.name}' has {len(dataset.train)} training images, fewer than the "
-            f"{world} processes: use fewer processes or more data"
+            f"a global batch of {global_batch} images cannot be split over {world} processes: "
+            f"use --batch-size {world} or more, or fewer processes"
         )
 
 

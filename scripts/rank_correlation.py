@@ -1,0 +1,535 @@
+"""Supernet ranking quality: Kendall tau and Spearman rho of inherited vs stand-alone accuracy.
+
+Archs spread over the latency range of the space (random archs drawn with varied
+identity probability, predicted on a shipped table, the one nearest each of evenly
+spaced latencies kept) are each trained stand-alone from random init
+(`QuadraNet(space, arch, classes)`) and evaluated with the weights they inherit from
+a supernet trained by each method (`Evaluator`). Methods (all through
+`quadnas.supernet.train.SupernetTrainer`, so optimizer, schedule and data order are
+the package's):
+
+- `uniform`: the package default, one uniformly sampled path per step.
+- `long`: `uniform` with `--long-factor` times the compute.
+- `sandwich`: largest, smallest and 2 random paths per step; the largest learns from
+  the labels, the others from its soft predictions (in-place distillation).
+- `fairnas`: strict fairness; per step a random permutation of the choices of every
+  block, path m takes the m-th choice of each block, gradients of all paths are
+  accumulated before one update (every choice of every block trained once per step).
+- `kernel-transform`: `uniform` with OFA's kernel transformation: a smaller kernel is
+  the centre of the next larger (transformed) kernel times a learned k^2 x k^2 matrix,
+  one per depthwise conv of a block and kernel size, shared by its channels.
+
+Methods run at equal compute: `--supernet-epochs` counts path-epochs (a method that
+trains P paths per step takes 1/P of the steps of `uniform`), so each costs about
+as much as `uniform`; `long` costs `--long-factor` times that.
+
+Results go to a JSON file that is also a cache: stand-alone accuracies and finished
+methods are reused when the recipe matches, so a rerun with other `--methods` only
+trains the new supernets. Delete the JSON to start over.
+
+    python scripts/rank_correlation.py                       # uniform on quadranet-t, mnist5k, 32 px
+    python scripts/rank_correlation.py --methods fairnas,sandwich,long,kernel-transform
+    python scripts/rank_correlation.py --quick --out /tmp/rc.json --plot /tmp/rc.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+from scipy import stats
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from quadnas.data import Dataset, load_dataset
+from quadnas.errors import QuadnasError
+from quadnas.evaluate import Evaluator
+from quadnas.latency.devices import load_device_table
+from quadnas.latency.model import DeviceModel
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.nn.net import QuadraNet
+from quadnas.space import IDENTITY, Arch, SearchSpace
+from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
+from quadnas.supernet.supernet import Supernet
+from quadnas.supernet.train import SupernetTrainer, TrainConfig, steps_per_epoch, warmup_cosine
+
+FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
+LatencyFn = Callable[[Sequence[Arch]], np.ndarray]
+
+
+# ---- the recipe --------------------------------------------------------------
+class Recipe(BaseModel):
+    """Everything the stand-alone accuracies depend on; a cached JSON is reused only when it matches."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    space: str
+    space_fingerprint: str
+    data: str
+    data_fingerprint: str
+    resolution: int
+    train_images: int
+    val_images: int
+    device: str
+    latency_source: str
+    archs: int
+    seed: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_fraction: float
+    standalone_epochs: float
+    supernet_epochs: float
+
+    def train_config(self) -> TrainConfig:
+        """The optimizer settings shared by stand-alone and supernet training."""
+        return TrainConfig(
+            batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, seed=self.seed,
+            memory_efficient=False, resolution=self.resolution,
+        )
+
+    def steps(self, epochs: float) -> int:
+        return max(1, round(epochs * steps_per_epoch(self.train_images, self.batch_size)))
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "full": dict(space="quadranet-t", data="mnist5k", archs=12, standalone_epochs=1.0, supernet_epochs=4.0,
+                 train_images=None, methods="uniform"),
+    "quick": dict(space="tiny", data="digits", archs=5, standalone_epochs=2.0, supernet_epochs=4.0,
+                  train_images=None, methods="uniform,fairnas"),
+}
+
+
+# ---- latency and arch selection ------------------------------------------------
+def latency_model(space: SearchSpace, device: str) -> tuple[LatencyFn, str]:
+    """Predicted latency (ms) of archs on `device`: its table, or its cost model where the table lacks the space."""
+    table = load_device_table(device)
+    if table.meta.resolution == space.config.resolution and not table.missing(space.all_op_specs()):
+        return LatencyPredictor(table, space).predict_many, f"table {table.name}"
+    cost_model = (table.meta.model_extra or {}).get("cost_model")
+    if cost_model is None:
+        raise QuadnasError(
+            f"latency table {table.name} does not cover space '{space.name}' and has no cost model: "
+            f"measure it with `quadnas profile --space {space.source} --name {table.name}` or pass another --device"
+        )
+    model, stem_patch = DeviceModel.model_validate(cost_model), space.config.stem_patch
+    spec_ms = functools.cache(lambda spec: model.spec_ms(spec, stem_patch))
+
+    def predict(archs: Sequence[Arch]) -> np.ndarray:
+        return np.array([sum(spec_ms(s) for s in space.op_specs(a)) for a in archs])
+
+    return predict, f"cost model of table {table.name} (its rows do not cover space '{space.name}')"
+
+
+def spread_archs(space: SearchSpace, latency: LatencyFn, n: int, seed: int, pool: int = 2000) -> list[Arch]:
+    """`n` distinct archs whose latencies lie nearest `n` evenly spaced points of the pool's range.
+
+    The pool draws each arch with its own identity probability (uniform in [0, 1]), so
+    it reaches from near-empty to near-full networks, which uniform sampling does not.
+    """
+    rng = random.Random(seed)
+    blocks = [c for c in space.choices if not c.is_identity]
+    p_identity = (lambda: rng.random()) if IDENTITY in space.choices else (lambda: 0.0)
+    candidates = set()
+    for _ in range(pool):
+        p = p_identity()
+        candidates.add(Arch(tuple(IDENTITY if rng.random() < p else rng.choice(blocks)
+                                  for _ in range(space.num_blocks))))
+    ordered = sorted(candidates, key=str)
+    ms = latency(ordered)
+    if len(ordered) < n:
+        raise QuadnasError(f"space '{space.name}' gave only {len(ordered)} distinct archs: ask for fewer --archs")
+    chosen: list[int] = []
+    for target in np.linspace(ms.min(), ms.max(), n):
+        free = [i for i in np.argsort(np.abs(ms - target), kind="stable") if i not in chosen]
+        chosen.append(int(free[0]))
+    return [ordered[i] for i in sorted(chosen, key=lambda i: ms[i])]
+
+
+# ---- training ---------------------------------------------------------------
+def batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches for `steps` steps: full batches of shuffled passes over `n` images."""
+    size = min(batch_size, n)
+    per_pass, done = n // size, 0
+    while done < steps:
+        perm = torch.randperm(n, generator=generator)
+        for i in range(min(per_pass, steps - done)):
+            yield perm[i * size : (i + 1) * size]
+        done += min(per_pass, steps - done)
+
+
+def param_groups(model: nn.Module, weight_decay: float, exempt: str | None = None) -> list[dict[str, Any]]:
+    """SupernetTrainer's rule: decay weights and layer scales, not biases, norms or names containing `exempt`."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim > 1 and not (exempt and exempt in name) else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class FixedArch(nn.Module):
+    """A stand-alone network behind the supernet call `forward(x, arch)`, so `Evaluator` measures it."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        return self.net(x)
+
+
+def train_standalone(space: SearchSpace, arch: Arch, data: Dataset, config: TrainConfig, steps: int,
+                     warmup_fraction: float) -> float:
+    """Validation accuracy of `arch` trained from random init with the supernet's optimizer recipe."""
+    torch.manual_seed(config.seed)
+    net = QuadraNet(space, arch, data.num_classes).train()
+    optimizer = torch.optim.AdamW(param_groups(net, config.weight_decay), lr=config.lr, fused=True)
+    schedule = warmup_cosine(round(warmup_fraction * steps), steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    x, y = data.train.tensors
+    for idx in batches(len(y), config.batch_size, steps, torch.Generator().manual_seed(config.seed)):
+        loss = F.cross_entropy(net(x[idx]), y[idx], label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    return Evaluator(FixedArch(net), data).accuracy(arch)
+
+
+def fairnas_paths(space: SearchSpace, rng: random.Random) -> list[Arch]:
+    """FairNAS strict fairness: path m takes the m-th choice of a fresh random permutation per block."""
+    perms = [rng.sample(space.choices, len(space.choices)) for _ in range(space.num_blocks)]
+    return [Arch(tuple(perm[m] for perm in perms)) for m in range(len(space.choices))]
+
+
+class FairNASTrainer(SupernetTrainer):
+    """All `len(choices)` fair paths per step; the inherited `step` accumulates them into one update."""
+
+    @staticmethod
+    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
+        return len(space.choices)
+
+    def archs(self) -> list[Arch]:
+        return fairnas_paths(self.space, self.arch_rng)
+
+
+class UniformTrainer(SupernetTrainer):
+    """The package's trainer as is: one uniformly sampled path per step."""
+
+    @staticmethod
+    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
+        return 1
+
+
+class InplaceDistillTrainer(SupernetTrainer):
+    """Sandwich rule (config.sandwich) with in-place distillation from the largest path."""
+
+    @staticmethod
+    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
+        return 2 + config.sandwich_random
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int) -> tuple[float, int, int]:
+        archs = self.archs()  # largest first
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum, correct, teacher = 0.0, 0, None
+        for arch in archs:
+            logits = self.model(x, arch)
+            if teacher is None:
+                loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.config.label_smoothing)
+                teacher = logits.detach().softmax(1)
+            else:
+                loss = -(teacher * logits.log_softmax(1)).sum()
+            (loss / (global_batch * len(archs))).backward()
+            loss_sum += loss.item() / len(archs)
+            correct += int((logits.argmax(1) == y).sum())
+        self._reduce_gradients()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss_sum, correct / len(archs), len(y)
+
+
+class KernelTransformBlock(nn.Module):
+    """An elastic block whose smaller kernels pass through OFA's learned kernel transformation.
+
+    Kernel k (below the largest) is the centre k x k of the next larger *transformed*
+    kernel, flattened and multiplied by a k^2 x k^2 matrix (identity at init), one per
+    depthwise conv (dw_a, dw_b, dw_c) and kernel size, shared by the block's channels.
+    """
+
+    CONVS = ("dw_a", "dw_b", "dw_c")
+
+    def __init__(self, block: ElasticQuadraBlock, kernels: Sequence[int]):
+        super().__init__()
+        self.block = block
+        self.smaller = sorted(kernels, reverse=True)[1:]
+        self.transforms = nn.ParameterDict(
+            {f"{conv}_{k}": nn.Parameter(torch.eye(k * k)) for conv in self.CONVS for k in self.smaller}
+        )
+
+    def kernel(self, conv: str, kernel: int) -> torch.Tensor:
+        weight = getattr(self.block.full.qconv, conv).weight
+        for k in self.smaller:
+            if k < kernel:
+                break
+            flat = centre_crop(weight, k).reshape(weight.shape[0], k * k)
+            weight = (flat @ self.transforms[f"{conv}_{k}"]).reshape(-1, 1, k, k)
+        return weight
+
+    def quadratic(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
+        full, dim = self.block.full, self.block.dim
+        y = full.norm1(x)
+
+        def conv(name: str) -> torch.Tensor:
+            bias = getattr(full.qconv, name).bias
+            return F.conv2d(y, self.kernel(name, kernel), bias, padding=kernel // 2, groups=dim)
+
+        return full.gamma1 * (conv("dw_a") * conv("dw_b") + conv("dw_c"))
+
+    def forward(self, x: torch.Tensor, choice) -> torch.Tensor:
+        if choice.is_identity:
+            return x
+        x = x + self.quadratic(x, choice.kernel)
+        return x + self.block.mlp(x, choice.expansion)
+
+
+class KernelTransformTrainer(UniformTrainer):
+    """Uniform sampling on a supernet whose blocks carry kernel transforms (not weight-decayed)."""
+
+    def __init__(self, space: SearchSpace, num_classes: int, config: TrainConfig, steps_per_epoch: int):
+        super().__init__(space, num_classes, config, steps_per_epoch)
+        kernels = space.config.choices.kernel
+        self.model.blocks = nn.ModuleList(KernelTransformBlock(b, kernels) for b in self.model.blocks)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, config.weight_decay, exempt="transforms."),
+            lr=config.lr, fused=True,
+        )
+        total = config.epochs * steps_per_epoch
+        warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, total))
+
+
+
+@dataclass(frozen=True)
+class Method:
+    trainer: type[SupernetTrainer]
+    compute: float  # relative to uniform's path-epochs
+    sandwich: bool = False
+
+
+def methods(long_factor: float) -> dict[str, Method]:
+    return {
+        "uniform": Method(UniformTrainer, 1.0),
+        "long": Method(UniformTrainer, long_factor),
+        "sandwich": Method(InplaceDistillTrainer, 1.0, sandwich=True),
+        "fairnas": Method(FairNASTrainer, 1.0),
+        "kernel-transform": Method(KernelTransformTrainer, 1.0),
+    }
+
+
+def train_supernet_method(method: Method, space: SearchSpace, data: Dataset, recipe: Recipe) -> tuple[nn.Module, int]:
+    """A supernet trained by `method` at its share of compute; returns it (eval mode) and its steps."""
+    config = recipe.train_config().model_copy(update={"sandwich": method.sandwich})
+    paths = method.trainer.paths_per_step(space, config)
+    steps = recipe.steps(recipe.supernet_epochs * method.compute / paths)
+    config = config.model_copy(update={"epochs": 1, "warmup_epochs": recipe.warmup_fraction})
+    trainer = method.trainer(space, data.num_classes, config, steps)
+    x, y = data.train.tensors
+    for idx in batches(len(y), config.batch_size, steps, trainer.data_rng):
+        trainer.step(x[idx], y[idx], len(idx))
+    return trainer.model.eval(), steps
+
+
+# ---- results ----------------------------------------------------------------
+def correlations(standalone: Sequence[float], inherited: Sequence[float]) -> dict[str, float | None]:
+    """Kendall tau-b and Spearman rho with p-values; None where undefined (a constant side)."""
+    tau = stats.kendalltau(standalone, inherited)
+    rho = stats.spearmanr(standalone, inherited)
+
+    def clean(v: float) -> float | None:
+        return None if math.isnan(v) else round(float(v), 4)
+
+    return {"tau": clean(tau.statistic), "tau_p": clean(tau.pvalue),
+            "rho": clean(rho.statistic), "rho_p": clean(rho.pvalue)}
+
+
+def load_cache(path: Path, recipe: Recipe) -> dict[str, Any]:
+    """The previous results for the same recipe, else an empty result."""
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = None
+        if old is not None and old.get("recipe") == recipe.model_dump():
+            return old
+        print(f"{path}: other recipe or unreadable; starting fresh")
+    return {"recipe": recipe.model_dump(), "archs": [], "methods": {}, "runs": []}
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """Atomic write, so an interrupted run keeps the previous results."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """One panel per method: inherited vs stand-alone accuracy, coloured by latency, with tau and rho."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["methods"])
+    archs = result["archs"]
+    standalone = [100 * a["standalone_accuracy"] for a in archs]
+    latency = [a["latency_ms"] for a in archs]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        inherited = [100 * a["inherited"][name] for a in archs]
+        points = ax.scatter(standalone, inherited, c=latency, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
+        m = result["methods"][name]
+        fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+        ax.set_title(f"{name}\nKendall τ = {fmt(m['tau'])}   Spearman ρ = {fmt(m['rho'])}", fontsize=10)
+        ax.set_xlabel("stand-alone accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("inherited-weight accuracy (%)")
+    r = result["recipe"]
+    fig.colorbar(points, ax=axes[0].tolist(), label=f"predicted latency (ms, {r['device']})")
+    fig.suptitle(f"{r['space']} on {r['data']} at {r['resolution']} px: {len(archs)} archs", fontsize=11)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---- the run ----------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny space, digits, 5 archs, 1 epoch: for tests")
+    parser.add_argument("--space", help="search space (default quadranet-t; tiny with --quick)")
+    parser.add_argument("--data", help="dataset (default mnist5k; digits with --quick)")
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--train-images", type=int, help="use only the first N training images (default all)")
+    parser.add_argument("--device", default="cpu", help="latency table the archs are spread by (default cpu)")
+    parser.add_argument("--archs", type=int, help="number of archs (default 12; 5 with --quick)")
+    parser.add_argument("--methods", help="comma-separated: uniform,long,sandwich,fairnas,kernel-transform")
+    parser.add_argument("--supernet-epochs", type=float, help="path-epochs per method (default 4; 1 with --quick)")
+    parser.add_argument("--standalone-epochs", type=float, help="epochs per stand-alone arch (default 1)")
+    parser.add_argument("--long-factor", type=float, default=2.0, help="compute of `long` relative to uniform")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--warmup-fraction", type=float, default=0.1, help="linear warm-up share of the steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=FIGURES / "rank_correlation.json")
+    parser.add_argument("--plot", type=Path, default=FIGURES / "rank_correlation.png")
+    args = parser.parse_args(argv)
+    args.command = " ".join(["python scripts/rank_correlation.py", *(sys.argv[1:] if argv is None else argv)])
+    for key, value in PROFILES["quick" if args.quick else "full"].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def subset(data: Dataset, n: int | None) -> Dataset:
+    if n is None:
+        return data
+    if not 0 < n <= len(data.train):
+        raise QuadnasError(f"--train-images {n} is outside 1..{len(data.train)} (the training images of {data.name})")
+    x, y = data.train.tensors
+    return replace(data, train=TensorDataset(x[:n], y[:n]))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    began = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    available = methods(args.long_factor)
+    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in available]
+    if unknown or not wanted:
+        raise QuadnasError(f"unknown method(s) {', '.join(unknown) or '(none given)'}: use {', '.join(available)}")
+    space = SearchSpace.load(args.space)
+    space.check_resolution(args.resolution)
+    data = subset(load_dataset(args.data, args.resolution, seed=args.seed, channels=space.config.in_channels),
+                  args.train_images)
+    latency, source = latency_model(space, args.device)
+    recipe = Recipe(
+        space=space.name, space_fingerprint=space.fingerprint(), data=data.name, data_fingerprint=data.fingerprint,
+        resolution=args.resolution, train_images=len(data.train), val_images=len(data.val), device=args.device,
+        latency_source=source, archs=args.archs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, warmup_fraction=args.warmup_fraction,
+        standalone_epochs=args.standalone_epochs, supernet_epochs=args.supernet_epochs,
+    )
+    result = load_cache(args.out, recipe)
+    archs = spread_archs(space, latency, args.archs, args.seed)
+    cached = {a["arch"]: a for a in result["archs"]}
+    ms = latency(archs)
+    result["archs"] = [cached.get(str(a), {"arch": str(a), "latency_ms": round(float(t), 3), "inherited": {}})
+                       for a, t in zip(archs, ms)]
+    config, steps = recipe.train_config(), recipe.steps(recipe.standalone_epochs)
+    for i, (arch, entry) in enumerate(zip(archs, result["archs"])):
+        if "standalone_accuracy" in entry:
+            continue
+        t0 = time.perf_counter()
+        entry["standalone_accuracy"] = train_standalone(space, arch, data, config, steps, recipe.warmup_fraction)
+        entry["standalone_seconds"] = round(time.perf_counter() - t0, 1)
+        print(f"stand-alone {i + 1}/{len(archs)} {entry['latency_ms']:7.1f} ms  "
+              f"acc {entry['standalone_accuracy']:.3f}  {entry['standalone_seconds']:.0f} s  {arch}", flush=True)
+        write_json(args.out, result)
+    for name in wanted:
+        if name in result["methods"]:
+            print(f"{name}: cached (tau {result['methods'][name]['tau']})")
+            continue
+        t0 = time.perf_counter()
+        model, train_steps = train_supernet_method(available[name], space, data, recipe)
+        t1 = time.perf_counter()
+        evaluator = Evaluator(model, data)
+        for arch, entry in zip(archs, result["archs"]):
+            entry["inherited"][name] = evaluator.accuracy(arch)
+        scores = correlations([a["standalone_accuracy"] for a in result["archs"]],
+                              [a["inherited"][name] for a in result["archs"]])
+        result["methods"][name] = {
+            **scores, "steps": train_steps, "compute": available[name].compute,
+            "paths_per_step": available[name].trainer.paths_per_step(space, config.model_copy(
+                update={"sandwich": available[name].sandwich})),
+            "train_seconds": round(t1 - t0, 1), "eval_seconds": round(time.perf_counter() - t1, 1),
+        }
+        print(f"{name}: tau {scores['tau']}  rho {scores['rho']}  ({train_steps} steps, "
+              f"{t1 - t0:.0f} s train, {time.perf_counter() - t1:.0f} s eval)", flush=True)
+        write_json(args.out, result)
+    result["runs"].append({
+        "command": args.command,
+        "methods": wanted, "threads": args.threads, "wall_seconds": round(time.perf_counter() - began, 1),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    write_json(args.out, result)
+    plot(result, args.plot)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = run(parse_args(argv))
+    except QuadnasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name, m in result["methods"].items():
+        print(f"{name:18s} tau {m['tau']}  rho {m['rho']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
