@@ -17,7 +17,7 @@ from pathlib import Path
 
 import optuna
 
-from quadnas.controller import Objective, SearchConfig, SeededSampler, make_sampler, rank_feasible, candidates, seed_archs
+from quadnas.controller import SearchConfig, candidates, guided_sampler, Objective, rank_feasible
 from quadnas.data import load_dataset
 from quadnas.evaluate import Evaluator
 from quadnas.latency.devices import load_device_table
@@ -30,8 +30,8 @@ from quadnas.budget import parse_budget
 def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:
     space, predictor, evaluator, budget_ms = parts["space"], parts["predictor"], parts["evaluator"], parts["budget_ms"]
     evaluator.cache.clear()  # every run pays for its own evaluations
-    seeds = [Objective.params(a) for a in seed_archs(space, predictor, budget_ms, 10, seed)]
-    study = optuna.create_study(direction="maximize", sampler=SeededSampler(make_sampler(sampler, seed), seeds))
+    config = parts["config"].model_copy(update={"sampler": sampler, "seed": seed})
+    study = optuna.create_study(direction="maximize", sampler=guided_sampler(config, space, predictor, budget_ms))
     objective = Objective(space, predictor, evaluator.accuracy, budget_ms, "constrained", -0.07)
     start = time.perf_counter()
     study.optimize(objective, n_trials=trials)
@@ -61,7 +61,7 @@ def main() -> None:
     space = SearchSpace.load(config.space)
     dataset = load_dataset(config.data, config.resolution)
     supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, None, False, print)
-    parts = {"space": space, "predictor": LatencyPredictor(load_device_table(config.device), space),
+    parts = {"config": config, "space": space, "predictor": LatencyPredictor(load_device_table(config.device), space),
              "evaluator": Evaluator(supernet, dataset), "budget_ms": parse_budget(config.budget)}
     runs = [run_once(s, seed, args.trials, parts) for seed in args.seeds for s in args.samplers]
     summary = {}

@@ -92,7 +92,6 @@ class Recipe(BaseModel):
     weight_decay: float
     warmup_fraction: float
     standalone_epochs: float
-    supernet_epochs: float
 
     def train_config(self) -> TrainConfig:
         """The optimizer settings shared by stand-alone and supernet training."""
@@ -338,11 +337,12 @@ def methods(long_factor: float) -> dict[str, Method]:
     }
 
 
-def train_supernet_method(method: Method, space: SearchSpace, data: Dataset, recipe: Recipe) -> tuple[nn.Module, int]:
-    """A supernet trained by `method` at its share of compute; returns it (eval mode) and its steps."""
+def train_supernet_method(method: Method, space: SearchSpace, data: Dataset, recipe: Recipe,
+                          epochs: float) -> tuple[nn.Module, int]:
+    """A supernet trained by `method` for `epochs` path-epochs times its compute; returns it (eval mode), steps."""
     config = recipe.train_config().model_copy(update={"sandwich": method.sandwich})
     paths = method.trainer.paths_per_step(space, config)
-    steps = recipe.steps(recipe.supernet_epochs * method.compute / paths)
+    steps = recipe.steps(epochs * method.compute / paths)
     config = config.model_copy(update={"epochs": 1, "warmup_epochs": recipe.warmup_fraction})
     trainer = method.trainer(space, data.num_classes, config, steps)
     x, y = data.train.tensors
@@ -471,7 +471,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         resolution=args.resolution, train_images=len(data.train), val_images=len(data.val), device=args.device,
         latency_source=source, archs=args.archs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, warmup_fraction=args.warmup_fraction,
-        standalone_epochs=args.standalone_epochs, supernet_epochs=args.supernet_epochs,
+        standalone_epochs=args.standalone_epochs,
     )
     result = load_cache(args.out, recipe)
     archs = spread_archs(space, latency, args.archs, args.seed)
@@ -490,11 +490,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               f"acc {entry['standalone_accuracy']:.3f}  {entry['standalone_seconds']:.0f} s  {arch}", flush=True)
         write_json(args.out, result)
     for name in wanted:
-        if name in result["methods"]:
-            print(f"{name}: cached (tau {result['methods'][name]['tau']})")
+        method, old = available[name], result["methods"].get(name, {})
+        if (old.get("supernet_epochs"), old.get("compute")) == (args.supernet_epochs, method.compute):
+            print(f"{name}: cached (tau {old['tau']})")
             continue
         t0 = time.perf_counter()
-        model, train_steps = train_supernet_method(available[name], space, data, recipe)
+        model, train_steps = train_supernet_method(method, space, data, recipe, args.supernet_epochs)
         t1 = time.perf_counter()
         evaluator = Evaluator(model, data)
         for arch, entry in zip(archs, result["archs"]):
@@ -502,9 +503,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         scores = correlations([a["standalone_accuracy"] for a in result["archs"]],
                               [a["inherited"][name] for a in result["archs"]])
         result["methods"][name] = {
-            **scores, "steps": train_steps, "compute": available[name].compute,
-            "paths_per_step": available[name].trainer.paths_per_step(space, config.model_copy(
-                update={"sandwich": available[name].sandwich})),
+            **scores, "supernet_epochs": args.supernet_epochs, "compute": method.compute, "steps": train_steps,
+            "paths_per_step": method.trainer.paths_per_step(space, config.model_copy(
+                update={"sandwich": method.sandwich})),
             "train_seconds": round(t1 - t0, 1), "eval_seconds": round(time.perf_counter() - t1, 1),
         }
         print(f"{name}: tau {scores['tau']}  rho {scores['rho']}  ({train_steps} steps, "

@@ -16,6 +16,15 @@ def default_space() -> SearchSpace:
     return SearchSpace.load()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Test networks are tiny: extra threads gain nothing and spin on CI's shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     random.seed(0)

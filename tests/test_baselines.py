@@ -28,15 +28,6 @@ from bench_blocks import parse_args, saved_bytes  # noqa: E402
 from quadnas.nn.blocks import QuadraBlock  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: with two, OpenMP spin-waits burn the shared cores these tests run on."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_networks_and_blocks_have_the_right_shapes(name):
     variant = VARIANTS[name]

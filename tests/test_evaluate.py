@@ -11,15 +11,6 @@ from quadnas.supernet import Supernet
 from quadnas.supernet.train import TrainConfig, train_supernet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from threads, and on busy cores extra threads spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     data = load_dataset("digits", resolution=32)

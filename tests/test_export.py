@@ -26,15 +26,6 @@ FORMATS = ("torch", "onnx", "openvino")
 ARCH = "k3e2-id-k5e4-k7e2-id-k3e4"  # an arch of the tiny space
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these nets are tiny, and extra threads only contend on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def wake_blocks(model: torch.nn.Module) -> torch.nn.Module:
     """Layer scales start at 1e-6; raise them so every block shapes the output parity is checked on."""
     with torch.no_grad():

@@ -16,15 +16,6 @@ from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import checkpoint_hash, default_checkpoint_path, load_checkpoint, save_checkpoint
 from quadnas.supernet.train import SupernetTrainer, TrainConfig, train_supernet
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from threads, and on busy cores extra threads spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 
 FAST = dict(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5)
 

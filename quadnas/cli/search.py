@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         shown = result.ranked[: args.top]
     table = Table(title="best architectures under the budget" if result.best else "closest architectures")
     for column in ("#", "arch", "accuracy", "latency", "of budget", "trial"):
-        table.add_column(column, justify="left" if column == "arch" else "right")
+        table.add_column(column, justify="left" if column == "arch" else "right", overflow="fold",
+                         no_wrap=column != "arch")
     for i, c in enumerate(shown, 1):
         acc = "not evaluated" if c.accuracy is None else f"{c.accuracy:.4f}"
         table.add_row(str(i), c.arch, acc, f"{c.latency_ms:.2f} ms", f"{c.latency_ms / result.budget_ms:.0%}", str(c.trial))

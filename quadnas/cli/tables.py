@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     view = Table(title="latency tables", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     headers = ("name", "device", "aliases", "backend", "provenance", "created", "error % mean/max", "where")
     for i, header in enumerate(headers):
-        keep = header in ("name", "device", "created")  # never folded: these are what a user types or sorts by
+        keep = header in ("name", "created")  # never folded: what a user types or sorts by
         width = max([len(header)] + [len(r[i]) for r in rows]) if keep else None
         view.add_column(header, no_wrap=keep, min_width=width, overflow="fold")
     for row in rows:
