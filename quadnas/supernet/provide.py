@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,10 +41,10 @@ def provide_supernet(
         supernet, meta = load_checkpoint(checkpoint, space)
         _check_data(meta.dataset.fingerprint, meta.dataset.name, dataset, Path(checkpoint))
         return supernet, Path(checkpoint)
-    path = default_checkpoint_path(space, dataset)
     config = TrainConfig.for_search(resolution=dataset.resolution)
     if epochs is not None:
         config = config.model_copy(update={"epochs": epochs})
+    path = cache_path(space, dataset, config)
     with file_lock(path.with_suffix(".lock")):
         meta = meta_of(path, read_checkpoint(path)) if path.exists() else None
         if meta is None or not meta.finished:
@@ -53,6 +54,13 @@ def provide_supernet(
             train_supernet(space, dataset, config, path, resume=meta is not None, progress=progress)
     supernet, _ = load_checkpoint(path, space)
     return supernet, path
+
+
+def cache_path(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> Path:
+    """The cached supernet of (space, data, recipe): a changed recipe trains a new one."""
+    recipe = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:8]
+    default = default_checkpoint_path(space, dataset)
+    return default.with_name(f"{default.stem}-search-{recipe}{default.suffix}")
 
 
 def _check_data(fingerprint: str, name: str, dataset: Dataset, path: Path) -> None:

@@ -66,7 +66,9 @@ class TrainConfig(BaseModel):
     sandwich_random: int = Field(default=2, ge=0, description="random paths per sandwich step")
     seed: int = 0
     memory_efficient: bool = True
-    layer_scale_init: float = Field(default=1e-6, gt=0, description="initial layer scale of every block")
+    # ConvNeXt's 1e-6 suits 300-epoch training; after a short supernet training it leaves every
+    # block near identity, and all subnets scored alike (95.83% on digits after 5 epochs).
+    layer_scale_init: float = Field(default=0.1, gt=0, description="initial layer scale of every block")
     resolution: int = Field(default=32, gt=0)
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
 
