@@ -17,7 +17,7 @@ from pathlib import Path
 
 import optuna
 
-from quadnas.controller import SearchConfig, candidates, guided_sampler, Objective, rank_feasible
+from quadnas.controller import Objective, SearchConfig, candidates, guided_sampler, rank_feasible
 from quadnas.data import load_dataset
 from quadnas.evaluate import Evaluator
 from quadnas.latency.devices import load_device_table

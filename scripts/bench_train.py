@@ -73,7 +73,7 @@ def subnet_size(space: SearchSpace, arch: Arch) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/bench/train.json"))
+    parser.add_argument("--out", type=Path, default=Path("docs/figures/bench_train.json"))
     parser.add_argument("--space", default=None, help="search space (default quadranet-t)")
     parser.add_argument("--data", nargs="+", default=["digits", "mnist5k"])
     parser.add_argument("--batch", type=int, default=64)

@@ -61,10 +61,10 @@ from quadnas.evaluate import Evaluator
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.model import DeviceModel
 from quadnas.latency.predictor import LatencyPredictor
+from quadnas.nn.blocks import QuadraBlock
 from quadnas.nn.net import QuadraNet
-from quadnas.space import IDENTITY, Arch, SearchSpace
+from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
-from quadnas.supernet.supernet import Supernet
 from quadnas.supernet.train import SupernetTrainer, TrainConfig, steps_per_epoch, warmup_cosine
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
@@ -91,13 +91,14 @@ class Recipe(BaseModel):
     lr: float
     weight_decay: float
     warmup_fraction: float
+    layer_scale_init: float
     standalone_epochs: float
 
     def train_config(self) -> TrainConfig:
-        """The optimizer settings shared by stand-alone and supernet training."""
+        """The optimizer settings shared by stand-alone and supernet training (32 px: no need to save memory)."""
         return TrainConfig(
             batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, seed=self.seed,
-            memory_efficient=False, resolution=self.resolution,
+            layer_scale_init=self.layer_scale_init, memory_efficient=False, resolution=self.resolution,
         )
 
     def steps(self, epochs: float) -> int:
@@ -105,7 +106,7 @@ class Recipe(BaseModel):
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "full": dict(space="quadranet-t", data="mnist5k", archs=12, standalone_epochs=1.0, supernet_epochs=4.0,
+    "full": dict(space="quadranet-t", data="mnist5k", archs=12, standalone_epochs=2.0, supernet_epochs=4.0,
                  train_images=None, methods="uniform"),
     "quick": dict(space="tiny", data="digits", archs=5, standalone_epochs=2.0, supernet_epochs=4.0,
                   train_images=None, methods="uniform,fairnas"),
@@ -189,11 +190,22 @@ class FixedArch(nn.Module):
         return self.net(x)
 
 
+def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale: float) -> QuadraNet:
+    """`QuadraNet(space, arch, num_classes)` from random init, its layer scales set as the supernet's."""
+    net = QuadraNet(space, arch, num_classes)
+    with torch.no_grad():
+        for block in net.modules():
+            if isinstance(block, QuadraBlock):
+                block.gamma1.fill_(layer_scale)
+                block.gamma2.fill_(layer_scale)
+    return net
+
+
 def train_standalone(space: SearchSpace, arch: Arch, data: Dataset, config: TrainConfig, steps: int,
                      warmup_fraction: float) -> float:
-    """Validation accuracy of `arch` trained from random init with the supernet's optimizer recipe."""
+    """Validation accuracy of `arch` trained from random init with the supernet's recipe."""
     torch.manual_seed(config.seed)
-    net = QuadraNet(space, arch, data.num_classes).train()
+    net = standalone_net(space, arch, data.num_classes, config.layer_scale_init).train()
     optimizer = torch.optim.AdamW(param_groups(net, config.weight_decay), lr=config.lr, fused=True)
     schedule = warmup_cosine(round(warmup_fraction * steps), steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -296,7 +308,7 @@ class KernelTransformBlock(nn.Module):
 
         return full.gamma1 * (conv("dw_a") * conv("dw_b") + conv("dw_c"))
 
-    def forward(self, x: torch.Tensor, choice) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, choice: BlockChoice) -> torch.Tensor:
         if choice.is_identity:
             return x
         x = x + self.quadratic(x, choice.kernel)
@@ -322,6 +334,8 @@ class KernelTransformTrainer(UniformTrainer):
 
 @dataclass(frozen=True)
 class Method:
+    """A supernet training method: its trainer, its compute relative to uniform, the sandwich flag it needs."""
+
     trainer: type[SupernetTrainer]
     compute: float  # relative to uniform's path-epochs
     sandwich: bool = False
@@ -338,8 +352,8 @@ def methods(long_factor: float) -> dict[str, Method]:
 
 
 def train_supernet_method(method: Method, space: SearchSpace, data: Dataset, recipe: Recipe,
-                          epochs: float) -> tuple[nn.Module, int]:
-    """A supernet trained by `method` for `epochs` path-epochs times its compute; returns it (eval mode), steps."""
+                          epochs: float) -> tuple[nn.Module, int, int]:
+    """A supernet trained by `method` for `epochs` path-epochs times its compute: (model in eval mode, steps, paths)."""
     config = recipe.train_config().model_copy(update={"sandwich": method.sandwich})
     paths = method.trainer.paths_per_step(space, config)
     steps = recipe.steps(epochs * method.compute / paths)
@@ -348,7 +362,7 @@ def train_supernet_method(method: Method, space: SearchSpace, data: Dataset, rec
     x, y = data.train.tensors
     for idx in batches(len(y), config.batch_size, steps, trainer.data_rng):
         trainer.step(x[idx], y[idx], len(idx))
-    return trainer.model.eval(), steps
+    return trainer.model.eval(), steps, paths
 
 
 # ---- results ----------------------------------------------------------------
@@ -408,7 +422,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axes[0][0].set_ylabel("inherited-weight accuracy (%)")
     r = result["recipe"]
     fig.colorbar(points, ax=axes[0].tolist(), label=f"predicted latency (ms, {r['device']})")
-    fig.suptitle(f"{r['space']} on {r['data']} at {r['resolution']} px: {len(archs)} archs", fontsize=11)
+    fig.suptitle(f"{r['space']} on {r['data']} at {r['resolution']} px: {len(archs)} archs", fontsize=11, y=1.06)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -426,12 +440,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--archs", type=int, help="number of archs (default 12; 5 with --quick)")
     parser.add_argument("--methods", help="comma-separated: uniform,long,sandwich,fairnas,kernel-transform")
     parser.add_argument("--supernet-epochs", type=float, help="path-epochs per method (default 4; 1 with --quick)")
-    parser.add_argument("--standalone-epochs", type=float, help="epochs per stand-alone arch (default 1)")
+    parser.add_argument("--standalone-epochs", type=float, help="epochs per stand-alone arch (default 2)")
     parser.add_argument("--long-factor", type=float, default=2.0, help="compute of `long` relative to uniform")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--warmup-fraction", type=float, default=0.1, help="linear warm-up share of the steps")
+    parser.add_argument("--layer-scale-init", type=float, default=TrainConfig().layer_scale_init,
+                        help="initial layer scale of every block, supernet and stand-alone (default: the package's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=FIGURES / "rank_correlation.json")
@@ -454,6 +470,7 @@ def subset(data: Dataset, n: int | None) -> Dataset:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train what the JSON cache lacks, write the JSON and the plot; returns the result."""
     began = time.perf_counter()
     torch.set_num_threads(args.threads)
     available = methods(args.long_factor)
@@ -471,14 +488,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         resolution=args.resolution, train_images=len(data.train), val_images=len(data.val), device=args.device,
         latency_source=source, archs=args.archs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, warmup_fraction=args.warmup_fraction,
-        standalone_epochs=args.standalone_epochs,
+        layer_scale_init=args.layer_scale_init, standalone_epochs=args.standalone_epochs,
     )
     result = load_cache(args.out, recipe)
     archs = spread_archs(space, latency, args.archs, args.seed)
     cached = {a["arch"]: a for a in result["archs"]}
-    ms = latency(archs)
     result["archs"] = [cached.get(str(a), {"arch": str(a), "latency_ms": round(float(t), 3), "inherited": {}})
-                       for a, t in zip(archs, ms)]
+                       for a, t in zip(archs, latency(archs))]
+    standalone_phase(space, data, recipe, archs, result, args.out)
+    for name in wanted:
+        method_phase(name, available[name], space, data, recipe, archs, args.supernet_epochs, result, args.out)
+    result["runs"].append({
+        "command": args.command, "methods": wanted, "threads": args.threads,
+        "wall_seconds": round(time.perf_counter() - began, 1),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    write_json(args.out, result)
+    plot(result, args.plot)
+    return result
+
+
+def standalone_phase(space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[Arch],
+                     result: dict[str, Any], out: Path) -> None:
+    """Train each arch the cache lacks stand-alone; the JSON is written after each."""
     config, steps = recipe.train_config(), recipe.steps(recipe.standalone_epochs)
     for i, (arch, entry) in enumerate(zip(archs, result["archs"])):
         if "standalone_accuracy" in entry:
@@ -488,37 +520,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         entry["standalone_seconds"] = round(time.perf_counter() - t0, 1)
         print(f"stand-alone {i + 1}/{len(archs)} {entry['latency_ms']:7.1f} ms  "
               f"acc {entry['standalone_accuracy']:.3f}  {entry['standalone_seconds']:.0f} s  {arch}", flush=True)
-        write_json(args.out, result)
-    for name in wanted:
-        method, old = available[name], result["methods"].get(name, {})
-        if (old.get("supernet_epochs"), old.get("compute")) == (args.supernet_epochs, method.compute):
-            print(f"{name}: cached (tau {old['tau']})")
-            continue
-        t0 = time.perf_counter()
-        model, train_steps = train_supernet_method(method, space, data, recipe, args.supernet_epochs)
-        t1 = time.perf_counter()
-        evaluator = Evaluator(model, data)
-        for arch, entry in zip(archs, result["archs"]):
-            entry["inherited"][name] = evaluator.accuracy(arch)
-        scores = correlations([a["standalone_accuracy"] for a in result["archs"]],
-                              [a["inherited"][name] for a in result["archs"]])
-        result["methods"][name] = {
-            **scores, "supernet_epochs": args.supernet_epochs, "compute": method.compute, "steps": train_steps,
-            "paths_per_step": method.trainer.paths_per_step(space, config.model_copy(
-                update={"sandwich": method.sandwich})),
-            "train_seconds": round(t1 - t0, 1), "eval_seconds": round(time.perf_counter() - t1, 1),
-        }
-        print(f"{name}: tau {scores['tau']}  rho {scores['rho']}  ({train_steps} steps, "
-              f"{t1 - t0:.0f} s train, {time.perf_counter() - t1:.0f} s eval)", flush=True)
-        write_json(args.out, result)
-    result["runs"].append({
-        "command": args.command,
-        "methods": wanted, "threads": args.threads, "wall_seconds": round(time.perf_counter() - began, 1),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    })
-    write_json(args.out, result)
-    plot(result, args.plot)
-    return result
+        write_json(out, result)
+
+
+def method_phase(name: str, method: Method, space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[Arch],
+                 epochs: float, result: dict[str, Any], out: Path) -> None:
+    """Train the method's supernet (unless cached with the same budget), score it, write the JSON."""
+    old = result["methods"].get(name, {})
+    if (old.get("supernet_epochs"), old.get("compute")) == (epochs, method.compute):
+        print(f"{name}: cached (tau {old['tau']}, rho {old['rho']})")
+        return
+    t0 = time.perf_counter()
+    model, steps, paths = train_supernet_method(method, space, data, recipe, epochs)
+    t1 = time.perf_counter()
+    evaluator = Evaluator(model, data)
+    for arch, entry in zip(archs, result["archs"]):
+        entry["inherited"][name] = evaluator.accuracy(arch)
+    scores = correlations([a["standalone_accuracy"] for a in result["archs"]],
+                          [a["inherited"][name] for a in result["archs"]])
+    t2 = time.perf_counter()
+    result["methods"][name] = {
+        **scores, "supernet_epochs": epochs, "compute": method.compute, "steps": steps, "paths_per_step": paths,
+        "train_seconds": round(t1 - t0, 1), "eval_seconds": round(t2 - t1, 1),
+    }
+    print(f"{name}: tau {scores['tau']}  rho {scores['rho']}  ({steps} steps of {paths} path(s), "
+          f"{t1 - t0:.0f} s train, {t2 - t1:.0f} s eval)", flush=True)
+    write_json(out, result)
 
 
 def main(argv: list[str] | None = None) -> int:

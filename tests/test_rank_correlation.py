@@ -137,3 +137,13 @@ def test_spread_archs_cover_the_latency_range(tiny_space):
     ms = latency(archs)
     assert len(set(archs)) == 8 and list(ms) == sorted(ms)
     assert ms[0] == latency([tiny_space.smallest()])[0]  # the pool reaches the all-identity arch
+
+
+def test_standalone_net_starts_with_the_supernet_layer_scale(tiny_space):
+    arch = tiny_space.largest()
+    net = rc.standalone_net(tiny_space, arch, 10, layer_scale=0.1)
+    gammas = [p for n, p in net.named_parameters() if "gamma" in n]
+    assert len(gammas) == 2 * tiny_space.num_blocks and all(torch.all(g == 0.1) for g in gammas)
+    config = TrainConfig(layer_scale_init=0.1)
+    supernet = rc.UniformTrainer(tiny_space, 10, config, steps_per_epoch=1).model
+    assert all(torch.all(b.full.gamma1 == 0.1) for b in supernet.blocks)

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from quadnas.controller import MODES, SAMPLERS, SearchConfig, search
+    from quadnas.controller import MODES, SearchConfig, search
+    from quadnas.samplers import SAMPLERS
     from quadnas.errors import QuadnasError
 
     if args.mode and args.mode not in MODES:
