@@ -12,6 +12,7 @@ the package's):
 - `long`: `uniform` with `--long-factor` times the compute.
 - `sandwich`: largest, smallest and 2 random paths per step; the largest learns from
   the labels, the others from its soft predictions (in-place distillation).
+- `sandwich-labels`: the same paths, all on labels (the package's `TrainConfig.sandwich`).
 - `fairnas`: strict fairness; per step a random permutation of the choices of every
   block, path m takes the m-th choice of each block, gradients of all paths are
   accumulated before one update (every choice of every block trained once per step).
@@ -244,12 +245,16 @@ class UniformTrainer(SupernetTrainer):
         return 1
 
 
-class InplaceDistillTrainer(SupernetTrainer):
-    """Sandwich rule (config.sandwich) with in-place distillation from the largest path."""
+class SandwichTrainer(SupernetTrainer):
+    """The package's sandwich rule (config.sandwich): largest, smallest and random paths, all on labels."""
 
     @staticmethod
     def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
         return 2 + config.sandwich_random
+
+
+class InplaceDistillTrainer(SandwichTrainer):
+    """Sandwich rule with in-place distillation: the largest path learns the labels, the others its predictions."""
 
     def step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int) -> tuple[float, int, int]:
         archs = self.archs()  # largest first
@@ -346,6 +351,7 @@ def methods(long_factor: float) -> dict[str, Method]:
         "uniform": Method(UniformTrainer, 1.0),
         "long": Method(UniformTrainer, long_factor),
         "sandwich": Method(InplaceDistillTrainer, 1.0, sandwich=True),
+        "sandwich-labels": Method(SandwichTrainer, 1.0, sandwich=True),
         "fairnas": Method(FairNASTrainer, 1.0),
         "kernel-transform": Method(KernelTransformTrainer, 1.0),
     }
@@ -388,7 +394,7 @@ def load_cache(path: Path, recipe: Recipe) -> dict[str, Any]:
         if old is not None and old.get("recipe") == recipe.model_dump():
             return old
         print(f"{path}: other recipe or unreadable; starting fresh")
-    return {"recipe": recipe.model_dump(), "archs": [], "methods": {}, "runs": []}
+    return {"recipe": recipe.model_dump(), "archs": [], "methods": {}, "noise_ceiling": {}, "runs": []}
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
@@ -397,6 +403,10 @@ def write_json(path: Path, result: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def _two_places(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -415,14 +425,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
         inherited = [100 * a["inherited"][name] for a in archs]
         points = ax.scatter(standalone, inherited, c=latency, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
         m = result["methods"][name]
-        fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-        ax.set_title(f"{name}\nKendall τ = {fmt(m['tau'])}   Spearman ρ = {fmt(m['rho'])}", fontsize=10)
+        ax.set_title(f"{name}\nKendall τ = {_two_places(m['tau'])}   Spearman ρ = {_two_places(m['rho'])}",
+                     fontsize=10)
         ax.set_xlabel("stand-alone accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("inherited-weight accuracy (%)")
     r = result["recipe"]
     fig.colorbar(points, ax=axes[0].tolist(), label=f"predicted latency (ms, {r['device']})")
-    fig.suptitle(f"{r['space']} on {r['data']} at {r['resolution']} px: {len(archs)} archs", fontsize=11, y=1.06)
+    title = f"{r['space']} on {r['data']} at {r['resolution']} px: {len(archs)} archs"
+    for seed, noise in result.get("noise_ceiling", {}).items():
+        title += f"; stand-alone seed {r['seed']} vs {seed}: τ = {_two_places(noise['tau'])}"
+    fig.suptitle(title, fontsize=11, y=1.06)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -438,7 +451,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-images", type=int, help="use only the first N training images (default all)")
     parser.add_argument("--device", default="cpu", help="latency table the archs are spread by (default cpu)")
     parser.add_argument("--archs", type=int, help="number of archs (default 12; 5 with --quick)")
-    parser.add_argument("--methods", help="comma-separated: uniform,long,sandwich,fairnas,kernel-transform")
+    parser.add_argument("--methods", help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
+                                          "kernel-transform (default uniform; uniform,fairnas with --quick)")
     parser.add_argument("--supernet-epochs", type=float, help="path-epochs per method (default 4; 1 with --quick)")
     parser.add_argument("--standalone-epochs", type=float, help="epochs per stand-alone arch (default 2)")
     parser.add_argument("--long-factor", type=float, default=2.0, help="compute of `long` relative to uniform")
@@ -449,6 +463,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layer-scale-init", type=float, default=TrainConfig().layer_scale_init,
                         help="initial layer scale of every block, supernet and stand-alone (default: the package's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat-seed", type=int,
+                        help="also train every arch stand-alone with this training seed (the noise ceiling of tau)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=FIGURES / "rank_correlation.json")
     parser.add_argument("--plot", type=Path, default=FIGURES / "rank_correlation.png")
@@ -496,6 +512,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["archs"] = [cached.get(str(a), {"arch": str(a), "latency_ms": round(float(t), 3), "inherited": {}})
                        for a, t in zip(archs, latency(archs))]
     standalone_phase(space, data, recipe, archs, result, args.out)
+    if args.repeat_seed is not None:
+        repeat_phase(space, data, recipe, archs, args.repeat_seed, result, args.out)
     for name in wanted:
         method_phase(name, available[name], space, data, recipe, archs, args.supernet_epochs, result, args.out)
     result["runs"].append({
@@ -521,6 +539,25 @@ def standalone_phase(space: SearchSpace, data: Dataset, recipe: Recipe, archs: l
         print(f"stand-alone {i + 1}/{len(archs)} {entry['latency_ms']:7.1f} ms  "
               f"acc {entry['standalone_accuracy']:.3f}  {entry['standalone_seconds']:.0f} s  {arch}", flush=True)
         write_json(out, result)
+
+
+def repeat_phase(space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[Arch], seed: int,
+                 result: dict[str, Any], out: Path) -> None:
+    """Stand-alone training again with another training seed: tau between the two runs is the noise ceiling."""
+    config = recipe.train_config().model_copy(update={"seed": seed})
+    steps = recipe.steps(recipe.standalone_epochs)
+    for i, (arch, entry) in enumerate(zip(archs, result["archs"])):
+        repeats = entry.setdefault("standalone_repeats", {})
+        if str(seed) in repeats:
+            continue
+        repeats[str(seed)] = train_standalone(space, arch, data, config, steps, recipe.warmup_fraction)
+        print(f"stand-alone seed {seed} {i + 1}/{len(archs)} acc {repeats[str(seed)]:.3f}  {arch}", flush=True)
+        write_json(out, result)
+    scores = correlations([a["standalone_accuracy"] for a in result["archs"]],
+                          [a["standalone_repeats"][str(seed)] for a in result["archs"]])
+    result.setdefault("noise_ceiling", {})[str(seed)] = scores
+    print(f"stand-alone seed {recipe.seed} vs seed {seed}: tau {scores['tau']}  rho {scores['rho']}", flush=True)
+    write_json(out, result)
 
 
 def method_phase(name: str, method: Method, space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[Arch],

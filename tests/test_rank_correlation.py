@@ -29,20 +29,22 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    """One --quick run (tiny space, digits, uniform and fairnas): its JSON path, PNG path and result."""
+    """One --quick run (tiny space, digits, uniform and fairnas, a second stand-alone seed): JSON path, PNG, result."""
     folder = tmp_path_factory.mktemp("rank")
     out, png = folder / "rc.json", folder / "rc.png"
-    assert rc.main(["--quick", "--out", str(out), "--plot", str(png)]) == 0
+    assert rc.main(["--quick", "--repeat-seed", "1", "--out", str(out), "--plot", str(png)]) == 0
     return out, png, json.loads(out.read_text())
 
 
 def test_quick_run_writes_json_and_png(quick):
-    out, png, result = quick
+    _, png, result = quick
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(result["methods"]) == {"uniform", "fairnas"}
     for m in result["methods"].values():
         for key in ("tau", "rho"):
             assert m[key] is not None and -1.0 <= m[key] <= 1.0
+    noise = result["noise_ceiling"]["1"]
+    assert -1.0 <= noise["tau"] <= 1.0 and all("1" in a["standalone_repeats"] for a in result["archs"])
     archs = result["archs"]
     assert len(archs) == 5 and len({a["arch"] for a in archs}) == 5
     latencies = [a["latency_ms"] for a in archs]
@@ -66,9 +68,11 @@ def test_rerun_reuses_cached_results(quick, monkeypatch, tmp_path):
 
     monkeypatch.setattr(rc, "train_standalone", no_training)
     monkeypatch.setattr(rc, "train_supernet_method", no_training)
-    assert rc.main(["--quick", "--methods", "uniform", "--out", str(copy), "--plot", str(tmp_path / "p.png")]) == 0
+    args = ["--quick", "--methods", "uniform", "--repeat-seed", "1", "--out", str(copy), "--plot", str(tmp_path / "p.png")]
+    assert rc.main(args) == 0
     again = json.loads(copy.read_text())
-    assert again["archs"] == first["archs"] and again["methods"] == first["methods"]
+    for key in ("archs", "methods", "noise_ceiling"):
+        assert again[key] == first[key], key
     assert len(again["runs"]) == len(first["runs"]) + 1
 
 
@@ -147,3 +151,16 @@ def test_standalone_net_starts_with_the_supernet_layer_scale(tiny_space):
     config = TrainConfig(layer_scale_init=0.1)
     supernet = rc.UniformTrainer(tiny_space, 10, config, steps_per_epoch=1).model
     assert all(torch.all(b.full.gamma1 == 0.1) for b in supernet.blocks)
+
+
+def test_inplace_distillation_teaches_the_smaller_paths_with_the_largest(tiny_space, monkeypatch):
+    config = TrainConfig(batch_size=8, sandwich=True, sandwich_random=2, memory_efficient=False)
+    trainer = rc.InplaceDistillTrainer(tiny_space, 10, config, steps_per_epoch=4)
+    forwards, targets = [], []
+    trainer.model.register_forward_pre_hook(lambda module, args: forwards.append(args[1]))
+    cross_entropy = rc.F.cross_entropy
+    monkeypatch.setattr(rc.F, "cross_entropy", lambda logits, y, **kw: targets.append(y) or cross_entropy(logits, y, **kw))
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    trainer.step(x, y, 8)
+    assert forwards[:2] == [tiny_space.largest(), tiny_space.smallest()] and len(forwards) == 4
+    assert len(targets) == 1 and targets[0] is y  # only the largest path sees the labels

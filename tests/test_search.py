@@ -1,7 +1,9 @@
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -196,3 +198,27 @@ def test_two_workers_on_postgresql(tmp_path, table_path, checkpoint, budget):
         _two_workers_share_one_study(url, study, table_path, checkpoint, budget, tmp_path / "runs")
     finally:
         optuna.delete_study(study_name=study, storage=url)
+
+
+def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, table_path, checkpoint, budget):
+    storage = f"sqlite:///{tmp_path / 'killed.db'}"
+    worker = _worker(storage, table_path, checkpoint, budget, tmp_path / "runs", "killed")
+    done: list = []
+    deadline = time.monotonic() + 120
+    while len(done) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            done = optuna.load_study(study_name="killed", storage=storage).get_trials(
+                states=(optuna.trial.TrialState.COMPLETE,))
+        except KeyError:  # the study does not exist yet
+            continue
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    before = {t.number: t.user_attrs["arch"] for t in optuna.load_study(study_name="killed", storage=storage).get_trials(
+        states=(optuna.trial.TrialState.COMPLETE,))}
+    assert len(before) >= 4
+    rerun = _worker(storage, table_path, checkpoint, budget, tmp_path / "runs", "killed")
+    assert rerun.wait(timeout=240) in (0, 1), rerun.stdout.read()
+    after = optuna.load_study(study_name="killed", storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert {n: a for n, a in ((t.number, t.user_attrs["arch"]) for t in after) if n in before} == before
+    assert len(after) == 16
