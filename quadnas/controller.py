@@ -82,7 +82,7 @@ class SearchConfig(BaseModel):
     def study_name(self) -> str:
         if self.study:
             return self.study
-        name = f"{Path(self.space).stem}-{Path(self.device).stem}-{self.budget}-{self.mode}"
+        name = f"{Path(self.space).stem}-{Path(self.data).stem}-{Path(self.device).stem}-{self.budget}-{self.mode}"
         return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 

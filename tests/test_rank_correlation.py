@@ -19,14 +19,6 @@ from quadnas.supernet.elastic import ElasticQuadraBlock  # noqa: E402
 from quadnas.supernet.train import TrainConfig  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     """One --quick run (tiny space, digits, uniform and fairnas, a second stand-alone seed): JSON path, PNG, result."""
