@@ -222,3 +222,12 @@ def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, table_path, checkp
     after = optuna.load_study(study_name="killed", storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert {n: a for n, a in ((t.number, t.user_attrs["arch"]) for t in after) if n in before} == before
     assert len(after) == 16
+
+
+def test_python_api_mirrors_the_cli(tmp_path, table_path, checkpoint, budget):
+    import quadnas
+
+    result = quadnas.search(space="tiny", device=str(table_path), budget=budget, checkpoint=str(checkpoint),
+                            runs_dir=str(tmp_path), trials=3, sampler="random", study="api")
+    assert isinstance(result.study, optuna.Study) and len(result.study.trials) == 3
+    assert result.best is None or result.best.latency_ms <= result.budget_ms
