@@ -20,6 +20,12 @@ the package's):
   the centre of the next larger (transformed) kernel times a learned k^2 x k^2 matrix,
   one per depthwise conv of a block and kernel size, shared by its channels.
 
+Stand-alone training uses the supernet's optimizer, schedule and layer-scale init
+(`TrainConfig.layer_scale_init`; with ConvNeXt's 1e-6 every arch scored alike after
+short training). `--repeat-seed N` trains every arch stand-alone a second time with
+training seed N: tau between the two runs is a rough ceiling for a supernet's tau
+against this (noisy) ground truth.
+
 Methods run at equal compute: `--supernet-epochs` counts path-epochs (a method that
 trains P paths per step takes 1/P of the steps of `uniform`), so each costs about
 as much as `uniform`; `long` costs `--long-factor` times that.
@@ -29,7 +35,8 @@ methods are reused when the recipe matches, so a rerun with other `--methods` on
 trains the new supernets. Delete the JSON to start over.
 
     python scripts/rank_correlation.py                       # uniform on quadranet-t, mnist5k, 32 px
-    python scripts/rank_correlation.py --methods fairnas,sandwich,long,kernel-transform
+    python scripts/rank_correlation.py --methods fairnas,sandwich,sandwich-labels,kernel-transform,long
+    python scripts/rank_correlation.py --repeat-seed 1            # the noise ceiling of tau
     python scripts/rank_correlation.py --quick --out /tmp/rc.json --plot /tmp/rc.png
 """
 
@@ -420,22 +427,31 @@ def plot(result: dict[str, Any], path: Path) -> None:
     archs = result["archs"]
     standalone = [100 * a["standalone_accuracy"] for a in archs]
     latency = [a["latency_ms"] for a in archs]
-    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    columns = min(3, max(1, len(names)))
+    rows = math.ceil(max(1, len(names)) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns + 1, 4.2 * rows), squeeze=False,
+                             layout="constrained")
+    for i, (ax, name) in enumerate(zip(axes.flat, names)):
         inherited = [100 * a["inherited"][name] for a in archs]
         points = ax.scatter(standalone, inherited, c=latency, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
         m = result["methods"][name]
-        ax.set_title(f"{name}\nKendall τ = {_two_places(m['tau'])}   Spearman ρ = {_two_places(m['rho'])}",
-                     fontsize=10)
-        ax.set_xlabel("stand-alone accuracy (%)")
+        title = f"{name}: τ = {_two_places(m['tau'])}, ρ = {_two_places(m['rho'])}"
+        if "vs_mean_of_seeds" in m:
+            title += f"\n(against the seeds' mean: τ = {_two_places(m['vs_mean_of_seeds']['tau'])})"
+        ax.set_title(title, fontsize=10)
+        if i // columns == rows - 1 or i + columns >= len(names):
+            ax.set_xlabel("stand-alone accuracy (%)")
+        if i % columns == 0:
+            ax.set_ylabel("inherited-weight accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("inherited-weight accuracy (%)")
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
     r = result["recipe"]
-    fig.colorbar(points, ax=axes[0].tolist(), label=f"predicted latency (ms, {r['device']})")
-    title = f"{r['space']} on {r['data']} at {r['resolution']} px: {len(archs)} archs"
+    fig.colorbar(points, ax=axes.ravel().tolist(), label=f"predicted latency (ms, {r['device']})")
+    title = f"{r['space']} on {r['data']} at {r['resolution']} px, {len(archs)} archs: Kendall τ / Spearman ρ"
     for seed, noise in result.get("noise_ceiling", {}).items():
-        title += f"; stand-alone seed {r['seed']} vs {seed}: τ = {_two_places(noise['tau'])}"
-    fig.suptitle(title, fontsize=11, y=1.06)
+        title += f"\nstand-alone seed {r['seed']} vs seed {seed}: τ = {_two_places(noise['tau'])}"
+    fig.suptitle(title, fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -444,7 +460,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 # ---- the run ----------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny space, digits, 5 archs, 1 epoch: for tests")
+    parser.add_argument("--quick", action="store_true", help="tiny space, digits, 5 archs, uniform,fairnas: for tests")
     parser.add_argument("--space", help="search space (default quadranet-t; tiny with --quick)")
     parser.add_argument("--data", help="dataset (default mnist5k; digits with --quick)")
     parser.add_argument("--resolution", type=int, default=32)
@@ -453,7 +469,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--archs", type=int, help="number of archs (default 12; 5 with --quick)")
     parser.add_argument("--methods", help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
                                           "kernel-transform (default uniform; uniform,fairnas with --quick)")
-    parser.add_argument("--supernet-epochs", type=float, help="path-epochs per method (default 4; 1 with --quick)")
+    parser.add_argument("--supernet-epochs", type=float, help="path-epochs per method (default 4)")
     parser.add_argument("--standalone-epochs", type=float, help="epochs per stand-alone arch (default 2)")
     parser.add_argument("--long-factor", type=float, default=2.0, help="compute of `long` relative to uniform")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -516,6 +532,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         repeat_phase(space, data, recipe, archs, args.repeat_seed, result, args.out)
     for name in wanted:
         method_phase(name, available[name], space, data, recipe, archs, args.supernet_epochs, result, args.out)
+    score_against_mean(result)
     result["runs"].append({
         "command": args.command, "methods": wanted, "threads": args.threads,
         "wall_seconds": round(time.perf_counter() - began, 1),
@@ -558,6 +575,15 @@ def repeat_phase(space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[
     result.setdefault("noise_ceiling", {})[str(seed)] = scores
     print(f"stand-alone seed {recipe.seed} vs seed {seed}: tau {scores['tau']}  rho {scores['rho']}", flush=True)
     write_json(out, result)
+
+
+def score_against_mean(result: dict[str, Any]) -> None:
+    """Where archs were trained with several seeds, tau/rho of every method against their mean accuracy too."""
+    if not result.get("noise_ceiling"):
+        return
+    mean = [float(np.mean([a["standalone_accuracy"], *a["standalone_repeats"].values()])) for a in result["archs"]]
+    for name, m in result["methods"].items():
+        m["vs_mean_of_seeds"] = correlations(mean, [a["inherited"][name] for a in result["archs"]])
 
 
 def method_phase(name: str, method: Method, space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[Arch],

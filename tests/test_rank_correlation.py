@@ -60,7 +60,8 @@ def test_rerun_reuses_cached_results(quick, monkeypatch, tmp_path):
 
     monkeypatch.setattr(rc, "train_standalone", no_training)
     monkeypatch.setattr(rc, "train_supernet_method", no_training)
-    args = ["--quick", "--methods", "uniform", "--repeat-seed", "1", "--out", str(copy), "--plot", str(tmp_path / "p.png")]
+    args = ["--quick", "--methods", "uniform", "--repeat-seed", "1",
+            "--out", str(copy), "--plot", str(tmp_path / "p.png")]
     assert rc.main(args) == 0
     again = json.loads(copy.read_text())
     for key in ("archs", "methods", "noise_ceiling"):
@@ -151,7 +152,12 @@ def test_inplace_distillation_teaches_the_smaller_paths_with_the_largest(tiny_sp
     forwards, targets = [], []
     trainer.model.register_forward_pre_hook(lambda module, args: forwards.append(args[1]))
     cross_entropy = rc.F.cross_entropy
-    monkeypatch.setattr(rc.F, "cross_entropy", lambda logits, y, **kw: targets.append(y) or cross_entropy(logits, y, **kw))
+
+    def recording(logits, y, **kwargs):
+        targets.append(y)
+        return cross_entropy(logits, y, **kwargs)
+
+    monkeypatch.setattr(rc.F, "cross_entropy", recording)
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
     trainer.step(x, y, 8)
     assert forwards[:2] == [tiny_space.largest(), tiny_space.smallest()] and len(forwards) == 4
