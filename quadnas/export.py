@@ -75,16 +75,21 @@ class ExportSource:
     record_path: Path | None = None
 
 
+def _read_yaml(path: Path, if_missing: str, what: str):
+    """Parsed YAML; a missing or unreadable file is one line naming it and the fix."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise QuadnasError(f"{path} does not exist: {if_missing}") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise QuadnasError(f"cannot read {what}: {e}") from None
+
+
 def read_record(path: str | Path) -> dict:
     """A search's `best.yaml`, checked for the keys export needs."""
     path = Path(path)
-    try:
-        record = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise QuadnasError(f"{path} does not exist: give the best.yaml of a search (runs/<study>/best.yaml) "
-                           "or --arch TEXT --space PATH") from None
-    except (OSError, yaml.YAMLError) as e:
-        raise QuadnasError(f"cannot read {path}: {e}") from None
+    record = _read_yaml(path, "give the best.yaml of a search (runs/<study>/best.yaml) or --arch TEXT --space PATH",
+                        str(path))
     if not (isinstance(record, dict) and isinstance(record.get("arch"), str) and isinstance(record.get("space"), dict)):
         raise QuadnasError(f"{path} is not a search result (no 'arch' and 'space' keys): give runs/<study>/best.yaml")
     return record
@@ -436,13 +441,8 @@ def resolution_note(source: ExportSource, resolution: int) -> str:
 def read_sidecar(path: str | Path) -> dict:
     """The YAML sidecar of an export (give the export or the sidecar itself)."""
     sidecar = Path(path).with_suffix(".yaml")
-    try:
-        record = yaml.safe_load(sidecar.read_text())
-    except FileNotFoundError:
-        raise QuadnasError(f"{sidecar} does not exist: an export's YAML sidecar must stay beside it "
-                           "(re-export with `quadnas export`)") from None
-    except (OSError, yaml.YAMLError) as e:
-        raise QuadnasError(f"cannot read export sidecar {sidecar}: {e}") from None
+    record = _read_yaml(sidecar, "an export's YAML sidecar must stay beside it (re-export with `quadnas export`)",
+                        f"export sidecar {sidecar}")
     if not isinstance(record, dict) or "arch" not in record or "space" not in record:
         raise QuadnasError(f"{sidecar} is not a quadnas export sidecar: re-export with `quadnas export`")
     return record
