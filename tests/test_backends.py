@@ -130,3 +130,28 @@ def test_measure_interleaved_rounds_and_window():
 
 def test_cpu_name_is_not_empty():
     assert kit_runner.cpu_name().strip()
+
+
+def test_torch_ops_see_the_layout_a_network_gives_them(tiny_space):
+    """After the stem every activation is NHWC in memory (LayerNorm2d permutes); the
+    profiler's torch inputs must be too, or it times copies the network never makes."""
+    import torch
+
+    from quadnas.nn.net import QuadraNet
+
+    net = QuadraNet(tiny_space, tiny_space.largest()).eval()
+    seen = []
+    net.stages[0][0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    net(torch.randn(1, 3, tiny_space.config.resolution, tiny_space.config.resolution))
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    spec = next(s for s in tiny_space.all_op_specs() if s.op == "quadra_block")
+    runner = get_backend("torch").prepare(op_module(spec, tiny_space), op_input_shape(spec), channels_last=True)
+    assert runner.input.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_cuda_times_an_op(block):
+    backend = get_backend("torch", target="cuda")
+    times = backend.prepare(*block, channels_last=True).time(5)
+    assert len(times) == 5 and all(t > 0 for t in times)
+    assert backend.describe()["clock"] == "wall" and "cuda" in backend.describe()["target"]

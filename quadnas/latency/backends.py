@@ -1,8 +1,8 @@
 """Runtimes behind one interface: onnxruntime, OpenVINO and torch (cpu, cuda).
 
 `get_backend(name, target, threads)` checks the request and returns a `Backend`;
-`Backend.prepare(module, input_shape)` returns a runner whose `time(n)` calls the
-model `n` times and returns the seconds each call took. The ONNX backends export the
+`Backend.prepare(module, input_shape, channels_last)` returns a runner whose `time(n)`
+calls the model `n` times and returns the seconds each call took. The ONNX backends export the
 module once (TorchScript exporter, opset 17) into a work directory and time it with
 the sessions of `kit_runner`, the same code a profiling kit runs on a remote device.
 """
@@ -101,8 +101,12 @@ class Backend(ABC):
         """What runs the models, e.g. the CPU model name or the GPU name."""
 
     @abstractmethod
-    def prepare(self, module: nn.Module, input_shape: tuple[int, ...]) -> TimedSession:
-        """A runner for `module` on inputs of `input_shape`."""
+    def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
+        """A runner for `module` on inputs of `input_shape`.
+
+        `channels_last`: the input is laid out NHWC in memory, as every activation after
+        a QuadraNet's stem is (its LayerNorms permute); only eager torch sees the layout.
+        """
 
     @property
     def work_dir(self) -> Path:
@@ -134,7 +138,7 @@ class OnnxBackend(Backend):
         with _user_errors():
             return kit_runner.device_name(self.name, self.target)
 
-    def prepare(self, module: nn.Module, input_shape: tuple[int, ...]) -> TimedSession:
+    def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
         self._exported += 1
         path = export_onnx(module, input_shape, self.work_dir / f"model{self._exported:04d}.onnx")
         session = self.prepare_onnx(path)
@@ -178,10 +182,12 @@ class TorchRunner:
     """Eager PyTorch; on CUDA each call is timed with CUDA events."""
 
     def __init__(self, module: nn.Module, input_shape: tuple[int, ...], device: torch.device, threads: int,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, channels_last: bool = False):
         self.module = module.eval().to(device)
         self.device, self.threads, self.clock = device, threads, clock
         self.input = torch.randn(input_shape, device=device)
+        if channels_last:
+            self.input = self.input.contiguous(memory_format=torch.channels_last)
 
     def time(self, n: int) -> list[float]:
         torch.set_num_threads(self.threads)
@@ -228,8 +234,8 @@ class TorchBackend(Backend):
             return torch.cuda.get_device_name(self.device)
         return kit_runner.cpu_name()
 
-    def prepare(self, module: nn.Module, input_shape: tuple[int, ...]) -> TimedSession:
-        return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock])
+    def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
+        return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock], channels_last)
 
 
 BACKENDS: dict[str, type[Backend]] = {

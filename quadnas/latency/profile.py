@@ -267,7 +267,7 @@ def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSe
 
         def open_op(key: str):
             spec = spec_of[key]
-            return backend.prepare(op_module(spec, space), op_input_shape(spec))
+            return backend.prepare(op_module(spec, space), op_input_shape(spec), channels_last=spec.op != "stem")
 
         measure_interleaved(todo, open_op, settings.op_schedule(), row_done, seed=settings.seed)
 
