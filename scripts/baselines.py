@@ -10,21 +10,18 @@ conv, layer scale) in NCHW, so the networks differ only in their spatial mixer:
 - QuadraNet: quadnas' `QuadraNet` (QuadraBlock k7 e4); an equal-cost variant whose
   MLP hidden width per stage matches HorNet's block MACs; a memory-efficient variant
   built from quadnas' `Supernet` (largest arch of an equivalent space, quadratic
-  branch checkpointed); and a "lean" prototype that also stops the MLP from saving
-  its GELU output and layer-scale input.
+  branch checkpointed, lean MLP: the package's training default).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode
 
 from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, Stem, init_weights
@@ -155,54 +152,6 @@ class WideQuadraBlock(QuadraBlock):
         self.pw2 = nn.Conv2d(hidden, dim, 1)
 
 
-class ScaledGeluPointwise(torch.autograd.Function):
-    """`gamma * conv1x1(GELU(h), w, b)` that saves only `h` and the parameters.
-
-    GELU(h) is recomputed in backward (and dropped before the input gradient is
-    made, so backward holds no more than autograd's own path); the layer scale's
-    gradient `sum(grad * (W g + b))` comes from the unscaled weight and bias
-    gradients, so neither GELU's output nor the 1x1 conv's output is kept.
-    """
-
-    @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(h, weight, bias, gamma)
-        return gamma * F.conv2d(F.gelu(h), weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        h, weight, bias, gamma = ctx.saved_tensors
-        conv_backward = partial(torch.ops.aten.convolution_backward, weight=weight, bias_sizes=[weight.shape[0]],
-                                stride=[1, 1], padding=[0, 0], dilation=[1, 1], transposed=False,
-                                output_padding=[0, 0], groups=1)
-        _, grad_w, grad_b = conv_backward(grad, F.gelu(h), output_mask=[False, True, True])
-        grad_g = conv_backward(grad * gamma, h, output_mask=[True, False, False])[0]  # h: input shape only
-        grad_gamma = (weight * grad_w).sum((1, 2, 3)) + bias * grad_b
-        scale = gamma.flatten()
-        return (torch.ops.aten.gelu_backward(grad_g, h), scale.view(-1, 1, 1, 1) * grad_w, scale * grad_b,
-                grad_gamma.view_as(gamma))
-
-
-class LeanQuadraBlock(QuadraBlock):
-    """Prototype of a leaner training block (same weights and outputs as QuadraBlock).
-
-    The quadratic branch is checkpointed (saves only its input, like
-    ElasticQuadraBlock); the MLP's second half is `ScaledGeluPointwise`, which
-    keeps neither the 4C-wide GELU output nor the layer-scale input.
-    """
-
-    def quadratic(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gamma1 * self.qconv(self.norm1(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
-            x = x + checkpoint(self.quadratic, x, use_reentrant=False)
-        else:
-            x = x + self.quadratic(x)
-        h = self.pw1(self.norm2(x))
-        return x + ScaledGeluPointwise.apply(h, self.pw2.weight, self.pw2.bias, self.gamma2)
-
-
 class WithChoice(nn.Module):
     """Runs a supernet module (`Supernet` or `ElasticQuadraBlock`) at one fixed choice."""
 
@@ -306,11 +255,8 @@ VARIANTS: dict[str, Variant] = {
                 _quadranet, lambda s: _initialised(QuadraBlock(DIMS[s], KERNEL, EXPANSION))),
         Variant("quadranet-eqcost", "QuadraBlock k7, MLP widened per stage to HorNet's MACs",
                 _equal_cost_net, _equal_cost_block),
-        Variant("quadranet-me", "quadnas Supernet (largest arch), quadratic branch checkpointed",
+        Variant("quadranet-me", "quadnas Supernet (largest arch), memory-efficient training: "
+                "quadratic branch checkpointed, lean MLP",
                 _supernet, _elastic_block, training_only=True),
-        Variant("quadranet-lean", "prototype: checkpointed quadratic branch + GELU recompute "
-                "+ layer scale folded into PW2",
-                lambda r: Backbone(lambda s, dim: LeanQuadraBlock(dim, KERNEL, EXPANSION)),
-                lambda s: _initialised(LeanQuadraBlock(DIMS[s], KERNEL, EXPANSION)), training_only=True),
     )
 }

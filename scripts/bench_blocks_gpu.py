@@ -180,6 +180,8 @@ def run(args: argparse.Namespace, device: torch.device) -> Bench:
     inference = [v for v in args.variants if not VARIANTS[v].training_only]
     for mode in MODES:
         chosen = args.variants if mode == "eager" else args.compile_variants
+        if not chosen:
+            continue
         wrap = (lambda m: m) if mode == "eager" else torch.compile
         for section, names, train in (("latency", [v for v in chosen if v in inference], False),
                                       ("training", chosen, True)):

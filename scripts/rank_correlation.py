@@ -22,21 +22,26 @@ the package's):
 
 Stand-alone training uses the supernet's optimizer, schedule and layer-scale init
 (`TrainConfig.layer_scale_init`; with ConvNeXt's 1e-6 every arch scored alike after
-short training). `--repeat-seed N` trains every arch stand-alone a second time with
-training seed N: tau between the two runs is a rough ceiling for a supernet's tau
-against this (noisy) ground truth.
+short training). `--repeat-seed N [M ...]` trains every arch stand-alone again with
+each training seed: tau between two seeds is a rough ceiling for a supernet's tau
+against this (noisy) ground truth, and every method is also scored against the mean.
 
 Methods run at equal compute: `--supernet-epochs` counts path-epochs (a method that
 trains P paths per step takes 1/P of the steps of `uniform`), so each costs about
 as much as `uniform`; `long` costs `--long-factor` times that.
 
-Results go to a JSON file that is also a cache: stand-alone accuracies and finished
-methods are reused when the recipe matches, so a rerun with other `--methods` only
-trains the new supernets. Delete the JSON to start over.
+`--train-device cuda` trains on a GPU; `--workers N` runs N trainings (stand-alone
+archs, supernets) side by side in fresh processes. Results go to a JSON file that
+is also a cache: stand-alone accuracies and finished methods are reused when the
+recipe matches, so a rerun with other `--methods` only trains the new supernets.
+Delete the JSON to start over.
 
     python scripts/rank_correlation.py                       # uniform on quadranet-t, mnist5k, 32 px
     python scripts/rank_correlation.py --methods fairnas,sandwich,sandwich-labels,kernel-transform,long
     python scripts/rank_correlation.py --repeat-seed 1            # the noise ceiling of tau
+    python scripts/rank_correlation.py --train-device cuda --workers 12 --standalone-epochs 8 \
+        --supernet-epochs 16 --repeat-seed 1 2 --methods uniform,fairnas,kernel-transform,long \
+        --out docs/figures/rank_correlation_gpu.json --plot docs/figures/rank_correlation_gpu.png
     python scripts/rank_correlation.py --quick --out /tmp/rc.json --plot /tmp/rc.png
 """
 
@@ -47,10 +52,12 @@ import datetime
 import functools
 import json
 import math
+import multiprocessing
 import os
 import random
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -101,6 +108,7 @@ class Recipe(BaseModel):
     warmup_fraction: float
     layer_scale_init: float
     standalone_epochs: float
+    train_device: str = "cpu"
 
     def train_config(self) -> TrainConfig:
         """The optimizer settings shared by stand-alone and supernet training (32 px: no need to save memory)."""
@@ -213,12 +221,13 @@ def train_standalone(space: SearchSpace, arch: Arch, data: Dataset, config: Trai
                      warmup_fraction: float) -> float:
     """Validation accuracy of `arch` trained from random init with the supernet's recipe."""
     torch.manual_seed(config.seed)
-    net = standalone_net(space, arch, data.num_classes, config.layer_scale_init).train()
+    x, y = data.train.tensors
+    net = standalone_net(space, arch, data.num_classes, config.layer_scale_init).to(x.device).train()
     optimizer = torch.optim.AdamW(param_groups(net, config.weight_decay), lr=config.lr, fused=True)
     schedule = warmup_cosine(round(warmup_fraction * steps), steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    x, y = data.train.tensors
     for idx in batches(len(y), config.batch_size, steps, torch.Generator().manual_seed(config.seed)):
+        idx = idx.to(x.device)
         loss = F.cross_entropy(net(x[idx]), y[idx], label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -263,24 +272,10 @@ class SandwichTrainer(SupernetTrainer):
 class InplaceDistillTrainer(SandwichTrainer):
     """Sandwich rule with in-place distillation: the largest path learns the labels, the others its predictions."""
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int) -> tuple[float, int, int]:
-        archs = self.archs()  # largest first
-        self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, correct, teacher = 0.0, 0, None
-        for arch in archs:
-            logits = self.model(x, arch)
-            if teacher is None:
-                loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.config.label_smoothing)
-                teacher = logits.detach().softmax(1)
-            else:
-                loss = -(teacher * logits.log_softmax(1)).sum()
-            (loss / (global_batch * len(archs))).backward()
-            loss_sum += loss.item() / len(archs)
-            correct += int((logits.argmax(1) == y).sum())
-        self._reduce_gradients()
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss_sum, correct / len(archs), len(y)
+    def path_loss(self, logits: torch.Tensor, y: torch.Tensor, first: torch.Tensor | None) -> torch.Tensor:
+        if first is None:  # the largest path (archs() puts it first) learns from the labels
+            return super().path_loss(logits, y, first)
+        return -(first.softmax(1) * logits.log_softmax(1)).sum()
 
 
 class KernelTransformBlock(nn.Module):
@@ -373,7 +368,9 @@ def train_supernet_method(method: Method, space: SearchSpace, data: Dataset, rec
     config = config.model_copy(update={"epochs": 1, "warmup_epochs": recipe.warmup_fraction})
     trainer = method.trainer(space, data.num_classes, config, steps)
     x, y = data.train.tensors
+    trainer.model.to(x.device)  # in place: the optimizer keeps the same parameters
     for idx in batches(len(y), config.batch_size, steps, trainer.data_rng):
+        idx = idx.to(x.device)
         trainer.step(x[idx], y[idx], len(idx))
     return trainer.model.eval(), steps, paths
 
@@ -398,10 +395,17 @@ def load_cache(path: Path, recipe: Recipe) -> dict[str, Any]:
             old = json.loads(path.read_text())
         except json.JSONDecodeError:
             old = None
-        if old is not None and old.get("recipe") == recipe.model_dump():
-            return old
+        if old is not None and _recipe_of(old) == recipe:
+            return {**old, "recipe": recipe.model_dump()}
         print(f"{path}: other recipe or unreadable; starting fresh")
     return {"recipe": recipe.model_dump(), "archs": [], "methods": {}, "noise_ceiling": {}, "runs": []}
+
+
+def _recipe_of(result: dict[str, Any]) -> Recipe | None:
+    try:
+        return Recipe.model_validate(result.get("recipe"))
+    except ValueError:
+        return None
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
@@ -479,9 +483,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layer-scale-init", type=float, default=TrainConfig().layer_scale_init,
                         help="initial layer scale of every block, supernet and stand-alone (default: the package's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat-seed", type=int,
-                        help="also train every arch stand-alone with this training seed (the noise ceiling of tau)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat-seed", type=int, nargs="+", default=[], metavar="SEED",
+                        help="also train every arch stand-alone with these training seeds (the noise ceiling of tau)")
+    parser.add_argument("--train-device", default="cpu", help="torch device that trains (cpu, cuda; default cpu)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes training archs and supernets side by side (default 1: this one)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--out", type=Path, default=FIGURES / "rank_correlation.json")
     parser.add_argument("--plot", type=Path, default=FIGURES / "rank_correlation.png")
     args = parser.parse_args(argv)
@@ -501,6 +508,70 @@ def subset(data: Dataset, n: int | None) -> Dataset:
     return replace(data, train=TensorDataset(x[:n], y[:n]))
 
 
+@dataclass(frozen=True)
+class Context:
+    """What every training job needs; sent once to each worker process."""
+
+    space: SearchSpace
+    data: Dataset
+    recipe: Recipe
+    archs: tuple[Arch, ...]
+    methods: dict[str, Method]
+    supernet_epochs: float
+
+    def on_device(self) -> Context:
+        """The same context with the data on the recipe's training device."""
+        device = torch.device(self.recipe.train_device)
+        moved = {split: TensorDataset(*(t.to(device) for t in getattr(self.data, split).tensors))
+                 for split in ("train", "val")}
+        return replace(self, data=replace(self.data, **moved))
+
+
+_CONTEXT: Context | None = None  # this process's context (set by `jobs`, or by a worker's initializer)
+
+
+def _use_context(context: Context, threads: int) -> None:
+    global _CONTEXT
+    torch.set_num_threads(threads)
+    _CONTEXT = context.on_device()
+
+
+def run_job(job: tuple) -> Any:
+    """`("standalone", i, seed)`: validation accuracy of arch number `i` trained alone with training seed
+    `seed`; `("method", name)`: the supernet of method `name` trained, every arch scored with its weights."""
+    c = _CONTEXT
+    if job[0] == "standalone":
+        _, i, seed = job
+        config = c.recipe.train_config().model_copy(update={"seed": seed})
+        return train_standalone(c.space, c.archs[i], c.data, config, c.recipe.steps(c.recipe.standalone_epochs),
+                                c.recipe.warmup_fraction)
+    t0 = time.perf_counter()
+    model, steps, paths = train_supernet_method(c.methods[job[1]], c.space, c.data, c.recipe, c.supernet_epochs)
+    t1 = time.perf_counter()
+    evaluator = Evaluator(model, c.data)
+    inherited = [evaluator.accuracy(arch) for arch in c.archs]
+    return {"inherited": inherited, "steps": steps, "paths": paths, "train_seconds": round(t1 - t0, 1),
+            "eval_seconds": round(time.perf_counter() - t1, 1)}
+
+
+def jobs(fn: Callable[[Any], Any], todo: Sequence[Any], context: Context, workers: int,
+         threads: int) -> Iterator[tuple[Any, Any]]:
+    """`(job, fn(job))` for every job, as they finish: here, or in `workers` fresh processes."""
+    if not todo:
+        return
+    if workers == 1:
+        _use_context(context, threads)
+        for job in todo:
+            yield job, fn(job)
+        return
+    spawn = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=spawn, initializer=_use_context,
+                             initargs=(context, threads)) as pool:
+        futures = {pool.submit(fn, job): job for job in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train what the JSON cache lacks, write the JSON and the plot; returns the result."""
     began = time.perf_counter()
@@ -510,6 +581,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [m for m in wanted if m not in available]
     if unknown or not wanted:
         raise QuadnasError(f"unknown method(s) {', '.join(unknown) or '(none given)'}: use {', '.join(available)}")
+    check_train_device(args.train_device)
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)
     data = subset(load_dataset(args.data, args.resolution, seed=args.seed, channels=space.config.in_channels),
@@ -521,20 +593,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         latency_source=source, archs=args.archs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, warmup_fraction=args.warmup_fraction,
         layer_scale_init=args.layer_scale_init, standalone_epochs=args.standalone_epochs,
+        train_device=args.train_device,
     )
     result = load_cache(args.out, recipe)
     archs = spread_archs(space, latency, args.archs, args.seed)
     cached = {a["arch"]: a for a in result["archs"]}
     result["archs"] = [cached.get(str(a), {"arch": str(a), "latency_ms": round(float(t), 3), "inherited": {}})
                        for a, t in zip(archs, latency(archs))]
-    standalone_phase(space, data, recipe, archs, result, args.out)
-    if args.repeat_seed is not None:
-        repeat_phase(space, data, recipe, archs, args.repeat_seed, result, args.out)
-    for name in wanted:
-        method_phase(name, available[name], space, data, recipe, archs, args.supernet_epochs, result, args.out)
-    score_against_mean(result)
+    context = Context(space, data, recipe, tuple(archs), available, args.supernet_epochs)
+    todo = missing_methods(wanted, available, args.supernet_epochs, result) + missing_standalone(
+        recipe.seed, args.repeat_seed, result)  # the long supernet jobs first, so workers finish together
+    began_jobs = time.perf_counter()
+    for job, done in jobs(run_job, todo, context, args.workers, args.threads):
+        store(job, done, recipe.seed, available, args.supernet_epochs, result)
+        print(f"{time.perf_counter() - began_jobs:6.0f} s  {describe(job, done, result)}", flush=True)
+        write_json(args.out, result)
+    score(result, recipe.seed, args.repeat_seed)
     result["runs"].append({
-        "command": args.command, "methods": wanted, "threads": args.threads,
+        "command": args.command, "methods": wanted, "threads": args.threads, "workers": args.workers,
         "wall_seconds": round(time.perf_counter() - began, 1),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
@@ -543,72 +619,83 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def standalone_phase(space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[Arch],
-                     result: dict[str, Any], out: Path) -> None:
-    """Train each arch the cache lacks stand-alone; the JSON is written after each."""
-    config, steps = recipe.train_config(), recipe.steps(recipe.standalone_epochs)
-    for i, (arch, entry) in enumerate(zip(archs, result["archs"])):
-        if "standalone_accuracy" in entry:
-            continue
-        t0 = time.perf_counter()
-        entry["standalone_accuracy"] = train_standalone(space, arch, data, config, steps, recipe.warmup_fraction)
-        entry["standalone_seconds"] = round(time.perf_counter() - t0, 1)
-        print(f"stand-alone {i + 1}/{len(archs)} {entry['latency_ms']:7.1f} ms  "
-              f"acc {entry['standalone_accuracy']:.3f}  {entry['standalone_seconds']:.0f} s  {arch}", flush=True)
-        write_json(out, result)
+def check_train_device(name: str) -> None:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise QuadnasError(f"--train-device '{name}' is not a torch device: use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise QuadnasError(f"--train-device {name} needs CUDA, which is not available here: use --train-device cpu")
 
 
-def repeat_phase(space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[Arch], seed: int,
-                 result: dict[str, Any], out: Path) -> None:
-    """Stand-alone training again with another training seed: tau between the two runs is the noise ceiling."""
-    config = recipe.train_config().model_copy(update={"seed": seed})
-    steps = recipe.steps(recipe.standalone_epochs)
-    for i, (arch, entry) in enumerate(zip(archs, result["archs"])):
-        repeats = entry.setdefault("standalone_repeats", {})
-        if str(seed) in repeats:
-            continue
-        repeats[str(seed)] = train_standalone(space, arch, data, config, steps, recipe.warmup_fraction)
-        print(f"stand-alone seed {seed} {i + 1}/{len(archs)} acc {repeats[str(seed)]:.3f}  {arch}", flush=True)
-        write_json(out, result)
-    scores = correlations([a["standalone_accuracy"] for a in result["archs"]],
-                          [a["standalone_repeats"][str(seed)] for a in result["archs"]])
-    result.setdefault("noise_ceiling", {})[str(seed)] = scores
-    print(f"stand-alone seed {recipe.seed} vs seed {seed}: tau {scores['tau']}  rho {scores['rho']}", flush=True)
-    write_json(out, result)
+def missing_standalone(seed: int, repeat_seeds: Sequence[int], result: dict[str, Any]) -> list[tuple]:
+    """The stand-alone jobs `(\"standalone\", arch index, seed)` the cache lacks."""
+    archs = result["archs"]
+
+    def has(i: int, s: int) -> bool:
+        return "standalone_accuracy" in archs[i] if s == seed else str(s) in archs[i].get("standalone_repeats", {})
+
+    return [("standalone", i, s) for s in (seed, *repeat_seeds) for i in range(len(archs)) if not has(i, s)]
 
 
-def score_against_mean(result: dict[str, Any]) -> None:
-    """Where archs were trained with several seeds, tau/rho of every method against their mean accuracy too."""
-    if not result.get("noise_ceiling"):
+def missing_methods(wanted: Sequence[str], available: dict[str, Method], epochs: float,
+                    result: dict[str, Any]) -> list[tuple]:
+    """The supernet jobs `("method", name)` not cached with the same budget."""
+    todo = []
+    for name in wanted:
+        old = result["methods"].get(name, {})
+        if (old.get("supernet_epochs"), old.get("compute")) == (epochs, available[name].compute):
+            print(f"{name}: cached")
+        else:
+            todo.append(("method", name))
+    return todo
+
+
+def store(job: tuple, done: Any, seed: int, available: dict[str, Method], epochs: float,
+          result: dict[str, Any]) -> None:
+    """Put a finished job's figures into the result (scores come later, from `score`)."""
+    archs = result["archs"]
+    if job[0] == "standalone":
+        _, i, s = job
+        if s == seed:
+            archs[i]["standalone_accuracy"] = done
+        else:
+            archs[i].setdefault("standalone_repeats", {})[str(s)] = done
         return
-    mean = [float(np.mean([a["standalone_accuracy"], *a["standalone_repeats"].values()])) for a in result["archs"]]
+    name = job[1]
+    for entry, accuracy in zip(archs, done["inherited"]):
+        entry["inherited"][name] = accuracy
+    result["methods"][name] = {"supernet_epochs": epochs, "compute": available[name].compute,
+                               "steps": done["steps"], "paths_per_step": done["paths"],
+                               "train_seconds": done["train_seconds"], "eval_seconds": done["eval_seconds"]}
+
+
+def describe(job: tuple, done: Any, result: dict[str, Any]) -> str:
+    if job[0] == "standalone":
+        _, i, s = job
+        entry = result["archs"][i]
+        return f"stand-alone arch {i + 1}/{len(result['archs'])} seed {s}: {entry['latency_ms']:.1f} ms, acc {done:.3f}"
+    return f"supernet {job[1]}: {done['steps']} steps of {done['paths']} path(s), {done['train_seconds']:.0f} s"
+
+
+def score(result: dict[str, Any], seed: int, repeat_seeds: Sequence[int]) -> None:
+    """Kendall tau and Spearman rho: each method against stand-alone accuracy (and, with several
+    seeds, against their mean), and each repeat seed against the first (the noise ceiling)."""
+    archs = result["archs"]
+    standalone = [a["standalone_accuracy"] for a in archs]
+    for s in repeat_seeds:
+        result.setdefault("noise_ceiling", {})[str(s)] = correlations(
+            standalone, [a["standalone_repeats"][str(s)] for a in archs])
+    seeds_mean = None
+    if result.get("noise_ceiling"):
+        seeds_mean = [float(np.mean([a["standalone_accuracy"], *a["standalone_repeats"].values()])) for a in archs]
     for name, m in result["methods"].items():
-        m["vs_mean_of_seeds"] = correlations(mean, [a["inherited"][name] for a in result["archs"]])
-
-
-def method_phase(name: str, method: Method, space: SearchSpace, data: Dataset, recipe: Recipe, archs: list[Arch],
-                 epochs: float, result: dict[str, Any], out: Path) -> None:
-    """Train the method's supernet (unless cached with the same budget), score it, write the JSON."""
-    old = result["methods"].get(name, {})
-    if (old.get("supernet_epochs"), old.get("compute")) == (epochs, method.compute):
-        print(f"{name}: cached (tau {old['tau']}, rho {old['rho']})")
-        return
-    t0 = time.perf_counter()
-    model, steps, paths = train_supernet_method(method, space, data, recipe, epochs)
-    t1 = time.perf_counter()
-    evaluator = Evaluator(model, data)
-    for arch, entry in zip(archs, result["archs"]):
-        entry["inherited"][name] = evaluator.accuracy(arch)
-    scores = correlations([a["standalone_accuracy"] for a in result["archs"]],
-                          [a["inherited"][name] for a in result["archs"]])
-    t2 = time.perf_counter()
-    result["methods"][name] = {
-        **scores, "supernet_epochs": epochs, "compute": method.compute, "steps": steps, "paths_per_step": paths,
-        "train_seconds": round(t1 - t0, 1), "eval_seconds": round(t2 - t1, 1),
-    }
-    print(f"{name}: tau {scores['tau']}  rho {scores['rho']}  ({steps} steps of {paths} path(s), "
-          f"{t1 - t0:.0f} s train, {t2 - t1:.0f} s eval)", flush=True)
-    write_json(out, result)
+        inherited = [a["inherited"][name] for a in archs]
+        m.update(correlations(standalone, inherited))
+        if seeds_mean is not None:
+            m["vs_mean_of_seeds"] = correlations(seeds_mean, inherited)
+    for s, noise in result.get("noise_ceiling", {}).items():
+        print(f"stand-alone seed {seed} vs seed {s}: tau {noise['tau']}  rho {noise['rho']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,3 +1,4 @@
+import importlib.util
 import sys
 
 import onnx
@@ -11,13 +12,17 @@ from quadnas.latency.profile import op_module
 from quadnas.nn.blocks import op_input_shape
 
 
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed (pip install quadnas[openvino])")
+
+
 @pytest.fixture(scope="module")
 def block(tiny_space):
     spec = next(s for s in tiny_space.all_op_specs() if s.op == "quadra_block")
     return op_module(spec, tiny_space), op_input_shape(spec)
 
 
-@pytest.mark.parametrize("name", list(BACKENDS))
+@pytest.mark.parametrize("name", [pytest.param(b, marks=needs_openvino if b == "openvino" else ()) for b in BACKENDS])
 def test_backend_times_an_op(name, block):
     backend = get_backend(name)
     runner = backend.prepare(*block)
@@ -61,11 +66,13 @@ def test_threads_parse():
     assert parse_threads("2") == 2 and parse_threads(3) == 3
 
 
+@needs_openvino
 def test_unknown_openvino_device_lists_available():
     with pytest.raises(QuadnasError, match="is not available here: use one of .*CPU"):
         get_backend("openvino", target="FPGA")
 
 
+@needs_openvino
 def test_myriad_needs_old_openvino():
     with pytest.raises(QuadnasError, match="2022.3"):
         get_backend("openvino", target="MYRIAD")

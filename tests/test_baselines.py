@@ -17,7 +17,6 @@ from baselines import (  # noqa: E402
     ConvNeXtBlock,
     GnConv,
     HorNetBlock,
-    LeanQuadraBlock,
     count_macs,
     equal_cost_hidden,
     gnconv_dims,
@@ -25,7 +24,6 @@ from baselines import (  # noqa: E402
 )
 from bench_blocks import parse_args, saved_bytes  # noqa: E402
 
-from quadnas.nn.blocks import QuadraBlock  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -88,27 +86,10 @@ def test_equal_cost_quadranet_matches_hornet_macs():
     assert plain < 0.9 * hornet
 
 
-def test_lean_block_matches_quadrablock_outputs_and_gradients():
-    plain, lean = QuadraBlock(16, 7, 4), LeanQuadraBlock(16, 7, 4)
-    for p in plain.parameters():
-        torch.nn.init.normal_(p)
-    lean.load_state_dict(plain.state_dict())
-    x1 = torch.randn(2, 16, 9, 9, requires_grad=True)
-    x2 = x1.detach().clone().requires_grad_()
-    y1, y2 = plain(x1), lean(x2)
-    assert torch.allclose(y1, y2)
-    grad = torch.randn_like(y1)
-    y1.backward(grad)
-    y2.backward(grad)
-    assert torch.allclose(x1.grad, x2.grad, rtol=1e-4, atol=1e-4)
-    for (name, a), b in zip(plain.named_parameters(), lean.parameters()):
-        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-3 * a.grad.abs().max().item()), name
-
-
 def test_checkpointing_saves_fewer_bytes_for_backward():
     saved = {v: saved_bytes(VARIANTS[v].build_block(0), "stage1", 64, 2)
-             for v in ("quadranet", "quadranet-me", "quadranet-lean", "hornet")}
-    assert saved["quadranet-lean"] < saved["quadranet-me"] < saved["quadranet"] < saved["hornet"]
+             for v in ("quadranet", "quadranet-me", "hornet")}
+    assert saved["quadranet-me"] < 0.6 * saved["quadranet"] < 0.6 * saved["hornet"]
 
 
 def test_variants_must_include_the_reference():

@@ -5,7 +5,7 @@ import torch
 
 from quadnas.nn import LayerNorm2d, QuadraNet, QuadraticDWConv, QuadraticLinear
 from quadnas.nn.blocks import QuadraBlock, build_op, op_input_shape
-from quadnas.space import OpSpec
+from quadnas.space import Arch, BlockChoice, OpSpec
 from quadnas.supernet import Supernet
 
 
@@ -83,18 +83,28 @@ def test_extract_matches_supernet(space_name):
         assert diff <= 1e-5, (str(arch), diff)
 
 
-def test_memory_efficient_branch_has_identical_gradients(tiny_space):
+@pytest.mark.parametrize("which", ["largest", "mixed"])
+def test_memory_efficient_training_has_the_same_gradients(tiny_space, which):
+    """Checkpointed quadratic branch and lean MLP: the same outputs and gradients as plain autograd
+    (equal up to float rounding: the layer-scale gradient is summed in another order)."""
     supernet = Supernet(tiny_space, num_classes=10)
     with torch.no_grad():
         for p in supernet.parameters():
             p.normal_(0, 0.05)
-    arch = tiny_space.largest()
+    n = len(tiny_space.largest().blocks)
+    choices = [BlockChoice(tiny_space.config.choices.kernel[i % 2], tiny_space.config.choices.expansion[0])
+               for i in range(n)]
+    arch = tiny_space.largest() if which == "largest" else Arch(tuple(choices))
     x = torch.randn(3, 3, 64, 64)
-    grads = []
+    outputs, grads = [], []
     for enabled in (False, True):
         supernet.zero_grad()
         supernet.set_memory_efficient(enabled)
-        supernet(x, arch).square().sum().backward()
-        grads.append([p.grad.clone() for p in supernet.parameters()])
+        out = supernet(x, arch)
+        out.square().sum().backward()
+        outputs.append(out.detach())
+        grads.append([p.grad.clone() for p in supernet.parameters() if p.grad is not None])
+    assert torch.allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-6)
+    assert len(grads[0]) == len(grads[1])
     for plain, efficient in zip(*grads):
-        assert torch.allclose(plain, efficient, rtol=1e-5, atol=1e-7)
+        assert torch.allclose(plain, efficient, rtol=1e-4, atol=1e-6 * plain.abs().max().item())

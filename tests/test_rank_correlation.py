@@ -162,3 +162,26 @@ def test_inplace_distillation_teaches_the_smaller_paths_with_the_largest(tiny_sp
     trainer.step(x, y, 8)
     assert forwards[:2] == [tiny_space.largest(), tiny_space.smallest()] and len(forwards) == 4
     assert len(targets) == 1 and targets[0] is y  # only the largest path sees the labels
+
+
+def test_workers_give_the_same_results_as_one_process(tmp_path):
+    """Jobs in fresh worker processes are seeded by the job alone: the same accuracies as in-process."""
+    common = ["--quick", "--methods", "uniform", "--archs", "3", "--train-images", "160", "--standalone-epochs", "1",
+              "--supernet-epochs", "1", "--repeat-seed", "1"]
+    results = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.json"
+        assert rc.main([*common, "--workers", workers, "--out", str(out), "--plot", str(tmp_path / "p.png")]) == 0
+        results.append(json.loads(out.read_text()))
+    one, two = results
+    assert one["archs"] == two["archs"]
+    assert one["methods"]["uniform"]["tau"] == two["methods"]["uniform"]["tau"]
+    assert two["runs"][-1]["workers"] == 2
+
+
+@pytest.mark.parametrize("device, message", [("bogus", "is not a torch device"), ("cuda:0", "needs CUDA")])
+def test_bad_train_device_is_one_line_error(tmp_path, capsys, device, message):
+    if device.startswith("cuda") and __import__("torch").cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert rc.main(["--quick", "--train-device", device, "--out", str(tmp_path / "x.json")]) == 2
+    assert message in capsys.readouterr().err

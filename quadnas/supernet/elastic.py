@@ -14,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from quadnas.nn.blocks import LAYER_SCALE_INIT, QuadraBlock
 from quadnas.space import BlockChoice
+from quadnas.supernet.memory import scaled_gelu_pointwise
 
 
 def centre_crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -27,7 +28,8 @@ class ElasticQuadraBlock(nn.Module):
 
     With `memory_efficient` (the training default) the quadratic branch keeps only
     its input for backward and recomputes the depthwise outputs, instead of holding
-    both factors of the product `dw_a(x) * dw_b(x)` alive.
+    both factors of the product `dw_a(x) * dw_b(x)` alive, and the MLP keeps neither
+    its GELU output nor its last 1x1 conv's output (`scaled_gelu_pointwise`).
     """
 
     def __init__(self, dim: int, max_kernel: int, max_expansion: int, memory_efficient: bool = True,
@@ -49,6 +51,8 @@ class ElasticQuadraBlock(nn.Module):
         """`g2 * PW2(GELU(PW1(LN(x))))` on the first `expansion * dim` hidden channels."""
         f, hidden = self.full, expansion * self.dim
         h = F.conv2d(f.norm2(x), f.pw1.weight[:hidden], f.pw1.bias[:hidden])
+        if self.memory_efficient and torch.is_grad_enabled():
+            return scaled_gelu_pointwise(h, f.pw2.weight[:, :hidden], f.pw2.bias, f.gamma2)
         return f.gamma2 * F.conv2d(f.act(h), f.pw2.weight[:, :hidden], f.pw2.bias)
 
     def forward(self, x: torch.Tensor, choice: BlockChoice) -> torch.Tensor:

@@ -167,10 +167,11 @@ class SupernetTrainer:
         """
         archs = self.archs()
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, first = 0.0, 0, None
         for arch in archs:
             logits = self.model(x, arch)
-            loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.config.label_smoothing)
+            loss = self.path_loss(logits, y, first)
+            first = logits.detach() if first is None else first
             (loss / (global_batch * len(archs))).backward()
             loss_sum += loss.item() / len(archs)
             correct += int((logits.argmax(1) == y).sum())
@@ -178,6 +179,11 @@ class SupernetTrainer:
         self.optimizer.step()
         self.scheduler.step()
         return loss_sum, correct / len(archs), len(y)
+
+    def path_loss(self, logits: torch.Tensor, y: torch.Tensor, first: torch.Tensor | None) -> torch.Tensor:
+        """The summed loss of one path of a step; `first`: the detached logits of the step's first path
+        (None for the first path itself), for methods that distil from it."""
+        return F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.config.label_smoothing)
 
     def _reduce_gradients(self) -> None:
         """Sum gradients over ranks; every rank ran the same arch, so the same parameters have one."""
