@@ -100,6 +100,7 @@ class Recipe(BaseModel):
     val_images: int
     device: str
     latency_source: str
+    max_latency_ms: float | None = None
     archs: int
     seed: int
     batch_size: int
@@ -150,8 +151,10 @@ def latency_model(space: SearchSpace, device: str) -> tuple[LatencyFn, str]:
     return predict, f"cost model of table {table.name} (its rows do not cover space '{space.name}')"
 
 
-def spread_archs(space: SearchSpace, latency: LatencyFn, n: int, seed: int, pool: int = 2000) -> list[Arch]:
-    """`n` distinct archs whose latencies lie nearest `n` evenly spaced points of the pool's range.
+def spread_archs(space: SearchSpace, latency: LatencyFn, n: int, seed: int, pool: int = 2000,
+                 max_ms: float | None = None) -> list[Arch]:
+    """`n` distinct archs whose latencies lie nearest `n` evenly spaced points of the pool's range
+    (up to `max_ms`, if given).
 
     The pool draws each arch with its own identity probability (uniform in [0, 1]), so
     it reaches from near-empty to near-full networks, which uniform sampling does not.
@@ -166,8 +169,13 @@ def spread_archs(space: SearchSpace, latency: LatencyFn, n: int, seed: int, pool
                                   for _ in range(space.num_blocks))))
     ordered = sorted(candidates, key=str)
     ms = latency(ordered)
+    if max_ms is not None:
+        keep = ms <= max_ms
+        ordered, ms = [a for a, k in zip(ordered, keep) if k], ms[keep]
     if len(ordered) < n:
-        raise QuadnasError(f"space '{space.name}' gave only {len(ordered)} distinct archs: ask for fewer --archs")
+        raise QuadnasError(f"space '{space.name}' gave only {len(ordered)} distinct archs"
+                           f"{'' if max_ms is None else f' under {max_ms:g} ms'}: ask for fewer --archs"
+                           f"{'' if max_ms is None else ' or raise --max-latency'}")
     chosen: list[int] = []
     for target in np.linspace(ms.min(), ms.max(), n):
         free = [i for i in np.argsort(np.abs(ms - target), kind="stable") if i not in chosen]
@@ -470,6 +478,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--train-images", type=int, help="use only the first N training images (default all)")
     parser.add_argument("--device", default="cpu", help="latency table the archs are spread by (default cpu)")
+    parser.add_argument("--max-latency", type=float, metavar="MS",
+                        help="spread the archs only up to this latency on --device (default: the whole range)")
     parser.add_argument("--archs", type=int, help="number of archs (default 12; 5 with --quick)")
     parser.add_argument("--methods", help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
                                           "kernel-transform (default uniform; uniform,fairnas with --quick)")
@@ -593,10 +603,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         latency_source=source, archs=args.archs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, warmup_fraction=args.warmup_fraction,
         layer_scale_init=args.layer_scale_init, standalone_epochs=args.standalone_epochs,
-        train_device=args.train_device,
+        train_device=args.train_device, max_latency_ms=args.max_latency,
     )
     result = load_cache(args.out, recipe)
-    archs = spread_archs(space, latency, args.archs, args.seed)
+    archs = spread_archs(space, latency, args.archs, args.seed, max_ms=args.max_latency)
     cached = {a["arch"]: a for a in result["archs"]}
     result["archs"] = [cached.get(str(a), {"arch": str(a), "latency_ms": round(float(t), 3), "inherited": {}})
                        for a, t in zip(archs, latency(archs))]

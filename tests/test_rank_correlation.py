@@ -6,6 +6,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 import rank_correlation as rc  # noqa: E402
 
+from quadnas.errors import QuadnasError  # noqa: E402
 from quadnas.space import SearchSpace  # noqa: E402
 from quadnas.supernet.elastic import ElasticQuadraBlock  # noqa: E402
 from quadnas.supernet.train import TrainConfig  # noqa: E402
@@ -185,3 +187,13 @@ def test_bad_train_device_is_one_line_error(tmp_path, capsys, device, message):
         pytest.skip("CUDA is available here")
     assert rc.main(["--quick", "--train-device", device, "--out", str(tmp_path / "x.json")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_spread_archs_stay_under_max_latency(tiny_space):
+    latency, _ = rc.latency_model(tiny_space, "cpu")
+    everything = latency(rc.spread_archs(tiny_space, latency, 6, seed=0))
+    cap = float(np.median(everything))
+    capped = latency(rc.spread_archs(tiny_space, latency, 6, seed=0, max_ms=cap))
+    assert capped.max() <= cap < everything.max() and len(set(capped)) == 6
+    with pytest.raises(QuadnasError, match="raise --max-latency"):
+        rc.spread_archs(tiny_space, latency, 6, seed=0, max_ms=everything.min())
