@@ -1,4 +1,4 @@
-"""MODEL.md beside an export: arch, size, accuracy and on what data, predicted latency on every table."""
+"""A model card (`model.md` beside `model.onnx`): arch, size, accuracy and on what data, predicted latency on every table."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.space import Arch, SearchSpace
 
-CARD_NAME = "MODEL.md"
 
 
 @torch.no_grad()
@@ -171,8 +170,9 @@ def measured_lines(check: LatencyCheck) -> list[str]:
 
 def write_model_card(source: ExportSource, result: ExportResult, check: LatencyCheck | None = None,
                      path: str | Path | None = None) -> Path:
-    """Write MODEL.md beside the export (or to `path`); returns its path."""
-    path = Path(path) if path is not None else result.path.parent / CARD_NAME
+    """Write the card beside the export, named like it (`model.onnx` -> `model.md`), or to `path`;
+    returns its path. Exports that share a folder keep one card each, as they keep one sidecar each."""
+    path = Path(path) if path is not None else result.path.with_suffix(".md")
     path.write_text(render_model_card(source, result, check))
     return path
 

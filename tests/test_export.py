@@ -109,8 +109,12 @@ def test_random_init_without_checkpoint_via_cli(tmp_path, tiny_space):
     sidecar = read_sidecar(out)
     assert sidecar["weights"] == "random" and sidecar["checkpoint"] is None and sidecar["accuracy"] is None
     assert sidecar["num_classes"] == tiny_space.config.num_classes  # the head the latency tables describe
-    card = (tmp_path / "MODEL.md").read_text()
+    card = (tmp_path / "net.md").read_text()
     assert ARCH in card and "freshly initialised" in card
+    other = tmp_path / "other.pt"  # a second export in the same folder keeps its own card
+    assert main(["export", "--arch", "k7e4-k7e4-id-id-k3e2-k3e2", "--space", "tiny", "--init", "random",
+                 "--out", str(other)]) == 0
+    assert (tmp_path / "net.md").read_text() == card and (tmp_path / "other.md").is_file()
 
 
 def test_random_init_is_seeded(tiny_space):

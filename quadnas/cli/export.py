@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="export an arch as a standalone network (torch, onnx, openvino)",
         description="Build the standalone QuadraNet of a search result (or of --arch), with weights inherited "
         "from the supernet checkpoint (or --init random for latency work), optionally fine-tune it, write it "
-        "in one format with a YAML sidecar and MODEL.md beside it, and check the written file against PyTorch.",
+        "in one format with a YAML sidecar and a Markdown model card beside it (model.yaml, model.md), and check the written file against PyTorch.",
     )
     p.add_argument("result", nargs="?", help="runs/<study>/best.yaml of a search")
     p.add_argument("--arch", help="an arch instead of a search result, e.g. k3e2-k7e4-id-...")
