@@ -26,6 +26,7 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.space import Arch, SearchSpace
 
+CARD_TITLE = "# QuadraNet `"  # every card starts so; a file that does not is never overwritten
 
 
 @torch.no_grad()
@@ -89,7 +90,7 @@ def render_model_card(source: ExportSource, result: ExportResult, check: Latency
     predictions = table_predictions(space, source.arch) if predictions is None else predictions
     res = result.resolution
     lines = [
-        f"# QuadraNet `{source.arch}`",
+        f"{CARD_TITLE}{source.arch}`",
         "",
         f"Exported by quadnas {quadnas.__version__} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
         f"as **{result.format}** (`{result.path.name}`).",
@@ -168,11 +169,22 @@ def measured_lines(check: LatencyCheck) -> list[str]:
     return lines
 
 
+def card_path(export_path: Path) -> Path:
+    """Where the card of an export goes: beside it, named like it (`model.onnx` -> `model.md`), as its sidecar."""
+    return export_path.with_suffix(".md")
+
+
+def check_card_target(path: Path) -> None:
+    """Refuse to overwrite a Markdown file that is not a model card (e.g. notes.md beside notes.onnx)."""
+    if path.exists() and not path.read_text(errors="replace").startswith(CARD_TITLE):
+        raise QuadnasError(f"the model card {path} would overwrite a file that is not a quadnas model card: "
+                           "choose another --out name")
+
+
 def write_model_card(source: ExportSource, result: ExportResult, check: LatencyCheck | None = None,
                      path: str | Path | None = None) -> Path:
-    """Write the card beside the export, named like it (`model.onnx` -> `model.md`), or to `path`;
-    returns its path. Exports that share a folder keep one card each, as they keep one sidecar each."""
-    path = Path(path) if path is not None else result.path.with_suffix(".md")
+    """Write the card to `card_path(export)` or to `path`; returns its path."""
+    path = Path(path) if path is not None else card_path(result.path)
     path.write_text(render_model_card(source, result, check))
     return path
 

@@ -247,6 +247,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown variant(s) {', '.join(unknown)}: choose from {', '.join(VARIANTS)}")
     if REFERENCE not in args.variants or (args.compile_variants and REFERENCE not in args.compile_variants):
         p.error(f"--variants and --compile-variants must include '{REFERENCE}' (every figure is relative to it)")
+    if min(args.batch, args.rounds, args.train_rounds) < 1:
+        p.error("--batch, --rounds and --train-rounds must be 1 or more")
+    if missing := [v for v in args.compile_variants if v not in args.variants]:
+        p.error(f"--compile-variants {', '.join(missing)} must also be in --variants")
     if args.resolution <= 0 or args.resolution % 32:
         p.error(f"--resolution {args.resolution} must be a positive multiple of 32 (e.g. 64 or 224)")
     return args
@@ -254,7 +258,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        print(f"--device {args.device} is not a torch device: use cuda (or cpu to smoke-test)", file=sys.stderr)
+        return 2
     if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA GPU here: run this on a GPU machine (or --device cpu to smoke-test)", file=sys.stderr)
         return 2

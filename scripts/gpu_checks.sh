@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, in one go (about 8 minutes on an H100/H200):
+# The checks that need a CUDA GPU, in one go (4-7 minutes on an H200):
 # 1. the CUDA backend's tests;
 # 2. a torch-eager latency table of the default space measured on this GPU, validated on
 #    20 random networks beside a FLOPs baseline; the shipped table of this GPU, if any,

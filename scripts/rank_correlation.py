@@ -41,7 +41,7 @@ Delete the JSON to start over.
     python scripts/rank_correlation.py --repeat-seed 1            # the noise ceiling of tau
     python scripts/rank_correlation.py --train-device cuda --workers 12 --standalone-epochs 8 \
         --supernet-epochs 16 --repeat-seed 1 2 --methods uniform,fairnas,kernel-transform,long \
-        --out docs/figures/rank_correlation_gpu.json --plot docs/figures/rank_correlation_gpu.png
+        --out docs/figures/gpu/rank_correlation_gpu.json --plot docs/figures/gpu/rank_correlation_gpu.png
     python scripts/rank_correlation.py --quick --out /tmp/rc.json --plot /tmp/rc.png
 """
 
@@ -437,9 +437,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     names = list(result["methods"])
     archs = result["archs"]
-    seeds = 1 + len(archs[0].get("standalone_repeats", {}))
-    standalone = [100 * float(np.mean([a["standalone_accuracy"], *a.get("standalone_repeats", {}).values()]))
-                  for a in archs]
+    seeds = 1 + len(set.intersection(*(set(a.get("standalone_repeats", {})) for a in archs)))
+    standalone = [100 * acc for acc in mean_of_seeds(result)]
     x_label = "stand-alone accuracy (%)" if seeds == 1 else f"stand-alone accuracy (%, mean of {seeds} seeds)"
     latency = [a["latency_ms"] for a in archs]
     columns = min(3, max(1, len(names)))
@@ -450,9 +449,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         inherited = [100 * a["inherited"][name] for a in archs]
         points = ax.scatter(standalone, inherited, c=latency, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
         m = result["methods"][name]
-        title = f"{name}: τ = {_two_places(m['tau'])}, ρ = {_two_places(m['rho'])}"
         if "vs_mean_of_seeds" in m:
-            title += f"\n(against the seeds' mean: τ = {_two_places(m['vs_mean_of_seeds']['tau'])})"
+            mean = m["vs_mean_of_seeds"]
+            title = (f"{name}: τ = {_two_places(mean['tau'])}, ρ = {_two_places(mean['rho'])}"
+                     f"\n(against seed {result['recipe']['seed']} alone: τ = {_two_places(m['tau'])})")
+        else:
+            title = f"{name}: τ = {_two_places(m['tau'])}, ρ = {_two_places(m['rho'])}"
         ax.set_title(title, fontsize=10)
         if i // columns == rows - 1 or i + columns >= len(names):
             ax.set_xlabel(x_label)
@@ -581,8 +583,12 @@ def jobs(fn: Callable[[Any], Any], todo: Sequence[Any], context: Context, worker
     with ProcessPoolExecutor(min(workers, len(todo)), mp_context=spawn, initializer=_use_context,
                              initargs=(context, threads)) as pool:
         futures = {pool.submit(fn, job): job for job in todo}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:  # a failed job or Ctrl-C: do not wait for the queued ones
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -594,7 +600,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [m for m in wanted if m not in available]
     if unknown or not wanted:
         raise QuadnasError(f"unknown method(s) {', '.join(unknown) or '(none given)'}: use {', '.join(available)}")
-    check_train_device(args.train_device)
+    check_args(args)
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)
     data = subset(load_dataset(args.data, args.resolution, seed=args.seed, channels=space.config.in_channels),
@@ -632,13 +638,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """One-line errors for arguments argparse cannot judge alone; drops repeated repeat seeds."""
+    if args.workers < 1:
+        raise QuadnasError(f"--workers {args.workers} must be 1 or more")
+    if args.archs < 2:
+        raise QuadnasError(f"--archs {args.archs}: a rank correlation needs at least 2 archs")
+    if args.seed in args.repeat_seed:
+        raise QuadnasError(f"--repeat-seed {args.seed} is the first seed (--seed): give other seeds")
+    args.repeat_seed = list(dict.fromkeys(args.repeat_seed))
+    check_train_device(args.train_device)
+
+
 def check_train_device(name: str) -> None:
+    """A QuadnasError unless `name` is cpu or a CUDA device present here."""
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise QuadnasError(f"--train-device '{name}' is not a torch device: use cpu or cuda") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise QuadnasError(f"--train-device '{name}' is not supported: use cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise QuadnasError(f"--train-device {name} needs CUDA, which is not available here: use --train-device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise QuadnasError(f"--train-device {name}: this machine has {torch.cuda.device_count()} GPU(s) "
+                           f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
 
 
 def missing_standalone(seed: int, repeat_seeds: Sequence[int], result: dict[str, Any]) -> list[tuple]:
@@ -657,7 +681,8 @@ def missing_methods(wanted: Sequence[str], available: dict[str, Method], epochs:
     todo = []
     for name in wanted:
         old = result["methods"].get(name, {})
-        if (old.get("supernet_epochs"), old.get("compute")) == (epochs, available[name].compute):
+        scored_all = all(name in a["inherited"] for a in result["archs"])
+        if scored_all and (old.get("supernet_epochs"), old.get("compute")) == (epochs, available[name].compute):
             print(f"{name}: cached")
         else:
             todo.append(("method", name))
@@ -684,11 +709,20 @@ def store(job: tuple, done: Any, seed: int, available: dict[str, Method], epochs
 
 
 def describe(job: tuple, done: Any, result: dict[str, Any]) -> str:
+    """A progress line for a finished job."""
     if job[0] == "standalone":
         _, i, s = job
         entry = result["archs"][i]
         return f"stand-alone arch {i + 1}/{len(result['archs'])} seed {s}: {entry['latency_ms']:.1f} ms, acc {done:.3f}"
     return f"supernet {job[1]}: {done['steps']} steps of {done['paths']} path(s), {done['train_seconds']:.0f} s"
+
+
+def mean_of_seeds(result: dict[str, Any]) -> list[float]:
+    """Each arch's stand-alone accuracy averaged over the first seed and every repeat seed all archs have."""
+    archs = result["archs"]
+    complete = set.intersection(*(set(a.get("standalone_repeats", {})) for a in archs))
+    return [float(np.mean([a["standalone_accuracy"], *(a["standalone_repeats"][s] for s in sorted(complete))]))
+            for a in archs]
 
 
 def score(result: dict[str, Any], seed: int, repeat_seeds: Sequence[int]) -> None:
@@ -701,7 +735,7 @@ def score(result: dict[str, Any], seed: int, repeat_seeds: Sequence[int]) -> Non
             standalone, [a["standalone_repeats"][str(s)] for a in archs])
     seeds_mean = None
     if result.get("noise_ceiling"):
-        seeds_mean = [float(np.mean([a["standalone_accuracy"], *a["standalone_repeats"].values()])) for a in archs]
+        seeds_mean = mean_of_seeds(result)
     for name, m in result["methods"].items():
         inherited = [a["inherited"][name] for a in archs]
         m.update(correlations(standalone, inherited))

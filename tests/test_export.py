@@ -117,6 +117,15 @@ def test_random_init_without_checkpoint_via_cli(tmp_path, tiny_space):
     assert (tmp_path / "net.md").read_text() == card and (tmp_path / "other.md").is_file()
 
 
+def test_card_never_overwrites_other_markdown(tmp_path, capsys):
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\n")
+    out = tmp_path / "notes.onnx"
+    assert main(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(out)]) == 2
+    assert "not a quadnas model card" in capsys.readouterr().err
+    assert notes.read_text() == "# my notes\n" and not out.exists()
+
+
 def test_random_init_is_seeded(tiny_space):
     a, b, c = (build_model(ARCH, space=tiny_space, init="random", seed=seed).model for seed in (3, 3, 4))
     assert torch.equal(a.stem[0].weight, b.stem[0].weight)

@@ -155,3 +155,17 @@ def test_validate_cli_writes_json(measured, tmp_path):
 
     figures = json.loads(out.read_text())
     assert figures["n"] == 2 and figures["backend"] == "onnxruntime"
+
+
+def test_torch_table_records_the_input_layout_and_refuses_an_old_one(tiny_space, tmp_path):
+    """Torch tables say which layout their ops were timed on; one without it (timed NCHW) is not resumed."""
+    path = tmp_path / "torch.csv"
+    settings = ProfileSettings(rounds=1, round_ms=1, window=4, warmup_ms=1, networks=2, network_rounds=1)
+    table = profile(tiny_space, get_backend("torch"), path, settings)
+    assert table.meta.model_extra["input_layout"] == "channels-last after the stem"
+    assert "channels-last" in table.meta.method
+    old = LatencyTable.read(path)
+    old.meta = old.meta.model_copy(update={"input_layout": None})
+    old.write(path)
+    with pytest.raises(QuadnasError, match="input_layout None .*--restart"):
+        profile(tiny_space, get_backend("torch"), path, settings)

@@ -181,7 +181,8 @@ def test_workers_give_the_same_results_as_one_process(tmp_path):
     assert two["runs"][-1]["workers"] == 2
 
 
-@pytest.mark.parametrize("device, message", [("bogus", "is not a torch device"), ("cuda:0", "needs CUDA")])
+@pytest.mark.parametrize("device, message", [("bogus", "is not supported"), ("mps", "is not supported"),
+                                             ("cuda:0", "needs CUDA")])
 def test_bad_train_device_is_one_line_error(tmp_path, capsys, device, message):
     if device.startswith("cuda") and __import__("torch").cuda.is_available():
         pytest.skip("CUDA is available here")
@@ -197,3 +198,10 @@ def test_spread_archs_stay_under_max_latency(tiny_space):
     assert capped.max() <= cap < everything.max() and len(set(capped)) == 6
     with pytest.raises(QuadnasError, match="raise --max-latency"):
         rc.spread_archs(tiny_space, latency, 6, seed=0, max_ms=everything.min())
+
+
+@pytest.mark.parametrize("extra, message", [(["--workers", "0"], "--workers 0"), (["--archs", "1"], "at least 2 archs"),
+                                            (["--repeat-seed", "0"], "is the first seed")])
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys, extra, message):
+    assert rc.main(["--quick", *extra, "--out", str(tmp_path / "x.json")]) == 2
+    assert message in capsys.readouterr().err

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         output_path,
         verify_latency,
     )
-    from quadnas.model_card import write_model_card
+    from quadnas.model_card import card_path, check_card_target, write_model_card
 
     if bool(args.result) == bool(args.arch):
         raise QuadnasError("give either a search result (runs/<study>/best.yaml) or --arch TEXT, not both or neither")
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if fmt is None:
         raise QuadnasError(f"cannot tell the format of --out {args.out}: pass --format ({', '.join(FORMATS)})")
     out = output_path(fmt, args.out)
+    check_card_target(card_path(out))
     if fmt == "openvino":
         import_openvino()
     if args.data and not args.finetune_epochs:

@@ -26,6 +26,7 @@ from quadnas.latency import kit_runner
 from quadnas.latency.kit_runner import TimedSession
 
 ONNX_OPSET = 17
+INPUT_LAYOUT = "channels-last after the stem"  # what the profiler feeds eager torch, as a QuadraNet does
 INSTALL_HINTS = {
     "onnxruntime": "pip install onnxruntime",
     "openvino": "pip install quadnas[openvino]",
@@ -233,6 +234,10 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
         return kit_runner.cpu_name()
+
+    def describe(self) -> dict[str, str | int]:
+        """As `Backend.describe`, plus the memory layout eager torch sees (ONNX graphs carry none)."""
+        return {**super().describe(), "input_layout": INPUT_LAYOUT}
 
     def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
         return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock], channels_last)

@@ -150,11 +150,12 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 # ---- metadata -------------------------------------------------------------
 def method_text(backend_desc: dict, settings: ProfileSettings, overhead_ms: float, source: str) -> str:
+    layout = f"inputs {backend_desc['input_layout']}; " if "input_layout" in backend_desc else ""
     return (
         f"{source}; {backend_desc['backend']} {backend_desc['backend_version']} on {backend_desc['target']} "
         f"with {backend_desc['threads']} thread(s), {backend_desc['precision']}, {backend_desc['clock']} clock; each op spec's module "
         f"(quadnas.nn.blocks.build_op) exported alone to ONNX opset 17 where the backend needs it; "
-        f"{settings.describe()}; row = median per call (p10/p90 beside it) minus the per-call overhead "
+        f"{layout}{settings.describe()}; row = median per call (p10/p90 beside it) minus the per-call overhead "
         f"{overhead_ms:.4f} ms (median call of an empty model; a network pays it once); calibration: "
         f"least squares measured = a*sum + b over {settings.networks} random whole networks "
         f"({settings.network_rounds} interleaved rounds each), error by leave-one-out"
@@ -173,6 +174,7 @@ def new_meta(space: SearchSpace, backend_desc: dict, settings: ProfileSettings, 
         method=method_text(backend_desc, settings, overhead_ms, source), calibration=Calibration(),
         target=backend_desc["target"], clock=backend_desc["clock"], overhead_ms=overhead_ms,
         calibration_networks=[],
+        **({"input_layout": backend_desc["input_layout"]} if "input_layout" in backend_desc else {}),
     )
 
 
@@ -226,7 +228,8 @@ def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -
     now = {**backend.describe(), "batch": 1, "resolution": space.config.resolution,
            "space_fingerprint": space.fingerprint()}
     old = table.meta.model_dump()
-    clash = [k for k in RESUME_KEYS if str(old.get(k)) != str(now[k])]
+    keys = RESUME_KEYS + (("input_layout",) if "input_layout" in now else ())
+    clash = [k for k in keys if str(old.get(k)) != str(now[k])]
     if clash:
         was = ", ".join(f"{k} {old.get(k)} (now {now[k]})" for k in clash)
         raise QuadnasError(f"{out} was measured with {was}: choose another --name, or pass --restart "
