@@ -20,8 +20,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from quadnas.errors import QuadnasError
+from quadnas.resources import shipped_dir
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SPACES_DIR = shipped_dir("search_spaces")
 DEFAULT_SPACE = "quadranet-t"
 _TOKEN = re.compile(r"^k(\d+)e(\d+)$")
 

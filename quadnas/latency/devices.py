@@ -1,6 +1,6 @@
 """Finding latency tables by device name, alias or path.
 
-Shipped tables live in `latency_tables/` at the repository root; a user's own tables
+Shipped tables live in `latency_tables/` (at the repository root, or inside an installed wheel); a user's own tables
 (what `quadnas profile --name NAME` writes) in `user_tables_dir()`, which wins on a
 name clash so a measured table replaces a shipped estimate.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import quadnas
 from quadnas.errors import QuadnasError
+from quadnas.resources import shipped_dir
 from quadnas.latency.table import LatencyTable
 
-SHIPPED_TABLES_DIR = Path(quadnas.__file__).resolve().parent.parent / "latency_tables"
+SHIPPED_TABLES_DIR = shipped_dir("latency_tables")
 TABLES_ENV = "QUADNAS_TABLES"
 
 

@@ -1,0 +1,17 @@
+import quadnas.resources as resources
+from quadnas.latency.devices import SHIPPED_TABLES_DIR
+from quadnas.space import SPACES_DIR
+
+
+def test_source_checkout_reads_the_folders_at_the_repository_root():
+    root = resources._PACKAGE.parent
+    assert SPACES_DIR == root / "search_spaces" and (SPACES_DIR / "quadranet-t.yaml").is_file()
+    assert SHIPPED_TABLES_DIR == root / "latency_tables" and (SHIPPED_TABLES_DIR / "myriad-x.csv").is_file()
+
+
+def test_an_installed_package_reads_its_own_copy(tmp_path, monkeypatch):
+    package = tmp_path / "site-packages" / "quadnas"
+    (package / "latency_tables").mkdir(parents=True)
+    monkeypatch.setattr(resources, "_PACKAGE", package)
+    assert resources.shipped_dir("latency_tables") == package / "latency_tables"
+    assert resources.shipped_dir("search_spaces") == package.parent / "search_spaces"
