@@ -89,6 +89,9 @@ def test_fit_calibration_degenerate_cases():
     assert few.mape_pct is None and few.a == pytest.approx(1.0) and few.b_ms == pytest.approx(2.0)
     same = fit_calibration([10.0, 10.0, 10.0], [11.0, 12.0, 13.0])
     assert same.a == pytest.approx(1.2) and same.b_ms == 0.0
+    noisy = fit_calibration([1.0, 10.0, 20.0, 30.0], [0.5, 12.0, 25.0, 36.0])  # least squares: b < 0
+    assert noisy.b_ms == 0.0 and noisy.a == pytest.approx(73.5 / 61.0)
+    assert noisy.a * 0.01 + noisy.b_ms > 0  # a tiny arch is never predicted at 0 ms or less
 
 
 def test_sample_spread_spans_small_to_large(default_space):

@@ -28,22 +28,25 @@ def expected_error(table: LatencyTable) -> str:
     return f"{c.mape_pct:.1f}/{c.max_err_pct:.1f} ({c.networks} nets)"
 
 
+NARROW = 100  # below this many columns, 'created' and 'where' are left out (the footer names the folders)
+
+
 def run(args: argparse.Namespace) -> int:
-    tables = list_tables()
+    headers = ["name", "device", "aliases", "backend", "provenance", "created", "error % mean/max", "where"]
     rows = []
-    for table in tables:
+    for table in list_tables():
         m = table.meta
         where = "shipped" if table.path is not None and table.path.parent == SHIPPED_TABLES_DIR else "user"
-        rows.append((table.name, m.device, ", ".join(m.aliases), f"{m.backend} {m.precision}", m.provenance,
-                     m.created.strftime("%Y-%m-%d"), expected_error(table), where))
+        rows.append([table.name, m.device, ", ".join(m.aliases), f"{m.backend} {m.precision}", m.provenance,
+                     m.created.strftime("%Y-%m-%d"), expected_error(table), where])
+    shown = [i for i, h in enumerate(headers) if console.width >= NARROW or h not in ("created", "where")]
     view = Table(title="latency tables", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    headers = ("name", "device", "aliases", "backend", "provenance", "created", "error % mean/max", "where")
-    for i, header in enumerate(headers):
-        keep = header in ("name", "created")  # never folded: what a user types or sorts by
-        width = max([len(header)] + [len(r[i]) for r in rows]) if keep else None
-        view.add_column(header, no_wrap=keep, min_width=width, overflow="fold")
+    for i in shown:
+        keep = headers[i] in ("name", "created")  # never wrapped: what a user types or sorts by
+        width = max([len(headers[i])] + [len(r[i]) for r in rows]) if keep else None
+        view.add_column(headers[i], no_wrap=keep, min_width=width)
     for row in rows:
-        view.add_row(*row)
+        view.add_row(*(row[i] for i in shown))
     console.print(view)
     console.print(f"[dim]user tables: {user_tables_dir()} (QUADNAS_TABLES overrides); "
                   f"shipped: {SHIPPED_TABLES_DIR}[/]", highlight=False, soft_wrap=True)

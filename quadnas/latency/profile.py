@@ -140,10 +140,11 @@ def fit_calibration(row_sums: Iterable[float], measured: Iterable[float]) -> Cal
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Slope and offset; a plain ratio when the points cannot fix a positive slope."""
+    """Slope and offset; a plain ratio when the points cannot fix a positive slope and a non-negative
+    offset (a negative one comes from noise, and would predict a small enough arch at 0 ms or less)."""
     if len(x) >= 2 and np.ptp(x) > 1e-9 * max(abs(x).max(), 1e-12):
         a, b = np.polyfit(x, y, 1)
-        if a > 0:
+        if a > 0 and b >= 0:
             return float(a), float(b)
     return float(y.sum() / x.sum()), 0.0
 
