@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quadnas.budget import parse_budget
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
+from quadnas.accelerator import torch_device
 from quadnas.evaluate import Evaluator
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
@@ -47,6 +48,7 @@ class SearchConfig(BaseModel):
     resolution: int = Field(default=32, gt=0)
     checkpoint: str | None = None
     train_epochs: int | None = Field(default=None, gt=0)
+    train_device: str = "cpu"  # the torch device that trains and evaluates the supernet
     device: str = "vpu"
     budget: str = "30ms"
     mode: Mode = "constrained"
@@ -256,6 +258,7 @@ def search(
     space = SearchSpace.load(config.space)
     space.check_resolution(config.resolution)
     budget_ms = parse_budget(config.budget)
+    torch_device(config.train_device)  # a bad device fails before anything is opened
     predictor = LatencyPredictor(load_device_table(config.device), space)
     notes = check_budget(predictor, budget_ms, config.device)
     for note in notes:
@@ -267,7 +270,8 @@ def search(
     study = _open_study(storage, config, directions, space, predictor, budget_ms)
 
     dataset = load_dataset(config.data, config.resolution, progress=progress)
-    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress, notify)
+    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress, notify,
+                                            device=config.train_device)
     evaluator = Evaluator(supernet, dataset)
     study.set_user_attr("checkpoint", str(checkpoint))
 

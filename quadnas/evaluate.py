@@ -38,12 +38,14 @@ class Evaluator:
             raise ValueError(f"dataset '{self.dataset.name}' has no validation images")
         was_training = self.supernet.training
         self.supernet.eval()
+        device = next(self.supernet.parameters()).device
         correct = 0
         try:
             with torch.inference_mode():
                 for start in range(0, len(y), self.batch_size):
-                    logits = self.supernet(x[start : start + self.batch_size], arch)
-                    correct += int((logits.argmax(1) == y[start : start + self.batch_size]).sum())
+                    logits = self.supernet(x[start : start + self.batch_size].to(device), arch)
+                    labels = y[start : start + self.batch_size].to(device)
+                    correct += int((logits.argmax(1) == labels).sum())
         finally:
             self.supernet.train(was_training)
         return correct / len(y)

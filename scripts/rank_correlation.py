@@ -70,6 +70,7 @@ from scipy import stats
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from quadnas.accelerator import torch_device
 from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.evaluate import Evaluator
@@ -647,22 +648,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.seed in args.repeat_seed:
         raise QuadnasError(f"--repeat-seed {args.seed} is the first seed (--seed): give other seeds")
     args.repeat_seed = list(dict.fromkeys(args.repeat_seed))
-    check_train_device(args.train_device)
-
-
-def check_train_device(name: str) -> None:
-    """A QuadnasError unless `name` is cpu or a CUDA device present here."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise QuadnasError(f"--train-device '{name}' is not supported: use cpu or cuda")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise QuadnasError(f"--train-device {name} needs CUDA, which is not available here: use --train-device cpu")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise QuadnasError(f"--train-device {name}: this machine has {torch.cuda.device_count()} GPU(s) "
-                           f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    torch_device(args.train_device)
 
 
 def missing_standalone(seed: int, repeat_seeds: Sequence[int], result: dict[str, Any]) -> list[tuple]:

@@ -133,6 +133,7 @@ def _cli(capsys, *argv) -> tuple[int, str]:
         ({"--device": "no-such-device"}, "unknown device 'no-such-device'"),
         ({"--sampler": "bayes"}, "unknown sampler 'bayes'"),
         ({"--mode": "fastest"}, "unknown mode 'fastest'"),
+        ({"--train-device": "tpu"}, "--train-device 'tpu' is not supported"),
         ({"--storage": "postgresql://nobody@127.0.0.1:1/none"}, "cannot open storage"),
         ({"--space": "quadranet-t", "--device": "vpu", "--budget": "100ms"}, "trained for space 'tiny'"),
     ],

@@ -220,6 +220,9 @@ def test_cli_trains_and_reports_three_subnets(tmp_path, capsys):
     (["--resolution", "48"], "not a positive multiple of 32"),
     (["--label-smoothing", "1.5"], "--label-smoothing 1.5"),
     (["--data", "no/such/folder"], "does not exist"),
+    (["--train-device", "mps"], "--train-device 'mps' is not supported"),
+    pytest.param(["--train-device", "cuda"], "needs CUDA", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="CUDA is available here")),
 ])
 def test_cli_user_errors_exit_2(argv, message, tmp_path, capsys):
     assert main(["train", "--space", "tiny", "--out", str(tmp_path / "x.pt"), *argv]) == 2
@@ -232,3 +235,23 @@ def test_cli_refuses_to_overwrite_without_resume(tmp_path, capsys):
     assert main(["train", "--space", "tiny", "--epochs", "1", "--out", str(out)]) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert out.read_bytes() == b"finished work"
+
+
+def test_explicit_cpu_device_trains_like_the_default(tiny_space, small_digits, tmp_path):
+    default = train(tiny_space, small_digits, tmp_path / "a.pt", epochs=1)
+    explicit = train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), tmp_path / "b.pt",
+                              progress=False, device="cpu")
+    assert_same_weights(default.state_dict(), explicit.state_dict())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_evaluates_and_loads_on_cpu(tiny_space, small_digits, tmp_path):
+    from quadnas.evaluate import Evaluator
+
+    path = tmp_path / "cuda.pt"
+    model = train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), path,
+                           progress=False, device="cuda")
+    assert next(model.parameters()).is_cuda
+    assert 0.0 <= Evaluator(model, small_digits).accuracy(tiny_space.largest()) <= 1.0  # data stays on the CPU
+    loaded, _ = load_checkpoint(path, tiny_space)
+    assert not next(loaded.parameters()).is_cuda

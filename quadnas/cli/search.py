@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="training/evaluation resolution (default 32)")
     p.add_argument("--checkpoint", help="supernet checkpoint; default: train one and cache it under runs/supernets/")
     p.add_argument("--train-epochs", type=positive_int, help="epochs when the supernet must be trained")
+    p.add_argument("--train-device", help="torch device that trains and evaluates the supernet: cpu (default), "
+                                          "cuda or cuda:N")
     p.add_argument("--mode", help="constrained (default), pareto or reward")
     p.add_argument("--sampler", help="tpe (default), nsga2, gp or random")
     p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")

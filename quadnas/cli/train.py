@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"(default {defaults.label_smoothing})")
     p.add_argument("--no-memory-efficient", action="store_true",
                    help="keep both quadratic factors for backward (faster, more memory)")
+    p.add_argument("--train-device", default="cpu", help="torch device: cpu (default), cuda or cuda:N")
     p.add_argument("--out", help="checkpoint path (default runs/supernets/<space>-<fp>-<data>-<fp>.pt)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out from its last epoch")
     p.set_defaults(func=run)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     )
     out = args.out or default_checkpoint_path(space, dataset)
     supernet = train_supernet(space, dataset, config, out, resume=args.resume, progress=main,
-                              on_epoch=print_epoch if main else None)
+                              on_epoch=print_epoch if main else None, device=args.train_device)
     if not main:
         return 0
     evaluator = Evaluator(supernet, dataset)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from quadnas.accelerator import torch_device
 from quadnas.data import Dataset
 from quadnas.errors import QuadnasError
 from quadnas.space import SearchSpace
@@ -35,12 +36,14 @@ def provide_supernet(
     epochs: int | None,
     progress: bool,
     notify: Callable[[str], None],
+    device: str = "cpu",
 ) -> tuple[Supernet, Path]:
-    """Load `checkpoint`, or the cache for (space, data), training (or finishing) it first."""
+    """Load `checkpoint`, or the cache for (space, data), training (or finishing) it first on `device`;
+    the supernet comes back on `device`."""
     if checkpoint is not None:
         supernet, meta = load_checkpoint(checkpoint, space)
         _check_data(meta.dataset.fingerprint, meta.dataset.name, dataset, Path(checkpoint))
-        return supernet, Path(checkpoint)
+        return supernet.to(torch_device(device)), Path(checkpoint)
     config = TrainConfig.for_search(resolution=dataset.resolution)
     if epochs is not None:
         config = config.model_copy(update={"epochs": epochs})
@@ -51,9 +54,9 @@ def provide_supernet(
             verb = "finishing" if meta else "training"
             notify(f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
                    f"cached at {path}, so the next search starts at once")
-            train_supernet(space, dataset, config, path, resume=meta is not None, progress=progress)
+            train_supernet(space, dataset, config, path, resume=meta is not None, progress=progress, device=device)
     supernet, _ = load_checkpoint(path, space)
-    return supernet, path
+    return supernet.to(torch_device(device)), path
 
 
 def cache_path(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> Path:

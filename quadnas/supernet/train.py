@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from quadnas.accelerator import torch_device
 from quadnas.errors import QuadnasError
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import (
@@ -231,18 +232,21 @@ def train_supernet(
     resume: bool = False,
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> Supernet:
     """Train a supernet of `space` on `dataset`, checkpointing to `checkpoint_path` every epoch.
 
     An existing checkpoint is refused unless `resume`; with `resume` training continues
     from its last finished epoch (a finished checkpoint is simply loaded). `on_epoch`
-    is called on rank 0 after each epoch's checkpoint is written. Returns the model
-    in eval mode.
+    is called on rank 0 after each epoch's checkpoint is written. `device` ('cpu',
+    'cuda', 'cuda:N') holds the model and the data; the checkpoint loads anywhere.
+    Returns the model in eval mode, on `device`.
     """
+    device = torch_device(device)
     path = Path(checkpoint_path)
     _check_data(space, dataset, config)
     saved = _saved_state(path, resume, space, dataset, config)
-    x_train, y_train = dataset.train.tensors
+    x_train, y_train = (t.to(device) for t in dataset.train.tensors)
     steps = steps_per_epoch(len(y_train), config.batch_size)
     global_batch = min(config.batch_size, len(y_train))
     with ExitStack() as stack:
@@ -250,6 +254,7 @@ def train_supernet(
         stack.enter_context(_deterministic())
         stack.enter_context(_process_group())
         trainer = SupernetTrainer(space, dataset.num_classes, config, steps)
+        trainer.model.to(device)  # in place: the optimizer keeps the same parameters
         start = 0
         if saved is not None:
             trainer.load_state_dict(saved["model"], saved["training"])
@@ -274,6 +279,7 @@ def _train_epoch(
     began, epochs = time.perf_counter(), trainer.config.epochs
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, samples
     for indices in trainer.epoch_batches(len(y)):
+        indices = indices.to(x.device)
         totals += torch.tensor(trainer.step(x[indices], y[indices], global_batch), dtype=torch.float64)
         bar.advance(float(totals[0] / totals[2]), float(totals[1] / totals[2]), epoch + 1, epochs)
     if trainer.world > 1:
