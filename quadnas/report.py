@@ -1,4 +1,4 @@
-"""Search results on disk: best.yaml, trials.csv, pareto.csv and pareto.png."""
+"""Search results on disk: best.yaml, trials.csv, pareto.csv, pareto.png and breakdown.png."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpo
         paths.pop("best.yaml")
         return paths
     paths["best.yaml"].write_text(yaml.safe_dump(best_record(result, predictor, checkpoint, checkpoint_hash), sort_keys=False))
+    paths["breakdown.png"] = out / "breakdown.png"
+    breakdown_plot(result, predictor, paths["breakdown.png"])
     return paths
 
 
@@ -86,6 +88,29 @@ def pareto_plot(result: "SearchResult", path: Path) -> None:
     ax.set_ylabel("validation accuracy (inherited weights)")
     ax.set_title(f"{result.study.study_name}: {len(result.study.trials)} trials")
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+OP_COLOURS = {"stem": "tab:gray", "quadra_block": "tab:blue", "downsample": "tab:orange", "head": "tab:purple",
+              "calibration": "tab:olive"}
+
+
+def breakdown_plot(result: "SearchResult", predictor: "LatencyPredictor", path: Path) -> None:
+    """Where the best arch spends its predicted latency: one bar per op it runs, in network order."""
+    breakdown = predictor.breakdown(predictor.space.parse(result.best.arch))
+    kinds = [op.split()[0] for op in breakdown.op]
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(breakdown) + 1.6), dpi=120)
+    y = range(len(breakdown))[::-1]
+    ax.barh(list(y), breakdown.ms, color=[OP_COLOURS.get(k, "tab:gray") for k in kinds])
+    ax.set_yticks(list(y), breakdown.op, fontsize=7)
+    for yi, ms, share in zip(y, breakdown.ms, breakdown.share):
+        ax.text(ms, yi, f" {ms:.3g} ms ({share:.0%})", va="center", fontsize=7)
+    ax.set_xlim(0, breakdown.ms.max() * 1.3)
+    ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
+    ax.set_title(f"{result.best.arch}\n{result.best.latency_ms:.3g} ms of the {result.budget_ms:g} ms budget "
+                 f"({result.best.latency_ms / result.budget_ms:.0%}), table {predictor.table.meta.device}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -82,7 +82,7 @@ def test_constrained_search_never_evaluates_over_budget(tmp_path, table_path, ch
     assert best["arch"] == result.best.arch
     assert best["space"]["fingerprint"] == SearchSpace.load("tiny").fingerprint()
     assert sum(row["ms"] for row in best["latency_breakdown"]) == pytest.approx(best["latency_ms"], rel=1e-3)
-    for name in ("trials.csv", "pareto.csv", "pareto.png"):
+    for name in ("trials.csv", "pareto.csv", "pareto.png", "breakdown.png"):
         assert (result.run_dir / name).stat().st_size > 0
 
 
