@@ -25,6 +25,7 @@ class Evaluator:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.supernet, self.dataset, self.batch_size = supernet, dataset, batch_size
         self.cache: dict[Arch, float] = {}
+        self._val: tuple[torch.Tensor, torch.Tensor] | None = None  # the split on the model's device
 
     def accuracy(self, arch: Arch) -> float:
         """Fraction of validation images `arch` classifies correctly (0..1)."""
@@ -32,20 +33,25 @@ class Evaluator:
             self.cache[arch] = self._measure(arch)
         return self.cache[arch]
 
+    def _validation_split(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and labels on `device`, copied there once."""
+        if self._val is None or self._val[0].device != device:
+            self._val = tuple(t.to(device) for t in self.dataset.val.tensors)
+        return self._val
+
     def _measure(self, arch: Arch) -> float:
-        x, y = self.dataset.val.tensors
+        device = next(self.supernet.parameters()).device
+        x, y = self._validation_split(device)
         if len(y) == 0:
             raise ValueError(f"dataset '{self.dataset.name}' has no validation images")
         was_training = self.supernet.training
         self.supernet.eval()
-        device = next(self.supernet.parameters()).device
         correct = 0
         try:
             with torch.inference_mode():
                 for start in range(0, len(y), self.batch_size):
-                    logits = self.supernet(x[start : start + self.batch_size].to(device), arch)
-                    labels = y[start : start + self.batch_size].to(device)
-                    correct += int((logits.argmax(1) == labels).sum())
+                    logits = self.supernet(x[start : start + self.batch_size], arch)
+                    correct += int((logits.argmax(1) == y[start : start + self.batch_size]).sum())
         finally:
             self.supernet.train(was_training)
         return correct / len(y)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one go (4-7 minutes on an H200):
-# 1. the CUDA backend's tests;
+# 1. the CUDA tests (latency backend, supernet training on the GPU);
 # 2. a torch-eager latency table of the default space measured on this GPU, validated on
 #    20 random networks beside a FLOPs baseline; the shipped table of this GPU, if any,
 #    validated again on this machine;
@@ -12,7 +12,7 @@ OUT=$(realpath -m "${OUT:-gpu-results}")
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; print(torch.__version__, torch.cuda.get_device_name())" || exit 2
-python3 -m pytest -q -p no:cacheprovider tests/test_backends.py 2>&1 | tail -1
+python3 -m pytest -q -p no:cacheprovider tests/test_backends.py tests/test_train.py -k "cuda or backend" 2>&1 | tail -1
 
 gpu=$(python3 -c "import re, torch; print(re.sub('[^a-z0-9]+', '-', torch.cuda.get_device_name().lower()).strip('-'))")
 table="$OUT/$gpu-torch-eager.csv"

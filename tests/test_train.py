@@ -255,3 +255,13 @@ def test_cuda_training_evaluates_and_loads_on_cpu(tiny_space, small_digits, tmp_
     assert 0.0 <= Evaluator(model, small_digits).accuracy(tiny_space.largest()) <= 1.0  # data stays on the CPU
     loaded, _ = load_checkpoint(path, tiny_space)
     assert not next(loaded.parameters()).is_cuda
+
+
+def test_cuda_is_refused_under_several_processes(tiny_space, small_digits, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # restored afterwards (torch_device sets it)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(QuadnasError, match="several training processes run on the CPU only"):
+        train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt", progress=False,
+                       device="cuda")

@@ -158,7 +158,7 @@ def method_text(backend_desc: dict, settings: ProfileSettings, overhead_ms: floa
         f"(quadnas.nn.blocks.build_op) exported alone to ONNX opset 17 where the backend needs it; "
         f"{layout}{settings.describe()}; row = median per call (p10/p90 beside it) minus the per-call overhead "
         f"{overhead_ms:.4f} ms (median call of an empty model; a network pays it once); calibration: "
-        f"least squares measured = a*sum + b over {settings.networks} random whole networks "
+        f"least squares measured = a*sum + b (b >= 0, else a plain ratio) over {settings.networks} random whole networks "
         f"({settings.network_rounds} interleaved rounds each), error by leave-one-out"
     )
 

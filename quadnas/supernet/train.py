@@ -243,6 +243,9 @@ def train_supernet(
     Returns the model in eval mode, on `device`.
     """
     device = torch_device(device)
+    if device.type == "cuda" and world_rank()[1] > 1:
+        raise QuadnasError("several training processes run on the CPU only (gloo): train on one GPU without "
+                           "torchrun, or drop --train-device")
     path = Path(checkpoint_path)
     _check_data(space, dataset, config)
     saved = _saved_state(path, resume, space, dataset, config)
