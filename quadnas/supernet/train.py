@@ -253,7 +253,8 @@ def train_supernet(
     steps = steps_per_epoch(len(y_train), config.batch_size)
     global_batch = min(config.batch_size, len(y_train))
     with ExitStack() as stack:
-        stack.enter_context(torch.random.fork_rng(devices=[]))
+        gpus = [device.index or 0] if device.type == "cuda" else []
+        stack.enter_context(torch.random.fork_rng(devices=gpus))  # the caller's RNG state is left as it was
         stack.enter_context(_deterministic())
         stack.enter_context(_process_group())
         trainer = SupernetTrainer(space, dataset.num_classes, config, steps)
