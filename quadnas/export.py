@@ -33,7 +33,7 @@ from quadnas.latency.backends import Backend, get_backend
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.kit_runner import Schedule, TimedSession, measure_interleaved
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import TableMeta
+from quadnas.latency.table import LatencyTable, TableMeta
 from quadnas.nn import QuadraNet
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import CheckpointMeta, checkpoint_hash, load_checkpoint
@@ -536,7 +536,7 @@ def verify_latency(source: ExportSource, result: ExportResult, device: str | Non
             f"{result.resolution} px: export at {table.meta.resolution} px (drop --resolution) to verify its latency"
         )
     predicted = LatencyPredictor(table, source.space).predict(source.arch) if table is not None else None
-    runtime = get_backend(backend, None, threads, clock=clock)
+    runtime = get_backend(backend, _torch_target(table, backend), threads, clock=clock)
     session, what = _timed_session(runtime, source, result)
     found = []
     schedule = Schedule(rounds=rounds or VERIFY_ROUNDS, round_s=ROUND_S, window=1, warmup_s=0.2)
@@ -565,6 +565,14 @@ def verify_latency(source: ExportSource, result: ExportResult, device: str | Non
     return check
 
 
+def _torch_target(table: LatencyTable | None, backend: str) -> str | None:
+    """A torch table's own target (e.g. cuda) when verifying with torch and that target runs here, else None."""
+    target = getattr(table.meta, "target", None) if table is not None and table.meta.backend == backend else None
+    if backend != "torch" or not target or (str(target).startswith("cuda") and not torch.cuda.is_available()):
+        return None
+    return str(target)
+
+
 def _timed_session(runtime: Backend, source: ExportSource, result: ExportResult) -> tuple[TimedSession, str]:
     """A runner of the exported file itself where the runtime reads it (batch pinned to 1),
     else of the same network exported by the backend as the profiler does."""
@@ -583,5 +591,5 @@ def _timed_session(runtime: Backend, source: ExportSource, result: ExportResult)
         model.reshape(list(result.input_shape))
         ov.save_model(model, str(pinned), compress_to_fp16=False)
         return runtime.prepare_onnx(pinned), f"{result.path.name} (batch pinned to 1)"
-    return (runtime.prepare(source.model, result.input_shape),
+    return (runtime.prepare(copy.deepcopy(source.model), result.input_shape),  # a runner may move it to a GPU
             f"the network of {result.path.name}, run by the {runtime.name} backend as the profiler runs networks")

@@ -371,3 +371,15 @@ def test_load_refuses_other_formats(tmp_path, tiny_space):
     result = export_model(build_model(ARCH, space=tiny_space, init="random"), "onnx", tmp_path / "m.onnx")
     with pytest.raises(QuadnasError, match="rebuilds torch exports"):
         load(result.path)
+
+
+def test_verify_uses_a_torch_tables_gpu_only_where_one_runs(tmp_path, tiny_space, monkeypatch):
+    from quadnas.export import _torch_target
+
+    table = LatencyTable.read(local_table(tmp_path, tiny_space, 1.0))
+    table.meta = table.meta.model_copy(update={"backend": "torch", "target": "cuda"})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _torch_target(table, "torch") is None  # measured on a GPU, verified here on the CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _torch_target(table, "torch") == "cuda"
+    assert _torch_target(table, "onnxruntime") is None and _torch_target(None, "torch") is None
