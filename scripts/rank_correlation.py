@@ -60,7 +60,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -552,17 +552,31 @@ def _use_context(context: Context, threads: int) -> None:
     _CONTEXT = context.on_device()
 
 
-def run_job(job: tuple) -> Any:
-    """`("standalone", i, seed)`: validation accuracy of arch number `i` trained alone with training seed
-    `seed`; `("method", name)`: the supernet of method `name` trained, every arch scored with its weights."""
+class StandaloneJob(NamedTuple):
+    """Train arch number `arch` alone with training seed `seed`; its result is the validation accuracy."""
+
+    arch: int
+    seed: int
+
+
+class MethodJob(NamedTuple):
+    """Train the supernet of method `name`; its result holds every arch's inherited accuracy."""
+
+    name: str
+
+
+Job = StandaloneJob | MethodJob
+
+
+def run_job(job: Job) -> Any:
+    """The result of one job, in this process's context."""
     c = _CONTEXT
-    if job[0] == "standalone":
-        _, i, seed = job
-        config = c.recipe.train_config().model_copy(update={"seed": seed})
-        return train_standalone(c.space, c.archs[i], c.data, config, c.recipe.steps(c.recipe.standalone_epochs),
-                                c.recipe.warmup_fraction)
+    if isinstance(job, StandaloneJob):
+        config = c.recipe.train_config().model_copy(update={"seed": job.seed})
+        return train_standalone(c.space, c.archs[job.arch], c.data, config,
+                                c.recipe.steps(c.recipe.standalone_epochs), c.recipe.warmup_fraction)
     t0 = time.perf_counter()
-    model, steps, paths = train_supernet_method(c.methods[job[1]], c.space, c.data, c.recipe, c.supernet_epochs)
+    model, steps, paths = train_supernet_method(c.methods[job.name], c.space, c.data, c.recipe, c.supernet_epochs)
     t1 = time.perf_counter()
     evaluator = Evaluator(model, c.data)
     inherited = [evaluator.accuracy(arch) for arch in c.archs]
@@ -651,19 +665,19 @@ def check_args(args: argparse.Namespace) -> None:
     torch_device(args.train_device)
 
 
-def missing_standalone(seed: int, repeat_seeds: Sequence[int], result: dict[str, Any]) -> list[tuple]:
-    """The stand-alone jobs `(\"standalone\", arch index, seed)` the cache lacks."""
+def missing_standalone(seed: int, repeat_seeds: Sequence[int], result: dict[str, Any]) -> list[StandaloneJob]:
+    """The stand-alone trainings the cache lacks."""
     archs = result["archs"]
 
     def has(i: int, s: int) -> bool:
         return "standalone_accuracy" in archs[i] if s == seed else str(s) in archs[i].get("standalone_repeats", {})
 
-    return [("standalone", i, s) for s in (seed, *repeat_seeds) for i in range(len(archs)) if not has(i, s)]
+    return [StandaloneJob(i, s) for s in (seed, *repeat_seeds) for i in range(len(archs)) if not has(i, s)]
 
 
 def missing_methods(wanted: Sequence[str], available: dict[str, Method], epochs: float,
-                    result: dict[str, Any]) -> list[tuple]:
-    """The supernet jobs `("method", name)` not cached with the same budget."""
+                    result: dict[str, Any]) -> list[MethodJob]:
+    """The supernets not cached with the same budget."""
     todo = []
     for name in wanted:
         old = result["methods"].get(name, {})
@@ -671,22 +685,21 @@ def missing_methods(wanted: Sequence[str], available: dict[str, Method], epochs:
         if scored_all and (old.get("supernet_epochs"), old.get("compute")) == (epochs, available[name].compute):
             print(f"{name}: cached")
         else:
-            todo.append(("method", name))
+            todo.append(MethodJob(name))
     return todo
 
 
-def store(job: tuple, done: Any, seed: int, available: dict[str, Method], epochs: float,
+def store(job: Job, done: Any, seed: int, available: dict[str, Method], epochs: float,
           result: dict[str, Any]) -> None:
     """Put a finished job's figures into the result (scores come later, from `score`)."""
     archs = result["archs"]
-    if job[0] == "standalone":
-        _, i, s = job
-        if s == seed:
-            archs[i]["standalone_accuracy"] = done
+    if isinstance(job, StandaloneJob):
+        if job.seed == seed:
+            archs[job.arch]["standalone_accuracy"] = done
         else:
-            archs[i].setdefault("standalone_repeats", {})[str(s)] = done
+            archs[job.arch].setdefault("standalone_repeats", {})[str(job.seed)] = done
         return
-    name = job[1]
+    name = job.name
     for entry, accuracy in zip(archs, done["inherited"]):
         entry["inherited"][name] = accuracy
     result["methods"][name] = {"supernet_epochs": epochs, "compute": available[name].compute,
@@ -694,13 +707,13 @@ def store(job: tuple, done: Any, seed: int, available: dict[str, Method], epochs
                                "train_seconds": done["train_seconds"], "eval_seconds": done["eval_seconds"]}
 
 
-def describe(job: tuple, done: Any, result: dict[str, Any]) -> str:
+def describe(job: Job, done: Any, result: dict[str, Any]) -> str:
     """A progress line for a finished job."""
-    if job[0] == "standalone":
-        _, i, s = job
-        entry = result["archs"][i]
-        return f"stand-alone arch {i + 1}/{len(result['archs'])} seed {s}: {entry['latency_ms']:.1f} ms, acc {done:.3f}"
-    return f"supernet {job[1]}: {done['steps']} steps of {done['paths']} path(s), {done['train_seconds']:.0f} s"
+    if isinstance(job, StandaloneJob):
+        entry = result["archs"][job.arch]
+        return (f"stand-alone arch {job.arch + 1}/{len(result['archs'])} seed {job.seed}: "
+                f"{entry['latency_ms']:.1f} ms, acc {done:.3f}")
+    return f"supernet {job.name}: {done['steps']} steps of {done['paths']} path(s), {done['train_seconds']:.0f} s"
 
 
 def mean_of_seeds(result: dict[str, Any]) -> list[float]:
