@@ -29,7 +29,7 @@ from torch import nn
 import quadnas
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.latency.backends import Backend, get_backend
+from quadnas.latency.backends import ONNX_OPSET, Backend, get_backend
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.kit_runner import Schedule, TimedSession, measure_interleaved
 from quadnas.latency.predictor import LatencyPredictor
@@ -43,7 +43,6 @@ Init = Literal["inherit", "random"]
 FORMATS: tuple[str, ...] = ("torch", "onnx", "openvino")
 SUFFIXES = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "openvino": (".xml",)}
 INITS: tuple[str, ...] = ("inherit", "random")
-ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 PARITY_BATCHES = (1, 3)
 PARITY_TOLERANCE = 1e-4

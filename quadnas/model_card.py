@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,12 +35,13 @@ def model_stats(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, in
     """Parameters, and multiply-accumulates of one forward pass at `input_shape` (FLOPs / 2).
 
     FlopCounterMode counts convolutions and matrix products; element-wise products,
-    norms and activations are not counted.
+    norms and activations are not counted. The forward runs on a meta-device copy: no
+    arithmetic, and `model` itself is left as it was.
     """
     params = sum(p.numel() for p in model.parameters())
     counter = FlopCounterMode(display=False)
     with counter:
-        model.eval()(torch.zeros(input_shape))
+        copy.deepcopy(model).to("meta").eval()(torch.zeros(input_shape, device="meta"))
     return params, counter.get_total_flops() // 2
 
 

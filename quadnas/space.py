@@ -65,7 +65,7 @@ OpKind = Literal["stem", "quadra_block", "downsample", "head"]
 class OpSpec:
     """An op and the shape it works on; the key of a latency-table row."""
 
-    op: str
+    op: OpKind
     height: int
     width: int
     cin: int

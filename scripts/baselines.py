@@ -15,16 +15,15 @@ conv, layer scale) in NCHW, so the networks differ only in their spatial mixer:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from functools import cache
 from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, Stem, init_weights
+from quadnas.model_card import model_stats
 from quadnas.nn.net import QuadraNet
 from quadnas.nn.ops import LayerNorm2d, depthwise
 from quadnas.space import BlockChoice, SearchSpace
@@ -71,13 +70,7 @@ class Backbone(nn.Module):
         self.head = Head(dims[-1], num_classes)
         init_weights(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for i, stage in enumerate(self.stages):
-            if i > 0:
-                x = self.downsamples[i - 1](x)
-            x = stage(x)
-        return self.head(x)
+    forward = QuadraNet.forward  # the same stem / stages / downsamples / head walk
 
 
 # ---- HorNet ------------------------------------------------------------------
@@ -175,12 +168,8 @@ def bench_space(resolution: int) -> SearchSpace:
 
 # ---- MACs --------------------------------------------------------------------
 def count_macs(module: nn.Module, shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of convolutions and matmuls for one input of `shape`
-    (torch.utils.flop_counter FLOPs / 2, on a meta-device copy; elementwise ops are not counted)."""
-    meta = copy.deepcopy(module).to("meta").eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta(torch.zeros(shape, device="meta"))
-    return counter.get_total_flops() // 2
+    """Multiply-accumulates of convolutions and matmuls for one input of `shape` (`model_stats`)."""
+    return model_stats(module, shape)[1]
 
 
 def stage_shape(stage: int, resolution: int) -> tuple[int, int, int, int]:

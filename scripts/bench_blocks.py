@@ -305,6 +305,11 @@ def plot(rows: pd.DataFrame, unit: str, path: Path) -> None:
     what = "networks" if unit == "net" else f"{unit} blocks"
     fig.suptitle(f"{what}, input {part['shape'].iloc[0]}, widths {list(DIMS)}: relative to HorNet")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    save_figure(fig, path)
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Write `fig` as a 120-dpi PNG (creating the folder) and free it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)

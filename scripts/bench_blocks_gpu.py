@@ -36,11 +36,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from baselines import DIMS, NUM_CLASSES, VARIANTS, count_macs  # noqa: E402
-from bench_blocks import REFERENCE, interleaved, paired_ratio, spread  # noqa: E402
+from bench_blocks import REFERENCE, interleaved, paired_ratio, save_figure, spread, train_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("eager", "compiled")
@@ -61,12 +60,6 @@ def latency_runner(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
         with torch.no_grad():
             return model(x)
     return run
-
-
-def train_step(model: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
-    optimiser.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    optimiser.step()
 
 
 def timed_first_call(fn: Callable[[], None]) -> float:
@@ -221,9 +214,7 @@ def plot(rows: pd.DataFrame, device_name: str, path: Path) -> None:
         ax.set_xlabel("")
     fig.suptitle(f"whole networks on {device_name}, widths {list(DIMS)}, relative to HorNet")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,9 +20,9 @@ from itertools import cycle
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from quadnas.data import load_dataset
+from quadnas.model_card import model_stats
 from quadnas.nn.net import QuadraNet
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.train import SupernetTrainer, TrainConfig
@@ -58,17 +58,9 @@ def training_throughput(
 
 def subnet_size(space: SearchSpace, arch: Arch) -> dict:
     """Parameters and MACs of `arch` as a standalone network at the deployment resolution."""
-    net = QuadraNet(space, arch).eval()
     resolution = space.config.resolution
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        net(torch.zeros(1, space.config.in_channels, resolution, resolution))
-    return {
-        "arch": str(arch),
-        "resolution": resolution,
-        "params": sum(p.numel() for p in net.parameters()),
-        "macs": counter.get_total_flops() // 2,
-    }
+    params, macs = model_stats(QuadraNet(space, arch), (1, space.config.in_channels, resolution, resolution))
+    return {"arch": str(arch), "resolution": resolution, "params": params, "macs": macs}
 
 
 def main() -> None:

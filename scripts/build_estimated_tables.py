@@ -393,9 +393,9 @@ def main(argv: list[str] | None = None) -> int:
 
     points = read_points(args.points)
     space = SearchSpace.load(args.space)
-    ratio, ratios = stock_over_prediction(points)
+    stock_ratio, ratios = stock_over_prediction(points)
     print(f"A76 stock-TFLite / nn-Meter-prediction ratios: {', '.join(f'{r:.3f}' for r in ratios)}; "
-          f"geometric mean {ratio:.3f}\n")
+          f"geometric mean {stock_ratio:.3f}\n")
     changed = []
     for recipe in RECIPES:
         path = args.out / f"{recipe.name}.csv"

@@ -74,6 +74,7 @@ from quadnas.accelerator import torch_device
 from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.evaluate import Evaluator
+from quadnas.export import accuracy
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.model import DeviceModel
 from quadnas.latency.predictor import LatencyPredictor
@@ -204,17 +205,6 @@ def param_groups(model: nn.Module, weight_decay: float, exempt: str | None = Non
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-class FixedArch(nn.Module):
-    """A stand-alone network behind the supernet call `forward(x, arch)`, so `Evaluator` measures it."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
-        return self.net(x)
-
-
 def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale: float) -> QuadraNet:
     """`QuadraNet(space, arch, num_classes)` from random init, its layer scales set as the supernet's."""
     net = QuadraNet(space, arch, num_classes)
@@ -242,7 +232,7 @@ def train_standalone(space: SearchSpace, arch: Arch, data: Dataset, config: Trai
         loss.backward()
         optimizer.step()
         scheduler.step()
-    return Evaluator(FixedArch(net), data).accuracy(arch)
+    return accuracy(net, data.val)
 
 
 def fairnas_paths(space: SearchSpace, rng: random.Random) -> list[Arch]:
@@ -700,8 +690,8 @@ def store(job: Job, done: Any, seed: int, available: dict[str, Method], epochs: 
             archs[job.arch].setdefault("standalone_repeats", {})[str(job.seed)] = done
         return
     name = job.name
-    for entry, accuracy in zip(archs, done["inherited"]):
-        entry["inherited"][name] = accuracy
+    for entry, inherited in zip(archs, done["inherited"]):
+        entry["inherited"][name] = inherited
     result["methods"][name] = {"supernet_epochs": epochs, "compute": available[name].compute,
                                "steps": done["steps"], "paths_per_step": done["paths"],
                                "train_seconds": done["train_seconds"], "eval_seconds": done["eval_seconds"]}

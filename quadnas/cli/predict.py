@@ -11,6 +11,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
+from quadnas.latency.validate import load_table_space
 from quadnas.space import SearchSpace
 
 
@@ -34,13 +35,7 @@ def format_ms(ms: float) -> str:
 
 def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
     """The space given, else the one the table was made for."""
-    if space is not None:
-        return SearchSpace.load(space)
-    try:
-        return SearchSpace.load(table.meta.space)
-    except QuadnasError:
-        raise QuadnasError(f"table {table.name} was made for space '{table.meta.space}', which is not shipped: "
-                           "give its YAML with --space") from None
+    return SearchSpace.load(space) if space is not None else load_table_space(table)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = LatencyPredictor(table, space)
     meta = table.meta
     calibration = meta.calibration
-    error = (f"; expected error {calibration.mape_pct:.1f}% mean, {calibration.max_err_pct:.1f}% max"
-             if calibration.mape_pct is not None and calibration.max_err_pct is not None else "")
+    error = f"; expected error {calibration.error_text()}" if calibration.error_text() else ""
     context = (f"[dim]{table.name}: {meta.provenance}, {meta.backend} {meta.precision}, batch {meta.batch}, "
                f"space {space.name}{error}[/]")
     if args.arch:

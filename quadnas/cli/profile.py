@@ -112,7 +112,7 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
     c = table.meta.calibration
     took = f" in {seconds:.0f} s" if seconds is not None else ""
     console.print(f"[green]wrote[/] {table.path}: {len(table)} op specs{took}")
-    error = f", held-out error {c.mape_pct:.1f}% mean, {c.max_err_pct:.1f}% max" if c.mape_pct is not None else ""
+    error = f", held-out error {c.error_text()}" if c.error_text() else ""
     console.print(f"calibration on {c.networks} networks: measured = {c.a:.4f} x sum + {c.b_ms:.3f} ms{error}")
 
 

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def expected_error(table: LatencyTable) -> str:
     """Mean / max % error of the calibration (fit error for estimated tables) and its network count."""
     c = table.meta.calibration
-    if c.mape_pct is None or c.max_err_pct is None:
+    if c.error_text() is None:
         return "unknown"
     return f"{c.mape_pct:.1f}/{c.max_err_pct:.1f} ({c.networks} nets)"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from rich.table import Table
 
 from quadnas.cli.common import console, positive_int
+from quadnas.errors import QuadnasError
 from quadnas.latency.devices import load_device_table
-from quadnas.latency.kit_runner import CLOCK_CHOICES
+from quadnas.latency.kit_runner import CLOCK_CHOICES, atomic_write
 from quadnas.latency.profile import ProfileSettings
 from quadnas.latency.validate import validate
 from quadnas.space import SearchSpace
@@ -36,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    if args.json is not None and args.json.is_dir():
+        raise QuadnasError(f"--json {args.json} is a folder: give a file path, e.g. {args.json / 'validate.json'}")
     table = load_device_table(args.table)
     space = SearchSpace.load(args.space) if args.space else None
     settings = ProfileSettings(network_rounds=args.network_rounds)
@@ -52,7 +55,9 @@ def run_validate(args: argparse.Namespace) -> int:
                     f"{result.within_5_pct:.0f}%", f"{result.within_10_pct:.0f}%", f"{result.kendall_tau:.3f}")
     console.print(figures)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.as_dict(), indent=1) + "\n")
+        try:
+            atomic_write(args.json, json.dumps(result.as_dict(), indent=1) + "\n")
+        except OSError as e:
+            raise QuadnasError(f"cannot write --json {args.json}: {e.strerror or e}: give a writable file path") from None
         console.print(f"[green]wrote[/] {args.json}")
     return 0

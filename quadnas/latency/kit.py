@@ -43,6 +43,8 @@ def op_file(spec: OpSpec) -> str:
 def write_kit(out: Path, space: SearchSpace, settings: ProfileSettings = ProfileSettings(),
               progress: bool = False) -> Path:
     """Write a kit for `space` into `out`; the manifest's path."""
+    if out.exists() and not out.is_dir():
+        raise QuadnasError(f"--out {out} is a file: give a directory for the kit")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise QuadnasError(f"{out} exists and is not a kit: give an empty or new directory to --out")
     specs = space.all_op_specs()
@@ -98,7 +100,14 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
     except (OSError, ValueError) as e:
         raise QuadnasError(f"cannot read {kit_dir / MANIFEST} ({e}): import the results.csv from inside "
                            "its kit directory, or pass --kit DIR") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != KIT_FORMAT:
+        raise QuadnasError(f"{kit_dir / MANIFEST} is not a quadnas kit manifest (format {KIT_FORMAT}): "
+                           "pass --kit DIR of the kit that measured these results")
     header, timings = read_results(results)
+    absent = [k for k in ("backend", "backend_version", "target", "threads", "device") if k not in header]
+    if absent:
+        raise QuadnasError(f"{results} lacks header line(s) {', '.join(absent)}: import the results.csv "
+                           "that run.py wrote, unedited")
     space = SearchSpace.from_dict(manifest["space_config"], source=f"kit {kit_dir}")
     if header.get("fingerprint") != manifest["fingerprint"] or space.fingerprint() != manifest["fingerprint"]:
         raise QuadnasError(f"{results} does not belong to the kit in {kit_dir} (space fingerprints differ): "

@@ -328,7 +328,7 @@ def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -383,7 +383,8 @@ class ResultsFile:
 
 
 # ---- the kit's command line -----------------------------------------------
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (the quadnas commands use this one too)."""
     try:
         value = int(text)
     except ValueError:
@@ -405,11 +406,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=KIT_BACKENDS, default=_default_backend())
     parser.add_argument("--device", "--target", dest="target", default=None,
                         help="OpenVINO device (CPU, GPU, NPU, MYRIAD) or onnxruntime provider (CPU, CUDA)")
-    parser.add_argument("--threads", type=_positive_int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--clock", choices=CLOCK_CHOICES, default="auto",
                         help="wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on an idle CPU "
                              "but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall")
-    parser.add_argument("--rounds", type=_positive_int, default=None, help="rounds per op (kit default)")
+    parser.add_argument("--rounds", type=positive_int, default=None, help="rounds per op (kit default)")
     parser.add_argument("--out", type=Path, default=None, help="results file (default: results.csv in the kit)")
     return parser.parse_args(argv)
 

@@ -39,8 +39,8 @@ class LatencyPredictor:
                 self.matrix[:, j] = table.lookup(specs)
         self._flat_matrix = self.matrix.ravel()
         self._row_offsets = np.arange(space.num_blocks) * len(space.choices)
-        self.fixed_specs = [s for s in space.op_specs(space.largest()) if s.op != "quadra_block"]
-        self.fixed_ms = float(table.lookup(self.fixed_specs).sum())
+        fixed_specs = [s for s in space.op_specs(space.largest()) if s.op != "quadra_block"]
+        self.fixed_ms = float(table.lookup(fixed_specs).sum())
 
     @property
     def calibration(self) -> Calibration:

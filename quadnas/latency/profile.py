@@ -252,8 +252,8 @@ def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSe
     backend.prepare(*overhead_module())
     table = open_table(out, space, backend, restart)
     if table is None:
-        overhead = measure_overhead(backend, settings)
-        table = LatencyTable(new_meta(space, backend.describe(), settings, overhead, "measured here"))
+        table = LatencyTable(new_meta(space, backend.describe(), settings, measure_overhead(backend, settings),
+                                      "measured here"))
         table.write(out)
     overhead = float(table.meta.overhead_ms)
     todo = [str(s) for s in table.missing(specs)]

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -40,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.kit_runner import atomic_write
 from quadnas.space import OpSpec
 
 SPEC_COLUMNS: tuple[str, ...] = OpSpec.COLUMNS
@@ -62,6 +61,12 @@ class Calibration(BaseModel):
 
     def apply(self, raw_ms: float | np.ndarray) -> float | np.ndarray:
         return self.a * raw_ms + self.b_ms
+
+    def error_text(self) -> str | None:
+        """'1.5% mean, 4.5% max' where the held-out error is known, else None."""
+        if self.mape_pct is None or self.max_err_pct is None:
+            return None
+        return f"{self.mape_pct:.1f}% mean, {self.max_err_pct:.1f}% max"
 
 
 class TableMeta(BaseModel):
@@ -130,7 +135,9 @@ class LatencyTable:
         except pd.errors.EmptyDataError:
             raise QuadnasError(f"latency table {path}: no CSV header row after the metadata: "
                                f"add the line '{','.join(COLUMNS)}'") from None
-        return cls(meta, _normalise(rows, f"latency table {path}", body_start), path)
+        table = cls(meta, path=path)
+        table._rows = _normalise(rows, table._where, body_start)  # validated once, with line numbers
+        return table
 
     @classmethod
     def read_meta(cls, path: str | Path) -> TableMeta:
@@ -143,16 +150,10 @@ class LatencyTable:
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("LatencyTable.write needs a path for a table that was never read or written")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        text = self.to_text()
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            atomic_write(target, self.to_text())
+        except OSError as e:
+            raise QuadnasError(f"cannot write latency table {target}: {e.strerror or e}: give a writable file path") from None
         self.path = target
         return target
 

@@ -44,7 +44,7 @@ class ValidationResult:
 
 def table_space(table: LatencyTable, space: SearchSpace | None = None) -> SearchSpace:
     """The space the table was measured on (by name unless given), at the table's resolution."""
-    space = space_at(space or _load_space(table), table.meta.resolution)
+    space = space_at(space or load_table_space(table), table.meta.resolution)
     if space.fingerprint() != table.meta.space_fingerprint:
         raise QuadnasError(
             f"{table.name} was measured on a space with fingerprint {table.meta.space_fingerprint}, but space "
@@ -53,7 +53,8 @@ def table_space(table: LatencyTable, space: SearchSpace | None = None) -> Search
     return space
 
 
-def _load_space(table: LatencyTable) -> SearchSpace:
+def load_table_space(table: LatencyTable) -> SearchSpace:
+    """The shipped space a table names, or a one-line error asking for its YAML."""
     try:
         return SearchSpace.load(table.meta.space)
     except QuadnasError:
