@@ -21,6 +21,3 @@ def parse_budget(text: str | float) -> float:
         raise QuadnasError(f"budget '{text}' must be positive: write e.g. 30ms")
     return value
 
-
-def format_ms(ms: float) -> str:
-    return f"{ms:.2f} ms"

@@ -29,7 +29,6 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.report import write_results
 from quadnas.space import Arch, SearchSpace
 from quadnas.storage import default_storage_url, open_storage
-from quadnas.supernet.checkpoint import checkpoint_hash
 from quadnas.supernet.provide import provide_supernet
 from quadnas.samplers import GuidedSampler, make_sampler
 
@@ -68,17 +67,22 @@ class SearchConfig(BaseModel):
             try:
                 loaded = yaml.safe_load(Path(config_path).read_text()) or {}
             except (OSError, yaml.YAMLError) as e:
-                raise QuadnasError(f"cannot read config {config_path}: {e}") from None
+                reason = " ".join(str(e).split())  # YAML errors span several lines
+                raise QuadnasError(f"cannot read config {config_path}: {reason}") from None
             if not isinstance(loaded, dict):
                 raise QuadnasError(f"config {config_path} must be a YAML mapping of search settings")
             values.update(loaded)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.checked(values, f"config {config_path}" if config_path else "search settings")
+
+    @classmethod
+    def checked(cls, values: dict, where: str = "search settings") -> "SearchConfig":
+        """`values` validated; a bad one is a one-line QuadnasError naming the key."""
         try:
             return cls.model_validate(values)
         except ValidationError as e:
             err = e.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
-            where = f"config {config_path}" if config_path else "search settings"
             raise QuadnasError(f"{where}: '{key}': {err['msg']} (allowed keys: {', '.join(cls.model_fields)})") from None
 
     def study_name(self) -> str:
@@ -254,7 +258,7 @@ def search(
     **overrides,
 ) -> SearchResult:
     """Run or resume the study that `config` (plus keyword overrides) describes."""
-    config = SearchConfig.model_validate({**(config.model_dump() if config else {}), **overrides})
+    config = SearchConfig.checked({**(config.model_dump() if config else {}), **overrides})
     space = SearchSpace.load(config.space)
     space.check_resolution(config.resolution)
     budget_ms = parse_budget(config.budget)
@@ -269,7 +273,7 @@ def search(
     directions = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
     study = _open_study(storage, config, directions, space, predictor, budget_ms)
 
-    dataset = load_dataset(config.data, config.resolution, progress=progress)
+    dataset = load_dataset(config.data, config.resolution, channels=space.config.in_channels, progress=progress)
     supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress, notify,
                                             device=config.train_device)
     evaluator = Evaluator(supernet, dataset)
@@ -285,7 +289,7 @@ def search(
     closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
     result = SearchResult(config, study, budget_ms, run_dir, ranked[0] if ranked else None, ranked,
                           closest, pareto_front(items), notes)
-    result.files = write_results(result, predictor, checkpoint, checkpoint_hash(checkpoint))
+    result.files = write_results(result, predictor, checkpoint)
     return result
 
 

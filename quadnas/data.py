@@ -27,8 +27,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from rich.progress import track
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from quadnas.errors import QuadnasError
@@ -85,6 +83,8 @@ def load_dataset(
     digest = hashlib.blake2b(digest_size=8)
     name, images = _read(source, resolution, channels, progress, digest)
     _check_class_sizes(images, val_fraction)
+    from sklearn.model_selection import train_test_split  # imported on use: it slows every CLI start
+
     train_idx, val_idx = train_test_split(
         np.arange(len(images.y)), test_size=val_fraction, random_state=seed, stratify=images.y
     )
@@ -171,6 +171,8 @@ def _read(
 
 def _read_digits(resolution: int, channels: int, digest: Any) -> _Images:
     """scikit-learn's bundled 8x8 digits (1,797 images, values 0..16)."""
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
     x = _to_tensor(bunch.images[:, None] / 16.0, channels, resolution, digest)
     classes = tuple(str(t) for t in bunch.target_names)

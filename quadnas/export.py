@@ -182,7 +182,8 @@ def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: flo
     if epochs < 1:
         raise QuadnasError(f"--finetune-epochs {epochs} must be at least 1")
     dataset = load_dataset(data or meta.dataset.source, meta.dataset.resolution,
-                           val_fraction=float(meta.config.get("val_fraction", 0.2)), progress=progress)
+                           val_fraction=float(meta.config.get("val_fraction", 0.2)),
+                           channels=source.space.config.in_channels, progress=progress)
     if data is None and dataset.fingerprint != meta.dataset.fingerprint:
         raise QuadnasError(
             f"data '{meta.dataset.source}' changed since the supernet was trained (fingerprint {dataset.fingerprint}, "
@@ -278,10 +279,13 @@ def export_model(source: ExportSource, fmt: Format, out: str | Path, resolution:
     _check_sidecar_target(sidecar, source)
     resolution = source.space.check_resolution(resolution or source.space.config.resolution)
     shape = (source.space.config.in_channels, resolution, resolution)
-    out.parent.mkdir(parents=True, exist_ok=True)
     model = source.model.eval()
     writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino}[fmt]
-    files, runtime, run = writer(model, shape, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        files, runtime, run = writer(model, shape, out)
+    except OSError as e:
+        raise QuadnasError(f"cannot write --out {out}: {e.strerror or e}: give a writable path") from None
     parity = _parity(model, run, shape)
     worst = max(parity, key=parity.get)
     if parity[worst] > PARITY_TOLERANCE or not math.isfinite(parity[worst]):

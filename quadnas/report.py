@@ -14,14 +14,14 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from quadnas import __version__  # noqa: E402
+from quadnas.supernet.checkpoint import checkpoint_hash  # noqa: E402
 
 if TYPE_CHECKING:
     from quadnas.controller import Candidate, SearchResult
     from quadnas.latency.predictor import LatencyPredictor
 
 
-def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpoint: Path,
-                  checkpoint_hash: str) -> dict[str, Path]:
+def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpoint: Path) -> dict[str, Path]:
     """Write every result file into the study's run folder; returns their paths."""
     out = result.run_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -33,7 +33,8 @@ def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpo
     if result.best is None:
         paths.pop("best.yaml")
         return paths
-    paths["best.yaml"].write_text(yaml.safe_dump(best_record(result, predictor, checkpoint, checkpoint_hash), sort_keys=False))
+    record = best_record(result, predictor, checkpoint, checkpoint_hash(checkpoint))  # hashed only when recorded
+    paths["best.yaml"].write_text(yaml.safe_dump(record, sort_keys=False))
     paths["breakdown.png"] = out / "breakdown.png"
     breakdown_plot(result, predictor, paths["breakdown.png"])
     return paths

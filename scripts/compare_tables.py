@@ -15,23 +15,33 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.validate import compare
 from quadnas.space import SearchSpace
 
 
-def compare(table: str, measured_json: Path, space: SearchSpace) -> dict[str, float]:
-    run = json.loads(measured_json.read_text())[0]
-    predictor = LatencyPredictor(load_device_table(table), space)
+def measured_runs(path: Path) -> list[dict]:
+    """The measured tables of a bench_predictor.py JSON (a list of runs with archs and measured_ms)."""
+    try:
+        runs = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise QuadnasError(f"cannot read {path} ({e}): give a JSON that bench_predictor.py wrote") from None
+    if not isinstance(runs, list) or not all(isinstance(r, dict) and {"archs", "measured_ms"} <= r.keys()
+                                             for r in runs):
+        raise QuadnasError(f"{path} is not a bench_predictor.py JSON (a list of runs with archs and measured_ms)")
+    return runs
+
+
+def compare_run(predictor: LatencyPredictor, run: dict) -> dict[str, float]:
+    """The table's predictions of one run's archs against their measured latency."""
     measured = np.array(run["measured_ms"])
-    predicted = np.array([predictor.predict(space.parse(a)) for a in run["archs"]])
+    predicted = predictor.predict_many([predictor.space.parse(a) for a in run["archs"]])
     ratio = predicted / measured
     return {"ratio_median": float(np.median(ratio)), "ratio_min": float(ratio.min()),
-            "ratio_max": float(ratio.max()), "kendall_tau": float(stats.kendalltau(measured, predicted).statistic),
-            "mape_pct": float(np.mean(np.abs(ratio - 1)) * 100), "n": len(measured)}
+            "ratio_max": float(ratio.max()), "n": len(measured), **compare(measured, predicted)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="bench_predictor.py JSON outputs")
     args = parser.parse_args(argv)
     try:
-        space = SearchSpace.load(args.space)
+        predictor = LatencyPredictor(load_device_table(args.table), SearchSpace.load(args.space))
         for path in args.runs:
-            print(path, json.dumps({k: round(v, 3) for k, v in compare(args.table, path, space).items()}))
+            for run in measured_runs(path):
+                figures = compare_run(predictor, run)
+                print(path, run.get("table", ""), json.dumps({k: round(v, 3) for k, v in figures.items()}))
     except QuadnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

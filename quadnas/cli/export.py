@@ -33,10 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (AdamW, cosine; default 5e-4)")
     p.add_argument("--verify-latency", action="store_true",
                    help="time the export here and compare it with the predicted latency and the budget")
-    p.add_argument("--backend", help="onnxruntime or openvino (default: the table's backend, else onnxruntime)")
+    p.add_argument("--backend", choices=("onnxruntime", "openvino", "torch"),
+                   help="runtime that times it (default: the table's backend, else onnxruntime)")
     p.add_argument("--device", help="latency table to compare with (default: the search's device)")
     p.add_argument("--threads", type=positive_int, help="runtime threads (default: the table's, else 1)")
-    p.add_argument("--clock", help="wall (latency) or cpu (CPU time, 1 thread; steadier on a busy machine); "
+    p.add_argument("--clock", choices=("wall", "cpu"), help="wall (latency) or cpu (CPU time, 1 thread; steadier on a busy machine); "
                    "default: the table's, else wall")
     p.add_argument("--budget", help="latency budget with a unit, e.g. 30ms (default: the search's)")
     p.add_argument("--rounds", type=positive_int,
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from quadnas.budget import parse_budget
     from quadnas.errors import QuadnasError
+    from quadnas.latency.devices import load_device_table
     from quadnas.export import (
         FORMATS,
         SUFFIXES,
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if unused and not args.verify_latency:
         raise QuadnasError(f"{', '.join(unused)} only apply with --verify-latency: add it or drop them")
     budget_ms = parse_budget(args.budget) if args.budget else None
+    if args.verify_latency and args.device:
+        load_device_table(args.device)  # an unknown table fails before the export is built
 
     source = build_model(args.result or args.arch, space=args.space, checkpoint=args.checkpoint,
                          init=args.init, seed=args.seed)

@@ -46,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise QuadnasError(f"unknown mode '{args.mode}': use one of {', '.join(MODES)}")
     if args.sampler and args.sampler not in SAMPLERS:
         raise QuadnasError(f"unknown sampler '{args.sampler}': use one of {', '.join(SAMPLERS)}")
-    keys = set(SearchConfig.model_fields) - {"reward_exponent"}
-    overrides = {k: getattr(args, k) for k in keys if hasattr(args, k)}
+    overrides = {k: getattr(args, k) for k in SearchConfig.model_fields if hasattr(args, k)}
     config = SearchConfig.from_sources(args.config, overrides)
     result = search(config, progress=True, notify=lambda note: console.print(f"[yellow]note:[/] {note}"))
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from quadnas.cli.common import console, positive_int
+from quadnas.accelerator import torch_device
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.evaluate import Evaluator
@@ -51,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)
+    torch_device(args.train_device)  # before the data loads
     config = train_config(args)
     main = is_main_process()
     dataset = load_dataset(

@@ -86,14 +86,26 @@ def default_checkpoint_path(space: SearchSpace, dataset: "Dataset") -> Path:
     return SUPERNETS_DIR / name
 
 
+def check_writable(path: str | Path) -> Path:
+    """`path` as a checkpoint file path whose folder exists (created if needed), or a one-line QuadnasError."""
+    path = Path(path)
+    if path.is_dir():
+        raise QuadnasError(f"checkpoint path {path} is a folder: give a file path, e.g. {path / 'supernet.pt'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise QuadnasError(f"cannot create the folder of checkpoint {path}: {e.strerror or e}: "
+                           "give a writable --out path") from None
+    return path
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically: `.NAME.tmp` in the same folder, then `os.replace`.
 
     A write killed half-way leaves the previous checkpoint intact; its partial
     temporary file is overwritten by the next save.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_writable(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -101,6 +113,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise QuadnasError(f"cannot write checkpoint {path}: {e.strerror or e}: give a writable --out path") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -163,9 +178,23 @@ def check_space(meta: CheckpointMeta, space: SearchSpace) -> None:
         )
 
 
+def check_data(meta: CheckpointMeta, dataset: Dataset, fix: str) -> None:
+    """Refuse a checkpoint trained on other data (content, resolution or split, by fingerprint)."""
+    if meta.dataset.fingerprint != dataset.fingerprint:
+        raise QuadnasError(
+            f"checkpoint {meta.path} was trained on data '{meta.dataset.name}' (fingerprint "
+            f"{meta.dataset.fingerprint}), not '{dataset.name}' ({dataset.fingerprint}) at this resolution "
+            f"and split: {fix}"
+        )
+
+
 def load_checkpoint(path: str | Path, space: SearchSpace) -> tuple[Supernet, CheckpointMeta]:
     """The supernet saved at `path` (in eval mode) and its metadata; the space must match."""
-    state = read_checkpoint(path)
+    return supernet_from_state(path, read_checkpoint(path), space)
+
+
+def supernet_from_state(path: str | Path, state: dict[str, Any], space: SearchSpace) -> tuple[Supernet, CheckpointMeta]:
+    """`load_checkpoint` for a checkpoint dictionary already read from `path`."""
     meta = meta_of(path, state)
     check_space(meta, space)
     model = Supernet(space, meta.dataset.num_classes, memory_efficient=bool(meta.config["memory_efficient"]))

@@ -10,9 +10,15 @@ from typing import Callable, Iterator
 
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset
-from quadnas.errors import QuadnasError
 from quadnas.space import SearchSpace
-from quadnas.supernet.checkpoint import default_checkpoint_path, load_checkpoint, meta_of, read_checkpoint
+from quadnas.supernet.checkpoint import (
+    check_data,
+    default_checkpoint_path,
+    load_checkpoint,
+    meta_of,
+    read_checkpoint,
+    supernet_from_state,
+)
 from quadnas.supernet.supernet import Supernet
 from quadnas.supernet.train import TrainConfig, train_supernet
 
@@ -42,21 +48,24 @@ def provide_supernet(
     the supernet comes back on `device`."""
     if checkpoint is not None:
         supernet, meta = load_checkpoint(checkpoint, space)
-        _check_data(meta.dataset.fingerprint, meta.dataset.name, dataset, Path(checkpoint))
+        check_data(meta, dataset, f"pass --data {meta.dataset.name} or another --checkpoint")
         return supernet.to(torch_device(device)), Path(checkpoint)
     config = TrainConfig.for_search(resolution=dataset.resolution)
     if epochs is not None:
         config = config.model_copy(update={"epochs": epochs})
     path = cache_path(space, dataset, config)
     with file_lock(path.with_suffix(".lock")):
-        meta = meta_of(path, read_checkpoint(path)) if path.exists() else None
-        if meta is None or not meta.finished:
-            verb = "finishing" if meta else "training"
-            notify(f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
-                   f"cached at {path}, so the next search starts at once")
-            train_supernet(space, dataset, config, path, resume=meta is not None, progress=progress, device=device)
-    supernet, _ = load_checkpoint(path, space)
-    return supernet.to(torch_device(device)), path
+        state = read_checkpoint(path) if path.exists() else None  # read once: the cache is ~100s of MB
+        if state is not None and meta_of(path, state).finished:
+            supernet, _ = supernet_from_state(path, state, space)
+            return supernet.to(torch_device(device)), path
+        verb = "finishing" if state is not None else "training"
+        del state
+        notify(f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
+               f"cached at {path}, so the next search starts at once")
+        supernet = train_supernet(space, dataset, config, path, resume=verb == "finishing", progress=progress,
+                                  device=device)
+    return supernet, path
 
 
 def cache_path(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> Path:
@@ -65,10 +74,3 @@ def cache_path(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> Pat
     default = default_checkpoint_path(space, dataset)
     return default.with_name(f"{default.stem}-search-{recipe}{default.suffix}")
 
-
-def _check_data(fingerprint: str, name: str, dataset: Dataset, path: Path) -> None:
-    if fingerprint != dataset.fingerprint:
-        raise QuadnasError(
-            f"checkpoint {path} was trained on data '{name}' ({fingerprint}), not '{dataset.name}' "
-            f"({dataset.fingerprint}) at this resolution and split: pass --data {name} or another --checkpoint"
-        )

@@ -18,12 +18,13 @@ class Supernet(nn.Module):
                  layer_scale_init: float = LAYER_SCALE_INIT):
         super().__init__()
         self.space, self.num_classes = space, num_classes
+        self.stage_of = space.stage_of_block()
         dims = space.dims
         self.stem = Stem(space.config.in_channels, dims[0], space.config.stem_patch)
         self.downsamples = nn.ModuleList(Downsample(dims[i - 1], dims[i]) for i in range(1, len(dims)))
         self.blocks = nn.ModuleList(
             ElasticQuadraBlock(dims[s], space.max_kernel, space.max_expansion, memory_efficient, layer_scale_init)
-            for s in space.stage_of_block()
+            for s in self.stage_of
         )
         self.head = Head(dims[-1], num_classes)
         init_weights(self)
@@ -34,7 +35,7 @@ class Supernet(nn.Module):
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         x = self.stem(x)
-        stage_of = self.space.stage_of_block()
+        stage_of = self.stage_of
         for i, (block, choice) in enumerate(zip(self.blocks, arch.blocks)):
             if i > 0 and stage_of[i] != stage_of[i - 1]:
                 x = self.downsamples[stage_of[i] - 1](x)

@@ -40,7 +40,9 @@ from quadnas.errors import QuadnasError
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import (
     DatasetInfo,
+    check_data,
     check_space,
+    check_writable,
     checkpoint_state,
     meta_of,
     read_checkpoint,
@@ -246,7 +248,7 @@ def train_supernet(
     if device.type == "cuda" and world_rank()[1] > 1:
         raise QuadnasError("several training processes run on the CPU only (gloo): train on one GPU without "
                            "torchrun, or drop --train-device")
-    path = Path(checkpoint_path)
+    path = check_writable(checkpoint_path)  # before any epoch is spent
     _check_data(space, dataset, config)
     saved = _saved_state(path, resume, space, dataset, config)
     x_train, y_train = (t.to(device) for t in dataset.train.tensors)
@@ -325,12 +327,7 @@ def _saved_state(
     saved = read_checkpoint(path)
     meta = meta_of(path, saved)
     check_space(meta, space)
-    if meta.dataset.fingerprint != dataset.fingerprint:
-        raise QuadnasError(
-            f"checkpoint {path} was trained on data '{meta.dataset.name}' (fingerprint "
-            f"{meta.dataset.fingerprint}), not '{dataset.name}' ({dataset.fingerprint}): "
-            f"pass the same --data and --resolution, or another --out"
-        )
+    check_data(meta, dataset, "pass the same --data and --resolution, or another --out")
     old = TrainConfig.model_validate(meta.config)
     changed = [k for k, v in config.model_dump().items() if getattr(old, k) != v]
     if changed:
