@@ -353,7 +353,7 @@ def _onnx_file(model: QuadraNet, shape: tuple[int, ...], out: Path) -> None:
 
 
 def _write_openvino(model: QuadraNet, shape: tuple[int, ...], out: Path) -> tuple[list[Path], str, Runner]:
-    """IR through OpenVINO's converter from the checked ONNX graph (2-8x faster than tracing the module)."""
+    """IR through OpenVINO's converter from the checked ONNX graph (faster than tracing the module)."""
     ov = import_openvino()
     with tempfile.TemporaryDirectory(prefix="quadnas-export-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"

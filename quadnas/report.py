@@ -33,18 +33,18 @@ def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpo
     if result.best is None:
         paths.pop("best.yaml")
         return paths
-    record = best_record(result, predictor, checkpoint, checkpoint_hash(checkpoint))  # hashed only when recorded
+    breakdown = predictor.breakdown(predictor.space.parse(result.best.arch))
+    record = best_record(result, predictor, breakdown, checkpoint, checkpoint_hash(checkpoint))  # hashed only here
     paths["best.yaml"].write_text(yaml.safe_dump(record, sort_keys=False))
     paths["breakdown.png"] = out / "breakdown.png"
-    breakdown_plot(result, predictor, paths["breakdown.png"])
+    breakdown_plot(result, breakdown, predictor.table.meta.device, paths["breakdown.png"])
     return paths
 
 
-def best_record(result: "SearchResult", predictor: "LatencyPredictor", checkpoint: Path, checkpoint_hash: str) -> dict:
-    """Everything needed to rebuild, export and trust the best arch."""
+def best_record(result: "SearchResult", predictor: "LatencyPredictor", breakdown: pd.DataFrame, checkpoint: Path,
+                checkpoint_hash: str) -> dict:
+    """Everything needed to rebuild, export and trust the best arch (`breakdown`: its per-op latency)."""
     best, cfg, meta = result.best, result.config, predictor.table.meta
-    arch = predictor.space.parse(best.arch)
-    breakdown = predictor.breakdown(arch)
     return {
         "arch": best.arch,
         "accuracy": round(best.accuracy, 6),
@@ -66,7 +66,7 @@ def best_record(result: "SearchResult", predictor: "LatencyPredictor", checkpoin
         "resolution": cfg.resolution,
         "supernet": {"checkpoint": str(checkpoint), "sha256_16": checkpoint_hash},
         "study": {"name": result.study.study_name, "trial": best.trial, "mode": cfg.mode, "sampler": cfg.sampler,
-                  "trials": len(result.study.trials)},
+                  "trials": len(result.study.get_trials(deepcopy=False))},
         "quadnas_version": __version__,
     }
 
@@ -87,7 +87,7 @@ def pareto_plot(result: "SearchResult", path: Path) -> None:
         _mark(ax, result.best)
     ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
     ax.set_ylabel("validation accuracy (inherited weights)")
-    ax.set_title(f"{result.study.study_name}: {len(result.study.trials)} trials")
+    ax.set_title(f"{result.study.study_name}: {len(result.study.get_trials(deepcopy=False))} trials")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -98,9 +98,8 @@ OP_COLOURS = {"stem": "tab:gray", "quadra_block": "tab:blue", "downsample": "tab
               "calibration": "tab:olive"}
 
 
-def breakdown_plot(result: "SearchResult", predictor: "LatencyPredictor", path: Path) -> None:
-    """Where the best arch spends its predicted latency: one bar per op it runs, in network order."""
-    breakdown = predictor.breakdown(predictor.space.parse(result.best.arch))
+def breakdown_plot(result: "SearchResult", breakdown: pd.DataFrame, table_device: str, path: Path) -> None:
+    """Where the best arch spends its predicted latency (`breakdown`): one bar per op it runs, in network order."""
     kinds = [op.split()[0] for op in breakdown.op]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(breakdown) + 1.6), dpi=120)
     y = range(len(breakdown))[::-1]
@@ -111,7 +110,7 @@ def breakdown_plot(result: "SearchResult", predictor: "LatencyPredictor", path: 
     ax.set_xlim(0, breakdown.ms.max() * 1.3)
     ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
     ax.set_title(f"{result.best.arch}\n{result.best.latency_ms:.3g} ms of the {result.budget_ms:g} ms budget "
-                 f"({result.best.latency_ms / result.budget_ms:.0%}), table {predictor.table.meta.device}", fontsize=8)
+                 f"({result.best.latency_ms / result.budget_ms:.0%}), table {table_device}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -6,7 +6,7 @@ warm-up; and parameters and MACs (FLOPs / 2, counted by FlopCounterMode over con
 and matmul ops) of the largest and the smallest subnet at the space's deployment
 resolution.
 
-    .venv/bin/python scripts/bench_train.py --out runs/bench/train.json
+    .venv/bin/python scripts/bench_train.py            # writes docs/figures/bench_train.json
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import re
 import time
@@ -10,15 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_table import make_meta, make_table
 
 from quadnas.cli import main
 from quadnas.cli.common import console
 from quadnas.errors import QuadnasError
-from quadnas.latency.devices import SHIPPED_TABLES_DIR, list_tables, resolve_device, user_tables_dir
+from quadnas.latency.devices import (
+    SHIPPED_TABLES_DIR,
+    list_tables,
+    resolve_device,
+    user_tables_dir,
+)
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import Calibration, LatencyTable
 from quadnas.space import Arch, SearchSpace
-from test_table import make_meta, make_table
 
 
 @pytest.fixture(autouse=True)
@@ -213,3 +219,16 @@ def test_cli_tables(capsys, monkeypatch, user_dir, tiny_space):
     assert code == 0
     for name in ("my-laptop", "cortex-a76", "myriad-x", "a100", "estimated", "measured", "2.5/4.0 (3 nets)"):
         assert name in out
+
+
+def test_speed_script_writes_throughputs(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import bench_predictor_speed
+
+    out = tmp_path / "speed.json"
+    assert bench_predictor_speed.main(["--n", "200", "--repeats", "1", "--devices", "vpu", "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())["devices"]["vpu"]
+    assert figures["archs_per_s_from_arch_objects"] > 0 and figures["archs_per_s_from_index_array"] > 0

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     config = SearchConfig.from_sources(args.config, overrides)
     result = search(config, progress=True, notify=lambda note: console.print(f"[yellow]note:[/] {note}"))
 
-    console.print(f"study [bold]{result.study.study_name}[/]: {len(result.study.trials)} trials, "
+    console.print(f"study [bold]{result.study.study_name}[/]: {len(result.study.get_trials(deepcopy=False))} trials, "
                   f"budget {result.budget_ms:g} ms on {config.device}, results in {result.run_dir}/")
     if result.best is None:
         console.print("[bold red]no arch under the budget was found[/]; the fastest proposals were:")

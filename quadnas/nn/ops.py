@@ -23,8 +23,8 @@ def depthwise(channels: int, kernel: int, bias: bool) -> nn.Conv2d:
 class QuadraticDWConv(nn.Module):
     """Quadratic depthwise conv `q(x) = dw_a(x) * dw_b(x) + dw_c(x)`.
 
-    Three true depthwise convs (a fused grouped conv was measured 2-8x slower on
-    onnxruntime, OpenVINO and eager CPU). The low-rank quadratic neuron
+    Three true depthwise convs (a fused grouped conv was slower on onnxruntime,
+    OpenVINO and eager CPU in a one-off check). The low-rank quadratic neuron
     `(W_a x)(W_b x) + W_c x + b` per channel: only `dw_c` carries the bias.
     """
 
