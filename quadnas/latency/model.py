@@ -262,6 +262,12 @@ class FitResult:
     def max_err_pct(self) -> float:
         return float(np.max(np.abs(self.residuals_pct)))
 
+    @property
+    def cost(self) -> float:
+        """The objective `fit` minimises: half the weighted sum of squared log residuals."""
+        logs = np.log(np.array(self.predicted_ms) / [p.target_ms for p in self.points])
+        return float(0.5 * np.sum(np.array([p.weight for p in self.points]) * logs**2))
+
 
 def fit(
     prior: DeviceModel,
