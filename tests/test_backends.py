@@ -156,6 +156,7 @@ def test_torch_ops_see_the_layout_a_network_gives_them(tiny_space):
     assert runner.input.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
 def test_torch_cuda_times_an_op(block):
     backend = get_backend("torch", target="cuda")

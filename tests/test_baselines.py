@@ -9,6 +9,8 @@ import pytest
 import torch
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+#: a subprocess timeout only bounds a hang: a loaded machine 3-4x slower than ours needs minutes
+HANG_S = 600
 sys.path.insert(0, str(SCRIPTS))
 
 from baselines import (  # noqa: E402
@@ -99,11 +101,12 @@ def test_variants_must_include_the_reference():
     assert parse_args(["--quick"]).rounds == 3
 
 
+@pytest.mark.slow
 def test_quick_run_writes_json_and_png(tmp_path):
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     command = [sys.executable, str(SCRIPTS / "bench_blocks.py"), "--quick", "--resolution", "64",
                "--units", "stage4", "--variants", "hornet,quadranet-me", "--out", str(out), "--png", str(png)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     rows = {r["variant"]: r for r in result["rows"]}
@@ -119,13 +122,14 @@ def test_quick_run_writes_json_and_png(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_gpu_bench_smoke_runs_on_cpu(tmp_path):
     """bench_blocks_gpu.py's code path (eager only) on the CPU: the figures are relative to HorNet."""
     out, png = tmp_path / "gpu.json", tmp_path / "gpu.png"
     command = [sys.executable, str(SCRIPTS / "bench_blocks_gpu.py"), "--device", "cpu", "--resolution", "32",
                "--batch", "2", "--rounds", "1", "--train-rounds", "1", "--variants", "hornet,quadranet,quadranet-me",
                "--compile-variants", "", "--out", str(out), "--png", str(png)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=SCRIPTS)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_S, cwd=SCRIPTS)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]}
     assert set(rows) == {"hornet", "quadranet", "quadranet-me"} and all(r["mode"] == "eager" for r in rows.values())

@@ -285,7 +285,8 @@ def test_card_shows_measured_latency(tmp_path, tiny_space):
     result = export_model(source, "onnx", tmp_path / "m.onnx")
     check = verify_latency(source, result, device=local_table(tmp_path, tiny_space, 1.0), budget_ms=30.0, rounds=2)
     card = render_model_card(source, result, check, predictions=[])
-    assert "## Measured latency" in card and "budget: 30 ms" in card and "within" in card
+    verdict = "within" if check.passed else "OVER"  # the speed of this machine decides which (not asserted)
+    assert "## Measured latency" in card and "budget: 30 ms" in card and verdict in card
 
 
 # ---- mistakes -----------------------------------------------------------------

@@ -17,9 +17,11 @@ QUICK = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=3,
 
 
 def run_kit(kit, *args):
-    """The runner as a user runs it on the device: a plain python process in the kit."""
+    """The runner as a user runs it on the device: a plain python process in the kit.
+
+    The timeout only bounds a hang: a loaded machine 3-4x slower than ours needs minutes."""
     return subprocess.run([sys.executable, str(kit / "run.py"), "--backend", "onnxruntime", *args],
-                          capture_output=True, text=True, timeout=120, cwd=kit)
+                          capture_output=True, text=True, timeout=600, cwd=kit)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ def quick(tmp_path_factory):
     return out, png, json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_quick_run_writes_json_and_png(quick):
     _, png, result = quick
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -52,6 +53,7 @@ def test_quick_run_writes_json_and_png(quick):
     assert result["methods"]["uniform"]["steps"] == pytest.approx(7 * result["methods"]["fairnas"]["steps"], abs=7)
 
 
+@pytest.mark.slow
 def test_rerun_reuses_cached_results(quick, monkeypatch, tmp_path):
     out, _, first = quick
     copy = tmp_path / "rc.json"
@@ -166,6 +168,7 @@ def test_inplace_distillation_teaches_the_smaller_paths_with_the_largest(tiny_sp
     assert len(targets) == 1 and targets[0] is y  # only the largest path sees the labels
 
 
+@pytest.mark.slow
 def test_workers_give_the_same_results_as_one_process(tmp_path):
     """Jobs in fresh worker processes are seeded by the job alone: the same accuracies as in-process."""
     common = ["--quick", "--methods", "uniform", "--archs", "3", "--train-images", "160", "--standalone-epochs", "1",

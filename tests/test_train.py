@@ -170,29 +170,31 @@ torch.save(model.state_dict(), f"{out}/rank{world_rank()[0]}.pt")
 """
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     torchrun = Path(sys.executable).with_name("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
+    result = subprocess.run(  # the timeout only bounds a hang: a loaded, slow 2-core machine needs minutes
         [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=110,
+        capture_output=True, text=True, env=env, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert_same_weights(rank0, rank1)
     saved, _ = load_checkpoint(tmp_path / "ckpt.pt", SearchSpace.load("tiny"))
     assert_same_weights(rank0, saved.state_dict())
-    # the same global batches in one process: equal up to float summation order
+    # the same global batches in one process: equal up to float summation order (two half-batch gradients
+    # averaged vs one batch). AdamW divides by sqrt(v) + 1e-8, so where the 1e-6 layer scales leave gradients
+    # near 1e-8 it magnifies that rounding noise (9e-7 at most here); a wrong split moves weights by ~lr = 2e-3
     data = load_dataset("digits", resolution=32)
     xt, yt = data.train.tensors
     data = replace(data, train=TensorDataset(xt[:128], yt[:128]))
     alone = train_supernet(SearchSpace.load("tiny"), data, TrainConfig(epochs=1, batch_size=32),
                            tmp_path / "alone.pt", progress=False).state_dict()
     for name, value in alone.items():
-        torch.testing.assert_close(rank0[name], value, rtol=0, atol=1e-5, msg=name)
+        torch.testing.assert_close(rank0[name], value, rtol=0, atol=1e-4, msg=name)
 
 
 def test_ranks_split_each_global_batch(tiny_space, monkeypatch):
@@ -244,6 +246,7 @@ def test_explicit_cpu_device_trains_like_the_default(tiny_space, small_digits, t
     assert_same_weights(default.state_dict(), explicit.state_dict())
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_evaluates_and_loads_on_cpu(tiny_space, small_digits, tmp_path):
     from quadnas.evaluate import Evaluator
