@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quadnas.budget import parse_budget
+from quadnas.progress import Progress, stderr_logging
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.accelerator import torch_device
@@ -43,12 +44,12 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     space: str = "quadranet-t"
-    data: str = "digits"
+    data: str = "mnist5k"
     resolution: int = Field(default=32, gt=0)
     checkpoint: str | None = None
     train_epochs: int | None = Field(default=None, gt=0)
     train_device: str = "cpu"  # the torch device that trains and evaluates the supernet
-    device: str = "vpu"
+    device: str = Field(default="vpu", min_length=1)
     budget: str = "30ms"
     mode: Mode = "constrained"
     sampler: SamplerName = "tpe"
@@ -123,9 +124,10 @@ class Objective:
     """Proposes an arch per trial, predicts its latency, evaluates accuracy if it can fit."""
 
     def __init__(self, space: SearchSpace, predictor: LatencyPredictor, accuracy: Callable[[Arch], float],
-                 budget_ms: float, mode: str, reward_exponent: float):
+                 budget_ms: float, mode: str, reward_exponent: float, total: int):
         self.space, self.predictor, self.accuracy = space, predictor, accuracy
         self.budget_ms, self.mode, self.reward_exponent = budget_ms, mode, reward_exponent
+        self.total = total
         self.tokens = [str(c) for c in space.choices]
 
     def propose(self, trial: optuna.Trial) -> Arch:
@@ -142,6 +144,20 @@ class Objective:
         return space.parse("-".join(params[f"b{i:02d}"] for i in range(space.num_blocks)))
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        self._stop_if_done(trial)
+        value = self._value(trial)
+        self._stop_if_done(trial)  # another worker may have completed the last trial meanwhile
+        return value
+
+    def _stop_if_done(self, trial: optuna.Trial) -> None:
+        """Close `trial` unevaluated once the study holds `total` complete trials: --trials is exact."""
+        complete = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if len(complete) >= self.total:
+            trial.study.stop()
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned(f"the study already holds {self.total} complete trials")
+
+    def _value(self, trial: optuna.Trial) -> float | tuple[float, float]:
         arch = self.propose(trial)
         latency = float(self.predictor.predict(arch))
         trial.set_user_attr("arch", str(arch))
@@ -202,11 +218,19 @@ def guided_sampler(config: SearchConfig, space: SearchSpace, predictor: LatencyP
     constrained = config.mode == "constrained"
     limit = budget_ms if constrained else predictor.slowest()[1]
     seeds = [Objective.params(a) for a in seed_archs(space, predictor, limit, SEED_TRIALS, config.seed)]
+    names = list(Objective.params(space.smallest()))
 
     def fits(params: dict[str, str]) -> bool:
         return predictor.predict(Objective.arch_of(space, params)) <= budget_ms
 
-    make_base = functools.partial(make_sampler, config.sampler)
+    def admits(samples: dict[str, np.ndarray]) -> np.ndarray:
+        """Which candidates (choice indices per block parameter, in `space.choices` order) fit."""
+        if not all(name in samples for name in names):
+            return np.ones(len(next(iter(samples.values()))), dtype=bool)
+        indices = np.stack([samples[name] for name in names], axis=1).astype(np.intp)
+        return predictor.predict_many(indices) <= budget_ms
+
+    make_base = functools.partial(make_sampler, config.sampler, admits=admits if constrained else None)
     return GuidedSampler(make_base, config.seed, seeds, fits if constrained else None)
 
 
@@ -251,13 +275,16 @@ def rank_feasible(items: list[Candidate], budget_ms: float) -> list[Candidate]:
     return sorted(seen.values(), key=lambda c: (-c.accuracy, c.latency_ms))
 
 
-def search(
-    config: SearchConfig | None = None,
-    progress: bool = False,
-    notify: Callable[[str], None] = lambda _: None,
-    **overrides,
-) -> SearchResult:
-    """Run or resume the study that `config` (plus keyword overrides) describes."""
+def search(config: SearchConfig | None = None, progress: Progress | None = None, **overrides) -> SearchResult:
+    """Run or resume the study that `config` (plus keyword overrides) describes.
+
+    Long work (loading data, training the supernet, trials) is reported through
+    `progress`; by default as plain lines on the `quadnas` logger, shown on stderr when
+    the caller has not configured logging. Pass `Progress(callback)` to receive every step.
+    """
+    if progress is None:
+        with stderr_logging():
+            return search(config, Progress(), **overrides)
     config = SearchConfig.checked({**(config.model_dump() if config else {}), **overrides})
     space = SearchSpace.load(config.space)
     space.check_resolution(config.resolution)
@@ -265,24 +292,27 @@ def search(
     torch_device(config.train_device)  # a bad device fails before anything is opened
     predictor = LatencyPredictor(load_device_table(config.device), space)
     notes = check_budget(predictor, budget_ms, config.device)
-    for note in notes:
-        notify(note)
-
-    run_dir = Path(config.runs_dir) / config.study_name()
+    run_dir = writable_folder(Path(config.runs_dir) / config.study_name(), "--runs-dir")
     storage = open_storage(config.storage or default_storage_url(run_dir))
+    for note in notes:
+        progress.note(note)
+
     directions = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
     study = _open_study(storage, config, directions, space, predictor, budget_ms)
 
     dataset = load_dataset(config.data, config.resolution, channels=space.config.in_channels, progress=progress)
-    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress, notify,
+    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress,
                                             device=config.train_device)
     evaluator = Evaluator(supernet, dataset)
     study.set_user_attr("checkpoint", str(checkpoint))
 
-    objective = Objective(space, predictor, evaluator.accuracy, budget_ms, config.mode, config.reward_exponent)
-    remaining = config.trials - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    if remaining > 0:
-        _optimize(study, objective, config.trials, remaining, progress)
+    objective = Objective(space, predictor, evaluator.accuracy, budget_ms, config.mode, config.reward_exponent,
+                          config.trials)
+    _optimize(study, objective, config.trials, progress)
+    retried = _retried_trials(study)
+    if retried:
+        notes.append(retried)
+        progress.note(retried)
 
     items = candidates(study)
     ranked = rank_feasible(items, budget_ms)
@@ -293,42 +323,73 @@ def search(
     return result
 
 
+def writable_folder(path: Path, flag: str) -> Path:
+    """`path`, created if needed and checked writable; else a one-line error naming `flag`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".quadnas-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise QuadnasError(f"cannot write to folder {path}: {e.strerror or e}: pass {flag} with a writable folder") \
+            from None
+    return path
+
+
 def _open_study(storage, config: SearchConfig, directions: list[str], space: SearchSpace,
                 predictor: LatencyPredictor, budget_ms: float) -> optuna.Study:
-    """Create the study or resume it; refuse to mix a study with other search settings."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Create the study or join it; refuse to mix a study with other search settings.
+
+    Workers started together may both create it: whichever wins, the other joins. A
+    setting not stored yet (the creator is still writing them) is written again, with
+    the same value; only a stored value that differs is an error.
+    """
     study = optuna.create_study(
         storage=storage, study_name=config.study_name(), directions=directions,
         sampler=guided_sampler(config, space, predictor, budget_ms), load_if_exists=True,
     )
     identity = {"space_fingerprint": space.fingerprint(), "device": config.device, "budget_ms": budget_ms,
                 "mode": config.mode, "data": config.data}
-    stored = {k: study.user_attrs.get(k) for k in identity}
-    if all(v is None for v in stored.values()):
-        for key, value in identity.items():
-            study.set_user_attr(key, value)
-    elif stored != identity:
-        diff = ", ".join(f"{k}: {stored[k]} (stored) vs {identity[k]}" for k in identity if stored[k] != identity[k])
+    stored = study.user_attrs
+    differs = [k for k, v in identity.items() if stored.get(k) is not None and stored[k] != v]
+    if differs:
+        diff = ", ".join(f"{k}: {stored[k]} (stored) vs {identity[k]}" for k in differs)
         raise QuadnasError(
             f"study '{config.study_name()}' was created with other settings ({diff}): "
             f"pass --study NEW_NAME to start another study"
         )
+    for key, value in identity.items():
+        if stored.get(key) is None:
+            study.set_user_attr(key, value)
     return study
 
 
-def _optimize(study: optuna.Study, objective: Objective, total: int, remaining: int, progress: bool) -> None:
-    stop = optuna.study.MaxTrialsCallback(total, states=(optuna.trial.TrialState.COMPLETE,))
-    if not progress:
-        study.optimize(objective, n_trials=remaining, callbacks=[stop])
+def _optimize(study: optuna.Study, objective: Objective, total: int, progress: Progress) -> None:
+    """Trials until the study holds `total` complete ones, whichever workers ran them."""
+    done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if done >= total:
         return
-    from rich.progress import Progress
-
-    with Progress(*Progress.get_default_columns(), "{task.fields[best]}", transient=False) as bar:
-        task = bar.add_task("search", total=remaining, best="")
+    stop = optuna.study.MaxTrialsCallback(total, states=(optuna.trial.TrialState.COMPLETE,))
+    with progress.task("search", total, done, unit="trial") as task:
+        best: list[float] = []
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            acc = trial.user_attrs.get("accuracy")
-            shown = f"last {trial.user_attrs.get('latency_ms', 0):.2f} ms" + (f", acc {acc:.3f}" if acc is not None else "")
-            bar.update(task, advance=1, best=shown)
+            if trial.state != optuna.trial.TrialState.COMPLETE:
+                return
+            acc, latency = trial.user_attrs.get("accuracy"), trial.user_attrs.get("latency_ms", 0.0)
+            if acc is not None and trial.user_attrs.get("evaluated") and latency <= objective.budget_ms:
+                best.append(acc)
+            shown = f"best {max(best):.4f}" if best else "nothing under the budget yet"
+            task.advance(note=f"{shown}; last {latency:.2f} ms" + (f", acc {acc:.4f}" if acc is not None else ""))
 
-        study.optimize(objective, n_trials=remaining, callbacks=[stop, advance])
+        study.optimize(objective, n_trials=total - done, callbacks=[stop, advance])
+
+
+def _retried_trials(study: optuna.Study) -> str | None:
+    """One line on failed trials (a stopped worker's are failed and retried), if any."""
+    failed = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))]
+    if not failed:
+        return None
+    shown = ", ".join(map(str, failed[:5])) + (", ..." if len(failed) > 5 else "")
+    return (f"{len(failed)} failed trial(s) ({shown}): a trial a stopped worker left running is marked failed "
+            f"and retried; --trials counts complete trials only")

@@ -26,10 +26,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from rich.progress import track
 from torch.utils.data import TensorDataset
 
 from quadnas.errors import QuadnasError
+from quadnas.progress import Progress
 
 BUNDLED = ("digits", "mnist5k")
 _SOURCES_HINT = "give digits, mnist5k, an image folder, a .npz file or a CIFAR-10 batches folder"
@@ -71,7 +71,7 @@ def load_dataset(
     val_fraction: float = 0.2,
     seed: int = 0,
     channels: int = 3,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> Dataset:
     """Load `source`, resize to `resolution`, split (stratified, seeded) and normalise.
 
@@ -143,7 +143,7 @@ def _check_class_sizes(images: _Images, val_fraction: float) -> None:
 
 # ---- sources ---------------------------------------------------------------
 def _read(
-    source: str, resolution: int, channels: int, progress: bool, digest: Any
+    source: str, resolution: int, channels: int, progress: Progress | None, digest: Any
 ) -> tuple[str, _Images]:
     """Dispatch on `source`; returns the dataset's short name and its images."""
     if source == "digits":
@@ -308,7 +308,7 @@ def _field(content: dict, key: str, path: Path) -> Any:
 
 
 def _read_folder(
-    path: Path, resolution: int, channels: int, progress: bool, digest: Any
+    path: Path, resolution: int, channels: int, progress: Progress | None, digest: Any
 ) -> _Images:
     """One subfolder per class (sorted names), images anywhere below it, read with Pillow."""
     class_dirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -326,10 +326,11 @@ def _read_folder(
         if file.suffix.lower() in readable and file.is_file() and not file.name.startswith(".")
     ]
     x = torch.empty((len(files), channels, resolution, resolution))
-    bar = track(files, description=f"loading {path.name}", disable=not progress)
-    for i, (file, _) in enumerate(bar):
-        x[i] = _to_tensor(_read_image(file)[None], channels, resolution, digest)[0]
-        digest.update(str(file.relative_to(path)).encode())
+    with (progress or Progress()).task(f"loading {path.name}", len(files), unit="image") as task:
+        for i, (file, _) in enumerate(files):
+            x[i] = _to_tensor(_read_image(file)[None], channels, resolution, digest)[0]
+            digest.update(str(file.relative_to(path)).encode())
+            task.advance()
     y = np.array([label for _, label in files], dtype=np.int64)
     return _Images(x, y, tuple(d.name for d in class_dirs))
 

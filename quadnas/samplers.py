@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Callable
 
+import numpy as np
 import optuna
 
 from quadnas.errors import QuadnasError
@@ -12,14 +13,40 @@ from quadnas.errors import QuadnasError
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+Admits = Callable[[dict[str, np.ndarray]], np.ndarray]  # candidates (param -> choice indices) -> fits
+
+
+class FeasibleTPESampler(optuna.samplers.TPESampler):
+    """TPE whose acquisition ranks only the candidates the latency predictor admits.
+
+    TPE draws `n_ei_candidates` candidates from its model of the good trials and keeps the
+    one of best expected improvement; here a candidate over the budget scores -inf first,
+    so the best feasible candidate wins (the best of all when none fits: the guided wrapper
+    then redraws). `admits` maps candidates, as choice indices per parameter, to a mask.
+    """
+
+    def __init__(self, admits: Admits, **kwargs):
+        super().__init__(**kwargs)
+        self._admits = admits
+
+    def _compute_acquisition_func(self, samples, mpe_below, mpe_above):  # noqa: ANN001, ANN202 (Optuna's)
+        values = super()._compute_acquisition_func(samples, mpe_below, mpe_above)
+        fits = self._admits(samples)
+        return np.where(fits, values, -np.inf) if fits.any() else values
+
+
+def make_sampler(name: str, seed: int, admits: Admits | None = None) -> optuna.samplers.BaseSampler:
+    """The named sampler; TPE weighs only candidates `admits` accepts, where given."""
     if name == "tpe":
         # A low prior weight keeps proposals near the good archs seen: on the vpu and gpu headline
         # budgets, 0.1 (vs the default 1.0) took feasible proposals from ~15% to ~50%. Optuna 5
         # deprecates the argument (removal in 6, hence `optuna<6` in pyproject).
+        settings = dict(seed=seed, multivariate=True, constant_liar=True, prior_weight=0.1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True, prior_weight=0.1)
+            if admits is None:
+                return optuna.samplers.TPESampler(**settings)
+            return FeasibleTPESampler(admits, **settings)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     if name == "gp":

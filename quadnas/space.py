@@ -216,25 +216,35 @@ class SearchSpace:
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
+    def scaled(self, width: float) -> "SearchSpace":
+        """The same space with every stage `width` times as wide (multiples of 8, at least 8).
+
+        Its archs are this space's archs; a supernet trained on it is a cheaper proxy
+        for ranking them (accuracy only: latency is always predicted at full width).
+        """
+        if width == 1:
+            return self
+        stages = [s.model_copy(update={"dim": max(8, round(s.dim * width / 8) * 8)}) for s in self.config.stages]
+        config = self.config.model_copy(update={"name": f"{self.name}-w{width:g}", "stages": stages})
+        return SearchSpace(config, self.source)
+
     # ---- architectures ---------------------------------------------------
     def parse(self, text: str) -> Arch:
-        """Parse `k3e2-k7e4-id-...`; errors name the bad token and what is allowed."""
+        """Parse `k3e2-k7e4-id-...`; errors name the bad token and what is allowed, then a wrong count."""
         tokens = [t.strip() for t in text.strip().split("-")]
-        if len(tokens) != self.num_blocks:
-            raise QuadnasError(
-                f"arch has {len(tokens)} tokens but space '{self.name}' has {self.num_blocks} "
-                f"searchable blocks (depths {self.depths}): give one token per block"
-            )
         allowed = {str(c): c for c in self.choices}
-        blocks = []
         for i, token in enumerate(tokens):
             if token not in allowed:
                 raise QuadnasError(
                     f"arch token {i + 1} '{token}' is not in space '{self.name}': "
                     f"use one of {', '.join(allowed)}"
                 )
-            blocks.append(allowed[token])
-        return Arch(tuple(blocks))
+        if len(tokens) != self.num_blocks:
+            raise QuadnasError(
+                f"arch has {len(tokens)} tokens but space '{self.name}' has {self.num_blocks} "
+                f"searchable blocks (depths {self.depths}): give one token per block"
+            )
+        return Arch(tuple(allowed[t] for t in tokens))
 
     def sample(self, rng: random.Random) -> Arch:
         """A uniformly random arch."""

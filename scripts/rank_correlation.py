@@ -16,6 +16,8 @@ the package's):
 - `fairnas`: strict fairness; per step a random permutation of the choices of every
   block, path m takes the m-th choice of each block, gradients of all paths are
   accumulated before one update (every choice of every block trained once per step).
+- `proxy-w0.5`, `proxy-w0.25`: `uniform` on a supernet half / a quarter as wide (what
+  `quadnas search` trains by default: `TrainConfig.for_search`), at a fraction of the cost.
 - `kernel-transform`: `uniform` with OFA's kernel transformation: a smaller kernel is
   the centre of the next larger (transformed) kernel times a learned k^2 x k^2 matrix,
   one per depthwise conv of a block and kernel size, shared by its channels.
@@ -345,6 +347,7 @@ class Method:
     trainer: type[SupernetTrainer]
     compute: float  # relative to uniform's path-epochs
     sandwich: bool = False
+    width: float = 1.0  # stage widths of the supernet as a fraction of the space's (a cheaper proxy)
 
 
 def methods(long_factor: float) -> dict[str, Method]:
@@ -355,13 +358,15 @@ def methods(long_factor: float) -> dict[str, Method]:
         "sandwich-labels": Method(SandwichTrainer, 1.0, sandwich=True),
         "fairnas": Method(FairNASTrainer, 1.0),
         "kernel-transform": Method(KernelTransformTrainer, 1.0),
+        "proxy-w0.5": Method(UniformTrainer, 1.0, width=0.5),
+        "proxy-w0.25": Method(UniformTrainer, 1.0, width=0.25),
     }
 
 
 def train_supernet_method(method: Method, space: SearchSpace, data: Dataset, recipe: Recipe,
                           epochs: float) -> tuple[nn.Module, int, int]:
     """A supernet trained by `method` for `epochs` path-epochs times its compute: (model in eval mode, steps, paths)."""
-    config = recipe.train_config().model_copy(update={"sandwich": method.sandwich})
+    config = recipe.train_config().model_copy(update={"sandwich": method.sandwich, "width": method.width})
     paths = method.trainer.paths_per_step(space, config)
     steps = recipe.steps(epochs * method.compute / paths)
     config = config.model_copy(update={"epochs": 1, "warmup_epochs": recipe.warmup_fraction})
@@ -478,7 +483,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="spread the archs only up to this latency on --device (default: the whole range)")
     parser.add_argument("--archs", type=int, help="number of archs (default 12; 5 with --quick)")
     parser.add_argument("--methods", help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
-                                          "kernel-transform (default uniform; uniform,fairnas with --quick)")
+                                          "kernel-transform,proxy-w0.5,proxy-w0.25 "
+                                          "(default uniform; uniform,fairnas with --quick)")
     parser.add_argument("--supernet-epochs", type=float, help="path-epochs per method (default 4)")
     parser.add_argument("--standalone-epochs", type=float, help="epochs per stand-alone arch (default 2)")
     parser.add_argument("--long-factor", type=float, default=2.0, help="compute of `long` relative to uniform")

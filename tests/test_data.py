@@ -207,7 +207,7 @@ def test_fingerprint_changes(tmp_path, digits):
 # ---- image folder ------------------------------------------------------------
 def test_image_folder(tmp_path):
     root = write_image_folder(tmp_path / "pets")
-    data = load_dataset(str(root), val_fraction=0.25, progress=True)
+    data = load_dataset(str(root), val_fraction=0.25)
     assert data.name == "pets" and data.classes == ("cat", "dog", "emu")
     assert Counter(labels(data.train)) + Counter(labels(data.val)) == {0: 4, 1: 4, 2: 5}
     pixels = raw_pixels(data)

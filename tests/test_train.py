@@ -29,7 +29,7 @@ def small_digits():
 
 
 def train(space, data, path, **overrides):
-    return train_supernet(space, data, TrainConfig(**{**FAST, **overrides}), path, progress=False)
+    return train_supernet(space, data, TrainConfig(**{**FAST, **overrides}), path)
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -52,7 +52,7 @@ class Interrupted(Exception):
 
 def test_resume_gives_bit_identical_weights(tiny_space, small_digits, tmp_path):
     config = TrainConfig(**{**FAST, "epochs": 3})
-    uninterrupted = train_supernet(tiny_space, small_digits, config, tmp_path / "full.pt", progress=False)
+    uninterrupted = train_supernet(tiny_space, small_digits, config, tmp_path / "full.pt")
 
     def stop_after_first(stats):
         if stats.epoch == 1:
@@ -60,11 +60,11 @@ def test_resume_gives_bit_identical_weights(tiny_space, small_digits, tmp_path):
 
     path = tmp_path / "cut.pt"
     with pytest.raises(Interrupted):
-        train_supernet(tiny_space, small_digits, config, path, progress=False, on_epoch=stop_after_first)
+        train_supernet(tiny_space, small_digits, config, path, on_epoch=stop_after_first)
     assert load_checkpoint(path, tiny_space)[1].epoch == 1
     epochs_run = []
     resumed = train_supernet(
-        tiny_space, small_digits, config, path, resume=True, progress=False,
+        tiny_space, small_digits, config, path, resume=True,
         on_epoch=lambda s: epochs_run.append(s.epoch),
     )
     assert epochs_run == [2, 3]
@@ -73,12 +73,53 @@ def test_resume_gives_bit_identical_weights(tiny_space, small_digits, tmp_path):
     assert meta.finished and meta.epoch == 3
 
 
+def test_finished_checkpoint_keeps_weights_only_and_an_unfinished_one_can_resume(tiny_space, small_digits,
+                                                                                  tmp_path):
+    from quadnas.supernet.checkpoint import read_checkpoint
+
+    config = TrainConfig(**{**FAST, "epochs": 2})
+    path = tmp_path / "w.pt"
+
+    def stop_after_first(stats):
+        if stats.epoch == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_supernet(tiny_space, small_digits, config, path, on_epoch=stop_after_first)
+    assert set(read_checkpoint(path)["training"]) == {"optimizer", "scheduler", "rng"}
+    resumed = train_supernet(tiny_space, small_digits, config, path, resume=True)
+    assert read_checkpoint(path)["training"] == {}
+    again = train_supernet(tiny_space, small_digits, config, path, resume=True)  # finished: loaded as it is
+    assert_same_weights(resumed.state_dict(), again.state_dict())
+
+
+def test_a_proxy_supernet_is_narrower_and_its_subnets_match_it(tiny_space, small_digits, tmp_path):
+    path = tmp_path / "proxy.pt"
+    proxy = train(tiny_space, small_digits, path, epochs=1, width=0.5)
+    full = SupernetTrainer(tiny_space, 10, TrainConfig(**FAST), steps_per_epoch=1).model
+    assert sum(p.numel() for p in proxy.parameters()) < 0.4 * sum(p.numel() for p in full.parameters())
+    loaded, meta = load_checkpoint(path, tiny_space)
+    assert meta.config["width"] == 0.5 and loaded.net_space.dims == tiny_space.scaled(0.5).dims
+    x = small_digits.val.tensors[0][:4]
+    arch = tiny_space.largest()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, arch), loaded.extract(arch)(x), atol=1e-5)
+
+
+def test_scaled_space_keeps_the_archs_and_shrinks_the_widths(tiny_space):
+    half = tiny_space.scaled(0.5)
+    assert half.choices == tiny_space.choices and half.depths == tiny_space.depths
+    assert all(d % 8 == 0 and d >= 8 for d in half.dims) and half.dims != tiny_space.dims
+    assert half.parse(str(tiny_space.largest())) == tiny_space.largest()
+    assert tiny_space.scaled(1.0) is tiny_space
+
+
 def test_resume_with_other_settings_is_refused(tiny_space, small_digits, tmp_path):
     path = tmp_path / "s.pt"
     train(tiny_space, small_digits, path, epochs=1)
     with pytest.raises(QuadnasError, match=r"different settings \(lr=0.003\)"):
         train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1, "lr": 1e-3}), path,
-                       resume=True, progress=False)
+                       resume=True)
 
 
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
@@ -164,8 +205,7 @@ data = load_dataset("digits", resolution=32)
 (xt, yt) = data.train.tensors
 data = replace(data, train=TensorDataset(xt[:128], yt[:128]))
 out = sys.argv[1]
-model = train_supernet(SearchSpace.load("tiny"), data, TrainConfig(epochs=1, batch_size=32), out + "/ckpt.pt",
-                       progress=False)
+model = train_supernet(SearchSpace.load("tiny"), data, TrainConfig(epochs=1, batch_size=32), out + "/ckpt.pt")
 torch.save(model.state_dict(), f"{out}/rank{world_rank()[0]}.pt")
 """
 
@@ -192,7 +232,7 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
     xt, yt = data.train.tensors
     data = replace(data, train=TensorDataset(xt[:128], yt[:128]))
     alone = train_supernet(SearchSpace.load("tiny"), data, TrainConfig(epochs=1, batch_size=32),
-                           tmp_path / "alone.pt", progress=False).state_dict()
+                           tmp_path / "alone.pt").state_dict()
     for name, value in alone.items():
         torch.testing.assert_close(rank0[name], value, rtol=0, atol=1e-4, msg=name)
 
@@ -242,7 +282,7 @@ def test_cli_refuses_to_overwrite_without_resume(tmp_path, capsys):
 def test_explicit_cpu_device_trains_like_the_default(tiny_space, small_digits, tmp_path):
     default = train(tiny_space, small_digits, tmp_path / "a.pt", epochs=1)
     explicit = train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), tmp_path / "b.pt",
-                              progress=False, device="cpu")
+                              device="cpu")
     assert_same_weights(default.state_dict(), explicit.state_dict())
 
 
@@ -253,7 +293,7 @@ def test_cuda_training_evaluates_and_loads_on_cpu(tiny_space, small_digits, tmp_
 
     path = tmp_path / "cuda.pt"
     model = train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), path,
-                           progress=False, device="cuda")
+                           device="cuda")
     assert next(model.parameters()).is_cuda
     assert 0.0 <= Evaluator(model, small_digits).accuracy(tiny_space.largest()) <= 1.0  # data stays on the CPU
     loaded, _ = load_checkpoint(path, tiny_space)
@@ -266,5 +306,5 @@ def test_cuda_is_refused_under_several_processes(tiny_space, small_digits, tmp_p
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(QuadnasError, match="several training processes run on the CPU only"):
-        train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt", progress=False,
+        train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt",
                        device="cuda")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 
 from rich.markup import escape
 
 from quadnas import __version__
 from quadnas.cli.common import err_console
+from quadnas.cli.progress import log_to
 from quadnas.errors import QuadnasError
 
 EXIT_USER_ERROR = 2
@@ -31,8 +33,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LATENCY_FLAGS = ("--budget",)
+_NUMBER = re.compile(r"-?[0-9]*\.?[0-9]+(?:e[-+]?\d+)?", re.IGNORECASE)
+_UNIT = re.compile(r"ms|s|us|µs", re.IGNORECASE)
+
+
+def join_latency_words(argv: list[str]) -> list[str]:
+    """`--budget -5ms` and `--budget 30 ms` as argparse cannot read them: `--budget=-5ms`, `--budget=30ms`.
+
+    argparse takes `-5ms` for an option and `ms` for a stray argument; joined, the budget
+    parser reads the value or gives its own one-line error (a negative budget).
+    """
+    out, i = [], 0
+    while i < len(argv):
+        word, i = argv[i], i + 1
+        if word in LATENCY_FLAGS and i < len(argv) and not argv[i].startswith("--"):
+            value, i = argv[i], i + 1
+            if i < len(argv) and _NUMBER.fullmatch(value) and _UNIT.fullmatch(argv[i]):
+                value, i = value + argv[i], i + 1
+            word = f"{word}={value}"
+        out.append(word)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_latency_words(sys.argv[1:] if argv is None else argv))
+    log_to(err_console)
     try:
         return args.func(args) or 0
     except QuadnasError as e:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from quadnas.cli.common import console, positive_int
+from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.progress import progress_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,11 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import optuna
     from rich.table import Table
 
     from quadnas.controller import MODES, SearchConfig, search
-    from quadnas.samplers import SAMPLERS
     from quadnas.errors import QuadnasError
+    from quadnas.samplers import SAMPLERS
 
     if args.mode and args.mode not in MODES:
         raise QuadnasError(f"unknown mode '{args.mode}': use one of {', '.join(MODES)}")
@@ -48,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
         raise QuadnasError(f"unknown sampler '{args.sampler}': use one of {', '.join(SAMPLERS)}")
     overrides = {k: getattr(args, k) for k in SearchConfig.model_fields if hasattr(args, k)}
     config = SearchConfig.from_sources(args.config, overrides)
-    result = search(config, progress=True, notify=lambda note: console.print(f"[yellow]note:[/] {note}"))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says what Optuna's log would
+    result = search(config, progress=progress_for(err_console))
 
-    console.print(f"study [bold]{result.study.study_name}[/]: {len(result.study.get_trials(deepcopy=False))} trials, "
-                  f"budget {result.budget_ms:g} ms on {config.device}, results in {result.run_dir}/")
+    complete = len(result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    console.print(f"study [bold]{result.study.study_name}[/]: {complete} complete trials, "
+                  f"budget {result.budget_ms:g} ms on {config.device}, results in {result.run_dir}/", soft_wrap=True)
     if result.best is None:
         console.print("[bold red]no arch under the budget was found[/]; the fastest proposals were:")
         shown = result.closest
@@ -59,14 +63,23 @@ def run(args: argparse.Namespace) -> int:
         shown = result.ranked[: args.top]
     table = Table(title="best architectures under the budget" if result.best else "closest architectures")
     for column in ("#", "arch", "accuracy", "latency", "of budget", "trial"):
-        table.add_column(column, justify="left" if column == "arch" else "right", overflow="fold",
-                         no_wrap=column != "arch")
+        table.add_column(column, justify="left" if column == "arch" else "right", no_wrap=True)
+    per_line = max(2, (console.width - 50) // 5)  # tokens of up to 4 characters and a dash
     for i, c in enumerate(shown, 1):
         acc = "not evaluated" if c.accuracy is None else f"{c.accuracy:.4f}"
-        table.add_row(str(i), c.arch, acc, f"{c.latency_ms:.2f} ms", f"{c.latency_ms / result.budget_ms:.0%}", str(c.trial))
+        table.add_row(str(i), wrap_arch(c.arch, per_line), acc, f"{c.latency_ms:.2f} ms",
+                      f"{c.latency_ms / result.budget_ms:.0%}", str(c.trial))
     console.print(table)
+    if result.best is not None:
+        console.print(f"best arch: {result.best.arch}", highlight=False, soft_wrap=True)
     if config.mode == "pareto" and result.pareto:
         console.print(f"Pareto front: {len(result.pareto)} archs, from {result.pareto[0].latency_ms:.2f} ms "
                       f"(acc {result.pareto[0].accuracy:.4f}) to {result.pareto[-1].latency_ms:.2f} ms "
                       f"(acc {result.pareto[-1].accuracy:.4f}); see pareto.csv")
     return 0 if result.best else 1
+
+
+def wrap_arch(arch: str, per_line: int) -> str:
+    """`arch` on lines of `per_line` tokens, broken only after a dash (a token is never cut)."""
+    tokens = arch.split("-")
+    return "-\n".join("-".join(tokens[i:i + per_line]) for i in range(0, len(tokens), per_line))

@@ -11,13 +11,14 @@ import random
 from pydantic import ValidationError
 from rich.table import Table
 
-from quadnas.cli.common import console, positive_int
+from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.progress import progress_for
 from quadnas.accelerator import torch_device
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.evaluate import Evaluator
 from quadnas.space import SearchSpace
-from quadnas.supernet.checkpoint import default_checkpoint_path
+from quadnas.supernet.checkpoint import check_writable, default_checkpoint_path
 from quadnas.supernet.train import EpochStats, TrainConfig, is_main_process, train_supernet
 
 
@@ -54,13 +55,16 @@ def run(args: argparse.Namespace) -> int:
     space.check_resolution(args.resolution)
     torch_device(args.train_device)  # before the data loads
     config = train_config(args)
+    if args.out:
+        check_writable(args.out)  # before the data loads
     main = is_main_process()
+    progress = progress_for(err_console) if main else None
     dataset = load_dataset(
         args.data, resolution=config.resolution, val_fraction=config.val_fraction,
-        channels=space.config.in_channels, progress=main,
+        channels=space.config.in_channels, progress=progress,
     )
     out = args.out or default_checkpoint_path(space, dataset)
-    supernet = train_supernet(space, dataset, config, out, resume=args.resume, progress=main,
+    supernet = train_supernet(space, dataset, config, out, resume=args.resume, progress=progress,
                               on_epoch=print_epoch if main else None, device=args.train_device)
     if not main:
         return 0

@@ -197,7 +197,8 @@ def supernet_from_state(path: str | Path, state: dict[str, Any], space: SearchSp
     """`load_checkpoint` for a checkpoint dictionary already read from `path`."""
     meta = meta_of(path, state)
     check_space(meta, space)
-    model = Supernet(space, meta.dataset.num_classes, memory_efficient=bool(meta.config["memory_efficient"]))
+    model = Supernet(space, meta.dataset.num_classes, memory_efficient=bool(meta.config["memory_efficient"]),
+                     width=float(meta.config.get("width", 1.0)))
     model.load_state_dict(state["model"])
     return model.eval(), meta
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
+
+from filelock import FileLock, Timeout
 
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset
+from quadnas.progress import Progress
 from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import (
     check_data,
@@ -22,17 +25,30 @@ from quadnas.supernet.checkpoint import (
 from quadnas.supernet.supernet import Supernet
 from quadnas.supernet.train import TrainConfig, train_supernet
 
+LOCK_NOTE_S = 30.0  # while waiting for another worker's lock, say so this often
+
 
 @contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock, so workers started together train the cached supernet once."""
+def file_lock(path: Path, progress: Progress) -> Iterator[None]:
+    """An exclusive lock, so workers started together train the cached supernet once.
+
+    Waiting for a lock another process holds is reported at once and every 30 s.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = FileLock(path)
+    began, timeout = time.monotonic(), 0.0
+    while True:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            lock.acquire(timeout=timeout)
+            break
+        except Timeout:
+            progress.note(f"waiting for another process that trains this supernet "
+                          f"({time.monotonic() - began:.0f} s so far; lock {path})")
+            timeout = LOCK_NOTE_S
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def provide_supernet(
@@ -40,8 +56,7 @@ def provide_supernet(
     dataset: Dataset,
     checkpoint: str | Path | None,
     epochs: int | None,
-    progress: bool,
-    notify: Callable[[str], None],
+    progress: Progress | None = None,
     device: str = "cpu",
 ) -> tuple[Supernet, Path]:
     """Load `checkpoint`, or the cache for (space, data), training (or finishing) it first on `device`;
@@ -54,15 +69,16 @@ def provide_supernet(
     if epochs is not None:
         config = config.model_copy(update={"epochs": epochs})
     path = cache_path(space, dataset, config)
-    with file_lock(path.with_suffix(".lock")):
-        state = read_checkpoint(path) if path.exists() else None  # read once: the cache is ~100s of MB
+    progress = progress or Progress()
+    with file_lock(path.with_suffix(".lock"), progress):
+        state = read_checkpoint(path) if path.exists() else None  # read once
         if state is not None and meta_of(path, state).finished:
             supernet, _ = supernet_from_state(path, state, space)
             return supernet.to(torch_device(device)), path
         verb = "finishing" if state is not None else "training"
         del state
-        notify(f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
-               f"cached at {path}, so the next search starts at once")
+        progress.note(f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
+                      f"cached at {path}, so the next search starts at once")
         supernet = train_supernet(space, dataset, config, path, resume=verb == "finishing", progress=progress,
                                   device=device)
     return supernet, path

@@ -12,14 +12,19 @@ from quadnas.supernet.elastic import ElasticQuadraBlock
 
 
 class Supernet(nn.Module):
-    """Every arch of `space` in one network; subnets inherit its weights."""
+    """Every arch of `space` in one network; subnets inherit its weights.
+
+    `width` < 1 builds a proxy: every stage that fraction as wide (`SearchSpace.scaled`),
+    which ranks the same archs at a fraction of the cost; its subnets are proxy-width networks.
+    """
 
     def __init__(self, space: SearchSpace, num_classes: int, memory_efficient: bool = True,
-                 layer_scale_init: float = LAYER_SCALE_INIT):
+                 layer_scale_init: float = LAYER_SCALE_INIT, width: float = 1.0):
         super().__init__()
-        self.space, self.num_classes = space, num_classes
+        self.space, self.num_classes, self.width = space, num_classes, width
+        self.net_space = space.scaled(width)
         self.stage_of = space.stage_of_block()
-        dims = space.dims
+        dims = self.net_space.dims
         self.stem = Stem(space.config.in_channels, dims[0], space.config.stem_patch)
         self.downsamples = nn.ModuleList(Downsample(dims[i - 1], dims[i]) for i in range(1, len(dims)))
         self.blocks = nn.ModuleList(
@@ -44,13 +49,13 @@ class Supernet(nn.Module):
 
     @torch.no_grad()
     def extract(self, arch: Arch) -> QuadraNet:
-        """A standalone `QuadraNet` of `arch` with the supernet's weights copied in."""
-        net = QuadraNet(self.space, arch, self.num_classes)
+        """A standalone `QuadraNet` of `arch` (at the supernet's width) with the supernet's weights copied in."""
+        net = QuadraNet(self.net_space, arch, self.num_classes)
         net.stem.load_state_dict(self.stem.state_dict())
         net.downsamples.load_state_dict(self.downsamples.state_dict())
         net.head.load_state_dict(self.head.state_dict())
         blocks = iter(self.blocks)
-        for stage, choices in zip(net.stages, self.space.stages_of(arch)):
+        for stage, choices in zip(net.stages, self.net_space.stages_of(arch)):
             targets = iter(stage)
             for choice in choices:
                 source = next(blocks)

@@ -14,7 +14,7 @@ parameters the shared arch used, instead of DDP: DDP would need
 `find_unused_parameters=True` (a graph walk per step, with a used set that changes
 every step), whereas the manual reduction is simple, deterministic and keeps the
 exact single-process semantics (unused parameters get no gradient, so AdamW leaves
-them alone). Only rank 0 writes checkpoints and shows progress.
+them alone). Only rank 0 writes checkpoints and reports progress.
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from quadnas.accelerator import torch_device
 from quadnas.errors import QuadnasError
+from quadnas.progress import Progress, ProgressEvent, Task
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import (
     DatasetInfo,
@@ -47,6 +46,7 @@ from quadnas.supernet.checkpoint import (
     meta_of,
     read_checkpoint,
     save_checkpoint,
+    supernet_from_state,
 )
 from quadnas.supernet.supernet import Supernet
 
@@ -74,16 +74,20 @@ class TrainConfig(BaseModel):
     layer_scale_init: float = Field(default=0.1, gt=0, description="initial layer scale of every block")
     resolution: int = Field(default=32, gt=0)
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    width: float = Field(default=1.0, gt=0, le=1, description="stage widths as a fraction of the space's (proxy)")
 
     @classmethod
     def for_search(cls, **overrides: Any) -> "TrainConfig":
-        """The short recipe `quadnas search` trains with on first run.
+        """The recipe `quadnas search` trains its cached supernet with on first run.
 
-        Sized for a whole first search within 5 minutes on 2 cores: on digits at 32x32 the
-        largest subnet of quadranet-t passes 90% validation accuracy after 2 epochs, and
-        6 leave the rest of the budget to evaluating architectures.
+        A proxy a quarter as wide as the space (`SearchSpace.scaled`): it ranks the same
+        archs at about 1/8 of the training and evaluation cost of the full width, so a
+        first search on mnist5k (4,000 training and 1,000 validation images at 32 px)
+        trains and evaluates in about a minute on 2 cores; what the proxy costs in ranking
+        quality is in docs/benchmarks.md. At 32 px memory is no concern, so nothing is
+        recomputed in backward.
         """
-        return cls(**{"epochs": 6, **overrides})
+        return cls(**{"epochs": 6, "width": 0.25, "memory_efficient": False, **overrides})
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,8 @@ class SupernetTrainer:
         self.space, self.config, self.steps_per_epoch = space, config, steps_per_epoch
         self.rank, self.world = world_rank()
         torch.manual_seed(config.seed)
-        self.model = Supernet(space, num_classes, config.memory_efficient, config.layer_scale_init).train()
+        self.model = Supernet(space, num_classes, config.memory_efficient, config.layer_scale_init,
+                              config.width).train()
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, fused=True)
         total = config.epochs * steps_per_epoch
         warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
@@ -232,7 +237,7 @@ def train_supernet(
     config: TrainConfig,
     checkpoint_path: str | Path,
     resume: bool = False,
-    progress: bool = True,
+    progress: Progress | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
     device: str | torch.device = "cpu",
 ) -> Supernet:
@@ -240,9 +245,11 @@ def train_supernet(
 
     An existing checkpoint is refused unless `resume`; with `resume` training continues
     from its last finished epoch (a finished checkpoint is simply loaded). `on_epoch`
-    is called on rank 0 after each epoch's checkpoint is written. `device` ('cpu',
-    'cuda', 'cuda:N') holds the model and the data; the checkpoint loads anywhere.
-    Returns the model in eval mode, on `device`.
+    is called on rank 0 after each epoch's checkpoint is written; `progress` (rank 0)
+    reports every step. The last epoch's checkpoint keeps the weights only: optimizer and
+    RNG states serve to resume unfinished training and are dropped once it is done.
+    `device` ('cpu', 'cuda', 'cuda:N') holds the model and the data; the checkpoint loads
+    anywhere. Returns the model in eval mode, on `device`.
     """
     device = torch_device(device)
     if device.type == "cuda" and world_rank()[1] > 1:
@@ -251,6 +258,9 @@ def train_supernet(
     path = check_writable(checkpoint_path)  # before any epoch is spent
     _check_data(space, dataset, config)
     saved = _saved_state(path, resume, space, dataset, config)
+    if saved is not None and int(saved["epoch"]) >= config.epochs:
+        supernet, _ = supernet_from_state(path, saved, space)
+        return supernet.to(device)
     x_train, y_train = (t.to(device) for t in dataset.train.tensors)
     steps = steps_per_epoch(len(y_train), config.batch_size)
     global_batch = min(config.batch_size, len(y_train))
@@ -266,20 +276,22 @@ def train_supernet(
             trainer.load_state_dict(saved["model"], saved["training"])
             start = int(saved["epoch"])
         info = DatasetInfo.of(dataset)
-        show = progress and trainer.rank == 0
-        bar = stack.enter_context(_progress_bar(show, config.epochs * steps, start * steps))
+        reporter = (progress or Progress()) if trainer.rank == 0 else _Silent()
+        what = f"training supernet ({config.epochs} epochs of {steps} steps)"
+        task = stack.enter_context(reporter.task(what, config.epochs * steps, start * steps))
         for epoch in range(start, config.epochs):
-            stats = _train_epoch(trainer, x_train, y_train, global_batch, epoch, bar)
+            stats = _train_epoch(trainer, x_train, y_train, global_batch, epoch, task)
             if trainer.rank == 0:
-                state = checkpoint_state(trainer.model, info, config.model_dump(), epoch + 1, trainer.state_dict())
-                save_checkpoint(path, state)
+                finished = epoch + 1 == config.epochs
+                training = {} if finished else trainer.state_dict()
+                save_checkpoint(path, checkpoint_state(trainer.model, info, config.model_dump(), epoch + 1, training))
                 if on_epoch is not None:
                     on_epoch(stats)
     return trainer.model.eval()
 
 
 def _train_epoch(
-    trainer: SupernetTrainer, x: torch.Tensor, y: torch.Tensor, global_batch: int, epoch: int, bar: "_Bar"
+    trainer: SupernetTrainer, x: torch.Tensor, y: torch.Tensor, global_batch: int, epoch: int, task: Task
 ) -> EpochStats:
     """One pass over the training split; loss and accuracy summed over all ranks."""
     began, epochs = time.perf_counter(), trainer.config.epochs
@@ -287,7 +299,8 @@ def _train_epoch(
     for indices in trainer.epoch_batches(len(y)):
         indices = indices.to(x.device)
         totals += torch.tensor(trainer.step(x[indices], y[indices], global_batch), dtype=torch.float64)
-        bar.advance(float(totals[0] / totals[2]), float(totals[1] / totals[2]), epoch + 1, epochs)
+        task.advance(note=f"epoch {epoch + 1}/{epochs}, loss {float(totals[0] / totals[2]):.3f}, "
+                          f"acc {float(totals[1] / totals[2]):.1%}")
     if trainer.world > 1:
         dist.all_reduce(totals)
     return EpochStats(
@@ -365,33 +378,12 @@ def _process_group() -> Iterator[None]:
             dist.destroy_process_group()
 
 
-class _Bar:
-    """A rich progress bar over all steps, showing the running loss and accuracy."""
+class _Silent(Progress):
+    """What ranks other than 0 report: nothing."""
 
-    def __init__(self, progress: Progress | None, total: int, done: int):
-        self.progress = progress
-        if progress is not None:
-            self.task = progress.add_task("epoch", total=total, completed=done, loss=float("nan"), acc=float("nan"))
+    def show(self, event: ProgressEvent) -> None:
+        pass
 
-    def advance(self, loss: float, accuracy: float, epoch: int, epochs: int) -> None:
-        if self.progress is not None:
-            self.progress.update(
-                self.task, advance=1, description=f"epoch {epoch}/{epochs}", loss=loss, acc=accuracy
-            )
-
-
-@contextmanager
-def _progress_bar(show: bool, total: int, done: int) -> Iterator[_Bar]:
-    if not show:
-        yield _Bar(None, total, done)
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        yield _Bar(progress, total, done)
+    @contextmanager
+    def task(self, what: str, total: int, done: int = 0, unit: str = "step") -> Iterator[Task]:
+        yield Task(self, what, total, done, unit)

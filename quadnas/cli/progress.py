@@ -1,0 +1,67 @@
+"""How the command line shows the library's progress: a rich bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.markup import escape
+
+from quadnas.progress import Progress, Task, logger
+
+
+class _BarTask(Task):
+    """A task drawn as one rich progress bar."""
+
+    def __init__(self, bar, task_id, progress: Progress, what: str, total: int, done: int, unit: str):
+        super().__init__(progress, what, total, done, unit)
+        self.bar, self.task_id = bar, task_id
+
+    def advance(self, n: int = 1, note: str = "") -> None:
+        self.done += n
+        self.bar.update(self.task_id, advance=n, note=note)
+
+
+class RichProgress(Progress):
+    """Progress bars and notes on a terminal (stderr)."""
+
+    def __init__(self, console: Console):
+        super().__init__()
+        self.console = console
+
+    @contextmanager
+    def task(self, what: str, total: int, done: int = 0, unit: str = "step") -> Iterator[Task]:
+        from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+        from rich.progress import Progress as Bars
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
+        with Bars(*columns, console=self.console) as bar:
+            task_id = bar.add_task(what, total=total, completed=done, note="")
+            yield _BarTask(bar, task_id, self, what, total, done, unit)
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def progress_for(console: Console) -> Progress:
+    """Rich bars when `console` is a terminal; otherwise plain lines (every ~10 % or 30 s) via logging."""
+    return RichProgress(console) if console.is_terminal else Progress()
+
+
+def log_to(console: Console, level: int = logging.INFO) -> None:
+    """Send the `quadnas` logger's records to `console`: rich on a terminal, plain lines otherwise."""
+    if console.is_terminal:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=console, show_time=False, show_path=False,
+                                               show_level=False, markup=False)
+    else:
+        handler = logging.StreamHandler(console.file)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
