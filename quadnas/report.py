@@ -6,15 +6,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-
-from quadnas import __version__  # noqa: E402
-from quadnas.supernet.checkpoint import checkpoint_hash  # noqa: E402
+from quadnas import __version__
+from quadnas.supernet.checkpoint import checkpoint_hash
 
 if TYPE_CHECKING:
     from quadnas.controller import Candidate, SearchResult
@@ -72,26 +69,35 @@ def best_record(result: "SearchResult", predictor: "LatencyPredictor", breakdown
 
 
 def pareto_plot(result: "SearchResult", path: Path) -> None:
-    """Accuracy vs predicted latency: feasible and infeasible trials, the front, the budget line."""
-    from quadnas.controller import candidates
+    """Write `pareto_figure(result)` to `path`."""
+    pareto_figure(result).savefig(path)
 
-    items = [c for c in candidates(result.study) if c.accuracy is not None]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+
+def pareto_figure(result: "SearchResult") -> Figure:
+    """Accuracy vs predicted latency: feasible and infeasible trials, the front, the budget line.
+
+    The legend sits beside the axes, so it never hides a point, and lists only what is drawn.
+    """
+    items = [c for c in result.candidates if c.accuracy is not None]
+    fig = Figure(figsize=(8.5, 4.5), dpi=120, layout="constrained")
+    ax = fig.subplots()
     for feasible, colour, label in ((True, "tab:blue", "within budget"), (False, "tab:red", "over budget")):
         group = [c for c in items if c.feasible(result.budget_ms) == feasible]
-        ax.scatter([c.latency_ms for c in group], [c.accuracy for c in group], s=14, c=colour, alpha=0.6, label=label)
+        if group:
+            ax.scatter([c.latency_ms for c in group], [c.accuracy for c in group], s=14, c=colour, alpha=0.6,
+                       label=label)
     front = result.pareto
-    ax.step([c.latency_ms for c in front], [c.accuracy for c in front], where="post", c="k", lw=1, label="Pareto front")
+    if front:
+        ax.step([c.latency_ms for c in front], [c.accuracy for c in front], where="post", c="k", lw=1,
+                label="Pareto front")
     ax.axvline(result.budget_ms, c="tab:green", ls="--", label=f"budget {result.budget_ms:g} ms")
     if result.best:
         _mark(ax, result.best)
     ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
     ax.set_ylabel("validation accuracy (inherited weights)")
-    ax.set_title(f"{result.study.study_name}: {len(result.study.get_trials(deepcopy=False))} trials")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    ax.set_title(f"{result.study.study_name}: {len(result.candidates)} trials")
+    fig.legend(loc="outside right upper", fontsize=8)
+    return fig
 
 
 OP_COLOURS = {"stem": "tab:gray", "quadra_block": "tab:blue", "downsample": "tab:orange", "head": "tab:purple",
@@ -101,7 +107,8 @@ OP_COLOURS = {"stem": "tab:gray", "quadra_block": "tab:blue", "downsample": "tab
 def breakdown_plot(result: "SearchResult", breakdown: pd.DataFrame, table_device: str, path: Path) -> None:
     """Where the best arch spends its predicted latency (`breakdown`): one bar per op it runs, in network order."""
     kinds = [op.split()[0] for op in breakdown.op]
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(breakdown) + 1.6), dpi=120)
+    fig = Figure(figsize=(8, 0.28 * len(breakdown) + 1.6), dpi=120, layout="tight")
+    ax = fig.subplots()
     y = range(len(breakdown))[::-1]
     ax.barh(list(y), breakdown.ms, color=[OP_COLOURS.get(k, "tab:gray") for k in kinds])
     ax.set_yticks(list(y), breakdown.op, fontsize=7)
@@ -111,9 +118,7 @@ def breakdown_plot(result: "SearchResult", breakdown: pd.DataFrame, table_device
     ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
     ax.set_title(f"{result.best.arch}\n{result.best.latency_ms:.3g} ms of the {result.budget_ms:g} ms budget "
                  f"({result.best.latency_ms / result.budget_ms:.0%}), table {table_device}", fontsize=8)
-    fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _mark(ax, best: "Candidate") -> None:

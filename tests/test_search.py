@@ -334,3 +334,13 @@ def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, table_pat
     study.set_user_attr("device", config.device)  # the creator has written one setting so far
     result = search(config.model_copy(update={"storage": storage}))
     assert result.study.user_attrs["budget_ms"] == pytest.approx(result.budget_ms)
+
+
+def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(tmp_path, table_path, checkpoint, budget):
+    from quadnas.report import pareto_figure
+
+    result = search(_config(tmp_path, table_path, checkpoint, budget, trials=6, sampler="tpe"))
+    fig = pareto_figure(result)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "over budget" not in labels and "within budget" in labels  # constrained: over-budget never evaluated
+    assert not fig.axes[0].get_legend()  # the legend is the figure's, outside the axes
