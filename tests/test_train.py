@@ -308,3 +308,18 @@ def test_cuda_is_refused_under_several_processes(tiny_space, small_digits, tmp_p
     with pytest.raises(QuadnasError, match="several training processes run on the CPU only"):
         train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt",
                        device="cuda")
+
+
+def test_cache_lists_and_clears_cached_supernets(tiny_space, small_digits, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = Path("runs/supernets")
+    train(tiny_space, small_digits, folder / "a.pt", epochs=1)
+    train(tiny_space, small_digits, folder / "b.pt", epochs=1, width=0.5)
+    (folder / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(["cache", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("a.pt", "b.pt", "junk.pt", "unreadable")) and "0.5" in listed
+    assert main(["cache", "clear", "nope.pt"]) == 2
+    assert main(["cache", "clear", "a.pt"]) == 0
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["b.pt", "junk.pt"]
+    assert main(["cache", "clear"]) == 0 and not list(folder.glob("*.pt"))
