@@ -4,9 +4,11 @@
 the network with weights inherited from the supernet checkpoint (or freshly
 initialised, for latency work) and what a deployment needs to know about it.
 `finetune` trains it stand-alone. `export_model` writes one format plus a YAML
-sidecar, after checking the written file against PyTorch on random inputs (batch 1
-and 3). `load` rebuilds a PyTorch export; `verify_latency` times an export on a local
-runtime and compares it with the latency table's prediction and the budget.
+sidecar named after the whole file (`model.onnx` -> `model.onnx.yaml`, so exports that
+share a stem keep their own), after checking the written file against PyTorch on random
+inputs (batch 1 and 3). `load` rebuilds a PyTorch export; `verify_latency` times an
+export on a local runtime and compares it with the latency table's prediction and the
+budget, which it gates only on the host and runtime the table was measured with.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 import yaml
-from rich.progress import Progress
 from torch import nn
 
 import quadnas
@@ -31,10 +32,12 @@ from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.latency.backends import ONNX_OPSET, Backend, get_backend
 from quadnas.latency.devices import load_device_table
+from quadnas.latency.host import foreign_host_note
 from quadnas.latency.kit_runner import Schedule, TimedSession, measure_interleaved
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable, TableMeta
 from quadnas.nn import QuadraNet
+from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import CheckpointMeta, checkpoint_hash, load_checkpoint
 
@@ -169,12 +172,13 @@ def _inherit(space: SearchSpace, arch: Arch, record: dict, record_path: Path | N
 # ---- stand-alone fine-tuning ------------------------------------------------
 def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: float = 5e-4,
              weight_decay: float = 0.05, batch_size: int = 128, seed: int = 0,
-             progress: bool = False) -> ExportSource:
+             progress: Progress | None = None) -> ExportSource:
     """A copy of the network trained stand-alone (AdamW, cosine schedule), with its validation accuracy.
 
     Runs on the checkpoint's dataset at its resolution unless `data` names another
     source with the same number of classes.
     """
+    progress = progress or Progress()
     meta = source.checkpoint_meta
     if meta is None:
         raise QuadnasError("fine-tuning starts from inherited weights: pass a supernet checkpoint "
@@ -201,7 +205,7 @@ def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: flo
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    with _progress(progress, epochs * len(loader), "fine-tuning") as advance:
+    with progress.task("fine-tuning", epochs * len(loader), unit="step") as task:
         for _ in range(epochs):
             for x, y in loader:
                 optimizer.zero_grad(set_to_none=True)
@@ -209,7 +213,7 @@ def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: flo
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                advance(f"loss {loss.item():.3f}")
+                task.advance(1, f"loss {loss.item():.3f}")
     model.eval()
     return replace(
         source, model=model, weights="fine-tuned", classes=dataset.classes, mean=dataset.mean, std=dataset.std,
@@ -227,14 +231,6 @@ def accuracy(model: nn.Module, data: torch.utils.data.TensorDataset, batch_size:
     correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
                   for i in range(0, len(y), batch_size))
     return correct / len(y)
-
-
-@contextlib.contextmanager
-def _progress(show: bool, total: int, what: str) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar (hidden unless `show`); yields `advance(note)`."""
-    with Progress(*Progress.get_default_columns(), "{task.fields[note]}", disable=not show) as bar:
-        task = bar.add_task(what, total=total, note="")
-        yield lambda note="": bar.update(task, advance=1, note=note)
 
 
 # ---- writing the formats ----------------------------------------------------
@@ -272,11 +268,11 @@ def export_model(source: ExportSource, fmt: Format, out: str | Path, resolution:
     """Write `source` in `fmt` at `resolution` (default: the space's deployment resolution).
 
     The written file is read back and run on random inputs of batch 1 and 3; a max abs
-    difference to PyTorch above 1e-4 is an error. A YAML sidecar goes beside it.
+    difference to PyTorch above 1e-4 is an error. A YAML sidecar goes beside it (`sidecar_path`).
     """
     out = output_path(fmt, out)
-    sidecar = out.with_suffix(".yaml")
-    _check_sidecar_target(sidecar, source)
+    sidecar = sidecar_path(out)
+    _check_sidecar_target(sidecar)
     resolution = source.space.check_resolution(resolution or source.space.config.resolution)
     shape = (source.space.config.in_channels, resolution, resolution)
     model = source.model.eval()
@@ -298,8 +294,8 @@ def export_model(source: ExportSource, fmt: Format, out: str | Path, resolution:
     return result
 
 
-def _check_sidecar_target(sidecar: Path, source: ExportSource) -> None:
-    """Refuse to overwrite a YAML that is not an export sidecar (e.g. the search's best.yaml)."""
+def _check_sidecar_target(sidecar: Path) -> None:
+    """Refuse to overwrite a YAML that is not an export sidecar (a `model.onnx.yaml` of the user's own)."""
     if not sidecar.exists():
         return
     try:
@@ -307,7 +303,7 @@ def _check_sidecar_target(sidecar: Path, source: ExportSource) -> None:
     except (OSError, yaml.YAMLError):
         existing = None
     is_sidecar = isinstance(existing, dict) and {"format", "file", "parity"} <= existing.keys()
-    if not is_sidecar or (source.record_path is not None and sidecar.resolve() == source.record_path.resolve()):
+    if not is_sidecar:
         raise QuadnasError(f"the export's sidecar {sidecar} would overwrite a file that is not an export sidecar: "
                            "choose another --out name")
 
@@ -441,9 +437,32 @@ def resolution_note(source: ExportSource, resolution: int) -> str:
             f"but its accuracy was measured at {source.trained_resolution} px")
 
 
+def sidecar_path(export: str | Path) -> Path:
+    """Where an export's YAML sidecar goes: beside it, named after the whole file (`m.pt` -> `m.pt.yaml`)."""
+    export = Path(export)
+    return export.with_name(f"{export.name}.yaml")
+
+
+def find_sidecar(path: str | Path) -> Path:
+    """The sidecar of an export (or `path` itself where it is one): `m.pt.yaml`, else an old-style
+    `m.yaml` written for that file by quadnas before sidecars took the whole file name."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    sidecar = sidecar_path(path)
+    old = path.with_suffix(".yaml")
+    if sidecar.exists() or not old.is_file():
+        return sidecar
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        record = yaml.safe_load(old.read_text())
+        if isinstance(record, dict) and record.get("file") == path.name:
+            return old
+    return sidecar
+
+
 def read_sidecar(path: str | Path) -> dict:
     """The YAML sidecar of an export (give the export or the sidecar itself)."""
-    sidecar = Path(path).with_suffix(".yaml")
+    sidecar = find_sidecar(path)
     record = _read_yaml(sidecar, "an export's YAML sidecar must stay beside it (re-export with `quadnas export`)",
                         f"export sidecar {sidecar}")
     if not isinstance(record, dict) or "arch" not in record or "space" not in record:
@@ -452,7 +471,7 @@ def read_sidecar(path: str | Path) -> dict:
 
 
 def load(path: str | Path) -> QuadraNet:
-    """Rebuild a PyTorch export (`.pt` or its `.yaml` sidecar) as a QuadraNet in eval mode."""
+    """Rebuild a PyTorch export (`.pt` or its `.pt.yaml` sidecar) as a QuadraNet in eval mode."""
     sidecar = read_sidecar(path)
     if sidecar.get("format") != "torch":
         raise QuadnasError(f"{path} is a {sidecar.get('format')} export; quadnas.load rebuilds torch exports: "
@@ -461,7 +480,7 @@ def load(path: str | Path) -> QuadraNet:
     if space.fingerprint() != sidecar["space"]["fingerprint"]:
         raise QuadnasError(f"{path}: the space in its sidecar does not match its fingerprint: re-export the model")
     model = QuadraNet(space, space.parse(sidecar["arch"]), sidecar["num_classes"])
-    weights = Path(path).with_suffix(".yaml").parent / sidecar["file"]
+    weights = find_sidecar(path).parent / sidecar["file"]
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -524,7 +543,8 @@ def verify_latency(source: ExportSource, result: ExportResult, device: str | Non
     The figure is the median call over `rounds` (default 30) rounds of >= 50 ms after a
     warm-up. The runtime, thread count, clock and budget default to the table's and the search's.
     The budget gate applies only when the table was measured with this backend, thread
-    count and clock on this CPU.
+    count and clock on this host (by host fingerprint); against another host's table the
+    export is still timed here, and `note` says so.
     """
     device = device or source.record.get("device")
     budget_ms = budget_ms if budget_ms is not None else source.record.get("budget_ms")
@@ -559,9 +579,13 @@ def verify_latency(source: ExportSource, result: ExportResult, device: str | Non
                      "clock": getattr(meta, "clock", "wall")}
     differs = [f"{key} {value!r} (here {here[key]!r})" for key, value in measured_with.items()
                if str(value) != str(here[key])]
-    check.same_machine = not differs
+    host_note = foreign_host_note(meta)
+    check.same_machine = not differs and host_note is None
     if differs:
         check.note = f"table {table.name} was not measured here ({', '.join(differs)}): no budget gate"
+    elif host_note is not None:
+        check.note = (f"timed on this host, but table {table.name} is not known to be this host's, so no budget "
+                      f"gate: {host_note}")
     elif source.model.num_classes != source.space.config.num_classes:
         check.note = (f"the table's head has {source.space.config.num_classes} classes, this network's "
                       f"{source.model.num_classes}")

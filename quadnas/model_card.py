@@ -1,4 +1,4 @@
-"""A model card (`model.md` beside `model.onnx`): arch, size, accuracy and on what data, predicted latency on every table."""
+"""A model card (`model.onnx.md` beside `model.onnx`): arch, size, accuracy and on what data, predicted latency on every table."""
 
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ from quadnas.export import (
     LatencyCheck,
     resolution_note,
 )
-from quadnas.latency.devices import table_paths
+from quadnas.latency.devices import table_files
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import LatencyTable
 from quadnas.space import Arch, SearchSpace
 
 CARD_TITLE = "# QuadraNet `"  # every card starts so; a file that does not is never overwritten
@@ -62,10 +61,9 @@ class TablePrediction:
 def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
     """The arch's predicted latency on every known table made for this space (same fingerprint)."""
     found = []
-    for path in table_paths():
-        try:
-            table = LatencyTable.read(path)
-        except QuadnasError:
+    for file in table_files():
+        table = file.table
+        if table is None:
             continue  # a broken table is reported by `quadnas tables`; it must not stop an export
         meta = table.meta
         if meta.space_fingerprint != space.fingerprint():
@@ -172,12 +170,13 @@ def measured_lines(check: LatencyCheck) -> list[str]:
 
 
 def card_path(export_path: Path) -> Path:
-    """Where the card of an export goes: beside it, named like it (`model.onnx` -> `model.md`), as its sidecar."""
-    return export_path.with_suffix(".md")
+    """Where the card of an export goes: beside it, named after the whole file (`model.onnx` -> `model.onnx.md`),
+    as its sidecar is, so exports that share a stem keep their own cards."""
+    return export_path.with_name(f"{export_path.name}.md")
 
 
 def check_card_target(path: Path) -> None:
-    """Refuse to overwrite a Markdown file that is not a model card (e.g. notes.md beside notes.onnx)."""
+    """Refuse to overwrite a Markdown file that is not a model card (e.g. your own notes.onnx.md)."""
     if path.exists() and not path.read_text(errors="replace").startswith(CARD_TITLE):
         raise QuadnasError(f"the model card {path} would overwrite a file that is not a quadnas model card: "
                            "choose another --out name")

@@ -14,6 +14,7 @@ from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
 from quadnas.latency.backends import get_backend
+from quadnas.latency.host import Host
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.model_card import model_stats, render_model_card, write_model_card
 from quadnas.nn import QuadraNet
@@ -109,16 +110,43 @@ def test_random_init_without_checkpoint_via_cli(tmp_path, tiny_space):
     sidecar = read_sidecar(out)
     assert sidecar["weights"] == "random" and sidecar["checkpoint"] is None and sidecar["accuracy"] is None
     assert sidecar["num_classes"] == tiny_space.config.num_classes  # the head the latency tables describe
-    card = (tmp_path / "net.md").read_text()
+    card = (tmp_path / "net.onnx.md").read_text()
     assert ARCH in card and "freshly initialised" in card
     other = tmp_path / "other.pt"  # a second export in the same folder keeps its own card
     assert main(["export", "--arch", "k7e4-k7e4-id-id-k3e2-k3e2", "--space", "tiny", "--init", "random",
                  "--out", str(other)]) == 0
-    assert (tmp_path / "net.md").read_text() == card and (tmp_path / "other.md").is_file()
+    assert (tmp_path / "net.onnx.md").read_text() == card and (tmp_path / "other.pt.md").is_file()
+
+
+def test_two_formats_of_one_name_keep_their_own_sidecars_and_cards(tmp_path, tiny_space):
+    base = ["export", "--arch", ARCH, "--space", "tiny", "--init", "random"]
+    assert main(base + ["--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert main(base + ["--format", "torch", "--out", str(tmp_path / "m.pt")]) == 0
+    assert main(base + ["--format", "openvino", "--out", str(tmp_path / "m.xml")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.bin", "m.onnx", "m.onnx.md", "m.onnx.yaml", "m.pt", "m.pt.md", "m.pt.yaml", "m.xml", "m.xml.md",
+        "m.xml.yaml"]
+    for fmt, name in (("onnx", "m.onnx"), ("torch", "m.pt"), ("openvino", "m.xml")):
+        assert read_sidecar(tmp_path / name)["format"] == fmt and read_sidecar(tmp_path / name)["file"] == name
+        assert f"as **{fmt}** (`{name}`)" in (tmp_path / f"{name}.md").read_text()
+    model = load(tmp_path / "m.pt")
+    assert str(model.arch) == ARCH and load(tmp_path / "m.pt.yaml").arch == model.arch
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64), dtype=np.float32)
+    assert np.abs(session.run(None, {"input": x})[0] - reference(model, x)).max() <= 1e-4  # one seed, one network
+
+
+def test_an_old_style_sidecar_is_read_for_its_own_file_only(tmp_path, tiny_space):
+    result = export_model(build_model(ARCH, space=tiny_space, init="random"), "torch", tmp_path / "m.pt")
+    (tmp_path / "m.pt.yaml").rename(tmp_path / "m.yaml")  # as quadnas wrote it before sidecars took the whole name
+    assert str(load(result.path).arch) == ARCH and read_sidecar(tmp_path / "m.yaml")["file"] == "m.pt"
+    (tmp_path / "m.onnx").write_bytes(b"")  # m.yaml belongs to m.pt, not to m.onnx
+    with pytest.raises(QuadnasError, match="m.onnx.yaml does not exist"):
+        read_sidecar(tmp_path / "m.onnx")
 
 
 def test_card_never_overwrites_other_markdown(tmp_path, capsys):
-    notes = tmp_path / "notes.md"
+    notes = tmp_path / "notes.onnx.md"
     notes.write_text("# my notes\n")
     out = tmp_path / "notes.onnx"
     assert main(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(out)]) == 2
@@ -234,14 +262,17 @@ def test_macs_count_convolutions(tiny_space):
 
 
 # ---- latency verification ---------------------------------------------------
-def local_table(directory, space: SearchSpace, ms: float, device: str | None = None) -> str:
-    """A table claiming to be measured here (or on `device`), every row `ms`."""
+def local_table(directory, space: SearchSpace, ms: float, device: str | None = None,
+                host: Host | None = None) -> str:
+    """A table claiming to be measured here (or on `device`, or on `host`), every row `ms`."""
     here = get_backend("onnxruntime", None, 1).describe()
+    host = host or Host.current()
     meta = TableMeta(
         device=device or here["device"], aliases=[], backend="onnxruntime", backend_version=here["backend_version"],
         precision="fp32", batch=1, threads=1, resolution=space.config.resolution, space=space.name,
         space_fingerprint=space.fingerprint(), created="2026-01-01T00:00:00Z", quadnas_version="0.1.0",
         provenance="measured", method="test rows", calibration=Calibration(mape_pct=3.0, max_err_pct=5.0, networks=4),
+        host=host, host_fingerprint=host.fingerprint,
     )
     table = LatencyTable(meta)
     for spec in space.all_op_specs():
@@ -271,6 +302,25 @@ def test_verify_latency_gate_exit_codes(tmp_path, tiny_space, capsys):
     other = local_table(tmp_path, tiny_space, 1e-6, device="some other CPU")
     assert main(base[:-4] + ["--device", other, "--rounds", "3", "--budget", "1us"]) == 0  # not measured here
     assert "no budget gate" in capsys.readouterr().out
+
+
+def test_verify_against_another_hosts_table_times_here_and_never_gates(tmp_path, tiny_space, capsys):
+    """Same CPU name, runtime, threads and clock as here; only the host record says it is another machine."""
+    elsewhere = Host(name="Imaginary CPU 9000", family="99", model="99", features=("avx2",), logical_cores=10_000)
+    table = local_table(tmp_path, tiny_space, 1e-6, host=elsewhere)
+    args = ["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.onnx"),
+            "--verify-latency", "--device", table, "--rounds", "3", "--budget", "1us"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "not gated" in out and "timed on this host" in out and "Imaginary CPU 9000" in out
+    source = build_model(ARCH, space=tiny_space, init="random")
+    result = export_model(source, "onnx", tmp_path / "m.onnx")
+    check = verify_latency(source, result, device=table, budget_ms=1e-3, rounds=2)
+    assert check.measured_ms > 0 and not check.same_machine and check.passed is None
+    unrecorded = LatencyTable.read(table)
+    unrecorded.meta = unrecorded.meta.model_copy(update={"host": None, "host_fingerprint": None})
+    check = verify_latency(source, result, device=str(unrecorded.write(tmp_path / "old.csv")), budget_ms=1e-3, rounds=2)
+    assert check.passed is None and "host not recorded" in check.note
 
 
 def test_verify_needs_the_tables_resolution(tmp_path, tiny_space):
@@ -349,11 +399,15 @@ def test_openvino_not_installed(tmp_path, capsys, monkeypatch):
     assert "needs the openvino package" in err and "pip install" in err
 
 
-def test_never_overwrites_the_search_result(trained, capsys):
+def test_never_overwrites_the_search_result_or_other_yaml(trained, tmp_path, capsys):
     best = trained[3]
     before = best.read_text()
-    assert "would overwrite" in error_of(["export", str(best), "--out", str(best.with_suffix(".pt"))], capsys)
-    assert best.read_text() == before
+    assert main(["export", str(best), "--out", str(best.with_suffix(".pt"))]) == 0  # sidecar best.pt.yaml
+    assert best.read_text() == before and read_sidecar(best.with_suffix(".pt"))["format"] == "torch"
+    mine = tmp_path / "m.onnx.yaml"
+    mine.write_text("notes: mine\n")
+    assert "would overwrite" in error_of(["export", str(best), "--out", str(tmp_path / "m.onnx")], capsys)
+    assert mine.read_text() == "notes: mine\n"
 
 
 def test_result_and_arch_together(trained, tmp_path, capsys):

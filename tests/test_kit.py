@@ -7,6 +7,7 @@ import pytest
 
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
+from quadnas.latency.host import Host
 from quadnas.latency.kit import import_results, write_kit
 from quadnas.latency.kit_runner import read_header
 from quadnas.latency.predictor import LatencyPredictor
@@ -52,6 +53,8 @@ def test_runner_writes_every_measurement(kit):
     text = (kit / "results.csv").read_text()
     header = read_header(text)
     assert header["backend"] == "onnxruntime" and header["threads"] == "1" and header["precision"] == "fp32"
+    host = Host.model_validate_json(header["host"])
+    assert host == Host.current() and header["host_fingerprint"] == host.fingerprint
     rows = [line for line in text.splitlines() if not line.startswith("#")][1:]
     manifest = json.loads((kit / "manifest.json").read_text())
     assert len(rows) == 1 + len(manifest["ops"]) + len(manifest["networks"])
@@ -69,6 +72,15 @@ def test_runner_refuses_other_settings(kit):
     assert other.returncode == 2 and "threads=1" in other.stderr
 
 
+def test_runner_refuses_to_resume_another_hosts_results(kit, tmp_path):
+    text = (kit / "results.csv").read_text()
+    fingerprint = read_header(text)["host_fingerprint"]
+    elsewhere = tmp_path / "results.csv"
+    elsewhere.write_text(text.replace(f"# host_fingerprint: {fingerprint}", "# host_fingerprint: 0123456789ab"))
+    other = run_kit(kit, "--out", str(elsewhere))
+    assert other.returncode == 2 and "host_fingerprint=0123456789ab" in other.stderr
+
+
 def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
     table = import_results(kit / "results.csv")
     assert not table.missing(tiny_space.all_op_specs())
@@ -80,6 +92,34 @@ def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
     assert main(["profile", "import", str(kit / "results.csv"), "--name", "remote"]) == 0
     written = LatencyTable.read(tmp_path / "remote.csv")
     pd.testing.assert_frame_equal(written.rows, table.rows, rtol=1e-5)  # the file keeps 6 digits
+
+
+def test_import_takes_the_host_the_kit_measured_on_not_this_one(kit, tmp_path):
+    device = Host(name="ARM Cortex-A76", vendor="ARM", family="8", model="0xd0b", stepping="r4p1",
+                  features=("asimd", "asimddp"), logical_cores=8, os="Linux 5.10", machine="aarch64")
+    lines = (kit / "results.csv").read_text().splitlines()
+    results = tmp_path / "results.csv"
+    results.write_text("\n".join(f"# host: {device.model_dump_json()}" if line.startswith("# host:") else line
+                                 for line in lines) + "\n")
+    table = import_results(results, kit)
+    assert table.meta.host == device and table.meta.host_fingerprint == device.fingerprint
+
+
+def test_import_of_results_without_a_host_records_none(kit, tmp_path):
+    lines = (kit / "results.csv").read_text().splitlines()
+    results = tmp_path / "results.csv"
+    results.write_text("\n".join(line for line in lines if not line.startswith("# host")) + "\n")
+    table = import_results(results, kit)
+    assert table.meta.host is None and table.meta.host_fingerprint is None
+    assert "# host" not in table.to_text()
+
+
+def test_import_of_a_mangled_host_line_is_one_line(kit, tmp_path):
+    lines = (kit / "results.csv").read_text().splitlines()
+    results = tmp_path / "results.csv"
+    results.write_text("\n".join("# host: {oops" if line.startswith("# host:") else line for line in lines) + "\n")
+    with pytest.raises(QuadnasError, match="'host' header line is not a host record"):
+        import_results(results, kit)
 
 
 def test_import_of_partial_results_says_how_to_finish(kit, tmp_path):

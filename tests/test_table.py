@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.host import Host
 from quadnas.latency.table import COLUMNS, Calibration, LatencyTable, TableMeta
 from quadnas.space import OpSpec, SearchSpace
 
@@ -67,9 +68,31 @@ def test_header_lists_may_be_repeated_or_inline(table_file):
 
 def test_extra_header_keys_survive(tmp_path, tiny_space):
     table = make_table(tiny_space)
-    table.meta = make_meta(tiny_space, host="box-1", points=[{"a": 1}, {"a": 2}])
+    table.meta = make_meta(tiny_space, site="box-1", points=[{"a": 1}, {"a": 2}])
     back = LatencyTable.read(table.write(tmp_path / "t.csv"))
-    assert back.meta.host == "box-1" and back.meta.points == [{"a": 1}, {"a": 2}]
+    assert back.meta.site == "box-1" and back.meta.points == [{"a": 1}, {"a": 2}]
+
+
+def test_a_measured_tables_host_round_trips(tmp_path, tiny_space):
+    host = Host(name="Some CPU", vendor="GenuineIntel", family="6", model="143", stepping="8",
+                features=("avx2", "avx512f", "amx_tile"), logical_cores=8, os="Linux 6.1", machine="x86_64")
+    table = make_table(tiny_space, host=host, host_fingerprint=host.fingerprint)
+    text = table.to_text()
+    assert "# host: {name: Some CPU, vendor: GenuineIntel, family: '6'" in text
+    assert f"# host_fingerprint: {host.fingerprint}\n" in text
+    back = LatencyTable.read(table.write(tmp_path / "t.csv"))
+    assert back.meta.host == host and back.meta.host_fingerprint == host.fingerprint
+
+
+def test_a_table_without_host_writes_no_host_lines(tiny_space):
+    text = make_table(tiny_space, provenance="estimated").to_text()
+    assert "host" not in text
+
+
+def test_a_bad_host_record_names_the_key(table_file):
+    edit(table_file, "# provenance: measured", "# provenance: measured\n# host: {vendor: x}")
+    with pytest.raises(QuadnasError, match="header key 'host' lacks 'name'"):
+        LatencyTable.read(table_file)
 
 
 @pytest.mark.parametrize(
@@ -128,6 +151,31 @@ def test_wrong_csv_columns(table_file):
         LatencyTable.read(table_file)
 
 
+@pytest.mark.parametrize("content, expected", [
+    (bytes(range(256)), "is not UTF-8 text"),
+    ("# device: café\n".encode("latin-1"), "is not UTF-8 text"),
+    (b"name,value\nx,1\n", "is not a quadnas latency table"),
+])
+def test_unreadable_files_are_one_line_errors(tmp_path, content, expected):
+    path = tmp_path / "junk.csv"
+    path.write_bytes(content)
+    with pytest.raises(QuadnasError, match=expected) as err:
+        LatencyTable.read(path)
+    assert "junk.csv" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unparseable_rows_are_one_line_errors(table_file):
+    header = "".join(line + "\n" for line in table_file.read_text().splitlines() if line.startswith("#"))
+    table_file.write_text(header + 'op,"unterminated\nstem,1\n')
+    with pytest.raises(QuadnasError, match="t.csv: the CSV rows cannot be parsed"):
+        LatencyTable.read(table_file)
+
+
+def test_a_byte_order_mark_is_read(table_file):
+    table_file.write_bytes(b"\xef\xbb\xbf" + table_file.read_bytes())
+    assert LatencyTable.read(table_file).meta.device == "test-device"
+
+
 def test_missing_file_and_empty_body(tmp_path, table_file):
     with pytest.raises(QuadnasError, match="does not exist"):
         LatencyTable.read(tmp_path / "nope.csv")
@@ -156,6 +204,17 @@ def test_missing_error_names_space_and_table_file(tmp_path, tiny_space):
     with pytest.raises(QuadnasError, match=r"--space tiny.yaml --name laptop") as err:
         table.check_covers(specs, space="tiny.yaml")
     assert all(str(s) in str(err.value) for s in specs[-3:])
+
+
+def test_a_missing_row_in_an_estimate_says_how_to_get_estimates_not_to_profile_this_pc(tiny_space):
+    specs = tiny_space.all_op_specs()
+    table = make_table(tiny_space, specs[:-1], provenance="estimated", device="myriad-x")
+    with pytest.raises(QuadnasError) as err:
+        table.check_covers(specs, space="tiny.yaml")
+    message = str(err.value)
+    assert "is an estimate" in message and "--name" not in message
+    assert "scripts/build_estimated_tables.py --space tiny.yaml" in message
+    assert "`quadnas profile kit --space tiny.yaml --out kit/`" in message
 
 
 def test_upsert_with_rows_merged(tiny_space):

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="export an arch as a standalone network (torch, onnx, openvino)",
         description="Build the standalone QuadraNet of a search result (or of --arch), with weights inherited "
         "from the supernet checkpoint (or --init random for latency work), optionally fine-tune it, write it "
-        "in one format with a YAML sidecar and a Markdown model card beside it (model.yaml, model.md), and check the written file against PyTorch.",
+        "in one format with a YAML sidecar and a Markdown model card beside it (model.onnx.yaml, model.onnx.md), "
+        "and check the written file against PyTorch.",
     )
     p.add_argument("result", nargs="?", help="runs/<study>/best.yaml of a search")
     p.add_argument("--arch", help="an arch instead of a search result, e.g. k3e2-k7e4-id-...")
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from quadnas.budget import parse_budget
+    from quadnas.cli.progress import progress_for
     from quadnas.errors import QuadnasError
     from quadnas.latency.devices import load_device_table
     from quadnas.export import (
@@ -85,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     source = build_model(args.result or args.arch, space=args.space, checkpoint=args.checkpoint,
                          init=args.init, seed=args.seed)
     if args.finetune_epochs:
-        source = finetune(source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=True)
+        source = finetune(source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed,
+                          progress=progress_for(err_console))
     result = export_model(source, fmt, out, resolution=args.resolution)
     written = ", ".join(str(p) for p in result.files)
     console.print(f"wrote {written}", highlight=False, soft_wrap=True)
@@ -115,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
 def show_check(check) -> None:
     """Measured vs predicted vs budget, as a small table."""
+    from rich.markup import escape
     from rich.table import Table
 
     b = check.backend
@@ -133,4 +137,4 @@ def show_check(check) -> None:
                      f"limit {check.limit_ms:.3f} with the calibration error: {verdict}")
     console.print(view)
     if check.note:
-        console.print(f"[yellow]note:[/] {check.note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(check.note)}", highlight=False, soft_wrap=True)

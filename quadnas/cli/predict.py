@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
 from rich.table import Table
 
-from quadnas.cli.common import console
+from quadnas.cli.common import console, err_console
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import load_device_table
+from quadnas.latency.host import foreign_host_note
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.latency.validate import load_table_space
@@ -49,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     error = f"; expected error {calibration.error_text()}" if calibration.error_text() else ""
     context = (f"[dim]{table.name}: {meta.provenance}, {meta.backend} {meta.precision}, batch {meta.batch}, "
                f"space {space.name}{error}[/]")
+    note = foreign_host_note(meta)
+    if note is not None:
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if args.arch:
         arch = space.parse(args.arch)
         console.print(format_ms(predictor.predict(arch)), highlight=False)

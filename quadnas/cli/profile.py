@@ -7,7 +7,8 @@ import re
 import time
 from pathlib import Path
 
-from quadnas.cli.common import console, positive_int
+from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
 from quadnas.latency.backends import BACKENDS, get_backend
 from quadnas.latency.devices import user_tables_dir
@@ -114,6 +115,9 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
     console.print(f"[green]wrote[/] {table.path}: {len(table)} op specs{took}")
     error = f", held-out error {c.error_text()}" if c.error_text() else ""
     console.print(f"calibration on {c.networks} networks: measured = {c.a:.4f} x sum + {c.b_ms:.3f} ms{error}")
+    host = table.meta.host
+    console.print(f"host: {host.describe()} (fingerprint {table.meta.host_fingerprint})" if host is not None else
+                  "host: not recorded (results of a kit from before quadnas recorded hosts)", highlight=False)
 
 
 def run_profile(args: argparse.Namespace) -> int:
@@ -124,14 +128,14 @@ def run_profile(args: argparse.Namespace) -> int:
                   f"{space.config.resolution}px) on {backend.name} {backend.version} / {backend.target} "
                   f"({backend.device_name}), {backend.threads} thread(s), {backend.clock} clock -> {out}")
     start = time.perf_counter()
-    table = profile(space, backend, out, _settings(args), restart=args.restart, progress=True)
+    table = profile(space, backend, out, _settings(args), restart=args.restart, progress=progress_for(err_console))
     _summary(table, time.perf_counter() - start)
     return 0
 
 
 def run_kit(args: argparse.Namespace) -> int:
     space = _space(args)
-    manifest = write_kit(args.kit_out, space, _settings(args), progress=True)
+    manifest = write_kit(args.kit_out, space, _settings(args), progress=progress_for(err_console))
     console.print(f"[green]wrote[/] kit {manifest.parent} ({len(space.all_op_specs())} op specs, {args.networks} networks)")
     console.print(f"on the device: python {manifest.parent}/run.py --backend onnxruntime|openvino --device CPU "
                   f"--threads 1; then here: quadnas profile import {manifest.parent}/results.csv --name NAME")

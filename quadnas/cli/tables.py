@@ -1,4 +1,4 @@
-"""`quadnas tables`: every latency table (user and shipped) with its provenance and expected error."""
+"""`quadnas tables`: every latency table (user and shipped) with its provenance, expected error and host."""
 
 from __future__ import annotations
 
@@ -6,51 +6,80 @@ import argparse
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from quadnas.cli.common import console
-from quadnas.latency.devices import SHIPPED_TABLES_DIR, list_tables, user_tables_dir
+from quadnas.latency.devices import SHIPPED_TABLES_DIR, TableFile, table_files, user_tables_dir
+from quadnas.latency.host import Host, host_status
 from quadnas.latency.table import LatencyTable
+
+PIPED_WIDTH = 140  # output to a file or pipe is laid out this wide, never narrow
+# Always shown (the error short, without its network count), whatever the width:
+REQUIRED = ("name", "backend", "provenance", "host", "error %")
+# Then, while they fit, in this order (a wider 'error % mean/max' replaces 'error %'):
+OPTIONAL = ("error % mean/max", "device", "created", "where")
+ORDER = ("name", "device", "backend", "provenance", "host", "created", "error %", "error % mean/max", "where")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "tables", help="list latency tables",
-        description="List the latency tables `--device` can name: user tables first, then the shipped ones.",
+        description="List the latency tables `--device` can name: user tables first, then the shipped ones. "
+                    "`host` says whether a measured table was taken on this host.",
     )
     parser.set_defaults(func=run)
 
 
-def expected_error(table: LatencyTable) -> str:
-    """Mean / max % error of the calibration (fit error for estimated tables) and its network count."""
+def expected_error(table: LatencyTable, networks: bool = True) -> str:
+    """Mean / max % error of the calibration (fit error for estimated tables), with its network count."""
     c = table.meta.calibration
     if c.error_text() is None:
         return "unknown"
-    return f"{c.mape_pct:.1f}/{c.max_err_pct:.1f} ({c.networks} nets)"
+    return f"{c.mape_pct:.1f}/{c.max_err_pct:.1f}" + (f" ({c.networks} nets)" if networks else "")
 
 
-NARROW = 100  # below this many columns, 'created' and 'where' are left out (the footer names the folders)
-PIPED_WIDTH = 140  # output to a file or pipe is laid out this wide, never narrow
+def row_of(file: TableFile, here: Host) -> dict[str, str]:
+    """One readable table's cells, by column."""
+    table = file.table
+    m = table.meta
+    aliases = f" ({', '.join(m.aliases)})" if m.aliases else ""
+    return {"name": table.name + aliases, "device": m.device, "backend": f"{m.backend} {m.precision}",
+            "provenance": m.provenance, "host": host_status(m, here) or "—",
+            "created": m.created.strftime("%Y-%m-%d"),
+            "error %": expected_error(table, networks=False), "error % mean/max": expected_error(table),
+            "where": "shipped" if file.shipped else "user"}
+
+
+def fitting_columns(rows: list[dict[str, str]], width: int) -> list[str]:
+    """REQUIRED, plus what of OPTIONAL fits in `width` at the cells' natural widths (3 characters between columns:
+    padding either side and the box's blank divider)."""
+    natural = {c: max([len(c)] + [len(r[c]) for r in rows]) + 3 for c in ORDER}
+    chosen = list(REQUIRED)
+    for column in OPTIONAL:
+        dropped = ["error %"] if column == "error % mean/max" else []
+        trial = [c for c in chosen if c not in dropped] + [column]
+        if sum(natural[c] for c in trial) - 3 <= width:
+            chosen = trial
+    return [c for c in ORDER if c in chosen]
 
 
 def run(args: argparse.Namespace) -> int:
     out = console if console.is_terminal else Console(width=PIPED_WIDTH)
-    headers = ["name", "device", "aliases", "backend", "provenance", "created", "error % mean/max", "where"]
-    rows = []
-    for table in list_tables():
-        m = table.meta
-        where = "shipped" if table.path is not None and table.path.parent == SHIPPED_TABLES_DIR else "user"
-        rows.append([table.name, m.device, ", ".join(m.aliases), f"{m.backend} {m.precision}", m.provenance,
-                     m.created.strftime("%Y-%m-%d"), expected_error(table), where])
-    shown = [i for i, h in enumerate(headers) if out.width >= NARROW or h not in ("created", "where")]
+    here = Host.current()
+    files = table_files()
+    rows = [row_of(f, here) for f in files if f.table is not None]
     view = Table(title="latency tables", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for i in shown:
-        whole = headers[i] in ("name", "created", "provenance")  # never wrapped: typed, sorted by, or the key fact
-        width = max([len(headers[i])] + [len(r[i]) for r in rows]) if whole else None
-        view.add_column(headers[i], no_wrap=whole, min_width=width, overflow="fold")
+    for column in fitting_columns(rows, out.width):
+        whole = column in ("name", "created", "provenance", "host")  # never wrapped: typed, sorted by, or key facts
+        view.add_column(column, no_wrap=whole, overflow="fold")
     for row in rows:
-        view.add_row(*(row[i] for i in shown))
+        view.add_row(*(row[c.header] for c in view.columns))
     out.print(view)
+    for f in files:
+        if f.table is None:
+            out.print(f"[red]unreadable[/] {escape(f.path.name)} ({'shipped' if f.shipped else 'user'}): "
+                      f"{escape(f.error or '')}", highlight=False, soft_wrap=True)
     out.print(f"[dim]user tables: {user_tables_dir()} (QUADNAS_TABLES overrides); "
               f"shipped: {SHIPPED_TABLES_DIR}[/]", highlight=False, soft_wrap=True)
     return 0

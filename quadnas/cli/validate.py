@@ -6,11 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
-from quadnas.cli.common import console, positive_int
+from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import load_device_table
+from quadnas.latency.host import foreign_host_note
 from quadnas.latency.kit_runner import CLOCK_CHOICES, atomic_write
 from quadnas.latency.profile import ProfileSettings
 from quadnas.latency.validate import validate
@@ -42,8 +45,12 @@ def run_validate(args: argparse.Namespace) -> int:
     table = load_device_table(args.table)
     space = SearchSpace.load(args.space) if args.space else None
     settings = ProfileSettings(network_rounds=args.network_rounds)
+    note = foreign_host_note(table.meta)
+    if note is not None:
+        err_console.print(f"[yellow]note:[/] the networks are timed on this host and compared with another host's "
+                          f"table: {escape(note)}", highlight=False, soft_wrap=True)
     result = validate(table, space, n=args.n, seed=args.seed, settings=settings,
-                      clock=args.clock, progress=True)
+                      clock=args.clock, progress=progress_for(err_console))
     if args.verbose:
         rows = Table("measured ms", "predicted ms", "error")
         rows.add_column("arch", overflow="fold")

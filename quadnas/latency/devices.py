@@ -2,20 +2,37 @@
 
 Shipped tables live in `latency_tables/` (at the repository root, or inside an installed wheel); a user's own tables
 (what `quadnas profile --name NAME` writes) in `user_tables_dir()`, which wins on a
-name clash so a measured table replaces a shipped estimate.
+name clash so a measured table replaces a shipped estimate. A file that cannot be read
+affects only its own name: looking up other names warns (on the `quadnas` logger) and goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from quadnas.errors import QuadnasError
 from quadnas.resources import shipped_dir
-from quadnas.latency.table import LatencyTable
+from quadnas.latency.table import LatencyTable, TableMeta
 
 SHIPPED_TABLES_DIR = shipped_dir("latency_tables")
 TABLES_ENV = "QUADNAS_TABLES"
+logger = logging.getLogger("quadnas")
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """One table file: the table read from it, or the one-line reason it cannot be read."""
+
+    path: Path
+    table: LatencyTable | None = None
+    error: str | None = None
+
+    @property
+    def shipped(self) -> bool:
+        return self.path.parent == SHIPPED_TABLES_DIR
 
 
 def user_tables_dir() -> Path:
@@ -34,7 +51,8 @@ def table_paths() -> list[Path]:
     by_name: dict[str, Path] = {}
     for directory in table_dirs():
         for path in sorted(directory.glob("*.csv")) if directory.is_dir() else []:
-            by_name.setdefault(path.stem, path)
+            if path.is_file():
+                by_name.setdefault(path.stem, path)
     return list(by_name.values())
 
 
@@ -52,7 +70,8 @@ def resolve_device(name_or_path: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     for candidate in table_paths():
-        if text in LatencyTable.read_meta(candidate).aliases:
+        meta = _meta_or_warn(candidate)
+        if meta is not None and text in meta.aliases:
             return candidate
     raise QuadnasError(f"unknown device '{text}': use one of {_known()}, a CSV path, or measure this "
                        f"machine with `quadnas profile --name {text}`")
@@ -63,9 +82,35 @@ def load_device_table(name_or_path: str | Path) -> LatencyTable:
     return LatencyTable.read(resolve_device(name_or_path))
 
 
+def table_files() -> list[TableFile]:
+    """Every table file, user tables first, each read or with the reason it cannot be."""
+    files = []
+    for path in table_paths():
+        try:
+            files.append(TableFile(path, table=LatencyTable.read(path)))
+        except QuadnasError as e:
+            files.append(TableFile(path, error=str(e)))
+    return files
+
+
 def list_tables() -> list[LatencyTable]:
-    """Every table, user tables first; a corrupted one is an error naming the file."""
-    return [LatencyTable.read(path) for path in table_paths()]
+    """Every readable table, user tables first; an unreadable file is skipped with a warning."""
+    tables = []
+    for file in table_files():
+        if file.table is None:
+            logger.warning("skipped an unreadable latency table: %s", file.error)  # the error names the file
+        else:
+            tables.append(file.table)
+    return tables
+
+
+def _meta_or_warn(path: Path) -> TableMeta | None:
+    """A table's header, or None with a warning naming the file when it cannot be read."""
+    try:
+        return LatencyTable.read_meta(path)
+    except QuadnasError as e:
+        logger.warning("skipped an unreadable latency table while looking up names: %s", e)  # e names the file
+        return None
 
 
 def _known() -> str:

@@ -5,7 +5,8 @@ ONNX files, an empty model for the per-call overhead, `run.py` (a copy of
 `kit_runner.py`: numpy plus onnxruntime or openvino is all it needs) and
 `manifest.json` (space, fingerprint, op specs <-> files, networks <-> archs).
 `import_results(results_csv)` turns the runner's results.csv into a latency table,
-with the calibration fitted from the networks, exactly as `profile` would.
+with the calibration fitted from the networks, exactly as `profile` would, and the host
+the runner recorded (where it measured, not where it is imported).
 """
 
 from __future__ import annotations
@@ -17,18 +18,22 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from pydantic import ValidationError
+
 import quadnas
 from quadnas.errors import QuadnasError
 from quadnas.latency import kit_runner
 from quadnas.latency.backends import export_onnx
+from quadnas.latency.host import Host
 from quadnas.latency.kit_runner import Timing
 from quadnas.latency.profile import (
     ProfileSettings, calibrate, network_input_shape, network_point, new_meta, op_module, overhead_module,
-    progress_bar, row_values, sample_spread,
+    row_values, sample_spread,
 )
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import op_input_shape
+from quadnas.progress import Progress
 from quadnas.space import OpSpec, SearchSpace
 
 MANIFEST = "manifest.json"
@@ -41,8 +46,9 @@ def op_file(spec: OpSpec) -> str:
 
 
 def write_kit(out: Path, space: SearchSpace, settings: ProfileSettings = ProfileSettings(),
-              progress: bool = False) -> Path:
+              progress: Progress | None = None) -> Path:
     """Write a kit for `space` into `out`; the manifest's path."""
+    progress = progress or Progress()
     if out.exists() and not out.is_dir():
         raise QuadnasError(f"--out {out} is a file: give a directory for the kit")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
@@ -50,20 +56,20 @@ def write_kit(out: Path, space: SearchSpace, settings: ProfileSettings = Profile
     specs = space.all_op_specs()
     archs = sample_spread(space, settings.networks, settings.seed)
     module, shape = overhead_module()
-    with progress_bar(progress, len(specs) + len(archs) + 1, "exporting") as advance:
+    with progress.task("exporting the kit's models", len(specs) + len(archs) + 1, unit="model") as task:
         export_onnx(module, shape, out / "overhead.onnx")
-        advance()
+        task.advance(1, "overhead")
         ops = []
         for spec in specs:
             export_onnx(op_module(spec, space), op_input_shape(spec), out / op_file(spec))
             ops.append({"key": str(spec), "file": op_file(spec), "spec": spec.as_row()})
-            advance()
+            task.advance(1, str(spec))
         networks = []
         for i, arch in enumerate(archs):
             file = f"networks/net{i:02d}.onnx"
             export_onnx(QuadraNet(space, arch).eval(), network_input_shape(space), out / file)
             networks.append({"key": f"net{i:02d}", "file": file, "arch": str(arch)})
-            advance()
+            task.advance(1, str(arch))
     manifest = {
         "format": KIT_FORMAT, "quadnas_version": quadnas.__version__, "space": space.name,
         "fingerprint": space.fingerprint(), "space_config": space.config.model_dump(),
@@ -123,7 +129,8 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
     described = {"backend": header["backend"], "backend_version": header["backend_version"],
                  "target": header["target"], "threads": header["threads"], "clock": header.get("clock", "wall"),
                  "device": header["device"], "precision": header.get("precision", "fp32")}
-    meta = new_meta(space, described, settings, overhead, "measured with a quadnas profiling kit (run.py)")
+    meta = new_meta(space, described, settings, overhead, "measured with a quadnas profiling kit (run.py)",
+                    results_host(header, results))
     meta = meta.model_copy(update={
         "calibration_networks": [network_point(space.parse(n["arch"]), timings[("network", n["key"])])
                                  for n in manifest["networks"]],
@@ -132,3 +139,15 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
     table = LatencyTable(meta).with_rows(rows)
     calibrate(table, space)
     return table
+
+
+def results_host(header: dict[str, str], results: Path) -> Host | None:
+    """The host the runner measured on, from its `host` header line; None for results of a kit
+    from before hosts were recorded."""
+    if "host" not in header:
+        return None
+    try:
+        return Host.model_validate_json(header["host"])
+    except ValidationError as e:
+        raise QuadnasError(f"{results}: its 'host' header line is not a host record ({e.errors()[0]['msg']}): "
+                           "import the results.csv that run.py wrote, unedited") from None

@@ -25,8 +25,8 @@ class LatencyPredictor:
         if table.meta.resolution != resolution:
             raise QuadnasError(
                 f"table {table.name} is for resolution {table.meta.resolution} but space '{space.name}' "
-                f"deploys at {resolution}: measure it with `quadnas profile --space {space.source} "
-                f"--name {table.name}` or use a space of resolution {table.meta.resolution}"
+                f"deploys at {resolution}: use a space of resolution {table.meta.resolution}. "
+                f"{table.rows_hint(space.source)}"
             )
         table.check_covers(space.all_op_specs(), space=space.source)
         self.table, self.space = table, space

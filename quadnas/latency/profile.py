@@ -7,35 +7,37 @@ soon as it is measured, so an interrupted run resumes where it stopped. The fixe
 per-call cost of the runtime (an empty model's call) is subtracted from every row: a
 whole network pays it once, not once per block. Finally a few random whole networks
 are measured with the same runner code and a calibration `measured ≈ a·sum + b` is
-fitted; its leave-one-out error goes into the header.
+fitted; its leave-one-out error goes into the header, with the host it was measured on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 import quadnas
 from quadnas.errors import QuadnasError
 from quadnas.latency.backends import Backend
+from quadnas.latency.host import Host
 from quadnas.latency.kit_runner import NETWORK_WINDOW, Schedule, Timing, measure_interleaved
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import build_op, init_weights, op_input_shape
+from quadnas.progress import Progress
 from quadnas.space import IDENTITY, Arch, OpSpec, SearchSpace
 
 OVERHEAD_KEY = "overhead"
-# A table resumed from disk must have been measured under the same conditions.
-RESUME_KEYS = ("backend", "target", "threads", "clock", "precision", "batch", "resolution", "space_fingerprint")
+# A table resumed from disk must have been measured under the same conditions, on this host.
+RESUME_KEYS = ("backend", "target", "threads", "clock", "precision", "batch", "resolution", "space_fingerprint",
+               "host_fingerprint")
+OPS_TASK, NETWORKS_TASK = "measuring op specs", "measuring calibration networks"
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,8 @@ def method_text(backend_desc: dict, settings: ProfileSettings, overhead_ms: floa
 
 
 def new_meta(space: SearchSpace, backend_desc: dict, settings: ProfileSettings, overhead_ms: float,
-             source: str) -> TableMeta:
-    """The header of a freshly measured table."""
+             source: str, host: Host | None) -> TableMeta:
+    """The header of a freshly measured table, measured on `host` (None: not known)."""
     return TableMeta(
         device=backend_desc["device"], aliases=[], backend=backend_desc["backend"],
         backend_version=backend_desc["backend_version"], precision=backend_desc["precision"], batch=1,
@@ -173,8 +175,8 @@ def new_meta(space: SearchSpace, backend_desc: dict, settings: ProfileSettings, 
         space_fingerprint=space.fingerprint(), created=datetime.now(timezone.utc),
         quadnas_version=quadnas.__version__, provenance="measured",
         method=method_text(backend_desc, settings, overhead_ms, source), calibration=Calibration(),
-        target=backend_desc["target"], clock=backend_desc["clock"], overhead_ms=overhead_ms,
-        calibration_networks=[],
+        host=host, host_fingerprint=host.fingerprint if host is not None else None,
+        target=backend_desc["target"], clock=backend_desc["clock"], overhead_ms=overhead_ms, calibration_networks=[],
         **({"input_layout": backend_desc["input_layout"]} if "input_layout" in backend_desc else {}),
     )
 
@@ -227,7 +229,7 @@ def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -
         return None
     table = LatencyTable.read(out)
     now = {**backend.describe(), "batch": 1, "resolution": space.config.resolution,
-           "space_fingerprint": space.fingerprint()}
+           "space_fingerprint": space.fingerprint(), "host_fingerprint": Host.current().fingerprint}
     old = table.meta.model_dump()
     keys = RESUME_KEYS + (("input_layout",) if "input_layout" in now else ())
     clash = [k for k in keys if str(old.get(k)) != str(now[k])]
@@ -239,13 +241,14 @@ def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -
 
 
 def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSettings = ProfileSettings(),
-            restart: bool = False, progress: bool = False,
-            on_row: Callable[[OpSpec], None] | None = None) -> LatencyTable:
+            restart: bool = False, progress: Progress | None = None) -> LatencyTable:
     """Measure every op spec of `space` missing from the table at `out`, then calibrate it.
 
     Rows are written to `out` as they are measured; rerunning after an interruption keeps
-    them and measures only the rest. `on_row(spec)` is called after each row is saved.
+    them and measures only the rest. `progress` gets two tasks, OPS_TASK (one step per saved
+    row, noted with its op spec) and NETWORKS_TASK (one per calibration network).
     """
+    progress = progress or Progress()
     specs = space.all_op_specs()
     spec_of = {str(s): s for s in specs}
     # Compile one model first so the backend knows the precision it really runs at.
@@ -253,7 +256,7 @@ def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSe
     table = open_table(out, space, backend, restart)
     if table is None:
         table = LatencyTable(new_meta(space, backend.describe(), settings, measure_overhead(backend, settings),
-                                      "measured here"))
+                                      "measured here", Host.current()))
         table.write(out)
     overhead = float(table.meta.overhead_ms)
     todo = [str(s) for s in table.missing(specs)]
@@ -261,13 +264,11 @@ def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSe
     done_archs = {p["arch"] for p in table.meta.calibration_networks}
     todo_archs = [a for a in archs if str(a) not in done_archs]
 
-    with progress_bar(progress, len(todo) + len(todo_archs)) as advance:
+    with progress.task(OPS_TASK, len(specs), len(specs) - len(todo), unit="op") as ops:
         def row_done(key: str, timing: Timing) -> None:
             table.upsert(spec_of[key], **row_values(timing, overhead))
             table.write(out)
-            advance()
-            if on_row is not None:
-                on_row(spec_of[key])
+            ops.advance(1, key)
 
         def open_op(key: str):
             spec = spec_of[key]
@@ -275,22 +276,14 @@ def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSe
 
         measure_interleaved(todo, open_op, settings.op_schedule(), row_done, seed=settings.seed)
 
+    with progress.task(NETWORKS_TASK, len(archs), len(archs) - len(todo_archs), unit="network") as networks:
         def network_done(arch: Arch, timing: Timing) -> None:
             points = [*table.meta.calibration_networks, network_point(arch, timing)]
             table.meta = table.meta.model_copy(update={"calibration_networks": points})
             table.write(out)
-            advance()
+            networks.advance(1, str(arch))
 
         measure_networks(backend, space, todo_archs, settings, network_done)
     calibrate(table, space)
     table.write(out)
     return table
-
-
-@contextlib.contextmanager
-def progress_bar(show: bool, total: int, what: str = "measuring") -> Iterator[Callable[[], None]]:
-    """A rich progress bar (hidden unless `show`); yields a function that advances it by one."""
-    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not show, refresh_per_second=2) as bar:  # its thread counts on the cpu clock
-        task = bar.add_task(what, total=total)
-        yield lambda: bar.advance(task)

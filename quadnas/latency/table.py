@@ -38,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.host import Host
 from quadnas.latency.kit_runner import atomic_write
 from quadnas.space import OpSpec
 
@@ -89,10 +90,13 @@ class TableMeta(BaseModel):
     method: str
     calibration: Calibration
     sources: list[str] = Field(default_factory=list)
+    host: Host | None = Field(default=None, description="the machine a measured table was timed on")
+    host_fingerprint: str | None = Field(default=None, description="Host.fingerprint of `host`")
 
 
 _LIST_KEYS = {name for name, f in TableMeta.model_fields.items() if "list" in str(f.annotation)}
 _ONE_ITEM_A_LINE = {"sources"}  # and every list-valued extra key
+_WRITTEN_WHEN_SET = {"host", "host_fingerprint"}  # estimated tables have no host: no line at all
 
 
 class LatencyTable:
@@ -135,6 +139,9 @@ class LatencyTable:
         except pd.errors.EmptyDataError:
             raise QuadnasError(f"latency table {path}: no CSV header row after the metadata: "
                                f"add the line '{','.join(COLUMNS)}'") from None
+        except pd.errors.ParserError as e:
+            raise QuadnasError(f"latency table {path}: the CSV rows cannot be parsed ({str(e).strip()}): "
+                               "fix the quoting, or re-measure with `quadnas profile`") from None
         table = cls(meta, path=path)
         table._rows = _normalise(rows, table._where, body_start)  # validated once, with line numbers
         return table
@@ -161,6 +168,8 @@ class LatencyTable:
         """The file content: header lines, then the rows (kept sorted by op spec)."""
         lines = []
         for key, value in self.meta.model_dump(mode="json").items():
+            if key in _WRITTEN_WHEN_SET and value is None:
+                continue
             one_a_line = key in _ONE_ITEM_A_LINE or (key not in TableMeta.model_fields and isinstance(value, list))
             items = value if one_a_line and value else [value]
             lines += [f"# {key}: {_inline(v)}" for v in items]
@@ -181,16 +190,23 @@ class LatencyTable:
         return list(dict.fromkeys(s for s in specs if _key(s) not in index))
 
     def check_covers(self, specs: Iterable[OpSpec], space: str | None = None) -> None:
-        """Raise a QuadnasError naming the missing specs and the command that measures them."""
+        """Raise a QuadnasError naming the missing specs and how to get them."""
         missing = self.missing(specs)
         if not missing:
             return
         shown = "; ".join(str(s) for s in missing[:8]) + (f"; ... ({len(missing) - 8} more)" if len(missing) > 8 else "")
+        raise QuadnasError(f"{self._where} has no row for {len(missing)} op spec(s): {shown}. "
+                           f"{self.rows_hint(space)}")
+
+    def rows_hint(self, space: str | None = None) -> str:
+        """How to get rows for another space (`space`: its YAML or name): measure them for a measured
+        table; for an estimate, rebuild the estimates or measure the real device with the kit."""
         space_arg = f" --space {space}" if space else ""
-        raise QuadnasError(
-            f"{self._where} has no row for {len(missing)} op spec(s): {shown}. "
-            f"Measure them with `quadnas profile{space_arg} --name {self.name}`"
-        )
+        if self.meta.provenance == "estimated":
+            return (f"The table is an estimate (a cost model, not measured) made for other op specs: rebuild the "
+                    f"estimates for this space with `python scripts/build_estimated_tables.py{space_arg} --out DIR`, "
+                    f"or measure the real device with the kit: `quadnas profile kit{space_arg} --out kit/`")
+        return f"Measure the missing op specs with `quadnas profile{space_arg} --name {self.name}`"
 
     def lookup(self, specs: Iterable[OpSpec]) -> np.ndarray:
         """Median latency (ms) of each spec; a missing spec is an error, never 0 ms."""
@@ -240,12 +256,16 @@ def _inline(value: Any) -> str:
 def _split(path: Path) -> tuple[list[tuple[int, str]], str, int]:
     """Header lines (with line numbers), the CSV body and the body's first line number."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise QuadnasError(f"latency table {path} does not exist: give an existing CSV path or a device name "
                            "(see `quadnas tables`)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise QuadnasError(f"cannot read latency table {path}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise QuadnasError(f"latency table {path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as "
+                           "UTF-8, or move it out of the tables folder") from None
+    except OSError as e:
+        raise QuadnasError(f"cannot read latency table {path}: {e.strerror or e}: check that it is a readable "
+                           "file") from None
     lines = text.splitlines()
     n = 0
     while n < len(lines) and (lines[n].startswith("#") or not lines[n].strip()):
@@ -259,6 +279,9 @@ def _split(path: Path) -> tuple[list[tuple[int, str]], str, int]:
 
 
 def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
+    if not header:
+        raise QuadnasError(f"{path} has no '# key: value' header, so it is not a quadnas latency table: "
+                           "move it out of the tables folder (see docs/tables.md for the format)")
     values: dict[str, list[Any]] = {}
     for lineno, line in header:
         key, sep, raw = line.lstrip("#").strip().partition(":")
@@ -268,7 +291,7 @@ def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
                                f"got '{line.strip()}': fix the line")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise QuadnasError(f"latency table {path} line {lineno}: value of '{key}' is not valid inline "
                                "YAML/JSON: quote it or fix the brackets") from None
         values.setdefault(key, []).append(value)
@@ -285,6 +308,10 @@ def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing" and len(err["loc"]) > 1:
+            inner = ".".join(str(p) for p in err["loc"][1:])
+            raise QuadnasError(f"latency table {path}: header key '{err['loc'][0]}' lacks '{inner}': add it to that "
+                               "header line (see docs/tables.md)") from None
         if err["type"] == "missing":
             raise QuadnasError(f"latency table {path}: header lacks key '{key}': add a line '# {key}: ...' "
                                "(see docs/tables.md)") from None

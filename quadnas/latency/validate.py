@@ -3,6 +3,8 @@
 Random archs of the table's space (spread from small to large, none of the
 calibration networks) are measured on the table's own backend, target, threads and
 clock with the profiler's network code, and compared with the calibrated prediction.
+The networks are timed on this host: against a table measured on another host the
+result says so (`host_note`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from scipy.stats import kendalltau
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.backends import BACKENDS, Backend, get_backend
+from quadnas.latency.host import foreign_host_note
 from quadnas.latency.kit_runner import Timing
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.profile import ProfileSettings, measure_networks, progress_bar, sample_spread, space_at
+from quadnas.latency.profile import ProfileSettings, measure_networks, sample_spread, space_at
 from quadnas.latency.table import LatencyTable
+from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
 
 
@@ -37,6 +41,7 @@ class ValidationResult:
     archs: list[str] = field(default_factory=list)
     measured_ms: list[float] = field(default_factory=list)
     predicted_ms: list[float] = field(default_factory=list)
+    host_note: str | None = None  # the table was measured on another host (or one it does not record)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,12 +91,13 @@ def compare(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 def validate(table: LatencyTable, space: SearchSpace | None = None, n: int = 20, seed: int = 1,
              settings: ProfileSettings = ProfileSettings(), clock: str | None = None,
-             progress: bool = False) -> ValidationResult:
+             progress: Progress | None = None) -> ValidationResult:
     """Measure `n` random archs end to end and compare them with the table's predictions.
 
     The networks are timed on the table's clock unless `clock` is given (e.g. 'wall' to
     check a cpu-clock table against elapsed time).
     """
+    progress = progress or Progress()
     if n < 2:
         raise QuadnasError(f"validation needs at least 2 networks, got {n}: e.g. --n 20")
     space = table_space(table, space)
@@ -100,14 +106,15 @@ def validate(table: LatencyTable, space: SearchSpace | None = None, n: int = 20,
     calibration_archs = [space.parse(p["arch"]) for p in getattr(table.meta, "calibration_networks", [])]
     archs = sample_spread(space, n, seed, exclude=calibration_archs)
     measured: dict[Arch, Timing] = {}
-    with progress_bar(progress, len(archs), "validating") as advance:
+    with progress.task("measuring whole networks", len(archs), unit="network") as task:
         def done(arch: Arch, timing: Timing) -> None:
             measured[arch] = timing
-            advance()
+            task.advance(1, str(arch))
 
         measure_networks(backend, space, archs, settings, done)
     real = np.array([measured[a].median_ms for a in archs])
     predicted = predictor.predict_many(archs)
-    return ValidationResult(table=table.name, backend=backend.name, clock=backend.clock, n=len(archs), **compare(real, predicted),
-                            archs=[str(a) for a in archs], measured_ms=real.round(4).tolist(),
-                            predicted_ms=predicted.round(4).tolist())
+    return ValidationResult(table=table.name, backend=backend.name, clock=backend.clock, n=len(archs),
+                            **compare(real, predicted), archs=[str(a) for a in archs],
+                            measured_ms=real.round(4).tolist(), predicted_ms=predicted.round(4).tolist(),
+                            host_note=foreign_host_note(table.meta))
