@@ -8,18 +8,17 @@ from __future__ import annotations
 import argparse
 import random
 
+from typing import TYPE_CHECKING
+
 from pydantic import ValidationError
-from rich.table import Table
 
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.progress import progress_for
-from quadnas.accelerator import torch_device
-from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.evaluate import Evaluator
-from quadnas.space import SearchSpace
-from quadnas.supernet.checkpoint import check_writable, default_checkpoint_path
-from quadnas.supernet.train import EpochStats, TrainConfig, is_main_process, train_supernet
+from quadnas.supernet.recipe import TrainConfig
+
+if TYPE_CHECKING:
+    from quadnas.supernet.train import EpochStats
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from quadnas.accelerator import torch_device
+    from quadnas.data import load_dataset
+    from quadnas.evaluate import Evaluator
+    from quadnas.space import SearchSpace
+    from quadnas.supernet.checkpoint import check_writable, default_checkpoint_path
+    from quadnas.supernet.train import is_main_process, train_supernet
+
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)
     torch_device(args.train_device)  # before the data loads
@@ -100,7 +108,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         raise QuadnasError(f"{flag} {error['input']}: {error['msg']}") from None
 
 
-def print_epoch(stats: EpochStats) -> None:
+def print_epoch(stats: "EpochStats") -> None:
     console.print(
         f"epoch {stats.epoch}/{stats.epochs}: train loss {stats.loss:.3f}, train acc {stats.accuracy:.1%}, "
         f"lr {stats.lr:.2e}, {stats.seconds:.0f} s", highlight=False,

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from quadnas.accelerator import torch_device
 from quadnas.errors import QuadnasError
 from quadnas.progress import Progress, ProgressEvent, Task
+from quadnas.supernet.recipe import TrainConfig
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import (
     DatasetInfo,
@@ -52,42 +52,6 @@ from quadnas.supernet.supernet import Supernet
 
 if TYPE_CHECKING:
     from quadnas.data import Dataset
-
-
-class TrainConfig(BaseModel):
-    """Supernet training settings; stored in every checkpoint."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    epochs: int = Field(default=20, ge=1)
-    batch_size: int = Field(default=64, ge=1, description="global batch (split over ranks)")
-    lr: float = Field(default=2e-3, gt=0)
-    weight_decay: float = Field(default=0.05, ge=0)
-    warmup_epochs: float = Field(default=1.0, ge=0)
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
-    sandwich: bool = False
-    sandwich_random: int = Field(default=2, ge=0, description="random paths per sandwich step")
-    seed: int = 0
-    memory_efficient: bool = True
-    # ConvNeXt's 1e-6 suits 300-epoch training; after a short supernet training it leaves every
-    # block near identity, and all subnets scored alike (95.83% on digits after 5 epochs).
-    layer_scale_init: float = Field(default=0.1, gt=0, description="initial layer scale of every block")
-    resolution: int = Field(default=32, gt=0)
-    val_fraction: float = Field(default=0.2, gt=0, lt=1)
-    width: float = Field(default=1.0, gt=0, le=1, description="stage widths as a fraction of the space's (proxy)")
-
-    @classmethod
-    def for_search(cls, **overrides: Any) -> "TrainConfig":
-        """The recipe `quadnas search` trains its cached supernet with on first run.
-
-        A proxy a quarter as wide as the space (`SearchSpace.scaled`): it ranks the same
-        archs at about 1/8 of the training and evaluation cost of the full width, so a
-        first search on mnist5k (4,000 training and 1,000 validation images at 32 px)
-        trains and evaluates in about a minute on 2 cores; what the proxy costs in ranking
-        quality is in docs/benchmarks.md. At 32 px memory is no concern, so nothing is
-        recomputed in backward.
-        """
-        return cls(**{"epochs": 6, "width": 0.25, "memory_efficient": False, **overrides})
 
 
 @dataclass(frozen=True)
