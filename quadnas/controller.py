@@ -26,6 +26,7 @@ from quadnas.errors import QuadnasError
 from quadnas.accelerator import torch_device
 from quadnas.evaluate import Evaluator
 from quadnas.latency.devices import load_device_table
+from quadnas.latency.host import foreign_host_note
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.report import write_results
 from quadnas.space import Arch, SearchSpace
@@ -291,8 +292,12 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     space.check_resolution(config.resolution)
     budget_ms = parse_budget(config.budget)
     torch_device(config.train_device)  # a bad device fails before anything is opened
-    predictor = LatencyPredictor(load_device_table(config.device), space)
+    table = load_device_table(config.device)
+    predictor = LatencyPredictor(table, space)
     notes = check_budget(predictor, budget_ms, config.device)
+    host_note = foreign_host_note(table.meta)
+    if host_note:
+        notes.append(host_note)
     run_dir = writable_folder(Path(config.runs_dir) / config.study_name(), "--runs-dir")
     storage = open_storage(config.storage or default_storage_url(run_dir))
     for note in notes:

@@ -62,7 +62,7 @@ class ExportSource:
     model: QuadraNet
     space: SearchSpace
     arch: Arch
-    weights: Literal["inherited", "fine-tuned", "random"]
+    weights: Literal["inherited", "fine-tuned", "random", "untrained", "trained"]  # untrained: a proxy's arch, not yet trained
     classes: tuple[str, ...] | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
@@ -75,6 +75,7 @@ class ExportSource:
     checkpoint_meta: CheckpointMeta | None = None
     record: dict = field(default_factory=dict)
     record_path: Path | None = None
+    proxy_width: float | None = None  # the width of the proxy supernet that ranked the arch, if one did
 
 
 def _read_yaml(path: Path, if_missing: str, what: str):
@@ -149,6 +150,8 @@ def _inherit(space: SearchSpace, arch: Arch, record: dict, record_path: Path | N
         raise QuadnasError(f"supernet checkpoint {path} does not exist: pass --checkpoint with an existing file, "
                            "or --init random to export freshly initialised weights")
     supernet, meta = load_checkpoint(path, space)
+    if supernet.width != 1:
+        return _from_proxy(space, arch, record, record_path, path, meta, supernet.width)
     sha = checkpoint_hash(path)
     same_as_search = bool(record) and sha == searched.get("sha256_16")
     if record and checkpoint is None and not same_as_search:
@@ -169,13 +172,24 @@ def _inherit(space: SearchSpace, arch: Arch, record: dict, record_path: Path | N
     return source
 
 
+def _from_proxy(space: SearchSpace, arch: Arch, record: dict, record_path: Path | None, path: Path,
+                meta: CheckpointMeta, width: float) -> ExportSource:
+    """A proxy supernet ranked the arch; its narrower weights do not fit: a fresh full-width network to train."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = QuadraNet(space, arch, meta.dataset.num_classes).eval()
+    return ExportSource(model, space, arch, "untrained", checkpoint=path, checkpoint_meta=meta, record=record,
+                        record_path=record_path, proxy_width=width)
+
+
 # ---- stand-alone fine-tuning ------------------------------------------------
 def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: float = 5e-4,
              weight_decay: float = 0.05, batch_size: int = 128, seed: int = 0,
              progress: Progress | None = None) -> ExportSource:
     """A copy of the network trained stand-alone (AdamW, cosine schedule), with its validation accuracy.
 
-    Runs on the checkpoint's dataset at its resolution unless `data` names another
+    Starts from the inherited weights, or from scratch when a proxy supernet ranked the
+    arch. Runs on the checkpoint's dataset at its resolution unless `data` names another
     source with the same number of classes.
     """
     progress = progress or Progress()
@@ -215,11 +229,13 @@ def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: flo
                 schedule.step()
                 task.advance(1, f"loss {loss.item():.3f}")
     model.eval()
+    how = "training from scratch" if source.weights == "untrained" else "fine-tuning from inherited weights"
     return replace(
-        source, model=model, weights="fine-tuned", classes=dataset.classes, mean=dataset.mean, std=dataset.std,
+        source, model=model, weights="trained" if source.weights == "untrained" else "fine-tuned",
+        classes=dataset.classes, mean=dataset.mean, std=dataset.std,
         accuracy=accuracy(model, dataset.val), data=dataset.source,
         accuracy_on=(f"validation split of {dataset.source} at {dataset.resolution} px, after {epochs} epoch(s) "
-                     "of stand-alone fine-tuning from inherited weights"),
+                     f"of stand-alone {how}"),
     )
 
 
@@ -270,6 +286,13 @@ def export_model(source: ExportSource, fmt: Format, out: str | Path, resolution:
     The written file is read back and run on random inputs of batch 1 and 3; a max abs
     difference to PyTorch above 1e-4 is an error. A YAML sidecar goes beside it (`sidecar_path`).
     """
+    if source.weights == "untrained":
+        raise QuadnasError(
+            f"supernet {source.checkpoint} is a width-{source.proxy_width:g} proxy: it ranked the archs, but its "
+            f"weights do not fit the full-width network. Add --finetune-epochs N (e.g. 10) to train the arch "
+            f"stand-alone on {source.checkpoint_meta.dataset.source} first, pass --checkpoint with a full-width "
+            f"supernet (`quadnas train`), or --init random for latency work"
+        )
     out = output_path(fmt, out)
     sidecar = sidecar_path(out)
     _check_sidecar_target(sidecar)

@@ -217,6 +217,9 @@ def _normalisation(source: ExportSource) -> str:
 def _weights(source: ExportSource) -> str:
     if source.weights == "random":
         return "freshly initialised (random): for latency measurements only, not for predictions"
+    if source.weights == "trained":
+        return (f"trained stand-alone from scratch on {source.data} (the width-{source.proxy_width:g} proxy "
+                f"supernet `{source.checkpoint}` ranked the arch in the search)")
     where = f"supernet checkpoint `{source.checkpoint}` (sha256 {source.checkpoint_sha})"
     if source.weights == "fine-tuned":
         return f"inherited from the {where}, then fine-tuned stand-alone on {source.data}"

@@ -35,7 +35,7 @@ def macs(space: SearchSpace, arch_text: str) -> int:
 def bench_table(name: str, n: int, clock: str | None) -> dict:
     table = load_device_table(name)
     space = table_space(table)
-    result = validate(table, n=n, clock=clock, progress=True)
+    result = validate(table, n=n, clock=clock)
     calib = table.meta.calibration_networks
     fit_x = np.array([macs(space, p["arch"]) for p in calib], dtype=float)
     fit_y = np.array([p["measured_ms"] for p in calib])

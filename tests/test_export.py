@@ -233,6 +233,24 @@ def test_finetune_changes_weights_and_measures_accuracy(trained):
     assert torch.equal(before, source.model.stem[0].weight)  # the inherited network is left as it was
 
 
+def test_an_arch_ranked_by_a_proxy_supernet_is_trained_at_full_width_before_export(tiny_space, digits, tmp_path,
+                                                                                    capsys):
+    proxy = wake_blocks(Supernet(tiny_space, digits.num_classes, width=0.5)).eval()
+    path = tmp_path / "proxy.pt"
+    config = TrainConfig(epochs=1, resolution=32, width=0.5).model_dump()
+    save_checkpoint(path, checkpoint_state(proxy, DatasetInfo.of(digits), config, 1, {}))
+    arch = tiny_space.largest()
+    source = build_model(str(arch), space="tiny", checkpoint=path)
+    assert source.weights == "untrained" and source.model.stem[0].weight.shape[0] == tiny_space.dims[0]
+    error = error_of(["export", str(arch), "--space", "tiny", "--checkpoint", str(path), "--format", "onnx",
+                      "--out", str(tmp_path / "m.onnx")], capsys)
+    assert "width-0.5 proxy" in error and "--finetune-epochs" in error
+    trained = finetune(source, epochs=1, batch_size=256)
+    assert trained.weights == "trained" and "training from scratch" in trained.accuracy_on
+    result = export_model(trained, "torch", tmp_path / "m.pt")
+    assert "trained stand-alone from scratch" in render_model_card(trained, result, predictions=[])
+
+
 def test_model_card_content(trained, tmp_path, tiny_space, monkeypatch):
     tables = tmp_path / "tables"
     monkeypatch.setenv("QUADNAS_TABLES", str(tables))

@@ -39,7 +39,7 @@ class RichProgress(Progress):
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
-        with Bars(*columns, console=self.console) as bar:
+        with Bars(*columns, console=self.console, refresh_per_second=2) as bar:
             task_id = bar.add_task(what, total=total, completed=done, note="")
             yield _BarTask(bar, task_id, self, what, total, done, unit)
 
