@@ -272,12 +272,14 @@ def output_path(fmt: str, out: str | Path) -> Path:
     """`out`, given the format's suffix when it has none; a wrong suffix is an error."""
     if fmt not in FORMATS:
         raise QuadnasError(f"unknown format '{fmt}': use one of {', '.join(FORMATS)}")
-    out = Path(out)
-    if not out.suffix:
-        return out.with_suffix(SUFFIXES[fmt][0])
-    if out.suffix.lower() not in SUFFIXES[fmt]:
-        raise QuadnasError(f"--out {out} does not fit format {fmt}: name it *{SUFFIXES[fmt][0]}")
-    return out
+    given = Path(out)
+    if given.is_dir():
+        raise QuadnasError(f"--out {given} is a folder: give a file path, e.g. {given / ('model' + SUFFIXES[fmt][0])}")
+    if not given.suffix:
+        return output_path(fmt, given.with_suffix(SUFFIXES[fmt][0]))
+    if given.suffix.lower() not in SUFFIXES[fmt]:
+        raise QuadnasError(f"--out {given} does not fit format {fmt}: name it *{SUFFIXES[fmt][0]}")
+    return given
 
 
 def export_model(source: ExportSource, fmt: Format, out: str | Path, resolution: int | None = None) -> ExportResult:

@@ -371,6 +371,13 @@ def test_unknown_format(tmp_path, capsys):
     assert "unknown format 'tflite'" in err
 
 
+def test_out_naming_a_folder_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "models.onnx").mkdir()
+    for out in (tmp_path, tmp_path / "models.onnx"):
+        err = error_of(["export", "no-such-result.yaml", "--format", "onnx", "--out", str(out)], capsys)
+        assert "is a folder: give a file path" in err
+
+
 def test_suffix_must_fit_format(tmp_path, capsys):
     err = error_of(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--format", "onnx",
                     "--out", str(tmp_path / "m.pt")], capsys)

@@ -31,6 +31,7 @@ def test_arch_is_immutable_and_hashable(tiny_space):
     [
         ("k3e2-k3e2", "has 2 tokens but space 'tiny' has 6"),
         ("k3e2-k9e2-id-id-id-id", "token 2 'k9e2' is not in space 'tiny': use one of k3e2"),
+        ("k9e2", "token 1 'k9e2' is not in space 'tiny'"),
         ("k3e2-k3e2-foo-id-id-id", "token 3 'foo'"),
     ],
 )

@@ -16,6 +16,7 @@ from quadnas.progress import Progress
 from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import (
     check_data,
+    check_writable,
     default_checkpoint_path,
     load_checkpoint,
     meta_of,
@@ -68,7 +69,7 @@ def provide_supernet(
     config = TrainConfig.for_search(resolution=dataset.resolution)
     if epochs is not None:
         config = config.model_copy(update={"epochs": epochs})
-    path = cache_path(space, dataset, config)
+    path = check_writable(cache_path(space, dataset, config))  # an unwritable folder: one line, before the lock
     progress = progress or Progress()
     with file_lock(path.with_suffix(".lock"), progress):
         state = read_checkpoint(path) if path.exists() else None  # read once
