@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, vpu, gpu, a table name or a table path (default vpu)")
     p.add_argument("--budget", help="latency budget with a unit: 30ms, 0.03s, 500us (default 30ms)")
     p.add_argument("--space", help="search space name or YAML path (default quadranet-t)")
-    p.add_argument("--data", help="digits, mnist5k, an image folder, a .npz or a CIFAR-10 folder (default digits)")
+    p.add_argument("--data", help="mnist5k, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)")
     p.add_argument("--resolution", type=int, help="training/evaluation resolution (default 32)")
     p.add_argument("--checkpoint", help="supernet checkpoint; default: train one and cache it under runs/supernets/")
     p.add_argument("--train-epochs", type=positive_int, help="epochs when the supernet must be trained")

@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a supernet (uniform single-path sampling, or --sandwich); checkpoints every epoch.",
     )
     p.add_argument("--space", default=None, help="search space name or YAML path (default quadranet-t)")
-    p.add_argument("--data", default="digits",
-                   help="digits, mnist5k, an image folder, a .npz or a CIFAR-10 folder (default digits)")
+    p.add_argument("--data", default="mnist5k",
+                   help="mnist5k, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)")
     p.add_argument("--resolution", type=int, default=defaults.resolution,
                    help=f"training resolution, a multiple of the space's stride (default {defaults.resolution})")
     p.add_argument("--epochs", type=positive_int, default=defaults.epochs, help=f"(default {defaults.epochs})")
