@@ -2,7 +2,8 @@
 
 Training images/s on each dataset (default space, resolution 32, uniform single-path
 steps with the real `SupernetTrainer`), timed over a fixed number of steps after a
-warm-up; and parameters and MACs (FLOPs / 2, counted by FlopCounterMode over conv
+warm-up, for the full-width recipe (`quadnas train`) and the search's quarter-width proxy
+(`TrainConfig.for_search`), with the seconds to score one arch on the validation split; and parameters and MACs (FLOPs / 2, counted by FlopCounterMode over conv
 and matmul ops) of the largest and the smallest subnet at the space's deployment
 resolution.
 
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import time
 from itertools import cycle
 from pathlib import Path
@@ -22,18 +24,19 @@ from pathlib import Path
 import torch
 
 from quadnas.data import load_dataset
+from quadnas.evaluate import Evaluator
+from quadnas.latency.host import Host
 from quadnas.model_card import model_stats
 from quadnas.nn.net import QuadraNet
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.train import SupernetTrainer, TrainConfig
 
 
-def training_throughput(
-    space: SearchSpace, source: str, batch: int, warmup: int, steps: int, memory_efficient: bool
-) -> dict:
-    """Images per second over `steps` training steps after `warmup` untimed ones."""
+def training_throughput(space: SearchSpace, source: str, config: TrainConfig, warmup: int, steps: int) -> dict:
+    """Images per second over `steps` training steps after `warmup` untimed ones, and seconds to score
+    one arch on the validation split (mean over 5 random archs, after one untimed)."""
+    batch = config.batch_size
     data = load_dataset(source, resolution=32, channels=space.config.in_channels)
-    config = TrainConfig(batch_size=batch, resolution=32, memory_efficient=memory_efficient)
     x, y = data.train.tensors
     trainer = SupernetTrainer(space, data.num_classes, config, steps_per_epoch=max(1, len(y) // batch))
     batches = cycle(list(trainer.epoch_batches(len(y))))
@@ -45,8 +48,18 @@ def training_throughput(
         index = next(batches)
         trainer.step(x[index], y[index], len(index))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    evaluator = Evaluator(trainer.model.eval(), data)
+    archs = [space.sample(random.Random(i)) for i in range(6)]
+    evaluator.accuracy(archs[0])
+    began = time.perf_counter()
+    for arch in archs[1:]:
+        evaluator.accuracy(arch)
     return {
+        "width": config.width,
+        "memory_efficient": config.memory_efficient,
         "images_per_s": round(steps * batch / wall, 2),
+        "eval_seconds_per_arch": round((time.perf_counter() - began) / 5, 4),
+        "val_images": len(data.val),
         "seconds": round(wall, 3),
         "cpu_seconds": round(cpu, 3),
         "steps": steps,
@@ -72,16 +85,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--no-memory-efficient", action="store_true")
+    parser.add_argument("--no-memory-efficient", action="store_true", help="for the full-width recipe")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     space = SearchSpace.load(args.space)
-    memory_efficient = not args.no_memory_efficient
+    recipes = {
+        "full width (quadnas train)": TrainConfig(batch_size=args.batch, memory_efficient=not args.no_memory_efficient),
+        "search proxy (quadnas search)": TrainConfig.for_search(batch_size=args.batch),
+    }
     result = {
         "machine": {
             "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
+            "host": Host.current().model_dump(),
+            "host_fingerprint": Host.current().fingerprint,
             "load_average_at_start": os.getloadavg(),
             "torch": torch.__version__,
             "threads": args.threads,
@@ -90,10 +106,10 @@ def main() -> None:
         "training": {
             "resolution": 32,
             "sampling": "uniform single path",
-            "memory_efficient": memory_efficient,
-            "datasets": {
-                source: training_throughput(space, source, args.batch, args.warmup, args.steps, memory_efficient)
-                for source in args.data
+            "recipes": {
+                name: {source: training_throughput(space, source, config, args.warmup, args.steps)
+                       for source in args.data}
+                for name, config in recipes.items()
             },
         },
         "subnets": {"largest": subnet_size(space, space.largest()), "smallest": subnet_size(space, space.smallest())},
