@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from quadnas.cli.common import console, err_console, positive_int
+from quadnas.latency.names import BACKEND_NAMES
 
 EXIT_OVER_BUDGET = 1
 VERIFY_FLAGS = ("--backend", "--device", "--threads", "--clock", "--budget", "--rounds", "--warn-only")
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (AdamW, cosine; default 5e-4)")
     p.add_argument("--verify-latency", action="store_true",
                    help="time the export here and compare it with the predicted latency and the budget")
-    p.add_argument("--backend", choices=("onnxruntime", "openvino", "torch"),
+    p.add_argument("--backend", choices=BACKEND_NAMES,
                    help="runtime that times it (default: the table's backend, else onnxruntime)")
     p.add_argument("--device", help="latency table to compare with (default: the search's device)")
     p.add_argument("--threads", type=positive_int, help="runtime threads (default: the table's, else 1)")

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from quadnas.cli.common import console, err_console
 from quadnas.errors import QuadnasError
-from quadnas.latency.devices import load_device_table
-from quadnas.latency.host import foreign_host_note
-from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import LatencyTable
-from quadnas.latency.validate import load_table_space
-from quadnas.space import SearchSpace
+
+if TYPE_CHECKING:
+    from quadnas.latency.table import LatencyTable
+    from quadnas.space import SearchSpace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,10 +33,20 @@ def format_ms(ms: float) -> str:
 
 def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
     """The space given, else the one the table was made for."""
+    from quadnas.latency.validate import load_table_space
+    from quadnas.space import SearchSpace
+
     return SearchSpace.load(space) if space is not None else load_table_space(table)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from quadnas.latency.devices import load_device_table
+    from quadnas.latency.host import foreign_host_note
+    from quadnas.latency.predictor import LatencyPredictor
+
     if not args.arch and not args.range:
         raise QuadnasError("nothing to predict: give --arch ARCH (e.g. k3e2-k7e4-id-...) and/or --range")
     table = load_device_table(args.device)

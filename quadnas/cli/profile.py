@@ -6,17 +6,18 @@ import argparse
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
-from quadnas.latency.backends import BACKENDS, get_backend
-from quadnas.latency.devices import user_tables_dir
-from quadnas.latency.kit import import_results, write_kit
-from quadnas.latency.kit_runner import CLOCK_CHOICES
-from quadnas.latency.profile import ProfileSettings, profile, space_at
-from quadnas.latency.table import LatencyTable
-from quadnas.space import SearchSpace
+from quadnas.latency.names import BACKEND_NAMES, user_tables_dir
+from quadnas.latency.settings import ProfileSettings
+
+if TYPE_CHECKING:
+    from quadnas.latency.table import LatencyTable
+    from quadnas.space import SearchSpace
 
 DEFAULTS = ProfileSettings()
 
@@ -38,13 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Measure every op spec of a search space on a backend and write a latency table "
                     "(resumable: rerun the same command after an interruption).",
     )
-    parser.add_argument("--backend", default="onnxruntime", help=f"one of {', '.join(BACKENDS)} (default onnxruntime)")
+    parser.add_argument("--backend", default="onnxruntime", help=f"one of {', '.join(BACKEND_NAMES)} (default onnxruntime)")
     parser.add_argument("--target", default=None,
                         help="OpenVINO device (CPU, GPU, NPU), onnxruntime provider (CPU, CUDA) or torch device (cpu, cuda)")
     parser.add_argument("--threads", default="1", help="fixed number of threads (default 1)")
-    parser.add_argument("--clock", choices=CLOCK_CHOICES, default="auto",
-                        help="wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on an idle CPU "
-                             "but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall")
+    parser.add_argument("--clock", choices=clock_choices(), metavar="CLOCK", default="auto",
+                        help="one of %(choices)s; wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on "
+                             "an idle CPU but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall")
     parser.add_argument("--name", default=None, help=f"table name: writes {user_tables_dir()}/NAME.csv")
     parser.add_argument("--out", metavar="PATH", type=Path, default=None, help="write the table to this path instead")
     _add_space_args(parser)
@@ -94,6 +95,9 @@ def _settings(args: argparse.Namespace) -> ProfileSettings:
 
 
 def _space(args: argparse.Namespace) -> SearchSpace:
+    from quadnas.latency.profile import space_at
+    from quadnas.space import SearchSpace
+
     return space_at(SearchSpace.load(args.space), args.resolution)
 
 
@@ -121,6 +125,9 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
+    from quadnas.latency.backends import get_backend
+    from quadnas.latency.profile import profile
+
     out = table_path(args.name, args.out)
     space = _space(args)
     backend = get_backend(args.backend, args.target, args.threads, clock=args.clock)
@@ -134,6 +141,8 @@ def run_profile(args: argparse.Namespace) -> int:
 
 
 def run_kit(args: argparse.Namespace) -> int:
+    from quadnas.latency.kit import write_kit
+
     space = _space(args)
     manifest = write_kit(args.kit_out, space, _settings(args), progress=progress_for(err_console))
     console.print(f"[green]wrote[/] kit {manifest.parent} ({len(space.all_op_specs())} op specs, {args.networks} networks)")
@@ -143,6 +152,8 @@ def run_kit(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from quadnas.latency.kit import import_results
+
     table = import_results(args.results, args.kit)
     name = args.import_name or _slug(f"{table.meta.device}-{table.meta.backend}-{table.meta.target}")
     table.write(table_path(name, args.import_out))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from quadnas.cli.common import console
-from quadnas.latency.devices import SHIPPED_TABLES_DIR, TableFile, table_files, user_tables_dir
-from quadnas.latency.host import Host, host_status
-from quadnas.latency.table import LatencyTable
+
+if TYPE_CHECKING:
+    from quadnas.latency.devices import TableFile
+    from quadnas.latency.host import Host
+    from quadnas.latency.table import LatencyTable
 
 PIPED_WIDTH = 140  # output to a file or pipe is laid out this wide, never narrow
 # Always shown (the error short, without its network count), whatever the width:
@@ -41,6 +39,8 @@ def expected_error(table: LatencyTable, networks: bool = True) -> str:
 
 def row_of(file: TableFile, here: Host) -> dict[str, str]:
     """One readable table's cells, by column."""
+    from quadnas.latency.host import host_status
+
     table = file.table
     m = table.meta
     aliases = f" ({', '.join(m.aliases)})" if m.aliases else ""
@@ -65,6 +65,14 @@ def fitting_columns(rows: list[dict[str, str]], width: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from quadnas.latency.devices import SHIPPED_TABLES_DIR, table_files, user_tables_dir
+    from quadnas.latency.host import Host
+
     out = console if console.is_terminal else Console(width=PIPED_WIDTH)
     here = Host.current()
     files = table_files()

@@ -6,18 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.markup import escape
-from rich.table import Table
-
+from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
-from quadnas.latency.devices import load_device_table
-from quadnas.latency.host import foreign_host_note
-from quadnas.latency.kit_runner import CLOCK_CHOICES, atomic_write
-from quadnas.latency.profile import ProfileSettings
-from quadnas.latency.validate import validate
-from quadnas.space import SearchSpace
+from quadnas.latency.settings import ProfileSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,14 +25,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--space", default=None, help="the space's YAML, if it is not the shipped one the table names")
     parser.add_argument("--network-rounds", type=positive_int, default=ProfileSettings().network_rounds,
                         help="timed rounds per network")
-    parser.add_argument("--clock", choices=CLOCK_CHOICES, default=None,
-                        help="time the networks on this clock instead of the table's (e.g. wall)")
+    parser.add_argument("--clock", choices=clock_choices(), metavar="CLOCK", default=None,
+                        help="one of %(choices)s: time the networks on this clock instead of the table's (e.g. wall)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--verbose", action="store_true", help="print every network")
     parser.set_defaults(func=run_validate)
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from quadnas.latency.devices import load_device_table
+    from quadnas.latency.host import foreign_host_note
+    from quadnas.latency.kit_runner import atomic_write
+    from quadnas.latency.validate import validate
+    from quadnas.space import SearchSpace
+
     if args.json is not None and args.json.is_dir():
         raise QuadnasError(f"--json {args.json} is a folder: give a file path, e.g. {args.json / 'validate.json'}")
     table = load_device_table(args.table)

@@ -2,11 +2,22 @@
 
 `table` (LatencyTable: format, validation), `devices` (resolve `cpu` / a name / a path),
 `predictor` (LatencyPredictor), `model` (the cost model behind the shipped estimated tables).
+
+The names below are imported on first use, so that a light submodule (`names`, `settings`,
+`kit_runner`) does not pull in pandas for the command line's start-up.
 """
 
-from quadnas.latency.devices import list_tables, load_device_table, resolve_device, user_tables_dir
-from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+import importlib
 
-__all__ = ["Calibration", "LatencyPredictor", "LatencyTable", "TableMeta", "list_tables", "load_device_table",
-           "resolve_device", "user_tables_dir"]
+_HOMES = {
+    "Calibration": "table", "LatencyTable": "table", "TableMeta": "table",
+    "LatencyPredictor": "predictor",
+    "list_tables": "devices", "load_device_table": "devices", "resolve_device": "devices", "user_tables_dir": "devices",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'quadnas.latency' has no attribute '{name}'")

@@ -24,6 +24,7 @@ from torch import nn
 from quadnas.errors import QuadnasError
 from quadnas.latency import kit_runner
 from quadnas.latency.kit_runner import TimedSession
+from quadnas.latency.names import BACKEND_NAMES
 
 ONNX_OPSET = 17
 INPUT_LAYOUT = "channels-last after the stem"  # what the profiler feeds eager torch, as a QuadraNet does
@@ -243,11 +244,8 @@ class TorchBackend(Backend):
         return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock], channels_last)
 
 
-BACKENDS: dict[str, type[Backend]] = {
-    "onnxruntime": OnnxRuntimeBackend,
-    "openvino": OpenVinoBackend,
-    "torch": TorchBackend,
-}
+BACKENDS: dict[str, type[Backend]] = dict(zip(BACKEND_NAMES, (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend),
+                                             strict=True))
 
 
 def get_backend(name: str, target: str | None = None, threads: int | str = 1,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from quadnas.errors import QuadnasError
 from quadnas.resources import shipped_dir
+from quadnas.latency.names import user_tables_dir
 from quadnas.latency.table import LatencyTable, TableMeta
 
 SHIPPED_TABLES_DIR = shipped_dir("latency_tables")
-TABLES_ENV = "QUADNAS_TABLES"
 logger = logging.getLogger("quadnas")
 
 
@@ -33,12 +33,6 @@ class TableFile:
     @property
     def shipped(self) -> bool:
         return self.path.parent == SHIPPED_TABLES_DIR
-
-
-def user_tables_dir() -> Path:
-    """Where user tables live: `$QUADNAS_TABLES`, else `~/.quadnas/latency_tables`."""
-    override = os.environ.get(TABLES_ENV)
-    return Path(override).expanduser() if override else Path.home() / ".quadnas" / "latency_tables"
 
 
 def table_dirs() -> list[Path]:

@@ -13,7 +13,6 @@ fitted; its leave-one-out error goes into the header, with the host it was measu
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
@@ -26,7 +25,8 @@ import quadnas
 from quadnas.errors import QuadnasError
 from quadnas.latency.backends import Backend
 from quadnas.latency.host import Host
-from quadnas.latency.kit_runner import NETWORK_WINDOW, Schedule, Timing, measure_interleaved
+from quadnas.latency.kit_runner import Timing, measure_interleaved
+from quadnas.latency.settings import ProfileSettings
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import build_op, init_weights, op_input_shape
@@ -38,33 +38,6 @@ OVERHEAD_KEY = "overhead"
 RESUME_KEYS = ("backend", "target", "threads", "clock", "precision", "batch", "resolution", "space_fingerprint",
                "host_fingerprint")
 OPS_TASK, NETWORKS_TASK = "measuring op specs", "measuring calibration networks"
-
-
-@dataclass(frozen=True)
-class ProfileSettings:
-    """How much to measure. The defaults profile quadranet-t at 224 in about 2-3 minutes on 2 cores."""
-
-    rounds: int = 15
-    round_ms: float = 30.0
-    window: int = 6
-    warmup_ms: float = 50.0
-    networks: int = 8
-    network_rounds: int = 7
-    seed: int = 0
-
-    def op_schedule(self) -> Schedule:
-        return Schedule(rounds=self.rounds, round_s=self.round_ms / 1e3, window=self.window,
-                        warmup_s=self.warmup_ms / 1e3)
-
-    def network_schedule(self, count: int) -> Schedule:
-        """Whole networks are timed like ops, with fewer rounds (they are long and stable), and
-        up to NETWORK_WINDOW of them interleaved, so that they share the machine's conditions."""
-        return Schedule(rounds=self.network_rounds, round_s=self.round_ms / 1e3,
-                        window=max(self.window, min(count, NETWORK_WINDOW)), warmup_s=self.warmup_ms / 1e3)
-
-    def describe(self) -> str:
-        return (f"{self.rounds} interleaved rounds of >= {self.round_ms:g} ms per op "
-                f"(window {self.window}, shuffled, {self.warmup_ms:g} ms warm-up)")
 
 
 # ---- spaces, archs, modules ---------------------------------------------------
