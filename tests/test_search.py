@@ -344,3 +344,14 @@ def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(tmp_path, t
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "over budget" not in labels and "within budget" in labels  # constrained: over-budget never evaluated
     assert not fig.axes[0].get_legend()  # the legend is the figure's, outside the axes
+
+
+def test_a_failed_trial_is_reported_in_one_line_and_not_counted(tmp_path, table_path, checkpoint, budget):
+    config = _config(tmp_path, table_path, checkpoint, budget, trials=3)
+    storage = f"sqlite:///{tmp_path / 'failed.db'}"
+    study = optuna.create_study(storage=storage, study_name=config.study_name(), direction="maximize")
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # as a stopped worker's trial ends
+    result = search(config.model_copy(update={"storage": storage}))
+    assert len(result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
+    assert any(note.startswith("1 failed trial(s) (0)") and "--trials counts complete trials" in note
+               for note in result.notes)
