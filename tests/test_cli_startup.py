@@ -108,3 +108,19 @@ def test_module_argument_error_is_one_line_exit_2_without_heavy_imports(tmp_path
     errors = [line for line in shown if "error" in line]
     assert errors == ["quadnas search: error: argument --trials: 0 must be at least 1"] == shown[-1:]
     assert list(tmp_path.iterdir()) == []  # an argument error writes nothing
+
+
+def test_the_kit_runner_s_own_positive_int_behaves_like_the_cli_s():
+    import argparse
+
+    from quadnas.cli.common import positive_int
+    from quadnas.latency import kit_runner
+
+    for text in ("1", "12", "0", "-3", "x", "1.5"):
+        outcomes = []
+        for parse in (positive_int, kit_runner.positive_int):
+            try:
+                outcomes.append(parse(text))
+            except argparse.ArgumentTypeError as e:
+                outcomes.append(str(e))
+        assert outcomes[0] == outcomes[1], text
