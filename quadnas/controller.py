@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -130,6 +131,7 @@ class Objective:
         self.space, self.predictor, self.accuracy = space, predictor, accuracy
         self.budget_ms, self.mode, self.reward_exponent = budget_ms, mode, reward_exponent
         self.total = total
+        self.began = datetime.now()  # running trials of workers alive since then hold their place
         self.tokens = [str(c) for c in space.choices]
 
     def propose(self, trial: optuna.Trial) -> Arch:
@@ -152,12 +154,19 @@ class Objective:
         return value
 
     def _stop_if_done(self, trial: optuna.Trial) -> None:
-        """Close `trial` unevaluated once the study holds `total` complete trials: --trials is exact."""
-        complete = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if len(complete) >= self.total:
+        """Close `trial` unevaluated once the study holds `total` trials ahead of it: --trials is exact.
+
+        Ahead: complete trials, and running ones of a lower number started since this worker
+        began (a live worker's; one a killed worker left running is not waited for).
+        """
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+        ahead = [t for t in trial.study.get_trials(deepcopy=False, states=states)
+                 if t.state == optuna.trial.TrialState.COMPLETE
+                 or (t.number < trial.number and t.datetime_start is not None and t.datetime_start >= self.began)]
+        if len(ahead) >= self.total:
             trial.study.stop()
             trial.set_user_attr("surplus", True)
-            raise optuna.TrialPruned(f"the study already holds {self.total} complete trials")
+            raise optuna.TrialPruned(f"the study already holds {self.total} complete or running trials")
 
     def _value(self, trial: optuna.Trial) -> float | tuple[float, float]:
         arch = self.propose(trial)
