@@ -311,15 +311,28 @@ def test_cuda_is_refused_under_several_processes(tiny_space, small_digits, tmp_p
 
 
 def test_cache_lists_and_clears_cached_supernets(tiny_space, small_digits, tmp_path, monkeypatch, capsys):
+    from filelock import FileLock
+
     monkeypatch.chdir(tmp_path)
     folder = Path("runs/supernets")
-    train(tiny_space, small_digits, folder / "a.pt", epochs=1)
-    train(tiny_space, small_digits, folder / "b.pt", epochs=1, width=0.5)
+    train(tiny_space, small_digits, folder / "a.pt", epochs=1)  # a `quadnas train` checkpoint
+    train(tiny_space, small_digits, folder / "t-search-1.pt", epochs=1, width=0.5)
+    train(tiny_space, small_digits, folder / "t-search-2.pt", epochs=1, width=0.5)
     (folder / "junk.pt").write_bytes(b"not a checkpoint")
     assert main(["cache", "list"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in ("a.pt", "b.pt", "junk.pt", "unreadable")) and "0.5" in listed
+    assert all(n in listed for n in ("a.pt", "t-search-1.pt", "junk.pt", "unreadable", "train", "search")), listed
     assert main(["cache", "clear", "nope.pt"]) == 2
+    with FileLock(folder / "t-search-2.lock"):  # a search is training it now
+        assert main(["cache", "clear"]) == 0
+    assert "kept t-search-2.pt" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["a.pt", "junk.pt", "t-search-2.pt"]
     assert main(["cache", "clear", "a.pt"]) == 0
-    assert sorted(p.name for p in folder.glob("*.pt")) == ["b.pt", "junk.pt"]
-    assert main(["cache", "clear"]) == 0 and not list(folder.glob("*.pt"))
+    assert main(["cache", "clear", "--all"]) == 0 and not list(folder.glob("*.pt"))
+
+
+def test_an_unwritable_checkpoint_folder_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["train", "--space", "tiny", "--out", str(blocker / "x.pt")]) == 2
+    assert f"{blocker} is a file, not a folder" in capsys.readouterr().err

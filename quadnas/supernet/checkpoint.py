@@ -86,16 +86,18 @@ def default_checkpoint_path(space: SearchSpace, dataset: "Dataset") -> Path:
     return SUPERNETS_DIR / name
 
 
-def check_writable(path: str | Path) -> Path:
+def check_writable(path: str | Path, fix: str = "give a writable --out path") -> Path:
     """`path` as a checkpoint file path whose folder exists (created if needed), or a one-line QuadnasError."""
     path = Path(path)
     if path.is_dir():
         raise QuadnasError(f"checkpoint path {path} is a folder: give a file path, e.g. {path / 'supernet.pt'}")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise QuadnasError(f"cannot write checkpoint {path}: {blocking} is a file, not a folder: {fix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise QuadnasError(f"cannot create the folder of checkpoint {path}: {e.strerror or e}: "
-                           "give a writable --out path") from None
+        raise QuadnasError(f"cannot create the folder of checkpoint {path}: {e.strerror or e}: {fix}") from None
     return path
 
 
@@ -136,11 +138,14 @@ def checkpoint_state(
     }
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The raw checkpoint dictionary; an unreadable file is one-line `QuadnasError`."""
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """The raw checkpoint dictionary; an unreadable file is one-line `QuadnasError`.
+
+    `mmap` maps the tensors instead of reading them: for looking at the metadata only.
+    """
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise QuadnasError(f"checkpoint {path} does not exist: train one with `quadnas train --out {path}`") from None
     except Exception as e:  # torch raises many types for corrupt or foreign files

@@ -69,7 +69,9 @@ def provide_supernet(
     config = TrainConfig.for_search(resolution=dataset.resolution)
     if epochs is not None:
         config = config.model_copy(update={"epochs": epochs})
-    path = check_writable(cache_path(space, dataset, config))  # an unwritable folder: one line, before the lock
+    path = check_writable(cache_path(space, dataset, config),  # an unwritable folder: one line, before the lock
+                          "run the search from a writable folder (the cache is runs/supernets/ there), "
+                          "or pass --checkpoint")
     progress = progress or Progress()
     with file_lock(path.with_suffix(".lock"), progress):
         state = read_checkpoint(path) if path.exists() else None  # read once
