@@ -32,6 +32,7 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.report import write_results
 from quadnas.space import Arch, SearchSpace
 from quadnas.storage import default_storage_url, open_storage
+from quadnas.supernet.checkpoint import checkpoint_hash
 from quadnas.supernet.provide import provide_supernet
 from quadnas.samplers import GuidedSampler, make_sampler
 
@@ -319,6 +320,9 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress,
                                             device=config.train_device)
     evaluator = Evaluator(supernet, dataset)
+    supernet_sha = checkpoint_hash(checkpoint)
+    claim_settings(study, {"supernet_sha256_16": supernet_sha}, config.study_name(),
+                   "its accuracies came from another supernet")
     study.set_user_attr("checkpoint", str(checkpoint))
 
     objective = Objective(space, predictor, evaluator.accuracy, budget_ms, config.mode, config.reward_exponent,
@@ -334,7 +338,7 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
     result = SearchResult(config, study, budget_ms, run_dir, ranked[0] if ranked else None, ranked,
                           closest, pareto_front(items), items, notes)
-    result.files = write_results(result, predictor, checkpoint)
+    result.files = write_results(result, predictor, checkpoint, supernet_sha)
     return result
 
 
@@ -353,30 +357,32 @@ def writable_folder(path: Path, flag: str) -> Path:
 
 def _open_study(storage, config: SearchConfig, directions: list[str], space: SearchSpace,
                 predictor: LatencyPredictor, budget_ms: float) -> optuna.Study:
-    """Create the study or join it; refuse to mix a study with other search settings.
-
-    Workers started together may both create it: whichever wins, the other joins. A
-    setting not stored yet (the creator is still writing them) is written again, with
-    the same value; only a stored value that differs is an error.
-    """
+    """Create the study or join it (whichever worker creates it, the others join); refuse other settings."""
     study = optuna.create_study(
         storage=storage, study_name=config.study_name(), directions=directions,
         sampler=guided_sampler(config, space, predictor, budget_ms), load_if_exists=True,
     )
     identity = {"space_fingerprint": space.fingerprint(), "device": config.device, "budget_ms": budget_ms,
                 "mode": config.mode, "data": config.data}
-    stored = study.user_attrs
-    differs = [k for k, v in identity.items() if stored.get(k) is not None and stored[k] != v]
-    if differs:
-        diff = ", ".join(f"{k}: {stored[k]} (stored) vs {identity[k]}" for k in differs)
-        raise QuadnasError(
-            f"study '{config.study_name()}' was created with other settings ({diff}): "
-            f"pass --study NEW_NAME to start another study"
-        )
-    for key, value in identity.items():
-        if stored.get(key) is None:
-            study.set_user_attr(key, value)
+    claim_settings(study, identity, config.study_name(), "it was created with other settings")
     return study
+
+
+def claim_settings(study: optuna.Study, settings: dict, name: str, why: str) -> None:
+    """Store `settings` in the study where missing, then check what it holds; a difference is an error.
+
+    A worker that joins while the creator is still writing fills the missing keys with the
+    same values; two workers with different settings cannot both pass the check after writing.
+    """
+    for key, value in settings.items():
+        if study.user_attrs.get(key) is None:
+            study.set_user_attr(key, value)
+    stored = study.user_attrs
+    differs = [k for k, v in settings.items() if stored.get(k) != v]
+    if differs:
+        diff = ", ".join(f"{k}: {stored[k]} (stored) vs {settings[k]}" for k in differs)
+        raise QuadnasError(f"study '{name}' cannot go on here: {why} ({diff}): "
+                           f"pass --study NEW_NAME to start another study")
 
 
 def _optimize(study: optuna.Study, objective: Objective, total: int, progress: Progress) -> None:

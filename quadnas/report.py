@@ -11,14 +11,14 @@ import yaml
 from matplotlib.figure import Figure
 
 from quadnas import __version__
-from quadnas.supernet.checkpoint import checkpoint_hash
 
 if TYPE_CHECKING:
     from quadnas.controller import Candidate, SearchResult
     from quadnas.latency.predictor import LatencyPredictor
 
 
-def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpoint: Path) -> dict[str, Path]:
+def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpoint: Path,
+                  checkpoint_sha: str) -> dict[str, Path]:
     """Write every result file into the study's run folder; returns their paths."""
     out = result.run_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -31,7 +31,7 @@ def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpo
         paths.pop("best.yaml")
         return paths
     breakdown = predictor.breakdown(predictor.space.parse(result.best.arch))
-    record = best_record(result, predictor, breakdown, checkpoint, checkpoint_hash(checkpoint))  # hashed only here
+    record = best_record(result, predictor, breakdown, checkpoint, checkpoint_sha)
     paths["best.yaml"].write_text(yaml.safe_dump(record, sort_keys=False))
     paths["breakdown.png"] = out / "breakdown.png"
     breakdown_plot(result, breakdown, predictor.table.meta.device, paths["breakdown.png"])
@@ -63,7 +63,7 @@ def best_record(result: "SearchResult", predictor: "LatencyPredictor", breakdown
         "resolution": cfg.resolution,
         "supernet": {"checkpoint": str(checkpoint), "sha256_16": checkpoint_hash},
         "study": {"name": result.study.study_name, "trial": best.trial, "mode": cfg.mode, "sampler": cfg.sampler,
-                  "trials": len(result.study.get_trials(deepcopy=False))},
+                  "trials": len(result.candidates)},
         "quadnas_version": __version__,
     }
 

@@ -355,3 +355,16 @@ def test_a_failed_trial_is_reported_in_one_line_and_not_counted(tmp_path, table_
     assert len(result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
     assert any(note.startswith("1 failed trial(s) (0)") and "--trials counts complete trials" in note
                for note in result.notes)
+
+
+def test_a_study_refuses_accuracies_from_another_supernet(tmp_path, table_path, checkpoint, budget):
+    from quadnas.supernet.checkpoint import read_checkpoint, save_checkpoint
+
+    search(_config(tmp_path, table_path, checkpoint, budget, trials=2))
+    state = read_checkpoint(checkpoint)
+    name = next(iter(state["model"]))
+    state["model"][name] = state["model"][name] + 1
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(QuadnasError, match="accuracies came from another supernet.*supernet_sha256_16.*--study"):
+        search(_config(tmp_path, table_path, other, budget, trials=4))
