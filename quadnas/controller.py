@@ -120,6 +120,7 @@ class SearchResult:
     closest: list[Candidate]  # when nothing is feasible: the fastest proposals
     pareto: list[Candidate]
     candidates: list[Candidate]  # every complete trial's
+    supernet_width: float = 1.0  # < 1: a proxy supernet scored the archs
     notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -337,7 +338,7 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     ranked = rank_feasible(items, budget_ms)
     closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
     result = SearchResult(config, study, budget_ms, run_dir, ranked[0] if ranked else None, ranked,
-                          closest, pareto_front(items), items, notes)
+                          closest, pareto_front(items), items, supernet.width, notes)
     result.files = write_results(result, predictor, checkpoint, supernet_sha)
     return result
 

@@ -135,11 +135,11 @@ def build_model(arch_source: str | Path, space: SearchSpace | str | Path | None 
             torch.manual_seed(seed)
             model = QuadraNet(space, arch).eval()
         return ExportSource(model, space, arch, "random", record=record, record_path=record_path)
-    return _inherit(space, arch, record, record_path, checkpoint)
+    return _inherit(space, arch, record, record_path, checkpoint, seed)
 
 
 def _inherit(space: SearchSpace, arch: Arch, record: dict, record_path: Path | None,
-             checkpoint: str | Path | None) -> ExportSource:
+             checkpoint: str | Path | None, seed: int) -> ExportSource:
     searched = record.get("supernet") or {}
     path = checkpoint or searched.get("checkpoint")
     if not path:
@@ -151,7 +151,7 @@ def _inherit(space: SearchSpace, arch: Arch, record: dict, record_path: Path | N
                            "or --init random to export freshly initialised weights")
     supernet, meta = load_checkpoint(path, space)
     if supernet.width != 1:
-        return _from_proxy(space, arch, record, record_path, path, meta, supernet.width)
+        return _from_proxy(space, arch, record, record_path, path, meta, supernet.width, seed)
     sha = checkpoint_hash(path)
     same_as_search = bool(record) and sha == searched.get("sha256_16")
     if record and checkpoint is None and not same_as_search:
@@ -173,13 +173,13 @@ def _inherit(space: SearchSpace, arch: Arch, record: dict, record_path: Path | N
 
 
 def _from_proxy(space: SearchSpace, arch: Arch, record: dict, record_path: Path | None, path: Path,
-                meta: CheckpointMeta, width: float) -> ExportSource:
-    """A proxy supernet ranked the arch; its narrower weights do not fit: a fresh full-width network to train."""
+                meta: CheckpointMeta, width: float, seed: int) -> ExportSource:
+    """A proxy supernet ranked the arch; its narrower weights do not fit: a fresh full-width network (seeded)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         model = QuadraNet(space, arch, meta.dataset.num_classes).eval()
-    return ExportSource(model, space, arch, "untrained", checkpoint=path, checkpoint_meta=meta, record=record,
-                        record_path=record_path, proxy_width=width)
+    return ExportSource(model, space, arch, "untrained", checkpoint=path, checkpoint_sha=checkpoint_hash(path),
+                        checkpoint_meta=meta, record=record, record_path=record_path, proxy_width=width)
 
 
 # ---- stand-alone fine-tuning ------------------------------------------------
@@ -232,7 +232,7 @@ def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: flo
     how = "training from scratch" if source.weights == "untrained" else "fine-tuning from inherited weights"
     return replace(
         source, model=model, weights="trained" if source.weights == "untrained" else "fine-tuned",
-        classes=dataset.classes, mean=dataset.mean, std=dataset.std,
+        classes=dataset.classes, mean=dataset.mean, std=dataset.std, trained_resolution=dataset.resolution,
         accuracy=accuracy(model, dataset.val), data=dataset.source,
         accuracy_on=(f"validation split of {dataset.source} at {dataset.resolution} px, after {epochs} epoch(s) "
                      f"of stand-alone {how}"),

@@ -247,8 +247,10 @@ def test_an_arch_ranked_by_a_proxy_supernet_is_trained_at_full_width_before_expo
     assert "width-0.5 proxy" in error and "--finetune-epochs" in error
     trained = finetune(source, epochs=1, batch_size=256)
     assert trained.weights == "trained" and "training from scratch" in trained.accuracy_on
+    assert trained.trained_resolution == 32 and trained.checkpoint_sha == checkpoint_hash(path)
     result = export_model(trained, "torch", tmp_path / "m.pt")
-    assert "trained stand-alone from scratch" in render_model_card(trained, result, predictions=[])
+    card = render_model_card(trained, result, predictions=[])
+    assert "trained stand-alone from scratch" in card and "random weights" not in card
 
 
 def test_model_card_content(trained, tmp_path, tiny_space, monkeypatch):
