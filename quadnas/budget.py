@@ -6,8 +6,8 @@ import re
 
 from quadnas.errors import QuadnasError
 
-_UNITS_MS = {"ms": 1.0, "s": 1000.0, "us": 1e-3, "µs": 1e-3}
-_BUDGET = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(ms|s|us|µs)\s*$", re.IGNORECASE)
+_UNITS_MS = {"ms": 1.0, "s": 1000.0, "us": 1e-3, "µs": 1e-3, "μs": 1e-3}  # micro sign and Greek mu
+_BUDGET = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(ms|s|us|µs|μs)\s*$", re.IGNORECASE)
 
 
 def parse_budget(text: str | float) -> float:

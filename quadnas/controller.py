@@ -238,8 +238,8 @@ def guided_sampler(config: SearchConfig, space: SearchSpace, predictor: LatencyP
 
     def admits(samples: dict[str, np.ndarray]) -> np.ndarray:
         """Which candidates (choice indices per block parameter, in `space.choices` order) fit."""
-        if not all(name in samples for name in names):
-            return np.ones(len(next(iter(samples.values()))), dtype=bool)
+        if not samples or not all(name in samples for name in names):
+            return np.ones(len(next(iter(samples.values()), ())), dtype=bool)
         indices = np.stack([samples[name] for name in names], axis=1).astype(np.intp)
         return predictor.predict_many(indices) <= budget_ms
 

@@ -4,7 +4,7 @@ from quadnas.budget import parse_budget
 from quadnas.errors import QuadnasError
 
 
-@pytest.mark.parametrize("text, ms", [("30ms", 30.0), ("0.03s", 30.0), ("500us", 0.5), (" 3 MS ", 3.0), ("2.5µs", 0.0025)])
+@pytest.mark.parametrize("text, ms", [("30ms", 30.0), ("0.03s", 30.0), ("500us", 0.5), (" 3 MS ", 3.0), ("2.5µs", 0.0025), ("500μs", 0.5), ("500ΜS", 0.5)])
 def test_budgets_with_units(text, ms):
     assert parse_budget(text) == pytest.approx(ms)
 

@@ -254,9 +254,14 @@ def test_python_api_reports_progress_through_logging_and_a_callback(tmp_path, ta
 def test_search_leaves_matplotlib_and_optuna_settings_alone(tmp_path, table_path, checkpoint, budget):
     import matplotlib
 
-    backend, verbosity = matplotlib.get_backend(), optuna.logging.get_verbosity()
-    search(_config(tmp_path, table_path, checkpoint, budget, trials=2))
-    assert (matplotlib.get_backend(), optuna.logging.get_verbosity()) == (backend, verbosity)
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # the CLI (run by other tests) lowers it
+    try:
+        backend = matplotlib.get_backend()
+        search(_config(tmp_path, table_path, checkpoint, budget, trials=2))
+        assert (matplotlib.get_backend(), optuna.logging.get_verbosity()) == (backend, optuna.logging.INFO)
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def test_cli_prints_plain_progress_lines_when_stderr_is_not_a_terminal(capsys, tmp_path, table_path, checkpoint,
@@ -320,7 +325,9 @@ def test_a_worker_waiting_for_the_supernet_lock_says_so(tmp_path, monkeypatch):
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60
+    while len(notes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not entered.is_set() and len(notes) >= 2 and "waiting for another process" in notes[0]
     held.release()
     waiter.join(timeout=10)
@@ -368,3 +375,23 @@ def test_a_study_refuses_accuracies_from_another_supernet(tmp_path, table_path, 
     save_checkpoint(other, {k: v for k, v in state.items() if k != "format"})
     with pytest.raises(QuadnasError, match="accuracies came from another supernet.*supernet_sha256_16.*--study"):
         search(_config(tmp_path, table_path, other, budget, trials=4))
+
+
+def test_feasible_tpe_proposes_only_archs_under_the_budget(tmp_path, table_path, checkpoint, budget):
+    """After the seeds, every TPE proposal fits: candidates over the budget are never chosen when one fits."""
+    result = search(_config(tmp_path, table_path, checkpoint, budget, trials=30, sampler="tpe"))
+    proposed = [t.user_attrs["latency_ms"] for t in result.study.trials if "latency_ms" in t.user_attrs]
+    assert len(proposed) == 30 and max(proposed) <= result.budget_ms
+
+
+def test_feasible_tpe_weighs_only_admitted_candidates():
+    import numpy as np
+
+    from quadnas.samplers import FeasibleTPESampler
+
+    sampler = FeasibleTPESampler(lambda samples: samples["x"] < 2, seed=0, n_startup_trials=5)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(lambda t: t.suggest_categorical("x", [0, 1, 2, 3]) * 1.0, n_trials=40)
+    later = [t.params["x"] for t in study.trials[5:]]
+    assert set(later) <= {0, 1}  # TPE alone would chase the best values, 2 and 3
+    assert sampler._admits({"x": np.array([0.0, 3.0])}).tolist() == [True, False]

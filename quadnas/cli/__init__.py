@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import pkgutil
 import re
 import sys
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 LATENCY_FLAGS = ("--budget",)
 _NUMBER = re.compile(r"-?[0-9]*\.?[0-9]+(?:e[-+]?\d+)?", re.IGNORECASE)
-_UNIT = re.compile(r"ms|s|us|µs", re.IGNORECASE)
+_UNIT = re.compile(r"ms|s|us|µs|μs", re.IGNORECASE)
 
 
 def join_latency_words(argv: list[str]) -> list[str]:
@@ -58,9 +60,10 @@ def join_latency_words(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(join_latency_words(sys.argv[1:] if argv is None else argv))
-    log_to(err_console)
+    first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports progress
     try:
-        return args.func(args) or 0
+        with log_to(err_console, logging.INFO if first_rank else logging.WARNING):
+            return args.func(args) or 0
     except QuadnasError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR

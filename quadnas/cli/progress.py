@@ -52,8 +52,18 @@ def progress_for(console: Console) -> Progress:
     return RichProgress(console) if console.is_terminal else Progress()
 
 
-def log_to(console: Console, level: int = logging.INFO) -> None:
-    """Send the `quadnas` logger's records to `console`: rich on a terminal, plain lines otherwise."""
+class _PlainFormatter(logging.Formatter):
+    """The message alone; warnings and errors say what they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return f"{record.levelname.lower()}: {text}" if record.levelno >= logging.WARNING else text
+
+
+@contextmanager
+def log_to(console: Console, level: int = logging.INFO) -> Iterator[None]:
+    """For the duration, the `quadnas` logger's records go to `console` (rich on a terminal, plain
+    lines otherwise); the logger is left as it was afterwards."""
     if console.is_terminal:
         from rich.logging import RichHandler
 
@@ -61,7 +71,12 @@ def log_to(console: Console, level: int = logging.INFO) -> None:
                                                show_level=False, markup=False)
     else:
         handler = logging.StreamHandler(console.file)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(_PlainFormatter())
+    saved = logger.handlers[:], logger.level, logger.propagate
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
