@@ -10,7 +10,7 @@ __all__ = ["load", "search"]
 
 def __getattr__(name: str):
     if name == "search":
-        from quadnas.controller import search
+        from quadnas.study.run import search
 
         return search
     if name == "load":

@@ -17,14 +17,17 @@ from pathlib import Path
 
 import optuna
 
-from quadnas.controller import Objective, SearchConfig, candidates, guided_sampler, rank_feasible
+from quadnas.study.config import SearchConfig
+from quadnas.study.objective import Objective
+from quadnas.study.results import candidates, rank_feasible
+from quadnas.study.samplers import guided_sampler
 from quadnas.data import load_dataset
 from quadnas.evaluate import Evaluator
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import SearchSpace
 from quadnas.supernet.provide import provide_supernet
-from quadnas.budget import parse_budget
+from quadnas.latency.budget import parse_budget
 
 
 def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:

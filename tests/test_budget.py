@@ -1,6 +1,6 @@
 import pytest
 
-from quadnas.budget import parse_budget
+from quadnas.latency.budget import parse_budget
 from quadnas.errors import QuadnasError
 
 

@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from quadnas.cli import main
-from quadnas.controller import SearchConfig, pareto_front, Candidate, search
+from quadnas.study.config import SearchConfig
+from quadnas.study.results import Candidate, pareto_front
+from quadnas.study.run import search
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.latency.predictor import LatencyPredictor
@@ -344,7 +346,7 @@ def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, table_pat
 
 
 def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(tmp_path, table_path, checkpoint, budget):
-    from quadnas.report import pareto_figure
+    from quadnas.study.report import pareto_figure
 
     result = search(_config(tmp_path, table_path, checkpoint, budget, trials=6, sampler="tpe"))
     fig = pareto_figure(result)
@@ -387,7 +389,7 @@ def test_feasible_tpe_proposes_only_archs_under_the_budget(tmp_path, table_path,
 def test_feasible_tpe_weighs_only_admitted_candidates():
     import numpy as np
 
-    from quadnas.samplers import FeasibleTPESampler
+    from quadnas.study.samplers import FeasibleTPESampler
 
     sampler = FeasibleTPESampler(lambda samples: samples["x"] < 2, seed=0, n_startup_trials=5)
     study = optuna.create_study(sampler=sampler, direction="maximize")

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from quadnas.budget import parse_budget
+    from quadnas.latency.budget import parse_budget
     from quadnas.cli.progress import progress_for
     from quadnas.errors import QuadnasError
     from quadnas.latency.devices import load_device_table

@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
     import optuna
     from rich.table import Table
 
-    from quadnas.controller import MODES, SearchConfig, search
+    from quadnas.study.config import MODES, SearchConfig
+    from quadnas.study.run import search
     from quadnas.errors import QuadnasError
-    from quadnas.samplers import SAMPLERS
+    from quadnas.study.samplers import SAMPLERS
 
     if args.mode and args.mode not in MODES:
         raise QuadnasError(f"unknown mode '{args.mode}': use one of {', '.join(MODES)}")

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from quadnas import __version__
 
 if TYPE_CHECKING:
-    from quadnas.controller import Candidate, SearchResult
+    from quadnas.study.results import Candidate, SearchResult
     from quadnas.latency.predictor import LatencyPredictor
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable
 
@@ -9,8 +10,13 @@ import numpy as np
 import optuna
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.study.config import SearchConfig
+from quadnas.study.objective import Objective
+from quadnas.space import Arch, SearchSpace
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
+SEED_TRIALS = 10  # predictor-chosen archs a new study starts with (TPE's start-up count)
 
 
 Admits = Callable[[dict[str, np.ndarray]], np.ndarray]  # candidates (param -> choice indices) -> fits
@@ -106,3 +112,49 @@ class GuidedSampler(optuna.samplers.BaseSampler):
 
     def after_trial(self, study, trial, state, values):
         self._bases.pop(trial.number, self._base(trial)).after_trial(study, trial, state, values)
+
+
+def seed_archs(space: SearchSpace, predictor: LatencyPredictor, limit_ms: float, n: int, seed: int) -> list[Arch]:
+    """`n` archs spread evenly over the latency range up to `limit_ms`, to start a study with.
+
+    Uniform sampling rarely lands under a tight budget (each block has 6 of 7 choices that
+    cost time), so candidates draw each block's identity probability from U(0, 1) and the
+    predictor, which scores about a million archs a second, keeps those that fit.
+    """
+    rng = np.random.default_rng(seed)
+    identity = [j for j, c in enumerate(space.choices) if c.is_identity]
+    others = np.array([j for j, c in enumerate(space.choices) if not c.is_identity])
+    picks = others[rng.integers(len(others), size=(20_000, space.num_blocks))]
+    if identity:
+        skip = rng.random((20_000, space.num_blocks)) < rng.random((20_000, 1))
+        picks = np.where(skip, identity[0], picks)
+    picks = np.unique(picks, axis=0)
+    latency = predictor.predict_many(picks)
+    fits = np.flatnonzero(latency <= limit_ms)
+    if len(fits) == 0:
+        return []
+    ordered = fits[np.argsort(latency[fits])]
+    chosen = ordered[np.unique(np.linspace(0, len(ordered) - 1, n).round().astype(int))]
+    return [Arch(tuple(space.choices[j] for j in picks[i])) for i in chosen]
+
+
+def guided_sampler(config: SearchConfig, space: SearchSpace, predictor: LatencyPredictor,
+                   budget_ms: float) -> GuidedSampler:
+    """The configured sampler, started on predictor-chosen seeds; kept within budget when constrained."""
+    constrained = config.mode == "constrained"
+    limit = budget_ms if constrained else predictor.slowest()[1]
+    seeds = [Objective.params(a) for a in seed_archs(space, predictor, limit, SEED_TRIALS, config.seed)]
+    names = list(Objective.params(space.smallest()))
+
+    def fits(params: dict[str, str]) -> bool:
+        return predictor.predict(Objective.arch_of(space, params)) <= budget_ms
+
+    def admits(samples: dict[str, np.ndarray]) -> np.ndarray:
+        """Which candidates (choice indices per block parameter, in `space.choices` order) fit."""
+        if not samples or not all(name in samples for name in names):
+            return np.ones(len(next(iter(samples.values()), ())), dtype=bool)
+        indices = np.stack([samples[name] for name in names], axis=1).astype(np.intp)
+        return predictor.predict_many(indices) <= budget_ms
+
+    make_base = functools.partial(make_sampler, config.sampler, admits=admits if constrained else None)
+    return GuidedSampler(make_base, config.seed, seeds, fits if constrained else None)

@@ -1,0 +1,27 @@
+"""The search as an Optuna study: the most accurate arch of a space under a latency budget.
+
+(Named `study`, not `search`, so that the face function `quadnas.search` keeps its name.)
+
+`config` (SearchConfig), `objective` (propose, predict, score), `samplers` (TPE weighing only
+feasible candidates, the guided wrapper), `storage` (SQLite, RDB URLs, journal files),
+`results` (candidates, ranking, Pareto front), `report` (files and plots), `run` (`search()`).
+The face is imported on first use, so `import quadnas.study.config` stays light.
+"""
+
+__all__ = ["Candidate", "SearchConfig", "SearchResult", "search"]
+
+
+def __getattr__(name: str):
+    if name == "search":
+        from quadnas.study.run import search
+
+        return search
+    if name == "SearchConfig":
+        from quadnas.study.config import SearchConfig
+
+        return SearchConfig
+    if name in ("Candidate", "SearchResult"):
+        from quadnas.study import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'quadnas.study' has no attribute '{name}'")

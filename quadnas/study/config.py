@@ -1,0 +1,70 @@
+"""What a search is: one `SearchConfig` value (the keys of `configs/*.yaml`), checked once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from quadnas.errors import QuadnasError
+
+Mode = Literal["constrained", "pareto", "reward"]
+SamplerName = Literal["tpe", "nsga2", "gp", "random"]
+MODES = ("constrained", "pareto", "reward")
+
+
+class SearchConfig(BaseModel):
+    """A whole search in one value; `configs/*.yaml` files hold these keys."""
+
+    model_config = ConfigDict(extra="forbid")
+    space: str = "quadranet-t"
+    data: str = "mnist5k"
+    resolution: int = Field(default=32, gt=0)
+    checkpoint: str | None = None
+    train_epochs: int | None = Field(default=None, gt=0)
+    train_device: str = "cpu"  # the torch device that trains and evaluates the supernet
+    device: str = Field(default="vpu", min_length=1)
+    budget: str = "30ms"
+    mode: Mode = "constrained"
+    sampler: SamplerName = "tpe"
+    trials: int = Field(default=100, gt=0)
+    seed: int = 0
+    study: str | None = None
+    storage: str | None = None
+    runs_dir: str = "runs"
+    reward_exponent: float = -0.07
+
+    @classmethod
+    def from_sources(cls, config_path: str | None, overrides: dict) -> "SearchConfig":
+        """Values from a YAML config, then non-None `overrides` on top."""
+        values: dict = {}
+        if config_path:
+            try:
+                loaded = yaml.safe_load(Path(config_path).read_text()) or {}
+            except (OSError, yaml.YAMLError) as e:
+                reason = " ".join(str(e).split())  # YAML errors span several lines
+                raise QuadnasError(f"cannot read config {config_path}: {reason}") from None
+            if not isinstance(loaded, dict):
+                raise QuadnasError(f"config {config_path} must be a YAML mapping of search settings")
+            values.update(loaded)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.checked(values, f"config {config_path}" if config_path else "search settings")
+
+    @classmethod
+    def checked(cls, values: dict, where: str = "search settings") -> "SearchConfig":
+        """`values` validated; a bad one is a one-line QuadnasError naming the key."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise QuadnasError(f"{where}: '{key}': {err['msg']} (allowed keys: {', '.join(cls.model_fields)})") from None
+
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        name = f"{Path(self.space).stem}-{Path(self.data).stem}-{Path(self.device).stem}-{self.budget}-{self.mode}"
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", name)

@@ -1,0 +1,168 @@
+"""`search()`: run or resume one study: open it, provide the supernet, optimise, write the results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from quadnas.accelerator import torch_device
+from quadnas.data import load_dataset
+from quadnas.errors import QuadnasError
+from quadnas.evaluate import Evaluator
+from quadnas.latency.budget import parse_budget
+from quadnas.latency.devices import load_device_table
+from quadnas.latency.host import foreign_host_note
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.progress import Progress, stderr_logging
+from quadnas.study.config import SearchConfig
+from quadnas.study.objective import Objective
+from quadnas.study.report import write_results
+from quadnas.study.results import SearchResult, candidates, pareto_front, rank_feasible
+from quadnas.study.samplers import guided_sampler
+from quadnas.study.storage import default_storage_url, open_storage
+from quadnas.space import SearchSpace
+from quadnas.supernet.checkpoint import checkpoint_hash
+from quadnas.supernet.provide import provide_supernet
+
+def check_budget(predictor: LatencyPredictor, budget_ms: float, device: str) -> list[str]:
+    """Errors below the fastest arch; a note above the slowest."""
+    (_, fastest), (_, slowest) = predictor.fastest(), predictor.slowest()
+    feasible = f"{fastest:.2f}–{slowest:.2f} ms"
+    if budget_ms < fastest:
+        raise QuadnasError(
+            f"budget {budget_ms:.3g} ms is below the fastest arch of the space on '{device}' "
+            f"({fastest:.2f} ms): choose a budget in the feasible range {feasible}"
+        )
+    if budget_ms >= slowest:
+        return [f"budget {budget_ms:.3g} ms is above the slowest arch on '{device}' ({slowest:.2f} ms): it does not bind"]
+    return []
+
+
+def search(config: SearchConfig | None = None, progress: Progress | None = None, **overrides) -> SearchResult:
+    """Run or resume the study that `config` (plus keyword overrides) describes.
+
+    Long work (loading data, training the supernet, trials) is reported through
+    `progress`; by default as plain lines on the `quadnas` logger, shown on stderr when
+    the caller has not configured logging. Pass `Progress(callback)` to receive every step.
+    """
+    if progress is None:
+        with stderr_logging():
+            return search(config, Progress(), **overrides)
+    config = SearchConfig.checked({**(config.model_dump() if config else {}), **overrides})
+    space = SearchSpace.load(config.space)
+    space.check_resolution(config.resolution)
+    budget_ms = parse_budget(config.budget)
+    torch_device(config.train_device)  # a bad device fails before anything is opened
+    table = load_device_table(config.device)
+    predictor = LatencyPredictor(table, space)
+    notes = check_budget(predictor, budget_ms, config.device)
+    host_note = foreign_host_note(table.meta)
+    if host_note:
+        notes.append(host_note)
+    run_dir = writable_folder(Path(config.runs_dir) / config.study_name(), "--runs-dir")
+    storage = open_storage(config.storage or default_storage_url(run_dir))
+    for note in notes:
+        progress.note(note)
+
+    directions = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
+    study = _open_study(storage, config, directions, space, predictor, budget_ms)
+
+    dataset = load_dataset(config.data, config.resolution, channels=space.config.in_channels, progress=progress)
+    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress,
+                                            device=config.train_device)
+    evaluator = Evaluator(supernet, dataset)
+    supernet_sha = checkpoint_hash(checkpoint)
+    claim_settings(study, {"supernet_sha256_16": supernet_sha}, config.study_name(),
+                   "its accuracies came from another supernet")
+    study.set_user_attr("checkpoint", str(checkpoint))
+
+    objective = Objective(space, predictor, evaluator.accuracy, budget_ms, config.mode, config.reward_exponent,
+                          config.trials)
+    _optimize(study, objective, config.trials, progress)
+    retried = _retried_trials(study)
+    if retried:
+        notes.append(retried)
+        progress.note(retried)
+
+    items = candidates(study)
+    ranked = rank_feasible(items, budget_ms)
+    closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
+    result = SearchResult(config, study, budget_ms, run_dir, ranked[0] if ranked else None, ranked,
+                          closest, pareto_front(items), items, supernet.width, notes)
+    result.files = write_results(result, predictor, checkpoint, supernet_sha)
+    return result
+
+
+def writable_folder(path: Path, flag: str) -> Path:
+    """`path`, created if needed and checked writable; else a one-line error naming `flag`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".quadnas-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise QuadnasError(f"cannot write to folder {path}: {e.strerror or e}: pass {flag} with a writable folder") \
+            from None
+    return path
+
+
+def _open_study(storage, config: SearchConfig, directions: list[str], space: SearchSpace,
+                predictor: LatencyPredictor, budget_ms: float) -> optuna.Study:
+    """Create the study or join it (whichever worker creates it, the others join); refuse other settings."""
+    study = optuna.create_study(
+        storage=storage, study_name=config.study_name(), directions=directions,
+        sampler=guided_sampler(config, space, predictor, budget_ms), load_if_exists=True,
+    )
+    identity = {"space_fingerprint": space.fingerprint(), "device": config.device, "budget_ms": budget_ms,
+                "mode": config.mode, "data": config.data}
+    claim_settings(study, identity, config.study_name(), "it was created with other settings")
+    return study
+
+
+def claim_settings(study: optuna.Study, settings: dict, name: str, why: str) -> None:
+    """Store `settings` in the study where missing, then check what it holds; a difference is an error.
+
+    A worker that joins while the creator is still writing fills the missing keys with the
+    same values; two workers with different settings cannot both pass the check after writing.
+    """
+    for key, value in settings.items():
+        if study.user_attrs.get(key) is None:
+            study.set_user_attr(key, value)
+    stored = study.user_attrs
+    differs = [k for k, v in settings.items() if stored.get(k) != v]
+    if differs:
+        diff = ", ".join(f"{k}: {stored[k]} (stored) vs {settings[k]}" for k in differs)
+        raise QuadnasError(f"study '{name}' cannot go on here: {why} ({diff}): "
+                           f"pass --study NEW_NAME to start another study")
+
+
+def _optimize(study: optuna.Study, objective: Objective, total: int, progress: Progress) -> None:
+    """Trials until the study holds `total` complete ones, whichever workers ran them."""
+    done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if done >= total:
+        return
+    stop = optuna.study.MaxTrialsCallback(total, states=(optuna.trial.TrialState.COMPLETE,))
+    with progress.task("search", total, done, unit="trial") as task:
+        best: list[float] = []
+
+        def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if trial.state != optuna.trial.TrialState.COMPLETE:
+                return
+            acc, latency = trial.user_attrs.get("accuracy"), trial.user_attrs.get("latency_ms", 0.0)
+            if acc is not None and trial.user_attrs.get("evaluated") and latency <= objective.budget_ms:
+                best.append(acc)
+            shown = f"best {max(best):.4f}" if best else "nothing under the budget yet"
+            task.advance(note=f"{shown}; last {latency:.2f} ms" + (f", acc {acc:.4f}" if acc is not None else ""))
+
+        study.optimize(objective, n_trials=total - done, callbacks=[stop, advance])
+
+
+def _retried_trials(study: optuna.Study) -> str | None:
+    """One line on failed trials (a stopped worker's are failed and retried), if any."""
+    failed = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))]
+    if not failed:
+        return None
+    shown = ", ".join(map(str, failed[:5])) + (", ..." if len(failed) > 5 else "")
+    return (f"{len(failed)} failed trial(s) ({shown}): a trial a stopped worker left running is marked failed "
+            f"and retried; --trials counts complete trials only")
