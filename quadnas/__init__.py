@@ -4,8 +4,9 @@
 rebuilds an exported model. Both import their heavy dependencies on first use.
 """
 
-__version__ = "0.1.0"
-__all__ = ["load", "search"]
+from quadnas._version import __version__
+
+__all__ = ["__version__", "load", "search"]
 
 
 def __getattr__(name: str):

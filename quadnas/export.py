@@ -27,7 +27,7 @@ import torch
 import yaml
 from torch import nn
 
-import quadnas
+from quadnas._version import __version__
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.latency.backends import ONNX_OPSET, Backend, get_backend
@@ -443,7 +443,7 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict:
                    if record else None),
         "parity": {"runtime": result.runtime, "batches": list(result.parity), "tolerance": PARITY_TOLERANCE,
                    "max_abs_diff": result.max_abs_diff},
-        "quadnas_version": quadnas.__version__,
+        "quadnas_version": __version__,
     }
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import quadnas
+from quadnas._version import __version__
 from quadnas.errors import QuadnasError
 from quadnas.export import (
     INPUT_NAME,
@@ -92,7 +92,7 @@ def render_model_card(source: ExportSource, result: ExportResult, check: Latency
     lines = [
         f"{CARD_TITLE}{source.arch}`",
         "",
-        f"Exported by quadnas {quadnas.__version__} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"Exported by quadnas {__version__} on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
         f"as **{result.format}** (`{result.path.name}`).",
         "",
         "## Architecture",

@@ -22,7 +22,7 @@ from quadnas.study.objective import Objective
 from quadnas.study.results import candidates, rank_feasible
 from quadnas.study.samplers import guided_sampler
 from quadnas.data import load_dataset
-from quadnas.evaluate import Evaluator
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import SearchSpace

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from quadnas.data import load_dataset
-from quadnas.evaluate import Evaluator
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.latency.host import Host
 from quadnas.model_card import model_stats
 from quadnas.nn.net import QuadraNet

@@ -75,7 +75,7 @@ from torch.utils.data import TensorDataset
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.evaluate import Evaluator
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.export import accuracy
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.model import DeviceModel

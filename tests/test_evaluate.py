@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from quadnas.data import load_dataset
-from quadnas.evaluate import Evaluator
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet import Supernet
 from quadnas.supernet.train import TrainConfig, train_supernet
 

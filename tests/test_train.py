@@ -289,7 +289,7 @@ def test_explicit_cpu_device_trains_like_the_default(tiny_space, small_digits, t
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_evaluates_and_loads_on_cpu(tiny_space, small_digits, tmp_path):
-    from quadnas.evaluate import Evaluator
+    from quadnas.supernet.evaluate import Evaluator
 
     path = tmp_path / "cuda.pt"
     model = train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), path,

@@ -16,7 +16,7 @@ import sys
 
 from rich.markup import escape
 
-from quadnas import __version__
+from quadnas._version import __version__
 from quadnas.cli.common import err_console
 from quadnas.cli.progress import log_to
 from quadnas.errors import QuadnasError

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     from quadnas.accelerator import torch_device
     from quadnas.data import load_dataset
-    from quadnas.evaluate import Evaluator
+    from quadnas.supernet.evaluate import Evaluator
     from quadnas.space import SearchSpace
     from quadnas.supernet.checkpoint import check_writable, default_checkpoint_path
     from quadnas.supernet.train import is_main_process, train_supernet

@@ -38,7 +38,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
     from quadnas.latency.devices import load_device_table
     from quadnas.latency.host import foreign_host_note
-    from quadnas.latency.kit_runner import atomic_write
+    from quadnas._files import atomic_write
     from quadnas.latency.validate import validate
     from quadnas.space import SearchSpace
 

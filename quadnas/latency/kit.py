@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-import quadnas
+from quadnas._version import __version__
 from quadnas.errors import QuadnasError
 from quadnas.latency import kit_runner
 from quadnas.latency.backends import export_onnx
@@ -71,7 +71,7 @@ def write_kit(out: Path, space: SearchSpace, settings: ProfileSettings = Profile
             networks.append({"key": f"net{i:02d}", "file": file, "arch": str(arch)})
             task.advance(1, str(arch))
     manifest = {
-        "format": KIT_FORMAT, "quadnas_version": quadnas.__version__, "space": space.name,
+        "format": KIT_FORMAT, "quadnas_version": __version__, "space": space.name,
         "fingerprint": space.fingerprint(), "space_config": space.config.model_dump(),
         "settings": asdict(settings), "overhead": {"file": "overhead.onnx"}, "ops": ops, "networks": networks,
     }

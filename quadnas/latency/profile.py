@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import quadnas
+from quadnas._version import __version__
 from quadnas.errors import QuadnasError
 from quadnas.latency.backends import Backend
 from quadnas.latency.host import Host
@@ -146,7 +146,7 @@ def new_meta(space: SearchSpace, backend_desc: dict, settings: ProfileSettings, 
         backend_version=backend_desc["backend_version"], precision=backend_desc["precision"], batch=1,
         threads=int(backend_desc["threads"]), resolution=space.config.resolution, space=space.name,
         space_fingerprint=space.fingerprint(), created=datetime.now(timezone.utc),
-        quadnas_version=quadnas.__version__, provenance="measured",
+        quadnas_version=__version__, provenance="measured",
         method=method_text(backend_desc, settings, overhead_ms, source), calibration=Calibration(),
         host=host, host_fingerprint=host.fingerprint if host is not None else None,
         target=backend_desc["target"], clock=backend_desc["clock"], overhead_ms=overhead_ms, calibration_networks=[],

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
-from quadnas.latency.kit_runner import atomic_write
+from quadnas._files import atomic_write
 from quadnas.space import OpSpec
 
 SPEC_COLUMNS: tuple[str, ...] = OpSpec.COLUMNS

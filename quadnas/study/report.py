@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from quadnas import __version__
+from quadnas._version import __version__
 
 if TYPE_CHECKING:
     from quadnas.study.results import Candidate, SearchResult

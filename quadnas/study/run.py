@@ -9,7 +9,7 @@ import optuna
 from quadnas.accelerator import torch_device
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.evaluate import Evaluator
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.latency.budget import parse_budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note

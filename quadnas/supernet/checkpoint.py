@@ -9,13 +9,13 @@ and what it was trained for: the space (name, fingerprint, config) and the data
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from quadnas._files import atomic_save
 from quadnas.errors import QuadnasError
 from quadnas.space import SearchSpace
 from quadnas.supernet.supernet import Supernet
@@ -102,25 +102,12 @@ def check_writable(path: str | Path, fix: str = "give a writable --out path") ->
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write `state` to `path` atomically: `.NAME.tmp` in the same folder, then `os.replace`.
-
-    A write killed half-way leaves the previous checkpoint intact; its partial
-    temporary file is overwritten by the next save.
-    """
+    """Write `state` to `path` atomically: a write killed half-way leaves the previous checkpoint intact."""
     path = check_writable(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_save(path, lambda f: torch.save({"format": FORMAT_VERSION, **state}, f))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise QuadnasError(f"cannot write checkpoint {path}: {e.strerror or e}: give a writable --out path") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def checkpoint_state(

@@ -1,0 +1,32 @@
+"""Atomic writes: a kill leaves either the old file or the new one, never half of one.
+
+The kit's standalone runner (`latency/kit_runner.py`) keeps a private copy of `atomic_write`,
+since it runs where quadnas is not installed; a test checks that both behave alike.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def atomic_save(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call `write` on a temporary file beside `path`, flush it to disk, then rename it to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` (UTF-8, newlines as given) to `path` atomically."""
+    atomic_save(path, lambda f: f.write(text.encode("utf-8")))
