@@ -27,8 +27,8 @@ from PIL import Image
 from torch.utils.data import TensorDataset
 
 from quadnas.errors import QuadnasError
-from quadnas.resources import shipped_dir
 from quadnas.progress import Progress
+from quadnas.resources import shipped_dir
 
 BUNDLED = ("digits", "mnist5k")
 _SOURCES_HINT = "give digits, mnist5k, an image folder, a .npz file or a CIFAR-10 batches folder"
@@ -94,9 +94,7 @@ def load_dataset(
         x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
     y = torch.from_numpy(images.y)
     digest.update(images.y.tobytes())
-    digest.update(
-        json.dumps([images.classes, resolution, val_fraction, seed, channels]).encode()
-    )
+    digest.update(json.dumps([images.classes, resolution, val_fraction, seed, channels]).encode())
     return Dataset(
         name=name,
         source=source,
@@ -112,9 +110,7 @@ def load_dataset(
 
 def _check_arguments(resolution: int, val_fraction: float, channels: int) -> None:
     if not isinstance(resolution, int) or resolution <= 0 or resolution % 32:
-        raise QuadnasError(
-            f"resolution {resolution} is not a positive multiple of 32: use 32, 64, 96, ..."
-        )
+        raise QuadnasError(f"resolution {resolution} is not a positive multiple of 32: use 32, 64, 96, ...")
     if not 0 < val_fraction < 1:
         raise QuadnasError(f"val_fraction {val_fraction} is outside (0, 1): use e.g. 0.2")
     if channels <= 0:
@@ -141,9 +137,7 @@ def _check_class_sizes(images: _Images, val_fraction: float) -> None:
 
 
 # ---- sources ---------------------------------------------------------------
-def _read(
-    source: str, resolution: int, channels: int, progress: Progress | None, digest: Any
-) -> tuple[str, _Images]:
+def _read(source: str, resolution: int, channels: int, progress: Progress | None, digest: Any) -> tuple[str, _Images]:
     """Dispatch on `source`; returns the dataset's short name and its images."""
     if source == "digits":
         return source, _read_digits(resolution, channels, digest)
@@ -162,8 +156,7 @@ def _read(
             return path.stem, _read_npz(path, resolution, channels, digest)
     except OSError as error:
         raise QuadnasError(
-            f"cannot read data path '{source}' ({error.strerror or error}): "
-            "check that it is readable"
+            f"cannot read data path '{source}' ({error.strerror or error}): check that it is readable"
         ) from None
     raise QuadnasError(f"data file '{source}' is not a .npz file: {_SOURCES_HINT}")
 
@@ -199,14 +192,11 @@ def _read_npz(path: Path, resolution: int, channels: int, digest: Any) -> _Image
                 )
             x, y = arrays["x"], arrays["y"]
     except (ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
-        raise QuadnasError(
-            f"cannot read '{path}' as .npz ({error}): write it with numpy.savez"
-        ) from None
+        raise QuadnasError(f"cannot read '{path}' as .npz ({error}): write it with numpy.savez") from None
     x = _channels_first(x, path)
     if y.ndim != 1 or len(x) != len(y):
         raise QuadnasError(
-            f"'{path}' has {len(x)} images in x but y has shape {y.shape}: "
-            "give one label per image (y of shape (N,))"
+            f"'{path}' has {len(x)} images in x but y has shape {y.shape}: give one label per image (y of shape (N,))"
         )
     labels, classes = _encode_labels(y, path)
     return _Images(_to_tensor(x, channels, resolution, digest), labels, classes)
@@ -223,8 +213,7 @@ def _channels_first(x: np.ndarray, path: Path) -> np.ndarray:
         if first and not last:
             return x
     raise QuadnasError(
-        f"'{path}' has x of shape {x.shape}: give N,H,W or N,H,W,C or N,C,H,W images "
-        "with C 1 (grey) or 3 (RGB)"
+        f"'{path}' has x of shape {x.shape}: give N,H,W or N,H,W,C or N,C,H,W images with C 1 (grey) or 3 (RGB)"
     )
 
 
@@ -233,9 +222,7 @@ def _encode_labels(y: np.ndarray, path: Path) -> tuple[np.ndarray, tuple[str, ..
     if y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
         y = y.astype(np.int64)
     if y.dtype.kind not in "iuU":
-        raise QuadnasError(
-            f"'{path}' has y of type {y.dtype}: give integer or string class labels"
-        )
+        raise QuadnasError(f"'{path}' has y of type {y.dtype}: give integer or string class labels")
     values, labels = np.unique(y, return_inverse=True)
     return labels.astype(np.int64), tuple(str(v) for v in values)
 
@@ -262,8 +249,7 @@ def _read_cifar(path: Path, resolution: int, channels: int, digest: Any) -> _Ima
     meta = path / "batches.meta"
     if meta.exists():
         classes = tuple(
-            n.decode() if isinstance(n, bytes) else str(n)
-            for n in _field(_unpickle(meta), "label_names", meta)
+            n.decode() if isinstance(n, bytes) else str(n) for n in _field(_unpickle(meta), "label_names", meta)
         )
     else:
         classes = tuple(str(c) for c in range(int(y.max()) + 1))
@@ -286,8 +272,7 @@ def _unpickle(path: Path) -> dict:
             content = pickle.load(file, encoding="bytes")
     except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as error:
         raise QuadnasError(
-            f"'{path}' is not a CIFAR-10 python pickle ({error}): use the "
-            "cifar-10-batches-py files as released"
+            f"'{path}' is not a CIFAR-10 python pickle ({error}): use the cifar-10-batches-py files as released"
         ) from None
     if not isinstance(content, dict):
         raise QuadnasError(f"'{path}' holds no dict: use the cifar-10-batches-py files as released")
@@ -299,14 +284,10 @@ def _field(content: dict, key: str, path: Path) -> Any:
     for candidate in (key.encode(), key):
         if candidate in content:
             return content[candidate]
-    raise QuadnasError(
-        f"'{path}' has no '{key}' entry: use the cifar-10-batches-py files as released"
-    )
+    raise QuadnasError(f"'{path}' has no '{key}' entry: use the cifar-10-batches-py files as released")
 
 
-def _read_folder(
-    path: Path, resolution: int, channels: int, progress: Progress | None, digest: Any
-) -> _Images:
+def _read_folder(path: Path, resolution: int, channels: int, progress: Progress | None, digest: Any) -> _Images:
     """One subfolder per class (sorted names), images anywhere below it, read with Pillow."""
     class_dirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if len(class_dirs) < 2:
@@ -380,6 +361,4 @@ def _resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
     if (height, width) == (resolution, resolution):
         return x
     shrinking = height > resolution or width > resolution
-    return F.interpolate(
-        x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=shrinking
-    )
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=shrinking)

@@ -18,9 +18,10 @@ import copy
 import math
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -62,7 +63,9 @@ class ExportSource:
     model: QuadraNet
     space: SearchSpace
     arch: Arch
-    weights: Literal["inherited", "fine-tuned", "random", "untrained", "trained"]  # untrained: a proxy's arch, not yet trained
+    weights: Literal[
+        "inherited", "fine-tuned", "random", "untrained", "trained"
+    ]  # untrained: a proxy's arch, not yet trained
     classes: tuple[str, ...] | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
@@ -91,8 +94,9 @@ def _read_yaml(path: Path, if_missing: str, what: str):
 def read_record(path: str | Path) -> dict:
     """A search's `best.yaml`, checked for the keys export needs."""
     path = Path(path)
-    record = _read_yaml(path, "give the best.yaml of a search (runs/<study>/best.yaml) or --arch TEXT --space PATH",
-                        str(path))
+    record = _read_yaml(
+        path, "give the best.yaml of a search (runs/<study>/best.yaml) or --arch TEXT --space PATH", str(path)
+    )
     if not (isinstance(record, dict) and isinstance(record.get("arch"), str) and isinstance(record.get("space"), dict)):
         raise QuadnasError(f"{path} is not a search result (no 'arch' and 'space' keys): give runs/<study>/best.yaml")
     return record
@@ -113,8 +117,13 @@ def load_space(space: SearchSpace | str | Path | None, record: dict, where: str)
     return space
 
 
-def build_model(arch_source: str | Path, space: SearchSpace | str | Path | None = None,
-                checkpoint: str | Path | None = None, init: Init = "inherit", seed: int = 0) -> ExportSource:
+def build_model(
+    arch_source: str | Path,
+    space: SearchSpace | str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    init: Init = "inherit",
+    seed: int = 0,
+) -> ExportSource:
     """The network of a `best.yaml` path or an arch text (of `space`, default quadranet-t).
 
     `init="inherit"` copies the weights of `arch` out of the supernet checkpoint
@@ -138,17 +147,22 @@ def build_model(arch_source: str | Path, space: SearchSpace | str | Path | None 
     return _inherit(space, arch, record, record_path, checkpoint, seed)
 
 
-def _inherit(space: SearchSpace, arch: Arch, record: dict, record_path: Path | None,
-             checkpoint: str | Path | None, seed: int) -> ExportSource:
+def _inherit(
+    space: SearchSpace, arch: Arch, record: dict, record_path: Path | None, checkpoint: str | Path | None, seed: int
+) -> ExportSource:
     searched = record.get("supernet") or {}
     path = checkpoint or searched.get("checkpoint")
     if not path:
-        raise QuadnasError("no supernet checkpoint to inherit weights from: pass --checkpoint PATH, "
-                           "or --init random to export freshly initialised weights (latency work)")
+        raise QuadnasError(
+            "no supernet checkpoint to inherit weights from: pass --checkpoint PATH, "
+            "or --init random to export freshly initialised weights (latency work)"
+        )
     path = Path(path)
     if not path.is_file():
-        raise QuadnasError(f"supernet checkpoint {path} does not exist: pass --checkpoint with an existing file, "
-                           "or --init random to export freshly initialised weights")
+        raise QuadnasError(
+            f"supernet checkpoint {path} does not exist: pass --checkpoint with an existing file, "
+            "or --init random to export freshly initialised weights"
+        )
     supernet, meta = load_checkpoint(path, space)
     if supernet.width != 1:
         return _from_proxy(space, arch, record, record_path, path, meta, supernet.width, seed)
@@ -161,31 +175,68 @@ def _inherit(space: SearchSpace, arch: Arch, record: dict, record_path: Path | N
         )
     data = meta.dataset
     source = ExportSource(
-        supernet.extract(arch), space, arch, "inherited", classes=data.classes, mean=data.mean, std=data.std,
-        trained_resolution=data.resolution, data=data.source, checkpoint=path, checkpoint_sha=sha,
-        checkpoint_meta=meta, record=record, record_path=record_path,
+        supernet.extract(arch),
+        space,
+        arch,
+        "inherited",
+        classes=data.classes,
+        mean=data.mean,
+        std=data.std,
+        trained_resolution=data.resolution,
+        data=data.source,
+        checkpoint=path,
+        checkpoint_sha=sha,
+        checkpoint_meta=meta,
+        record=record,
+        record_path=record_path,
     )
     if same_as_search and record.get("accuracy") is not None:
         source.accuracy = float(record["accuracy"])
-        source.accuracy_on = (f"validation split of {data.source} at {data.resolution} px, "
-                              "weights inherited from the supernet")
+        source.accuracy_on = (
+            f"validation split of {data.source} at {data.resolution} px, weights inherited from the supernet"
+        )
     return source
 
 
-def _from_proxy(space: SearchSpace, arch: Arch, record: dict, record_path: Path | None, path: Path,
-                meta: CheckpointMeta, width: float, seed: int) -> ExportSource:
+def _from_proxy(
+    space: SearchSpace,
+    arch: Arch,
+    record: dict,
+    record_path: Path | None,
+    path: Path,
+    meta: CheckpointMeta,
+    width: float,
+    seed: int,
+) -> ExportSource:
     """A proxy supernet ranked the arch; its narrower weights do not fit: a fresh full-width network (seeded)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = QuadraNet(space, arch, meta.dataset.num_classes).eval()
-    return ExportSource(model, space, arch, "untrained", checkpoint=path, checkpoint_sha=checkpoint_hash(path),
-                        checkpoint_meta=meta, record=record, record_path=record_path, proxy_width=width)
+    return ExportSource(
+        model,
+        space,
+        arch,
+        "untrained",
+        checkpoint=path,
+        checkpoint_sha=checkpoint_hash(path),
+        checkpoint_meta=meta,
+        record=record,
+        record_path=record_path,
+        proxy_width=width,
+    )
 
 
 # ---- stand-alone fine-tuning ------------------------------------------------
-def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: float = 5e-4,
-             weight_decay: float = 0.05, batch_size: int = 128, seed: int = 0,
-             progress: Progress | None = None) -> ExportSource:
+def finetune(
+    source: ExportSource,
+    epochs: int,
+    data: str | None = None,
+    lr: float = 5e-4,
+    weight_decay: float = 0.05,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> ExportSource:
     """A copy of the network trained stand-alone (AdamW, cosine schedule), with its validation accuracy.
 
     Starts from the inherited weights, or from scratch when a proxy supernet ranked the
@@ -195,13 +246,19 @@ def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: flo
     progress = progress or Progress()
     meta = source.checkpoint_meta
     if meta is None:
-        raise QuadnasError("fine-tuning starts from inherited weights: pass a supernet checkpoint "
-                           "(drop --init random) or drop --finetune-epochs")
+        raise QuadnasError(
+            "fine-tuning starts from inherited weights: pass a supernet checkpoint "
+            "(drop --init random) or drop --finetune-epochs"
+        )
     if epochs < 1:
         raise QuadnasError(f"--finetune-epochs {epochs} must be at least 1")
-    dataset = load_dataset(data or meta.dataset.source, meta.dataset.resolution,
-                           val_fraction=float(meta.config.get("val_fraction", 0.2)),
-                           channels=source.space.config.in_channels, progress=progress)
+    dataset = load_dataset(
+        data or meta.dataset.source,
+        meta.dataset.resolution,
+        val_fraction=float(meta.config.get("val_fraction", 0.2)),
+        channels=source.space.config.in_channels,
+        progress=progress,
+    )
     if data is None and dataset.fingerprint != meta.dataset.fingerprint:
         raise QuadnasError(
             f"data '{meta.dataset.source}' changed since the supernet was trained (fingerprint {dataset.fingerprint}, "
@@ -231,11 +288,19 @@ def finetune(source: ExportSource, epochs: int, data: str | None = None, lr: flo
     model.eval()
     how = "training from scratch" if source.weights == "untrained" else "fine-tuning from inherited weights"
     return replace(
-        source, model=model, weights="trained" if source.weights == "untrained" else "fine-tuned",
-        classes=dataset.classes, mean=dataset.mean, std=dataset.std, trained_resolution=dataset.resolution,
-        accuracy=accuracy(model, dataset.val), data=dataset.source,
-        accuracy_on=(f"validation split of {dataset.source} at {dataset.resolution} px, after {epochs} epoch(s) "
-                     f"of stand-alone {how}"),
+        source,
+        model=model,
+        weights="trained" if source.weights == "untrained" else "fine-tuned",
+        classes=dataset.classes,
+        mean=dataset.mean,
+        std=dataset.std,
+        trained_resolution=dataset.resolution,
+        accuracy=accuracy(model, dataset.val),
+        data=dataset.source,
+        accuracy_on=(
+            f"validation split of {dataset.source} at {dataset.resolution} px, after {epochs} epoch(s) "
+            f"of stand-alone {how}"
+        ),
     )
 
 
@@ -244,8 +309,10 @@ def accuracy(model: nn.Module, data: torch.utils.data.TensorDataset, batch_size:
     """Top-1 accuracy of `model` on a labelled tensor set."""
     model.eval()
     x, y = data.tensors
-    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-                  for i in range(0, len(y), batch_size))
+    correct = sum(
+        int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+        for i in range(0, len(y), batch_size)
+    )
     return correct / len(y)
 
 
@@ -329,8 +396,10 @@ def _check_sidecar_target(sidecar: Path) -> None:
         existing = None
     is_sidecar = isinstance(existing, dict) and {"format", "file", "parity"} <= existing.keys()
     if not is_sidecar:
-        raise QuadnasError(f"the export's sidecar {sidecar} would overwrite a file that is not an export sidecar: "
-                           "choose another --out name")
+        raise QuadnasError(
+            f"the export's sidecar {sidecar} would overwrite a file that is not an export sidecar: "
+            "choose another --out name"
+        )
 
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -366,8 +435,13 @@ def _onnx_file(model: QuadraNet, shape: tuple[int, ...], out: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, yet exports these ops exactly
         torch.onnx.export(
-            model, (torch.zeros(1, *shape),), str(out), dynamo=False, opset_version=ONNX_OPSET,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            model,
+            (torch.zeros(1, *shape),),
+            str(out),
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
     onnx.checker.check_model(str(out), full_check=True)
@@ -415,17 +489,29 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict:
     channels = space.config.in_channels
     normalisation = None
     if source.mean is not None:
-        normalisation = {"pixels": "scaled to [0, 1], then (x - mean) / std per channel",
-                         "mean": [float(v) for v in source.mean], "std": [float(v) for v in source.std]}
+        normalisation = {
+            "pixels": "scaled to [0, 1], then (x - mean) / std per channel",
+            "mean": [float(v) for v in source.mean],
+            "std": [float(v) for v in source.std],
+        }
     record = source.record
     return {
         "format": result.format,
         "file": result.path.name,
         "arch": str(source.arch),
-        "space": {"name": space.name, "path": space.source, "fingerprint": space.fingerprint(),
-                  "config": space.config.model_dump()},
-        "input": {"name": INPUT_NAME, "layout": "NCHW", "dtype": "float32",
-                  "shape": ["batch", channels, result.resolution, result.resolution], "resolution": result.resolution},
+        "space": {
+            "name": space.name,
+            "path": space.source,
+            "fingerprint": space.fingerprint(),
+            "config": space.config.model_dump(),
+        },
+        "input": {
+            "name": INPUT_NAME,
+            "layout": "NCHW",
+            "dtype": "float32",
+            "shape": ["batch", channels, result.resolution, result.resolution],
+            "resolution": result.resolution,
+        },
         "output": {"name": OUTPUT_NAME, "shape": ["batch", model.num_classes]},
         "num_classes": model.num_classes,
         "classes": list(source.classes) if source.classes else None,
@@ -436,13 +522,25 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict:
         "accuracy": source.accuracy,
         "accuracy_on": source.accuracy_on,
         "data": source.data,
-        "checkpoint": ({"path": str(source.checkpoint), "sha256_16": source.checkpoint_sha}
-                       if source.checkpoint else None),
-        "search": ({"result": str(source.record_path), "device": record.get("device"),
-                    "predicted_latency_ms": record.get("latency_ms"), "budget_ms": record.get("budget_ms")}
-                   if record else None),
-        "parity": {"runtime": result.runtime, "batches": list(result.parity), "tolerance": PARITY_TOLERANCE,
-                   "max_abs_diff": result.max_abs_diff},
+        "checkpoint": (
+            {"path": str(source.checkpoint), "sha256_16": source.checkpoint_sha} if source.checkpoint else None
+        ),
+        "search": (
+            {
+                "result": str(source.record_path),
+                "device": record.get("device"),
+                "predicted_latency_ms": record.get("latency_ms"),
+                "budget_ms": record.get("budget_ms"),
+            }
+            if record
+            else None
+        ),
+        "parity": {
+            "runtime": result.runtime,
+            "batches": list(result.parity),
+            "tolerance": PARITY_TOLERANCE,
+            "max_abs_diff": result.max_abs_diff,
+        },
         "quadnas_version": __version__,
     }
 
@@ -450,16 +548,21 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict:
 def resolution_note(source: ExportSource, resolution: int) -> str:
     """Which resolution the weights learned at and which the export runs at."""
     deploy = source.space.config.resolution
-    where = "the deployment resolution, where latency is predicted" if resolution == deploy else \
-        f"not the deployment resolution ({deploy} px) where latency is predicted"
+    where = (
+        "the deployment resolution, where latency is predicted"
+        if resolution == deploy
+        else f"not the deployment resolution ({deploy} px) where latency is predicted"
+    )
     if source.trained_resolution is None:
         return f"random weights (latency work only); exported at {resolution} px, {where}"
     if source.trained_resolution == resolution:
         return f"trained and exported at {resolution} px, {where}"
-    return (f"weights trained at {source.trained_resolution} px, exported at {resolution} px ({where}): the network "
-            f"is fully convolutional with global average pooling, so it runs at any multiple of "
-            f"{source.space.stride} px, "
-            f"but its accuracy was measured at {source.trained_resolution} px")
+    return (
+        f"weights trained at {source.trained_resolution} px, exported at {resolution} px ({where}): the network "
+        f"is fully convolutional with global average pooling, so it runs at any multiple of "
+        f"{source.space.stride} px, "
+        f"but its accuracy was measured at {source.trained_resolution} px"
+    )
 
 
 def sidecar_path(export: str | Path) -> Path:
@@ -488,8 +591,11 @@ def find_sidecar(path: str | Path) -> Path:
 def read_sidecar(path: str | Path) -> dict:
     """The YAML sidecar of an export (give the export or the sidecar itself)."""
     sidecar = find_sidecar(path)
-    record = _read_yaml(sidecar, "an export's YAML sidecar must stay beside it (re-export with `quadnas export`)",
-                        f"export sidecar {sidecar}")
+    record = _read_yaml(
+        sidecar,
+        "an export's YAML sidecar must stay beside it (re-export with `quadnas export`)",
+        f"export sidecar {sidecar}",
+    )
     if not isinstance(record, dict) or "arch" not in record or "space" not in record:
         raise QuadnasError(f"{sidecar} is not a quadnas export sidecar: re-export with `quadnas export`")
     return record
@@ -499,8 +605,10 @@ def load(path: str | Path) -> QuadraNet:
     """Rebuild a PyTorch export (`.pt` or its `.pt.yaml` sidecar) as a QuadraNet in eval mode."""
     sidecar = read_sidecar(path)
     if sidecar.get("format") != "torch":
-        raise QuadnasError(f"{path} is a {sidecar.get('format')} export; quadnas.load rebuilds torch exports: "
-                           "run ONNX files with onnxruntime and IR files with OpenVINO")
+        raise QuadnasError(
+            f"{path} is a {sidecar.get('format')} export; quadnas.load rebuilds torch exports: "
+            "run ONNX files with onnxruntime and IR files with OpenVINO"
+        )
     space = SearchSpace.from_dict(sidecar["space"]["config"], source=sidecar["space"].get("path", "<export>"))
     if space.fingerprint() != sidecar["space"]["fingerprint"]:
         raise QuadnasError(f"{path}: the space in its sidecar does not match its fingerprint: re-export the model")
@@ -559,9 +667,16 @@ def calibration_error_pct(meta: TableMeta) -> float | None:
     return calibration.max_err_pct if calibration.max_err_pct is not None else calibration.mape_pct
 
 
-def verify_latency(source: ExportSource, result: ExportResult, device: str | None = None,
-                   backend: str | None = None, threads: int | None = None, budget_ms: float | None = None,
-                   rounds: int | None = None, clock: str | None = None) -> LatencyCheck:
+def verify_latency(
+    source: ExportSource,
+    result: ExportResult,
+    device: str | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    budget_ms: float | None = None,
+    rounds: int | None = None,
+    clock: str | None = None,
+) -> LatencyCheck:
     """Time the export on a local runtime at batch 1 and set it beside the prediction of
     `device`'s table (default: the search's device) and the budget.
 
@@ -590,8 +705,15 @@ def verify_latency(source: ExportSource, result: ExportResult, device: str | Non
     schedule = Schedule(rounds=rounds or VERIFY_ROUNDS, round_s=ROUND_S, window=1, warmup_s=0.2)
     measure_interleaved([what], lambda _: session, schedule, lambda _, timing: found.append(timing))
     timing = found[0]
-    check = LatencyCheck(timing.median_ms, timing.p10_ms, timing.p90_ms, timing.runs, what, runtime.describe(),
-                         budget_ms=float(budget_ms) if budget_ms is not None else None)
+    check = LatencyCheck(
+        timing.median_ms,
+        timing.p10_ms,
+        timing.p90_ms,
+        timing.runs,
+        what,
+        runtime.describe(),
+        budget_ms=float(budget_ms) if budget_ms is not None else None,
+    )
     if table is None:
         check.note = "no latency table named (--device): measured only"
         return check
@@ -600,20 +722,27 @@ def verify_latency(source: ExportSource, result: ExportResult, device: str | Non
     check.predicted_ms = predicted
     check.tolerance_pct = calibration_error_pct(meta)
     here = runtime.describe()
-    measured_with = {"backend": meta.backend, "device": meta.device, "threads": meta.threads,
-                     "clock": getattr(meta, "clock", "wall")}
-    differs = [f"{key} {value!r} (here {here[key]!r})" for key, value in measured_with.items()
-               if str(value) != str(here[key])]
+    measured_with = {
+        "backend": meta.backend,
+        "device": meta.device,
+        "threads": meta.threads,
+        "clock": getattr(meta, "clock", "wall"),
+    }
+    differs = [
+        f"{key} {value!r} (here {here[key]!r})" for key, value in measured_with.items() if str(value) != str(here[key])
+    ]
     host_note = foreign_host_note(meta)
     check.same_machine = not differs and host_note is None
     if differs:
         check.note = f"table {table.name} was not measured here ({', '.join(differs)}): no budget gate"
     elif host_note is not None:
-        check.note = (f"timed on this host, but table {table.name} is not known to be this host's, so no budget "
-                      f"gate: {host_note}")
+        check.note = (
+            f"timed on this host, but table {table.name} is not known to be this host's, so no budget gate: {host_note}"
+        )
     elif source.model.num_classes != source.space.config.num_classes:
-        check.note = (f"the table's head has {source.space.config.num_classes} classes, this network's "
-                      f"{source.model.num_classes}")
+        check.note = (
+            f"the table's head has {source.space.config.num_classes} classes, this network's {source.model.num_classes}"
+        )
     return check
 
 
@@ -643,5 +772,7 @@ def _timed_session(runtime: Backend, source: ExportSource, result: ExportResult)
         model.reshape(list(result.input_shape))
         ov.save_model(model, str(pinned), compress_to_fp16=False)
         return runtime.prepare_onnx(pinned), f"{result.path.name} (batch pinned to 1)"
-    return (runtime.prepare(copy.deepcopy(source.model), result.input_shape),  # a runner may move it to a GPU
-            f"the network of {result.path.name}, run by the {runtime.name} backend as the profiler runs networks")
+    return (
+        runtime.prepare(copy.deepcopy(source.model), result.input_shape),  # a runner may move it to a GPU
+        f"the network of {result.path.name}, run by the {runtime.name} backend as the profiler runs networks",
+    )

@@ -1,4 +1,5 @@
-"""A model card (`model.onnx.md` beside `model.onnx`): arch, size, accuracy and on what data, predicted latency on every table."""
+"""A model card (`model.onnx.md` beside `model.onnx`): arch, size, accuracy and on what data,
+predicted latency on every table."""
 
 from __future__ import annotations
 
@@ -73,17 +74,25 @@ def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
         except QuadnasError as e:
             ms, note = None, str(e)
         c = meta.calibration
-        error = (f"{c.mape_pct:.1f}% mean, {c.max_err_pct:.1f}% max ({c.networks} networks)"
-                 if c.mape_pct is not None and c.max_err_pct is not None else "unknown")
+        error = (
+            f"{c.mape_pct:.1f}% mean, {c.max_err_pct:.1f}% max ({c.networks} networks)"
+            if c.mape_pct is not None and c.max_err_pct is not None
+            else "unknown"
+        )
         threads = f", {meta.threads} thread(s)" if meta.threads else ""
         runtime = f"{meta.backend} {meta.backend_version}, {meta.precision}, batch {meta.batch}{threads}"
-        found.append(TablePrediction(table.name, meta.device, tuple(meta.aliases), runtime, meta.provenance, ms,
-                                     error, note))
+        found.append(
+            TablePrediction(table.name, meta.device, tuple(meta.aliases), runtime, meta.provenance, ms, error, note)
+        )
     return found
 
 
-def render_model_card(source: ExportSource, result: ExportResult, check: LatencyCheck | None = None,
-                      predictions: list[TablePrediction] | None = None) -> str:
+def render_model_card(
+    source: ExportSource,
+    result: ExportResult,
+    check: LatencyCheck | None = None,
+    predictions: list[TablePrediction] | None = None,
+) -> str:
     """The model card's Markdown."""
     space, model = source.space, source.model
     params, macs = model_stats(model, result.input_shape)
@@ -98,8 +107,10 @@ def render_model_card(source: ExportSource, result: ExportResult, check: Latency
         "## Architecture",
         "",
         f"- arch: `{source.arch}` in space `{space.name}` (fingerprint `{space.fingerprint()}`, {space.source})",
-        *(f"- stage {i + 1} (dim {space.dims[i]}): {' '.join(str(b) for b in blocks)}"
-          for i, blocks in enumerate(space.stages_of(source.arch))),
+        *(
+            f"- stage {i + 1} (dim {space.dims[i]}): {' '.join(str(b) for b in blocks)}"
+            for i, blocks in enumerate(space.stages_of(source.arch))
+        ),
         f"- parameters: {params:,} ({_scaled(params)})",
         f"- MACs at {res}x{res}: {macs:,} ({_scaled(macs)}; convolutions and linear layers, "
         "counted by torch.utils.flop_counter as FLOPs / 2)",
@@ -127,20 +138,28 @@ def render_model_card(source: ExportSource, result: ExportResult, check: Latency
         "",
         "| table | device (aliases) | runtime | provenance | predicted | expected error |",
         "|---|---|---|---|---|---|",
-        *(f"| {p.table} | {p.device}{f' ({chr(44).join(p.aliases)})' if p.aliases else ''} | {p.runtime} | "
-          f"{p.provenance} | {_ms(p.ms)} | {p.expected_error} |"
-          for p in predictions),
+        *(
+            f"| {p.table} | {p.device}{f' ({chr(44).join(p.aliases)})' if p.aliases else ''} | {p.runtime} | "
+            f"{p.provenance} | {_ms(p.ms)} | {p.expected_error} |"
+            for p in predictions
+        ),
     ]
     if not predictions:
         lines.append("| (no table for this space: measure one with `quadnas profile`) | | | | | |")
     notes = [f"- {p.table}: {p.note}" for p in predictions if p.note]
     lines += ["", *notes] if notes else []
-    lines += ["", "`estimated` tables come from an operator cost model fitted to published whole-model "
-              "latencies; `measured` ones were timed on the device (see `quadnas tables`)."]
+    lines += [
+        "",
+        "`estimated` tables come from an operator cost model fitted to published whole-model "
+        "latencies; `measured` ones were timed on the device (see `quadnas tables`).",
+    ]
     if source.record:
         r = source.record
-        lines += ["", f"Search: `{source.record_path}` predicted {r.get('latency_ms')} ms on `{r.get('device')}` "
-                  f"against a budget of {r.get('budget_ms')} ms."]
+        lines += [
+            "",
+            f"Search: `{source.record_path}` predicted {r.get('latency_ms')} ms on `{r.get('device')}` "
+            f"against a budget of {r.get('budget_ms')} ms.",
+        ]
     if check is not None:
         lines += ["", "## Measured latency", "", *measured_lines(check)]
     lines += ["", "## Use", "", "```python", *_usage(result), "```", ""]
@@ -157,13 +176,16 @@ def measured_lines(check: LatencyCheck) -> list[str]:
         f"{b['threads']} thread(s), batch 1, {b['clock']} clock",
     ]
     if check.predicted_ms is not None:
-        lines.append(f"- predicted by `{check.table}` ({check.table_provenance}): {check.predicted_ms:.3f} ms "
-                     f"({check.error_pct:+.1f}% vs measured; table's calibration error "
-                     f"{'unknown' if check.tolerance_pct is None else f'{check.tolerance_pct:.1f}%'})")
+        lines.append(
+            f"- predicted by `{check.table}` ({check.table_provenance}): {check.predicted_ms:.3f} ms "
+            f"({check.error_pct:+.1f}% vs measured; table's calibration error "
+            f"{'unknown' if check.tolerance_pct is None else f'{check.tolerance_pct:.1f}%'})"
+        )
     if check.budget_ms is not None:
         verdict = {None: "not gated", True: "within", False: "OVER"}[check.passed]
-        lines.append(f"- budget: {check.budget_ms:g} ms; limit with the calibration error "
-                     f"{check.limit_ms:.3f} ms: {verdict}")
+        lines.append(
+            f"- budget: {check.budget_ms:g} ms; limit with the calibration error {check.limit_ms:.3f} ms: {verdict}"
+        )
     if check.note:
         lines.append(f"- note: {check.note}")
     return lines
@@ -178,12 +200,14 @@ def card_path(export_path: Path) -> Path:
 def check_card_target(path: Path) -> None:
     """Refuse to overwrite a Markdown file that is not a model card (e.g. your own notes.onnx.md)."""
     if path.exists() and not path.read_text(errors="replace").startswith(CARD_TITLE):
-        raise QuadnasError(f"the model card {path} would overwrite a file that is not a quadnas model card: "
-                           "choose another --out name")
+        raise QuadnasError(
+            f"the model card {path} would overwrite a file that is not a quadnas model card: choose another --out name"
+        )
 
 
-def write_model_card(source: ExportSource, result: ExportResult, check: LatencyCheck | None = None,
-                     path: str | Path | None = None) -> Path:
+def write_model_card(
+    source: ExportSource, result: ExportResult, check: LatencyCheck | None = None, path: str | Path | None = None
+) -> Path:
     """Write the card to `card_path(export)` or to `path`; returns its path."""
     path = Path(path) if path is not None else card_path(result.path)
     path.write_text(render_model_card(source, result, check))
@@ -218,8 +242,10 @@ def _weights(source: ExportSource) -> str:
     if source.weights == "random":
         return "freshly initialised (random): for latency measurements only, not for predictions"
     if source.weights == "trained":
-        return (f"trained stand-alone from scratch on {source.data} (the width-{source.proxy_width:g} proxy "
-                f"supernet `{source.checkpoint}` ranked the arch in the search)")
+        return (
+            f"trained stand-alone from scratch on {source.data} (the width-{source.proxy_width:g} proxy "
+            f"supernet `{source.checkpoint}` ranked the arch in the search)"
+        )
     where = f"supernet checkpoint `{source.checkpoint}` (sha256 {source.checkpoint_sha})"
     if source.weights == "fine-tuned":
         return f"inherited from the {where}, then fine-tuned stand-alone on {source.data}"
@@ -229,10 +255,19 @@ def _weights(source: ExportSource) -> str:
 def _usage(result: ExportResult) -> list[str]:
     name = result.path.name
     if result.format == "torch":
-        return ["import quadnas", f'model = quadnas.load("{name}")  # reads {result.sidecar.name} beside it',
-                "logits = model(x)  # x: normalised float32 NCHW tensor"]
+        return [
+            "import quadnas",
+            f'model = quadnas.load("{name}")  # reads {result.sidecar.name} beside it',
+            "logits = model(x)  # x: normalised float32 NCHW tensor",
+        ]
     if result.format == "onnx":
-        return ["import onnxruntime as ort", f'session = ort.InferenceSession("{name}")',
-                'logits = session.run(None, {"input": x})[0]  # x: normalised float32 NCHW array']
-    return ["import openvino as ov", f'model = ov.Core().compile_model("{name}", "CPU")',
-            "logits = model(x)[0]  # x: normalised float32 NCHW array"]
+        return [
+            "import onnxruntime as ort",
+            f'session = ort.InferenceSession("{name}")',
+            'logits = session.run(None, {"input": x})[0]  # x: normalised float32 NCHW array',
+        ]
+    return [
+        "import openvino as ov",
+        f'model = ov.Core().compile_model("{name}", "CPU")',
+        "logits = model(x)[0]  # x: normalised float32 NCHW array",
+    ]

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 logger = logging.getLogger("quadnas")
 
@@ -47,15 +47,20 @@ class ProgressEvent:
         share = f" ({self.done / self.total:.0%})" if self.total else ""
         text = f"{self.what}: {self.done}/{self.total} {self.unit}s{share}, {_rate(self.rate, self.unit)}"
         eta = self.eta_s
-        text += f", {_duration(eta)} left" if eta is not None and self.done < self.total else \
-            f", {_duration(self.elapsed_s)} in all" if self.done >= self.total else ""
+        text += (
+            f", {_duration(eta)} left"
+            if eta is not None and self.done < self.total
+            else f", {_duration(self.elapsed_s)} in all"
+            if self.done >= self.total
+            else ""
+        )
         return f"{text}, {self.note}" if self.note else text
 
 
 class Task:
     """One counted unit of work; `advance` after each step."""
 
-    def __init__(self, progress: "Progress", what: str, total: int, done: int, unit: str):
+    def __init__(self, progress: Progress, what: str, total: int, done: int, unit: str):
         self.progress, self.what, self.total, self.unit = progress, what, total, unit
         self.done = self.done_before = done
         self.began = self.last_shown = time.monotonic()
@@ -68,8 +73,11 @@ class Task:
         if self.progress.callback is not None:
             self.progress.callback(event)
         step = max(1, round(self.total * self.progress.every_fraction))
-        if self.done >= self.total or self.done - self.shown_at_done >= step \
-                or now - self.last_shown >= self.progress.every_s:
+        if (
+            self.done >= self.total
+            or self.done - self.shown_at_done >= step
+            or now - self.last_shown >= self.progress.every_s
+        ):
             self.last_shown, self.shown_at_done = now, self.done
             self.progress.show(event)
 
@@ -80,8 +88,12 @@ class Progress:
     `every_fraction` and `every_s` set how often a task writes a line (whichever comes first).
     """
 
-    def __init__(self, callback: Callable[[ProgressEvent], None] | None = None,
-                 every_fraction: float = 0.1, every_s: float = 30.0):
+    def __init__(
+        self,
+        callback: Callable[[ProgressEvent], None] | None = None,
+        every_fraction: float = 0.1,
+        every_s: float = 30.0,
+    ):
         self.callback, self.every_fraction, self.every_s = callback, every_fraction, every_s
 
     @contextmanager

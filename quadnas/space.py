@@ -12,9 +12,10 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -125,7 +126,7 @@ class SpaceConfig(BaseModel):
     choices: ChoicesConfig
 
     @model_validator(mode="after")
-    def _resolution_divides(self) -> "SpaceConfig":
+    def _resolution_divides(self) -> SpaceConfig:
         stride = self.stem_patch * 2 ** (len(self.stages) - 1)
         if self.resolution % stride:
             raise ValueError(f"resolution {self.resolution} must be a multiple of {stride}")
@@ -139,13 +140,13 @@ class SearchSpace:
         self.config = config
         self.source = source
         c = config.choices
-        self.choices: tuple[BlockChoice, ...] = tuple(
-            BlockChoice(k, e) for k in c.kernel for e in c.expansion
-        ) + ((IDENTITY,) if c.identity else ())
+        self.choices: tuple[BlockChoice, ...] = tuple(BlockChoice(k, e) for k in c.kernel for e in c.expansion) + (
+            (IDENTITY,) if c.identity else ()
+        )
 
     # ---- loading ---------------------------------------------------------
     @classmethod
-    def load(cls, path_or_name: str | Path | None = None) -> "SearchSpace":
+    def load(cls, path_or_name: str | Path | None = None) -> SearchSpace:
         """Load a space from a YAML path or the name of a shipped space."""
         path = resolve_space_path(path_or_name)
         try:
@@ -157,7 +158,7 @@ class SearchSpace:
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
-    def from_dict(cls, raw: dict, source: str = "<memory>") -> "SearchSpace":
+    def from_dict(cls, raw: dict, source: str = "<memory>") -> SearchSpace:
         try:
             return cls(SpaceConfig.model_validate(raw), source)
         except ValidationError as e:
@@ -216,7 +217,7 @@ class SearchSpace:
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
-    def scaled(self, width: float) -> "SearchSpace":
+    def scaled(self, width: float) -> SearchSpace:
         """The same space with every stage `width` times as wide (multiples of 8, at least 8).
 
         Its archs are this space's archs; a supernet trained on it is a cheaper proxy
@@ -236,8 +237,7 @@ class SearchSpace:
         for i, token in enumerate(tokens):
             if token not in allowed:
                 raise QuadnasError(
-                    f"arch token {i + 1} '{token}' is not in space '{self.name}': "
-                    f"use one of {', '.join(allowed)}"
+                    f"arch token {i + 1} '{token}' is not in space '{self.name}': use one of {', '.join(allowed)}"
                 )
         if len(tokens) != self.num_blocks:
             raise QuadnasError(
@@ -279,9 +279,7 @@ class SearchSpace:
                 specs.append(OpSpec("downsample", size, size, self.dims[i - 1], dim))
                 size //= 2
             specs += [
-                OpSpec("quadra_block", size, size, dim, dim, b.kernel, b.expansion)
-                for b in blocks
-                if not b.is_identity
+                OpSpec("quadra_block", size, size, dim, dim, b.kernel, b.expansion) for b in blocks if not b.is_identity
             ]
         specs.append(OpSpec("head", size, size, self.dims[-1], c.num_classes))
         return specs
@@ -307,4 +305,3 @@ def resolve_space_path(path_or_name: str | Path | None) -> Path:
         return shipped
     names = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
     raise QuadnasError(f"search space '{path_or_name}' not found: give a YAML path or one of {names}")
-

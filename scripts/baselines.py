@@ -15,15 +15,15 @@ conv, layer scale) in NCHW, so the networks differ only in their spatial mixer:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Callable
 
 import torch
 from torch import nn
 
-from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, Stem, init_weights
 from quadnas.model_card import model_stats
+from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, Stem, init_weights
 from quadnas.nn.net import QuadraNet
 from quadnas.nn.ops import LayerNorm2d, depthwise
 from quadnas.space import BlockChoice, SearchSpace
@@ -58,8 +58,9 @@ class MLP(nn.Module):
 class Backbone(nn.Module):
     """Stem, stages of `make_block(stage, dim)` with downsamples between, head."""
 
-    def __init__(self, make_block: Callable[[int, int], nn.Module], dims=DIMS, depths=DEPTHS,
-                 num_classes: int = NUM_CLASSES):
+    def __init__(
+        self, make_block: Callable[[int, int], nn.Module], dims=DIMS, depths=DEPTHS, num_classes: int = NUM_CLASSES
+    ):
         super().__init__()
         self.stem = Stem(3, dims[0], STEM_PATCH)
         self.downsamples = nn.ModuleList(Downsample(dims[i - 1], dims[i]) for i in range(1, len(dims)))
@@ -158,12 +159,16 @@ class WithChoice(nn.Module):
 
 def bench_space(resolution: int) -> SearchSpace:
     """A one-choice space (k7 e4, no identity) with the benchmark's widths and depths."""
-    return SearchSpace.from_dict({
-        "name": "bench-blocks", "resolution": resolution, "num_classes": NUM_CLASSES,
-        "stem_patch": STEM_PATCH,
-        "stages": [{"dim": d, "depth": n} for d, n in zip(DIMS, DEPTHS)],
-        "choices": {"kernel": [KERNEL], "expansion": [EXPANSION], "identity": False},
-    })
+    return SearchSpace.from_dict(
+        {
+            "name": "bench-blocks",
+            "resolution": resolution,
+            "num_classes": NUM_CLASSES,
+            "stem_patch": STEM_PATCH,
+            "stages": [{"dim": d, "depth": n} for d, n in zip(DIMS, DEPTHS)],
+            "choices": {"kernel": [KERNEL], "expansion": [EXPANSION], "identity": False},
+        }
+    )
 
 
 # ---- MACs --------------------------------------------------------------------
@@ -234,18 +239,36 @@ def _equal_cost_net(resolution: int) -> nn.Module:
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("hornet", "HorNet-T-style gnConv (orders 2/3/4/5, 7x7 dw, s=1/3)",
-                lambda r: Backbone(lambda s, dim: HorNetBlock(dim, HORNET_ORDERS[s])),
-                lambda s: _initialised(HorNetBlock(DIMS[s], HORNET_ORDERS[s]))),
-        Variant("convnext", "ConvNeXt block (7x7 dw, LN, MLP 4, layer scale)",
-                lambda r: Backbone(lambda s, dim: ConvNeXtBlock(dim)),
-                lambda s: _initialised(ConvNeXtBlock(DIMS[s]))),
-        Variant("quadranet", "quadnas QuadraNet, QuadraBlock k7 e4",
-                _quadranet, lambda s: _initialised(QuadraBlock(DIMS[s], KERNEL, EXPANSION))),
-        Variant("quadranet-eqcost", "QuadraBlock k7, MLP widened per stage to HorNet's MACs",
-                _equal_cost_net, _equal_cost_block),
-        Variant("quadranet-me", "quadnas Supernet (largest arch), memory-efficient training: "
-                "quadratic branch checkpointed, lean MLP",
-                _supernet, _elastic_block, training_only=True),
+        Variant(
+            "hornet",
+            "HorNet-T-style gnConv (orders 2/3/4/5, 7x7 dw, s=1/3)",
+            lambda r: Backbone(lambda s, dim: HorNetBlock(dim, HORNET_ORDERS[s])),
+            lambda s: _initialised(HorNetBlock(DIMS[s], HORNET_ORDERS[s])),
+        ),
+        Variant(
+            "convnext",
+            "ConvNeXt block (7x7 dw, LN, MLP 4, layer scale)",
+            lambda r: Backbone(lambda s, dim: ConvNeXtBlock(dim)),
+            lambda s: _initialised(ConvNeXtBlock(DIMS[s])),
+        ),
+        Variant(
+            "quadranet",
+            "quadnas QuadraNet, QuadraBlock k7 e4",
+            _quadranet,
+            lambda s: _initialised(QuadraBlock(DIMS[s], KERNEL, EXPANSION)),
+        ),
+        Variant(
+            "quadranet-eqcost",
+            "QuadraBlock k7, MLP widened per stage to HorNet's MACs",
+            _equal_cost_net,
+            _equal_cost_block,
+        ),
+        Variant(
+            "quadranet-me",
+            "quadnas Supernet (largest arch), memory-efficient training: quadratic branch checkpointed, lean MLP",
+            _supernet,
+            _elastic_block,
+            training_only=True,
+        ),
     )
 }

@@ -29,9 +29,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
@@ -42,11 +42,10 @@ import onnxruntime as ort  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from baselines import DIMS, VARIANTS, count_macs, stage_shape  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch import nn  # noqa: E402
-
-from baselines import DIMS, VARIANTS, count_macs, stage_shape  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "hornet"
@@ -109,7 +108,7 @@ def interleaved(runners: dict[str, Callable[[], object]], rounds: int, min_sampl
     samples: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
     for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             start = time.perf_counter()
             for _ in range(reps[name]):
                 runners[name]()
@@ -137,7 +136,9 @@ def training_batch(unit: str, resolution: int, batch: int) -> tuple[torch.Tensor
     return x.requires_grad_(), None
 
 
-def train_step(model: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor | None) -> None:
+def train_step(
+    model: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor | None
+) -> None:
     optimiser.zero_grad(set_to_none=True)
     x.grad = None
     out = model(x)
@@ -146,8 +147,9 @@ def train_step(model: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tens
     optimiser.step()
 
 
-def training_samples(models: dict[str, nn.Module], unit: str, resolution: int, batch: int,
-                     rounds: int) -> dict[str, list[float]]:
+def training_samples(
+    models: dict[str, nn.Module], unit: str, resolution: int, batch: int, rounds: int
+) -> dict[str, list[float]]:
     """Seconds per training step of each model, interleaved (after one warm-up step each)."""
     x, target = training_batch(unit, resolution, batch)
     runners = {}
@@ -198,8 +200,19 @@ def rss_child(variant: str, unit: str, resolution: int, batch: int, threads: int
 
 def peak_rss(variant: str, unit: str, resolution: int, batch: int, threads: int) -> dict[str, int]:
     """`rss_child` in a fresh Python process."""
-    command = [sys.executable, __file__, "--child", variant, unit, "--resolution", str(resolution),
-               "--batch", str(batch), "--train-threads", str(threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        unit,
+        "--resolution",
+        str(resolution),
+        "--batch",
+        str(batch),
+        "--train-threads",
+        str(threads),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"peak-RSS child for {variant}/{unit} failed:\n{done.stderr[-2000:]}")
@@ -210,9 +223,16 @@ def peak_rss(variant: str, unit: str, resolution: int, batch: int, threads: int)
 def measure_unit(unit: str, variants: list[str], args: argparse.Namespace) -> list[dict]:
     models = {v: build(v, unit, args.resolution) for v in variants}
     one = input_shape(unit, args.resolution, 1)
-    rows = {v: {"variant": v, "unit": unit, "shape": shape_text(one),
-                "macs": count_macs(m, one), "params": sum(p.numel() for p in m.parameters())}
-            for v, m in models.items()}
+    rows = {
+        v: {
+            "variant": v,
+            "unit": unit,
+            "shape": shape_text(one),
+            "macs": count_macs(m, one),
+            "params": sum(p.numel() for p in m.parameters()),
+        }
+        for v, m in models.items()
+    }
 
     inference = [v for v in variants if not VARIANTS[v].training_only]
     for backend, (runtime, threads) in BACKENDS.items():
@@ -225,18 +245,28 @@ def measure_unit(unit: str, variants: list[str], args: argparse.Namespace) -> li
         samples = interleaved(runners, args.rounds, args.min_sample_s)
         for v in inference:
             median, p10, p90 = spread(samples[v])
-            rows[v].update({f"{backend}_ms": 1e3 * median, f"{backend}_p10_ms": 1e3 * p10,
-                            f"{backend}_p90_ms": 1e3 * p90,
-                            f"{backend}_speedup": paired_ratio(samples[REFERENCE], samples[v])})
+            rows[v].update(
+                {
+                    f"{backend}_ms": 1e3 * median,
+                    f"{backend}_p10_ms": 1e3 * p10,
+                    f"{backend}_p90_ms": 1e3 * p90,
+                    f"{backend}_speedup": paired_ratio(samples[REFERENCE], samples[v]),
+                }
+            )
 
     torch.set_num_threads(args.train_threads)
     console.log(f"{unit}: training throughput, batch {args.batch}")
     samples = training_samples(models, unit, args.resolution, args.batch, args.train_rounds)
     for v in variants:
         median, p10, p90 = spread(samples[v])
-        rows[v].update({"train_img_s": args.batch / median, "train_p10_img_s": args.batch / p90,
-                        "train_p90_img_s": args.batch / p10,
-                        "train_ratio": paired_ratio(samples[REFERENCE], samples[v])})
+        rows[v].update(
+            {
+                "train_img_s": args.batch / median,
+                "train_p10_img_s": args.batch / p90,
+                "train_p90_img_s": args.batch / p10,
+                "train_ratio": paired_ratio(samples[REFERENCE], samples[v]),
+            }
+        )
 
     console.log(f"{unit}: saved tensors and peak RSS (fresh processes)")
     for v in variants:
@@ -253,11 +283,18 @@ def measure_unit(unit: str, variants: list[str], args: argparse.Namespace) -> li
 def goal(rows: pd.DataFrame) -> list[dict]:
     """The memory-efficient goal at network level: step memory <= 0.7x HorNet's, training >= 1.2x."""
     net = rows[rows.unit == "net"].set_index("variant")
-    return [{"variant": v, "rss_step_ratio": net.at[v, "rss_step_ratio"],
-             "rss_peak_ratio": net.at[v, "rss_peak_ratio"], "saved_ratio": net.at[v, "saved_ratio"],
-             "train_ratio": net.at[v, "train_ratio"],
-             "met": bool(net.at[v, "rss_step_ratio"] <= 0.7 and net.at[v, "train_ratio"] >= 1.2)}
-            for v in net.index if v.startswith("quadranet")]
+    return [
+        {
+            "variant": v,
+            "rss_step_ratio": net.at[v, "rss_step_ratio"],
+            "rss_peak_ratio": net.at[v, "rss_peak_ratio"],
+            "saved_ratio": net.at[v, "saved_ratio"],
+            "train_ratio": net.at[v, "train_ratio"],
+            "met": bool(net.at[v, "rss_step_ratio"] <= 0.7 and net.at[v, "train_ratio"] >= 1.2),
+        }
+        for v in net.index
+        if v.startswith("quadranet")
+    ]
 
 
 def print_table(rows: pd.DataFrame) -> None:
@@ -277,7 +314,10 @@ def print_table(rows: pd.DataFrame) -> None:
             table.add_section()
         for _, row in part.iterrows():
             table.add_row(
-                f"{unit} {row['shape']}", row["variant"], f"{row['macs'] / 1e9:.3f}", f"{row['params'] / 1e6:.2f}",
+                f"{unit} {row['shape']}",
+                row["variant"],
+                f"{row['macs'] / 1e9:.3f}",
+                f"{row['params'] / 1e6:.2f}",
                 *(cell(row, f"{b}_ms", f"{b}_speedup") for b in BACKENDS),
                 cell(row, "train_img_s", "train_ratio"),
                 f"{row['saved_bytes'] / MB:.0f} ({row['saved_ratio']:.2f}x)",
@@ -285,19 +325,30 @@ def print_table(rows: pd.DataFrame) -> None:
                 f"{row['rss_peak_bytes'] / MB:.0f}",
             )
     console.print(table)
-    console.print("latency: ms (speed-up vs HorNet); train: images/s (ratio); memory: MB (ratio); "
-                  "step MB = peak RSS of one training step minus RSS after build")
+    console.print(
+        "latency: ms (speed-up vs HorNet); train: images/s (ratio); memory: MB (ratio); "
+        "step MB = peak RSS of one training step minus RSS after build"
+    )
 
 
 def plot(rows: pd.DataFrame, unit: str, path: Path) -> None:
     """Grouped bars of the main figures of `unit` (normally the whole network), HorNet = 1."""
     part = rows[rows.unit == unit].set_index("variant")
-    speed = pd.DataFrame({f"{b} speed": part[f"{b}_speedup"] for b in BACKENDS} | {"training img/s": part["train_ratio"]})
-    memory = pd.DataFrame({"saved for backward": part["saved_ratio"], "training step RSS": part["rss_step_ratio"],
-                           "peak RSS": part["rss_peak_ratio"]})
+    speed = pd.DataFrame(
+        {f"{b} speed": part[f"{b}_speedup"] for b in BACKENDS} | {"training img/s": part["train_ratio"]}
+    )
+    memory = pd.DataFrame(
+        {
+            "saved for backward": part["saved_ratio"],
+            "training step RSS": part["rss_step_ratio"],
+            "peak RSS": part["rss_peak_ratio"],
+        }
+    )
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [4, 3]})
-    for ax, frame, title in ((axes[0], speed, "speed (x HorNet, higher is better)"),
-                             (axes[1], memory, "training memory (x HorNet, lower is better)")):
+    for ax, frame, title in (
+        (axes[0], speed, "speed (x HorNet, higher is better)"),
+        (axes[1], memory, "training memory (x HorNet, lower is better)"),
+    ):
         frame.T.plot.bar(ax=ax, rot=0, width=0.8, legend=False)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_title(title)
@@ -327,8 +378,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="latency rounds (default 15, quick 3)")
     p.add_argument("--train-rounds", type=int, help="timed training steps per variant (default 5, quick 1)")
     p.add_argument("--out", type=Path, default=ROOT / "docs/figures/bench_blocks.json", help="JSON results")
-    p.add_argument("--png", type=Path, default=ROOT / "docs/figures/bench_blocks.png",
-                   help="bar chart of the first unit's figures (default unit order: the network first)")
+    p.add_argument(
+        "--png",
+        type=Path,
+        default=ROOT / "docs/figures/bench_blocks.png",
+        help="bar chart of the first unit's figures (default unit order: the network first)",
+    )
     p.add_argument("--child", nargs=2, metavar=("VARIANT", "UNIT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 15)
@@ -358,12 +413,23 @@ def main(argv: list[str] | None = None) -> int:
     rows = pd.DataFrame(records)
     result = {
         "config": {
-            "command": " ".join(["python", *sys.argv]), "created": started.isoformat(timespec="seconds"),
-            "quick": args.quick, "resolution": args.resolution, "batch": args.batch, "dims": list(DIMS),
-            "latency_rounds": args.rounds, "min_sample_s": args.min_sample_s, "train_rounds": args.train_rounds,
-            "train_threads": args.train_threads, "reference": REFERENCE,
-            "torch": torch.__version__, "onnxruntime": ort.__version__, "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(),
+            "command": " ".join(["python", *sys.argv]),
+            "created": started.isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "resolution": args.resolution,
+            "batch": args.batch,
+            "dims": list(DIMS),
+            "latency_rounds": args.rounds,
+            "min_sample_s": args.min_sample_s,
+            "train_rounds": args.train_rounds,
+            "train_threads": args.train_threads,
+            "reference": REFERENCE,
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
             "macs": "convolutions and matmuls (torch.utils.flop_counter FLOPs / 2), batch 1",
         },
         "variants": {v: VARIANTS[v].description for v in args.variants},
@@ -374,8 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=1))
     print_table(rows)
     for g in result["goal"]:
-        console.print(f"goal {g['variant']}: step RSS {g['rss_step_ratio']:.2f}x (<= 0.7), "
-                      f"training {g['train_ratio']:.2f}x (>= 1.2) -> {'met' if g['met'] else 'not met'}")
+        console.print(
+            f"goal {g['variant']}: step RSS {g['rss_step_ratio']:.2f}x (<= 0.7), "
+            f"training {g['train_ratio']:.2f}x (>= 1.2) -> {'met' if g['met'] else 'not met'}"
+        )
     plot(rows, args.units[0], args.png)
     console.print(f"wrote {args.out} and {args.png}")
     return 0

@@ -26,9 +26,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
@@ -36,10 +36,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
 from baselines import DIMS, NUM_CLASSES, VARIANTS, count_macs  # noqa: E402
 from bench_blocks import REFERENCE, interleaved, paired_ratio, save_figure, spread, train_step  # noqa: E402
+from torch import nn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("eager", "compiled")
@@ -48,10 +47,12 @@ MB = 2**20
 
 def synchronous(fn: Callable[[], object], device: torch.device) -> Callable[[], None]:
     """`fn` followed by a device synchronize, so wall time covers the GPU work."""
+
     def run() -> None:
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+
     return run
 
 
@@ -59,6 +60,7 @@ def latency_runner(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     def run():
         with torch.no_grad():
             return model(x)
+
     return run
 
 
@@ -91,11 +93,17 @@ class Bench:
             "command": " ".join(["python", *sys.argv]),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "torch": torch.__version__, "cuda": torch.version.cuda, "resolution": args.resolution,
-            "batch": args.batch, "dims": list(DIMS), "rounds": args.rounds, "train_rounds": args.train_rounds,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "resolution": args.resolution,
+            "batch": args.batch,
+            "dims": list(DIMS),
+            "rounds": args.rounds,
+            "train_rounds": args.train_rounds,
             "precision": f"fp32 (cudnn tf32 {torch.backends.cudnn.allow_tf32}, "
-                         f"matmul tf32 {torch.backends.cuda.matmul.allow_tf32})",
-            "reference": REFERENCE, "compile": "torch.compile(model), default mode",
+            f"matmul tf32 {torch.backends.cuda.matmul.allow_tf32})",
+            "reference": REFERENCE,
+            "compile": "torch.compile(model), default mode",
         }
 
     def row(self, variant: str, mode: str) -> dict:
@@ -116,9 +124,14 @@ class Bench:
         samples = interleaved(runners, self.args.rounds, min_sample_s=0.05)
         for v in models:
             median, p10, p90 = spread(samples[v])
-            self.row(v, mode).update({"latency_ms": 1e3 * median, "latency_p10_ms": 1e3 * p10,
-                                      "latency_p90_ms": 1e3 * p90,
-                                      "latency_speedup": paired_ratio(samples[REFERENCE], samples[v])})
+            self.row(v, mode).update(
+                {
+                    "latency_ms": 1e3 * median,
+                    "latency_p10_ms": 1e3 * p10,
+                    "latency_p90_ms": 1e3 * p90,
+                    "latency_speedup": paired_ratio(samples[REFERENCE], samples[v]),
+                }
+            )
 
     def training(self, models: dict[str, nn.Module], mode: str) -> None:
         r, b = self.args.resolution, self.args.batch
@@ -136,9 +149,14 @@ class Bench:
         samples = interleaved(steps, self.args.train_rounds, min_sample_s=0.2)
         for v in models:
             median, p10, p90 = spread(samples[v])
-            self.row(v, mode).update({"train_img_s": b / median, "train_p10_img_s": b / p90,
-                                      "train_p90_img_s": b / p10,
-                                      "train_ratio": paired_ratio(samples[REFERENCE], samples[v])})
+            self.row(v, mode).update(
+                {
+                    "train_img_s": b / median,
+                    "train_p10_img_s": b / p90,
+                    "train_p90_img_s": b / p10,
+                    "train_ratio": paired_ratio(samples[REFERENCE], samples[v]),
+                }
+            )
 
     def frame(self) -> pd.DataFrame:
         rows = pd.DataFrame(list(self.rows.values()))
@@ -150,8 +168,11 @@ class Bench:
     def save(self) -> pd.DataFrame:
         rows = self.frame()
         self.config["elapsed_s"] = round(time.monotonic() - self.started, 1)
-        result = {"config": self.config, "variants": {v: VARIANTS[v].description for v in self.args.variants},
-                  "rows": json.loads(rows.to_json(orient="records"))}
+        result = {
+            "config": self.config,
+            "variants": {v: VARIANTS[v].description for v in self.args.variants},
+            "rows": json.loads(rows.to_json(orient="records")),
+        }
         self.args.out.parent.mkdir(parents=True, exist_ok=True)
         self.args.out.write_text(json.dumps(result, indent=1))
         return rows
@@ -168,16 +189,19 @@ def run(args: argparse.Namespace, device: torch.device) -> Bench:
     r = args.resolution
     for v in args.variants:
         model = VARIANTS[v].build_net(r)
-        bench.row(v, "eager").update({"macs": count_macs(model, (1, 3, r, r)),
-                                      "params": sum(p.numel() for p in model.parameters())})
+        bench.row(v, "eager").update(
+            {"macs": count_macs(model, (1, 3, r, r)), "params": sum(p.numel() for p in model.parameters())}
+        )
     inference = [v for v in args.variants if not VARIANTS[v].training_only]
     for mode in MODES:
         chosen = args.variants if mode == "eager" else args.compile_variants
         if not chosen:
             continue
         wrap = (lambda m: m) if mode == "eager" else torch.compile
-        for section, names, train in (("latency", [v for v in chosen if v in inference], False),
-                                      ("training", chosen, True)):
+        for section, names, train in (
+            ("latency", [v for v in chosen if v in inference], False),
+            ("training", chosen, True),
+        ):
             if mode == "compiled" and bench.past_deadline():
                 print(f"deadline passed: skipping compiled {section}", flush=True)
                 continue
@@ -192,8 +216,22 @@ def run(args: argparse.Namespace, device: torch.device) -> Bench:
 
 
 def print_summary(rows: pd.DataFrame) -> None:
-    columns = [c for c in ("variant", "mode", "latency_ms", "latency_speedup", "train_img_s", "train_ratio",
-                           "step_bytes", "step_ratio", "compile_infer_s", "compile_train_s") if c in rows]
+    columns = [
+        c
+        for c in (
+            "variant",
+            "mode",
+            "latency_ms",
+            "latency_speedup",
+            "train_img_s",
+            "train_ratio",
+            "step_bytes",
+            "step_ratio",
+            "compile_infer_s",
+            "compile_train_s",
+        )
+        if c in rows
+    ]
     shown = rows[columns].copy()
     if "step_bytes" in shown:
         shown["step_bytes"] = shown.step_bytes / MB
@@ -202,9 +240,11 @@ def print_summary(rows: pd.DataFrame) -> None:
 
 def plot(rows: pd.DataFrame, device_name: str, path: Path) -> None:
     """Speed-up, training ratio and step memory vs HorNet, eager and compiled side by side."""
-    figures = [("latency_speedup", "batch-1 speed (x HorNet, higher is better)"),
-               ("train_ratio", "training img/s (x HorNet, higher is better)"),
-               ("step_ratio", "training-step memory (x HorNet, lower is better)")]
+    figures = [
+        ("latency_speedup", "batch-1 speed (x HorNet, higher is better)"),
+        ("train_ratio", "training img/s (x HorNet, higher is better)"),
+        ("step_ratio", "training-step memory (x HorNet, lower is better)"),
+    ]
     figures = [(c, t) for c, t in figures if c in rows]
     fig, axes = plt.subplots(1, len(figures), figsize=(5 * len(figures), 4.5), squeeze=False)
     for ax, (column, title) in zip(axes[0], figures):
@@ -223,12 +263,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=224, help="input resolution (multiple of 32)")
     p.add_argument("--batch", type=int, default=128, help="training batch")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {', '.join(VARIANTS)}")
-    p.add_argument("--compile-variants", default="hornet,convnext,quadranet,quadranet-me",
-                   help="the variants also measured compiled (each compiles twice: inference and training)")
+    p.add_argument(
+        "--compile-variants",
+        default="hornet,convnext,quadranet,quadranet-me",
+        help="the variants also measured compiled (each compiles twice: inference and training)",
+    )
     p.add_argument("--rounds", type=int, default=15, help="latency rounds")
     p.add_argument("--train-rounds", type=int, default=7, help="training rounds")
-    p.add_argument("--deadline-min", type=float, default=float("inf"),
-                   help="skip compiled sections not started after this many minutes")
+    p.add_argument(
+        "--deadline-min",
+        type=float,
+        default=float("inf"),
+        help="skip compiled sections not started after this many minutes",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "docs/figures/bench_blocks_gpu.json", help="JSON results")
     p.add_argument("--png", type=Path, default=ROOT / "docs/figures/bench_blocks_gpu.png", help="bar chart")
     args = p.parse_args(argv)

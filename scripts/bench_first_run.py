@@ -36,10 +36,16 @@ def timed_search(folder: Path, budget: str) -> dict:
     wall = time.perf_counter() - began
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
-    tasks = {m.group(1): m.group(2) for m in re.finditer(r"^(.+?): \d+/\d+ \w+ \(100%\), .*?, (.+?) in all",
-                                                        done.stderr, re.MULTILINE)}
-    return {"command": " ".join(["quadnas", *command[3:]]), "wall_s": round(wall, 1), "tasks": tasks,
-            "stderr_lines": len(done.stderr.splitlines())}
+    tasks = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^(.+?): \d+/\d+ \w+ \(100%\), .*?, (.+?) in all", done.stderr, re.MULTILINE)
+    }
+    return {
+        "command": " ".join(["quadnas", *command[3:]]),
+        "wall_s": round(wall, 1),
+        "tasks": tasks,
+        "stderr_lines": len(done.stderr.splitlines()),
+    }
 
 
 def top_accuracies(folder: Path) -> list[float]:
@@ -57,8 +63,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/figures/bench_first_run.json"))
     args = parser.parse_args()
     host = Host.current()
-    result: dict = {"host": host.model_dump(), "host_fingerprint": host.fingerprint,
-                    "load_average_at_start": os.getloadavg(), "runs": []}
+    result: dict = {
+        "host": host.model_dump(),
+        "host_fingerprint": host.fingerprint,
+        "load_average_at_start": os.getloadavg(),
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as folder:
         for label, budget in RUNS:
             run = timed_search(Path(folder), budget)

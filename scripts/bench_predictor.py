@@ -44,11 +44,19 @@ def bench_table(name: str, n: int, clock: str | None) -> dict:
     measured, lut = np.array(result.measured_ms), np.array(result.predicted_ms)
     flops = c * test_macs + d
     return {
-        "table": name, "backend": table.meta.backend, "device": table.meta.device, "clock": result.clock,
-        "n": len(measured), "calibration_networks": len(calib),
-        "lut": compare(measured, lut), "flops": compare(measured, flops),
+        "table": name,
+        "backend": table.meta.backend,
+        "device": table.meta.device,
+        "clock": result.clock,
+        "n": len(measured),
+        "calibration_networks": len(calib),
+        "lut": compare(measured, lut),
+        "flops": compare(measured, flops),
         "flops_fit": {"ms_per_gmac": c * 1e9, "intercept_ms": d},
-        "archs": result.archs, "measured_ms": measured.tolist(), "lut_ms": lut.tolist(), "flops_ms": flops.tolist(),
+        "archs": result.archs,
+        "measured_ms": measured.tolist(),
+        "lut_ms": lut.tolist(),
+        "flops_ms": flops.tolist(),
     }
 
 
@@ -58,11 +66,19 @@ def plot(results: list[dict], path: Path) -> None:
         m = np.array(r["measured_ms"])
         for key, colour in (("lut", "tab:blue"), ("flops", "tab:orange")):
             s = r[key]
-            ax.scatter(m, r[f"{key}_ms"], s=16, c=colour,
-                       label=f"{key.upper()}: MAPE {s['mape_pct']:.1f}%, ±10% {s['within_10_pct']:.0f}%, τ {s['kendall_tau']:.2f}")
+            ax.scatter(
+                m,
+                r[f"{key}_ms"],
+                s=16,
+                c=colour,
+                label=f"{key.upper()}: MAPE {s['mape_pct']:.1f}%, ±10% {s['within_10_pct']:.0f}%, "
+                f"τ {s['kendall_tau']:.2f}",
+            )
         lim = [0, max(m.max(), max(r["lut_ms"]), max(r["flops_ms"])) * 1.05]
         ax.plot(lim, lim, "k--", lw=0.8)
-        ax.set(xlim=lim, ylim=lim, xlabel="measured (ms)", ylabel="predicted (ms)", title=f"{r['table']} ({r['backend']})")
+        ax.set(
+            xlim=lim, ylim=lim, xlabel="measured (ms)", ylabel="predicted (ms)", title=f"{r['table']} ({r['backend']})"
+        )
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)

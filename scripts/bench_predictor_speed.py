@@ -14,8 +14,8 @@ import json
 import random
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -48,13 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     for device in args.devices:
         predictor = LatencyPredictor(load_device_table(device), space)
         results[device] = {
-            "archs_per_s_from_arch_objects": args.n / median_seconds(lambda: predictor.predict_many(archs), args.repeats),
-            "archs_per_s_from_index_array": args.n / median_seconds(lambda: predictor.predict_many(index), args.repeats),
+            "archs_per_s_from_arch_objects": args.n
+            / median_seconds(lambda p=predictor: p.predict_many(archs), args.repeats),
+            "archs_per_s_from_index_array": args.n
+            / median_seconds(lambda p=predictor: p.predict_many(index), args.repeats),
         }
         print(device, json.dumps({k: round(v) for k, v in results[device].items()}))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"n": args.n, "repeats": args.repeats, "space": space.name,
-                                    "devices": results}, indent=1))
+    args.out.write_text(
+        json.dumps({"n": args.n, "repeats": args.repeats, "space": space.name, "devices": results}, indent=1)
+    )
     return 0
 
 

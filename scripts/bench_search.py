@@ -17,17 +17,17 @@ from pathlib import Path
 
 import optuna
 
+from quadnas.data import load_dataset
+from quadnas.latency.budget import parse_budget
+from quadnas.latency.devices import load_device_table
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.objective import Objective
 from quadnas.study.results import candidates, rank_feasible
 from quadnas.study.samplers import guided_sampler
-from quadnas.data import load_dataset
 from quadnas.supernet.evaluate import Evaluator
-from quadnas.latency.devices import load_device_table
-from quadnas.latency.predictor import LatencyPredictor
-from quadnas.space import SearchSpace
 from quadnas.supernet.provide import provide_supernet
-from quadnas.latency.budget import parse_budget
 
 
 def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:
@@ -42,8 +42,12 @@ def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:
     ranked = rank_feasible(candidates(study), budget_ms)
     evaluated = sum(bool(t.user_attrs.get("evaluated")) for t in study.trials)
     return {
-        "sampler": sampler, "seed": seed, "trials": trials, "seconds": round(seconds, 2),
-        "trials_per_minute": round(60 * trials / seconds, 1), "evaluated": evaluated,
+        "sampler": sampler,
+        "seed": seed,
+        "trials": trials,
+        "seconds": round(seconds, 2),
+        "trials_per_minute": round(60 * trials / seconds, 1),
+        "evaluated": evaluated,
         "best_accuracy": ranked[0].accuracy if ranked else None,
         "best_arch": ranked[0].arch if ranked else None,
         "best_latency_ms": round(ranked[0].latency_ms, 3) if ranked else None,
@@ -64,8 +68,13 @@ def main() -> None:
     space = SearchSpace.load(config.space)
     dataset = load_dataset(config.data, config.resolution)
     supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, None, False, print)
-    parts = {"config": config, "space": space, "predictor": LatencyPredictor(load_device_table(config.device), space),
-             "evaluator": Evaluator(supernet, dataset), "budget_ms": parse_budget(config.budget)}
+    parts = {
+        "config": config,
+        "space": space,
+        "predictor": LatencyPredictor(load_device_table(config.device), space),
+        "evaluator": Evaluator(supernet, dataset),
+        "budget_ms": parse_budget(config.budget),
+    }
     runs = [run_once(s, seed, args.trials, parts) for seed in args.seeds for s in args.samplers]
     summary = {}
     for s in args.samplers:
@@ -77,8 +86,17 @@ def main() -> None:
             "mean_trials_per_minute": round(statistics.mean(r["trials_per_minute"] for r in mine), 1),
             "mean_evaluated": statistics.mean(r["evaluated"] for r in mine),
         }
-    result = {"config": args.config, "device": config.device, "budget": config.budget, "data": config.data,
-              "checkpoint": str(checkpoint), "trials": args.trials, "seeds": args.seeds, "summary": summary, "runs": runs}
+    result = {
+        "config": args.config,
+        "device": config.device,
+        "budget": config.budget,
+        "data": config.data,
+        "checkpoint": str(checkpoint),
+        "trials": args.trials,
+        "seeds": args.seeds,
+        "summary": summary,
+        "runs": runs,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(summary, indent=2))

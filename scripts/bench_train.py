@@ -3,7 +3,8 @@
 Training images/s on each dataset (default space, resolution 32, uniform single-path
 steps with the real `SupernetTrainer`), timed over a fixed number of steps after a
 warm-up, for the full-width recipe (`quadnas train`) and the search's quarter-width proxy
-(`TrainConfig.for_search`), with the seconds to score one arch on the validation split; and parameters and MACs (FLOPs / 2, counted by FlopCounterMode over conv
+(`TrainConfig.for_search`), with the seconds to score one arch on the validation split; and
+parameters and MACs (FLOPs / 2, counted by FlopCounterMode over conv
 and matmul ops) of the largest and the smallest subnet at the space's deployment
 resolution.
 
@@ -24,11 +25,11 @@ from pathlib import Path
 import torch
 
 from quadnas.data import load_dataset
-from quadnas.supernet.evaluate import Evaluator
 from quadnas.latency.host import Host
 from quadnas.model_card import model_stats
 from quadnas.nn.net import QuadraNet
 from quadnas.space import Arch, SearchSpace
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.train import SupernetTrainer, TrainConfig
 
 
@@ -107,8 +108,9 @@ def main() -> None:
             "resolution": 32,
             "sampling": "uniform single path",
             "recipes": {
-                name: {source: training_throughput(space, source, config, args.warmup, args.steps)
-                       for source in args.data}
+                name: {
+                    source: training_throughput(space, source, config, args.warmup, args.steps) for source in args.data
+                }
                 for name, config in recipes.items()
             },
         },

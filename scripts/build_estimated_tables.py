@@ -34,10 +34,10 @@ import argparse
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -63,11 +63,22 @@ DEPTHWISE_FACTS = {56: (24, 1.55, 2.37), 28: (32, 1.35, 1.84), 14: (96, 1.17, 1.
 
 # CSV model name -> (reference network, its layer list exists)
 NETWORK_OF = {
-    "nn-Meter mobilenetv1_0": "MobileNetV1", "nn-Meter mobilenetv2_0": "MobileNetV2", "nn-Meter mnasnet_0": "MnasNet",
-    "nn-Meter resnet18_0": "ResNet-18", "MobileNetV2 1.0": "MobileNetV2", "ResNet-18": "ResNet-18",
-    "MobileNetV3-Large": "MobileNetV3-Large", "squeezenet": "SqueezeNet", "SqueezeNet": "SqueezeNet",
-    "googlenet": "GoogLeNet", "vgg16": "VGG16", "shufflenet_v2": "ShuffleNetV2", "mnasnet": "MnasNet",
-    "alexnet": "AlexNet", "ResNet-50 v1.5": "ResNet-50", "SSD-MobileNet-v1": "SSD-MobileNet-v1",
+    "nn-Meter mobilenetv1_0": "MobileNetV1",
+    "nn-Meter mobilenetv2_0": "MobileNetV2",
+    "nn-Meter mnasnet_0": "MnasNet",
+    "nn-Meter resnet18_0": "ResNet-18",
+    "MobileNetV2 1.0": "MobileNetV2",
+    "ResNet-18": "ResNet-18",
+    "MobileNetV3-Large": "MobileNetV3-Large",
+    "squeezenet": "SqueezeNet",
+    "SqueezeNet": "SqueezeNet",
+    "googlenet": "GoogLeNet",
+    "vgg16": "VGG16",
+    "shufflenet_v2": "ShuffleNetV2",
+    "mnasnet": "MnasNet",
+    "alexnet": "AlexNet",
+    "ResNet-50 v1.5": "ResNet-50",
+    "SSD-MobileNet-v1": "SSD-MobileNet-v1",
 }
 
 
@@ -93,19 +104,29 @@ class Recipe:
 
 # ---- point selection ------------------------------------------------------------
 def _row(points: pd.DataFrame, device: str, model: str, runtime: str = "") -> pd.Series:
-    hit = points[(points.device == device) & (points.model == model) & points.runtime.str.contains(runtime, regex=False)]
+    hit = points[
+        (points.device == device) & (points.model == model) & points.runtime.str.contains(runtime, regex=False)
+    ]
     if len(hit) != 1:
         raise SystemExit(f"expected one reference row for {device} / {model} / {runtime!r}, found {len(hit)}")
     return hit.iloc[0]
 
 
-def _point(row: pd.Series, weight: float, target: float | None = None, note: str = "",
-           override: dict | None = None, network: str | None = None) -> FitPoint:
+def _point(
+    row: pd.Series,
+    weight: float,
+    target: float | None = None,
+    note: str = "",
+    override: dict | None = None,
+    network: str | None = None,
+) -> FitPoint:
     network, resolution = network or NETWORK_OF[row.model], int(row.input)
     value = float(row.latency_ms)
     what = "prediction" if "prediction" in str(row.stat) else "measured"
-    text = (f"{row.model} @{resolution}: {what} {value:g} ms ({row.device}; {row.runtime}; {row.precision}; "
-            f"{row.threads_or_mode}) [{row.source}; {row.licence}]{note}")
+    text = (
+        f"{row.model} @{resolution}: {what} {value:g} ms ({row.device}; {row.runtime}; {row.precision}; "
+        f"{row.threads_or_mode}) [{row.source}; {row.licence}]{note}"
+    )
     prims = tuple(NETWORKS[network](resolution))
     return FitPoint(network, resolution, target if target is not None else value, weight, text, prims, override)
 
@@ -130,24 +151,43 @@ def stock_over_prediction(points: pd.DataFrame) -> tuple[float, list[float]]:
 
 def select_a76(points: pd.DataFrame) -> list[FitPoint]:
     pixel = "Pixel 4 (SD855) CPU"
-    measured = [_point(_row(points, pixel, m, "stock build"), 1.0) for m in
-                ("nn-Meter mobilenetv1_0", "nn-Meter mobilenetv2_0", "nn-Meter mnasnet_0", "nn-Meter resnet18_0")]
+    measured = [
+        _point(_row(points, pixel, m, "stock build"), 1.0)
+        for m in ("nn-Meter mobilenetv1_0", "nn-Meter mobilenetv2_0", "nn-Meter mnasnet_0", "nn-Meter resnet18_0")
+    ]
     ratio, _ = stock_over_prediction(points)
     nn_meter = "Pixel 4 Cortex-A76 CPU"
     predicted = []
     for model in ("MobileNetV3-Large", "squeezenet", "googlenet", "vgg16", "shufflenet_v2", "alexnet"):
         row = _row(points, nn_meter, model)
-        predicted.append(_point(row, PREDICTION_WEIGHT, ratio * float(row.latency_ms),
-                                f"; x {ratio:.3f} (stock/prediction) = target {ratio * float(row.latency_ms):.4g} ms"))
+        predicted.append(
+            _point(
+                row,
+                PREDICTION_WEIGHT,
+                ratio * float(row.latency_ms),
+                f"; x {ratio:.3f} (stock/prediction) = target {ratio * float(row.latency_ms):.4g} ms",
+            )
+        )
     return measured + predicted
 
 
 def select_myriad(points: pd.DataFrame) -> list[FitPoint]:
     ncs2 = "Myriad X VPU (NCS2)"
     measured = [_point(_row(points, "NCS2 (Myriad X) on RPi4", "SqueezeNet"), 1.0)]
-    predicted = [_point(_row(points, ncs2, m), PREDICTION_WEIGHT) for m in
-                 ("MobileNetV2 1.0", "ResNet-18", "MobileNetV3-Large", "squeezenet", "googlenet", "vgg16",
-                  "shufflenet_v2", "mnasnet", "alexnet")]
+    predicted = [
+        _point(_row(points, ncs2, m), PREDICTION_WEIGHT)
+        for m in (
+            "MobileNetV2 1.0",
+            "ResNet-18",
+            "MobileNetV3-Large",
+            "squeezenet",
+            "googlenet",
+            "vgg16",
+            "shufflenet_v2",
+            "mnasnet",
+            "alexnet",
+        )
+    ]
     return measured + predicted
 
 
@@ -161,8 +201,10 @@ def select_a100(points: pd.DataFrame, ratio: float = EAGER_OVER_TENSORRT) -> lis
     for version in ("v2.0", "v1.1"):
         row = _row(points, "A100-PCIe-80GB", "ResNet-50 v1.5", version)
         target = ratio * float(row.latency_ms)
-        note = (f"; DERIVED target, not a measurement: ResNet-50 v1.5 eager FP32 = {ratio:g} x {row.latency_ms:g} ms "
-                f"= {target:.4g} ms per DESIGN.md section 5's ~10x eager-FP32/TensorRT ratio at batch 1")
+        note = (
+            f"; DERIVED target, not a measurement: ResNet-50 v1.5 eager FP32 = {ratio:g} x {row.latency_ms:g} ms "
+            f"= {target:.4g} ms per DESIGN.md section 5's ~10x eager-FP32/TensorRT ratio at batch 1"
+        )
         selected.append(_point(row, 1.0, target, note, network="ResNet-50-eager"))
     return selected
 
@@ -173,7 +215,11 @@ _BLOCK_KERNELS = len(decompose(OpSpec("quadra_block", 56, 56, 96, 96, 3, 2), eag
 
 RECIPES = [
     Recipe(
-        name="cortex-a76", aliases=["cpu"], backend="tflite", backend_version="2.1 (stock build)", precision="fp32",
+        name="cortex-a76",
+        aliases=["cpu"],
+        backend="tflite",
+        backend_version="2.1 (stock build)",
+        precision="fp32",
         threads=1,
         method=(
             "ESTIMATED by the operator cost model (quadnas/latency/model.py, scripts/build_estimated_tables.py). "
@@ -186,18 +232,31 @@ RECIPES = [
             "slower benchmark tool). Not used: 4-thread TFLite and ncnn FP16 rows (other threads/runtime), "
             "networks without a layer list (Inception-v3, DenseNet-161, ResNeXt-50)."
         ),
-        prior=DeviceModel(peak_gflops=38.72, bandwidth_gbs=34.1, bytes_per_element=4,
-                          eff={"dense": 0.5, "pointwise": 0.5, "depthwise": 0.2, "patchify": 0.5, "linear": 0.5,
-                               "vector": 0.25},
-                          eff_bw=0.4, overhead_us=10.0),
-        free={"eff.dense": EFF_BOUNDS, "eff.pointwise": EFF_BOUNDS, "eff.depthwise": EFF_BOUNDS,
-              "eff_bw": (0.02, 1.0), "overhead_us": (0.1, 1000.0)},
+        prior=DeviceModel(
+            peak_gflops=38.72,
+            bandwidth_gbs=34.1,
+            bytes_per_element=4,
+            eff={"dense": 0.5, "pointwise": 0.5, "depthwise": 0.2, "patchify": 0.5, "linear": 0.5, "vector": 0.25},
+            eff_bw=0.4,
+            overhead_us=10.0,
+        ),
+        free={
+            "eff.dense": EFF_BOUNDS,
+            "eff.pointwise": EFF_BOUNDS,
+            "eff.depthwise": EFF_BOUNDS,
+            "eff_bw": (0.02, 1.0),
+            "overhead_us": (0.1, 1000.0),
+        },
         ties={"patchify": "dense", "linear": "pointwise"},
         select=select_a76,
     ),
     Recipe(
-        name="myriad-x", aliases=["vpu"], backend="openvino", backend_version="2019 R2 - 2021.2 (MYRIAD plugin)",
-        precision="fp16", threads=None,
+        name="myriad-x",
+        aliases=["vpu"],
+        backend="openvino",
+        backend_version="2019 R2 - 2021.2 (MYRIAD plugin)",
+        precision="fp16",
+        threads=None,
         method=(
             "ESTIMATED by the operator cost model (quadnas/latency/model.py, scripts/build_estimated_tables.py). "
             "Runtime assumed: OpenVINO MYRIAD plugin, FP16, synchronous batch-1 inference on a Neural Compute "
@@ -208,18 +267,32 @@ RECIPES = [
             "(weight 0.3; that predictor puts 83.4% of models within +-10%). Not used: networks without a layer "
             "list (Inception-v3, DenseNet-161, ResNeXt-50)."
         ),
-        prior=DeviceModel(peak_gflops=1000.0, bandwidth_gbs=12.8, bytes_per_element=2,
-                          eff={"dense": 0.2, "pointwise": 0.2, "depthwise": 0.05, "patchify": 0.2, "linear": 0.2,
-                               "vector": 0.02},
-                          eff_bw=0.5, overhead_us=50.0),
-        free={"eff.dense": EFF_BOUNDS, "eff.pointwise": EFF_BOUNDS, "eff.depthwise": (0.0005, 1.0),
-              "eff.vector": (0.0005, 1.0), "eff_bw": (0.02, 1.0), "overhead_us": (0.1, 2000.0)},
+        prior=DeviceModel(
+            peak_gflops=1000.0,
+            bandwidth_gbs=12.8,
+            bytes_per_element=2,
+            eff={"dense": 0.2, "pointwise": 0.2, "depthwise": 0.05, "patchify": 0.2, "linear": 0.2, "vector": 0.02},
+            eff_bw=0.5,
+            overhead_us=50.0,
+        ),
+        free={
+            "eff.dense": EFF_BOUNDS,
+            "eff.pointwise": EFF_BOUNDS,
+            "eff.depthwise": (0.0005, 1.0),
+            "eff.vector": (0.0005, 1.0),
+            "eff_bw": (0.02, 1.0),
+            "overhead_us": (0.1, 2000.0),
+        },
         ties={"patchify": "dense", "linear": "pointwise"},
         select=select_myriad,
     ),
     Recipe(
-        name="a100", aliases=["gpu"], backend="torch", backend_version="2.x eager, CUDA + cuDNN",
-        precision="fp32", threads=None,
+        name="a100",
+        aliases=["gpu"],
+        backend="torch",
+        backend_version="2.x eager, CUDA + cuDNN",
+        precision="fp32",
+        threads=None,
         method=(
             "ESTIMATED by the operator cost model (quadnas/latency/model.py, scripts/build_estimated_tables.py). "
             "Runtime assumed: PyTorch eager, FP32 weights and activations, batch 1, eval mode, on an "
@@ -239,16 +312,29 @@ RECIPES = [
             f"ResNet-50 v1.5 eager FP32 = {EAGER_OVER_TENSORRT:g} x the MLPerf TensorRT single-stream INT8 "
             "latencies (see sources) per DESIGN.md section 5's ~10x eager/TensorRT ratio at batch 1 - the reference "
             "set has no eager A100 measurement - with ResNet-50 in eager form ("
-            + ", ".join(f"{n} {kind}" for kind, n in _R50_KERNELS.items()) + f": {sum(_R50_KERNELS.values())} "
+            + ", ".join(f"{n} {kind}" for kind, n in _R50_KERNELS.items())
+            + f": {sum(_R50_KERNELS.values())} "
             "kernels). The fit error of two targets from one network and one "
             "ratio measures nothing, so the calibration states none; the overhead, and with it every row, "
             "scales with the assumed ratio. Not used: SSD-MobileNet-v1 (its eager form needs torchvision NMS "
             "and Python post-processing), the Triton + ONNX Runtime TensorRT EP point (client/server path)."
         ),
-        prior=DeviceModel(peak_gflops=156_000.0, bandwidth_gbs=1935.0, bytes_per_element=4,
-                          eff={"dense": 0.2, "pointwise": 0.2, "depthwise": 0.03, "patchify": 0.2,
-                               "linear": 0.0625, "vector": 0.0625},
-                          eff_bw=0.5, overhead_us=20.0, eager=True),
+        prior=DeviceModel(
+            peak_gflops=156_000.0,
+            bandwidth_gbs=1935.0,
+            bytes_per_element=4,
+            eff={
+                "dense": 0.2,
+                "pointwise": 0.2,
+                "depthwise": 0.03,
+                "patchify": 0.2,
+                "linear": 0.0625,
+                "vector": 0.0625,
+            },
+            eff_bw=0.5,
+            overhead_us=20.0,
+            eager=True,
+        ),
         free={"overhead_us": (0.1, 1000.0)},
         select=select_a100,
         states_fit_error=False,
@@ -256,8 +342,15 @@ RECIPES = [
 ]
 #: the a100 prior with TF32 off for convs too: FP32 CUDA cores (19.5 TFLOP/s), half of that peak for
 #: dense/pointwise/patchify/linear/vector, a quarter for depthwise (the same absolute rate as the TF32 prior)
-A100_TF32_OFF = {"peak_gflops": 19_500.0, "eff.dense": 0.5, "eff.pointwise": 0.5, "eff.patchify": 0.5,
-                 "eff.depthwise": 0.24, "eff.linear": 0.5, "eff.vector": 0.5}
+A100_TF32_OFF = {
+    "peak_gflops": 19_500.0,
+    "eff.dense": 0.5,
+    "eff.pointwise": 0.5,
+    "eff.patchify": 0.5,
+    "eff.depthwise": 0.24,
+    "eff.linear": 0.5,
+    "eff.vector": 0.5,
+}
 
 
 # ---- building -------------------------------------------------------------------
@@ -327,34 +420,66 @@ def text_differences(old: str, new: str) -> list[str]:
     old_lines, new_lines = old.splitlines(), new.splitlines()
     if len(old_lines) != len(new_lines):
         return [f"{len(old_lines)} lines -> {len(new_lines)}"]
-    return [f"line {i}: {_around(a, b)}" for i, (a, b) in enumerate(zip(old_lines, new_lines), 1)
-            if a != b and not _same_line(a, b)]
+    return [
+        f"line {i}: {_around(a, b)}"
+        for i, (a, b) in enumerate(zip(old_lines, new_lines), 1)
+        if a != b and not _same_line(a, b)
+    ]
 
 
 def _around(a: str, b: str) -> str:
     """'...old...' -> '...new...' around the first character where two lines differ."""
     first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     start = max(0, first - 40)
-    return f"{a[start:first + 40]!r} -> {b[start:first + 40]!r}"
+    return f"{a[start : first + 40]!r} -> {b[start : first + 40]!r}"
 
 
 def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: datetime) -> LatencyTable:
     residuals = result.residuals_pct
-    sources = [f"{p.description}; weight {p.weight:g} -> model {m:.4g} ms ({r:+.1f}%)"
-               for p, m, r in zip(result.points, result.predicted_ms, residuals)]
-    fit_points = [{"network": p.network, "resolution": p.resolution, "target_ms": round(p.target_ms, 6),
-                   "weight": p.weight, "model_ms": _round(m), "residual_pct": round(float(r), 2),
-                   "device_override": p.device_override or {}}
-                  for p, m, r in zip(result.points, result.predicted_ms, residuals)]
+    sources = [
+        f"{p.description}; weight {p.weight:g} -> model {m:.4g} ms ({r:+.1f}%)"
+        for p, m, r in zip(result.points, result.predicted_ms, residuals)
+    ]
+    fit_points = [
+        {
+            "network": p.network,
+            "resolution": p.resolution,
+            "target_ms": round(p.target_ms, 6),
+            "weight": p.weight,
+            "model_ms": _round(m),
+            "residual_pct": round(float(r), 2),
+            "device_override": p.device_override or {},
+        }
+        for p, m, r in zip(result.points, result.predicted_ms, residuals)
+    ]
     meta = TableMeta(
-        device=recipe.name, aliases=recipe.aliases, backend=recipe.backend, backend_version=recipe.backend_version,
-        precision=recipe.precision, batch=1, threads=recipe.threads, resolution=space.config.resolution,
-        space=space.name, space_fingerprint=space.fingerprint(), created=created,
-        quadnas_version=quadnas.__version__, provenance="estimated", method=recipe.method,
-        calibration=Calibration(a=1.0, b_ms=0.0, networks=len(result.points), **(
-            {"mape_pct": round(result.mape_pct, 2), "max_err_pct": round(result.max_err_pct, 2)}
-            if recipe.states_fit_error else {})),
-        sources=sources, cost_model=result.device.header(), fit_points=fit_points,
+        device=recipe.name,
+        aliases=recipe.aliases,
+        backend=recipe.backend,
+        backend_version=recipe.backend_version,
+        precision=recipe.precision,
+        batch=1,
+        threads=recipe.threads,
+        resolution=space.config.resolution,
+        space=space.name,
+        space_fingerprint=space.fingerprint(),
+        created=created,
+        quadnas_version=quadnas.__version__,
+        provenance="estimated",
+        method=recipe.method,
+        calibration=Calibration(
+            a=1.0,
+            b_ms=0.0,
+            networks=len(result.points),
+            **(
+                {"mape_pct": round(result.mape_pct, 2), "max_err_pct": round(result.max_err_pct, 2)}
+                if recipe.states_fit_error
+                else {}
+            ),
+        ),
+        sources=sources,
+        cost_model=result.device.header(),
+        fit_points=fit_points,
     )
     table = LatencyTable(meta)
     stem_patch = space.config.stem_patch
@@ -367,17 +492,28 @@ def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: 
 
 def mbconv(size: int, width: int, kernel: int, expansion: int = 6) -> list[Prim]:
     hidden = width * expansion
-    return [Prim("conv", size, size, width, hidden), Prim("conv", size, size, hidden, hidden, kernel, 1, groups=hidden),
-            Prim("conv", size, size, hidden, width), Prim("add", size, size, width, width)]
+    return [
+        Prim("conv", size, size, width, hidden),
+        Prim("conv", size, size, hidden, hidden, kernel, 1, groups=hidden),
+        Prim("conv", size, size, hidden, width),
+        Prim("add", size, size, width, width),
+    ]
 
 
 def depthwise_check(device: DeviceModel) -> list[dict]:
     rows = []
     for size, (width, k5, k7) in DEPTHWISE_FACTS.items():
         base = device.prims_ms(mbconv(size, width, 3))
-        rows.append({"size": size, "width": width,
-                     "k5/k3 model": device.prims_ms(mbconv(size, width, 5)) / base, "k5/k3 measured": k5,
-                     "k7/k3 model": device.prims_ms(mbconv(size, width, 7)) / base, "k7/k3 measured": k7})
+        rows.append(
+            {
+                "size": size,
+                "width": width,
+                "k5/k3 model": device.prims_ms(mbconv(size, width, 5)) / base,
+                "k5/k3 measured": k5,
+                "k7/k3 model": device.prims_ms(mbconv(size, width, 7)) / base,
+                "k7/k3 measured": k7,
+            }
+        )
     return rows
 
 
@@ -397,38 +533,66 @@ def existing_fit(path: Path) -> DeviceModel | None:
 
 
 def report(recipe: Recipe, result: FitResult, table: LatencyTable, space: SearchSpace, points: pd.DataFrame) -> str:
-    lines = [f"### {recipe.name} ({', '.join(recipe.aliases)})", "",
-             "| network | input | target ms | weight | model ms | residual |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"### {recipe.name} ({', '.join(recipe.aliases)})",
+        "",
+        "| network | input | target ms | weight | model ms | residual |",
+        "|---|---|---|---|---|---|",
+    ]
     for p, m, r in zip(result.points, result.predicted_ms, result.residuals_pct):
         lines.append(f"| {p.network} | {p.resolution} | {p.target_ms:.4g} | {p.weight:g} | {m:.4g} | {r:+.1f}% |")
     measured = [abs(r) for p, r in zip(result.points, result.residuals_pct) if p.weight == 1.0]
-    lines += ["", f"fit error: mean |residual| {result.mape_pct:.1f}%, max {result.max_err_pct:.1f}% "
-                  f"(weight-1 points: mean {np.mean(measured):.1f}%, max {np.max(measured):.1f}%)",
-              "", "fitted parameters: " + ", ".join(f"{n} = {result.device.get(n):g}" for n in recipe.free)]
+    lines += [
+        "",
+        f"fit error: mean |residual| {result.mape_pct:.1f}%, max {result.max_err_pct:.1f}% "
+        f"(weight-1 points: mean {np.mean(measured):.1f}%, max {np.max(measured):.1f}%)",
+        "",
+        "fitted parameters: " + ", ".join(f"{n} = {result.device.get(n):g}" for n in recipe.free),
+    ]
     if not recipe.states_fit_error:
         lines += ["", "the calibration states no expected error: this fit error measures nothing (see method)"]
     if recipe.name == "cortex-a76":
-        lines += ["", "depthwise scaling check (MBConv block, expansion 6, stride 1):", "",
-                  "| size | width | k5/k3 model | measured | k7/k3 model | measured |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "depthwise scaling check (MBConv block, expansion 6, stride 1):",
+            "",
+            "| size | width | k5/k3 model | measured | k7/k3 model | measured |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in depthwise_check(result.device):
-            lines.append(f"| {r['size']} | {r['width']} | {r['k5/k3 model']:.2f} | {r['k5/k3 measured']:.2f} | "
-                         f"{r['k7/k3 model']:.2f} | {r['k7/k3 measured']:.2f} |")
-    lines += ["", "quadra_block k5/k3, k7/k3 (e=4) per stage: " + "; ".join(
-        f"{s.height}x{s.width}x{s.cin}: {ratio(table, s, 5):.2f}, {ratio(table, s, 7):.2f}"
-        for s in space.all_op_specs() if s.op == "quadra_block" and s.kernel == 3 and s.expansion == 4)]
+            lines.append(
+                f"| {r['size']} | {r['width']} | {r['k5/k3 model']:.2f} | {r['k5/k3 measured']:.2f} | "
+                f"{r['k7/k3 model']:.2f} | {r['k7/k3 measured']:.2f} |"
+            )
+    lines += [
+        "",
+        "quadra_block k5/k3, k7/k3 (e=4) per stage: "
+        + "; ".join(
+            f"{s.height}x{s.width}x{s.cin}: {ratio(table, s, 5):.2f}, {ratio(table, s, 7):.2f}"
+            for s in space.all_op_specs()
+            if s.op == "quadra_block" and s.kernel == 3 and s.expansion == 4
+        ),
+    ]
     predictor = LatencyPredictor(table, space)
     fast, fast_ms = predictor.fastest()
     slow, slow_ms = predictor.slowest()
     budget = BUDGETS_MS[recipe.name]
     inside = fast_ms < budget < slow_ms
-    random_ms = predictor.predict_many(np.random.default_rng(0).integers(0, len(space.choices), (2000, space.num_blocks)))
-    lines += ["", f"range on {space.name}: fastest {fast_ms:.4g} ms ({fast}), slowest {slow_ms:.4g} ms ({slow}); "
-                  f"budget {budget:g} ms = {100 * budget / slow_ms:.0f}% of slowest, "
-                  f"{'inside' if inside else 'OUTSIDE'} the range",
-              "", f"2000 uniformly random archs: median {np.median(random_ms):.4g} ms "
-                  f"(10-90%: {np.percentile(random_ms, 10):.4g}-{np.percentile(random_ms, 90):.4g} ms); "
-                  f"{100 * np.mean(random_ms <= budget):.0f}% within the budget; an arch within it has at most "
-                  f"{most_blocks_within(predictor, budget)} of {space.num_blocks} blocks non-identity", ""]
+    random_ms = predictor.predict_many(
+        np.random.default_rng(0).integers(0, len(space.choices), (2000, space.num_blocks))
+    )
+    lines += [
+        "",
+        f"range on {space.name}: fastest {fast_ms:.4g} ms ({fast}), slowest {slow_ms:.4g} ms ({slow}); "
+        f"budget {budget:g} ms = {100 * budget / slow_ms:.0f}% of slowest, "
+        f"{'inside' if inside else 'OUTSIDE'} the range",
+        "",
+        f"2000 uniformly random archs: median {np.median(random_ms):.4g} ms "
+        f"(10-90%: {np.percentile(random_ms, 10):.4g}-{np.percentile(random_ms, 90):.4g} ms); "
+        f"{100 * np.mean(random_ms <= budget):.0f}% within the budget; an arch within it has at most "
+        f"{most_blocks_within(predictor, budget)} of {space.num_blocks} blocks non-identity",
+        "",
+    ]
     if recipe.prior.eager:
         lines += eager_report(recipe, result, space, points)
     return "\n".join(lines)
@@ -444,29 +608,44 @@ def most_blocks_within(predictor: LatencyPredictor, budget_ms: float) -> int:
 
 def kernels(device: DeviceModel, space: SearchSpace, arch: Arch) -> int:
     """Kernels an arch launches (unfused primitives)."""
-    return sum(p.kind not in device.fused for s in space.op_specs(arch)
-               for p in decompose(s, space.config.stem_patch, device.eager))
+    return sum(
+        p.kind not in device.fused
+        for s in space.op_specs(arch)
+        for p in decompose(s, space.config.stem_patch, device.eager)
+    )
 
 
 def eager_report(recipe: Recipe, result: FitResult, space: SearchSpace, points: pd.DataFrame) -> list[str]:
     """Kernel counts, and how the range and the budget's place in it move with the a100 assumptions (refitted)."""
     device, budget = result.device, BUDGETS_MS[recipe.name]
     block = next(s for s in space.all_op_specs() if s.op == "quadra_block")
-    lines = [f"kernels launched: ResNet-50-eager {len(NETWORKS['ResNet-50-eager']())}; a QuadraBlock "
-             f"{len(decompose(block, eager=True))}; {space.name} fastest {kernels(device, space, space.smallest())}, "
-             f"slowest {kernels(device, space, space.largest())}", "",
-             "sensitivity (each row refitted to its own targets):", "",
-             "| assumption | overhead_us | fastest ms | slowest ms | budget share of slowest |", "|---|---|---|---|---|"]
+    lines = [
+        f"kernels launched: ResNet-50-eager {len(NETWORKS['ResNet-50-eager']())}; a QuadraBlock "
+        f"{len(decompose(block, eager=True))}; {space.name} fastest {kernels(device, space, space.smallest())}, "
+        f"slowest {kernels(device, space, space.largest())}",
+        "",
+        "sensitivity (each row refitted to its own targets):",
+        "",
+        "| assumption | overhead_us | fastest ms | slowest ms | budget share of slowest |",
+        "|---|---|---|---|---|",
+    ]
     variants = [(f"eager/TensorRT ratio {r:g}x", recipe, r) for r in (5, 7, EAGER_OVER_TENSORRT, 14, 20)]
-    variants.append((f"ratio {EAGER_OVER_TENSORRT:g}x, TF32 off (convs on FP32 CUDA cores)",
-                     replace(recipe, prior=recipe.prior.with_params(A100_TF32_OFF)), EAGER_OVER_TENSORRT))
+    variants.append(
+        (
+            f"ratio {EAGER_OVER_TENSORRT:g}x, TF32 off (convs on FP32 CUDA cores)",
+            replace(recipe, prior=recipe.prior.with_params(A100_TF32_OFF)),
+            EAGER_OVER_TENSORRT,
+        )
+    )
     created = datetime(2000, 1, 1, tzinfo=timezone.utc)
     for label, variant, r in variants:
         fitted = rounded_fit(variant, select_a100(points, r))
         predictor = LatencyPredictor(build_table(variant, fitted, space, created), space)
         fast_ms, slow_ms = predictor.fastest()[1], predictor.slowest()[1]
-        lines.append(f"| {label} | {fitted.device.overhead_us:g} | {fast_ms:.4g} | {slow_ms:.4g} | "
-                     f"{100 * budget / slow_ms:.0f}%{'' if fast_ms < budget < slow_ms else ' (OUTSIDE)'} |")
+        lines.append(
+            f"| {label} | {fitted.device.overhead_us:g} | {fast_ms:.4g} | {slow_ms:.4g} | "
+            f"{100 * budget / slow_ms:.0f}%{'' if fast_ms < budget < slow_ms else ' (OUTSIDE)'} |"
+        )
     return lines + [""]
 
 
@@ -480,18 +659,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=Path, default=POINTS_CSV, help="published latency points (CSV)")
     parser.add_argument("--out", type=Path, default=SHIPPED_TABLES_DIR, help="where the tables go")
     parser.add_argument("--space", default=None, help="search space whose op specs get rows (default quadranet-t)")
-    parser.add_argument("--created", type=datetime.fromisoformat, default=None,
-                        help="ISO date-time for the header (default: keep the existing file's, else now)")
+    parser.add_argument(
+        "--created",
+        type=datetime.fromisoformat,
+        default=None,
+        help="ISO date-time for the header (default: keep the existing file's, else now)",
+    )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a table would change")
-    parser.add_argument("--refit", action="store_true",
-                        help="take the fresh fit's rounded parameters even where the existing table's fit as well")
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="take the fresh fit's rounded parameters even where the existing table's fit as well",
+    )
     args = parser.parse_args(argv)
 
     points = read_points(args.points)
     space = SearchSpace.load(args.space)
     stock_ratio, ratios = stock_over_prediction(points)
-    print(f"A76 stock-TFLite / nn-Meter-prediction ratios: {', '.join(f'{r:.3f}' for r in ratios)}; "
-          f"geometric mean {stock_ratio:.3f}\n")
+    print(
+        f"A76 stock-TFLite / nn-Meter-prediction ratios: {', '.join(f'{r:.3f}' for r in ratios)}; "
+        f"geometric mean {stock_ratio:.3f}\n"
+    )
     changed = []
     for recipe in RECIPES:
         path = args.out / f"{recipe.name}.csv"
@@ -504,8 +692,11 @@ def main(argv: list[str] | None = None) -> int:
         if differences:
             changed.append(path)
             if args.check:
-                print(f"{path}:\n  " + "\n  ".join(differences[:5] + [f"... {len(differences) - 5} more"] * (
-                    len(differences) > 5)), file=sys.stderr)
+                print(
+                    f"{path}:\n  "
+                    + "\n  ".join(differences[:5] + [f"... {len(differences) - 5} more"] * (len(differences) > 5)),
+                    file=sys.stderr,
+                )
             else:
                 table.write(path)
     if args.check and changed:

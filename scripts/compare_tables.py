@@ -29,8 +29,9 @@ def measured_runs(path: Path) -> list[dict]:
         runs = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise QuadnasError(f"cannot read {path} ({e}): give a JSON that bench_predictor.py wrote") from None
-    if not isinstance(runs, list) or not all(isinstance(r, dict) and {"archs", "measured_ms"} <= r.keys()
-                                             for r in runs):
+    if not isinstance(runs, list) or not all(
+        isinstance(r, dict) and {"archs", "measured_ms"} <= r.keys() for r in runs
+    ):
         raise QuadnasError(f"{path} is not a bench_predictor.py JSON (a list of runs with archs and measured_ms)")
     return runs
 
@@ -40,8 +41,13 @@ def compare_run(predictor: LatencyPredictor, run: dict) -> dict[str, float]:
     measured = np.array(run["measured_ms"])
     predicted = predictor.predict_many([predictor.space.parse(a) for a in run["archs"]])
     ratio = predicted / measured
-    return {"ratio_median": float(np.median(ratio)), "ratio_min": float(ratio.min()),
-            "ratio_max": float(ratio.max()), "n": len(measured), **compare(measured, predicted)}
+    return {
+        "ratio_median": float(np.median(ratio)),
+        "ratio_min": float(ratio.min()),
+        "ratio_max": float(ratio.max()),
+        "n": len(measured),
+        **compare(measured, predicted),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

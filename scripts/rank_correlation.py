@@ -59,10 +59,11 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -75,7 +76,6 @@ from torch.utils.data import TensorDataset
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.supernet.evaluate import Evaluator
 from quadnas.export import accuracy
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.model import DeviceModel
@@ -84,6 +84,7 @@ from quadnas.nn.blocks import QuadraBlock
 from quadnas.nn.net import QuadraNet
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.train import SupernetTrainer, TrainConfig, steps_per_epoch, warmup_cosine
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
@@ -118,8 +119,13 @@ class Recipe(BaseModel):
     def train_config(self) -> TrainConfig:
         """The optimizer settings shared by stand-alone and supernet training (32 px: no need to save memory)."""
         return TrainConfig(
-            batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, seed=self.seed,
-            layer_scale_init=self.layer_scale_init, memory_efficient=False, resolution=self.resolution,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            seed=self.seed,
+            layer_scale_init=self.layer_scale_init,
+            memory_efficient=False,
+            resolution=self.resolution,
         )
 
     def steps(self, epochs: float) -> int:
@@ -127,10 +133,24 @@ class Recipe(BaseModel):
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "full": dict(space="quadranet-t", data="mnist5k", archs=12, standalone_epochs=2.0, supernet_epochs=4.0,
-                 train_images=None, methods="uniform"),
-    "quick": dict(space="tiny", data="digits", archs=5, standalone_epochs=2.0, supernet_epochs=4.0,
-                  train_images=None, methods="uniform,fairnas"),
+    "full": dict(
+        space="quadranet-t",
+        data="mnist5k",
+        archs=12,
+        standalone_epochs=2.0,
+        supernet_epochs=4.0,
+        train_images=None,
+        methods="uniform",
+    ),
+    "quick": dict(
+        space="tiny",
+        data="digits",
+        archs=5,
+        standalone_epochs=2.0,
+        supernet_epochs=4.0,
+        train_images=None,
+        methods="uniform,fairnas",
+    ),
 }
 
 
@@ -155,8 +175,9 @@ def latency_model(space: SearchSpace, device: str) -> tuple[LatencyFn, str]:
     return predict, f"cost model of table {table.name} (its rows do not cover space '{space.name}')"
 
 
-def spread_archs(space: SearchSpace, latency: LatencyFn, n: int, seed: int, pool: int = 2000,
-                 max_ms: float | None = None) -> list[Arch]:
+def spread_archs(
+    space: SearchSpace, latency: LatencyFn, n: int, seed: int, pool: int = 2000, max_ms: float | None = None
+) -> list[Arch]:
     """`n` distinct archs whose latencies lie nearest `n` evenly spaced points of the pool's range
     (up to `max_ms`, if given).
 
@@ -169,17 +190,20 @@ def spread_archs(space: SearchSpace, latency: LatencyFn, n: int, seed: int, pool
     candidates = set()
     for _ in range(pool):
         p = p_identity()
-        candidates.add(Arch(tuple(IDENTITY if rng.random() < p else rng.choice(blocks)
-                                  for _ in range(space.num_blocks))))
+        candidates.add(
+            Arch(tuple(IDENTITY if rng.random() < p else rng.choice(blocks) for _ in range(space.num_blocks)))
+        )
     ordered = sorted(candidates, key=str)
     ms = latency(ordered)
     if max_ms is not None:
         keep = ms <= max_ms
         ordered, ms = [a for a, k in zip(ordered, keep) if k], ms[keep]
     if len(ordered) < n:
-        raise QuadnasError(f"space '{space.name}' gave only {len(ordered)} distinct archs"
-                           f"{'' if max_ms is None else f' under {max_ms:g} ms'}: ask for fewer --archs"
-                           f"{'' if max_ms is None else ' or raise --max-latency'}")
+        raise QuadnasError(
+            f"space '{space.name}' gave only {len(ordered)} distinct archs"
+            f"{'' if max_ms is None else f' under {max_ms:g} ms'}: ask for fewer --archs"
+            f"{'' if max_ms is None else ' or raise --max-latency'}"
+        )
     chosen: list[int] = []
     for target in np.linspace(ms.min(), ms.max(), n):
         free = [i for i in np.argsort(np.abs(ms - target), kind="stable") if i not in chosen]
@@ -218,8 +242,9 @@ def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale
     return net
 
 
-def train_standalone(space: SearchSpace, arch: Arch, data: Dataset, config: TrainConfig, steps: int,
-                     warmup_fraction: float) -> float:
+def train_standalone(
+    space: SearchSpace, arch: Arch, data: Dataset, config: TrainConfig, steps: int, warmup_fraction: float
+) -> float:
     """Validation accuracy of `arch` trained from random init with the supernet's recipe."""
     torch.manual_seed(config.seed)
     x, y = data.train.tensors
@@ -332,12 +357,12 @@ class KernelTransformTrainer(UniformTrainer):
         self.model.blocks = nn.ModuleList(KernelTransformBlock(b, kernels) for b in self.model.blocks)
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, config.weight_decay, exempt="transforms."),
-            lr=config.lr, fused=True,
+            lr=config.lr,
+            fused=True,
         )
         total = config.epochs * steps_per_epoch
         warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, total))
-
 
 
 @dataclass(frozen=True)
@@ -363,8 +388,9 @@ def methods(long_factor: float) -> dict[str, Method]:
     }
 
 
-def train_supernet_method(method: Method, space: SearchSpace, data: Dataset, recipe: Recipe,
-                          epochs: float) -> tuple[nn.Module, int, int]:
+def train_supernet_method(
+    method: Method, space: SearchSpace, data: Dataset, recipe: Recipe, epochs: float
+) -> tuple[nn.Module, int, int]:
     """A supernet trained by `method` for `epochs` path-epochs times its compute: (model in eval mode, steps, paths)."""
     config = recipe.train_config().model_copy(update={"sandwich": method.sandwich, "width": method.width})
     paths = method.trainer.paths_per_step(space, config)
@@ -388,8 +414,12 @@ def correlations(standalone: Sequence[float], inherited: Sequence[float]) -> dic
     def clean(v: float) -> float | None:
         return None if math.isnan(v) else round(float(v), 4)
 
-    return {"tau": clean(tau.statistic), "tau_p": clean(tau.pvalue),
-            "rho": clean(rho.statistic), "rho_p": clean(rho.pvalue)}
+    return {
+        "tau": clean(tau.statistic),
+        "tau_p": clean(tau.pvalue),
+        "rho": clean(rho.statistic),
+        "rho_p": clean(rho.pvalue),
+    }
 
 
 def load_cache(path: Path, recipe: Recipe) -> dict[str, Any]:
@@ -439,16 +469,19 @@ def plot(result: dict[str, Any], path: Path) -> None:
     latency = [a["latency_ms"] for a in archs]
     columns = min(3, max(1, len(names)))
     rows = math.ceil(max(1, len(names)) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns + 1, 4.2 * rows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.6 * columns + 1, 4.2 * rows), squeeze=False, layout="constrained"
+    )
     for i, (ax, name) in enumerate(zip(axes.flat, names)):
         inherited = [100 * a["inherited"][name] for a in archs]
         points = ax.scatter(standalone, inherited, c=latency, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
         m = result["methods"][name]
         if "vs_mean_of_seeds" in m:
             mean = m["vs_mean_of_seeds"]
-            title = (f"{name}: τ = {_two_places(mean['tau'])}, ρ = {_two_places(mean['rho'])}"
-                     f"\n(against seed {result['recipe']['seed']} alone: τ = {_two_places(m['tau'])})")
+            title = (
+                f"{name}: τ = {_two_places(mean['tau'])}, ρ = {_two_places(mean['rho'])}"
+                f"\n(against seed {result['recipe']['seed']} alone: τ = {_two_places(m['tau'])})"
+            )
         else:
             title = f"{name}: τ = {_two_places(m['tau'])}, ρ = {_two_places(m['rho'])}"
         ax.set_title(title, fontsize=10)
@@ -457,7 +490,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         if i % columns == 0:
             ax.set_ylabel("inherited-weight accuracy (%)")
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     r = result["recipe"]
     fig.colorbar(points, ax=axes.ravel().tolist(), label=f"predicted latency (ms, {r['device']})")
@@ -479,12 +512,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--train-images", type=int, help="use only the first N training images (default all)")
     parser.add_argument("--device", default="cpu", help="latency table the archs are spread by (default cpu)")
-    parser.add_argument("--max-latency", type=float, metavar="MS",
-                        help="spread the archs only up to this latency on --device (default: the whole range)")
+    parser.add_argument(
+        "--max-latency",
+        type=float,
+        metavar="MS",
+        help="spread the archs only up to this latency on --device (default: the whole range)",
+    )
     parser.add_argument("--archs", type=int, help="number of archs (default 12; 5 with --quick)")
-    parser.add_argument("--methods", help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
-                                          "kernel-transform,proxy-w0.5,proxy-w0.25 "
-                                          "(default uniform; uniform,fairnas with --quick)")
+    parser.add_argument(
+        "--methods",
+        help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
+        "kernel-transform,proxy-w0.5,proxy-w0.25 "
+        "(default uniform; uniform,fairnas with --quick)",
+    )
     parser.add_argument("--supernet-epochs", type=float, help="path-epochs per method (default 4)")
     parser.add_argument("--standalone-epochs", type=float, help="epochs per stand-alone arch (default 2)")
     parser.add_argument("--long-factor", type=float, default=2.0, help="compute of `long` relative to uniform")
@@ -492,14 +532,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--warmup-fraction", type=float, default=0.1, help="linear warm-up share of the steps")
-    parser.add_argument("--layer-scale-init", type=float, default=TrainConfig().layer_scale_init,
-                        help="initial layer scale of every block, supernet and stand-alone (default: the package's)")
+    parser.add_argument(
+        "--layer-scale-init",
+        type=float,
+        default=TrainConfig().layer_scale_init,
+        help="initial layer scale of every block, supernet and stand-alone (default: the package's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat-seed", type=int, nargs="+", default=[], metavar="SEED",
-                        help="also train every arch stand-alone with these training seeds (the noise ceiling of tau)")
+    parser.add_argument(
+        "--repeat-seed",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="SEED",
+        help="also train every arch stand-alone with these training seeds (the noise ceiling of tau)",
+    )
     parser.add_argument("--train-device", default="cpu", help="torch device that trains (cpu, cuda; default cpu)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="processes training archs and supernets side by side (default 1: this one)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes training archs and supernets side by side (default 1: this one)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--out", type=Path, default=FIGURES / "rank_correlation.json")
     parser.add_argument("--plot", type=Path, default=FIGURES / "rank_correlation.png")
@@ -534,8 +588,10 @@ class Context:
     def on_device(self) -> Context:
         """The same context with the data on the recipe's training device."""
         device = torch.device(self.recipe.train_device)
-        moved = {split: TensorDataset(*(t.to(device) for t in getattr(self.data, split).tensors))
-                 for split in ("train", "val")}
+        moved = {
+            split: TensorDataset(*(t.to(device) for t in getattr(self.data, split).tensors))
+            for split in ("train", "val")
+        }
         return replace(self, data=replace(self.data, **moved))
 
 
@@ -569,19 +625,31 @@ def run_job(job: Job) -> Any:
     c = _CONTEXT
     if isinstance(job, StandaloneJob):
         config = c.recipe.train_config().model_copy(update={"seed": job.seed})
-        return train_standalone(c.space, c.archs[job.arch], c.data, config,
-                                c.recipe.steps(c.recipe.standalone_epochs), c.recipe.warmup_fraction)
+        return train_standalone(
+            c.space,
+            c.archs[job.arch],
+            c.data,
+            config,
+            c.recipe.steps(c.recipe.standalone_epochs),
+            c.recipe.warmup_fraction,
+        )
     t0 = time.perf_counter()
     model, steps, paths = train_supernet_method(c.methods[job.name], c.space, c.data, c.recipe, c.supernet_epochs)
     t1 = time.perf_counter()
     evaluator = Evaluator(model, c.data)
     inherited = [evaluator.accuracy(arch) for arch in c.archs]
-    return {"inherited": inherited, "steps": steps, "paths": paths, "train_seconds": round(t1 - t0, 1),
-            "eval_seconds": round(time.perf_counter() - t1, 1)}
+    return {
+        "inherited": inherited,
+        "steps": steps,
+        "paths": paths,
+        "train_seconds": round(t1 - t0, 1),
+        "eval_seconds": round(time.perf_counter() - t1, 1),
+    }
 
 
-def jobs(fn: Callable[[Any], Any], todo: Sequence[Any], context: Context, workers: int,
-         threads: int) -> Iterator[tuple[Any, Any]]:
+def jobs(
+    fn: Callable[[Any], Any], todo: Sequence[Any], context: Context, workers: int, threads: int
+) -> Iterator[tuple[Any, Any]]:
     """`(job, fn(job))` for every job, as they finish: here, or in `workers` fresh processes."""
     if not todo:
         return
@@ -591,8 +659,9 @@ def jobs(fn: Callable[[Any], Any], todo: Sequence[Any], context: Context, worker
             yield job, fn(job)
         return
     spawn = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=spawn, initializer=_use_context,
-                             initargs=(context, threads)) as pool:
+    with ProcessPoolExecutor(
+        min(workers, len(todo)), mp_context=spawn, initializer=_use_context, initargs=(context, threads)
+    ) as pool:
         futures = {pool.submit(fn, job): job for job in todo}
         try:
             for future in as_completed(futures):
@@ -614,36 +683,58 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     check_args(args)
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)
-    data = subset(load_dataset(args.data, args.resolution, seed=args.seed, channels=space.config.in_channels),
-                  args.train_images)
+    data = subset(
+        load_dataset(args.data, args.resolution, seed=args.seed, channels=space.config.in_channels), args.train_images
+    )
     latency, source = latency_model(space, args.device)
     recipe = Recipe(
-        space=space.name, space_fingerprint=space.fingerprint(), data=data.name, data_fingerprint=data.fingerprint,
-        resolution=args.resolution, train_images=len(data.train), val_images=len(data.val), device=args.device,
-        latency_source=source, archs=args.archs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, warmup_fraction=args.warmup_fraction,
-        layer_scale_init=args.layer_scale_init, standalone_epochs=args.standalone_epochs,
-        train_device=args.train_device, max_latency_ms=args.max_latency,
+        space=space.name,
+        space_fingerprint=space.fingerprint(),
+        data=data.name,
+        data_fingerprint=data.fingerprint,
+        resolution=args.resolution,
+        train_images=len(data.train),
+        val_images=len(data.val),
+        device=args.device,
+        latency_source=source,
+        archs=args.archs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_fraction=args.warmup_fraction,
+        layer_scale_init=args.layer_scale_init,
+        standalone_epochs=args.standalone_epochs,
+        train_device=args.train_device,
+        max_latency_ms=args.max_latency,
     )
     result = load_cache(args.out, recipe)
     archs = spread_archs(space, latency, args.archs, args.seed, max_ms=args.max_latency)
     cached = {a["arch"]: a for a in result["archs"]}
-    result["archs"] = [cached.get(str(a), {"arch": str(a), "latency_ms": round(float(t), 3), "inherited": {}})
-                       for a, t in zip(archs, latency(archs))]
+    result["archs"] = [
+        cached.get(str(a), {"arch": str(a), "latency_ms": round(float(t), 3), "inherited": {}})
+        for a, t in zip(archs, latency(archs))
+    ]
     context = Context(space, data, recipe, tuple(archs), available, args.supernet_epochs)
     todo = missing_methods(wanted, available, args.supernet_epochs, result) + missing_standalone(
-        recipe.seed, args.repeat_seed, result)  # the long supernet jobs first, so workers finish together
+        recipe.seed, args.repeat_seed, result
+    )  # the long supernet jobs first, so workers finish together
     began_jobs = time.perf_counter()
     for job, done in jobs(run_job, todo, context, args.workers, args.threads):
         store(job, done, recipe.seed, available, args.supernet_epochs, result)
         print(f"{time.perf_counter() - began_jobs:6.0f} s  {describe(job, done, result)}", flush=True)
         write_json(args.out, result)
     score(result, recipe.seed, args.repeat_seed)
-    result["runs"].append({
-        "command": args.command, "methods": wanted, "threads": args.threads, "workers": args.workers,
-        "wall_seconds": round(time.perf_counter() - began, 1),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    })
+    result["runs"].append(
+        {
+            "command": args.command,
+            "methods": wanted,
+            "threads": args.threads,
+            "workers": args.workers,
+            "wall_seconds": round(time.perf_counter() - began, 1),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
     write_json(args.out, result)
     plot(result, args.plot)
     return result
@@ -671,8 +762,9 @@ def missing_standalone(seed: int, repeat_seeds: Sequence[int], result: dict[str,
     return [StandaloneJob(i, s) for s in (seed, *repeat_seeds) for i in range(len(archs)) if not has(i, s)]
 
 
-def missing_methods(wanted: Sequence[str], available: dict[str, Method], epochs: float,
-                    result: dict[str, Any]) -> list[MethodJob]:
+def missing_methods(
+    wanted: Sequence[str], available: dict[str, Method], epochs: float, result: dict[str, Any]
+) -> list[MethodJob]:
     """The supernets not cached with the same budget."""
     todo = []
     for name in wanted:
@@ -685,8 +777,7 @@ def missing_methods(wanted: Sequence[str], available: dict[str, Method], epochs:
     return todo
 
 
-def store(job: Job, done: Any, seed: int, available: dict[str, Method], epochs: float,
-          result: dict[str, Any]) -> None:
+def store(job: Job, done: Any, seed: int, available: dict[str, Method], epochs: float, result: dict[str, Any]) -> None:
     """Put a finished job's figures into the result (scores come later, from `score`)."""
     archs = result["archs"]
     if isinstance(job, StandaloneJob):
@@ -698,17 +789,24 @@ def store(job: Job, done: Any, seed: int, available: dict[str, Method], epochs: 
     name = job.name
     for entry, inherited in zip(archs, done["inherited"]):
         entry["inherited"][name] = inherited
-    result["methods"][name] = {"supernet_epochs": epochs, "compute": available[name].compute,
-                               "steps": done["steps"], "paths_per_step": done["paths"],
-                               "train_seconds": done["train_seconds"], "eval_seconds": done["eval_seconds"]}
+    result["methods"][name] = {
+        "supernet_epochs": epochs,
+        "compute": available[name].compute,
+        "steps": done["steps"],
+        "paths_per_step": done["paths"],
+        "train_seconds": done["train_seconds"],
+        "eval_seconds": done["eval_seconds"],
+    }
 
 
 def describe(job: Job, done: Any, result: dict[str, Any]) -> str:
     """A progress line for a finished job."""
     if isinstance(job, StandaloneJob):
         entry = result["archs"][job.arch]
-        return (f"stand-alone arch {job.arch + 1}/{len(result['archs'])} seed {job.seed}: "
-                f"{entry['latency_ms']:.1f} ms, acc {done:.3f}")
+        return (
+            f"stand-alone arch {job.arch + 1}/{len(result['archs'])} seed {job.seed}: "
+            f"{entry['latency_ms']:.1f} ms, acc {done:.3f}"
+        )
     return f"supernet {job.name}: {done['steps']} steps of {done['paths']} path(s), {done['train_seconds']:.0f} s"
 
 
@@ -716,8 +814,10 @@ def mean_of_seeds(result: dict[str, Any]) -> list[float]:
     """Each arch's stand-alone accuracy averaged over the first seed and every repeat seed all archs have."""
     archs = result["archs"]
     complete = set.intersection(*(set(a.get("standalone_repeats", {})) for a in archs))
-    return [float(np.mean([a["standalone_accuracy"], *(a["standalone_repeats"][s] for s in sorted(complete))]))
-            for a in archs]
+    return [
+        float(np.mean([a["standalone_accuracy"], *(a["standalone_repeats"][s] for s in sorted(complete))]))
+        for a in archs
+    ]
 
 
 def score(result: dict[str, Any], seed: int, repeat_seeds: Sequence[int]) -> None:
@@ -727,7 +827,8 @@ def score(result: dict[str, Any], seed: int, repeat_seeds: Sequence[int]) -> Non
     standalone = [a["standalone_accuracy"] for a in archs]
     for s in repeat_seeds:
         result.setdefault("noise_ceiling", {})[str(s)] = correlations(
-            standalone, [a["standalone_repeats"][str(s)] for a in archs])
+            standalone, [a["standalone_repeats"][str(s)] for a in archs]
+        )
     seeds_mean = None
     if result.get("noise_ceiling"):
         seeds_mean = mean_of_seeds(result)

@@ -37,8 +37,10 @@ def main() -> int:
         load = os.getloadavg()
         for process in spinners:
             process.kill()
-    print(f"suite under load: exit {code}, {time.monotonic() - began:.0f} s wall, {args.busy} busy processes, "
-          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(
+        f"suite under load: exit {code}, {time.monotonic() - began:.0f} s wall, {args.busy} busy processes, "
+        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+    )
     return code
 
 

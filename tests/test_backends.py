@@ -11,9 +11,10 @@ from quadnas.latency.kit_runner import Schedule, Timing, measure_interleaved
 from quadnas.latency.profile import op_module
 from quadnas.nn.blocks import op_input_shape
 
-
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
-needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed (pip install quadnas[openvino])")
+needs_openvino = pytest.mark.skipif(
+    not HAS_OPENVINO, reason="openvino is not installed (pip install quadnas[openvino])"
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,9 @@ def test_export_is_opset_17(tmp_path, block):
     assert {o.domain: o.version for o in model.opset_import}[""] == 17
 
 
-@pytest.mark.parametrize("name, hint", [("openvino", "pip install quadnas[openvino]"),
-                                        ("onnxruntime", "pip install onnxruntime")])
+@pytest.mark.parametrize(
+    "name, hint", [("openvino", "pip install quadnas[openvino]"), ("onnxruntime", "pip install onnxruntime")]
+)
 def test_missing_package_names_the_install(monkeypatch, name, hint):
     monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(QuadnasError, match=hint.replace("[", r"\[").replace("]", r"\]")):

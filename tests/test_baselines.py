@@ -27,7 +27,6 @@ from baselines import (  # noqa: E402
 from bench_blocks import parse_args, saved_bytes  # noqa: E402
 
 
-
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_networks_and_blocks_have_the_right_shapes(name):
     variant = VARIANTS[name]
@@ -89,8 +88,9 @@ def test_equal_cost_quadranet_matches_hornet_macs():
 
 
 def test_checkpointing_saves_fewer_bytes_for_backward():
-    saved = {v: saved_bytes(VARIANTS[v].build_block(0), "stage1", 64, 2)
-             for v in ("quadranet", "quadranet-me", "hornet")}
+    saved = {
+        v: saved_bytes(VARIANTS[v].build_block(0), "stage1", 64, 2) for v in ("quadranet", "quadranet-me", "hornet")
+    }
     assert saved["quadranet"] < saved["hornet"]
     assert saved["quadranet-me"] < 0.6 * saved["quadranet"]
 
@@ -104,8 +104,21 @@ def test_variants_must_include_the_reference():
 @pytest.mark.slow
 def test_quick_run_writes_json_and_png(tmp_path):
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
-    command = [sys.executable, str(SCRIPTS / "bench_blocks.py"), "--quick", "--resolution", "64",
-               "--units", "stage4", "--variants", "hornet,quadranet-me", "--out", str(out), "--png", str(png)]
+    command = [
+        sys.executable,
+        str(SCRIPTS / "bench_blocks.py"),
+        "--quick",
+        "--resolution",
+        "64",
+        "--units",
+        "stage4",
+        "--variants",
+        "hornet,quadranet-me",
+        "--out",
+        str(out),
+        "--png",
+        str(png),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -126,9 +139,28 @@ def test_quick_run_writes_json_and_png(tmp_path):
 def test_gpu_bench_smoke_runs_on_cpu(tmp_path):
     """bench_blocks_gpu.py's code path (eager only) on the CPU: the figures are relative to HorNet."""
     out, png = tmp_path / "gpu.json", tmp_path / "gpu.png"
-    command = [sys.executable, str(SCRIPTS / "bench_blocks_gpu.py"), "--device", "cpu", "--resolution", "32",
-               "--batch", "2", "--rounds", "1", "--train-rounds", "1", "--variants", "hornet,quadranet,quadranet-me",
-               "--compile-variants", "", "--out", str(out), "--png", str(png)]
+    command = [
+        sys.executable,
+        str(SCRIPTS / "bench_blocks_gpu.py"),
+        "--device",
+        "cpu",
+        "--resolution",
+        "32",
+        "--batch",
+        "2",
+        "--rounds",
+        "1",
+        "--train-rounds",
+        "1",
+        "--variants",
+        "hornet,quadranet,quadranet-me",
+        "--compile-variants",
+        "",
+        "--out",
+        str(out),
+        "--png",
+        str(png),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=HANG_S, cwd=SCRIPTS)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {r["variant"]: r for r in json.loads(out.read_text())["rows"]}

@@ -35,8 +35,9 @@ print(json.dumps({"codes": codes, "heavy": sorted(m for m in json.loads(sys.argv
 
 
 def probe(argvs: list[list[str]], heavy: tuple[str, ...]) -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argvs), json.dumps(heavy)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argvs), json.dumps(heavy)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -73,8 +74,15 @@ def test_help_version_and_argument_errors_import_nothing_heavy():
 
 
 def test_clock_choices_are_read_only_when_needed_and_import_no_heavy_library():
-    found = probe([["profile", "--help"], ["validate", "--help"], ["profile", "--clock", "nosuch"],
-                   ["validate", "--table", "t", "--clock", "nosuch"]], HEAVY)
+    found = probe(
+        [
+            ["profile", "--help"],
+            ["validate", "--help"],
+            ["profile", "--clock", "nosuch"],
+            ["validate", "--table", "t", "--clock", "nosuch"],
+        ],
+        HEAVY,
+    )
     assert found == {"codes": [0, 0, 2, 2], "heavy": []}
 
 
@@ -98,8 +106,13 @@ def test_clock_and_backend_choices_come_from_their_one_definition(capsys):
 
 
 def test_module_argument_error_is_one_line_exit_2_without_heavy_imports(tmp_path):
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "quadnas", "search", "--trials", "0"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "quadnas", "search", "--trials", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2
     lines = done.stderr.splitlines()
     imported = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}

@@ -68,10 +68,16 @@ def test_resnet50_eager_runs_every_batchnorm_and_relu():
 
 
 @pytest.mark.parametrize("eager", [False, True])
-@pytest.mark.parametrize("spec", [
-    OpSpec("stem", 64, 64, 3, 16), OpSpec("downsample", 16, 16, 16, 24), OpSpec("head", 2, 2, 48, 10),
-    OpSpec("quadra_block", 8, 8, 24, 24, 5, 4), OpSpec("quadra_block", 4, 4, 32, 32, 7, 2),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        OpSpec("stem", 64, 64, 3, 16),
+        OpSpec("downsample", 16, 16, 16, 24),
+        OpSpec("head", 2, 2, 48, 10),
+        OpSpec("quadra_block", 8, 8, 24, 24, 5, 4),
+        OpSpec("quadra_block", 4, 4, 32, 32, 7, 2),
+    ],
+)
 def test_decompose_mirrors_the_modules(spec, eager):
     prims = decompose(spec, eager=eager)
     modelled = sum(p.flops for p in prims if p.kind in ("conv", "linear"))
@@ -80,8 +86,22 @@ def test_decompose_mirrors_the_modules(spec, eager):
 
 def test_quadra_block_primitives():
     kinds = [p.kind for p in decompose(OpSpec("quadra_block", 14, 14, 384, 384, 7, 4))]
-    assert kinds == ["layernorm", "conv", "conv", "conv", "mul", "add", "mul", "add",
-                     "layernorm", "conv", "gelu", "conv", "mul", "add"]
+    assert kinds == [
+        "layernorm",
+        "conv",
+        "conv",
+        "conv",
+        "mul",
+        "add",
+        "mul",
+        "add",
+        "layernorm",
+        "conv",
+        "gelu",
+        "conv",
+        "mul",
+        "add",
+    ]
     classes = [p.op_class for p in decompose(OpSpec("quadra_block", 14, 14, 384, 384, 7, 4)) if p.kind == "conv"]
     assert classes == ["depthwise"] * 3 + ["pointwise"] * 2
     assert [p.op_class for p in decompose(OpSpec("stem", 224, 224, 3, 96)) if p.kind == "conv"] == ["patchify"]
@@ -90,8 +110,25 @@ def test_quadra_block_primitives():
 def test_quadra_block_eager_kernels():
     """Eager: nothing fused; cuDNN adds each conv bias in a kernel of its own (dw_a and dw_b have none)."""
     kinds = [p.kind for p in decompose(OpSpec("quadra_block", 14, 14, 384, 384, 7, 4), eager=True)]
-    assert kinds == ["layernorm", "conv", "conv", "conv", "bias", "mul", "add", "mul", "add",
-                     "layernorm", "conv", "bias", "gelu", "conv", "bias", "mul", "add"]
+    assert kinds == [
+        "layernorm",
+        "conv",
+        "conv",
+        "conv",
+        "bias",
+        "mul",
+        "add",
+        "mul",
+        "add",
+        "layernorm",
+        "conv",
+        "bias",
+        "gelu",
+        "conv",
+        "bias",
+        "mul",
+        "add",
+    ]
 
 
 def eager_extras_seen(space, arch) -> list[tuple[OpSpec, Counter]]:
@@ -132,9 +169,15 @@ def test_eager_kernels_follow_the_memory_layout(tiny_space):
 
 
 def test_roofline_compute_memory_and_overhead():
-    device = DeviceModel(peak_gflops=100, bandwidth_gbs=10, bytes_per_element=4, eff_bw=0.5, overhead_us=10,
-                         eff={c: 0.5 for c in ("dense", "pointwise", "depthwise", "patchify", "linear", "vector")},
-                         fused=["add"])
+    device = DeviceModel(
+        peak_gflops=100,
+        bandwidth_gbs=10,
+        bytes_per_element=4,
+        eff_bw=0.5,
+        overhead_us=10,
+        eff={c: 0.5 for c in ("dense", "pointwise", "depthwise", "patchify", "linear", "vector")},
+        fused=["add"],
+    )
     conv = Prim("conv", 56, 56, 64, 64, 3)
     assert device.prim_ms(conv) == pytest.approx(1e3 * conv.flops / 50e9 + 0.01)
     add = Prim("add", 56, 56, 64, 64)
@@ -142,15 +185,28 @@ def test_roofline_compute_memory_and_overhead():
 
 
 def test_fit_recovers_known_parameters():
-    truth = DeviceModel(peak_gflops=40, bandwidth_gbs=30, bytes_per_element=4, eff_bw=0.4, overhead_us=20,
-                        eff={"dense": 0.6, "pointwise": 0.8, "depthwise": 0.1, "patchify": 0.6, "linear": 0.8,
-                             "vector": 0.25})
-    points = [FitPoint(n, 224, truth.network_ms(NETWORKS[n]()), 1.0, n, tuple(NETWORKS[n]()))
-              for n in ("MobileNetV1", "MobileNetV2", "ResNet-18", "VGG16", "ShuffleNetV2", "AlexNet", "SqueezeNet")]
-    prior = truth.with_params({"eff.dense": 0.3, "eff.pointwise": 0.3, "eff.depthwise": 0.3, "eff_bw": 0.2,
-                               "overhead_us": 5.0})
-    free = {"eff.dense": (0.01, 1), "eff.pointwise": (0.01, 1), "eff.depthwise": (0.01, 1), "eff_bw": (0.01, 1),
-            "overhead_us": (0.1, 1000)}
+    truth = DeviceModel(
+        peak_gflops=40,
+        bandwidth_gbs=30,
+        bytes_per_element=4,
+        eff_bw=0.4,
+        overhead_us=20,
+        eff={"dense": 0.6, "pointwise": 0.8, "depthwise": 0.1, "patchify": 0.6, "linear": 0.8, "vector": 0.25},
+    )
+    points = [
+        FitPoint(n, 224, truth.network_ms(NETWORKS[n]()), 1.0, n, tuple(NETWORKS[n]()))
+        for n in ("MobileNetV1", "MobileNetV2", "ResNet-18", "VGG16", "ShuffleNetV2", "AlexNet", "SqueezeNet")
+    ]
+    prior = truth.with_params(
+        {"eff.dense": 0.3, "eff.pointwise": 0.3, "eff.depthwise": 0.3, "eff_bw": 0.2, "overhead_us": 5.0}
+    )
+    free = {
+        "eff.dense": (0.01, 1),
+        "eff.pointwise": (0.01, 1),
+        "eff.depthwise": (0.01, 1),
+        "eff_bw": (0.01, 1),
+        "overhead_us": (0.1, 1000),
+    }
     result = fit(prior, points, free, ties={"patchify": "dense", "linear": "pointwise"})
     assert result.max_err_pct < 0.1
     for name in free:
@@ -193,8 +249,11 @@ def test_shipped_tables_rank_sensibly(shipped, default_space):
     """Bigger kernels and expansions cost more; the stem, downsamples and head cost something."""
     for table in shipped.values():
         for size, dim in [(56, 96), (28, 192), (14, 384), (7, 768)]:
-            ms = {(k, e): table.lookup([OpSpec("quadra_block", size, size, dim, dim, k, e)])[0]
-                  for k in (3, 5, 7) for e in (2, 4)}
+            ms = {
+                (k, e): table.lookup([OpSpec("quadra_block", size, size, dim, dim, k, e)])[0]
+                for k in (3, 5, 7)
+                for e in (2, 4)
+            }
             assert ms[3, 2] < ms[5, 2] < ms[7, 2] and ms[3, 2] < ms[3, 4]
         fixed = [s for s in default_space.op_specs(default_space.smallest())]
         assert (table.lookup(fixed) > 0).all()
@@ -297,12 +356,20 @@ def test_build_check_catches_a_prior_or_target_off_by_one_percent(builder, monke
 def test_text_differences_allow_one_unit_in_the_last_digit(builder):
     """A rounding that ULP noise flipped passes; a larger change, an integer or any text does not."""
     line = "head,7,7,768,1000,0,0,0.498736,0.498736,0.498736,0\n# calibration: {mape_pct: 15.1, networks: 10}"
-    same = [line.replace("0.498736,0", "0.498737,0", 1), line.replace("15.1", "15.09"),  # 15.1 is 15.10
-            line.replace("15.1", "15.11")]
+    same = [
+        line.replace("0.498736,0", "0.498737,0", 1),
+        line.replace("15.1", "15.09"),  # 15.1 is 15.10
+        line.replace("15.1", "15.11"),
+    ]
     assert all(builder.text_differences(line, other) == [] for other in same)
-    changed = [line.replace("0.498736", "0.503723", 1), line.replace("15.1", "15.12"),  # 1%; two units
-               line.replace("768", "769"), line.replace("networks: 10", "networks: 11"),
-               line.replace("mape_pct", "max_pct"), line + "\nextra"]
+    changed = [
+        line.replace("0.498736", "0.503723", 1),
+        line.replace("15.1", "15.12"),  # 1%; two units
+        line.replace("768", "769"),
+        line.replace("networks: 10", "networks: 11"),
+        line.replace("mape_pct", "max_pct"),
+        line + "\nextra",
+    ]
     assert all(builder.text_differences(line, other) for other in changed)
 
 

@@ -145,9 +145,7 @@ def test_downsizing_is_antialiased(tmp_path):
 
 
 # ---- npz ---------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "layout", ["NHW", "NHWC1", "NHWC3", "NCHW1", "NCHW3", "float"]
-)
+@pytest.mark.parametrize("layout", ["NHW", "NHWC1", "NHWC3", "NCHW1", "NCHW3", "float"])
 def test_npz_layouts(tmp_path, layout):
     x, y = class_pixels(4, 3)
     arrays = {

@@ -6,8 +6,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from quadnas.data import load_dataset
-from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet import Supernet
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.train import TrainConfig, train_supernet
 
 
@@ -48,7 +48,8 @@ def test_accuracy_matches_counting_by_hand(tiny_space, digits):
     arch = tiny_space.largest()
     x, y = digits.val.tensors
     with torch.no_grad():
-        correct = sum(int((supernet.eval()(x[i : i + 7], arch).argmax(1) == y[i : i + 7]).sum())
-                      for i in range(0, len(y), 7))
+        correct = sum(
+            int((supernet.eval()(x[i : i + 7], arch).argmax(1) == y[i : i + 7]).sum()) for i in range(0, len(y), 7)
+        )
     assert len(y) % 7  # the last batch is partial
     assert Evaluator(supernet, digits, batch_size=7).accuracy(arch) == pytest.approx(correct / len(y))

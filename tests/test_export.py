@@ -113,8 +113,22 @@ def test_random_init_without_checkpoint_via_cli(tmp_path, tiny_space):
     card = (tmp_path / "net.onnx.md").read_text()
     assert ARCH in card and "freshly initialised" in card
     other = tmp_path / "other.pt"  # a second export in the same folder keeps its own card
-    assert main(["export", "--arch", "k7e4-k7e4-id-id-k3e2-k3e2", "--space", "tiny", "--init", "random",
-                 "--out", str(other)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--arch",
+                "k7e4-k7e4-id-id-k3e2-k3e2",
+                "--space",
+                "tiny",
+                "--init",
+                "random",
+                "--out",
+                str(other),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "net.onnx.md").read_text() == card and (tmp_path / "other.pt.md").is_file()
 
 
@@ -124,8 +138,17 @@ def test_two_formats_of_one_name_keep_their_own_sidecars_and_cards(tmp_path, tin
     assert main(base + ["--format", "torch", "--out", str(tmp_path / "m.pt")]) == 0
     assert main(base + ["--format", "openvino", "--out", str(tmp_path / "m.xml")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "m.bin", "m.onnx", "m.onnx.md", "m.onnx.yaml", "m.pt", "m.pt.md", "m.pt.yaml", "m.xml", "m.xml.md",
-        "m.xml.yaml"]
+        "m.bin",
+        "m.onnx",
+        "m.onnx.md",
+        "m.onnx.yaml",
+        "m.pt",
+        "m.pt.md",
+        "m.pt.yaml",
+        "m.xml",
+        "m.xml.md",
+        "m.xml.yaml",
+    ]
     for fmt, name in (("onnx", "m.onnx"), ("torch", "m.pt"), ("openvino", "m.xml")):
         assert read_sidecar(tmp_path / name)["format"] == fmt and read_sidecar(tmp_path / name)["file"] == name
         assert f"as **{fmt}** (`{name}`)" in (tmp_path / f"{name}.md").read_text()
@@ -175,9 +198,14 @@ def trained(tiny_space, digits, tmp_path):
     save_checkpoint(path, checkpoint_state(supernet, DatasetInfo.of(digits), config, 1, {}))
     arch = tiny_space.sample(random.Random(11))
     record = {
-        "arch": str(arch), "accuracy": 0.875, "latency_ms": 1.5, "budget_ms": 2.0, "device": "tiny-test",
+        "arch": str(arch),
+        "accuracy": 0.875,
+        "latency_ms": 1.5,
+        "budget_ms": 2.0,
+        "device": "tiny-test",
         "space": {"name": tiny_space.name, "path": tiny_space.source, "fingerprint": tiny_space.fingerprint()},
-        "data": "digits", "resolution": 32,
+        "data": "digits",
+        "resolution": 32,
         "supernet": {"checkpoint": str(path), "sha256_16": checkpoint_hash(path)},
     }
     best = tmp_path / "best.yaml"
@@ -233,8 +261,9 @@ def test_finetune_changes_weights_and_measures_accuracy(trained):
     assert torch.equal(before, source.model.stem[0].weight)  # the inherited network is left as it was
 
 
-def test_an_arch_ranked_by_a_proxy_supernet_is_trained_at_full_width_before_export(tiny_space, digits, tmp_path,
-                                                                                    capsys):
+def test_an_arch_ranked_by_a_proxy_supernet_is_trained_at_full_width_before_export(
+    tiny_space, digits, tmp_path, capsys
+):
     proxy = wake_blocks(Supernet(tiny_space, digits.num_classes, width=0.5)).eval()
     path = tmp_path / "proxy.pt"
     config = TrainConfig(epochs=1, resolution=32, width=0.5).model_dump()
@@ -242,8 +271,21 @@ def test_an_arch_ranked_by_a_proxy_supernet_is_trained_at_full_width_before_expo
     arch = tiny_space.largest()
     source = build_model(str(arch), space="tiny", checkpoint=path)
     assert source.weights == "untrained" and source.model.stem[0].weight.shape[0] == tiny_space.dims[0]
-    error = error_of(["export", str(arch), "--space", "tiny", "--checkpoint", str(path), "--format", "onnx",
-                      "--out", str(tmp_path / "m.onnx")], capsys)
+    error = error_of(
+        [
+            "export",
+            str(arch),
+            "--space",
+            "tiny",
+            "--checkpoint",
+            str(path),
+            "--format",
+            "onnx",
+            "--out",
+            str(tmp_path / "m.onnx"),
+        ],
+        capsys,
+    )
     assert "width-0.5 proxy" in error and "--finetune-epochs" in error
     trained = finetune(source, epochs=1, batch_size=256)
     assert trained.weights == "trained" and "training from scratch" in trained.accuracy_on
@@ -282,17 +324,28 @@ def test_macs_count_convolutions(tiny_space):
 
 
 # ---- latency verification ---------------------------------------------------
-def local_table(directory, space: SearchSpace, ms: float, device: str | None = None,
-                host: Host | None = None) -> str:
+def local_table(directory, space: SearchSpace, ms: float, device: str | None = None, host: Host | None = None) -> str:
     """A table claiming to be measured here (or on `device`, or on `host`), every row `ms`."""
     here = get_backend("onnxruntime", None, 1).describe()
     host = host or Host.current()
     meta = TableMeta(
-        device=device or here["device"], aliases=[], backend="onnxruntime", backend_version=here["backend_version"],
-        precision="fp32", batch=1, threads=1, resolution=space.config.resolution, space=space.name,
-        space_fingerprint=space.fingerprint(), created="2026-01-01T00:00:00Z", quadnas_version="0.1.0",
-        provenance="measured", method="test rows", calibration=Calibration(mape_pct=3.0, max_err_pct=5.0, networks=4),
-        host=host, host_fingerprint=host.fingerprint,
+        device=device or here["device"],
+        aliases=[],
+        backend="onnxruntime",
+        backend_version=here["backend_version"],
+        precision="fp32",
+        batch=1,
+        threads=1,
+        resolution=space.config.resolution,
+        space=space.name,
+        space_fingerprint=space.fingerprint(),
+        created="2026-01-01T00:00:00Z",
+        quadnas_version="0.1.0",
+        provenance="measured",
+        method="test rows",
+        calibration=Calibration(mape_pct=3.0, max_err_pct=5.0, networks=4),
+        host=host,
+        host_fingerprint=host.fingerprint,
     )
     table = LatencyTable(meta)
     for spec in space.all_op_specs():
@@ -314,8 +367,22 @@ def test_verify_latency_reports_measured_predicted_budget(tmp_path, tiny_space):
 
 def test_verify_latency_gate_exit_codes(tmp_path, tiny_space, capsys):
     table = local_table(tmp_path, tiny_space, 1e-6)
-    base = ["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.onnx"),
-            "--verify-latency", "--device", table, "--rounds", "3"]
+    base = [
+        "export",
+        "--arch",
+        ARCH,
+        "--space",
+        "tiny",
+        "--init",
+        "random",
+        "--out",
+        str(tmp_path / "m.onnx"),
+        "--verify-latency",
+        "--device",
+        table,
+        "--rounds",
+        "3",
+    ]
     assert main(base + ["--budget", "1us"]) == 1
     assert "over budget" in capsys.readouterr().err
     assert main(base + ["--budget", "1us", "--warn-only"]) == 0
@@ -328,8 +395,24 @@ def test_verify_against_another_hosts_table_times_here_and_never_gates(tmp_path,
     """Same CPU name, runtime, threads and clock as here; only the host record says it is another machine."""
     elsewhere = Host(name="Imaginary CPU 9000", family="99", model="99", features=("avx2",), logical_cores=10_000)
     table = local_table(tmp_path, tiny_space, 1e-6, host=elsewhere)
-    args = ["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.onnx"),
-            "--verify-latency", "--device", table, "--rounds", "3", "--budget", "1us"]
+    args = [
+        "export",
+        "--arch",
+        ARCH,
+        "--space",
+        "tiny",
+        "--init",
+        "random",
+        "--out",
+        str(tmp_path / "m.onnx"),
+        "--verify-latency",
+        "--device",
+        table,
+        "--rounds",
+        "3",
+        "--budget",
+        "1us",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "not gated" in out and "timed on this host" in out and "Imaginary CPU 9000" in out
@@ -368,8 +451,22 @@ def error_of(args, capsys) -> str:
 
 
 def test_unknown_format(tmp_path, capsys):
-    err = error_of(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--format", "tflite",
-                    "--out", str(tmp_path / "m.tflite")], capsys)
+    err = error_of(
+        [
+            "export",
+            "--arch",
+            ARCH,
+            "--space",
+            "tiny",
+            "--init",
+            "random",
+            "--format",
+            "tflite",
+            "--out",
+            str(tmp_path / "m.tflite"),
+        ],
+        capsys,
+    )
     assert "unknown format 'tflite'" in err
 
 
@@ -381,8 +478,22 @@ def test_out_naming_a_folder_is_refused_before_any_work(tmp_path, capsys):
 
 
 def test_suffix_must_fit_format(tmp_path, capsys):
-    err = error_of(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--format", "onnx",
-                    "--out", str(tmp_path / "m.pt")], capsys)
+    err = error_of(
+        [
+            "export",
+            "--arch",
+            ARCH,
+            "--space",
+            "tiny",
+            "--init",
+            "random",
+            "--format",
+            "onnx",
+            "--out",
+            str(tmp_path / "m.pt"),
+        ],
+        capsys,
+    )
     assert "name it *.onnx" in err
 
 
@@ -395,15 +506,31 @@ def test_missing_checkpoint(tmp_path, capsys):
 def test_checkpoint_of_another_space(trained, tmp_path, capsys, tiny_space):
     other = tmp_path / "tiny12.yaml"
     other.write_text(yaml.safe_dump({**tiny_space.config.model_dump(), "name": "tiny12", "num_classes": 12}))
-    err = error_of(["export", "--arch", str(trained[1]), "--space", str(other), "--checkpoint", str(trained[2]),
-                    "--out", str(tmp_path / "m.onnx")], capsys)
+    err = error_of(
+        [
+            "export",
+            "--arch",
+            str(trained[1]),
+            "--space",
+            str(other),
+            "--checkpoint",
+            str(trained[2]),
+            "--out",
+            str(tmp_path / "m.onnx"),
+        ],
+        capsys,
+    )
     assert "was trained for space 'tiny'" in err
 
 
 def test_changed_checkpoint_is_refused(trained, tmp_path, capsys, tiny_space):
     supernet, _, path, best = trained
-    save_checkpoint(path, checkpoint_state(wake_blocks(supernet), DatasetInfo.of(load_dataset("digits", 32)),
-                                           TrainConfig(epochs=2).model_dump(), 2, {}))
+    save_checkpoint(
+        path,
+        checkpoint_state(
+            wake_blocks(supernet), DatasetInfo.of(load_dataset("digits", 32)), TrainConfig(epochs=2).model_dump(), 2, {}
+        ),
+    )
     assert "changed since the search" in error_of(["export", str(best), "--out", str(tmp_path / "m.pt")], capsys)
 
 
@@ -421,8 +548,9 @@ def test_space_changed_since_search(trained, tmp_path, capsys, tiny_space):
 
 def test_openvino_not_installed(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
-    err = error_of(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.xml")],
-                   capsys)
+    err = error_of(
+        ["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.xml")], capsys
+    )
     assert "needs the openvino package" in err and "pip install" in err
 
 

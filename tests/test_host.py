@@ -42,9 +42,17 @@ Model\t\t: Raspberry Pi 4 Model B Rev 1.4
 
 
 def epyc(**changes) -> Host:
-    fields = dict(name="AMD EPYC", vendor="AuthenticAMD", family="25", model="17", stepping="1",
-                  features=("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"), logical_cores=2,
-                  os="Linux 6.1", machine="x86_64")
+    fields = dict(
+        name="AMD EPYC",
+        vendor="AuthenticAMD",
+        family="25",
+        model="17",
+        stepping="1",
+        features=("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"),
+        logical_cores=2,
+        os="Linux 6.1",
+        machine="x86_64",
+    )
     return Host(**{**fields, **changes})
 
 
@@ -55,8 +63,19 @@ def test_cpuinfo_of_an_x86_host():
     fields = kit_runner.parse_cpuinfo(EPYC_AVX512)
     assert fields["name"] == "AMD EPYC 9R14 96-Core Processor" and fields["vendor"] == "AuthenticAMD"
     assert (fields["family"], fields["model"], fields["stepping"]) == ("25", "17", "1")
-    assert fields["features"] == ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw",
-                                  "avx512vl", "avx512_vnni", "avx512_bf16"]
+    assert fields["features"] == [
+        "sse4_2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512dq",
+        "avx512bw",
+        "avx512vl",
+        "avx512_vnni",
+        "avx512_bf16",
+    ]
 
 
 def test_cpuinfo_of_an_arm_board_names_the_core_not_the_board():
@@ -67,8 +86,11 @@ def test_cpuinfo_of_an_arm_board_names_the_core_not_the_board():
 
 
 def test_feature_spellings_of_other_tools_are_understood():
-    assert kit_runner.kernel_features(["AVX512VNNI", "avx512_bf16", "amx-tile", "sse4_2", "mmx"]) == \
-        ["sse4_2", "avx512_vnni", "avx512_bf16"]
+    assert kit_runner.kernel_features(["AVX512VNNI", "avx512_bf16", "amx-tile", "sse4_2", "mmx"]) == [
+        "sse4_2",
+        "avx512_vnni",
+        "avx512_bf16",
+    ]
 
 
 def test_this_host_is_read(tmp_path):
@@ -90,9 +112,16 @@ def test_a_host_without_proc_cpuinfo_falls_back_to_the_standard_library(tmp_path
 
 def test_py_cpuinfo_fills_in_flags_where_it_is_installed(tmp_path, monkeypatch):
     monkeypatch.setattr(kit_runner.platform, "system", lambda: "Windows")
-    fake = types.SimpleNamespace(get_cpu_info=lambda: {
-        "brand_raw": "Intel(R) Xeon(R) Gold 6230", "vendor_id_raw": "GenuineIntel", "family": 6, "model": 85,
-        "stepping": 7, "flags": ["avx2", "avx512f", "avx512vnni", "sse4_2"]})
+    fake = types.SimpleNamespace(
+        get_cpu_info=lambda: {
+            "brand_raw": "Intel(R) Xeon(R) Gold 6230",
+            "vendor_id_raw": "GenuineIntel",
+            "family": 6,
+            "model": 85,
+            "stepping": 7,
+            "flags": ["avx2", "avx512f", "avx512vnni", "sse4_2"],
+        }
+    )
     monkeypatch.setitem(sys.modules, "cpuinfo", fake)
     host = Host.model_validate(kit_runner.read_host(tmp_path / "no-cpuinfo"))
     assert host.name == "Intel(R) Xeon(R) Gold 6230" and host.model == "85"
@@ -102,10 +131,13 @@ def test_py_cpuinfo_fills_in_flags_where_it_is_installed(tmp_path, monkeypatch):
 def test_the_kits_standalone_reader_gives_the_identity_quadnas_reads(tmp_path):
     """run.py is kit_runner.py copied into a kit; on the device it runs without quadnas."""
     shutil.copyfile(kit_runner.__file__, tmp_path / "run.py")
-    code = ("import json, sys; sys.modules['quadnas'] = None; sys.path.insert(0, sys.argv[1]); import run; "
-            "host = run.read_host(); print(json.dumps({'host': host, 'fingerprint': run.host_fingerprint(host)}))")
-    done = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import json, sys; sys.modules['quadnas'] = None; sys.path.insert(0, sys.argv[1]); import run; "
+        "host = run.read_host(); print(json.dumps({'host': host, 'fingerprint': run.host_fingerprint(host)}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     standalone = json.loads(done.stdout)
     here = Host.current()
@@ -116,16 +148,23 @@ def test_the_fingerprint_follows_what_decides_speed_not_the_os():
     host = epyc()
     assert host.fingerprint == epyc(os="Linux 6.9", vendor="AMD").fingerprint
     assert host.fingerprint == epyc(features=tuple(reversed(host.features))).fingerprint
-    for change in ({"features": ("sse4_2", "avx", "avx2", "fma")}, {"logical_cores": 4}, {"model": "1"},
-                   {"stepping": "2"}, {"name": "AMD EPYC 7763"}):
+    for change in (
+        {"features": ("sse4_2", "avx", "avx2", "fma")},
+        {"logical_cores": 4},
+        {"model": "1"},
+        {"stepping": "2"},
+        {"name": "AMD EPYC 7763"},
+    ):
         assert epyc(**change).fingerprint != host.fingerprint, change
 
 
 def test_the_difference_says_which_features_one_host_lacks():
     text = host_difference(epyc(), AVX2_EPYC)
-    assert text == ("the table was measured on AMD EPYC (family 25 model 17 stepping 1) with avx512f, avx512bw, "
-                    "2 logical cores; this host is AMD EPYC (family 23 model 49 stepping 0) without avx512f, "
-                    "avx512bw, 2 logical cores")
+    assert text == (
+        "the table was measured on AMD EPYC (family 25 model 17 stepping 1) with avx512f, avx512bw, "
+        "2 logical cores; this host is AMD EPYC (family 23 model 49 stepping 0) without avx512f, "
+        "avx512bw, 2 logical cores"
+    )
     assert host_difference(epyc(), epyc(os="Darwin 23")) is None
 
 
@@ -139,8 +178,10 @@ def test_note_for_a_table_of_another_host_says_what_differs_and_the_fix(tiny_spa
     note = foreign_host_note(meta, here=AVX2_EPYC)
     assert note.startswith("measured on another host: the table was measured on AMD EPYC (family 25 model 17")
     assert "this host is AMD EPYC (family 23 model 49 stepping 0) without avx512f, avx512bw" in note
-    assert note.endswith("profile this host with `quadnas profile --backend openvino --threads 2 --space tiny "
-                         "--name NAME` (or adapt the table)")
+    assert note.endswith(
+        "profile this host with `quadnas profile --backend openvino --threads 2 --space tiny "
+        "--name NAME` (or adapt the table)"
+    )
     assert "\n" not in note and host_status(meta, AVX2_EPYC) == "other host"
 
 

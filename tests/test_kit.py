@@ -21,15 +21,41 @@ def run_kit(kit, *args):
     """The runner as a user runs it on the device: a plain python process in the kit.
 
     The timeout only bounds a hang: a loaded machine 3-4x slower than ours needs minutes."""
-    return subprocess.run([sys.executable, str(kit / "run.py"), "--backend", "onnxruntime", *args],
-                          capture_output=True, text=True, timeout=600, cwd=kit)
+    return subprocess.run(
+        [sys.executable, str(kit / "run.py"), "--backend", "onnxruntime", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=kit,
+    )
 
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory):
     out = tmp_path_factory.mktemp("kit")
-    assert main(["profile", "kit", "--out", str(out), "--space", "tiny", "--rounds", "2", "--round-ms", "2",
-                 "--window", "4", "--calibration-nets", "3", "--network-rounds", "2"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "kit",
+                "--out",
+                str(out),
+                "--space",
+                "tiny",
+                "--rounds",
+                "2",
+                "--round-ms",
+                "2",
+                "--window",
+                "4",
+                "--calibration-nets",
+                "3",
+                "--network-rounds",
+                "2",
+            ]
+        )
+        == 0
+    )
     done = run_kit(out)
     assert done.returncode == 0, done.stderr
     return out
@@ -41,8 +67,9 @@ def test_kit_contents(kit, tiny_space):
     assert len(manifest["ops"]) == len(tiny_space.all_op_specs()) and len(manifest["networks"]) == 3
     assert all((kit / entry["file"]).is_file() for entry in manifest["ops"] + manifest["networks"])
     assert {n["arch"] for n in manifest["networks"]} <= {str(a) for a in _archs(tiny_space, manifest)}
-    assert "quadnas" not in {line.split()[1] for line in (kit / "run.py").read_text().splitlines()
-                             if line.startswith(("import ", "from "))}
+    assert "quadnas" not in {
+        line.split()[1] for line in (kit / "run.py").read_text().splitlines() if line.startswith(("import ", "from "))
+    }
 
 
 def _archs(space, manifest):
@@ -95,12 +122,23 @@ def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
 
 
 def test_import_takes_the_host_the_kit_measured_on_not_this_one(kit, tmp_path):
-    device = Host(name="ARM Cortex-A76", vendor="ARM", family="8", model="0xd0b", stepping="r4p1",
-                  features=("asimd", "asimddp"), logical_cores=8, os="Linux 5.10", machine="aarch64")
+    device = Host(
+        name="ARM Cortex-A76",
+        vendor="ARM",
+        family="8",
+        model="0xd0b",
+        stepping="r4p1",
+        features=("asimd", "asimddp"),
+        logical_cores=8,
+        os="Linux 5.10",
+        machine="aarch64",
+    )
     lines = (kit / "results.csv").read_text().splitlines()
     results = tmp_path / "results.csv"
-    results.write_text("\n".join(f"# host: {device.model_dump_json()}" if line.startswith("# host:") else line
-                                 for line in lines) + "\n")
+    results.write_text(
+        "\n".join(f"# host: {device.model_dump_json()}" if line.startswith("# host:") else line for line in lines)
+        + "\n"
+    )
     table = import_results(results, kit)
     assert table.meta.host == device and table.meta.host_fingerprint == device.fingerprint
 

@@ -92,8 +92,9 @@ def test_memory_efficient_training_has_the_same_gradients(tiny_space, which):
         for p in supernet.parameters():
             p.normal_(0, 0.05)
     n = len(tiny_space.largest().blocks)
-    choices = [BlockChoice(tiny_space.config.choices.kernel[i % 2], tiny_space.config.choices.expansion[0])
-               for i in range(n)]
+    choices = [
+        BlockChoice(tiny_space.config.choices.kernel[i % 2], tiny_space.config.choices.expansion[0]) for i in range(n)
+    ]
     arch = tiny_space.largest() if which == "largest" else Arch(tuple(choices))
     x = torch.randn(3, 3, 64, 64)
     outputs, grads = [], []

@@ -215,7 +215,9 @@ def test_cli_predict_latency_line(capsys, default_space):
     code, out, _ = run_cli(capsys, "predict", "--device", "cpu", "--arch", arch)
     assert code == 0
     value = float(re.search(r"^(\d+\.\d\d) ms$", out, re.M).group(1))
-    expected = LatencyPredictor(LatencyTable.read(resolve_device("cpu")), default_space).predict(default_space.parse(arch))
+    expected = LatencyPredictor(LatencyTable.read(resolve_device("cpu")), default_space).predict(
+        default_space.parse(arch)
+    )
     assert value == pytest.approx(expected, abs=0.006)
 
 
@@ -261,7 +263,9 @@ def test_cli_predict_missing_entries_and_corrupted(capsys, user_dir, tiny_space)
 def test_cli_tables(capsys, monkeypatch, user_dir, tiny_space):
     monkeypatch.setattr(console, "width", 160)  # check the content, not how a narrow terminal folds it
     table = make_table(tiny_space, device="laptop", provenance="measured")
-    table.meta = make_meta(tiny_space, device="laptop", calibration=Calibration(mape_pct=2.5, max_err_pct=4.0, networks=3))
+    table.meta = make_meta(
+        tiny_space, device="laptop", calibration=Calibration(mape_pct=2.5, max_err_pct=4.0, networks=3)
+    )
     table.write(user_dir / "my-laptop.csv")
     code, out, _ = run_cli(capsys, "tables")
     assert code == 0
@@ -271,8 +275,17 @@ def test_cli_tables(capsys, monkeypatch, user_dir, tiny_space):
 
 def other_host() -> Host:
     """A host that is not this one, whatever this one is: a CPU no machine reports."""
-    return Host(name="Imaginary CPU 9000", vendor="Nobody", family="99", model="99", stepping="9",
-                features=("sse4_2", "avx", "avx2", "fma"), logical_cores=10_000, os="Linux 1.0", machine="x86_64")
+    return Host(
+        name="Imaginary CPU 9000",
+        vendor="Nobody",
+        family="99",
+        model="99",
+        stepping="9",
+        features=("sse4_2", "avx", "avx2", "fma"),
+        logical_cores=10_000,
+        os="Linux 1.0",
+        machine="x86_64",
+    )
 
 
 def measured_on(space: SearchSpace, host: Host | None, device: str = "laptop") -> LatencyTable:

@@ -75,8 +75,9 @@ def test_resume_refuses_other_conditions(measured, tiny_space):
 
 def test_resume_refuses_a_table_of_another_host(measured, tiny_space, tmp_path):
     other = Host(name="Imaginary CPU 9000", family="99", model="99", features=("avx2",), logical_cores=10_000)
-    table = LatencyTable(measured.meta.model_copy(update={"host": other, "host_fingerprint": other.fingerprint}),
-                         measured.rows.iloc[:3])
+    table = LatencyTable(
+        measured.meta.model_copy(update={"host": other, "host_fingerprint": other.fingerprint}), measured.rows.iloc[:3]
+    )
     table.write(tmp_path / "elsewhere.csv")
     with pytest.raises(QuadnasError, match=f"host_fingerprint {other.fingerprint} .*--restart"):
         profile(tiny_space, get_backend("onnxruntime"), tmp_path / "elsewhere.csv", QUICK)
@@ -135,12 +136,27 @@ def test_validate_returns_sane_figures(measured):
 
 def test_validate_against_another_hosts_table_says_so(measured, tmp_path, capsys):
     other = Host(name="Imaginary CPU 9000", family="99", model="99", features=("avx2",), logical_cores=10_000)
-    table = LatencyTable(measured.meta.model_copy(update={"host": other, "host_fingerprint": other.fingerprint}),
-                         measured.rows)
+    table = LatencyTable(
+        measured.meta.model_copy(update={"host": other, "host_fingerprint": other.fingerprint}), measured.rows
+    )
     table.write(tmp_path / "elsewhere.csv")
     out = tmp_path / "v.json"
-    assert main(["validate", "--table", str(tmp_path / "elsewhere.csv"), "--n", "2", "--network-rounds", "1",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                "--table",
+                str(tmp_path / "elsewhere.csv"),
+                "--n",
+                "2",
+                "--network-rounds",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "timed on this host and compared with another host's table" in err and "Imaginary CPU 9000" in err
     import json
@@ -148,14 +164,17 @@ def test_validate_against_another_hosts_table_says_so(measured, tmp_path, capsys
     assert "measured on another host" in json.loads(out.read_text())["host_note"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["profile", "--threads", "0"], "threads must be"),
-    (["profile", "--threads", "abc"], "threads must be"),
-    (["profile", "--backend", "tflite"], "unknown backend"),
-    (["profile", "--resolution", "100"], "resolution 100"),
-    (["profile", "--name", "a/b"], "may hold only"),
-    (["profile"], "name the table"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["profile", "--threads", "0"], "threads must be"),
+        (["profile", "--threads", "abc"], "threads must be"),
+        (["profile", "--backend", "tflite"], "unknown backend"),
+        (["profile", "--resolution", "100"], "resolution 100"),
+        (["profile", "--name", "a/b"], "may hold only"),
+        (["profile"], "name the table"),
+    ],
+)
 def test_profile_cli_errors(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QUADNAS_TABLES", str(tmp_path))
     extra = [] if argv == ["profile"] or "--name" in argv else ["--out", str(tmp_path / "x.csv")]
@@ -173,8 +192,9 @@ def test_validate_cli_needs_the_backend(measured, monkeypatch, tmp_path, capsys)
 
 
 def test_validate_cli_refuses_estimated_tables(measured, tmp_path, capsys):
-    estimated = LatencyTable(measured.meta.model_copy(update={"provenance": "estimated", "backend": "tflite"}),
-                             measured.rows)
+    estimated = LatencyTable(
+        measured.meta.model_copy(update={"provenance": "estimated", "backend": "tflite"}), measured.rows
+    )
     estimated.write(tmp_path / "est.csv")
     assert main(["validate", "--table", str(tmp_path / "est.csv")]) == 2
     assert "cannot run here" in capsys.readouterr().err
@@ -182,8 +202,9 @@ def test_validate_cli_refuses_estimated_tables(measured, tmp_path, capsys):
 
 def test_validate_cli_writes_json(measured, tmp_path):
     out = tmp_path / "v.json"
-    assert main(["validate", "--table", str(measured.path), "--n", "2", "--network-rounds", "1",
-                 "--json", str(out)]) == 0
+    assert (
+        main(["validate", "--table", str(measured.path), "--n", "2", "--network-rounds", "1", "--json", str(out)]) == 0
+    )
     import json
 
     figures = json.loads(out.read_text())

@@ -64,8 +64,17 @@ def test_rerun_reuses_cached_results(quick, monkeypatch, tmp_path):
 
     monkeypatch.setattr(rc, "train_standalone", no_training)
     monkeypatch.setattr(rc, "train_supernet_method", no_training)
-    args = ["--quick", "--methods", "uniform", "--repeat-seed", "1",
-            "--out", str(copy), "--plot", str(tmp_path / "p.png")]
+    args = [
+        "--quick",
+        "--methods",
+        "uniform",
+        "--repeat-seed",
+        "1",
+        "--out",
+        str(copy),
+        "--plot",
+        str(tmp_path / "p.png"),
+    ]
     assert rc.main(args) == 0
     again = json.loads(copy.read_text())
     for key in ("archs", "methods", "noise_ceiling"):
@@ -171,8 +180,21 @@ def test_inplace_distillation_teaches_the_smaller_paths_with_the_largest(tiny_sp
 @pytest.mark.slow
 def test_workers_give_the_same_results_as_one_process(tmp_path):
     """Jobs in fresh worker processes are seeded by the job alone: the same accuracies as in-process."""
-    common = ["--quick", "--methods", "uniform", "--archs", "3", "--train-images", "160", "--standalone-epochs", "1",
-              "--supernet-epochs", "1", "--repeat-seed", "1"]
+    common = [
+        "--quick",
+        "--methods",
+        "uniform",
+        "--archs",
+        "3",
+        "--train-images",
+        "160",
+        "--standalone-epochs",
+        "1",
+        "--supernet-epochs",
+        "1",
+        "--repeat-seed",
+        "1",
+    ]
     results = []
     for workers in ("1", "2"):
         out = tmp_path / f"w{workers}.json"
@@ -184,8 +206,9 @@ def test_workers_give_the_same_results_as_one_process(tmp_path):
     assert two["runs"][-1]["workers"] == 2
 
 
-@pytest.mark.parametrize("device, message", [("bogus", "is not supported"), ("mps", "is not supported"),
-                                             ("cuda:0", "needs CUDA")])
+@pytest.mark.parametrize(
+    "device, message", [("bogus", "is not supported"), ("mps", "is not supported"), ("cuda:0", "needs CUDA")]
+)
 def test_bad_train_device_is_one_line_error(tmp_path, capsys, device, message):
     if device.startswith("cuda") and __import__("torch").cuda.is_available():
         pytest.skip("CUDA is available here")
@@ -203,8 +226,14 @@ def test_spread_archs_stay_under_max_latency(tiny_space):
         rc.spread_archs(tiny_space, latency, 6, seed=0, max_ms=everything.min())
 
 
-@pytest.mark.parametrize("extra, message", [(["--workers", "0"], "--workers 0"), (["--archs", "1"], "at least 2 archs"),
-                                            (["--repeat-seed", "0"], "is the first seed")])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--workers", "0"], "--workers 0"),
+        (["--archs", "1"], "at least 2 archs"),
+        (["--repeat-seed", "0"], "is the first seed"),
+    ],
+)
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, extra, message):
     assert rc.main(["--quick", *extra, "--out", str(tmp_path / "x.json")]) == 2
     assert message in capsys.readouterr().err

@@ -12,14 +12,14 @@ import pytest
 import yaml
 
 from quadnas.cli import main
-from quadnas.study.config import SearchConfig
-from quadnas.study.results import Candidate, pareto_front
-from quadnas.study.run import search
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.space import SearchSpace
+from quadnas.study.config import SearchConfig
+from quadnas.study.results import Candidate, pareto_front
+from quadnas.study.run import search
 from quadnas.supernet.train import TrainConfig, train_supernet
 
 
@@ -35,10 +35,21 @@ def _op_cost_ms(spec) -> float:
 def table_path(tmp_path_factory) -> Path:
     space = SearchSpace.load("tiny")
     meta = TableMeta(
-        device="test-device", aliases=[], backend="synthetic", backend_version="0", precision="fp32", batch=1,
-        threads=1, resolution=space.config.resolution, space=space.name, space_fingerprint=space.fingerprint(),
-        created=datetime.now(timezone.utc), quadnas_version="test", provenance="estimated",
-        method="shape formula for tests", calibration=Calibration(),
+        device="test-device",
+        aliases=[],
+        backend="synthetic",
+        backend_version="0",
+        precision="fp32",
+        batch=1,
+        threads=1,
+        resolution=space.config.resolution,
+        space=space.name,
+        space_fingerprint=space.fingerprint(),
+        created=datetime.now(timezone.utc),
+        quadnas_version="test",
+        provenance="estimated",
+        method="shape formula for tests",
+        calibration=Calibration(),
     )
     table = LatencyTable(meta)
     for spec in space.all_op_specs():
@@ -63,8 +74,17 @@ def budget(table_path) -> str:
 
 
 def _config(tmp_path, table_path, checkpoint, budget, **kw) -> SearchConfig:
-    values = dict(space="tiny", data="digits", device=str(table_path), budget=budget, checkpoint=str(checkpoint),
-                  runs_dir=str(tmp_path / "runs"), trials=12, sampler="random", study="s")
+    values = dict(
+        space="tiny",
+        data="digits",
+        device=str(table_path),
+        budget=budget,
+        checkpoint=str(checkpoint),
+        runs_dir=str(tmp_path / "runs"),
+        trials=12,
+        sampler="random",
+        study="s",
+    )
     return SearchConfig(**{**values, **kw})
 
 
@@ -110,7 +130,12 @@ def test_pareto_and_reward_modes(tmp_path, table_path, checkpoint, budget):
 
 
 def test_pareto_front_keeps_only_undominated():
-    items = [Candidate("a", 0.5, 1.0, 0), Candidate("b", 0.4, 2.0, 1), Candidate("c", 0.7, 3.0, 2), Candidate("d", None, 0.1, 3)]
+    items = [
+        Candidate("a", 0.5, 1.0, 0),
+        Candidate("b", 0.4, 2.0, 1),
+        Candidate("c", 0.7, 3.0, 2),
+        Candidate("d", None, 0.1, 3),
+    ]
     assert [c.arch for c in pareto_front(items)] == ["a", "c"]
 
 
@@ -144,9 +169,21 @@ def _cli(capsys, *argv) -> tuple[int, str]:
     ],
 )
 def test_bad_input_is_one_line(capsys, tmp_path, table_path, checkpoint, budget, changes, message):
-    flags = {"--space": "tiny", "--data": "digits", "--device": str(table_path), "--budget": budget,
-             "--checkpoint": str(checkpoint), "--runs-dir": str(tmp_path), "--trials": "1", **changes}
-    argv = [f"{k}{v}" if v.startswith("=") else part for k, v in flags.items() for part in ((k, v) if not v.startswith("=") else (None,))]
+    flags = {
+        "--space": "tiny",
+        "--data": "digits",
+        "--device": str(table_path),
+        "--budget": budget,
+        "--checkpoint": str(checkpoint),
+        "--runs-dir": str(tmp_path),
+        "--trials": "1",
+        **changes,
+    }
+    argv = [
+        f"{k}{v}" if v.startswith("=") else part
+        for k, v in flags.items()
+        for part in ((k, v) if not v.startswith("=") else (None,))
+    ]
     argv = [a for a in argv if a is not None]
     code, text = _cli(capsys, "search", *argv)
     assert code == 2
@@ -172,12 +209,35 @@ def test_shipped_configs_are_valid():
 
 
 def _worker(storage: str, table_path: Path, checkpoint: Path, budget: str, runs: Path, study: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "quadnas", "search", "--space", "tiny", "--data", "digits", "--device",
-            str(table_path), "--budget",
-            budget, "--checkpoint", str(checkpoint), "--runs-dir", str(runs), "--trials", "16", "--sampler", "random",
-            "--storage", storage, "--study", study]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    argv = [
+        sys.executable,
+        "-m",
+        "quadnas",
+        "search",
+        "--space",
+        "tiny",
+        "--data",
+        "digits",
+        "--device",
+        str(table_path),
+        "--budget",
+        budget,
+        "--checkpoint",
+        str(checkpoint),
+        "--runs-dir",
+        str(runs),
+        "--trials",
+        "16",
+        "--sampler",
+        "random",
+        "--storage",
+        storage,
+        "--study",
+        study,
+    ]
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
 
 
 def _two_workers_share_one_study(storage: str, study: str, table_path, checkpoint, budget, runs) -> None:
@@ -187,7 +247,9 @@ def _two_workers_share_one_study(storage: str, study: str, table_path, checkpoin
     trials = optuna.load_study(study_name=study, storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 16  # --trials is exact: a trial finishing after the 16th is closed unevaluated
     assert len({t.number for t in trials}) == len(trials)
-    evaluated = [t.user_attrs["arch"] for t in trials if t.user_attrs.get("evaluated") and "reused_from" not in t.user_attrs]
+    evaluated = [
+        t.user_attrs["arch"] for t in trials if t.user_attrs.get("evaluated") and "reused_from" not in t.user_attrs
+    ]
     assert len(evaluated) == len(set(evaluated))  # no arch evaluated twice across the workers
 
 
@@ -217,17 +279,24 @@ def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, table_path, checkp
         time.sleep(0.2)
         try:
             done = optuna.load_study(study_name="killed", storage=storage).get_trials(
-                states=(optuna.trial.TrialState.COMPLETE,))
+                states=(optuna.trial.TrialState.COMPLETE,)
+            )
         except KeyError:  # the study does not exist yet
             continue
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    before = {t.number: t.user_attrs["arch"] for t in optuna.load_study(study_name="killed", storage=storage).get_trials(
-        states=(optuna.trial.TrialState.COMPLETE,))}
+    before = {
+        t.number: t.user_attrs["arch"]
+        for t in optuna.load_study(study_name="killed", storage=storage).get_trials(
+            states=(optuna.trial.TrialState.COMPLETE,)
+        )
+    }
     assert len(before) >= 4
     rerun = _worker(storage, table_path, checkpoint, budget, tmp_path / "runs", "killed")
     assert rerun.wait(timeout=600) in (0, 1), rerun.stdout.read()
-    after = optuna.load_study(study_name="killed", storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    after = optuna.load_study(study_name="killed", storage=storage).get_trials(
+        states=(optuna.trial.TrialState.COMPLETE,)
+    )
     assert {n: a for n, a in ((t.number, t.user_attrs["arch"]) for t in after) if n in before} == before
     assert len(after) == 16
 
@@ -235,8 +304,17 @@ def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, table_path, checkp
 def test_python_api_mirrors_the_cli(tmp_path, table_path, checkpoint, budget):
     import quadnas
 
-    result = quadnas.search(space="tiny", data="digits", device=str(table_path), budget=budget,
-                            checkpoint=str(checkpoint), runs_dir=str(tmp_path), trials=3, sampler="random", study="api")
+    result = quadnas.search(
+        space="tiny",
+        data="digits",
+        device=str(table_path),
+        budget=budget,
+        checkpoint=str(checkpoint),
+        runs_dir=str(tmp_path),
+        trials=3,
+        sampler="random",
+        study="api",
+    )
     assert isinstance(result.study, optuna.Study) and len(result.study.trials) == 3
     assert result.best is None or result.best.latency_ms <= result.budget_ms
 
@@ -266,11 +344,29 @@ def test_search_leaves_matplotlib_and_optuna_settings_alone(tmp_path, table_path
         optuna.logging.set_verbosity(before)
 
 
-def test_cli_prints_plain_progress_lines_when_stderr_is_not_a_terminal(capsys, tmp_path, table_path, checkpoint,
-                                                                       budget):
-    code, text = _cli(capsys, "search", "--space", "tiny", "--data", "digits", "--device", str(table_path),
-                      "--budget", budget, "--checkpoint", str(checkpoint), "--runs-dir", str(tmp_path),
-                      "--trials", "10", "--sampler", "random")
+def test_cli_prints_plain_progress_lines_when_stderr_is_not_a_terminal(
+    capsys, tmp_path, table_path, checkpoint, budget
+):
+    code, text = _cli(
+        capsys,
+        "search",
+        "--space",
+        "tiny",
+        "--data",
+        "digits",
+        "--device",
+        str(table_path),
+        "--budget",
+        budget,
+        "--checkpoint",
+        str(checkpoint),
+        "--runs-dir",
+        str(tmp_path),
+        "--trials",
+        "10",
+        "--sampler",
+        "random",
+    )
     assert code in (0, 1)
     lines = [line for line in text.splitlines() if line.startswith("search: ")]
     assert lines[0] == "search: 10 trials" and lines[-1].startswith("search: 10/10 trials (100%)")
@@ -278,20 +374,56 @@ def test_cli_prints_plain_progress_lines_when_stderr_is_not_a_terminal(capsys, t
 
 def test_budget_in_two_words_is_read(capsys, tmp_path, table_path, checkpoint, budget):
     value = budget.removesuffix("ms")
-    code, text = _cli(capsys, "search", "--space", "tiny", "--data", "digits", "--device", str(table_path),
-                      "--budget", value, "ms", "--checkpoint", str(checkpoint), "--runs-dir", str(tmp_path),
-                      "--trials", "2", "--sampler", "random")
+    code, text = _cli(
+        capsys,
+        "search",
+        "--space",
+        "tiny",
+        "--data",
+        "digits",
+        "--device",
+        str(table_path),
+        "--budget",
+        value,
+        "ms",
+        "--checkpoint",
+        str(checkpoint),
+        "--runs-dir",
+        str(tmp_path),
+        "--trials",
+        "2",
+        "--sampler",
+        "random",
+    )
     assert code in (0, 1) and f"budget {float(value):g} ms" in text
 
 
-def test_best_arch_is_printed_whole_and_the_table_breaks_only_at_dashes(capsys, tmp_path, table_path, checkpoint,
-                                                                        budget):
+def test_best_arch_is_printed_whole_and_the_table_breaks_only_at_dashes(
+    capsys, tmp_path, table_path, checkpoint, budget
+):
     from quadnas.cli.search import wrap_arch
 
     assert wrap_arch("k3e2-k5e4-id-k7e2-id", 2) == "k3e2-k5e4-\nid-k7e2-\nid"
-    code, text = _cli(capsys, "search", "--space", "tiny", "--data", "digits", "--device", str(table_path),
-                      "--budget", budget, "--checkpoint", str(checkpoint), "--runs-dir", str(tmp_path),
-                      "--trials", "6", "--sampler", "random")
+    code, text = _cli(
+        capsys,
+        "search",
+        "--space",
+        "tiny",
+        "--data",
+        "digits",
+        "--device",
+        str(table_path),
+        "--budget",
+        budget,
+        "--checkpoint",
+        str(checkpoint),
+        "--runs-dir",
+        str(tmp_path),
+        "--trials",
+        "6",
+        "--sampler",
+        "random",
+    )
     best = yaml.safe_load(next(tmp_path.glob("*/best.yaml")).read_text())["arch"]
     assert f"best arch: {best}" in text.splitlines()
     tokens = {str(c) for c in SearchSpace.load("tiny").choices}
@@ -362,8 +494,9 @@ def test_a_failed_trial_is_reported_in_one_line_and_not_counted(tmp_path, table_
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # as a stopped worker's trial ends
     result = search(config.model_copy(update={"storage": storage}))
     assert len(result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
-    assert any(note.startswith("1 failed trial(s) (0)") and "--trials counts complete trials" in note
-               for note in result.notes)
+    assert any(
+        note.startswith("1 failed trial(s) (0)") and "--trials counts complete trials" in note for note in result.notes
+    )
 
 
 def test_a_study_refuses_accuracies_from_another_supernet(tmp_path, table_path, checkpoint, budget):

@@ -15,10 +15,20 @@ from quadnas.space import OpSpec, SearchSpace
 
 def make_meta(space: SearchSpace, **changes) -> TableMeta:
     fields = dict(
-        device="test-device", aliases=["td"], backend="onnxruntime", backend_version="1.20", precision="fp32",
-        batch=1, threads=1, resolution=space.config.resolution, space=space.name,
-        space_fingerprint=space.fingerprint(), created="2025-01-02T03:04:05Z", quadnas_version="0.1.0",
-        provenance="measured", method="median of 30 runs: interleaved",
+        device="test-device",
+        aliases=["td"],
+        backend="onnxruntime",
+        backend_version="1.20",
+        precision="fp32",
+        batch=1,
+        threads=1,
+        resolution=space.config.resolution,
+        space=space.name,
+        space_fingerprint=space.fingerprint(),
+        created="2025-01-02T03:04:05Z",
+        quadnas_version="0.1.0",
+        provenance="measured",
+        method="median of 30 runs: interleaved",
         calibration=Calibration(a=1.1, b_ms=0.5, mape_pct=3.0, max_err_pct=6.5, networks=4),
         sources=["first: a source", "second # with a hash"],
     )
@@ -74,8 +84,17 @@ def test_extra_header_keys_survive(tmp_path, tiny_space):
 
 
 def test_a_measured_tables_host_round_trips(tmp_path, tiny_space):
-    host = Host(name="Some CPU", vendor="GenuineIntel", family="6", model="143", stepping="8",
-                features=("avx2", "avx512f", "amx_tile"), logical_cores=8, os="Linux 6.1", machine="x86_64")
+    host = Host(
+        name="Some CPU",
+        vendor="GenuineIntel",
+        family="6",
+        model="143",
+        stepping="8",
+        features=("avx2", "avx512f", "amx_tile"),
+        logical_cores=8,
+        os="Linux 6.1",
+        machine="x86_64",
+    )
     table = make_table(tiny_space, host=host, host_fingerprint=host.fingerprint)
     text = table.to_text()
     assert "# host: {name: Some CPU, vendor: GenuineIntel, family: '6'" in text
@@ -151,11 +170,14 @@ def test_wrong_csv_columns(table_file):
         LatencyTable.read(table_file)
 
 
-@pytest.mark.parametrize("content, expected", [
-    (bytes(range(256)), "is not UTF-8 text"),
-    ("# device: café\n".encode("latin-1"), "is not UTF-8 text"),
-    (b"name,value\nx,1\n", "is not a quadnas latency table"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (bytes(range(256)), "is not UTF-8 text"),
+        ("# device: café\n".encode("latin-1"), "is not UTF-8 text"),
+        (b"name,value\nx,1\n", "is not a quadnas latency table"),
+    ],
+)
 def test_unreadable_files_are_one_line_errors(tmp_path, content, expected):
     path = tmp_path / "junk.csv"
     path.write_bytes(content)

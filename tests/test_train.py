@@ -1,4 +1,5 @@
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -15,7 +16,6 @@ from quadnas.errors import QuadnasError
 from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import checkpoint_hash, default_checkpoint_path, load_checkpoint, save_checkpoint
 from quadnas.supernet.train import SupernetTrainer, TrainConfig, train_supernet
-
 
 FAST = dict(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5)
 
@@ -64,7 +64,11 @@ def test_resume_gives_bit_identical_weights(tiny_space, small_digits, tmp_path):
     assert load_checkpoint(path, tiny_space)[1].epoch == 1
     epochs_run = []
     resumed = train_supernet(
-        tiny_space, small_digits, config, path, resume=True,
+        tiny_space,
+        small_digits,
+        config,
+        path,
+        resume=True,
         on_epoch=lambda s: epochs_run.append(s.epoch),
     )
     assert epochs_run == [2, 3]
@@ -73,8 +77,7 @@ def test_resume_gives_bit_identical_weights(tiny_space, small_digits, tmp_path):
     assert meta.finished and meta.epoch == 3
 
 
-def test_finished_checkpoint_keeps_weights_only_and_an_unfinished_one_can_resume(tiny_space, small_digits,
-                                                                                  tmp_path):
+def test_finished_checkpoint_keeps_weights_only_and_an_unfinished_one_can_resume(tiny_space, small_digits, tmp_path):
     from quadnas.supernet.checkpoint import read_checkpoint
 
     config = TrainConfig(**{**FAST, "epochs": 2})
@@ -118,8 +121,7 @@ def test_resume_with_other_settings_is_refused(tiny_space, small_digits, tmp_pat
     path = tmp_path / "s.pt"
     train(tiny_space, small_digits, path, epochs=1)
     with pytest.raises(QuadnasError, match=r"different settings \(lr=0.003\)"):
-        train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1, "lr": 1e-3}), path,
-                       resume=True)
+        train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1, "lr": 1e-3}), path, resume=True)
 
 
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
@@ -135,8 +137,11 @@ def test_sandwich_step_accumulates_all_paths_into_one_update(tiny_space, small_d
         (torch.nn.functional.cross_entropy(trainer.model(x, arch), y) / len(archs)).backward()
     expected = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
     updates = []
-    monkeypatch.setattr(trainer.optimizer, "step", lambda: updates.append(
-        {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}))
+    monkeypatch.setattr(
+        trainer.optimizer,
+        "step",
+        lambda: updates.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}),
+    )
     trainer.step(x, y, global_batch=len(y))
     assert len(updates) == 1 and updates[0].keys() == expected.keys()
     for name, grad in expected.items():
@@ -154,8 +159,10 @@ def test_checkpoint_for_another_space_is_refused(tiny_space, small_digits, tmp_p
     raw = tiny_space.config.model_dump()
     wide = [{**stage, "dim": 2 * stage["dim"]} for stage in raw["stages"]]
     other = SearchSpace.from_dict({**raw, "name": "wide", "stages": wide})
-    expected = (f"checkpoint {path} was trained for space 'tiny' (fingerprint {tiny_space.fingerprint()}), "
-                f"not 'wide' ({other.fingerprint()}): pass --space tiny or retrain")
+    expected = (
+        f"checkpoint {path} was trained for space 'tiny' (fingerprint {tiny_space.fingerprint()}), "
+        f"not 'wide' ({other.fingerprint()}): pass --space tiny or retrain"
+    )
     with pytest.raises(QuadnasError, match=re.escape(expected)):
         load_checkpoint(path, other)
 
@@ -185,7 +192,7 @@ def test_checkpoint_roundtrip_paths_and_hash(tiny_space, small_digits, tmp_path)
     assert meta.dataset.fingerprint == small_digits.fingerprint and meta.dataset.mean == small_digits.mean
     assert meta.dataset.classes == small_digits.classes and meta.config["epochs"] == 1
     assert re.fullmatch(r"[0-9a-f]{16}", checkpoint_hash(path))
-    with pytest.raises(Exception):  # a save that fails half-way keeps the previous checkpoint
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # a failed save keeps the previous checkpoint
         save_checkpoint(path, {"unpicklable": lambda: 0})
     assert not list(tmp_path.glob("*.tmp"))
     assert_same_weights(load_checkpoint(path, tiny_space)[0].state_dict(), model.state_dict())
@@ -218,7 +225,10 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(  # the timeout only bounds a hang: a loaded, slow 2-core machine needs minutes
         [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
@@ -231,8 +241,9 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
     data = load_dataset("digits", resolution=32)
     xt, yt = data.train.tensors
     data = replace(data, train=TensorDataset(xt[:128], yt[:128]))
-    alone = train_supernet(SearchSpace.load("tiny"), data, TrainConfig(epochs=1, batch_size=32),
-                           tmp_path / "alone.pt").state_dict()
+    alone = train_supernet(
+        SearchSpace.load("tiny"), data, TrainConfig(epochs=1, batch_size=32), tmp_path / "alone.pt"
+    ).state_dict()
     for name, value in alone.items():
         torch.testing.assert_close(rank0[name], value, rtol=0, atol=1e-4, msg=name)
 
@@ -258,14 +269,20 @@ def test_cli_trains_and_reports_three_subnets(tmp_path, capsys):
     assert all(label in text for label in ("largest", "smallest", "random", str(out)))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--resolution", "48"], "not a positive multiple of 32"),
-    (["--label-smoothing", "1.5"], "--label-smoothing 1.5"),
-    (["--data", "no/such/folder"], "does not exist"),
-    (["--train-device", "mps"], "--train-device 'mps' is not supported"),
-    pytest.param(["--train-device", "cuda"], "needs CUDA", marks=pytest.mark.skipif(
-        torch.cuda.is_available(), reason="CUDA is available here")),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--resolution", "48"], "not a positive multiple of 32"),
+        (["--label-smoothing", "1.5"], "--label-smoothing 1.5"),
+        (["--data", "no/such/folder"], "does not exist"),
+        (["--train-device", "mps"], "--train-device 'mps' is not supported"),
+        pytest.param(
+            ["--train-device", "cuda"],
+            "needs CUDA",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here"),
+        ),
+    ],
+)
 def test_cli_user_errors_exit_2(argv, message, tmp_path, capsys):
     assert main(["train", "--space", "tiny", "--out", str(tmp_path / "x.pt"), *argv]) == 2
     assert message in capsys.readouterr().err
@@ -281,8 +298,9 @@ def test_cli_refuses_to_overwrite_without_resume(tmp_path, capsys):
 
 def test_explicit_cpu_device_trains_like_the_default(tiny_space, small_digits, tmp_path):
     default = train(tiny_space, small_digits, tmp_path / "a.pt", epochs=1)
-    explicit = train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), tmp_path / "b.pt",
-                              device="cpu")
+    explicit = train_supernet(
+        tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), tmp_path / "b.pt", device="cpu"
+    )
     assert_same_weights(default.state_dict(), explicit.state_dict())
 
 
@@ -292,8 +310,7 @@ def test_cuda_training_evaluates_and_loads_on_cpu(tiny_space, small_digits, tmp_
     from quadnas.supernet.evaluate import Evaluator
 
     path = tmp_path / "cuda.pt"
-    model = train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), path,
-                           device="cuda")
+    model = train_supernet(tiny_space, small_digits, TrainConfig(**{**FAST, "epochs": 1}), path, device="cuda")
     assert next(model.parameters()).is_cuda
     assert 0.0 <= Evaluator(model, small_digits).accuracy(tiny_space.largest()) <= 1.0  # data stays on the CPU
     loaded, _ = load_checkpoint(path, tiny_space)
@@ -306,8 +323,7 @@ def test_cuda_is_refused_under_several_processes(tiny_space, small_digits, tmp_p
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(QuadnasError, match="several training processes run on the CPU only"):
-        train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt",
-                       device="cuda")
+        train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt", device="cuda")
 
 
 def test_cache_lists_and_clears_cached_supernets(tiny_space, small_digits, tmp_path, monkeypatch, capsys):

@@ -8,13 +8,20 @@ from quadnas.cli.common import console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cache", help="list or clear cached search supernets",
-                       description="The supernets under runs/supernets/ of this folder: those `quadnas search` "
-                                   "trained and cached (a search trains a missing one again) and `quadnas train`'s "
-                                   "default checkpoints.")
+    p = sub.add_parser(
+        "cache",
+        help="list or clear cached search supernets",
+        description="The supernets under runs/supernets/ of this folder: those `quadnas search` "
+        "trained and cached (a search trains a missing one again) and `quadnas train`'s "
+        "default checkpoints.",
+    )
     p.add_argument("action", choices=("list", "clear"), help="list them, or delete some")
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help="with clear: file names to delete (default: every search cache, not train checkpoints)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="with clear: file names to delete (default: every search cache, not train checkpoints)",
+    )
     p.add_argument("--all", action="store_true", help="with clear: delete train checkpoints too")
     p.set_defaults(func=run)
 
@@ -36,16 +43,24 @@ def run(args: argparse.Namespace) -> int:
         for e in entries:
             m = e.meta
             kind = ("search" if e.is_search_cache else "train") if m else "unreadable"
-            table.add_row(e.path.name, kind, m.space_name if m else "", m.dataset.name if m else "",
-                          f"{m.config.get('width', 1.0):g}" if m else "", f"{m.epoch}/{m.epochs}" if m else "",
-                          f"{e.size_bytes / 1e6:.1f}", e.modified.strftime("%m-%d %H:%M"))
+            table.add_row(
+                e.path.name,
+                kind,
+                m.space_name if m else "",
+                m.dataset.name if m else "",
+                f"{m.config.get('width', 1.0):g}" if m else "",
+                f"{m.epoch}/{m.epochs}" if m else "",
+                f"{e.size_bytes / 1e6:.1f}",
+                e.modified.strftime("%m-%d %H:%M"),
+            )
         console.print(table, soft_wrap=True)
         return 0
     chosen = [e for e in entries if e.path.name in args.names or (not args.names and (args.all or e.is_search_cache))]
     unknown = sorted(set(args.names) - {e.path.name for e in entries})
     if unknown:
-        raise QuadnasError(f"no cached supernet named {', '.join(unknown)} in {SUPERNETS_DIR}/: "
-                           "see `quadnas cache list` for the names")
+        raise QuadnasError(
+            f"no cached supernet named {', '.join(unknown)} in {SUPERNETS_DIR}/: see `quadnas cache list` for the names"
+        )
     freed, busy = clear(chosen)
     console.print(f"deleted {len(chosen) - len(busy)} supernet(s), {freed / 1e6:.1f} MB freed", highlight=False)
     for entry in busy:

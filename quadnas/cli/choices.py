@@ -9,7 +9,8 @@ the choices with `%(choices)s` in its help.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 class LazyChoices:

@@ -28,31 +28,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --init random and of fine-tuning")
     p.add_argument("--format", help="torch, onnx or openvino (default: from the --out suffix)")
     p.add_argument("--out", required=True, help="output file: model.pt, model.onnx or model.xml (+ .bin)")
-    p.add_argument("--resolution", type=positive_int,
-                   help="input resolution of the export (default: the space's deployment resolution)")
+    p.add_argument(
+        "--resolution",
+        type=positive_int,
+        help="input resolution of the export (default: the space's deployment resolution)",
+    )
     p.add_argument("--finetune-epochs", type=positive_int, help="fine-tune stand-alone for N epochs first")
     p.add_argument("--data", help="data to fine-tune on (default: the checkpoint's)")
     p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (AdamW, cosine; default 5e-4)")
-    p.add_argument("--verify-latency", action="store_true",
-                   help="time the export here and compare it with the predicted latency and the budget")
-    p.add_argument("--backend", choices=BACKEND_NAMES,
-                   help="runtime that times it (default: the table's backend, else onnxruntime)")
+    p.add_argument(
+        "--verify-latency",
+        action="store_true",
+        help="time the export here and compare it with the predicted latency and the budget",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        help="runtime that times it (default: the table's backend, else onnxruntime)",
+    )
     p.add_argument("--device", help="latency table to compare with (default: the search's device)")
     p.add_argument("--threads", type=positive_int, help="runtime threads (default: the table's, else 1)")
-    p.add_argument("--clock", choices=("wall", "cpu"), help="wall (latency) or cpu (CPU time, 1 thread; steadier on a busy machine); "
-                   "default: the table's, else wall")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        help="wall (latency) or cpu (CPU time, 1 thread; steadier on a busy machine); default: the table's, else wall",
+    )
     p.add_argument("--budget", help="latency budget with a unit, e.g. 30ms (default: the search's)")
-    p.add_argument("--rounds", type=positive_int,
-                   help="timed rounds of >= 50 ms (one call or more) after warm-up (default 30)")
+    p.add_argument(
+        "--rounds", type=positive_int, help="timed rounds of >= 50 ms (one call or more) after warm-up (default 30)"
+    )
     p.add_argument("--warn-only", action="store_true", help="only warn when the measured latency is over budget")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from quadnas.latency.budget import parse_budget
     from quadnas.cli.progress import progress_for
     from quadnas.errors import QuadnasError
-    from quadnas.latency.devices import load_device_table
     from quadnas.export import (
         FORMATS,
         SUFFIXES,
@@ -63,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         output_path,
         verify_latency,
     )
+    from quadnas.latency.budget import parse_budget
+    from quadnas.latency.devices import load_device_table
     from quadnas.model_card import card_path, check_card_target, write_model_card
 
     if bool(args.result) == bool(args.arch):
@@ -85,34 +98,50 @@ def run(args: argparse.Namespace) -> int:
     if args.verify_latency and args.device:
         load_device_table(args.device)  # an unknown table fails before the export is built
 
-    source = build_model(args.result or args.arch, space=args.space, checkpoint=args.checkpoint,
-                         init=args.init, seed=args.seed)
+    source = build_model(
+        args.result or args.arch, space=args.space, checkpoint=args.checkpoint, init=args.init, seed=args.seed
+    )
     if args.finetune_epochs:
-        source = finetune(source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed,
-                          progress=progress_for(err_console))
+        source = finetune(
+            source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=progress_for(err_console)
+        )
     result = export_model(source, fmt, out, resolution=args.resolution)
     written = ", ".join(str(p) for p in result.files)
     console.print(f"wrote {written}", highlight=False, soft_wrap=True)
-    console.print(f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
-                  f"(batch {', '.join(str(b) for b in result.parity)})", highlight=False)
+    console.print(
+        f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
+        f"(batch {', '.join(str(b) for b in result.parity)})",
+        highlight=False,
+    )
     if source.accuracy is not None:
         console.print(f"accuracy {source.accuracy:.4f} ({source.accuracy_on})", highlight=False, soft_wrap=True)
 
     check = None
     if args.verify_latency:
-        check = verify_latency(source, result, device=args.device, backend=args.backend, threads=args.threads,
-                               budget_ms=budget_ms, rounds=args.rounds, clock=args.clock)
+        check = verify_latency(
+            source,
+            result,
+            device=args.device,
+            backend=args.backend,
+            threads=args.threads,
+            budget_ms=budget_ms,
+            rounds=args.rounds,
+            clock=args.clock,
+        )
         show_check(check)
     card = write_model_card(source, result, check)
     console.print(f"model card: {card}", highlight=False)
     if check is not None and check.passed is False:
-        message = (f"measured {check.measured_ms:.3f} ms exceeds the budget {check.budget_ms:g} ms by more than "
-                   f"the table's calibration error ({check.limit_ms:.3f} ms allowed)")
+        message = (
+            f"measured {check.measured_ms:.3f} ms exceeds the budget {check.budget_ms:g} ms by more than "
+            f"the table's calibration error ({check.limit_ms:.3f} ms allowed)"
+        )
         if args.warn_only:
             err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
             return 0
-        err_console.print(f"[bold red]over budget:[/] {message}; pass --warn-only to accept", highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"[bold red]over budget:[/] {message}; pass --warn-only to accept", highlight=False, soft_wrap=True
+        )
         return EXIT_OVER_BUDGET
     return 0
 
@@ -123,19 +152,30 @@ def show_check(check) -> None:
     from rich.table import Table
 
     b = check.backend
-    view = Table("", "ms", "", title=f"latency: {b['backend']} {b['backend_version']} on {b['device']}, "
-                 f"{b['threads']} thread(s), {b['clock']} clock")
-    view.add_row("measured", f"{check.measured_ms:.3f}", f"median of {check.runs} (p10 {check.p10_ms:.3f}, "
-                 f"p90 {check.p90_ms:.3f}); {check.measured_what}")
+    view = Table(
+        "",
+        "ms",
+        "",
+        title=f"latency: {b['backend']} {b['backend_version']} on {b['device']}, "
+        f"{b['threads']} thread(s), {b['clock']} clock",
+    )
+    view.add_row(
+        "measured",
+        f"{check.measured_ms:.3f}",
+        f"median of {check.runs} (p10 {check.p10_ms:.3f}, p90 {check.p90_ms:.3f}); {check.measured_what}",
+    )
     if check.predicted_ms is not None:
         error = "unknown" if check.tolerance_pct is None else f"{check.tolerance_pct:.1f}%"
-        view.add_row("predicted", f"{check.predicted_ms:.3f}",
-                     f"{check.table} ({check.table_provenance}); {check.error_pct:+.1f}% vs measured; "
-                     f"calibration error {error}")
+        view.add_row(
+            "predicted",
+            f"{check.predicted_ms:.3f}",
+            f"{check.table} ({check.table_provenance}); {check.error_pct:+.1f}% vs measured; calibration error {error}",
+        )
     if check.budget_ms is not None:
         verdict = {None: "not gated", True: "within", False: "OVER"}[check.passed]
-        view.add_row("budget", f"{check.budget_ms:g}",
-                     f"limit {check.limit_ms:.3f} with the calibration error: {verdict}")
+        view.add_row(
+            "budget", f"{check.budget_ms:g}", f"limit {check.limit_ms:.3f} with the calibration error: {verdict}"
+        )
     console.print(view)
     if check.note:
         console.print(f"[yellow]note:[/] {escape(check.note)}", highlight=False, soft_wrap=True)

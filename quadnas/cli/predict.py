@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "predict", help="predict an arch's latency on a device",
+        "predict",
+        help="predict an arch's latency on a device",
         description="Predict latency from a latency table: `quadnas predict --device vpu --arch k3e2-...`.",
     )
-    parser.add_argument("--device", required=True,
-                        help="cpu, vpu, gpu, a table name (see `quadnas tables`) or a table CSV path")
+    parser.add_argument(
+        "--device", required=True, help="cpu, vpu, gpu, a table name (see `quadnas tables`) or a table CSV path"
+    )
     parser.add_argument("--arch", help="architecture, one token per block: k{kernel}e{expansion} or id, joined by -")
     parser.add_argument("--space", help="search space YAML or name (default: the table's space)")
     parser.add_argument("--breakdown", action="store_true", help="show the latency of every op")
@@ -55,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
     meta = table.meta
     calibration = meta.calibration
     error = f"; expected error {calibration.error_text()}" if calibration.error_text() else ""
-    context = (f"[dim]{table.name}: {meta.provenance}, {meta.backend} {meta.precision}, batch {meta.batch}, "
-               f"space {space.name}{error}[/]")
+    context = (
+        f"[dim]{table.name}: {meta.provenance}, {meta.backend} {meta.precision}, batch {meta.batch}, "
+        f"space {space.name}{error}[/]"
+    )
     note = foreign_host_note(meta)
     if note is not None:
         err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)

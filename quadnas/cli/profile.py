@@ -35,17 +35,28 @@ def positive_float(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "profile", help="measure a latency table on this machine (or: profile kit / profile import)",
+        "profile",
+        help="measure a latency table on this machine (or: profile kit / profile import)",
         description="Measure every op spec of a search space on a backend and write a latency table "
-                    "(resumable: rerun the same command after an interruption).",
+        "(resumable: rerun the same command after an interruption).",
     )
-    parser.add_argument("--backend", default="onnxruntime", help=f"one of {', '.join(BACKEND_NAMES)} (default onnxruntime)")
-    parser.add_argument("--target", default=None,
-                        help="OpenVINO device (CPU, GPU, NPU), onnxruntime provider (CPU, CUDA) or torch device (cpu, cuda)")
+    parser.add_argument(
+        "--backend", default="onnxruntime", help=f"one of {', '.join(BACKEND_NAMES)} (default onnxruntime)"
+    )
+    parser.add_argument(
+        "--target",
+        default=None,
+        help="OpenVINO device (CPU, GPU, NPU), onnxruntime provider (CPU, CUDA) or torch device (cpu, cuda)",
+    )
     parser.add_argument("--threads", default="1", help="fixed number of threads (default 1)")
-    parser.add_argument("--clock", choices=clock_choices(), metavar="CLOCK", default="auto",
-                        help="one of %(choices)s; wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on "
-                             "an idle CPU but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall")
+    parser.add_argument(
+        "--clock",
+        choices=clock_choices(),
+        metavar="CLOCK",
+        default="auto",
+        help="one of %(choices)s; wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on "
+        "an idle CPU but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall",
+    )
     parser.add_argument("--name", default=None, help=f"table name: writes {user_tables_dir()}/NAME.csv")
     parser.add_argument("--out", metavar="PATH", type=Path, default=None, help="write the table to this path instead")
     _add_space_args(parser)
@@ -54,9 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_profile)
 
     sub = parser.add_subparsers(dest="profile_command", metavar="{kit,import}")
-    kit = sub.add_parser("kit", help="write a portable profiling kit for a device without quadnas",
-                         description="Export the op specs and calibration networks to ONNX with a self-contained "
-                                     "runner (python run.py on the device; needs numpy plus onnxruntime or openvino).")
+    kit = sub.add_parser(
+        "kit",
+        help="write a portable profiling kit for a device without quadnas",
+        description="Export the op specs and calibration networks to ONNX with a self-contained "
+        "runner (python run.py on the device; needs numpy plus onnxruntime or openvino).",
+    )
     kit.add_argument("--out", dest="kit_out", metavar="DIR", type=Path, required=True, help="kit directory")
     _add_space_args(kit)
     _add_schedule_args(kit)
@@ -64,9 +78,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     imp = sub.add_parser("import", help="turn a kit's results.csv into a latency table")
     imp.add_argument("results", type=Path, help="the results.csv that run.py wrote")
-    imp.add_argument("--kit", metavar="DIR", type=Path, default=None, help="the kit directory (default: where results.csv is)")
-    imp.add_argument("--name", dest="import_name", metavar="NAME", default=None, help="table name (default: from the device)")
-    imp.add_argument("--out", dest="import_out", metavar="PATH", type=Path, default=None, help="write the table to this path")
+    imp.add_argument(
+        "--kit", metavar="DIR", type=Path, default=None, help="the kit directory (default: where results.csv is)"
+    )
+    imp.add_argument(
+        "--name", dest="import_name", metavar="NAME", default=None, help="table name (default: from the device)"
+    )
+    imp.add_argument(
+        "--out", dest="import_out", metavar="PATH", type=Path, default=None, help="write the table to this path"
+    )
     imp.set_defaults(func=run_import)
 
 
@@ -77,21 +97,45 @@ def _add_space_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
     d = DEFAULTS
-    parser.add_argument("--rounds", type=positive_int, default=d.rounds, help=f"timed rounds per op (default {d.rounds})")
-    parser.add_argument("--round-ms", type=positive_float, default=d.round_ms,
-                        help=f"minimum length of a round in ms: short ops repeat more (default {d.round_ms:g})")
-    parser.add_argument("--window", type=positive_int, default=d.window,
-                        help=f"ops measured interleaved at a time (default {d.window})")
-    parser.add_argument("--calibration-nets", "--networks", dest="networks", metavar="N", type=positive_int, default=d.networks,
-                        help=f"random whole networks for the calibration (default {d.networks})")
-    parser.add_argument("--network-rounds", type=positive_int, default=d.network_rounds,
-                        help=f"timed rounds per calibration network (default {d.network_rounds})")
+    parser.add_argument(
+        "--rounds", type=positive_int, default=d.rounds, help=f"timed rounds per op (default {d.rounds})"
+    )
+    parser.add_argument(
+        "--round-ms",
+        type=positive_float,
+        default=d.round_ms,
+        help=f"minimum length of a round in ms: short ops repeat more (default {d.round_ms:g})",
+    )
+    parser.add_argument(
+        "--window", type=positive_int, default=d.window, help=f"ops measured interleaved at a time (default {d.window})"
+    )
+    parser.add_argument(
+        "--calibration-nets",
+        "--networks",
+        dest="networks",
+        metavar="N",
+        type=positive_int,
+        default=d.networks,
+        help=f"random whole networks for the calibration (default {d.networks})",
+    )
+    parser.add_argument(
+        "--network-rounds",
+        type=positive_int,
+        default=d.network_rounds,
+        help=f"timed rounds per calibration network (default {d.network_rounds})",
+    )
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the op order and the networks")
 
 
 def _settings(args: argparse.Namespace) -> ProfileSettings:
-    return ProfileSettings(rounds=args.rounds, round_ms=args.round_ms, window=args.window, networks=args.networks,
-                           network_rounds=args.network_rounds, seed=args.seed)
+    return ProfileSettings(
+        rounds=args.rounds,
+        round_ms=args.round_ms,
+        window=args.window,
+        networks=args.networks,
+        network_rounds=args.network_rounds,
+        seed=args.seed,
+    )
 
 
 def _space(args: argparse.Namespace) -> SearchSpace:
@@ -108,8 +152,9 @@ def table_path(name: str | None, out: Path | None) -> Path:
     if not name:
         raise QuadnasError(f"name the table: --name NAME (writes {user_tables_dir()}/NAME.csv) or --out PATH")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise QuadnasError(f"table name '{name}' may hold only letters, digits, '.', '_' and '-': "
-                           "use --out PATH to write elsewhere")
+        raise QuadnasError(
+            f"table name '{name}' may hold only letters, digits, '.', '_' and '-': use --out PATH to write elsewhere"
+        )
     return user_tables_dir() / f"{name}.csv"
 
 
@@ -120,8 +165,12 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
     error = f", held-out error {c.error_text()}" if c.error_text() else ""
     console.print(f"calibration on {c.networks} networks: measured = {c.a:.4f} x sum + {c.b_ms:.3f} ms{error}")
     host = table.meta.host
-    console.print(f"host: {host.describe()} (fingerprint {table.meta.host_fingerprint})" if host is not None else
-                  "host: not recorded (results of a kit from before quadnas recorded hosts)", highlight=False)
+    console.print(
+        f"host: {host.describe()} (fingerprint {table.meta.host_fingerprint})"
+        if host is not None
+        else "host: not recorded (results of a kit from before quadnas recorded hosts)",
+        highlight=False,
+    )
 
 
 def run_profile(args: argparse.Namespace) -> int:
@@ -131,9 +180,11 @@ def run_profile(args: argparse.Namespace) -> int:
     out = table_path(args.name, args.out)
     space = _space(args)
     backend = get_backend(args.backend, args.target, args.threads, clock=args.clock)
-    console.print(f"profiling space '{space.name}' ({len(space.all_op_specs())} op specs, "
-                  f"{space.config.resolution}px) on {backend.name} {backend.version} / {backend.target} "
-                  f"({backend.device_name}), {backend.threads} thread(s), {backend.clock} clock -> {out}")
+    console.print(
+        f"profiling space '{space.name}' ({len(space.all_op_specs())} op specs, "
+        f"{space.config.resolution}px) on {backend.name} {backend.version} / {backend.target} "
+        f"({backend.device_name}), {backend.threads} thread(s), {backend.clock} clock -> {out}"
+    )
     start = time.perf_counter()
     table = profile(space, backend, out, _settings(args), restart=args.restart, progress=progress_for(err_console))
     _summary(table, time.perf_counter() - start)
@@ -145,9 +196,13 @@ def run_kit(args: argparse.Namespace) -> int:
 
     space = _space(args)
     manifest = write_kit(args.kit_out, space, _settings(args), progress=progress_for(err_console))
-    console.print(f"[green]wrote[/] kit {manifest.parent} ({len(space.all_op_specs())} op specs, {args.networks} networks)")
-    console.print(f"on the device: python {manifest.parent}/run.py --backend onnxruntime|openvino --device CPU "
-                  f"--threads 1; then here: quadnas profile import {manifest.parent}/results.csv --name NAME")
+    console.print(
+        f"[green]wrote[/] kit {manifest.parent} ({len(space.all_op_specs())} op specs, {args.networks} networks)"
+    )
+    console.print(
+        f"on the device: python {manifest.parent}/run.py --backend onnxruntime|openvino --device CPU "
+        f"--threads 1; then here: quadnas profile import {manifest.parent}/results.csv --name NAME"
+    )
     return 0
 
 

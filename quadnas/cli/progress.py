@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from rich.console import Console
 from rich.markup import escape
@@ -33,12 +33,17 @@ class RichProgress(Progress):
 
     @contextmanager
     def task(self, what: str, total: int, done: int = 0, unit: str = "step") -> Iterator[Task]:
-        from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.progress import Progress as Bars
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), TextColumn("{task.fields[note]}"))
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+        )
         with Bars(*columns, console=self.console, refresh_per_second=2) as bar:
             task_id = bar.add_task(what, total=total, completed=done, note="")
             yield _BarTask(bar, task_id, self, what, total, done, unit)
@@ -67,8 +72,9 @@ def log_to(console: Console, level: int = logging.INFO) -> Iterator[None]:
     if console.is_terminal:
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(console=console, show_time=False, show_path=False,
-                                               show_level=False, markup=False)
+        handler: logging.Handler = RichHandler(
+            console=console, show_time=False, show_path=False, show_level=False, markup=False
+        )
     else:
         handler = logging.StreamHandler(console.file)
     handler.setFormatter(_PlainFormatter())

@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="training/evaluation resolution (default 32)")
     p.add_argument("--checkpoint", help="supernet checkpoint; default: train one and cache it under runs/supernets/")
     p.add_argument("--train-epochs", type=positive_int, help="epochs when the supernet must be trained")
-    p.add_argument("--train-device", help="torch device that trains and evaluates the supernet: cpu (default), "
-                                          "cuda or cuda:N")
+    p.add_argument(
+        "--train-device", help="torch device that trains and evaluates the supernet: cpu (default), cuda or cuda:N"
+    )
     p.add_argument("--mode", help="constrained (default), pareto or reward")
     p.add_argument("--sampler", help="tpe (default), nsga2, gp or random")
     p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")
@@ -40,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     import optuna
     from rich.table import Table
 
+    from quadnas.errors import QuadnasError
     from quadnas.study.config import MODES, SearchConfig
     from quadnas.study.run import search
-    from quadnas.errors import QuadnasError
     from quadnas.study.samplers import SAMPLERS
 
     if args.mode and args.mode not in MODES:
@@ -55,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
     result = search(config, progress=progress_for(err_console))
 
     complete = len(result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    console.print(f"study [bold]{result.study.study_name}[/]: {complete} complete trials, "
-                  f"budget {result.budget_ms:g} ms on {config.device}, results in {result.run_dir}/", soft_wrap=True)
+    console.print(
+        f"study [bold]{result.study.study_name}[/]: {complete} complete trials, "
+        f"budget {result.budget_ms:g} ms on {config.device}, results in {result.run_dir}/",
+        soft_wrap=True,
+    )
     if result.best is None:
         console.print("[bold red]no arch under the budget was found[/]; the fastest proposals were:")
         shown = result.closest
@@ -68,19 +72,27 @@ def run(args: argparse.Namespace) -> int:
     per_line = max(2, (console.width - 50) // 5)  # tokens of up to 4 characters and a dash
     for i, c in enumerate(shown, 1):
         acc = "not evaluated" if c.accuracy is None else f"{c.accuracy:.4f}"
-        table.add_row(str(i), wrap_arch(c.arch, per_line), acc, f"{c.latency_ms:.2f} ms",
-                      f"{c.latency_ms / result.budget_ms:.0%}", str(c.trial))
+        table.add_row(
+            str(i),
+            wrap_arch(c.arch, per_line),
+            acc,
+            f"{c.latency_ms:.2f} ms",
+            f"{c.latency_ms / result.budget_ms:.0%}",
+            str(c.trial),
+        )
     console.print(table)
     if result.best is not None:
         console.print(f"best arch: {result.best.arch}", highlight=False, soft_wrap=True)
     if config.mode == "pareto" and result.pareto:
-        console.print(f"Pareto front: {len(result.pareto)} archs, from {result.pareto[0].latency_ms:.2f} ms "
-                      f"(acc {result.pareto[0].accuracy:.4f}) to {result.pareto[-1].latency_ms:.2f} ms "
-                      f"(acc {result.pareto[-1].accuracy:.4f}); see pareto.csv")
+        console.print(
+            f"Pareto front: {len(result.pareto)} archs, from {result.pareto[0].latency_ms:.2f} ms "
+            f"(acc {result.pareto[0].accuracy:.4f}) to {result.pareto[-1].latency_ms:.2f} ms "
+            f"(acc {result.pareto[-1].accuracy:.4f}); see pareto.csv"
+        )
     return 0 if result.best else 1
 
 
 def wrap_arch(arch: str, per_line: int) -> str:
     """`arch` on lines of `per_line` tokens, broken only after a dash (a token is never cut)."""
     tokens = arch.split("-")
-    return "-\n".join("-".join(tokens[i:i + per_line]) for i in range(0, len(tokens), per_line))
+    return "-\n".join("-".join(tokens[i : i + per_line]) for i in range(0, len(tokens), per_line))

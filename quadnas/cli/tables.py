@@ -22,9 +22,10 @@ ORDER = ("name", "device", "backend", "provenance", "host", "created", "error %"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "tables", help="list latency tables",
+        "tables",
+        help="list latency tables",
         description="List the latency tables `--device` can name: user tables first, then the shipped ones. "
-                    "`host` says whether a measured table was taken on this host.",
+        "`host` says whether a measured table was taken on this host.",
     )
     parser.set_defaults(func=run)
 
@@ -44,11 +45,17 @@ def row_of(file: TableFile, here: Host) -> dict[str, str]:
     table = file.table
     m = table.meta
     aliases = f" ({', '.join(m.aliases)})" if m.aliases else ""
-    return {"name": table.name + aliases, "device": m.device, "backend": f"{m.backend} {m.precision}",
-            "provenance": m.provenance, "host": host_status(m, here) or "—",
-            "created": m.created.strftime("%Y-%m-%d"),
-            "error %": expected_error(table, networks=False), "error % mean/max": expected_error(table),
-            "where": "shipped" if file.shipped else "user"}
+    return {
+        "name": table.name + aliases,
+        "device": m.device,
+        "backend": f"{m.backend} {m.precision}",
+        "provenance": m.provenance,
+        "host": host_status(m, here) or "—",
+        "created": m.created.strftime("%Y-%m-%d"),
+        "error %": expected_error(table, networks=False),
+        "error % mean/max": expected_error(table),
+        "where": "shipped" if file.shipped else "user",
+    }
 
 
 def fitting_columns(rows: list[dict[str, str]], width: int) -> list[str]:
@@ -86,8 +93,15 @@ def run(args: argparse.Namespace) -> int:
     out.print(view)
     for f in files:
         if f.table is None:
-            out.print(f"[red]unreadable[/] {escape(f.path.name)} ({'shipped' if f.shipped else 'user'}): "
-                      f"{escape(f.error or '')}", highlight=False, soft_wrap=True)
-    out.print(f"[dim]user tables: {user_tables_dir()} (QUADNAS_TABLES overrides); "
-              f"shipped: {SHIPPED_TABLES_DIR}[/]", highlight=False, soft_wrap=True)
+            out.print(
+                f"[red]unreadable[/] {escape(f.path.name)} ({'shipped' if f.shipped else 'user'}): "
+                f"{escape(f.error or '')}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    out.print(
+        f"[dim]user tables: {user_tables_dir()} (QUADNAS_TABLES overrides); shipped: {SHIPPED_TABLES_DIR}[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0

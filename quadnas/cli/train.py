@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import random
-
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -24,25 +23,44 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = TrainConfig()
     p = subparsers.add_parser(
-        "train", help="train a weight-shared supernet",
+        "train",
+        help="train a weight-shared supernet",
         description="Train a supernet (uniform single-path sampling, or --sandwich); checkpoints every epoch.",
     )
     p.add_argument("--space", default=None, help="search space name or YAML path (default quadranet-t)")
-    p.add_argument("--data", default="mnist5k",
-                   help="mnist5k, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)")
-    p.add_argument("--resolution", type=int, default=defaults.resolution,
-                   help=f"training resolution, a multiple of the space's stride (default {defaults.resolution})")
+    p.add_argument(
+        "--data",
+        default="mnist5k",
+        help="mnist5k, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=defaults.resolution,
+        help=f"training resolution, a multiple of the space's stride (default {defaults.resolution})",
+    )
     p.add_argument("--epochs", type=positive_int, default=defaults.epochs, help=f"(default {defaults.epochs})")
-    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
-                   help=f"global batch size (default {defaults.batch_size})")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=defaults.batch_size,
+        help=f"global batch size (default {defaults.batch_size})",
+    )
     p.add_argument("--lr", type=float, default=defaults.lr, help=f"peak AdamW learning rate (default {defaults.lr})")
     p.add_argument("--seed", type=int, default=defaults.seed, help=f"(default {defaults.seed})")
-    p.add_argument("--sandwich", action="store_true",
-                   help="train largest + smallest + random paths per step instead of one random path")
-    p.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
-                   help=f"(default {defaults.label_smoothing})")
-    p.add_argument("--no-memory-efficient", action="store_true",
-                   help="keep both quadratic factors for backward (faster, more memory)")
+    p.add_argument(
+        "--sandwich",
+        action="store_true",
+        help="train largest + smallest + random paths per step instead of one random path",
+    )
+    p.add_argument(
+        "--label-smoothing", type=float, default=defaults.label_smoothing, help=f"(default {defaults.label_smoothing})"
+    )
+    p.add_argument(
+        "--no-memory-efficient",
+        action="store_true",
+        help="keep both quadratic factors for backward (faster, more memory)",
+    )
     p.add_argument("--train-device", default="cpu", help="torch device: cpu (default), cuda or cuda:N")
     p.add_argument("--out", help="checkpoint path (default runs/supernets/<space>-<fp>-<data>-<fp>.pt)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out from its last epoch")
@@ -54,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
     from quadnas.accelerator import torch_device
     from quadnas.data import load_dataset
-    from quadnas.supernet.evaluate import Evaluator
     from quadnas.space import SearchSpace
     from quadnas.supernet.checkpoint import check_writable, default_checkpoint_path
+    from quadnas.supernet.evaluate import Evaluator
     from quadnas.supernet.train import is_main_process, train_supernet
 
     space = SearchSpace.load(args.space)
@@ -68,20 +86,34 @@ def run(args: argparse.Namespace) -> int:
     main = is_main_process()
     progress = progress_for(err_console) if main else None
     dataset = load_dataset(
-        args.data, resolution=config.resolution, val_fraction=config.val_fraction,
-        channels=space.config.in_channels, progress=progress,
+        args.data,
+        resolution=config.resolution,
+        val_fraction=config.val_fraction,
+        channels=space.config.in_channels,
+        progress=progress,
     )
     out = args.out or default_checkpoint_path(space, dataset)
-    supernet = train_supernet(space, dataset, config, out, resume=args.resume, progress=progress,
-                              on_epoch=print_epoch if main else None, device=args.train_device)
+    supernet = train_supernet(
+        space,
+        dataset,
+        config,
+        out,
+        resume=args.resume,
+        progress=progress,
+        on_epoch=print_epoch if main else None,
+        device=args.train_device,
+    )
     if not main:
         return 0
     evaluator = Evaluator(supernet, dataset)
     title = f"{space.name} on {dataset.name}: {len(dataset.val)} validation images"
     view = Table("subnet", "val accuracy", title=title)
     view.add_column("arch", overflow="fold")
-    subnets = (("largest", space.largest()), ("smallest", space.smallest()),
-               ("random", space.sample(random.Random(config.seed))))
+    subnets = (
+        ("largest", space.largest()),
+        ("smallest", space.smallest()),
+        ("random", space.sample(random.Random(config.seed))),
+    )
     for label, arch in subnets:
         view.add_row(label, f"{evaluator.accuracy(arch):.2%}", str(arch))
     console.print(view)
@@ -108,8 +140,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         raise QuadnasError(f"{flag} {error['input']}: {error['msg']}") from None
 
 
-def print_epoch(stats: "EpochStats") -> None:
+def print_epoch(stats: EpochStats) -> None:
     console.print(
         f"epoch {stats.epoch}/{stats.epochs}: train loss {stats.loss:.3f}, train acc {stats.accuracy:.1%}, "
-        f"lr {stats.lr:.2e}, {stats.seconds:.0f} s", highlight=False,
+        f"lr {stats.lr:.2e}, {stats.seconds:.0f} s",
+        highlight=False,
     )

@@ -15,18 +15,25 @@ from quadnas.latency.settings import ProfileSettings
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "validate", help="check a measured table against whole networks measured end to end",
+        "validate",
+        help="check a measured table against whole networks measured end to end",
         description="Measure N random archs of the table's space on the table's own backend, target and threads, "
-                    "and report the prediction error (MAPE, max, share within 5%% and 10%%, Kendall tau).",
+        "and report the prediction error (MAPE, max, share within 5%% and 10%%, Kendall tau).",
     )
     parser.add_argument("--table", required=True, help="table name, alias or CSV path")
     parser.add_argument("--n", type=positive_int, default=20, help="number of random networks (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random networks (default 1)")
     parser.add_argument("--space", default=None, help="the space's YAML, if it is not the shipped one the table names")
-    parser.add_argument("--network-rounds", type=positive_int, default=ProfileSettings().network_rounds,
-                        help="timed rounds per network")
-    parser.add_argument("--clock", choices=clock_choices(), metavar="CLOCK", default=None,
-                        help="one of %(choices)s: time the networks on this clock instead of the table's (e.g. wall)")
+    parser.add_argument(
+        "--network-rounds", type=positive_int, default=ProfileSettings().network_rounds, help="timed rounds per network"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=clock_choices(),
+        metavar="CLOCK",
+        default=None,
+        help="one of %(choices)s: time the networks on this clock instead of the table's (e.g. wall)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--verbose", action="store_true", help="print every network")
     parser.set_defaults(func=run_validate)
@@ -36,9 +43,9 @@ def run_validate(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from quadnas._files import atomic_write
     from quadnas.latency.devices import load_device_table
     from quadnas.latency.host import foreign_host_note
-    from quadnas._files import atomic_write
     from quadnas.latency.validate import validate
     from quadnas.space import SearchSpace
 
@@ -49,10 +56,15 @@ def run_validate(args: argparse.Namespace) -> int:
     settings = ProfileSettings(network_rounds=args.network_rounds)
     note = foreign_host_note(table.meta)
     if note is not None:
-        err_console.print(f"[yellow]note:[/] the networks are timed on this host and compared with another host's "
-                          f"table: {escape(note)}", highlight=False, soft_wrap=True)
-    result = validate(table, space, n=args.n, seed=args.seed, settings=settings,
-                      clock=args.clock, progress=progress_for(err_console))
+        err_console.print(
+            f"[yellow]note:[/] the networks are timed on this host and compared with another host's "
+            f"table: {escape(note)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    result = validate(
+        table, space, n=args.n, seed=args.seed, settings=settings, clock=args.clock, progress=progress_for(err_console)
+    )
     if args.verbose:
         rows = Table("measured ms", "predicted ms", "error")
         rows.add_column("arch", overflow="fold")
@@ -60,13 +72,23 @@ def run_validate(args: argparse.Namespace) -> int:
             rows.add_row(f"{m:.3f}", f"{p:.3f}", f"{(p - m) / m * 100:+.1f}%", arch)
         console.print(rows)
     figures = Table("table", "clock", "networks", "MAPE", "max error", "within ±5%", "within ±10%", "Kendall τ")
-    figures.add_row(result.table, result.clock, str(result.n), f"{result.mape_pct:.2f}%", f"{result.max_err_pct:.2f}%",
-                    f"{result.within_5_pct:.0f}%", f"{result.within_10_pct:.0f}%", f"{result.kendall_tau:.3f}")
+    figures.add_row(
+        result.table,
+        result.clock,
+        str(result.n),
+        f"{result.mape_pct:.2f}%",
+        f"{result.max_err_pct:.2f}%",
+        f"{result.within_5_pct:.0f}%",
+        f"{result.within_10_pct:.0f}%",
+        f"{result.kendall_tau:.3f}",
+    )
     console.print(figures)
     if args.json is not None:
         try:
             atomic_write(args.json, json.dumps(result.as_dict(), indent=1) + "\n")
         except OSError as e:
-            raise QuadnasError(f"cannot write --json {args.json}: {e.strerror or e}: give a writable file path") from None
+            raise QuadnasError(
+                f"cannot write --json {args.json}: {e.strerror or e}: give a writable file path"
+            ) from None
         console.print(f"[green]wrote[/] {args.json}")
     return 0

@@ -10,9 +10,14 @@ The names below are imported on first use, so that a light submodule (`names`, `
 import importlib
 
 _HOMES = {
-    "Calibration": "table", "LatencyTable": "table", "TableMeta": "table",
+    "Calibration": "table",
+    "LatencyTable": "table",
+    "TableMeta": "table",
     "LatencyPredictor": "predictor",
-    "list_tables": "devices", "load_device_table": "devices", "resolve_device": "devices", "user_tables_dir": "devices",
+    "list_tables": "devices",
+    "load_device_table": "devices",
+    "resolve_device": "devices",
+    "user_tables_dir": "devices",
 }
 __all__ = sorted(_HOMES)
 

@@ -15,8 +15,9 @@ import tempfile
 import time
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -72,8 +73,13 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: Path) -> 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but faster and needs no onnxscript
         torch.onnx.export(
-            module, (torch.randn(input_shape),), str(path), dynamo=False, opset_version=ONNX_OPSET,
-            input_names=["input"], output_names=["output"],
+            module,
+            (torch.randn(input_shape),),
+            str(path),
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=["input"],
+            output_names=["output"],
         )
     return path
 
@@ -120,9 +126,15 @@ class Backend(ABC):
 
     def describe(self) -> dict[str, str | int]:
         """Backend, version, target, threads and device, for a table's metadata."""
-        return {"backend": self.name, "backend_version": self.version, "target": self.target,
-                "threads": self.threads, "clock": self.clock, "device": self.device_name,
-                "precision": self.precision}
+        return {
+            "backend": self.name,
+            "backend_version": self.version,
+            "target": self.target,
+            "threads": self.threads,
+            "clock": self.clock,
+            "device": self.device_name,
+            "precision": self.precision,
+        }
 
 
 class OnnxBackend(Backend):
@@ -183,8 +195,15 @@ class OpenVinoBackend(OnnxBackend):
 class TorchRunner:
     """Eager PyTorch; on CUDA each call is timed with CUDA events."""
 
-    def __init__(self, module: nn.Module, input_shape: tuple[int, ...], device: torch.device, threads: int,
-                 clock: Callable[[], float] = time.perf_counter, channels_last: bool = False):
+    def __init__(
+        self,
+        module: nn.Module,
+        input_shape: tuple[int, ...],
+        device: torch.device,
+        threads: int,
+        clock: Callable[[], float] = time.perf_counter,
+        channels_last: bool = False,
+    ):
         self.module = module.eval().to(device)
         self.device, self.threads, self.clock = device, threads, clock
         self.input = torch.randn(input_shape, device=device)
@@ -244,12 +263,14 @@ class TorchBackend(Backend):
         return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock], channels_last)
 
 
-BACKENDS: dict[str, type[Backend]] = dict(zip(BACKEND_NAMES, (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend),
-                                             strict=True))
+BACKENDS: dict[str, type[Backend]] = dict(
+    zip(BACKEND_NAMES, (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend), strict=True)
+)
 
 
-def get_backend(name: str, target: str | None = None, threads: int | str = 1,
-                work_dir: Path | None = None, clock: str = "auto") -> Backend:
+def get_backend(
+    name: str, target: str | None = None, threads: int | str = 1, work_dir: Path | None = None, clock: str = "auto"
+) -> Backend:
     """The backend `name` on `target` (default: CPU) with `threads` threads, timed on `clock`.
 
     `clock`: 'wall', 'cpu' (process CPU time: 1 thread on a CPU only) or 'auto' (cpu where it

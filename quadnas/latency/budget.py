@@ -20,4 +20,3 @@ def parse_budget(text: str | float) -> float:
     if value <= 0:
         raise QuadnasError(f"budget '{text}' must be positive: write e.g. 30ms")
     return value
-

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quadnas.errors import QuadnasError
-from quadnas.resources import shipped_dir
 from quadnas.latency.names import user_tables_dir
 from quadnas.latency.table import LatencyTable, TableMeta
+from quadnas.resources import shipped_dir
 
 SHIPPED_TABLES_DIR = shipped_dir("latency_tables")
 logger = logging.getLogger("quadnas")
@@ -57,8 +57,9 @@ def resolve_device(name_or_path: str | Path) -> Path:
     if path.is_file():
         return path
     if path.suffix == ".csv" or os.sep in text:
-        raise QuadnasError(f"latency table {path} does not exist: give an existing CSV path or a device "
-                           f"name ({_known()})")
+        raise QuadnasError(
+            f"latency table {path} does not exist: give an existing CSV path or a device name ({_known()})"
+        )
     for directory in table_dirs():
         candidate = directory / f"{text}.csv"
         if candidate.is_file():
@@ -67,8 +68,10 @@ def resolve_device(name_or_path: str | Path) -> Path:
         meta = _meta_or_warn(candidate)
         if meta is not None and text in meta.aliases:
             return candidate
-    raise QuadnasError(f"unknown device '{text}': use one of {_known()}, a CSV path, or measure this "
-                       f"machine with `quadnas profile --name {text}`")
+    raise QuadnasError(
+        f"unknown device '{text}': use one of {_known()}, a CSV path, or measure this "
+        f"machine with `quadnas profile --name {text}`"
+    )
 
 
 def load_device_table(name_or_path: str | Path) -> LatencyTable:

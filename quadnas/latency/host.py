@@ -42,7 +42,7 @@ class Host(BaseModel):
     machine: str | None = None
 
     @classmethod
-    def current(cls) -> "Host":
+    def current(cls) -> Host:
         """This machine (Linux: /proc/cpuinfo; elsewhere fewer fields)."""
         return cls.model_validate(kit_runner.read_host())
 
@@ -51,11 +51,14 @@ class Host(BaseModel):
         """12 hex digits from name, family/model/stepping, ISA features and logical cores."""
         return kit_runner.host_fingerprint(self.model_dump())
 
-    def describe(self, other: "Host | None" = None) -> str:
+    def describe(self, other: Host | None = None) -> str:
         """'AMD EPYC (family 25 model 17 stepping 1) with avx512f, 2 logical cores'; the features
         named are those that differ from `other` (none without it)."""
-        ids = " ".join(f"{key} {value}" for key, value in
-                       (("family", self.family), ("model", self.model), ("stepping", self.stepping)) if value)
+        ids = " ".join(
+            f"{key} {value}"
+            for key, value in (("family", self.family), ("model", self.model), ("stepping", self.stepping))
+            if value
+        )
         text = self.name + (f" ({ids})" if ids else "")
         if other is not None:
             extra = [f for f in self.features if f not in other.features]
@@ -74,7 +77,7 @@ def host_difference(measured: Host, here: Host) -> str | None:
     return f"the table was measured on {measured.describe(here)}; this host is {here.describe(measured)}"
 
 
-def host_status(meta: "TableMeta", here: Host | None = None) -> HostStatus | None:
+def host_status(meta: TableMeta, here: Host | None = None) -> HostStatus | None:
     """Whether a measured table was taken on this host; None for an estimated table."""
     if meta.provenance != "measured":
         return None
@@ -84,14 +87,14 @@ def host_status(meta: "TableMeta", here: Host | None = None) -> HostStatus | Non
     return "this host" if recorded == (here or Host.current()).fingerprint else "other host"
 
 
-def recorded_fingerprint(meta: "TableMeta") -> str | None:
+def recorded_fingerprint(meta: TableMeta) -> str | None:
     """The table's `host_fingerprint`, else its `host`'s, else None (measured before hosts were recorded)."""
     if meta.host_fingerprint:
         return meta.host_fingerprint
     return meta.host.fingerprint if meta.host is not None else None
 
 
-def profile_command(meta: "TableMeta") -> str:
+def profile_command(meta: TableMeta) -> str:
     """The `quadnas profile` command that measures a table like `meta` on this host."""
     target = getattr(meta, "target", None)
     parts = ["quadnas profile", f"--backend {meta.backend}"]
@@ -101,7 +104,7 @@ def profile_command(meta: "TableMeta") -> str:
     return " ".join(parts + ["--name NAME"])
 
 
-def foreign_host_note(meta: "TableMeta", here: Host | None = None) -> str | None:
+def foreign_host_note(meta: TableMeta, here: Host | None = None) -> str | None:
     """One line for a measured table taken on another host (or on one it does not record):
     what differs and the fix. None for an estimated table or one measured on this host."""
     status = host_status(meta, here)
@@ -110,9 +113,13 @@ def foreign_host_note(meta: "TableMeta", here: Host | None = None) -> str | None
     here = here or Host.current()
     fix = f"profile this host with `{profile_command(meta)}` (or adapt the table)"
     if status == "not recorded":
-        return (f"host not recorded: the '{meta.device}' table was measured before quadnas recorded hosts, and CPUs "
-                f"of one name can differ 2x (this host: {here.describe()}); unless it was measured here, {fix}")
+        return (
+            f"host not recorded: the '{meta.device}' table was measured before quadnas recorded hosts, and CPUs "
+            f"of one name can differ 2x (this host: {here.describe()}); unless it was measured here, {fix}"
+        )
     if meta.host is None:
-        return (f"measured on another host (fingerprint {meta.host_fingerprint}, this host {here.fingerprint}: "
-                f"{here.describe()}): its latencies hold there, not here; {fix}")
+        return (
+            f"measured on another host (fingerprint {meta.host_fingerprint}, this host {here.fingerprint}: "
+            f"{here.describe()}): its latencies hold there, not here; {fix}"
+        )
     return f"measured on another host: {host_difference(meta.host, here)}; its latencies hold there, not here; {fix}"

@@ -27,8 +27,15 @@ from quadnas.latency.backends import export_onnx
 from quadnas.latency.host import Host
 from quadnas.latency.kit_runner import Timing
 from quadnas.latency.profile import (
-    ProfileSettings, calibrate, network_input_shape, network_point, new_meta, op_module, overhead_module,
-    row_values, sample_spread,
+    ProfileSettings,
+    calibrate,
+    network_input_shape,
+    network_point,
+    new_meta,
+    op_module,
+    overhead_module,
+    row_values,
+    sample_spread,
 )
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
@@ -45,8 +52,9 @@ def op_file(spec: OpSpec) -> str:
     return f"ops/{spec.op}_{spec.height}x{spec.width}x{spec.cin}_{spec.cout}_k{spec.kernel}e{spec.expansion}.onnx"
 
 
-def write_kit(out: Path, space: SearchSpace, settings: ProfileSettings = ProfileSettings(),
-              progress: Progress | None = None) -> Path:
+def write_kit(
+    out: Path, space: SearchSpace, settings: ProfileSettings = ProfileSettings(), progress: Progress | None = None
+) -> Path:
     """Write a kit for `space` into `out`; the manifest's path."""
     progress = progress or Progress()
     if out.exists() and not out.is_dir():
@@ -71,9 +79,15 @@ def write_kit(out: Path, space: SearchSpace, settings: ProfileSettings = Profile
             networks.append({"key": f"net{i:02d}", "file": file, "arch": str(arch)})
             task.advance(1, str(arch))
     manifest = {
-        "format": KIT_FORMAT, "quadnas_version": __version__, "space": space.name,
-        "fingerprint": space.fingerprint(), "space_config": space.config.model_dump(),
-        "settings": asdict(settings), "overhead": {"file": "overhead.onnx"}, "ops": ops, "networks": networks,
+        "format": KIT_FORMAT,
+        "quadnas_version": __version__,
+        "space": space.name,
+        "fingerprint": space.fingerprint(),
+        "space_config": space.config.model_dump(),
+        "settings": asdict(settings),
+        "overhead": {"file": "overhead.onnx"},
+        "ops": ops,
+        "networks": networks,
     }
     shutil.copyfile(kit_runner.__file__, out / RUNNER)
     kit_runner.atomic_write(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
@@ -91,8 +105,9 @@ def read_results(path: Path) -> tuple[dict[str, str], dict[tuple[str, str], Timi
     timings = {}
     try:
         for row in csv.DictReader(io.StringIO(body)):
-            timings[(row["kind"], row["key"])] = Timing(float(row["median_ms"]), float(row["p10_ms"]),
-                                                        float(row["p90_ms"]), int(row["runs"]))
+            timings[(row["kind"], row["key"])] = Timing(
+                float(row["median_ms"]), float(row["p10_ms"]), float(row["p90_ms"]), int(row["runs"])
+            )
     except (KeyError, TypeError, ValueError) as e:
         raise QuadnasError(f"{path} is not a kit results file ({e}): give the results.csv that run.py wrote") from None
     return header, timings
@@ -104,37 +119,66 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
     try:
         manifest = json.loads((kit_dir / MANIFEST).read_text())
     except (OSError, ValueError) as e:
-        raise QuadnasError(f"cannot read {kit_dir / MANIFEST} ({e}): import the results.csv from inside "
-                           "its kit directory, or pass --kit DIR") from None
+        raise QuadnasError(
+            f"cannot read {kit_dir / MANIFEST} ({e}): import the results.csv from inside "
+            "its kit directory, or pass --kit DIR"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != KIT_FORMAT:
-        raise QuadnasError(f"{kit_dir / MANIFEST} is not a quadnas kit manifest (format {KIT_FORMAT}): "
-                           "pass --kit DIR of the kit that measured these results")
+        raise QuadnasError(
+            f"{kit_dir / MANIFEST} is not a quadnas kit manifest (format {KIT_FORMAT}): "
+            "pass --kit DIR of the kit that measured these results"
+        )
     header, timings = read_results(results)
     absent = [k for k in ("backend", "backend_version", "target", "threads", "device") if k not in header]
     if absent:
-        raise QuadnasError(f"{results} lacks header line(s) {', '.join(absent)}: import the results.csv "
-                           "that run.py wrote, unedited")
+        raise QuadnasError(
+            f"{results} lacks header line(s) {', '.join(absent)}: import the results.csv that run.py wrote, unedited"
+        )
     space = SearchSpace.from_dict(manifest["space_config"], source=f"kit {kit_dir}")
     if header.get("fingerprint") != manifest["fingerprint"] or space.fingerprint() != manifest["fingerprint"]:
-        raise QuadnasError(f"{results} does not belong to the kit in {kit_dir} (space fingerprints differ): "
-                           "import it with the manifest.json of the kit it was measured with")
-    wanted = [("overhead", "overhead")] + [("op", o["key"]) for o in manifest["ops"]] + \
-             [("network", n["key"]) for n in manifest["networks"]]
+        raise QuadnasError(
+            f"{results} does not belong to the kit in {kit_dir} (space fingerprints differ): "
+            "import it with the manifest.json of the kit it was measured with"
+        )
+    wanted = (
+        [("overhead", "overhead")]
+        + [("op", o["key"]) for o in manifest["ops"]]
+        + [("network", n["key"]) for n in manifest["networks"]]
+    )
     missing = [key for key in wanted if key not in timings]
     if missing:
-        raise QuadnasError(f"{results} lacks {len(missing)} of {len(wanted)} measurements: rerun "
-                           "`python run.py` with the same options on the device to finish them")
-    settings = ProfileSettings(**{**manifest["settings"], "rounds": int(header.get("rounds", manifest["settings"]["rounds"]))})
+        raise QuadnasError(
+            f"{results} lacks {len(missing)} of {len(wanted)} measurements: rerun "
+            "`python run.py` with the same options on the device to finish them"
+        )
+    settings = ProfileSettings(
+        **{**manifest["settings"], "rounds": int(header.get("rounds", manifest["settings"]["rounds"]))}
+    )
     overhead = timings[("overhead", "overhead")].median_ms
-    described = {"backend": header["backend"], "backend_version": header["backend_version"],
-                 "target": header["target"], "threads": header["threads"], "clock": header.get("clock", "wall"),
-                 "device": header["device"], "precision": header.get("precision", "fp32")}
-    meta = new_meta(space, described, settings, overhead, "measured with a quadnas profiling kit (run.py)",
-                    results_host(header, results))
-    meta = meta.model_copy(update={
-        "calibration_networks": [network_point(space.parse(n["arch"]), timings[("network", n["key"])])
-                                 for n in manifest["networks"]],
-    })
+    described = {
+        "backend": header["backend"],
+        "backend_version": header["backend_version"],
+        "target": header["target"],
+        "threads": header["threads"],
+        "clock": header.get("clock", "wall"),
+        "device": header["device"],
+        "precision": header.get("precision", "fp32"),
+    }
+    meta = new_meta(
+        space,
+        described,
+        settings,
+        overhead,
+        "measured with a quadnas profiling kit (run.py)",
+        results_host(header, results),
+    )
+    meta = meta.model_copy(
+        update={
+            "calibration_networks": [
+                network_point(space.parse(n["arch"]), timings[("network", n["key"])]) for n in manifest["networks"]
+            ],
+        }
+    )
     rows = [{**o["spec"], **row_values(timings[("op", o["key"])], overhead)} for o in manifest["ops"]]
     table = LatencyTable(meta).with_rows(rows)
     calibrate(table, space)
@@ -149,5 +193,7 @@ def results_host(header: dict[str, str], results: Path) -> Host | None:
     try:
         return Host.model_validate_json(header["host"])
     except ValidationError as e:
-        raise QuadnasError(f"{results}: its 'host' header line is not a host record ({e.errors()[0]['msg']}): "
-                           "import the results.csv that run.py wrote, unedited") from None
+        raise QuadnasError(
+            f"{results}: its 'host' header line is not a host record ({e.errors()[0]['msg']}): "
+            "import the results.csv that run.py wrote, unedited"
+        ) from None

@@ -32,9 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -63,19 +64,63 @@ class TimedSession(Protocol):
 # ---- the machine ----------------------------------------------------------
 #: ISA features that decide which kernels a runtime picks, named as Linux's /proc/cpuinfo names them.
 KERNEL_FEATURES = (
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl",
-    "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
-    "neon", "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx_vnni",
+    "avx512f",
+    "avx512dq",
+    "avx512cd",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "asimdhp",
+    "asimddp",
+    "i8mm",
+    "bf16",
+    "sve",
+    "sve2",
 )
 #: the host fields that decide speed: what a host fingerprint hashes (not the OS, not the host name)
 HOST_SPEED_KEYS = ("name", "family", "model", "stepping", "features", "logical_cores")
-ARM_IMPLEMENTERS = {"0x41": "ARM", "0x42": "Broadcom", "0x48": "HiSilicon", "0x4e": "NVIDIA", "0x51": "Qualcomm",
-                    "0x61": "Apple", "0xc0": "Ampere"}
-ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-             "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
-             "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2",
-             "0xd49": "Neoverse-N2", "0xd4f": "Neoverse-V2"}
+ARM_IMPLEMENTERS = {
+    "0x41": "ARM",
+    "0x42": "Broadcom",
+    "0x48": "HiSilicon",
+    "0x4e": "NVIDIA",
+    "0x51": "Qualcomm",
+    "0x61": "Apple",
+    "0xc0": "Ampere",
+}
+ARM_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1",
+    "0xd0d": "Cortex-A77",
+    "0xd40": "Neoverse-V1",
+    "0xd41": "Cortex-A78",
+    "0xd44": "Cortex-X1",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd48": "Cortex-X2",
+    "0xd49": "Neoverse-N2",
+    "0xd4f": "Neoverse-V2",
+}
 
 
 def kernel_features(flags: Iterable[str]) -> list[str]:
@@ -97,12 +142,22 @@ def parse_cpuinfo(text: str) -> dict[str, object]:
         variant, revision = first.get("cpu variant", ""), first.get("cpu revision", "")
         stepping = f"r{int(variant, 16)}p{revision}" if variant.startswith("0x") and revision.isdigit() else None
         part_name = f"{vendor} {ARM_PARTS[part]}" if implementer == "0x41" and part in ARM_PARTS else None
-        return {"name": part_name or _first_name(first), "vendor": vendor, "family": first.get("cpu architecture"),
-                "model": part or None, "stepping": stepping,
-                "features": kernel_features(first.get("features", "").split())}
-    return {"name": _first_name(first), "vendor": first.get("vendor_id"), "family": first.get("cpu family"),
-            "model": first.get("model"), "stepping": first.get("stepping"),
-            "features": kernel_features(first.get("flags", "").split())}
+        return {
+            "name": part_name or _first_name(first),
+            "vendor": vendor,
+            "family": first.get("cpu architecture"),
+            "model": part or None,
+            "stepping": stepping,
+            "features": kernel_features(first.get("features", "").split()),
+        }
+    return {
+        "name": _first_name(first),
+        "vendor": first.get("vendor_id"),
+        "family": first.get("cpu family"),
+        "model": first.get("model"),
+        "stepping": first.get("stepping"),
+        "features": kernel_features(first.get("flags", "").split()),
+    }
 
 
 def _first_name(fields: dict[str, str]) -> str | None:
@@ -122,8 +177,9 @@ def _from_platform() -> dict[str, object]:
         fields.update(family=found[1], model=found[2], stepping=found[3], vendor=found[4])
     if platform.system() == "Darwin":
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            brand = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
-                                   timeout=5).stdout.strip()
+            brand = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
             fields["name"] = brand or fields["name"]
     return fields
 
@@ -137,8 +193,12 @@ def _from_cpuinfo_package() -> dict[str, object]:
     except Exception:  # not installed, or it failed to probe this machine: the host has fewer fields
         return {}
     text = {key: str(info[key]) for key in ("family", "model", "stepping") if info.get(key) is not None}
-    return {"name": info.get("brand_raw"), "vendor": info.get("vendor_id_raw"), **text,
-            "features": kernel_features(info.get("flags") or [])}
+    return {
+        "name": info.get("brand_raw"),
+        "vendor": info.get("vendor_id_raw"),
+        **text,
+        "features": kernel_features(info.get("flags") or []),
+    }
 
 
 def _machine() -> str:
@@ -160,10 +220,17 @@ def read_host(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, object]:
     features = set(fields.get("features") or ())
     if machine == "aarch64":
         features.add("asimd")  # mandatory in 64-bit Arm, though macOS reports no flags
-    return {"name": fields.get("name") or machine or "unknown CPU", "vendor": fields.get("vendor"),
-            "family": fields.get("family"), "model": fields.get("model"), "stepping": fields.get("stepping"),
-            "features": kernel_features(features), "logical_cores": os.cpu_count(),
-            "os": f"{platform.system()} {platform.release()}".strip() or None, "machine": machine or None}
+    return {
+        "name": fields.get("name") or machine or "unknown CPU",
+        "vendor": fields.get("vendor"),
+        "family": fields.get("family"),
+        "model": fields.get("model"),
+        "stepping": fields.get("stepping"),
+        "features": kernel_features(features),
+        "logical_cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}".strip() or None,
+        "machine": machine or None,
+    }
 
 
 def host_fingerprint(host: dict) -> str:
@@ -363,7 +430,7 @@ class Timing:
     runs: int
 
     @classmethod
-    def of(cls, seconds: list[float]) -> "Timing":
+    def of(cls, seconds: list[float]) -> Timing:
         ms = np.asarray(seconds) * 1e3
         p10, median, p90 = np.percentile(ms, [10, 50, 90])
         return cls(float(median), float(p10), float(p90), len(ms))
@@ -512,19 +579,36 @@ def _default_backend() -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Measure this kit's models on this device.")
     parser.add_argument("--backend", choices=KIT_BACKENDS, default=_default_backend())
-    parser.add_argument("--device", "--target", dest="target", default=None,
-                        help="OpenVINO device (CPU, GPU, NPU, MYRIAD) or onnxruntime provider (CPU, CUDA)")
+    parser.add_argument(
+        "--device",
+        "--target",
+        dest="target",
+        default=None,
+        help="OpenVINO device (CPU, GPU, NPU, MYRIAD) or onnxruntime provider (CPU, CUDA)",
+    )
     parser.add_argument("--threads", type=positive_int, default=1)
-    parser.add_argument("--clock", choices=CLOCK_CHOICES, default="auto",
-                        help="wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on an idle CPU "
-                             "but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall")
+    parser.add_argument(
+        "--clock",
+        choices=CLOCK_CHOICES,
+        default="auto",
+        help="wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on an idle CPU "
+        "but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall",
+    )
     parser.add_argument("--rounds", type=positive_int, default=None, help="rounds per op (kit default)")
     parser.add_argument("--out", type=Path, default=None, help="results file (default: results.csv in the kit)")
     return parser.parse_args(argv)
 
 
-def run_kit(kit: Path, backend: str, target: str | None, threads: int, out: Path | None = None,
-            rounds: int | None = None, clock: str = "auto", log: Callable[[str], None] = print) -> Path:
+def run_kit(
+    kit: Path,
+    backend: str,
+    target: str | None,
+    threads: int,
+    out: Path | None = None,
+    rounds: int | None = None,
+    clock: str = "auto",
+    log: Callable[[str], None] = print,
+) -> Path:
     """Measure every model of the kit in `kit` that `out` lacks; the results file."""
     try:
         manifest = json.loads((kit / "manifest.json").read_text())
@@ -539,10 +623,17 @@ def run_kit(kit: Path, backend: str, target: str | None, threads: int, out: Path
         ort_provider(target)
     host = read_host()
     header = {
-        "space": manifest["space"], "fingerprint": manifest["fingerprint"], "backend": backend,
-        "backend_version": runtime_version(backend), "target": (target or "CPU").upper(),
-        "threads": str(threads), "clock": clock, "device": device_name(backend, target),
-        "python": platform.python_version(), "host": json.dumps(host), "host_fingerprint": host_fingerprint(host),
+        "space": manifest["space"],
+        "fingerprint": manifest["fingerprint"],
+        "backend": backend,
+        "backend_version": runtime_version(backend),
+        "target": (target or "CPU").upper(),
+        "threads": str(threads),
+        "clock": clock,
+        "device": device_name(backend, target),
+        "python": platform.python_version(),
+        "host": json.dumps(host),
+        "host_fingerprint": host_fingerprint(host),
     }
     results = ResultsFile(out or kit / "results.csv", header)
     session_class = SESSIONS[backend]
@@ -550,11 +641,18 @@ def run_kit(kit: Path, backend: str, target: str | None, threads: int, out: Path
     files.update({("op", op["key"]): op["file"] for op in manifest["ops"]})
     files.update({("network", net["key"]): net["file"] for net in manifest["networks"]})
     warmup_s = settings["warmup_ms"] / 1e3
-    op_schedule = Schedule(rounds=rounds or settings["rounds"], round_s=settings["round_ms"] / 1e3,
-                           window=settings["window"], warmup_s=warmup_s)
-    net_schedule = Schedule(rounds=settings["network_rounds"], round_s=op_schedule.round_s,
-                            window=max(settings["window"], min(len(manifest["networks"]), NETWORK_WINDOW)),
-                            warmup_s=warmup_s)
+    op_schedule = Schedule(
+        rounds=rounds or settings["rounds"],
+        round_s=settings["round_ms"] / 1e3,
+        window=settings["window"],
+        warmup_s=warmup_s,
+    )
+    net_schedule = Schedule(
+        rounds=settings["network_rounds"],
+        round_s=op_schedule.round_s,
+        window=max(settings["window"], min(len(manifest["networks"]), NETWORK_WINDOW)),
+        warmup_s=warmup_s,
+    )
     results.header.setdefault("rounds", str(op_schedule.rounds))
     total = len(files)
     for kind, schedule in (("overhead", op_schedule), ("op", op_schedule), ("network", net_schedule)):
@@ -567,8 +665,10 @@ def run_kit(kit: Path, backend: str, target: str | None, threads: int, out: Path
 
         def done(key: str, timing: Timing, kind: str = kind) -> None:
             results.add(kind, key, timing)
-            log(f"[{len(results.rows)}/{total}] {kind} {key}: {timing.median_ms:.3f} ms "
-                f"(p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, {timing.runs} runs)")
+            log(
+                f"[{len(results.rows)}/{total}] {kind} {key}: {timing.median_ms:.3f} ms "
+                f"(p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, {timing.runs} runs)"
+            )
 
         measure_interleaved(todo, open_session, schedule, done, seed=settings["seed"])
     return results.path
@@ -577,8 +677,9 @@ def run_kit(kit: Path, backend: str, target: str | None, threads: int, out: Path
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        path = run_kit(Path(__file__).resolve().parent, args.backend, args.target, args.threads,
-                       args.out, args.rounds, args.clock)
+        path = run_kit(
+            Path(__file__).resolve().parent, args.backend, args.target, args.threads, args.out, args.rounds, args.clock
+        )
     except KitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

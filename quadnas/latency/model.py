@@ -17,8 +17,8 @@ on CUDA (`DeviceModel.eager`, see `decompose`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -32,8 +32,21 @@ CLASSES = CONV_CLASSES + ("linear", "vector")
 #: variance, normalise, affine; act: hard-swish/hard-sigmoid; sigmoid: exp + divide; batchnorm:
 #: inference normalise + affine; bias: per-channel add). pool / maxpool: per input element / per
 #: window element.
-VECTOR_FLOPS = {"add": 1, "mul": 1, "act": 4, "relu": 1, "sigmoid": 8, "gelu": 12, "layernorm": 8,
-                "batchnorm": 4, "bias": 1, "pool": 1, "maxpool": 1, "copy": 0, "nms": 0}
+VECTOR_FLOPS = {
+    "add": 1,
+    "mul": 1,
+    "act": 4,
+    "relu": 1,
+    "sigmoid": 8,
+    "gelu": 12,
+    "layernorm": 8,
+    "batchnorm": 4,
+    "bias": 1,
+    "pool": 1,
+    "maxpool": 1,
+    "copy": 0,
+    "nms": 0,
+}
 #: per-channel parameters each vector kind reads
 CHANNEL_PARAMS = {"layernorm": 2, "batchnorm": 4, "bias": 1}
 BINARY = {"add", "mul"}
@@ -167,7 +180,7 @@ class DeviceModel(BaseModel):
         """A parameter by dotted name (`eff.dense`, `overhead_us`)."""
         return self.eff[name[4:]] if name.startswith("eff.") else getattr(self, name)
 
-    def with_params(self, values: dict[str, float], ties: dict[str, str] | None = None) -> "DeviceModel":
+    def with_params(self, values: dict[str, float], ties: dict[str, str] | None = None) -> DeviceModel:
         """A copy with parameters set by dotted name; `ties` copies one efficiency to another class."""
         eff = dict(self.eff)
         fields = {}
@@ -195,16 +208,26 @@ def decompose(spec: OpSpec, stem_patch: int = 4, eager: bool = False) -> list[Pr
     """
     h, w, c = spec.height, spec.width, spec.cin
 
-    def conv(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-             padding: int | None = None, bias: bool = True) -> list[Prim]:
+    def conv(
+        cin: int,
+        cout: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        padding: int | None = None,
+        bias: bool = True,
+    ) -> list[Prim]:
         prim = Prim("conv", h, w, cin, cout, kernel, stride, groups, padding)
         return [prim, Prim("bias", *prim.out_hw, cout, cout)] if eager and bias else [prim]
 
     if spec.op == "stem":
         size = (h // stem_patch, w // stem_patch)
         copy = [Prim("copy", *size, spec.cout, spec.cout)] if eager else []
-        return conv(c, spec.cout, stem_patch, stem_patch, padding=0) + copy + [
-            Prim("layernorm", *size, spec.cout, spec.cout)]
+        return (
+            conv(c, spec.cout, stem_patch, stem_patch, padding=0)
+            + copy
+            + [Prim("layernorm", *size, spec.cout, spec.cout)]
+        )
     if spec.op == "downsample":
         weights = 2 * 2 * c * spec.cout
         reorder = [Prim("copy", 1, 1, weights, weights)] if eager else []
@@ -215,12 +238,20 @@ def decompose(spec: OpSpec, stem_patch: int = 4, eager: bool = False) -> list[Pr
         k, hidden = spec.kernel, c * spec.expansion
         same = {kind: Prim(kind, h, w, c, c) for kind in ("layernorm", "mul", "add")}
         return [
-            same["layernorm"], *conv(c, c, k, groups=c, bias=False), *conv(c, c, k, groups=c, bias=False),
-            *conv(c, c, k, groups=c), same["mul"], same["add"],                      # q(LN(x)) = a*b + c
-            same["mul"], same["add"],                                                # x + gamma1 * q
-            same["layernorm"], *conv(c, hidden),                                     # LN, pw expand
-            Prim("gelu", h, w, hidden, hidden), *conv(hidden, c),
-            same["mul"], same["add"],                                                # x + gamma2 * mlp
+            same["layernorm"],
+            *conv(c, c, k, groups=c, bias=False),
+            *conv(c, c, k, groups=c, bias=False),
+            *conv(c, c, k, groups=c),
+            same["mul"],
+            same["add"],  # q(LN(x)) = a*b + c
+            same["mul"],
+            same["add"],  # x + gamma1 * q
+            same["layernorm"],
+            *conv(c, hidden),  # LN, pw expand
+            Prim("gelu", h, w, hidden, hidden),
+            *conv(hidden, c),
+            same["mul"],
+            same["add"],  # x + gamma2 * mlp
         ]
     raise ValueError(f"unknown op '{spec.op}'")
 

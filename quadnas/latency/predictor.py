@@ -7,7 +7,7 @@ and head; prediction of many archs is one gather and one sum.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,8 +63,10 @@ class LatencyPredictor:
             flat = [lookup[(b.kernel, b.expansion)] for arch in archs for b in arch.blocks]
         except KeyError as e:
             kernel, expansion = e.args[0]
-            raise QuadnasError(f"block choice k{kernel}e{expansion} is not in space '{self.space.name}': "
-                               f"use one of {', '.join(map(str, self.space.choices))}") from None
+            raise QuadnasError(
+                f"block choice k{kernel}e{expansion} is not in space '{self.space.name}': "
+                f"use one of {', '.join(map(str, self.space.choices))}"
+            ) from None
         return np.array(flat, dtype=np.intp).reshape(len(archs), num_blocks)
 
     def raw_many(self, archs: Sequence[Arch] | np.ndarray) -> np.ndarray:

@@ -13,9 +13,9 @@ fitted; its leave-one-out error goes into the header, with the host it was measu
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -35,8 +35,17 @@ from quadnas.space import IDENTITY, Arch, OpSpec, SearchSpace
 
 OVERHEAD_KEY = "overhead"
 # A table resumed from disk must have been measured under the same conditions, on this host.
-RESUME_KEYS = ("backend", "target", "threads", "clock", "precision", "batch", "resolution", "space_fingerprint",
-               "host_fingerprint")
+RESUME_KEYS = (
+    "backend",
+    "target",
+    "threads",
+    "clock",
+    "precision",
+    "batch",
+    "resolution",
+    "space_fingerprint",
+    "host_fingerprint",
+)
 OPS_TASK, NETWORKS_TASK = "measuring op specs", "measuring calibration networks"
 
 
@@ -64,8 +73,9 @@ def sample_spread(space: SearchSpace, n: int, seed: int, exclude: Iterable[Arch]
             break
         i = len(archs)
         p_identity = 0.8 * i / max(n - 1, 1) if IDENTITY in space.choices else 0.0
-        arch = Arch(tuple(IDENTITY if rng.random() < p_identity else rng.choice(blocks)
-                          for _ in range(space.num_blocks)))
+        arch = Arch(
+            tuple(IDENTITY if rng.random() < p_identity else rng.choice(blocks) for _ in range(space.num_blocks))
+        )
         if arch not in seen:
             seen.add(arch)
             archs.append(arch)
@@ -110,8 +120,7 @@ def fit_calibration(row_sums: Iterable[float], measured: Iterable[float]) -> Cal
         keep = np.arange(len(x)) != i
         ai, bi = _line(x[keep], y[keep])
         errors.append(abs(ai * x[i] + bi - y[i]) / y[i] * 100)
-    return Calibration(a=a, b_ms=b, mape_pct=float(np.mean(errors)), max_err_pct=float(np.max(errors)),
-                       networks=len(x))
+    return Calibration(a=a, b_ms=b, mape_pct=float(np.mean(errors)), max_err_pct=float(np.max(errors)), networks=len(x))
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -129,41 +138,71 @@ def method_text(backend_desc: dict, settings: ProfileSettings, overhead_ms: floa
     layout = f"inputs {backend_desc['input_layout']}; " if "input_layout" in backend_desc else ""
     return (
         f"{source}; {backend_desc['backend']} {backend_desc['backend_version']} on {backend_desc['target']} "
-        f"with {backend_desc['threads']} thread(s), {backend_desc['precision']}, {backend_desc['clock']} clock; each op spec's module "
+        f"with {backend_desc['threads']} thread(s), {backend_desc['precision']}, {backend_desc['clock']} clock; "
+        "each op spec's module "
         f"(quadnas.nn.blocks.build_op) exported alone to ONNX opset 17 where the backend needs it; "
         f"{layout}{settings.describe()}; row = median per call (p10/p90 beside it) minus the per-call overhead "
         f"{overhead_ms:.4f} ms (median call of an empty model; a network pays it once); calibration: "
-        f"least squares measured = a*sum + b (b >= 0, else a plain ratio) over {settings.networks} random whole networks "
+        f"least squares measured = a*sum + b (b >= 0, else a plain ratio) over {settings.networks} random "
+        "whole networks "
         f"({settings.network_rounds} interleaved rounds each), error by leave-one-out"
     )
 
 
-def new_meta(space: SearchSpace, backend_desc: dict, settings: ProfileSettings, overhead_ms: float,
-             source: str, host: Host | None) -> TableMeta:
+def new_meta(
+    space: SearchSpace,
+    backend_desc: dict,
+    settings: ProfileSettings,
+    overhead_ms: float,
+    source: str,
+    host: Host | None,
+) -> TableMeta:
     """The header of a freshly measured table, measured on `host` (None: not known)."""
     return TableMeta(
-        device=backend_desc["device"], aliases=[], backend=backend_desc["backend"],
-        backend_version=backend_desc["backend_version"], precision=backend_desc["precision"], batch=1,
-        threads=int(backend_desc["threads"]), resolution=space.config.resolution, space=space.name,
-        space_fingerprint=space.fingerprint(), created=datetime.now(timezone.utc),
-        quadnas_version=__version__, provenance="measured",
-        method=method_text(backend_desc, settings, overhead_ms, source), calibration=Calibration(),
-        host=host, host_fingerprint=host.fingerprint if host is not None else None,
-        target=backend_desc["target"], clock=backend_desc["clock"], overhead_ms=overhead_ms, calibration_networks=[],
+        device=backend_desc["device"],
+        aliases=[],
+        backend=backend_desc["backend"],
+        backend_version=backend_desc["backend_version"],
+        precision=backend_desc["precision"],
+        batch=1,
+        threads=int(backend_desc["threads"]),
+        resolution=space.config.resolution,
+        space=space.name,
+        space_fingerprint=space.fingerprint(),
+        created=datetime.now(timezone.utc),
+        quadnas_version=__version__,
+        provenance="measured",
+        method=method_text(backend_desc, settings, overhead_ms, source),
+        calibration=Calibration(),
+        host=host,
+        host_fingerprint=host.fingerprint if host is not None else None,
+        target=backend_desc["target"],
+        clock=backend_desc["clock"],
+        overhead_ms=overhead_ms,
+        calibration_networks=[],
         **({"input_layout": backend_desc["input_layout"]} if "input_layout" in backend_desc else {}),
     )
 
 
 def row_values(timing: Timing, overhead_ms: float) -> dict[str, float | int]:
     """A table row's latency columns: the timing less the per-call overhead."""
-    return {"latency_ms": max(timing.median_ms - overhead_ms, 0.0), "p10_ms": max(timing.p10_ms - overhead_ms, 0.0),
-            "p90_ms": max(timing.p90_ms - overhead_ms, 0.0), "runs": timing.runs}
+    return {
+        "latency_ms": max(timing.median_ms - overhead_ms, 0.0),
+        "p10_ms": max(timing.p10_ms - overhead_ms, 0.0),
+        "p90_ms": max(timing.p90_ms - overhead_ms, 0.0),
+        "runs": timing.runs,
+    }
 
 
 def network_point(arch: Arch, timing: Timing) -> dict:
     """One calibration network as stored in the header."""
-    return {"arch": str(arch), "measured_ms": round(timing.median_ms, 5), "p10_ms": round(timing.p10_ms, 5),
-            "p90_ms": round(timing.p90_ms, 5), "runs": timing.runs}
+    return {
+        "arch": str(arch),
+        "measured_ms": round(timing.median_ms, 5),
+        "p10_ms": round(timing.p10_ms, 5),
+        "p90_ms": round(timing.p90_ms, 5),
+        "runs": timing.runs,
+    }
 
 
 def calibrate(table: LatencyTable, space: SearchSpace) -> None:
@@ -175,24 +214,39 @@ def calibrate(table: LatencyTable, space: SearchSpace) -> None:
 
 
 # ---- measuring ------------------------------------------------------------
-def measure_networks(backend: Backend, space: SearchSpace, archs: list[Arch], settings: ProfileSettings,
-                     on_done: Callable[[Arch, Timing], None]) -> None:
+def measure_networks(
+    backend: Backend,
+    space: SearchSpace,
+    archs: list[Arch],
+    settings: ProfileSettings,
+    on_done: Callable[[Arch, Timing], None],
+) -> None:
     """Time whole random-init networks (exported once each), interleaved like the ops."""
     by_key = {str(a): a for a in archs}
 
     def open_session(key: str):
         return backend.prepare(QuadraNet(space, by_key[key]).eval(), network_input_shape(space))
 
-    measure_interleaved(list(by_key), open_session, settings.network_schedule(len(by_key)),
-                        lambda key, timing: on_done(by_key[key], timing), seed=settings.seed)
+    measure_interleaved(
+        list(by_key),
+        open_session,
+        settings.network_schedule(len(by_key)),
+        lambda key, timing: on_done(by_key[key], timing),
+        seed=settings.seed,
+    )
 
 
 def measure_overhead(backend: Backend, settings: ProfileSettings) -> float:
     """The fixed per-call cost (ms): the median call of an empty model."""
     module, shape = overhead_module()
     found: list[Timing] = []
-    measure_interleaved([OVERHEAD_KEY], lambda _: backend.prepare(module, shape), settings.op_schedule(),
-                        lambda _, timing: found.append(timing), seed=settings.seed)
+    measure_interleaved(
+        [OVERHEAD_KEY],
+        lambda _: backend.prepare(module, shape),
+        settings.op_schedule(),
+        lambda _, timing: found.append(timing),
+        seed=settings.seed,
+    )
     return found[0].median_ms
 
 
@@ -201,20 +255,32 @@ def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -
     if restart or not out.exists():
         return None
     table = LatencyTable.read(out)
-    now = {**backend.describe(), "batch": 1, "resolution": space.config.resolution,
-           "space_fingerprint": space.fingerprint(), "host_fingerprint": Host.current().fingerprint}
+    now = {
+        **backend.describe(),
+        "batch": 1,
+        "resolution": space.config.resolution,
+        "space_fingerprint": space.fingerprint(),
+        "host_fingerprint": Host.current().fingerprint,
+    }
     old = table.meta.model_dump()
     keys = RESUME_KEYS + (("input_layout",) if "input_layout" in now else ())
     clash = [k for k in keys if str(old.get(k)) != str(now[k])]
     if clash:
         was = ", ".join(f"{k} {old.get(k)} (now {now[k]})" for k in clash)
-        raise QuadnasError(f"{out} was measured with {was}: choose another --name, or pass --restart "
-                           "to measure it anew")
+        raise QuadnasError(
+            f"{out} was measured with {was}: choose another --name, or pass --restart to measure it anew"
+        )
     return table
 
 
-def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSettings = ProfileSettings(),
-            restart: bool = False, progress: Progress | None = None) -> LatencyTable:
+def profile(
+    space: SearchSpace,
+    backend: Backend,
+    out: Path,
+    settings: ProfileSettings = ProfileSettings(),
+    restart: bool = False,
+    progress: Progress | None = None,
+) -> LatencyTable:
     """Measure every op spec of `space` missing from the table at `out`, then calibrate it.
 
     Rows are written to `out` as they are measured; rerunning after an interruption keeps
@@ -228,8 +294,16 @@ def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSe
     backend.prepare(*overhead_module())
     table = open_table(out, space, backend, restart)
     if table is None:
-        table = LatencyTable(new_meta(space, backend.describe(), settings, measure_overhead(backend, settings),
-                                      "measured here", Host.current()))
+        table = LatencyTable(
+            new_meta(
+                space,
+                backend.describe(),
+                settings,
+                measure_overhead(backend, settings),
+                "measured here",
+                Host.current(),
+            )
+        )
         table.write(out)
     overhead = float(table.meta.overhead_ms)
     todo = [str(s) for s in table.missing(specs)]
@@ -238,6 +312,7 @@ def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSe
     todo_archs = [a for a in archs if str(a) not in done_archs]
 
     with progress.task(OPS_TASK, len(specs), len(specs) - len(todo), unit="op") as ops:
+
         def row_done(key: str, timing: Timing) -> None:
             table.upsert(spec_of[key], **row_values(timing, overhead))
             table.write(out)
@@ -250,6 +325,7 @@ def profile(space: SearchSpace, backend: Backend, out: Path, settings: ProfileSe
         measure_interleaved(todo, open_op, settings.op_schedule(), row_done, seed=settings.seed)
 
     with progress.task(NETWORKS_TASK, len(archs), len(archs) - len(todo_archs), unit="network") as networks:
+
         def network_done(arch: Arch, timing: Timing) -> None:
             points = [*table.meta.calibration_networks, network_point(arch, timing)]
             table.meta = table.meta.model_copy(update={"calibration_networks": points})

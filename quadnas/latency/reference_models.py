@@ -10,7 +10,7 @@ B1, GoogLeNet with 3x3 in its "5x5" branch).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from quadnas.latency.model import Prim
 
@@ -25,47 +25,52 @@ class _Builder:
         self.c = channels
         self.prims: Layers = []
 
-    def fork(self) -> "_Builder":
+    def fork(self) -> _Builder:
         """A builder for a parallel branch: same feature map, no primitives yet."""
         branch = _Builder(self.h, self.c)
         branch.w = self.w
         return branch
 
-    def conv(self, cout: int, k: int = 1, s: int = 1, groups: int = 1, padding: int | None = None) -> "_Builder":
+    def conv(self, cout: int, k: int = 1, s: int = 1, groups: int = 1, padding: int | None = None) -> _Builder:
         p = Prim("conv", self.h, self.w, self.c, cout, k, s, groups, padding)
         self.prims.append(p)
         (self.h, self.w), self.c = p.out_hw, cout
         return self
 
-    def dw(self, k: int = 3, s: int = 1) -> "_Builder":
+    def dw(self, k: int = 3, s: int = 1) -> _Builder:
         return self.conv(self.c, k, s, groups=self.c)
 
-    def vector(self, kind: str, times: int = 1) -> "_Builder":
+    def vector(self, kind: str, times: int = 1) -> _Builder:
         self.prims += [Prim(kind, self.h, self.w, self.c, self.c)] * times
         return self
 
-    def maxpool(self, k: int = 3, s: int = 2) -> "_Builder":
+    def maxpool(self, k: int = 3, s: int = 2) -> _Builder:
         p = Prim("maxpool", self.h, self.w, self.c, self.c, k, s)
         self.prims.append(p)
         self.h, self.w = p.out_hw
         return self
 
-    def pool(self) -> "_Builder":
+    def pool(self) -> _Builder:
         self.prims.append(Prim("pool", self.h, self.w, self.c, self.c))
         self.h = self.w = 1
         return self
 
-    def linear(self, cout: int) -> "_Builder":
+    def linear(self, cout: int) -> _Builder:
         self.prims.append(Prim("linear", 1, 1, self.h * self.w * self.c, cout))
         self.h = self.w = 1
         self.c = cout
         return self
 
-    def squeeze_excite(self, reduced: int, gate: str) -> "_Builder":
+    def squeeze_excite(self, reduced: int, gate: str) -> _Builder:
         """pool, fc + ReLU, fc, gate (hard-sigmoid 'act' or 'sigmoid'), channel multiply."""
         h, w, c = self.h, self.w, self.c
-        self.prims += [Prim("pool", h, w, c, c), Prim("linear", 1, 1, c, reduced), Prim("linear", 1, 1, reduced, c),
-                       Prim(gate, 1, 1, c, c), Prim("mul", h, w, c, c)]
+        self.prims += [
+            Prim("pool", h, w, c, c),
+            Prim("linear", 1, 1, c, reduced),
+            Prim("linear", 1, 1, reduced, c),
+            Prim(gate, 1, 1, c, c),
+            Prim("mul", h, w, c, c),
+        ]
         return self
 
 
@@ -76,15 +81,18 @@ def _divisible(v: float, divisor: int = 8) -> int:
 
 def mobilenet_v1(resolution: int = 224, classes: int = 1000, features_only: bool = False) -> Layers:
     b = _Builder(resolution).conv(32, 3, 2)
-    for cout, s in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]:
+    for cout, s in (
+        [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    ):
         b.dw(3, s).conv(cout)
     if features_only:
         return b.prims
     return b.pool().linear(classes).prims
 
 
-def _inverted_residual(b: _Builder, expand: int, cout: int, k: int, s: int,
-                       se: bool = False, act: bool = False) -> None:
+def _inverted_residual(
+    b: _Builder, expand: int, cout: int, k: int, s: int, se: bool = False, act: bool = False
+) -> None:
     """MBConv: [pw expand] -> dw kxk -> [SE] -> pw project, residual add when shapes allow."""
     cin, hidden = b.c, expand
     if hidden != cin:
@@ -103,8 +111,15 @@ def _inverted_residual(b: _Builder, expand: int, cout: int, k: int, s: int,
 
 def mobilenet_v2(resolution: int = 224, classes: int = 1000) -> Layers:
     b = _Builder(resolution).conv(32, 3, 2)
-    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                       (6, 320, 1, 1)]:
+    for t, c, n, s in [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]:
         for i in range(n):
             _inverted_residual(b, b.c * t, c, 3, s if i == 0 else 1)
     return b.conv(1280).pool().linear(classes).prims
@@ -113,8 +128,14 @@ def mobilenet_v2(resolution: int = 224, classes: int = 1000) -> Layers:
 def mnasnet(resolution: int = 224, classes: int = 1000) -> Layers:
     """torchvision mnasnet1_0 (MnasNet-B1)."""
     b = _Builder(resolution).conv(32, 3, 2).dw(3).conv(16)
-    for t, k, c, n, s in [(3, 3, 24, 3, 2), (3, 5, 40, 3, 2), (6, 5, 80, 3, 2), (6, 3, 96, 2, 1), (6, 5, 192, 4, 2),
-                          (6, 3, 320, 1, 1)]:
+    for t, k, c, n, s in [
+        (3, 3, 24, 3, 2),
+        (3, 5, 40, 3, 2),
+        (6, 5, 80, 3, 2),
+        (6, 3, 96, 2, 1),
+        (6, 5, 192, 4, 2),
+        (6, 3, 320, 1, 1),
+    ]:
         for i in range(n):
             _inverted_residual(b, b.c * t, c, k, s if i == 0 else 1)
     return b.conv(1280).pool().linear(classes).prims
@@ -123,11 +144,21 @@ def mnasnet(resolution: int = 224, classes: int = 1000) -> Layers:
 def mobilenet_v3_large(resolution: int = 224, classes: int = 1000) -> Layers:
     b = _Builder(resolution).conv(16, 3, 2).vector("act")
     table = [  # kernel, expanded, out, SE, hard-swish, stride
-        (3, 16, 16, False, False, 1), (3, 64, 24, False, False, 2), (3, 72, 24, False, False, 1),
-        (5, 72, 40, True, False, 2), (5, 120, 40, True, False, 1), (5, 120, 40, True, False, 1),
-        (3, 240, 80, False, True, 2), (3, 200, 80, False, True, 1), (3, 184, 80, False, True, 1),
-        (3, 184, 80, False, True, 1), (3, 480, 112, True, True, 1), (3, 672, 112, True, True, 1),
-        (5, 672, 160, True, True, 2), (5, 960, 160, True, True, 1), (5, 960, 160, True, True, 1),
+        (3, 16, 16, False, False, 1),
+        (3, 64, 24, False, False, 2),
+        (3, 72, 24, False, False, 1),
+        (5, 72, 40, True, False, 2),
+        (5, 120, 40, True, False, 1),
+        (5, 120, 40, True, False, 1),
+        (3, 240, 80, False, True, 2),
+        (3, 200, 80, False, True, 1),
+        (3, 184, 80, False, True, 1),
+        (3, 184, 80, False, True, 1),
+        (3, 480, 112, True, True, 1),
+        (3, 672, 112, True, True, 1),
+        (5, 672, 160, True, True, 2),
+        (5, 960, 160, True, True, 1),
+        (5, 960, 160, True, True, 1),
     ]
     for k, expanded, out, se, hswish, s in table:
         _inverted_residual(b, expanded, out, k, s, se, hswish)
@@ -240,19 +271,34 @@ def vgg16(resolution: int = 224, classes: int = 1000) -> Layers:
 def googlenet(resolution: int = 224, classes: int = 1000) -> Layers:
     """torchvision googlenet (3x3 conv in the '5x5' branch)."""
     b = _Builder(resolution).conv(64, 7, 2).maxpool().conv(64).conv(192, 3).maxpool()
-    modules = [(64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64), "pool",
-               (192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64),
-               (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128), "pool",
-               (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128)]
+    modules = [
+        (64, 96, 128, 16, 32, 32),
+        (128, 128, 192, 32, 96, 64),
+        "pool",
+        (192, 96, 208, 16, 48, 64),
+        (160, 112, 224, 24, 64, 64),
+        (128, 128, 256, 24, 64, 64),
+        (112, 144, 288, 32, 64, 64),
+        (256, 160, 320, 32, 128, 128),
+        "pool",
+        (256, 160, 320, 32, 128, 128),
+        (384, 192, 384, 48, 128, 128),
+    ]
     for m in modules:
         if m == "pool":
             b.maxpool()
             continue
         c1, r3, c3, r5, c5, proj = m
         h, w, c = b.h, b.w, b.c
-        b.prims += [Prim("conv", h, w, c, c1), Prim("conv", h, w, c, r3), Prim("conv", h, w, r3, c3, 3),
-                    Prim("conv", h, w, c, r5), Prim("conv", h, w, r5, c5, 3),
-                    Prim("maxpool", h, w, c, c, 3, 1), Prim("conv", h, w, c, proj)]
+        b.prims += [
+            Prim("conv", h, w, c, c1),
+            Prim("conv", h, w, c, r3),
+            Prim("conv", h, w, r3, c3, 3),
+            Prim("conv", h, w, c, r5),
+            Prim("conv", h, w, r5, c5, 3),
+            Prim("maxpool", h, w, c, c, 3, 1),
+            Prim("conv", h, w, c, proj),
+        ]
         b.c = c1 + c3 + c5 + proj
         b.vector("copy")  # concatenate
     return b.pool().linear(classes).prims
@@ -295,8 +341,18 @@ NETWORKS: dict[str, Callable[..., Layers]] = {
 
 #: Multiply-accumulates (millions) the papers / torchvision report, to check the layer lists.
 PUBLISHED_MMACS: dict[str, float] = {
-    "MobileNetV1": 569, "MobileNetV2": 300, "MnasNet": 312, "MobileNetV3-Large": 219, "ShuffleNetV2": 146,
-    "ResNet-18": 1814, "ResNet-50": 4089, "ResNet-50-eager": 4089, "SqueezeNet": 819, "AlexNet": 714, "VGG16": 15470, "GoogLeNet": 1500,
+    "MobileNetV1": 569,
+    "MobileNetV2": 300,
+    "MnasNet": 312,
+    "MobileNetV3-Large": 219,
+    "ShuffleNetV2": 146,
+    "ResNet-18": 1814,
+    "ResNet-50": 4089,
+    "ResNet-50-eager": 4089,
+    "SqueezeNet": 819,
+    "AlexNet": 714,
+    "VGG16": 15470,
+    "GoogLeNet": 1500,
 }
 
 

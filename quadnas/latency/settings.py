@@ -28,17 +28,24 @@ class ProfileSettings:
     def op_schedule(self) -> Schedule:
         from quadnas.latency.kit_runner import Schedule
 
-        return Schedule(rounds=self.rounds, round_s=self.round_ms / 1e3, window=self.window,
-                        warmup_s=self.warmup_ms / 1e3)
+        return Schedule(
+            rounds=self.rounds, round_s=self.round_ms / 1e3, window=self.window, warmup_s=self.warmup_ms / 1e3
+        )
 
     def network_schedule(self, count: int) -> Schedule:
         """Whole networks are timed like ops, with fewer rounds (they are long and stable), and
         up to NETWORK_WINDOW of them interleaved, so that they share the machine's conditions."""
         from quadnas.latency.kit_runner import NETWORK_WINDOW, Schedule
 
-        return Schedule(rounds=self.network_rounds, round_s=self.round_ms / 1e3,
-                        window=max(self.window, min(count, NETWORK_WINDOW)), warmup_s=self.warmup_ms / 1e3)
+        return Schedule(
+            rounds=self.network_rounds,
+            round_s=self.round_ms / 1e3,
+            window=max(self.window, min(count, NETWORK_WINDOW)),
+            warmup_s=self.warmup_ms / 1e3,
+        )
 
     def describe(self) -> str:
-        return (f"{self.rounds} interleaved rounds of >= {self.round_ms:g} ms per op "
-                f"(window {self.window}, shuffled, {self.warmup_ms:g} ms warm-up)")
+        return (
+            f"{self.rounds} interleaved rounds of >= {self.round_ms:g} ms per op "
+            f"(window {self.window}, shuffled, {self.warmup_ms:g} ms warm-up)"
+        )

@@ -28,18 +28,19 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from quadnas._files import atomic_write
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
-from quadnas._files import atomic_write
 from quadnas.space import OpSpec
 
 SPEC_COLUMNS: tuple[str, ...] = OpSpec.COLUMNS
@@ -128,7 +129,7 @@ class LatencyTable:
 
     # ---- reading and writing ---------------------------------------------
     @classmethod
-    def read(cls, path: str | Path) -> "LatencyTable":
+    def read(cls, path: str | Path) -> LatencyTable:
         """Read and validate a table; every problem is a QuadnasError naming the file and the fix."""
         path = Path(path)
         header, body, body_start = _split(path)
@@ -137,11 +138,14 @@ class LatencyTable:
         try:
             rows = pd.read_csv(io.StringIO(body), dtype={"op": str}, index_col=False)
         except pd.errors.EmptyDataError:
-            raise QuadnasError(f"latency table {path}: no CSV header row after the metadata: "
-                               f"add the line '{','.join(COLUMNS)}'") from None
+            raise QuadnasError(
+                f"latency table {path}: no CSV header row after the metadata: add the line '{','.join(COLUMNS)}'"
+            ) from None
         except pd.errors.ParserError as e:
-            raise QuadnasError(f"latency table {path}: the CSV rows cannot be parsed ({str(e).strip()}): "
-                               "fix the quoting, or re-measure with `quadnas profile`") from None
+            raise QuadnasError(
+                f"latency table {path}: the CSV rows cannot be parsed ({str(e).strip()}): "
+                "fix the quoting, or re-measure with `quadnas profile`"
+            ) from None
         table = cls(meta, path=path)
         table._rows = _normalise(rows, table._where, body_start)  # validated once, with line numbers
         return table
@@ -160,7 +164,9 @@ class LatencyTable:
         try:
             atomic_write(target, self.to_text())
         except OSError as e:
-            raise QuadnasError(f"cannot write latency table {target}: {e.strerror or e}: give a writable file path") from None
+            raise QuadnasError(
+                f"cannot write latency table {target}: {e.strerror or e}: give a writable file path"
+            ) from None
         self.path = target
         return target
 
@@ -194,18 +200,21 @@ class LatencyTable:
         missing = self.missing(specs)
         if not missing:
             return
-        shown = "; ".join(str(s) for s in missing[:8]) + (f"; ... ({len(missing) - 8} more)" if len(missing) > 8 else "")
-        raise QuadnasError(f"{self._where} has no row for {len(missing)} op spec(s): {shown}. "
-                           f"{self.rows_hint(space)}")
+        shown = "; ".join(str(s) for s in missing[:8]) + (
+            f"; ... ({len(missing) - 8} more)" if len(missing) > 8 else ""
+        )
+        raise QuadnasError(f"{self._where} has no row for {len(missing)} op spec(s): {shown}. {self.rows_hint(space)}")
 
     def rows_hint(self, space: str | None = None) -> str:
         """How to get rows for another space (`space`: its YAML or name): measure them for a measured
         table; for an estimate, rebuild the estimates or measure the real device with the kit."""
         space_arg = f" --space {space}" if space else ""
         if self.meta.provenance == "estimated":
-            return (f"The table is an estimate (a cost model, not measured) made for other op specs: rebuild the "
-                    f"estimates for this space with `python scripts/build_estimated_tables.py{space_arg} --out DIR`, "
-                    f"or measure the real device with the kit: `quadnas profile kit{space_arg} --out kit/`")
+            return (
+                f"The table is an estimate (a cost model, not measured) made for other op specs: rebuild the "
+                f"estimates for this space with `python scripts/build_estimated_tables.py{space_arg} --out DIR`, "
+                f"or measure the real device with the kit: `quadnas profile kit{space_arg} --out kit/`"
+            )
         return f"Measure the missing op specs with `quadnas profile{space_arg} --name {self.name}`"
 
     def lookup(self, specs: Iterable[OpSpec]) -> np.ndarray:
@@ -221,11 +230,11 @@ class LatencyTable:
         row = {**spec.as_row(), "latency_ms": latency_ms, "p10_ms": p10_ms, "p90_ms": p90_ms, "runs": runs}
         self.rows = _combine(self.rows, pd.DataFrame([row]), self._where)
 
-    def with_rows(self, rows: list[dict[str, Any]]) -> "LatencyTable":
+    def with_rows(self, rows: list[dict[str, Any]]) -> LatencyTable:
         """A new table with `rows` (dicts of COLUMNS) added; they replace rows of the same spec."""
         return LatencyTable(self.meta, _combine(self.rows, pd.DataFrame(rows, columns=COLUMNS), self._where), self.path)
 
-    def merged(self, other: "LatencyTable") -> "LatencyTable":
+    def merged(self, other: LatencyTable) -> LatencyTable:
         """A new table with this table's metadata and rows, overridden by `other`'s rows."""
         return LatencyTable(self.meta, _combine(self.rows, other.rows, self._where), self.path)
 
@@ -250,7 +259,12 @@ def _inline(value: Any) -> str:
             parsed = None
         if parsed == value or isinstance(parsed, datetime):
             return value
-    return yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False).strip().removesuffix("\n...").strip()
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False)
+        .strip()
+        .removesuffix("\n...")
+        .strip()
+    )
 
 
 def _split(path: Path) -> tuple[list[tuple[int, str]], str, int]:
@@ -258,14 +272,18 @@ def _split(path: Path) -> tuple[list[tuple[int, str]], str, int]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise QuadnasError(f"latency table {path} does not exist: give an existing CSV path or a device name "
-                           "(see `quadnas tables`)") from None
+        raise QuadnasError(
+            f"latency table {path} does not exist: give an existing CSV path or a device name (see `quadnas tables`)"
+        ) from None
     except UnicodeDecodeError as e:
-        raise QuadnasError(f"latency table {path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as "
-                           "UTF-8, or move it out of the tables folder") from None
+        raise QuadnasError(
+            f"latency table {path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as "
+            "UTF-8, or move it out of the tables folder"
+        ) from None
     except OSError as e:
-        raise QuadnasError(f"cannot read latency table {path}: {e.strerror or e}: check that it is a readable "
-                           "file") from None
+        raise QuadnasError(
+            f"cannot read latency table {path}: {e.strerror or e}: check that it is a readable file"
+        ) from None
     lines = text.splitlines()
     n = 0
     while n < len(lines) and (lines[n].startswith("#") or not lines[n].strip()):
@@ -273,27 +291,35 @@ def _split(path: Path) -> tuple[list[tuple[int, str]], str, int]:
     header = [(i + 1, line) for i, line in enumerate(lines[:n]) if line.strip()]
     stray = next((i for i in range(n, len(lines)) if lines[i].startswith("#")), None)
     if stray is not None:
-        raise QuadnasError(f"latency table {path} line {stray + 1}: header line after the first CSV line "
-                           f"(line {n + 1}): move the '# key: value' lines to the top")
+        raise QuadnasError(
+            f"latency table {path} line {stray + 1}: header line after the first CSV line "
+            f"(line {n + 1}): move the '# key: value' lines to the top"
+        )
     return header, "\n".join(lines[n:]), n + 1
 
 
 def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
     if not header:
-        raise QuadnasError(f"{path} has no '# key: value' header, so it is not a quadnas latency table: "
-                           "move it out of the tables folder (see docs/tables.md for the format)")
+        raise QuadnasError(
+            f"{path} has no '# key: value' header, so it is not a quadnas latency table: "
+            "move it out of the tables folder (see docs/tables.md for the format)"
+        )
     values: dict[str, list[Any]] = {}
     for lineno, line in header:
         key, sep, raw = line.lstrip("#").strip().partition(":")
         key = key.strip()
         if not sep or not key or " " in key:
-            raise QuadnasError(f"latency table {path} line {lineno}: header lines must read '# key: value', "
-                               f"got '{line.strip()}': fix the line")
+            raise QuadnasError(
+                f"latency table {path} line {lineno}: header lines must read '# key: value', "
+                f"got '{line.strip()}': fix the line"
+            )
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except (yaml.YAMLError, RecursionError):
-            raise QuadnasError(f"latency table {path} line {lineno}: value of '{key}' is not valid inline "
-                               "YAML/JSON: quote it or fix the brackets") from None
+            raise QuadnasError(
+                f"latency table {path} line {lineno}: value of '{key}' is not valid inline "
+                "YAML/JSON: quote it or fix the brackets"
+            ) from None
         values.setdefault(key, []).append(value)
     fields: dict[str, Any] = {}
     for key, items in values.items():
@@ -310,13 +336,17 @@ def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "missing" and len(err["loc"]) > 1:
             inner = ".".join(str(p) for p in err["loc"][1:])
-            raise QuadnasError(f"latency table {path}: header key '{err['loc'][0]}' lacks '{inner}': add it to that "
-                               "header line (see docs/tables.md)") from None
+            raise QuadnasError(
+                f"latency table {path}: header key '{err['loc'][0]}' lacks '{inner}': add it to that "
+                "header line (see docs/tables.md)"
+            ) from None
         if err["type"] == "missing":
-            raise QuadnasError(f"latency table {path}: header lacks key '{key}': add a line '# {key}: ...' "
-                               "(see docs/tables.md)") from None
-        raise QuadnasError(f"latency table {path}: header key '{key}': {err['msg']} "
-                           f"(got {err.get('input')!r}): fix that header line") from None
+            raise QuadnasError(
+                f"latency table {path}: header lacks key '{key}': add a line '# {key}: ...' (see docs/tables.md)"
+            ) from None
+        raise QuadnasError(
+            f"latency table {path}: header key '{key}': {err['msg']} (got {err.get('input')!r}): fix that header line"
+        ) from None
 
 
 def _check_field_counts(body: str, body_start: int, path: Path) -> None:
@@ -337,8 +367,9 @@ def _normalise(rows: pd.DataFrame, where: str, body_start: int | None = None) ->
     """Check columns, dtypes and values; return a clean frame with exactly COLUMNS, sorted by spec."""
     missing = [c for c in COLUMNS if c not in rows.columns]
     if missing:
-        raise QuadnasError(f"{where}: missing column(s) {', '.join(missing)}: the CSV header row must be "
-                           f"'{','.join(COLUMNS)}'")
+        raise QuadnasError(
+            f"{where}: missing column(s) {', '.join(missing)}: the CSV header row must be '{','.join(COLUMNS)}'"
+        )
     rows = rows.loc[:, list(COLUMNS)].reset_index(drop=True)
 
     def line_of(i: int) -> str:
@@ -351,8 +382,9 @@ def _normalise(rows: pd.DataFrame, where: str, body_start: int | None = None) ->
         blank = rows[column].isna()
         if blank.any():
             i = int(np.flatnonzero(blank)[0])
-            raise QuadnasError(f"{where} {line_of(i)}: empty '{column}' (corrupted or truncated line): "
-                               "fix or delete that line")
+            raise QuadnasError(
+                f"{where} {line_of(i)}: empty '{column}' (corrupted or truncated line): fix or delete that line"
+            )
     for column in _INT_COLUMNS + LATENCY_COLUMNS:
         numbers = pd.to_numeric(rows[column], errors="coerce")
         bad = numbers.isna() | ~np.isfinite(numbers.astype(float))
@@ -361,15 +393,18 @@ def _normalise(rows: pd.DataFrame, where: str, body_start: int | None = None) ->
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             kind = "an integer" if column in _INT_COLUMNS else "a finite number"
-            raise QuadnasError(f"{where} {line_of(i)}: '{column}' is {rows[column].iloc[i]!r}, not {kind}: "
-                               "fix that line")
+            raise QuadnasError(
+                f"{where} {line_of(i)}: '{column}' is {rows[column].iloc[i]!r}, not {kind}: fix that line"
+            )
         rows[column] = numbers.astype("int64" if column in _INT_COLUMNS else "float64")
     for column in LATENCY_COLUMNS + ("runs",):
         negative = rows[column] < 0
         if negative.any():
             i = int(np.flatnonzero(negative)[0])
-            raise QuadnasError(f"{where} {line_of(i)}: negative {column} {rows[column].iloc[i]}: "
-                               "latencies and run counts cannot be negative; re-measure that op")
+            raise QuadnasError(
+                f"{where} {line_of(i)}: negative {column} {rows[column].iloc[i]}: "
+                "latencies and run counts cannot be negative; re-measure that op"
+            )
     rows["op"] = rows["op"].astype(str).str.strip().astype(object)
     duplicated = rows.duplicated(list(SPEC_COLUMNS), keep="first")
     if duplicated.any():

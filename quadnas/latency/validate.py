@@ -63,8 +63,10 @@ def load_table_space(table: LatencyTable) -> SearchSpace:
     try:
         return SearchSpace.load(table.meta.space)
     except QuadnasError:
-        raise QuadnasError(f"{table.name} was measured on space '{table.meta.space}', which is not shipped: "
-                           "pass --space with its YAML file") from None
+        raise QuadnasError(
+            f"{table.name} was measured on space '{table.meta.space}', which is not shipped: "
+            "pass --space with its YAML file"
+        ) from None
 
 
 def table_backend(table: LatencyTable, clock: str | None = None) -> Backend:
@@ -75,23 +77,32 @@ def table_backend(table: LatencyTable, clock: str | None = None) -> Backend:
             f"{table.name} is {meta.provenance} for backend '{meta.backend}', which quadnas cannot run here: "
             f"validate a table measured with one of {', '.join(BACKENDS)}"
         )
-    return get_backend(meta.backend, getattr(meta, "target", None), meta.threads or 1,
-                       clock=clock or getattr(meta, "clock", "wall"))
+    return get_backend(
+        meta.backend, getattr(meta, "target", None), meta.threads or 1, clock=clock or getattr(meta, "clock", "wall")
+    )
 
 
 def compare(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Error figures of `predicted` against `measured`."""
     err = np.abs(predicted - measured) / measured * 100
     return {
-        "mape_pct": float(err.mean()), "max_err_pct": float(err.max()),
-        "within_5_pct": float((err <= 5).mean() * 100), "within_10_pct": float((err <= 10).mean() * 100),
+        "mape_pct": float(err.mean()),
+        "max_err_pct": float(err.max()),
+        "within_5_pct": float((err <= 5).mean() * 100),
+        "within_10_pct": float((err <= 10).mean() * 100),
         "kendall_tau": float(kendalltau(measured, predicted).statistic) if len(err) > 1 else float("nan"),
     }
 
 
-def validate(table: LatencyTable, space: SearchSpace | None = None, n: int = 20, seed: int = 1,
-             settings: ProfileSettings = ProfileSettings(), clock: str | None = None,
-             progress: Progress | None = None) -> ValidationResult:
+def validate(
+    table: LatencyTable,
+    space: SearchSpace | None = None,
+    n: int = 20,
+    seed: int = 1,
+    settings: ProfileSettings = ProfileSettings(),
+    clock: str | None = None,
+    progress: Progress | None = None,
+) -> ValidationResult:
     """Measure `n` random archs end to end and compare them with the table's predictions.
 
     The networks are timed on the table's clock unless `clock` is given (e.g. 'wall' to
@@ -107,6 +118,7 @@ def validate(table: LatencyTable, space: SearchSpace | None = None, n: int = 20,
     archs = sample_spread(space, n, seed, exclude=calibration_archs)
     measured: dict[Arch, Timing] = {}
     with progress.task("measuring whole networks", len(archs), unit="network") as task:
+
         def done(arch: Arch, timing: Timing) -> None:
             measured[arch] = timing
             task.advance(1, str(arch))
@@ -114,7 +126,14 @@ def validate(table: LatencyTable, space: SearchSpace | None = None, n: int = 20,
         measure_networks(backend, space, archs, settings, done)
     real = np.array([measured[a].median_ms for a in archs])
     predicted = predictor.predict_many(archs)
-    return ValidationResult(table=table.name, backend=backend.name, clock=backend.clock, n=len(archs),
-                            **compare(real, predicted), archs=[str(a) for a in archs],
-                            measured_ms=real.round(4).tolist(), predicted_ms=predicted.round(4).tolist(),
-                            host_note=foreign_host_note(table.meta))
+    return ValidationResult(
+        table=table.name,
+        backend=backend.name,
+        clock=backend.clock,
+        n=len(archs),
+        **compare(real, predicted),
+        archs=[str(a) for a in archs],
+        measured_ms=real.round(4).tolist(),
+        predicted_ms=predicted.round(4).tolist(),
+        host_note=foreign_host_note(table.meta),
+    )

@@ -38,7 +38,7 @@ class SearchConfig(BaseModel):
     reward_exponent: float = -0.07
 
     @classmethod
-    def from_sources(cls, config_path: str | None, overrides: dict) -> "SearchConfig":
+    def from_sources(cls, config_path: str | None, overrides: dict) -> SearchConfig:
         """Values from a YAML config, then non-None `overrides` on top."""
         values: dict = {}
         if config_path:
@@ -54,14 +54,16 @@ class SearchConfig(BaseModel):
         return cls.checked(values, f"config {config_path}" if config_path else "search settings")
 
     @classmethod
-    def checked(cls, values: dict, where: str = "search settings") -> "SearchConfig":
+    def checked(cls, values: dict, where: str = "search settings") -> SearchConfig:
         """`values` validated; a bad one is a one-line QuadnasError naming the key."""
         try:
             return cls.model_validate(values)
         except ValidationError as e:
             err = e.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
-            raise QuadnasError(f"{where}: '{key}': {err['msg']} (allowed keys: {', '.join(cls.model_fields)})") from None
+            raise QuadnasError(
+                f"{where}: '{key}': {err['msg']} (allowed keys: {', '.join(cls.model_fields)})"
+            ) from None
 
     def study_name(self) -> str:
         if self.study:

@@ -7,19 +7,28 @@ Modes: `constrained` (max accuracy s.t. predicted latency <= budget, via Optuna'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import optuna
 
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
 
+
 class Objective:
     """Proposes an arch per trial, predicts its latency, evaluates accuracy if it can fit."""
 
-    def __init__(self, space: SearchSpace, predictor: LatencyPredictor, accuracy: Callable[[Arch], float],
-                 budget_ms: float, mode: str, reward_exponent: float, total: int):
+    def __init__(
+        self,
+        space: SearchSpace,
+        predictor: LatencyPredictor,
+        accuracy: Callable[[Arch], float],
+        budget_ms: float,
+        mode: str,
+        reward_exponent: float,
+        total: int,
+    ):
         self.space, self.predictor, self.accuracy = space, predictor, accuracy
         self.budget_ms, self.mode, self.reward_exponent = budget_ms, mode, reward_exponent
         self.total = total
@@ -27,8 +36,10 @@ class Objective:
         self.tokens = [str(c) for c in space.choices]
 
     def propose(self, trial: optuna.Trial) -> Arch:
-        return self.arch_of(self.space, {f"b{i:02d}": trial.suggest_categorical(f"b{i:02d}", self.tokens)
-                                         for i in range(self.space.num_blocks)})
+        return self.arch_of(
+            self.space,
+            {f"b{i:02d}": trial.suggest_categorical(f"b{i:02d}", self.tokens) for i in range(self.space.num_blocks)},
+        )
 
     @staticmethod
     def params(arch: Arch) -> dict[str, str]:
@@ -52,9 +63,12 @@ class Objective:
         began (a live worker's; one a killed worker left running is not waited for).
         """
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
-        ahead = [t for t in trial.study.get_trials(deepcopy=False, states=states)
-                 if t.state == optuna.trial.TrialState.COMPLETE
-                 or (t.number < trial.number and t.datetime_start is not None and t.datetime_start >= self.began)]
+        ahead = [
+            t
+            for t in trial.study.get_trials(deepcopy=False, states=states)
+            if t.state == optuna.trial.TrialState.COMPLETE
+            or (t.number < trial.number and t.datetime_start is not None and t.datetime_start >= self.began)
+        ]
         if len(ahead) >= self.total:
             trial.study.stop()
             trial.set_user_attr("surplus", True)

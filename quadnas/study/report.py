@@ -13,12 +13,13 @@ from matplotlib.figure import Figure
 from quadnas._version import __version__
 
 if TYPE_CHECKING:
-    from quadnas.study.results import Candidate, SearchResult
     from quadnas.latency.predictor import LatencyPredictor
+    from quadnas.study.results import Candidate, SearchResult
 
 
-def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpoint: Path,
-                  checkpoint_sha: str) -> dict[str, Path]:
+def write_results(
+    result: SearchResult, predictor: LatencyPredictor, checkpoint: Path, checkpoint_sha: str
+) -> dict[str, Path]:
     """Write every result file into the study's run folder; returns their paths."""
     out = result.run_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -38,8 +39,13 @@ def write_results(result: "SearchResult", predictor: "LatencyPredictor", checkpo
     return paths
 
 
-def best_record(result: "SearchResult", predictor: "LatencyPredictor", breakdown: pd.DataFrame, checkpoint: Path,
-                checkpoint_hash: str) -> dict:
+def best_record(
+    result: SearchResult,
+    predictor: LatencyPredictor,
+    breakdown: pd.DataFrame,
+    checkpoint: Path,
+    checkpoint_hash: str,
+) -> dict:
     """Everything needed to rebuild, export and trust the best arch (`breakdown`: its per-op latency)."""
     best, cfg, meta = result.best, result.config, predictor.table.meta
     return {
@@ -57,24 +63,31 @@ def best_record(result: "SearchResult", predictor: "LatencyPredictor", breakdown
             "backend": meta.backend,
             "method": meta.method,
         },
-        "space": {"name": predictor.space.name, "path": predictor.space.source,
-                  "fingerprint": predictor.space.fingerprint()},
+        "space": {
+            "name": predictor.space.name,
+            "path": predictor.space.source,
+            "fingerprint": predictor.space.fingerprint(),
+        },
         "data": cfg.data,
         "resolution": cfg.resolution,
-        "supernet": {"checkpoint": str(checkpoint), "sha256_16": checkpoint_hash,
-                     "width": result.supernet_width},
-        "study": {"name": result.study.study_name, "trial": best.trial, "mode": cfg.mode, "sampler": cfg.sampler,
-                  "trials": len(result.candidates)},
+        "supernet": {"checkpoint": str(checkpoint), "sha256_16": checkpoint_hash, "width": result.supernet_width},
+        "study": {
+            "name": result.study.study_name,
+            "trial": best.trial,
+            "mode": cfg.mode,
+            "sampler": cfg.sampler,
+            "trials": len(result.candidates),
+        },
         "quadnas_version": __version__,
     }
 
 
-def pareto_plot(result: "SearchResult", path: Path) -> None:
+def pareto_plot(result: SearchResult, path: Path) -> None:
     """Write `pareto_figure(result)` to `path`."""
     pareto_figure(result).savefig(path)
 
 
-def pareto_figure(result: "SearchResult") -> Figure:
+def pareto_figure(result: SearchResult) -> Figure:
     """Accuracy vs predicted latency: feasible and infeasible trials, the front, the budget line.
 
     The legend sits beside the axes, so it never hides a point, and lists only what is drawn.
@@ -85,12 +98,14 @@ def pareto_figure(result: "SearchResult") -> Figure:
     for feasible, colour, label in ((True, "tab:blue", "within budget"), (False, "tab:red", "over budget")):
         group = [c for c in items if c.feasible(result.budget_ms) == feasible]
         if group:
-            ax.scatter([c.latency_ms for c in group], [c.accuracy for c in group], s=14, c=colour, alpha=0.6,
-                       label=label)
+            ax.scatter(
+                [c.latency_ms for c in group], [c.accuracy for c in group], s=14, c=colour, alpha=0.6, label=label
+            )
     front = result.pareto
     if front:
-        ax.step([c.latency_ms for c in front], [c.accuracy for c in front], where="post", c="k", lw=1,
-                label="Pareto front")
+        ax.step(
+            [c.latency_ms for c in front], [c.accuracy for c in front], where="post", c="k", lw=1, label="Pareto front"
+        )
     ax.axvline(result.budget_ms, c="tab:green", ls="--", label=f"budget {result.budget_ms:g} ms")
     if result.best:
         _mark(ax, result.best)
@@ -101,11 +116,16 @@ def pareto_figure(result: "SearchResult") -> Figure:
     return fig
 
 
-OP_COLOURS = {"stem": "tab:gray", "quadra_block": "tab:blue", "downsample": "tab:orange", "head": "tab:purple",
-              "calibration": "tab:olive"}
+OP_COLOURS = {
+    "stem": "tab:gray",
+    "quadra_block": "tab:blue",
+    "downsample": "tab:orange",
+    "head": "tab:purple",
+    "calibration": "tab:olive",
+}
 
 
-def breakdown_plot(result: "SearchResult", breakdown: pd.DataFrame, table_device: str, path: Path) -> None:
+def breakdown_plot(result: SearchResult, breakdown: pd.DataFrame, table_device: str, path: Path) -> None:
     """Where the best arch spends its predicted latency (`breakdown`): one bar per op it runs, in network order."""
     kinds = [op.split()[0] for op in breakdown.op]
     fig = Figure(figsize=(8, 0.28 * len(breakdown) + 1.6), dpi=120, layout="tight")
@@ -117,10 +137,13 @@ def breakdown_plot(result: "SearchResult", breakdown: pd.DataFrame, table_device
         ax.text(ms, yi, f" {ms:.3g} ms ({share:.0%})", va="center", fontsize=7)
     ax.set_xlim(0, breakdown.ms.max() * 1.3)
     ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
-    ax.set_title(f"{result.best.arch}\n{result.best.latency_ms:.3g} ms of the {result.budget_ms:g} ms budget "
-                 f"({result.best.latency_ms / result.budget_ms:.0%}), table {table_device}", fontsize=8)
+    ax.set_title(
+        f"{result.best.arch}\n{result.best.latency_ms:.3g} ms of the {result.budget_ms:g} ms budget "
+        f"({result.best.latency_ms / result.budget_ms:.0%}), table {table_device}",
+        fontsize=8,
+    )
     fig.savefig(path)
 
 
-def _mark(ax, best: "Candidate") -> None:
+def _mark(ax, best: Candidate) -> None:
     ax.scatter([best.latency_ms], [best.accuracy], marker="*", s=160, c="gold", edgecolors="k", zorder=5, label="best")

@@ -11,6 +11,7 @@ import optuna
 if TYPE_CHECKING:
     from quadnas.study.config import SearchConfig
 
+
 @dataclass
 class Candidate:
     """One evaluated architecture."""
@@ -26,7 +27,7 @@ class Candidate:
 
 @dataclass
 class SearchResult:
-    config: "SearchConfig"
+    config: SearchConfig
     study: optuna.Study
     budget_ms: float
     run_dir: Path

@@ -9,21 +9,22 @@ import optuna
 from quadnas.accelerator import torch_device
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.supernet.evaluate import Evaluator
 from quadnas.latency.budget import parse_budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.progress import Progress, stderr_logging
+from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.objective import Objective
 from quadnas.study.report import write_results
 from quadnas.study.results import SearchResult, candidates, pareto_front, rank_feasible
 from quadnas.study.samplers import guided_sampler
 from quadnas.study.storage import default_storage_url, open_storage
-from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import checkpoint_hash
+from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.provide import provide_supernet
+
 
 def check_budget(predictor: LatencyPredictor, budget_ms: float, device: str) -> list[str]:
     """Errors below the fastest arch; a note above the slowest."""
@@ -35,7 +36,9 @@ def check_budget(predictor: LatencyPredictor, budget_ms: float, device: str) -> 
             f"({fastest:.2f} ms): choose a budget in the feasible range {feasible}"
         )
     if budget_ms >= slowest:
-        return [f"budget {budget_ms:.3g} ms is above the slowest arch on '{device}' ({slowest:.2f} ms): it does not bind"]
+        return [
+            f"budget {budget_ms:.3g} ms is above the slowest arch on '{device}' ({slowest:.2f} ms): it does not bind"
+        ]
     return []
 
 
@@ -69,16 +72,19 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     study = _open_study(storage, config, directions, space, predictor, budget_ms)
 
     dataset = load_dataset(config.data, config.resolution, channels=space.config.in_channels, progress=progress)
-    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, config.train_epochs, progress,
-                                            device=config.train_device)
+    supernet, checkpoint = provide_supernet(
+        space, dataset, config.checkpoint, config.train_epochs, progress, device=config.train_device
+    )
     evaluator = Evaluator(supernet, dataset)
     supernet_sha = checkpoint_hash(checkpoint)
-    claim_settings(study, {"supernet_sha256_16": supernet_sha}, config.study_name(),
-                   "its accuracies came from another supernet")
+    claim_settings(
+        study, {"supernet_sha256_16": supernet_sha}, config.study_name(), "its accuracies came from another supernet"
+    )
     study.set_user_attr("checkpoint", str(checkpoint))
 
-    objective = Objective(space, predictor, evaluator.accuracy, budget_ms, config.mode, config.reward_exponent,
-                          config.trials)
+    objective = Objective(
+        space, predictor, evaluator.accuracy, budget_ms, config.mode, config.reward_exponent, config.trials
+    )
     _optimize(study, objective, config.trials, progress)
     retried = _retried_trials(study)
     if retried:
@@ -88,8 +94,19 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     items = candidates(study)
     ranked = rank_feasible(items, budget_ms)
     closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
-    result = SearchResult(config, study, budget_ms, run_dir, ranked[0] if ranked else None, ranked,
-                          closest, pareto_front(items), items, supernet.width, notes)
+    result = SearchResult(
+        config,
+        study,
+        budget_ms,
+        run_dir,
+        ranked[0] if ranked else None,
+        ranked,
+        closest,
+        pareto_front(items),
+        items,
+        supernet.width,
+        notes,
+    )
     result.files = write_results(result, predictor, checkpoint, supernet_sha)
     return result
 
@@ -102,20 +119,35 @@ def writable_folder(path: Path, flag: str) -> Path:
         probe.touch()
         probe.unlink()
     except OSError as e:
-        raise QuadnasError(f"cannot write to folder {path}: {e.strerror or e}: pass {flag} with a writable folder") \
-            from None
+        raise QuadnasError(
+            f"cannot write to folder {path}: {e.strerror or e}: pass {flag} with a writable folder"
+        ) from None
     return path
 
 
-def _open_study(storage, config: SearchConfig, directions: list[str], space: SearchSpace,
-                predictor: LatencyPredictor, budget_ms: float) -> optuna.Study:
+def _open_study(
+    storage,
+    config: SearchConfig,
+    directions: list[str],
+    space: SearchSpace,
+    predictor: LatencyPredictor,
+    budget_ms: float,
+) -> optuna.Study:
     """Create the study or join it (whichever worker creates it, the others join); refuse other settings."""
     study = optuna.create_study(
-        storage=storage, study_name=config.study_name(), directions=directions,
-        sampler=guided_sampler(config, space, predictor, budget_ms), load_if_exists=True,
+        storage=storage,
+        study_name=config.study_name(),
+        directions=directions,
+        sampler=guided_sampler(config, space, predictor, budget_ms),
+        load_if_exists=True,
     )
-    identity = {"space_fingerprint": space.fingerprint(), "device": config.device, "budget_ms": budget_ms,
-                "mode": config.mode, "data": config.data}
+    identity = {
+        "space_fingerprint": space.fingerprint(),
+        "device": config.device,
+        "budget_ms": budget_ms,
+        "mode": config.mode,
+        "data": config.data,
+    }
     claim_settings(study, identity, config.study_name(), "it was created with other settings")
     return study
 
@@ -133,8 +165,9 @@ def claim_settings(study: optuna.Study, settings: dict, name: str, why: str) -> 
     differs = [k for k, v in settings.items() if stored.get(k) != v]
     if differs:
         diff = ", ".join(f"{k}: {stored[k]} (stored) vs {settings[k]}" for k in differs)
-        raise QuadnasError(f"study '{name}' cannot go on here: {why} ({diff}): "
-                           f"pass --study NEW_NAME to start another study")
+        raise QuadnasError(
+            f"study '{name}' cannot go on here: {why} ({diff}): pass --study NEW_NAME to start another study"
+        )
 
 
 def _optimize(study: optuna.Study, objective: Objective, total: int, progress: Progress) -> None:
@@ -164,5 +197,7 @@ def _retried_trials(study: optuna.Study) -> str | None:
     if not failed:
         return None
     shown = ", ".join(map(str, failed[:5])) + (", ..." if len(failed) > 5 else "")
-    return (f"{len(failed)} failed trial(s) ({shown}): a trial a stopped worker left running is marked failed "
-            f"and retried; --trials counts complete trials only")
+    return (
+        f"{len(failed)} failed trial(s) ({shown}): a trial a stopped worker left running is marked failed "
+        f"and retried; --trials counts complete trials only"
+    )

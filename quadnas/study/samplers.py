@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import optuna
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.predictor import LatencyPredictor
+from quadnas.space import Arch, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.objective import Objective
-from quadnas.space import Arch, SearchSpace
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SEED_TRIALS = 10  # predictor-chosen archs a new study starts with (TPE's start-up count)
@@ -73,9 +73,14 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     the budget. A proposal that never fits goes through; the latency constraint marks it.
     """
 
-    def __init__(self, make_base: Callable[[int], optuna.samplers.BaseSampler], seed: int,
-                 seeds: list[dict[str, str]], fits: Callable[[dict[str, str]], bool] | None = None,
-                 redraws: int = 50):
+    def __init__(
+        self,
+        make_base: Callable[[int], optuna.samplers.BaseSampler],
+        seed: int,
+        seeds: list[dict[str, str]],
+        fits: Callable[[dict[str, str]], bool] | None = None,
+        redraws: int = 50,
+    ):
         self.make_base, self.seed, self.seeds, self.fits, self.redraws = make_base, seed, seeds, fits, redraws
         self._bases: dict[int, optuna.samplers.BaseSampler] = {}
 
@@ -138,8 +143,9 @@ def seed_archs(space: SearchSpace, predictor: LatencyPredictor, limit_ms: float,
     return [Arch(tuple(space.choices[j] for j in picks[i])) for i in chosen]
 
 
-def guided_sampler(config: SearchConfig, space: SearchSpace, predictor: LatencyPredictor,
-                   budget_ms: float) -> GuidedSampler:
+def guided_sampler(
+    config: SearchConfig, space: SearchSpace, predictor: LatencyPredictor, budget_ms: float
+) -> GuidedSampler:
     """The configured sampler, started on predictor-chosen seeds; kept within budget when constrained."""
     constrained = config.mode == "constrained"
     limit = budget_ms if constrained else predictor.slowest()[1]

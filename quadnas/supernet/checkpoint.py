@@ -40,7 +40,7 @@ class DatasetInfo:
     resolution: int
 
     @classmethod
-    def of(cls, dataset: "Dataset") -> "DatasetInfo":
+    def of(cls, dataset: Dataset) -> DatasetInfo:
         return cls(
             dataset.name,
             dataset.source,
@@ -52,7 +52,7 @@ class DatasetInfo:
         )
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "DatasetInfo":
+    def from_dict(cls, raw: dict[str, Any]) -> DatasetInfo:
         return cls(**{**raw, **{k: tuple(raw[k]) for k in ("classes", "mean", "std")}})
 
     @property
@@ -80,7 +80,7 @@ class CheckpointMeta:
         return self.epoch >= self.epochs
 
 
-def default_checkpoint_path(space: SearchSpace, dataset: "Dataset") -> Path:
+def default_checkpoint_path(space: SearchSpace, dataset: Dataset) -> Path:
     """`runs/supernets/{space}-{fp8}-{data}-{fp8}.pt`: the supernet cache keyed by space and data."""
     name = f"{space.name}-{space.fingerprint()[:8]}-{dataset.name}-{dataset.fingerprint[:8]}.pt"
     return SUPERNETS_DIR / name
@@ -189,8 +189,12 @@ def supernet_from_state(path: str | Path, state: dict[str, Any], space: SearchSp
     """`load_checkpoint` for a checkpoint dictionary already read from `path`."""
     meta = meta_of(path, state)
     check_space(meta, space)
-    model = Supernet(space, meta.dataset.num_classes, memory_efficient=bool(meta.config["memory_efficient"]),
-                     width=float(meta.config.get("width", 1.0)))
+    model = Supernet(
+        space,
+        meta.dataset.num_classes,
+        memory_efficient=bool(meta.config["memory_efficient"]),
+        width=float(meta.config.get("width", 1.0)),
+    )
     model.load_state_dict(state["model"])
     return model.eval(), meta
 

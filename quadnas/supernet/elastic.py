@@ -32,8 +32,14 @@ class ElasticQuadraBlock(nn.Module):
     its GELU output nor its last 1x1 conv's output (`scaled_gelu_pointwise`).
     """
 
-    def __init__(self, dim: int, max_kernel: int, max_expansion: int, memory_efficient: bool = True,
-                 layer_scale: float = LAYER_SCALE_INIT):
+    def __init__(
+        self,
+        dim: int,
+        max_kernel: int,
+        max_expansion: int,
+        memory_efficient: bool = True,
+        layer_scale: float = LAYER_SCALE_INIT,
+    ):
         super().__init__()
         self.full = QuadraBlock(dim, max_kernel, max_expansion, layer_scale)
         self.dim = dim

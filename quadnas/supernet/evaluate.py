@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class Evaluator:
     """Top-1 validation accuracy of archs of one supernet on one dataset."""
 
-    def __init__(self, supernet: Supernet, dataset: "Dataset", batch_size: int = 512):
+    def __init__(self, supernet: Supernet, dataset: Dataset, batch_size: int = 512):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.supernet, self.dataset, self.batch_size = supernet, dataset, batch_size

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from filelock import FileLock, Timeout
 
@@ -43,8 +43,10 @@ def file_lock(path: Path, progress: Progress) -> Iterator[None]:
             lock.acquire(timeout=timeout)
             break
         except Timeout:
-            progress.note(f"waiting for another process that trains this supernet "
-                          f"({time.monotonic() - began:.0f} s so far; lock {path})")
+            progress.note(
+                f"waiting for another process that trains this supernet "
+                f"({time.monotonic() - began:.0f} s so far; lock {path})"
+            )
             timeout = LOCK_NOTE_S
     try:
         yield
@@ -69,9 +71,10 @@ def provide_supernet(
     config = TrainConfig.for_search(resolution=dataset.resolution)
     if epochs is not None:
         config = config.model_copy(update={"epochs": epochs})
-    path = check_writable(cache_path(space, dataset, config),  # an unwritable folder: one line, before the lock
-                          "run the search from a writable folder (the cache is runs/supernets/ there), "
-                          "or pass --checkpoint")
+    path = check_writable(
+        cache_path(space, dataset, config),  # an unwritable folder: one line, before the lock
+        "run the search from a writable folder (the cache is runs/supernets/ there), or pass --checkpoint",
+    )
     progress = progress or Progress()
     with file_lock(path.with_suffix(".lock"), progress):
         state = read_checkpoint(path) if path.exists() else None  # read once
@@ -80,10 +83,13 @@ def provide_supernet(
             return supernet.to(torch_device(device)), path
         verb = "finishing" if state is not None else "training"
         del state
-        progress.note(f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
-                      f"cached at {path}, so the next search starts at once")
-        supernet = train_supernet(space, dataset, config, path, resume=verb == "finishing", progress=progress,
-                                  device=device)
+        progress.note(
+            f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
+            f"cached at {path}, so the next search starts at once"
+        )
+        supernet = train_supernet(
+            space, dataset, config, path, resume=verb == "finishing", progress=progress, device=device
+        )
     return supernet, path
 
 
@@ -92,4 +98,3 @@ def cache_path(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> Pat
     recipe = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:8]
     default = default_checkpoint_path(space, dataset)
     return default.with_name(f"{default.stem}-search-{recipe}{default.suffix}")
-

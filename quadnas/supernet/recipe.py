@@ -30,7 +30,7 @@ class TrainConfig(BaseModel):
     width: float = Field(default=1.0, gt=0, le=1, description="stage widths as a fraction of the space's (proxy)")
 
     @classmethod
-    def for_search(cls, **overrides: Any) -> "TrainConfig":
+    def for_search(cls, **overrides: Any) -> TrainConfig:
         """The recipe `quadnas search` trains its cached supernet with on first run.
 
         A proxy a quarter as wide as the space (`SearchSpace.scaled`), 4 epochs: it ranks the

@@ -18,8 +18,14 @@ class Supernet(nn.Module):
     which ranks the same archs at a fraction of the cost; its subnets are proxy-width networks.
     """
 
-    def __init__(self, space: SearchSpace, num_classes: int, memory_efficient: bool = True,
-                 layer_scale_init: float = LAYER_SCALE_INIT, width: float = 1.0):
+    def __init__(
+        self,
+        space: SearchSpace,
+        num_classes: int,
+        memory_efficient: bool = True,
+        layer_scale_init: float = LAYER_SCALE_INIT,
+        width: float = 1.0,
+    ):
         super().__init__()
         self.space, self.num_classes, self.width = space, num_classes, width
         self.net_space = space.scaled(width)

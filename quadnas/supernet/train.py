@@ -23,10 +23,11 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -35,7 +36,6 @@ import torch.nn.functional as F
 from quadnas.accelerator import torch_device
 from quadnas.errors import QuadnasError
 from quadnas.progress import Progress, ProgressEvent, Task
-from quadnas.supernet.recipe import TrainConfig
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import (
     DatasetInfo,
@@ -48,6 +48,7 @@ from quadnas.supernet.checkpoint import (
     save_checkpoint,
     supernet_from_state,
 )
+from quadnas.supernet.recipe import TrainConfig
 from quadnas.supernet.supernet import Supernet
 
 if TYPE_CHECKING:
@@ -99,8 +100,9 @@ class SupernetTrainer:
         self.space, self.config, self.steps_per_epoch = space, config, steps_per_epoch
         self.rank, self.world = world_rank()
         torch.manual_seed(config.seed)
-        self.model = Supernet(space, num_classes, config.memory_efficient, config.layer_scale_init,
-                              config.width).train()
+        self.model = Supernet(
+            space, num_classes, config.memory_efficient, config.layer_scale_init, config.width
+        ).train()
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, fused=True)
         total = config.epochs * steps_per_epoch
         warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
@@ -197,7 +199,7 @@ def steps_per_epoch(num_train: int, batch_size: int) -> int:
 
 def train_supernet(
     space: SearchSpace,
-    dataset: "Dataset",
+    dataset: Dataset,
     config: TrainConfig,
     checkpoint_path: str | Path,
     resume: bool = False,
@@ -217,8 +219,10 @@ def train_supernet(
     """
     device = torch_device(device)
     if device.type == "cuda" and world_rank()[1] > 1:
-        raise QuadnasError("several training processes run on the CPU only (gloo): train on one GPU without "
-                           "torchrun, or drop --train-device")
+        raise QuadnasError(
+            "several training processes run on the CPU only (gloo): train on one GPU without "
+            "torchrun, or drop --train-device"
+        )
     path = check_writable(checkpoint_path)  # before any epoch is spent
     _check_data(space, dataset, config)
     saved = _saved_state(path, resume, space, dataset, config)
@@ -263,8 +267,10 @@ def _train_epoch(
     for indices in trainer.epoch_batches(len(y)):
         indices = indices.to(x.device)
         totals += torch.tensor(trainer.step(x[indices], y[indices], global_batch), dtype=torch.float64)
-        task.advance(note=f"epoch {epoch + 1}/{epochs}, loss {float(totals[0] / totals[2]):.3f}, "
-                          f"acc {float(totals[1] / totals[2]):.1%}")
+        task.advance(
+            note=f"epoch {epoch + 1}/{epochs}, loss {float(totals[0] / totals[2]):.3f}, "
+            f"acc {float(totals[1] / totals[2]):.1%}"
+        )
     if trainer.world > 1:
         dist.all_reduce(totals)
     return EpochStats(
@@ -277,7 +283,7 @@ def _train_epoch(
     )
 
 
-def _check_data(space: SearchSpace, dataset: "Dataset", config: TrainConfig) -> None:
+def _check_data(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> None:
     space.check_resolution(config.resolution)
     if dataset.resolution != config.resolution:
         raise QuadnasError(
@@ -294,7 +300,7 @@ def _check_data(space: SearchSpace, dataset: "Dataset", config: TrainConfig) -> 
 
 
 def _saved_state(
-    path: Path, resume: bool, space: SearchSpace, dataset: "Dataset", config: TrainConfig
+    path: Path, resume: bool, space: SearchSpace, dataset: Dataset, config: TrainConfig
 ) -> dict[str, Any] | None:
     """The checkpoint to continue from, or None to start fresh; refuses to overwrite finished work."""
     if not path.exists():
