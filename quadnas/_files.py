@@ -1,6 +1,6 @@
 """Atomic writes: a kill leaves either the old file or the new one, never half of one.
 
-The kit's standalone runner (`latency/kit_runner.py`) keeps a private copy of `atomic_write`,
+The kit's standalone runner (`latency/measure/kit_runner.py`) keeps a private copy of `atomic_write`,
 since it runs where quadnas is not installed; a test checks that both behave alike.
 """
 

@@ -31,10 +31,10 @@ from torch import nn
 from quadnas._version import __version__
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.latency.backends import ONNX_OPSET, Backend, get_backend
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note
-from quadnas.latency.kit_runner import Schedule, TimedSession, measure_interleaved
+from quadnas.latency.measure.backends import ONNX_OPSET, Backend, get_backend
+from quadnas.latency.measure.kit_runner import Schedule, TimedSession, measure_interleaved
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable, TableMeta
 from quadnas.nn import QuadraNet

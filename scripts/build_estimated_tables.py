@@ -1,6 +1,6 @@
 """Rebuild the shipped ESTIMATED latency tables: cortex-a76 (cpu), myriad-x (vpu), a100 (gpu).
 
-Fits the operator cost model (quadnas/latency/model.py) of each device to published
+Fits the operator cost model (quadnas/latency/estimate/model.py) of each device to published
 whole-network latencies (latency_tables/reference/published_latency_points.csv), then
 writes one row per op spec of the default search space (`created` is kept from the existing
 file unless --created is given).
@@ -45,9 +45,9 @@ import pandas as pd
 import quadnas
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import SHIPPED_TABLES_DIR
-from quadnas.latency.model import DeviceModel, FitPoint, FitResult, Prim, decompose, fit
+from quadnas.latency.estimate.model import DeviceModel, FitPoint, FitResult, Prim, decompose, fit
+from quadnas.latency.estimate.reference_models import NETWORKS
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.reference_models import NETWORKS
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.space import Arch, OpSpec, SearchSpace
 
@@ -222,7 +222,8 @@ RECIPES = [
         precision="fp32",
         threads=1,
         method=(
-            "ESTIMATED by the operator cost model (quadnas/latency/model.py, scripts/build_estimated_tables.py). "
+            "ESTIMATED by the operator cost model (quadnas/latency/estimate/model.py, "
+            "scripts/build_estimated_tables.py). "
             "Runtime assumed: stock TensorFlow Lite 2.1, FP32, 1 thread on a Pixel 4 Cortex-A76 big core "
             "(2.42 GHz, taskset 70). Peak 38.7 GFLOP/s (2 x 128-bit FMA/cycle), 34.1 GB/s LPDDR4X (nominal). "
             "Fitted: dense/pointwise/depthwise efficiency, bandwidth efficiency, per-op overhead "
@@ -258,7 +259,8 @@ RECIPES = [
         precision="fp16",
         threads=None,
         method=(
-            "ESTIMATED by the operator cost model (quadnas/latency/model.py, scripts/build_estimated_tables.py). "
+            "ESTIMATED by the operator cost model (quadnas/latency/estimate/model.py, "
+            "scripts/build_estimated_tables.py). "
             "Runtime assumed: OpenVINO MYRIAD plugin, FP16, synchronous batch-1 inference on a Neural Compute "
             "Stick 2 (Myriad X). Peak 1 TFLOP/s FP16 and 12.8 GB/s (nominal; the fitted efficiencies absorb "
             "both). Fitted: dense/pointwise/depthwise and vector-op efficiency, bandwidth efficiency, per-op "
@@ -294,7 +296,8 @@ RECIPES = [
         precision="fp32",
         threads=None,
         method=(
-            "ESTIMATED by the operator cost model (quadnas/latency/model.py, scripts/build_estimated_tables.py). "
+            "ESTIMATED by the operator cost model (quadnas/latency/estimate/model.py, "
+            "scripts/build_estimated_tables.py). "
             "Runtime assumed: PyTorch eager, FP32 weights and activations, batch 1, eval mode, on an "
             "A100-PCIe-80GB; no torch.compile, CUDA graphs or TensorRT. Every primitive runs as its own "
             "kernel(s), nothing fused (decompose with eager=True): each conv a cuDNN kernel plus a separate "

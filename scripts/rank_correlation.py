@@ -78,7 +78,7 @@ from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.export import accuracy
 from quadnas.latency.devices import load_device_table
-from quadnas.latency.model import DeviceModel
+from quadnas.latency.estimate.model import DeviceModel
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.nn.blocks import QuadraBlock
 from quadnas.nn.net import QuadraNet

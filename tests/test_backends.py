@@ -5,10 +5,10 @@ import onnx
 import pytest
 
 from quadnas.errors import QuadnasError
-from quadnas.latency import kit_runner
-from quadnas.latency.backends import BACKENDS, export_onnx, get_backend, parse_threads
-from quadnas.latency.kit_runner import Schedule, Timing, measure_interleaved
-from quadnas.latency.profile import op_module
+from quadnas.latency.measure import kit_runner
+from quadnas.latency.measure.backends import BACKENDS, export_onnx, get_backend, parse_threads
+from quadnas.latency.measure.kit_runner import Schedule, Timing, measure_interleaved
+from quadnas.latency.measure.profile import op_module
 from quadnas.nn.blocks import op_input_shape
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None

@@ -87,8 +87,8 @@ def test_clock_choices_are_read_only_when_needed_and_import_no_heavy_library():
 
 
 def test_clock_and_backend_choices_come_from_their_one_definition(capsys):
-    from quadnas.latency.backends import BACKENDS
-    from quadnas.latency.kit_runner import CLOCK_CHOICES
+    from quadnas.latency.measure.backends import BACKENDS
+    from quadnas.latency.measure.kit_runner import CLOCK_CHOICES
     from quadnas.latency.names import BACKEND_NAMES
 
     assert tuple(BACKENDS) == BACKEND_NAMES and all(BACKENDS[name].name == name for name in BACKEND_NAMES)
@@ -127,7 +127,7 @@ def test_the_kit_runner_s_own_positive_int_behaves_like_the_cli_s():
     import argparse
 
     from quadnas.cli.common import positive_int
-    from quadnas.latency import kit_runner
+    from quadnas.latency.measure import kit_runner
 
     for text in ("1", "12", "0", "-3", "x", "1.5"):
         outcomes = []

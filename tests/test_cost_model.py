@@ -15,11 +15,11 @@ import pytest
 import torch
 from torch import nn
 
-from quadnas.latency import model as model_module
 from quadnas.latency.devices import SHIPPED_TABLES_DIR
-from quadnas.latency.model import DeviceModel, FitPoint, FitResult, Prim, decompose, fit
+from quadnas.latency.estimate import model as model_module
+from quadnas.latency.estimate.model import DeviceModel, FitPoint, FitResult, Prim, decompose, fit
+from quadnas.latency.estimate.reference_models import NETWORKS, PUBLISHED_MMACS, reference_macs
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.reference_models import NETWORKS, PUBLISHED_MMACS, reference_macs
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import build_op
 from quadnas.nn.ops import LayerNorm2d

@@ -13,8 +13,8 @@ from quadnas.cli import main
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
-from quadnas.latency.backends import get_backend
 from quadnas.latency.host import Host
+from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.model_card import model_stats, render_model_card, write_model_card
 from quadnas.nn import QuadraNet

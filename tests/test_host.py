@@ -11,8 +11,8 @@ import types
 
 from test_table import make_table
 
-from quadnas.latency import kit_runner
 from quadnas.latency.host import Host, foreign_host_note, host_difference, host_status
+from quadnas.latency.measure import kit_runner
 
 EPYC_AVX512 = """processor\t: 0
 vendor_id\t: AuthenticAMD

@@ -8,10 +8,10 @@ import pytest
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
-from quadnas.latency.kit import import_results, write_kit
-from quadnas.latency.kit_runner import read_header
+from quadnas.latency.measure.kit import import_results, write_kit
+from quadnas.latency.measure.kit_runner import read_header
+from quadnas.latency.measure.profile import ProfileSettings
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.profile import ProfileSettings
 from quadnas.latency.table import LatencyTable
 
 QUICK = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=3, network_rounds=2)

@@ -3,12 +3,12 @@ import pytest
 
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
-from quadnas.latency.backends import get_backend
 from quadnas.latency.host import Host
+from quadnas.latency.measure.backends import get_backend
+from quadnas.latency.measure.profile import OPS_TASK, ProfileSettings, fit_calibration, profile, sample_spread
+from quadnas.latency.measure.validate import compare, validate
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.profile import OPS_TASK, ProfileSettings, fit_calibration, profile, sample_spread
 from quadnas.latency.table import LatencyTable
-from quadnas.latency.validate import compare, validate
 from quadnas.progress import Progress, ProgressEvent
 
 QUICK = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=4, network_rounds=2)

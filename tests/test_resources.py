@@ -24,7 +24,7 @@ def test_the_bundled_mnist_subset_ships_with_its_licence():
 
 def test_the_kit_runner_s_atomic_write_behaves_like_the_package_s(tmp_path):
     from quadnas._files import atomic_write
-    from quadnas.latency import kit_runner
+    from quadnas.latency.measure import kit_runner
 
     for write, name in ((atomic_write, "a"), (kit_runner.atomic_write, "b")):
         path = tmp_path / name / "deep" / "t.csv"

@@ -1,6 +1,6 @@
 """argparse `choices` that live in a heavy module, read only when argparse needs them.
 
-`quadnas.latency.kit_runner` (the standalone kit runner, which imports numpy) owns the clock
+`quadnas.latency.measure.kit_runner` (the standalone kit runner, which imports numpy) owns the clock
 names; the commands name them without importing it at start-up. Give such an option a
 `metavar` (argparse lists the choices in the usage line otherwise, on every parse) and name
 the choices with `%(choices)s` in its help.
@@ -34,4 +34,4 @@ class LazyChoices:
 
 def clock_choices() -> LazyChoices:
     """`kit_runner.CLOCK_CHOICES`: auto, wall, cpu."""
-    return LazyChoices("quadnas.latency.kit_runner", "CLOCK_CHOICES")
+    return LazyChoices("quadnas.latency.measure.kit_runner", "CLOCK_CHOICES")

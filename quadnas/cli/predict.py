@@ -35,7 +35,7 @@ def format_ms(ms: float) -> str:
 
 def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
     """The space given, else the one the table was made for."""
-    from quadnas.latency.validate import load_table_space
+    from quadnas.latency.measure.validate import load_table_space
     from quadnas.space import SearchSpace
 
     return SearchSpace.load(space) if space is not None else load_table_space(table)

@@ -12,8 +12,8 @@ from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
+from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.names import BACKEND_NAMES, user_tables_dir
-from quadnas.latency.settings import ProfileSettings
 
 if TYPE_CHECKING:
     from quadnas.latency.table import LatencyTable
@@ -139,7 +139,7 @@ def _settings(args: argparse.Namespace) -> ProfileSettings:
 
 
 def _space(args: argparse.Namespace) -> SearchSpace:
-    from quadnas.latency.profile import space_at
+    from quadnas.latency.measure.profile import space_at
     from quadnas.space import SearchSpace
 
     return space_at(SearchSpace.load(args.space), args.resolution)
@@ -174,8 +174,8 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    from quadnas.latency.backends import get_backend
-    from quadnas.latency.profile import profile
+    from quadnas.latency.measure.backends import get_backend
+    from quadnas.latency.measure.profile import profile
 
     out = table_path(args.name, args.out)
     space = _space(args)
@@ -192,7 +192,7 @@ def run_profile(args: argparse.Namespace) -> int:
 
 
 def run_kit(args: argparse.Namespace) -> int:
-    from quadnas.latency.kit import write_kit
+    from quadnas.latency.measure.kit import write_kit
 
     space = _space(args)
     manifest = write_kit(args.kit_out, space, _settings(args), progress=progress_for(err_console))
@@ -207,7 +207,7 @@ def run_kit(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from quadnas.latency.kit import import_results
+    from quadnas.latency.measure.kit import import_results
 
     table = import_results(args.results, args.kit)
     name = args.import_name or _slug(f"{table.meta.device}-{table.meta.backend}-{table.meta.target}")

@@ -10,7 +10,7 @@ from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
-from quadnas.latency.settings import ProfileSettings
+from quadnas.latency.measure.settings import ProfileSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from quadnas._files import atomic_write
     from quadnas.latency.devices import load_device_table
     from quadnas.latency.host import foreign_host_note
-    from quadnas.latency.validate import validate
+    from quadnas.latency.measure.validate import validate
     from quadnas.space import SearchSpace
 
     if args.json is not None and args.json.is_dir():

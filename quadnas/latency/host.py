@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from quadnas.latency import kit_runner
+from quadnas.latency.measure import kit_runner
 
 if TYPE_CHECKING:
     from quadnas.latency.table import TableMeta

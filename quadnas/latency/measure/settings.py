@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from quadnas.latency.kit_runner import Schedule
+    from quadnas.latency.measure.kit_runner import Schedule
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ProfileSettings:
     seed: int = 0
 
     def op_schedule(self) -> Schedule:
-        from quadnas.latency.kit_runner import Schedule
+        from quadnas.latency.measure.kit_runner import Schedule
 
         return Schedule(
             rounds=self.rounds, round_s=self.round_ms / 1e3, window=self.window, warmup_s=self.warmup_ms / 1e3
@@ -35,7 +35,7 @@ class ProfileSettings:
     def network_schedule(self, count: int) -> Schedule:
         """Whole networks are timed like ops, with fewer rounds (they are long and stable), and
         up to NETWORK_WINDOW of them interleaved, so that they share the machine's conditions."""
-        from quadnas.latency.kit_runner import NETWORK_WINDOW, Schedule
+        from quadnas.latency.measure.kit_runner import NETWORK_WINDOW, Schedule
 
         return Schedule(
             rounds=self.network_rounds,

@@ -15,11 +15,11 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from quadnas.errors import QuadnasError
-from quadnas.latency.backends import BACKENDS, Backend, get_backend
 from quadnas.latency.host import foreign_host_note
-from quadnas.latency.kit_runner import Timing
+from quadnas.latency.measure.backends import BACKENDS, Backend, get_backend
+from quadnas.latency.measure.kit_runner import Timing
+from quadnas.latency.measure.profile import ProfileSettings, measure_networks, sample_spread, space_at
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.profile import ProfileSettings, measure_networks, sample_spread, space_at
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace

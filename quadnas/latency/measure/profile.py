@@ -23,10 +23,10 @@ from torch import nn
 
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
-from quadnas.latency.backends import Backend
 from quadnas.latency.host import Host
-from quadnas.latency.kit_runner import Timing, measure_interleaved
-from quadnas.latency.settings import ProfileSettings
+from quadnas.latency.measure.backends import Backend
+from quadnas.latency.measure.kit_runner import Timing, measure_interleaved
+from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import build_op, init_weights, op_input_shape

@@ -22,11 +22,11 @@ from pydantic import ValidationError
 
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
-from quadnas.latency import kit_runner
-from quadnas.latency.backends import export_onnx
 from quadnas.latency.host import Host
-from quadnas.latency.kit_runner import Timing
-from quadnas.latency.profile import (
+from quadnas.latency.measure import kit_runner
+from quadnas.latency.measure.backends import export_onnx
+from quadnas.latency.measure.kit_runner import Timing
+from quadnas.latency.measure.profile import (
     ProfileSettings,
     calibrate,
     network_input_shape,

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from quadnas.errors import QuadnasError
-from quadnas.latency import kit_runner
-from quadnas.latency.kit_runner import TimedSession
+from quadnas.latency.measure import kit_runner
+from quadnas.latency.measure.kit_runner import TimedSession
 from quadnas.latency.names import BACKEND_NAMES
 
 ONNX_OPSET = 17

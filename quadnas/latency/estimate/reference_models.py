@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from quadnas.latency.model import Prim
+from quadnas.latency.estimate.model import Prim
 
 Layers = list[Prim]
 
