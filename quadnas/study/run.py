@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import optuna
@@ -112,12 +113,14 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
 
 
 def writable_folder(path: Path, flag: str) -> Path:
-    """`path`, created if needed and checked writable; else a one-line error naming `flag`."""
+    """`path`, created if needed and checked writable; else a one-line error naming `flag`.
+
+    The probe is a file of a unique name, so workers checking one folder at once never meet.
+    """
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".quadnas-write-test"
-        probe.touch()
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=path):
+            pass
     except OSError as e:
         raise QuadnasError(
             f"cannot write to folder {path}: {e.strerror or e}: pass {flag} with a writable folder"
