@@ -145,6 +145,30 @@ def test_other_settings_on_same_study_are_refused(tmp_path, table_path, checkpoi
         search(_config(tmp_path, table_path, checkpoint, "1000ms", trials=2))
 
 
+def _tiny_search(capsys, runs, table_path, checkpoint, trials: int, *budget: str) -> tuple[int, str]:
+    """`quadnas search` on the tiny space with the test table and checkpoint, random sampler; `budget`: its words."""
+    return _cli(
+        capsys,
+        "search",
+        "--space",
+        "tiny",
+        "--data",
+        "digits",
+        "--device",
+        str(table_path),
+        "--budget",
+        *budget,
+        "--checkpoint",
+        str(checkpoint),
+        "--runs-dir",
+        str(runs),
+        "--trials",
+        str(trials),
+        "--sampler",
+        "random",
+    )
+
+
 def _cli(capsys, *argv) -> tuple[int, str]:
     code = main(list(argv))
     out = capsys.readouterr()
@@ -347,26 +371,7 @@ def test_search_leaves_matplotlib_and_optuna_settings_alone(tmp_path, table_path
 def test_cli_prints_plain_progress_lines_when_stderr_is_not_a_terminal(
     capsys, tmp_path, table_path, checkpoint, budget
 ):
-    code, text = _cli(
-        capsys,
-        "search",
-        "--space",
-        "tiny",
-        "--data",
-        "digits",
-        "--device",
-        str(table_path),
-        "--budget",
-        budget,
-        "--checkpoint",
-        str(checkpoint),
-        "--runs-dir",
-        str(tmp_path),
-        "--trials",
-        "10",
-        "--sampler",
-        "random",
-    )
+    code, text = _tiny_search(capsys, tmp_path, table_path, checkpoint, 10, budget)
     assert code in (0, 1)
     lines = [line for line in text.splitlines() if line.startswith("search: ")]
     assert lines[0] == "search: 10 trials" and lines[-1].startswith("search: 10/10 trials (100%)")
@@ -374,27 +379,7 @@ def test_cli_prints_plain_progress_lines_when_stderr_is_not_a_terminal(
 
 def test_budget_in_two_words_is_read(capsys, tmp_path, table_path, checkpoint, budget):
     value = budget.removesuffix("ms")
-    code, text = _cli(
-        capsys,
-        "search",
-        "--space",
-        "tiny",
-        "--data",
-        "digits",
-        "--device",
-        str(table_path),
-        "--budget",
-        value,
-        "ms",
-        "--checkpoint",
-        str(checkpoint),
-        "--runs-dir",
-        str(tmp_path),
-        "--trials",
-        "2",
-        "--sampler",
-        "random",
-    )
+    code, text = _tiny_search(capsys, tmp_path, table_path, checkpoint, 2, value, "ms")
     assert code in (0, 1) and f"budget {float(value):g} ms" in text
 
 
@@ -404,26 +389,7 @@ def test_best_arch_is_printed_whole_and_the_table_breaks_only_at_dashes(
     from quadnas.cli.search import wrap_arch
 
     assert wrap_arch("k3e2-k5e4-id-k7e2-id", 2) == "k3e2-k5e4-\nid-k7e2-\nid"
-    code, text = _cli(
-        capsys,
-        "search",
-        "--space",
-        "tiny",
-        "--data",
-        "digits",
-        "--device",
-        str(table_path),
-        "--budget",
-        budget,
-        "--checkpoint",
-        str(checkpoint),
-        "--runs-dir",
-        str(tmp_path),
-        "--trials",
-        "6",
-        "--sampler",
-        "random",
-    )
+    code, text = _tiny_search(capsys, tmp_path, table_path, checkpoint, 6, budget)
     best = yaml.safe_load(next(tmp_path.glob("*/best.yaml")).read_text())["arch"]
     assert f"best arch: {best}" in text.splitlines()
     tokens = {str(c) for c in SearchSpace.load("tiny").choices}
