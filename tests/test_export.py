@@ -365,9 +365,9 @@ def test_verify_latency_reports_measured_predicted_budget(tmp_path, tiny_space):
         assert ("pinned" in check.measured_what) == (fmt == "onnx")
 
 
-def test_verify_latency_gate_exit_codes(tmp_path, tiny_space, capsys):
-    table = local_table(tmp_path, tiny_space, 1e-6)
-    base = [
+def verify_args(tmp_path, table: str) -> list[str]:
+    """`quadnas export` of a random-init tiny arch to ONNX, timed 3 rounds against `table`."""
+    return [
         "export",
         "--arch",
         ARCH,
@@ -383,6 +383,11 @@ def test_verify_latency_gate_exit_codes(tmp_path, tiny_space, capsys):
         "--rounds",
         "3",
     ]
+
+
+def test_verify_latency_gate_exit_codes(tmp_path, tiny_space, capsys):
+    table = local_table(tmp_path, tiny_space, 1e-6)
+    base = verify_args(tmp_path, table)
     assert main(base + ["--budget", "1us"]) == 1
     assert "over budget" in capsys.readouterr().err
     assert main(base + ["--budget", "1us", "--warn-only"]) == 0
@@ -395,24 +400,7 @@ def test_verify_against_another_hosts_table_times_here_and_never_gates(tmp_path,
     """Same CPU name, runtime, threads and clock as here; only the host record says it is another machine."""
     elsewhere = Host(name="Imaginary CPU 9000", family="99", model="99", features=("avx2",), logical_cores=10_000)
     table = local_table(tmp_path, tiny_space, 1e-6, host=elsewhere)
-    args = [
-        "export",
-        "--arch",
-        ARCH,
-        "--space",
-        "tiny",
-        "--init",
-        "random",
-        "--out",
-        str(tmp_path / "m.onnx"),
-        "--verify-latency",
-        "--device",
-        table,
-        "--rounds",
-        "3",
-        "--budget",
-        "1us",
-    ]
+    args = [*verify_args(tmp_path, table), "--budget", "1us"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "not gated" in out and "timed on this host" in out and "Imaginary CPU 9000" in out
