@@ -161,8 +161,9 @@ def claim_settings(study: optuna.Study, settings: dict, name: str, why: str) -> 
     A worker that joins while the creator is still writing fills the missing keys with the
     same values; two workers with different settings cannot both pass the check after writing.
     """
+    before = study.user_attrs  # one storage read
     for key, value in settings.items():
-        if study.user_attrs.get(key) is None:
+        if before.get(key) is None:
             study.set_user_attr(key, value)
     stored = study.user_attrs
     differs = [k for k, v in settings.items() if stored.get(k) != v]
