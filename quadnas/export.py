@@ -41,6 +41,7 @@ from quadnas.nn import QuadraNet
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import CheckpointMeta, checkpoint_hash, load_checkpoint
+from quadnas.supernet.evaluate import accuracy
 
 Format = Literal["torch", "onnx", "openvino"]
 Init = Literal["inherit", "random"]
@@ -302,18 +303,6 @@ def finetune(
             f"of stand-alone {how}"
         ),
     )
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, data: torch.utils.data.TensorDataset, batch_size: int = 512) -> float:
-    """Top-1 accuracy of `model` on a labelled tensor set."""
-    model.eval()
-    x, y = data.tensors
-    correct = sum(
-        int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-        for i in range(0, len(y), batch_size)
-    )
-    return correct / len(y)
 
 
 # ---- writing the formats ----------------------------------------------------

@@ -76,7 +76,6 @@ from torch.utils.data import TensorDataset
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.export import accuracy
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.estimate.model import DeviceModel
 from quadnas.latency.predictor import LatencyPredictor
@@ -84,7 +83,7 @@ from quadnas.nn.blocks import QuadraBlock
 from quadnas.nn.net import QuadraNet
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
-from quadnas.supernet.evaluate import Evaluator
+from quadnas.supernet.evaluate import Evaluator, accuracy
 from quadnas.supernet.train import SupernetTrainer, TrainConfig, steps_per_epoch, warmup_cosine
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"

@@ -6,9 +6,12 @@ statistics recalibration before evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
+from torch.utils.data import TensorDataset
 
 from quadnas.space import Arch
 from quadnas.supernet.supernet import Supernet
@@ -46,12 +49,23 @@ class Evaluator:
             raise ValueError(f"dataset '{self.dataset.name}' has no validation images")
         was_training = self.supernet.training
         self.supernet.eval()
-        correct = 0
         try:
-            with torch.inference_mode():
-                for start in range(0, len(y), self.batch_size):
-                    logits = self.supernet(x[start : start + self.batch_size], arch)
-                    correct += int((logits.argmax(1) == y[start : start + self.batch_size]).sum())
+            return top1(lambda images: self.supernet(images, arch), x, y, self.batch_size)
         finally:
             self.supernet.train(was_training)
-        return correct / len(y)
+
+
+def top1(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    """Fraction of images in `x` whose arg-max logit from `forward` is their label in `y`."""
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(y), batch_size):
+            logits = forward(x[start : start + batch_size])
+            correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
+    return correct / len(y)
+
+
+def accuracy(model: nn.Module, data: TensorDataset, batch_size: int = 512) -> float:
+    """Top-1 accuracy of `model` (left in eval mode) on a labelled tensor set."""
+    x, y = data.tensors
+    return top1(model.eval(), x, y, batch_size)
