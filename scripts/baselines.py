@@ -22,10 +22,10 @@ from functools import cache
 import torch
 from torch import nn
 
-from quadnas.model_card import model_stats
 from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, Stem, init_weights
 from quadnas.nn.net import QuadraNet
 from quadnas.nn.ops import LayerNorm2d, depthwise
+from quadnas.nn.stats import model_stats
 from quadnas.space import BlockChoice, SearchSpace
 from quadnas.supernet import Supernet
 from quadnas.supernet.elastic import ElasticQuadraBlock

@@ -26,8 +26,8 @@ import torch
 
 from quadnas.data import load_dataset
 from quadnas.latency.host import Host
-from quadnas.model_card import model_stats
 from quadnas.nn.net import QuadraNet
+from quadnas.nn.stats import model_stats
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.train import SupernetTrainer, TrainConfig

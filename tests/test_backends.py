@@ -6,10 +6,11 @@ import pytest
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure import kit_runner
-from quadnas.latency.measure.backends import BACKENDS, export_onnx, get_backend, parse_threads
+from quadnas.latency.measure.backends import BACKENDS, get_backend, parse_threads
 from quadnas.latency.measure.kit_runner import Schedule, Timing, measure_interleaved
 from quadnas.latency.measure.profile import op_module
 from quadnas.nn.blocks import op_input_shape
+from quadnas.nn.onnx import write_onnx
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 needs_openvino = pytest.mark.skipif(
@@ -40,7 +41,7 @@ def test_cpu_clock_times_an_op(block):
 
 
 def test_export_is_opset_17(tmp_path, block):
-    model = onnx.load(str(export_onnx(*block, tmp_path / "b.onnx")))
+    model = onnx.load(str(write_onnx(*block, tmp_path / "b.onnx")))
     assert {o.domain: o.version for o in model.opset_import}[""] == 17
 
 

@@ -13,11 +13,12 @@ from quadnas.cli import main
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
+from quadnas.export.card import render_model_card, write_model_card
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
-from quadnas.model_card import model_stats, render_model_card, write_model_card
 from quadnas.nn import QuadraNet
+from quadnas.nn.stats import model_stats
 from quadnas.space import SearchSpace
 from quadnas.supernet import Supernet
 from quadnas.supernet.checkpoint import DatasetInfo, checkpoint_hash, checkpoint_state, save_checkpoint
@@ -572,7 +573,7 @@ def test_load_refuses_other_formats(tmp_path, tiny_space):
 
 
 def test_verify_uses_a_torch_tables_gpu_only_where_one_runs(tmp_path, tiny_space, monkeypatch):
-    from quadnas.export import _torch_target
+    from quadnas.export.verify import _torch_target
 
     table = LatencyTable.read(local_table(tmp_path, tiny_space, 1.0))
     table.meta = table.meta.model_copy(update={"backend": "torch", "target": "cuda"})

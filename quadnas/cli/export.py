@@ -68,15 +68,17 @@ def run(args: argparse.Namespace) -> int:
         FORMATS,
         SUFFIXES,
         build_model,
+        card_path,
+        check_card_target,
         export_model,
         finetune,
         import_openvino,
         output_path,
         verify_latency,
+        write_model_card,
     )
     from quadnas.latency.budget import parse_budget
     from quadnas.latency.devices import load_device_table
-    from quadnas.model_card import card_path, check_card_target, write_model_card
 
     if bool(args.result) == bool(args.arch):
         raise QuadnasError("give either a search result (runs/<study>/best.yaml) or --arch TEXT, not both or neither")

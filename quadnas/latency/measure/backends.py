@@ -3,7 +3,7 @@
 `get_backend(name, target, threads)` checks the request and returns a `Backend`;
 `Backend.prepare(module, input_shape, channels_last)` returns a runner whose `time(n)`
 calls the model `n` times and returns the seconds each call took. The ONNX backends export the
-module once (TorchScript exporter, opset 17) into a work directory and time it with
+module once (`nn.onnx.write_onnx`) into a work directory and time it with
 the sessions of `kit_runner`, the same code a profiling kit runs on a remote device.
 """
 
@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import tempfile
 import time
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,10 +23,10 @@ from torch import nn
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure import kit_runner
-from quadnas.latency.measure.kit_runner import TimedSession
+from quadnas.latency.measure.kit_runner import Schedule, TimedSession, Timing, measure_interleaved
 from quadnas.latency.names import BACKEND_NAMES
+from quadnas.nn.onnx import write_onnx
 
-ONNX_OPSET = 17
 INPUT_LAYOUT = "channels-last after the stem"  # what the profiler feeds eager torch, as a QuadraNet does
 INSTALL_HINTS = {
     "onnxruntime": "pip install onnxruntime",
@@ -66,22 +65,12 @@ def parse_threads(value: int | str) -> int:
     return threads
 
 
-def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: Path) -> Path:
-    """Export `module` for a fixed `input_shape` to ONNX (opset 17, TorchScript exporter)."""
-    module = module.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but faster and needs no onnxscript
-        torch.onnx.export(
-            module,
-            (torch.randn(input_shape),),
-            str(path),
-            dynamo=False,
-            opset_version=ONNX_OPSET,
-            input_names=["input"],
-            output_names=["output"],
-        )
-    return path
+def time_session(session: TimedSession, rounds: int, round_s: float, warmup_s: float) -> Timing:
+    """One prepared model timed as the profiler times models: `rounds` rounds of >= `round_s` s after a warm-up."""
+    found: list[Timing] = []
+    schedule = Schedule(rounds=rounds, round_s=round_s, window=1, warmup_s=warmup_s)
+    measure_interleaved(["model"], lambda _: session, schedule, lambda _, timing: found.append(timing))
+    return found[0]
 
 
 class Backend(ABC):
@@ -154,7 +143,7 @@ class OnnxBackend(Backend):
 
     def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
         self._exported += 1
-        path = export_onnx(module, input_shape, self.work_dir / f"model{self._exported:04d}.onnx")
+        path = write_onnx(module, input_shape, self.work_dir / f"model{self._exported:04d}.onnx")
         session = self.prepare_onnx(path)
         with contextlib.suppress(OSError):  # the session holds the model; free the disk (networks are ~100 MB)
             path.unlink()

@@ -24,7 +24,6 @@ from quadnas._version import __version__
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure import kit_runner
-from quadnas.latency.measure.backends import export_onnx
 from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.profile import (
     ProfileSettings,
@@ -40,6 +39,7 @@ from quadnas.latency.measure.profile import (
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import op_input_shape
+from quadnas.nn.onnx import write_onnx
 from quadnas.progress import Progress
 from quadnas.space import OpSpec, SearchSpace
 
@@ -65,17 +65,17 @@ def write_kit(
     archs = sample_spread(space, settings.networks, settings.seed)
     module, shape = overhead_module()
     with progress.task("exporting the kit's models", len(specs) + len(archs) + 1, unit="model") as task:
-        export_onnx(module, shape, out / "overhead.onnx")
+        write_onnx(module, shape, out / "overhead.onnx")
         task.advance(1, "overhead")
         ops = []
         for spec in specs:
-            export_onnx(op_module(spec, space), op_input_shape(spec), out / op_file(spec))
+            write_onnx(op_module(spec, space), op_input_shape(spec), out / op_file(spec))
             ops.append({"key": str(spec), "file": op_file(spec), "spec": spec.as_row()})
             task.advance(1, str(spec))
         networks = []
         for i, arch in enumerate(archs):
             file = f"networks/net{i:02d}.onnx"
-            export_onnx(QuadraNet(space, arch).eval(), network_input_shape(space), out / file)
+            write_onnx(QuadraNet(space, arch).eval(), network_input_shape(space), out / file)
             networks.append({"key": f"net{i:02d}", "file": file, "arch": str(arch)})
             task.advance(1, str(arch))
     manifest = {

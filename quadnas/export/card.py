@@ -3,46 +3,22 @@ predicted latency on every table."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
-
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
-from quadnas.export import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    PARITY_TOLERANCE,
-    ExportResult,
-    ExportSource,
-    LatencyCheck,
-    resolution_note,
-)
+from quadnas.export.formats import INPUT_NAME, OUTPUT_NAME, PARITY_TOLERANCE, ExportResult
+from quadnas.export.sidecar import resolution_note
+from quadnas.export.source import ExportSource
+from quadnas.export.verify import LatencyCheck
 from quadnas.latency.devices import table_files
 from quadnas.latency.predictor import LatencyPredictor
+from quadnas.nn.stats import model_stats
 from quadnas.space import Arch, SearchSpace
 
 CARD_TITLE = "# QuadraNet `"  # every card starts so; a file that does not is never overwritten
-
-
-@torch.no_grad()
-def model_stats(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
-    """Parameters, and multiply-accumulates of one forward pass at `input_shape` (FLOPs / 2).
-
-    FlopCounterMode counts convolutions and matrix products; element-wise products,
-    norms and activations are not counted. The forward runs on a meta-device copy: no
-    arithmetic, and `model` itself is left as it was.
-    """
-    params = sum(p.numel() for p in model.parameters())
-    counter = FlopCounterMode(display=False)
-    with counter:
-        copy.deepcopy(model).to("meta").eval()(torch.zeros(input_shape, device="meta"))
-    return params, counter.get_total_flops() // 2
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""Stand-alone fine-tuning of an export's network (or training from scratch, when a proxy ranked the arch)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from quadnas.data import load_dataset
+from quadnas.errors import QuadnasError
+from quadnas.export.source import ExportSource
+from quadnas.progress import Progress
+from quadnas.supernet.evaluate import accuracy
+
+
+def finetune(
+    source: ExportSource,
+    epochs: int,
+    data: str | None = None,
+    lr: float = 5e-4,
+    weight_decay: float = 0.05,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> ExportSource:
+    """A copy of the network trained stand-alone (AdamW, cosine schedule), with its validation accuracy.
+
+    Starts from the inherited weights, or from scratch when a proxy supernet ranked the
+    arch. Runs on the checkpoint's dataset at its resolution unless `data` names another
+    source with the same number of classes.
+    """
+    progress = progress or Progress()
+    meta = source.checkpoint_meta
+    if meta is None:
+        raise QuadnasError(
+            "fine-tuning starts from inherited weights: pass a supernet checkpoint "
+            "(drop --init random) or drop --finetune-epochs"
+        )
+    if epochs < 1:
+        raise QuadnasError(f"--finetune-epochs {epochs} must be at least 1")
+    dataset = load_dataset(
+        data or meta.dataset.source,
+        meta.dataset.resolution,
+        val_fraction=float(meta.config.get("val_fraction", 0.2)),
+        channels=source.space.config.in_channels,
+        progress=progress,
+    )
+    if data is None and dataset.fingerprint != meta.dataset.fingerprint:
+        raise QuadnasError(
+            f"data '{meta.dataset.source}' changed since the supernet was trained (fingerprint {dataset.fingerprint}, "
+            f"trained on {meta.dataset.fingerprint}): pass --data with the data to fine-tune on"
+        )
+    if dataset.num_classes != source.model.num_classes:
+        raise QuadnasError(
+            f"data '{dataset.source}' has {dataset.num_classes} classes but the network's head has "
+            f"{source.model.num_classes}: fine-tune on data with the checkpoint's classes ({meta.dataset.source})"
+        )
+    model = copy.deepcopy(source.model)
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(dataset.train, batch_size=batch_size, shuffle=True, generator=generator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    with progress.task("fine-tuning", epochs * len(loader), unit="step") as task:
+        for _ in range(epochs):
+            for x, y in loader:
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                task.advance(1, f"loss {loss.item():.3f}")
+    model.eval()
+    how = "training from scratch" if source.weights == "untrained" else "fine-tuning from inherited weights"
+    return replace(
+        source,
+        model=model,
+        weights="trained" if source.weights == "untrained" else "fine-tuned",
+        classes=dataset.classes,
+        mean=dataset.mean,
+        std=dataset.std,
+        trained_resolution=dataset.resolution,
+        accuracy=accuracy(model, dataset.val),
+        data=dataset.source,
+        accuracy_on=(
+            f"validation split of {dataset.source} at {dataset.resolution} px, after {epochs} epoch(s) "
+            f"of stand-alone {how}"
+        ),
+    )

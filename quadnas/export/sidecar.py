@@ -1,0 +1,175 @@
+"""The YAML sidecar beside every export (`model.onnx` -> `model.onnx.yaml`) and `load`, which rebuilds
+a PyTorch export from it.
+
+The sidecar is named after the whole file, so exports that share a stem keep their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+import yaml
+
+from quadnas._version import __version__
+from quadnas.errors import QuadnasError
+from quadnas.export.formats import INPUT_NAME, OUTPUT_NAME, PARITY_TOLERANCE, ExportResult
+from quadnas.export.source import ExportSource, read_yaml
+from quadnas.nn import QuadraNet
+from quadnas.space import SearchSpace
+
+
+def check_sidecar_target(sidecar: Path) -> None:
+    """Refuse to overwrite a YAML that is not an export sidecar (a `model.onnx.yaml` of the user's own)."""
+    if not sidecar.exists():
+        return
+    try:
+        existing = yaml.safe_load(sidecar.read_text())
+    except (OSError, yaml.YAMLError):
+        existing = None
+    is_sidecar = isinstance(existing, dict) and {"format", "file", "parity"} <= existing.keys()
+    if not is_sidecar:
+        raise QuadnasError(
+            f"the export's sidecar {sidecar} would overwrite a file that is not an export sidecar: "
+            "choose another --out name"
+        )
+
+
+def sidecar_record(source: ExportSource, result: ExportResult) -> dict:
+    """What the YAML beside an export says: arch, space, input, classes, normalisation, accuracy."""
+    space, model = source.space, source.model
+    channels = space.config.in_channels
+    normalisation = None
+    if source.mean is not None:
+        normalisation = {
+            "pixels": "scaled to [0, 1], then (x - mean) / std per channel",
+            "mean": [float(v) for v in source.mean],
+            "std": [float(v) for v in source.std],
+        }
+    record = source.record
+    return {
+        "format": result.format,
+        "file": result.path.name,
+        "arch": str(source.arch),
+        "space": {
+            "name": space.name,
+            "path": space.source,
+            "fingerprint": space.fingerprint(),
+            "config": space.config.model_dump(),
+        },
+        "input": {
+            "name": INPUT_NAME,
+            "layout": "NCHW",
+            "dtype": "float32",
+            "shape": ["batch", channels, result.resolution, result.resolution],
+            "resolution": result.resolution,
+        },
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", model.num_classes]},
+        "num_classes": model.num_classes,
+        "classes": list(source.classes) if source.classes else None,
+        "normalisation": normalisation,
+        "weights": source.weights,
+        "trained_resolution": source.trained_resolution,
+        "resolution_note": resolution_note(source, result.resolution),
+        "accuracy": source.accuracy,
+        "accuracy_on": source.accuracy_on,
+        "data": source.data,
+        "checkpoint": (
+            {"path": str(source.checkpoint), "sha256_16": source.checkpoint_sha} if source.checkpoint else None
+        ),
+        "search": (
+            {
+                "result": str(source.record_path),
+                "device": record.get("device"),
+                "predicted_latency_ms": record.get("latency_ms"),
+                "budget_ms": record.get("budget_ms"),
+            }
+            if record
+            else None
+        ),
+        "parity": {
+            "runtime": result.runtime,
+            "batches": list(result.parity),
+            "tolerance": PARITY_TOLERANCE,
+            "max_abs_diff": result.max_abs_diff,
+        },
+        "quadnas_version": __version__,
+    }
+
+
+def resolution_note(source: ExportSource, resolution: int) -> str:
+    """Which resolution the weights learned at and which the export runs at."""
+    deploy = source.space.config.resolution
+    where = (
+        "the deployment resolution, where latency is predicted"
+        if resolution == deploy
+        else f"not the deployment resolution ({deploy} px) where latency is predicted"
+    )
+    if source.trained_resolution is None:
+        return f"random weights (latency work only); exported at {resolution} px, {where}"
+    if source.trained_resolution == resolution:
+        return f"trained and exported at {resolution} px, {where}"
+    return (
+        f"weights trained at {source.trained_resolution} px, exported at {resolution} px ({where}): the network "
+        f"is fully convolutional with global average pooling, so it runs at any multiple of "
+        f"{source.space.stride} px, "
+        f"but its accuracy was measured at {source.trained_resolution} px"
+    )
+
+
+def sidecar_path(export: str | Path) -> Path:
+    """Where an export's YAML sidecar goes: beside it, named after the whole file (`m.pt` -> `m.pt.yaml`)."""
+    export = Path(export)
+    return export.with_name(f"{export.name}.yaml")
+
+
+def find_sidecar(path: str | Path) -> Path:
+    """The sidecar of an export (or `path` itself where it is one): `m.pt.yaml`, else an old-style
+    `m.yaml` written for that file by quadnas before sidecars took the whole file name."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    sidecar = sidecar_path(path)
+    old = path.with_suffix(".yaml")
+    if sidecar.exists() or not old.is_file():
+        return sidecar
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        record = yaml.safe_load(old.read_text())
+        if isinstance(record, dict) and record.get("file") == path.name:
+            return old
+    return sidecar
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """The YAML sidecar of an export (give the export or the sidecar itself)."""
+    sidecar = find_sidecar(path)
+    record = read_yaml(
+        sidecar,
+        "an export's YAML sidecar must stay beside it (re-export with `quadnas export`)",
+        f"export sidecar {sidecar}",
+    )
+    if not isinstance(record, dict) or "arch" not in record or "space" not in record:
+        raise QuadnasError(f"{sidecar} is not a quadnas export sidecar: re-export with `quadnas export`")
+    return record
+
+
+def load(path: str | Path) -> QuadraNet:
+    """Rebuild a PyTorch export (`.pt` or its `.pt.yaml` sidecar) as a QuadraNet in eval mode."""
+    sidecar = read_sidecar(path)
+    if sidecar.get("format") != "torch":
+        raise QuadnasError(
+            f"{path} is a {sidecar.get('format')} export; quadnas.load rebuilds torch exports: "
+            "run ONNX files with onnxruntime and IR files with OpenVINO"
+        )
+    space = SearchSpace.from_dict(sidecar["space"]["config"], source=sidecar["space"].get("path", "<export>"))
+    if space.fingerprint() != sidecar["space"]["fingerprint"]:
+        raise QuadnasError(f"{path}: the space in its sidecar does not match its fingerprint: re-export the model")
+    model = QuadraNet(space, space.parse(sidecar["arch"]), sidecar["num_classes"])
+    weights = find_sidecar(path).parent / sidecar["file"]
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise QuadnasError(f"{weights} does not exist: keep the weights beside their sidecar") from None
+    model.load_state_dict(state)
+    return model.eval()
