@@ -1,0 +1,278 @@
+"""Supernet training methods compared by the rank-correlation benchmark, and stand-alone training.
+
+Every method is a `SupernetTrainer`, so optimizer, schedule and data order are the package's:
+
+- `UniformTrainer`: one uniformly sampled path per step (the package default).
+- `SandwichTrainer`: largest, smallest and random paths per step, all on labels (`TrainConfig.sandwich`).
+- `InplaceDistillTrainer`: the same paths; the largest learns from the labels, the others
+  from its soft predictions (in-place distillation).
+- `FairNASTrainer`: strict fairness; path m takes the m-th choice of a fresh random
+  permutation of every block's choices, all paths accumulated into one update.
+- `KernelTransformTrainer`: uniform sampling with OFA's kernel transformation.
+
+`methods()` names them with their compute; `train_supernet_method` trains one.
+`train_standalone` trains a single network with the same optimizer and schedule;
+`standalone_accuracy` is an arch's validation accuracy after training it from random init.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from quadnas.nn.blocks import QuadraBlock
+from quadnas.nn.net import QuadraNet
+from quadnas.progress import Progress
+from quadnas.space import Arch, BlockChoice, SearchSpace
+from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
+from quadnas.supernet.evaluate import accuracy
+from quadnas.supernet.recipe import TrainConfig
+from quadnas.supernet.train import SupernetTrainer, steps_per_epoch, warmup_cosine
+
+if TYPE_CHECKING:
+    from quadnas.data import Dataset
+
+
+# ---- supernet training methods ------------------------------------------------
+def fairnas_paths(space: SearchSpace, rng: random.Random) -> list[Arch]:
+    """FairNAS strict fairness: path m takes the m-th choice of a fresh random permutation per block."""
+    perms = [rng.sample(space.choices, len(space.choices)) for _ in range(space.num_blocks)]
+    return [Arch(tuple(perm[m] for perm in perms)) for m in range(len(space.choices))]
+
+
+class FairNASTrainer(SupernetTrainer):
+    """All `len(choices)` fair paths per step; the inherited `step` accumulates them into one update."""
+
+    @staticmethod
+    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
+        return len(space.choices)
+
+    def archs(self) -> list[Arch]:
+        return fairnas_paths(self.space, self.arch_rng)
+
+
+class UniformTrainer(SupernetTrainer):
+    """The package's trainer as is: one uniformly sampled path per step."""
+
+    @staticmethod
+    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
+        return 1
+
+
+class SandwichTrainer(SupernetTrainer):
+    """The package's sandwich rule (config.sandwich): largest, smallest and random paths, all on labels."""
+
+    @staticmethod
+    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
+        return 2 + config.sandwich_random
+
+
+class InplaceDistillTrainer(SandwichTrainer):
+    """Sandwich rule with in-place distillation: the largest path learns the labels, the others its predictions."""
+
+    def path_loss(self, logits: torch.Tensor, y: torch.Tensor, first: torch.Tensor | None) -> torch.Tensor:
+        if first is None:  # the largest path (archs() puts it first) learns from the labels
+            return super().path_loss(logits, y, first)
+        return -(first.softmax(1) * logits.log_softmax(1)).sum()
+
+
+class KernelTransformBlock(nn.Module):
+    """An elastic block whose smaller kernels pass through OFA's learned kernel transformation.
+
+    Kernel k (below the largest) is the centre k x k of the next larger *transformed*
+    kernel, flattened and multiplied by a k^2 x k^2 matrix (identity at init), one per
+    depthwise conv (dw_a, dw_b, dw_c) and kernel size, shared by the block's channels.
+    """
+
+    CONVS = ("dw_a", "dw_b", "dw_c")
+
+    def __init__(self, block: ElasticQuadraBlock, kernels: Sequence[int]):
+        super().__init__()
+        self.block = block
+        self.smaller = sorted(kernels, reverse=True)[1:]
+        self.transforms = nn.ParameterDict(
+            {f"{conv}_{k}": nn.Parameter(torch.eye(k * k)) for conv in self.CONVS for k in self.smaller}
+        )
+
+    def kernel(self, conv: str, kernel: int) -> torch.Tensor:
+        weight = getattr(self.block.full.qconv, conv).weight
+        for k in self.smaller:
+            if k < kernel:
+                break
+            flat = centre_crop(weight, k).reshape(weight.shape[0], k * k)
+            weight = (flat @ self.transforms[f"{conv}_{k}"]).reshape(-1, 1, k, k)
+        return weight
+
+    def quadratic(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
+        full, dim = self.block.full, self.block.dim
+        y = full.norm1(x)
+
+        def conv(name: str) -> torch.Tensor:
+            bias = getattr(full.qconv, name).bias
+            return F.conv2d(y, self.kernel(name, kernel), bias, padding=kernel // 2, groups=dim)
+
+        return full.gamma1 * (conv("dw_a") * conv("dw_b") + conv("dw_c"))
+
+    def forward(self, x: torch.Tensor, choice: BlockChoice) -> torch.Tensor:
+        if choice.is_identity:
+            return x
+        x = x + self.quadratic(x, choice.kernel)
+        return x + self.block.mlp(x, choice.expansion)
+
+
+class KernelTransformTrainer(UniformTrainer):
+    """Uniform sampling on a supernet whose blocks carry kernel transforms (not weight-decayed)."""
+
+    def __init__(self, space: SearchSpace, num_classes: int, config: TrainConfig, steps_per_epoch: int):
+        super().__init__(space, num_classes, config, steps_per_epoch)
+        kernels = space.config.choices.kernel
+        self.model.blocks = nn.ModuleList(KernelTransformBlock(b, kernels) for b in self.model.blocks)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, config.weight_decay, exempt="transforms."),
+            lr=config.lr,
+            fused=True,
+        )
+        total = config.epochs * steps_per_epoch
+        warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, total))
+
+
+@dataclass(frozen=True)
+class Method:
+    """A supernet training method: its trainer, its compute relative to uniform, the sandwich flag it needs."""
+
+    trainer: type[SupernetTrainer]
+    compute: float  # relative to uniform's path-epochs
+    sandwich: bool = False
+    width: float = 1.0  # stage widths of the supernet as a fraction of the space's (a cheaper proxy)
+
+
+def methods(long_factor: float) -> dict[str, Method]:
+    """The methods by name; `long` is uniform with `long_factor` times its compute, `proxy-w*` narrower supernets."""
+    return {
+        "uniform": Method(UniformTrainer, 1.0),
+        "long": Method(UniformTrainer, long_factor),
+        "sandwich": Method(InplaceDistillTrainer, 1.0, sandwich=True),
+        "sandwich-labels": Method(SandwichTrainer, 1.0, sandwich=True),
+        "fairnas": Method(FairNASTrainer, 1.0),
+        "kernel-transform": Method(KernelTransformTrainer, 1.0),
+        "proxy-w0.5": Method(UniformTrainer, 1.0, width=0.5),
+        "proxy-w0.25": Method(UniformTrainer, 1.0, width=0.25),
+    }
+
+
+def train_supernet_method(
+    method: Method, space: SearchSpace, data: Dataset, config: TrainConfig, path_epochs: float, warmup_fraction: float
+) -> tuple[nn.Module, int, int]:
+    """A supernet trained by `method` on the device of `data`: (model in eval mode, steps, paths per step).
+
+    It trains `path_epochs` times the method's compute in path-epochs (a method with P
+    paths per step takes 1/P of the steps), warming up over `warmup_fraction` of the
+    steps; `config`'s epochs and warm-up are replaced accordingly.
+    """
+    config = config.model_copy(update={"sandwich": method.sandwich, "width": method.width})
+    paths = method.trainer.paths_per_step(space, config)
+    x, y = data.train.tensors
+    steps = max(1, round(path_epochs * method.compute / paths * steps_per_epoch(len(y), config.batch_size)))
+    config = config.model_copy(update={"epochs": 1, "warmup_epochs": warmup_fraction})
+    trainer = method.trainer(space, data.num_classes, config, steps)
+    trainer.model.to(x.device)  # in place: the optimizer keeps the same parameters
+    for idx in batches(len(y), config.batch_size, steps, trainer.data_rng):
+        idx = idx.to(x.device)
+        trainer.step(x[idx], y[idx], len(idx))
+    return trainer.model.eval(), steps, paths
+
+
+# ---- stand-alone training -------------------------------------------------------
+def batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches for `steps` steps: full batches of shuffled passes over `n` images."""
+    size = min(batch_size, n)
+    per_pass, done = n // size, 0
+    while done < steps:
+        perm = torch.randperm(n, generator=generator)
+        for i in range(min(per_pass, steps - done)):
+            yield perm[i * size : (i + 1) * size]
+        done += min(per_pass, steps - done)
+
+
+def param_groups(model: nn.Module, weight_decay: float, exempt: str | None = None) -> list[dict[str, Any]]:
+    """SupernetTrainer's rule: decay weights and layer scales, not biases, norms or names containing `exempt`."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim > 1 and not (exempt and exempt in name) else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale: float) -> QuadraNet:
+    """`QuadraNet(space, arch, num_classes)` from random init, its layer scales set as the supernet's."""
+    net = QuadraNet(space, arch, num_classes)
+    with torch.no_grad():
+        for block in net.modules():
+            if isinstance(block, QuadraBlock):
+                block.gamma1.fill_(layer_scale)
+                block.gamma2.fill_(layer_scale)
+    return net
+
+
+def train_standalone(
+    net: nn.Module,
+    train: TensorDataset,
+    *,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    warmup_steps: int = 0,
+    label_smoothing: float = 0.0,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> nn.Module:
+    """`net` trained in place for `steps` steps on the device of `train`'s tensors; returned in eval mode.
+
+    The supernet's optimizer and schedule: AdamW (weight decay by `param_groups`), linear
+    warm-up over `warmup_steps` then cosine decay, full batches of shuffled passes drawn
+    with `seed`. With `progress`, one advance per step with the loss; silent without.
+    """
+    x, y = train.tensors
+    net.to(x.device).train()
+    optimizer = torch.optim.AdamW(param_groups(net, weight_decay), lr=lr, fused=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, steps))
+    with nullcontext() if progress is None else progress.task("stand-alone training", steps) as task:
+        for idx in batches(len(y), batch_size, steps, torch.Generator().manual_seed(seed)):
+            idx = idx.to(x.device)
+            loss = F.cross_entropy(net(x[idx]), y[idx], label_smoothing=label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if task is not None:
+                task.advance(1, f"loss {loss.item():.3f}")
+    return net.eval()
+
+
+def standalone_accuracy(
+    space: SearchSpace, arch: Arch, data: Dataset, config: TrainConfig, steps: int, warmup_fraction: float
+) -> float:
+    """Validation accuracy of `arch` trained from random init (seeded by `config.seed`) with the supernet's recipe."""
+    torch.manual_seed(config.seed)
+    net = standalone_net(space, arch, data.num_classes, config.layer_scale_init)
+    train_standalone(
+        net,
+        data.train,
+        steps=steps,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        batch_size=config.batch_size,
+        warmup_steps=round(warmup_fraction * steps),
+        label_smoothing=config.label_smoothing,
+        seed=config.seed,
+    )
+    return accuracy(net, data.val)
