@@ -18,7 +18,6 @@ from pathlib import Path
 import optuna
 
 from quadnas.data import load_dataset
-from quadnas.latency.budget import parse_budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import SearchSpace
@@ -31,15 +30,15 @@ from quadnas.supernet.provide import provide_supernet
 
 
 def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:
-    space, predictor, evaluator, budget_ms = parts["space"], parts["predictor"], parts["evaluator"], parts["budget_ms"]
+    space, predictor, evaluator = parts["space"], parts["predictor"], parts["evaluator"]
     evaluator.cache.clear()  # every run pays for its own evaluations
     config = parts["config"].model_copy(update={"sampler": sampler, "seed": seed})
-    study = optuna.create_study(direction="maximize", sampler=guided_sampler(config, space, predictor, budget_ms))
-    objective = Objective(space, predictor, evaluator.accuracy, budget_ms, "constrained", -0.07)
+    study = optuna.create_study(direction="maximize", sampler=guided_sampler(config, space, predictor))
+    objective = Objective(space, predictor, evaluator.accuracy, config.budget, "constrained", -0.07, trials)
     start = time.perf_counter()
     study.optimize(objective, n_trials=trials)
     seconds = time.perf_counter() - start
-    ranked = rank_feasible(candidates(study), budget_ms)
+    ranked = rank_feasible(candidates(study), config.budget)
     evaluated = sum(bool(t.user_attrs.get("evaluated")) for t in study.trials)
     return {
         "sampler": sampler,
@@ -67,13 +66,12 @@ def main() -> None:
     config = SearchConfig.from_sources(args.config, {})
     space = SearchSpace.load(config.space)
     dataset = load_dataset(config.data, config.resolution)
-    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, None, False, print)
+    supernet, checkpoint = provide_supernet(space, dataset, config.checkpoint, None)
     parts = {
         "config": config,
         "space": space,
         "predictor": LatencyPredictor(load_device_table(config.device), space),
         "evaluator": Evaluator(supernet, dataset),
-        "budget_ms": parse_budget(config.budget),
     }
     runs = [run_once(s, seed, args.trials, parts) for seed in args.seeds for s in args.samplers]
     summary = {}
@@ -89,7 +87,7 @@ def main() -> None:
     result = {
         "config": args.config,
         "device": config.device,
-        "budget": config.budget,
+        "budget": str(config.budget),
         "data": config.data,
         "checkpoint": str(checkpoint),
         "trials": args.trials,

@@ -14,6 +14,7 @@ from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
 from quadnas.export.card import render_model_card, write_model_card
+from quadnas.latency.budget import Budget
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
@@ -358,10 +359,12 @@ def test_verify_latency_reports_measured_predicted_budget(tmp_path, tiny_space):
     source = build_model(ARCH, space=tiny_space, init="random")
     for fmt in ("onnx", "torch"):
         result = export_model(source, fmt, tmp_path / f"m-{fmt}")
-        check = verify_latency(source, result, device=local_table(tmp_path, tiny_space, 1.0), budget_ms=30.0, rounds=3)
+        check = verify_latency(
+            source, result, device=local_table(tmp_path, tiny_space, 1.0), budget=Budget(30.0), rounds=3
+        )
         assert check.measured_ms > 0 and check.runs >= 3
         assert check.predicted_ms == pytest.approx(len(tiny_space.op_specs(source.arch)) * 1.0)
-        assert check.same_machine and check.tolerance_pct == 5.0 and check.limit_ms == pytest.approx(31.5)
+        assert check.same_machine and check.tolerance_pct == 5.0 and check.limit == Budget(31.5)
         assert check.passed is (check.measured_ms <= 31.5)
         assert ("pinned" in check.measured_what) == (fmt == "onnx")
 
@@ -407,11 +410,13 @@ def test_verify_against_another_hosts_table_times_here_and_never_gates(tmp_path,
     assert "not gated" in out and "timed on this host" in out and "Imaginary CPU 9000" in out
     source = build_model(ARCH, space=tiny_space, init="random")
     result = export_model(source, "onnx", tmp_path / "m.onnx")
-    check = verify_latency(source, result, device=table, budget_ms=1e-3, rounds=2)
+    check = verify_latency(source, result, device=table, budget=Budget(1e-3), rounds=2)
     assert check.measured_ms > 0 and not check.same_machine and check.passed is None
     unrecorded = LatencyTable.read(table)
     unrecorded.meta = unrecorded.meta.model_copy(update={"host": None, "host_fingerprint": None})
-    check = verify_latency(source, result, device=str(unrecorded.write(tmp_path / "old.csv")), budget_ms=1e-3, rounds=2)
+    check = verify_latency(
+        source, result, device=str(unrecorded.write(tmp_path / "old.csv")), budget=Budget(1e-3), rounds=2
+    )
     assert check.passed is None and "host not recorded" in check.note
 
 
@@ -425,7 +430,7 @@ def test_verify_needs_the_tables_resolution(tmp_path, tiny_space):
 def test_card_shows_measured_latency(tmp_path, tiny_space):
     source = build_model(ARCH, space=tiny_space, init="random")
     result = export_model(source, "onnx", tmp_path / "m.onnx")
-    check = verify_latency(source, result, device=local_table(tmp_path, tiny_space, 1.0), budget_ms=30.0, rounds=2)
+    check = verify_latency(source, result, device=local_table(tmp_path, tiny_space, 1.0), budget=Budget(30.0), rounds=2)
     card = render_model_card(source, result, check, predictions=[])
     verdict = "within" if check.passed else "OVER"  # the speed of this machine decides which (not asserted)
     assert "## Measured latency" in card and "budget: 30 ms" in card and verdict in card

@@ -14,6 +14,7 @@ import yaml
 from quadnas.cli import main
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
+from quadnas.latency.budget import Budget
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.space import SearchSpace
@@ -92,7 +93,7 @@ def test_constrained_search_never_evaluates_over_budget(tmp_path, table_path, ch
     result = search(_config(tmp_path, table_path, checkpoint, budget, sampler="tpe"))
     trials = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 12
-    budget_ms = result.budget_ms
+    budget_ms = result.budget.ms
     for t in trials:
         over = t.user_attrs["latency_ms"] > budget_ms
         assert t.constraints == {"latency": pytest.approx((t.user_attrs["latency_ms"] - budget_ms) / budget_ms)}
@@ -126,7 +127,7 @@ def test_pareto_and_reward_modes(tmp_path, table_path, checkpoint, budget):
     reward = search(_config(tmp_path, table_path, checkpoint, budget, mode="reward", study="r"))
     for t in reward.study.trials:
         acc, lat = t.user_attrs["accuracy"], t.user_attrs["latency_ms"]
-        assert t.value == pytest.approx(acc * (lat / reward.budget_ms) ** -0.07)
+        assert t.value == pytest.approx(acc * (lat / reward.budget.ms) ** -0.07)
 
 
 def test_pareto_front_keeps_only_undominated():
@@ -220,7 +221,7 @@ def test_config_file_and_flag_override(tmp_path, table_path, checkpoint, budget)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"space": "tiny", "device": str(table_path), "budget": "1ms", "trials": 3}))
     config = SearchConfig.from_sources(str(cfg), {"budget": budget, "sampler": None})
-    assert config.budget == budget and config.trials == 3 and config.sampler == "tpe"
+    assert config.budget == Budget.parse(budget) and config.trials == 3 and config.sampler == "tpe"
     cfg.write_text(yaml.safe_dump({"budgett": "3ms"}))
     with pytest.raises(QuadnasError, match="'budgett'.*allowed keys"):
         SearchConfig.from_sources(str(cfg), {})
@@ -340,7 +341,7 @@ def test_python_api_mirrors_the_cli(tmp_path, table_path, checkpoint, budget):
         study="api",
     )
     assert isinstance(result.study, optuna.Study) and len(result.study.trials) == 3
-    assert result.best is None or result.best.latency_ms <= result.budget_ms
+    assert result.best is None or result.best.latency_ms <= result.budget.ms
 
 
 def test_python_api_reports_progress_through_logging_and_a_callback(tmp_path, table_path, checkpoint, budget, caplog):
@@ -440,7 +441,7 @@ def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, table_pat
     study = optuna.create_study(storage=storage, study_name=config.study_name(), direction="maximize")
     study.set_user_attr("device", config.device)  # the creator has written one setting so far
     result = search(config.model_copy(update={"storage": storage}))
-    assert result.study.user_attrs["budget_ms"] == pytest.approx(result.budget_ms)
+    assert result.study.user_attrs["budget_ms"] == pytest.approx(result.budget.ms)
 
 
 def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(tmp_path, table_path, checkpoint, budget):
@@ -482,7 +483,7 @@ def test_feasible_tpe_proposes_only_archs_under_the_budget(tmp_path, table_path,
     """After the seeds, every TPE proposal fits: candidates over the budget are never chosen when one fits."""
     result = search(_config(tmp_path, table_path, checkpoint, budget, trials=30, sampler="tpe"))
     proposed = [t.user_attrs["latency_ms"] for t in result.study.trials if "latency_ms" in t.user_attrs]
-    assert len(proposed) == 30 and max(proposed) <= result.budget_ms
+    assert len(proposed) == 30 and max(proposed) <= result.budget.ms
 
 
 def test_feasible_tpe_weighs_only_admitted_candidates():
@@ -496,3 +497,9 @@ def test_feasible_tpe_weighs_only_admitted_candidates():
     later = [t.params["x"] for t in study.trials[5:]]
     assert set(later) <= {0, 1}  # TPE alone would chase the best values, 2 and 3
     assert sampler._admits({"x": np.array([0.0, 3.0])}).tolist() == [True, False]
+
+
+def test_one_budget_in_two_units_names_one_study():
+    in_seconds, in_ms = SearchConfig(budget="0.03s"), SearchConfig(budget="30ms")
+    assert in_seconds.study_name() == in_ms.study_name() == "quadranet-t-mnist5k-vpu-30ms-constrained"
+    assert SearchConfig.checked(in_seconds.model_dump()).budget == in_ms.budget  # a dump reads back as itself

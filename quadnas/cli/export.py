@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.latency.names import BACKEND_NAMES
+
+if TYPE_CHECKING:
+    from quadnas.export import LatencyCheck
 
 EXIT_OVER_BUDGET = 1
 VERIFY_FLAGS = ("--backend", "--device", "--threads", "--clock", "--budget", "--rounds", "--warn-only")
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         verify_latency,
         write_model_card,
     )
-    from quadnas.latency.budget import parse_budget
+    from quadnas.latency.budget import Budget
     from quadnas.latency.devices import load_device_table
 
     if bool(args.result) == bool(args.arch):
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     unused = [flag for flag in VERIFY_FLAGS if getattr(args, flag.lstrip("-").replace("-", "_")) not in (None, False)]
     if unused and not args.verify_latency:
         raise QuadnasError(f"{', '.join(unused)} only apply with --verify-latency: add it or drop them")
-    budget_ms = parse_budget(args.budget) if args.budget else None
+    budget = Budget.parse(args.budget) if args.budget else None
     if args.verify_latency and args.device:
         load_device_table(args.device)  # an unknown table fails before the export is built
 
@@ -126,17 +130,17 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             backend=args.backend,
             threads=args.threads,
-            budget_ms=budget_ms,
+            budget=budget,
             rounds=args.rounds,
             clock=args.clock,
         )
         show_check(check)
     card = write_model_card(source, result, check)
     console.print(f"model card: {card}", highlight=False)
-    if check is not None and check.passed is False:
+    if check is not None and check.passed is False and check.budget and check.limit:
         message = (
-            f"measured {check.measured_ms:.3f} ms exceeds the budget {check.budget_ms:g} ms by more than "
-            f"the table's calibration error ({check.limit_ms:.3f} ms allowed)"
+            f"measured {check.measured_ms:.3f} ms exceeds the budget {check.budget.ms:g} ms by more than "
+            f"the table's calibration error ({check.limit.ms:.3f} ms allowed)"
         )
         if args.warn_only:
             err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
@@ -148,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_check(check) -> None:
+def show_check(check: LatencyCheck) -> None:
     """Measured vs predicted vs budget, as a small table."""
     from rich.markup import escape
     from rich.table import Table
@@ -173,10 +177,10 @@ def show_check(check) -> None:
             f"{check.predicted_ms:.3f}",
             f"{check.table} ({check.table_provenance}); {check.error_pct:+.1f}% vs measured; calibration error {error}",
         )
-    if check.budget_ms is not None:
+    if check.budget is not None and check.limit is not None:
         verdict = {None: "not gated", True: "within", False: "OVER"}[check.passed]
         view.add_row(
-            "budget", f"{check.budget_ms:g}", f"limit {check.limit_ms:.3f} with the calibration error: {verdict}"
+            "budget", f"{check.budget.ms:g}", f"limit {check.limit.ms:.3f} with the calibration error: {verdict}"
         )
     console.print(view)
     if check.note:

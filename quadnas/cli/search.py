@@ -6,6 +6,7 @@ import argparse
 
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.progress import progress_for
+from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--train-device", help="torch device that trains and evaluates the supernet: cpu (default), cuda or cuda:N"
     )
-    p.add_argument("--mode", help="constrained (default), pareto or reward")
-    p.add_argument("--sampler", help="tpe (default), nsga2, gp or random")
+    p.add_argument("--mode", help=one_of(MODES, DEFAULT_MODE))
+    p.add_argument("--sampler", help=one_of(SAMPLERS, DEFAULT_SAMPLER))
     p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")
     p.add_argument("--seed", type=int)
     p.add_argument("--study", help="study name (default derived from space, device, budget and mode)")
@@ -42,9 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from quadnas.errors import QuadnasError
-    from quadnas.study.config import MODES, SearchConfig
+    from quadnas.study.config import SearchConfig
     from quadnas.study.run import search
-    from quadnas.study.samplers import SAMPLERS
 
     if args.mode and args.mode not in MODES:
         raise QuadnasError(f"unknown mode '{args.mode}': use one of {', '.join(MODES)}")
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     complete = len(result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     console.print(
         f"study [bold]{result.study.study_name}[/]: {complete} complete trials, "
-        f"budget {result.budget_ms:g} ms on {config.device}, results in {result.run_dir}/",
+        f"budget {result.budget.ms:g} ms on {config.device}, results in {result.run_dir}/",
         soft_wrap=True,
     )
     if result.best is None:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             wrap_arch(c.arch, per_line),
             acc,
             f"{c.latency_ms:.2f} ms",
-            f"{c.latency_ms / result.budget_ms:.0%}",
+            f"{result.budget.share(c.latency_ms):.0%}",
             str(c.trial),
         )
     console.print(table)

@@ -157,10 +157,10 @@ def measured_lines(check: LatencyCheck) -> list[str]:
             f"({check.error_pct:+.1f}% vs measured; table's calibration error "
             f"{'unknown' if check.tolerance_pct is None else f'{check.tolerance_pct:.1f}%'})"
         )
-    if check.budget_ms is not None:
+    if check.budget is not None and check.limit is not None:
         verdict = {None: "not gated", True: "within", False: "OVER"}[check.passed]
         lines.append(
-            f"- budget: {check.budget_ms:g} ms; limit with the calibration error {check.limit_ms:.3f} ms: {verdict}"
+            f"- budget: {check.budget.ms:g} ms; limit with the calibration error {check.limit.ms:.3f} ms: {verdict}"
         )
     if check.note:
         lines.append(f"- note: {check.note}")

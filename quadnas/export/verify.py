@@ -10,6 +10,7 @@ import torch
 from quadnas.errors import QuadnasError
 from quadnas.export.formats import ExportResult, import_openvino
 from quadnas.export.source import ExportSource
+from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.measure.backends import Backend, get_backend, time_session
@@ -34,7 +35,7 @@ class LatencyCheck:
     table: str | None = None
     table_provenance: str | None = None
     predicted_ms: float | None = None
-    budget_ms: float | None = None
+    budget: Budget | None = None
     tolerance_pct: float | None = None  # the table's calibration error (worst held-out network)
     same_machine: bool = False
     note: str = ""
@@ -45,18 +46,16 @@ class LatencyCheck:
         return None if self.predicted_ms is None else 100 * (self.predicted_ms - self.measured_ms) / self.measured_ms
 
     @property
-    def limit_ms(self) -> float | None:
+    def limit(self) -> Budget | None:
         """The budget plus the table's calibration error: the most a prediction within budget may measure."""
-        if self.budget_ms is None:
-            return None
-        return self.budget_ms * (1 + (self.tolerance_pct or 0.0) / 100)
+        return None if self.budget is None else self.budget.widened(self.tolerance_pct or 0.0)
 
     @property
     def passed(self) -> bool | None:
-        """Within `limit_ms`; None where no budget gate applies (no budget, or another machine's table)."""
-        if not self.same_machine or self.limit_ms is None:
+        """Within `limit`; None where no budget gate applies (no budget, or another machine's table)."""
+        if not self.same_machine or self.limit is None:
             return None
-        return self.measured_ms <= self.limit_ms
+        return self.limit.admits(self.measured_ms)
 
 
 def calibration_error_pct(meta: TableMeta) -> float | None:
@@ -71,7 +70,7 @@ def verify_latency(
     device: str | None = None,
     backend: str | None = None,
     threads: int | None = None,
-    budget_ms: float | None = None,
+    budget: Budget | None = None,
     rounds: int | None = None,
     clock: str | None = None,
 ) -> LatencyCheck:
@@ -85,7 +84,8 @@ def verify_latency(
     export is still timed here, and `note` says so.
     """
     device = device or source.record.get("device")
-    budget_ms = budget_ms if budget_ms is not None else source.record.get("budget_ms")
+    searched_ms = source.record.get("budget_ms")
+    budget = budget or (Budget(float(searched_ms)) if searched_ms is not None else None)
     table = load_device_table(device) if device else None
     local = ("onnxruntime", "openvino", "torch")
     backend = backend or (table.meta.backend if table is not None and table.meta.backend in local else "onnxruntime")
@@ -107,7 +107,7 @@ def verify_latency(
         timing.runs,
         what,
         runtime.describe(),
-        budget_ms=float(budget_ms) if budget_ms is not None else None,
+        budget=budget,
     )
     if table is None:
         check.note = "no latency table named (--device): measured only"

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.budget import Budget
+from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, Mode, SamplerName
 
-Mode = Literal["constrained", "pareto", "reward"]
-SamplerName = Literal["tpe", "nsga2", "gp", "random"]
-MODES = ("constrained", "pareto", "reward")
+# Parsed where the settings are read (a bad one is the parser's one-line error); written back as its canonical text.
+BudgetField = Annotated[Budget, BeforeValidator(Budget.parse), PlainSerializer(str, return_type=str)]
 
 
 class SearchConfig(BaseModel):
@@ -27,9 +28,9 @@ class SearchConfig(BaseModel):
     train_epochs: int | None = Field(default=None, gt=0)
     train_device: str = "cpu"  # the torch device that trains and evaluates the supernet
     device: str = Field(default="vpu", min_length=1)
-    budget: str = "30ms"
-    mode: Mode = "constrained"
-    sampler: SamplerName = "tpe"
+    budget: BudgetField = Budget(30.0)
+    mode: Mode = DEFAULT_MODE
+    sampler: SamplerName = DEFAULT_SAMPLER
     trials: int = Field(default=100, gt=0)
     seed: int = 0
     study: str | None = None

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import optuna
 
+from quadnas.latency.budget import Budget
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
 
@@ -24,13 +25,13 @@ class Objective:
         space: SearchSpace,
         predictor: LatencyPredictor,
         accuracy: Callable[[Arch], float],
-        budget_ms: float,
+        budget: Budget,
         mode: str,
         reward_exponent: float,
         total: int,
     ):
         self.space, self.predictor, self.accuracy = space, predictor, accuracy
-        self.budget_ms, self.mode, self.reward_exponent = budget_ms, mode, reward_exponent
+        self.budget, self.mode, self.reward_exponent = budget, mode, reward_exponent
         self.total = total
         self.began = datetime.now()  # running trials of workers alive since then hold their place
         self.tokens = [str(c) for c in space.choices]
@@ -80,15 +81,15 @@ class Objective:
         trial.set_user_attr("arch", str(arch))
         trial.set_user_attr("latency_ms", latency)
         if self.mode == "constrained":
-            trial.set_constraint("latency", (latency - self.budget_ms) / self.budget_ms)
-            if latency > self.budget_ms:
+            trial.set_constraint("latency", self.budget.share(latency) - 1)
+            if not self.budget.admits(latency):
                 trial.set_user_attr("evaluated", False)
                 return 0.0  # not evaluated: the predictor already rejects it
         acc = self._accuracy(trial, arch)
         if self.mode == "pareto":
             return acc, latency
         if self.mode == "reward":
-            return acc * (latency / self.budget_ms) ** self.reward_exponent
+            return acc * self.budget.share(latency) ** self.reward_exponent
         return acc
 
     def _accuracy(self, trial: optuna.Trial, arch: Arch) -> float:

@@ -52,8 +52,8 @@ def best_record(
         "arch": best.arch,
         "accuracy": round(best.accuracy, 6),
         "latency_ms": round(best.latency_ms, 4),
-        "budget_ms": result.budget_ms,
-        "budget_share": round(best.latency_ms / result.budget_ms, 4),
+        "budget_ms": result.budget.ms,
+        "budget_share": round(result.budget.share(best.latency_ms), 4),
         "latency_breakdown": [{"op": str(row.op), "ms": round(float(row.ms), 5)} for row in breakdown.itertuples()],
         "device": cfg.device,
         "table": {
@@ -96,7 +96,7 @@ def pareto_figure(result: SearchResult) -> Figure:
     fig = Figure(figsize=(8.5, 4.5), dpi=120, layout="constrained")
     ax = fig.subplots()
     for feasible, colour, label in ((True, "tab:blue", "within budget"), (False, "tab:red", "over budget")):
-        group = [c for c in items if c.feasible(result.budget_ms) == feasible]
+        group = [c for c in items if c.feasible(result.budget) == feasible]
         if group:
             ax.scatter(
                 [c.latency_ms for c in group], [c.accuracy for c in group], s=14, c=colour, alpha=0.6, label=label
@@ -106,7 +106,7 @@ def pareto_figure(result: SearchResult) -> Figure:
         ax.step(
             [c.latency_ms for c in front], [c.accuracy for c in front], where="post", c="k", lw=1, label="Pareto front"
         )
-    ax.axvline(result.budget_ms, c="tab:green", ls="--", label=f"budget {result.budget_ms:g} ms")
+    ax.axvline(result.budget.ms, c="tab:green", ls="--", label=f"budget {result.budget.ms:g} ms")
     if result.best:
         _mark(ax, result.best)
     ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
@@ -138,8 +138,8 @@ def breakdown_plot(result: SearchResult, breakdown: pd.DataFrame, table_device: 
     ax.set_xlim(0, breakdown.ms.max() * 1.3)
     ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
     ax.set_title(
-        f"{result.best.arch}\n{result.best.latency_ms:.3g} ms of the {result.budget_ms:g} ms budget "
-        f"({result.best.latency_ms / result.budget_ms:.0%}), table {table_device}",
+        f"{result.best.arch}\n{result.best.latency_ms:.3g} ms of the {result.budget.ms:g} ms budget "
+        f"({result.budget.share(result.best.latency_ms):.0%}), table {table_device}",
         fontsize=8,
     )
     fig.savefig(path)

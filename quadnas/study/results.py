@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import optuna
 
+from quadnas.latency.budget import Budget
+
 if TYPE_CHECKING:
     from quadnas.study.config import SearchConfig
 
@@ -21,15 +23,15 @@ class Candidate:
     latency_ms: float
     trial: int
 
-    def feasible(self, budget_ms: float) -> bool:
-        return self.latency_ms <= budget_ms
+    def feasible(self, budget: Budget) -> bool:
+        return budget.admits(self.latency_ms)
 
 
 @dataclass
 class SearchResult:
     config: SearchConfig
     study: optuna.Study
-    budget_ms: float
+    budget: Budget
     run_dir: Path
     best: Candidate | None
     ranked: list[Candidate]  # feasible, most accurate first
@@ -59,10 +61,10 @@ def pareto_front(items: list[Candidate]) -> list[Candidate]:
     return front
 
 
-def rank_feasible(items: list[Candidate], budget_ms: float) -> list[Candidate]:
+def rank_feasible(items: list[Candidate], budget: Budget) -> list[Candidate]:
     """Distinct evaluated archs under the budget, most accurate (then fastest) first."""
     seen: dict[str, Candidate] = {}
     for c in items:
-        if c.accuracy is not None and c.feasible(budget_ms):
+        if c.accuracy is not None and c.feasible(budget):
             seen.setdefault(c.arch, c)
     return sorted(seen.values(), key=lambda c: (-c.accuracy, c.latency_ms))

@@ -10,7 +10,7 @@ import optuna
 from quadnas.accelerator import torch_device
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.latency.budget import parse_budget
+from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.predictor import LatencyPredictor
@@ -27,18 +27,18 @@ from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.provide import provide_supernet
 
 
-def check_budget(predictor: LatencyPredictor, budget_ms: float, device: str) -> list[str]:
+def check_budget(predictor: LatencyPredictor, budget: Budget, device: str) -> list[str]:
     """Errors below the fastest arch; a note above the slowest."""
     (_, fastest), (_, slowest) = predictor.fastest(), predictor.slowest()
     feasible = f"{fastest:.2f}–{slowest:.2f} ms"
-    if budget_ms < fastest:
+    if not budget.admits(fastest):
         raise QuadnasError(
-            f"budget {budget_ms:.3g} ms is below the fastest arch of the space on '{device}' "
+            f"budget {budget.ms:.3g} ms is below the fastest arch of the space on '{device}' "
             f"({fastest:.2f} ms): choose a budget in the feasible range {feasible}"
         )
-    if budget_ms >= slowest:
+    if budget.ms >= slowest:
         return [
-            f"budget {budget_ms:.3g} ms is above the slowest arch on '{device}' ({slowest:.2f} ms): it does not bind"
+            f"budget {budget.ms:.3g} ms is above the slowest arch on '{device}' ({slowest:.2f} ms): it does not bind"
         ]
     return []
 
@@ -56,11 +56,10 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     config = SearchConfig.checked({**(config.model_dump() if config else {}), **overrides})
     space = SearchSpace.load(config.space)
     space.check_resolution(config.resolution)
-    budget_ms = parse_budget(config.budget)
     torch_device(config.train_device)  # a bad device fails before anything is opened
     table = load_device_table(config.device)
     predictor = LatencyPredictor(table, space)
-    notes = check_budget(predictor, budget_ms, config.device)
+    notes = check_budget(predictor, config.budget, config.device)
     host_note = foreign_host_note(table.meta)
     if host_note:
         notes.append(host_note)
@@ -70,7 +69,7 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
         progress.note(note)
 
     directions = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
-    study = _open_study(storage, config, directions, space, predictor, budget_ms)
+    study = _open_study(storage, config, directions, space, predictor)
 
     dataset = load_dataset(config.data, config.resolution, channels=space.config.in_channels, progress=progress)
     supernet, checkpoint = provide_supernet(
@@ -84,7 +83,7 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     study.set_user_attr("checkpoint", str(checkpoint))
 
     objective = Objective(
-        space, predictor, evaluator.accuracy, budget_ms, config.mode, config.reward_exponent, config.trials
+        space, predictor, evaluator.accuracy, config.budget, config.mode, config.reward_exponent, config.trials
     )
     _optimize(study, objective, config.trials, progress)
     retried = _retried_trials(study)
@@ -93,12 +92,12 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
         progress.note(retried)
 
     items = candidates(study)
-    ranked = rank_feasible(items, budget_ms)
+    ranked = rank_feasible(items, config.budget)
     closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
     result = SearchResult(
         config,
         study,
-        budget_ms,
+        config.budget,
         run_dir,
         ranked[0] if ranked else None,
         ranked,
@@ -134,20 +133,19 @@ def _open_study(
     directions: list[str],
     space: SearchSpace,
     predictor: LatencyPredictor,
-    budget_ms: float,
 ) -> optuna.Study:
     """Create the study or join it (whichever worker creates it, the others join); refuse other settings."""
     study = optuna.create_study(
         storage=storage,
         study_name=config.study_name(),
         directions=directions,
-        sampler=guided_sampler(config, space, predictor, budget_ms),
+        sampler=guided_sampler(config, space, predictor),
         load_if_exists=True,
     )
     identity = {
         "space_fingerprint": space.fingerprint(),
         "device": config.device,
-        "budget_ms": budget_ms,
+        "budget_ms": config.budget.ms,
         "mode": config.mode,
         "data": config.data,
     }
@@ -187,7 +185,7 @@ def _optimize(study: optuna.Study, objective: Objective, total: int, progress: P
             if trial.state != optuna.trial.TrialState.COMPLETE:
                 return
             acc, latency = trial.user_attrs.get("accuracy"), trial.user_attrs.get("latency_ms", 0.0)
-            if acc is not None and trial.user_attrs.get("evaluated") and latency <= objective.budget_ms:
+            if acc is not None and trial.user_attrs.get("evaluated") and objective.budget.admits(latency):
                 best.append(acc)
             shown = f"best {max(best):.4f}" if best else "nothing under the budget yet"
             task.advance(note=f"{shown}; last {latency:.2f} ms" + (f", acc {acc:.4f}" if acc is not None else ""))

@@ -13,9 +13,9 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
 from quadnas.study.config import SearchConfig
+from quadnas.study.names import SAMPLERS
 from quadnas.study.objective import Objective
 
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SEED_TRIALS = 10  # predictor-chosen archs a new study starts with (TPE's start-up count)
 
 
@@ -143,24 +143,22 @@ def seed_archs(space: SearchSpace, predictor: LatencyPredictor, limit_ms: float,
     return [Arch(tuple(space.choices[j] for j in picks[i])) for i in chosen]
 
 
-def guided_sampler(
-    config: SearchConfig, space: SearchSpace, predictor: LatencyPredictor, budget_ms: float
-) -> GuidedSampler:
+def guided_sampler(config: SearchConfig, space: SearchSpace, predictor: LatencyPredictor) -> GuidedSampler:
     """The configured sampler, started on predictor-chosen seeds; kept within budget when constrained."""
     constrained = config.mode == "constrained"
-    limit = budget_ms if constrained else predictor.slowest()[1]
+    limit = config.budget.ms if constrained else predictor.slowest()[1]
     seeds = [Objective.params(a) for a in seed_archs(space, predictor, limit, SEED_TRIALS, config.seed)]
     names = list(Objective.params(space.smallest()))
 
     def fits(params: dict[str, str]) -> bool:
-        return predictor.predict(Objective.arch_of(space, params)) <= budget_ms
+        return config.budget.admits(predictor.predict(Objective.arch_of(space, params)))
 
     def admits(samples: dict[str, np.ndarray]) -> np.ndarray:
         """Which candidates (choice indices per block parameter, in `space.choices` order) fit."""
         if not samples or not all(name in samples for name in names):
             return np.ones(len(next(iter(samples.values()), ())), dtype=bool)
         indices = np.stack([samples[name] for name in names], axis=1).astype(np.intp)
-        return predictor.predict_many(indices) <= budget_ms
+        return config.budget.admits_many(predictor.predict_many(indices))
 
     make_base = functools.partial(make_sampler, config.sampler, admits=admits if constrained else None)
     return GuidedSampler(make_base, config.seed, seeds, fits if constrained else None)
