@@ -5,14 +5,12 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-import torch
-from torch import nn
-
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.export.source import ExportSource
 from quadnas.progress import Progress
 from quadnas.supernet.evaluate import accuracy
+from quadnas.supernet.methods import train_standalone
 
 
 def finetune(
@@ -25,7 +23,7 @@ def finetune(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> ExportSource:
-    """A copy of the network trained stand-alone (AdamW, cosine schedule), with its validation accuracy.
+    """A copy of the network trained stand-alone (`supernet.methods.train_standalone`), with its validation accuracy.
 
     Starts from the inherited weights, or from scratch when a proxy supernet ranked the
     arch. Runs on the checkpoint's dataset at its resolution unless `data` names another
@@ -57,23 +55,18 @@ def finetune(
             f"data '{dataset.source}' has {dataset.num_classes} classes but the network's head has "
             f"{source.model.num_classes}: fine-tune on data with the checkpoint's classes ({meta.dataset.source})"
         )
-    model = copy.deepcopy(source.model)
-    generator = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(dataset.train, batch_size=batch_size, shuffle=True, generator=generator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    with progress.task("fine-tuning", epochs * len(loader), unit="step") as task:
-        for _ in range(epochs):
-            for x, y in loader:
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                task.advance(1, f"loss {loss.item():.3f}")
-    model.eval()
+    images = len(dataset.train)
+    steps = epochs * (images // min(batch_size, images))  # whole epochs of full batches
+    model = train_standalone(
+        copy.deepcopy(source.model),
+        dataset.train,
+        steps=steps,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
     how = "training from scratch" if source.weights == "untrained" else "fine-tuning from inherited weights"
     return replace(
         source,

@@ -21,7 +21,7 @@ import random
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,7 @@ from quadnas.space import Arch, BlockChoice, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
 from quadnas.supernet.evaluate import accuracy
 from quadnas.supernet.recipe import TrainConfig
-from quadnas.supernet.train import SupernetTrainer, steps_per_epoch, warmup_cosine
+from quadnas.supernet.train import SupernetTrainer, param_groups, steps_per_epoch, warmup_cosine
 
 if TYPE_CHECKING:
     from quadnas.data import Dataset
@@ -203,14 +203,6 @@ def batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> 
         done += min(per_pass, steps - done)
 
 
-def param_groups(model: nn.Module, weight_decay: float, exempt: str | None = None) -> list[dict[str, Any]]:
-    """SupernetTrainer's rule: decay weights and layer scales, not biases, norms or names containing `exempt`."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.ndim > 1 and not (exempt and exempt in name) else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale: float) -> QuadraNet:
     """`QuadraNet(space, arch, num_classes)` from random init, its layer scales set as the supernet's."""
     net = QuadraNet(space, arch, num_classes)
@@ -245,7 +237,7 @@ def train_standalone(
     net.to(x.device).train()
     optimizer = torch.optim.AdamW(param_groups(net, weight_decay), lr=lr, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, steps))
-    with nullcontext() if progress is None else progress.task("stand-alone training", steps) as task:
+    with nullcontext() if progress is None else progress.task("stand-alone training", steps, unit="step") as task:
         for idx in batches(len(y), batch_size, steps, torch.Generator().manual_seed(seed)):
             idx = idx.to(x.device)
             loss = F.cross_entropy(net(x[idx]), y[idx], label_smoothing=label_smoothing)

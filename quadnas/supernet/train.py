@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
 
 from quadnas.accelerator import torch_device
 from quadnas.errors import QuadnasError
@@ -89,6 +90,14 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
+def param_groups(model: nn.Module, weight_decay: float, exempt: str | None = None) -> list[dict[str, Any]]:
+    """SupernetTrainer's rule: decay weights and layer scales, not biases, norms or names containing `exempt`."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim > 1 and not (exempt and exempt in name) else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 class SupernetTrainer:
     """Model, optimizer, schedule and RNGs of one training run; `step` trains one batch.
 
@@ -103,22 +112,12 @@ class SupernetTrainer:
         self.model = Supernet(
             space, num_classes, config.memory_efficient, config.layer_scale_init, config.width
         ).train()
-        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, fused=True)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr, fused=True)
         total = config.epochs * steps_per_epoch
         warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, total))
         self.arch_rng = random.Random(config.seed)
         self.data_rng = torch.Generator().manual_seed(config.seed)
-
-    def _param_groups(self) -> list[dict[str, Any]]:
-        """Weight decay on weights and layer scales; none on biases and norm parameters."""
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            (decay if p.ndim > 1 else no_decay).append(p)
-        return [
-            {"params": decay, "weight_decay": self.config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
 
     def archs(self) -> list[Arch]:
         """The paths of the next step, drawn from the shared arch RNG."""
