@@ -1,7 +1,10 @@
 """Search space, architectures and op specs.
 
-A `SearchSpace` is loaded from YAML; an `Arch` is one choice per searchable block
-(text form `k3e2-k7e4-id-...`); `SearchSpace.op_specs(arch)` lists the ops an arch
+A `SearchSpace` is loaded from YAML; an `Arch` is one choice per searchable block.
+Inside quadnas an arch is always an `Arch`; the space owns its other forms, converted at the edges:
+text (`k3e2-k7e4-id-...`, in files and on screen: `str(arch)`, `parse`), Optuna trial parameters
+(`to_params`, `from_params`) and choice indices (`to_indices`, `from_indices`, for vectorised
+prediction). `SearchSpace.op_specs(arch)` lists the ops an arch
 runs at the deployment resolution — the single source profiler, predictor and
 exporter share.
 """
@@ -12,11 +15,12 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -245,6 +249,37 @@ class SearchSpace:
                 f"searchable blocks (depths {self.depths}): give one token per block"
             )
         return Arch(tuple(allowed[t] for t in tokens))
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The Optuna parameter of each searchable block: `b00`, `b01`, ..."""
+        return tuple(f"b{i:02d}" for i in range(self.num_blocks))
+
+    def to_params(self, arch: Arch) -> dict[str, str]:
+        """The trial parameters that propose `arch`: block parameter -> choice text."""
+        return {name: str(block) for name, block in zip(self.param_names, arch.blocks, strict=True)}
+
+    def from_params(self, params: dict[str, str]) -> Arch:
+        """The arch trial parameters propose."""
+        return self.parse("-".join(params[name] for name in self.param_names))
+
+    def to_indices(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Choice indices into `choices`, shape (len(archs), num_blocks)."""
+        lookup = {c: j for j, c in enumerate(self.choices)}
+        if any(len(arch.blocks) != self.num_blocks for arch in archs):
+            raise QuadnasError(f"every arch must have {self.num_blocks} blocks for space '{self.name}'")
+        try:
+            flat = [lookup[b] for arch in archs for b in arch.blocks]
+        except KeyError as e:
+            raise QuadnasError(
+                f"block choice {e.args[0]} is not in space '{self.name}': "
+                f"use one of {', '.join(map(str, self.choices))}"
+            ) from None
+        return np.array(flat, dtype=np.intp).reshape(len(archs), self.num_blocks)
+
+    def from_indices(self, indices: Sequence[int] | np.ndarray) -> Arch:
+        """The arch of one row of choice indices."""
+        return Arch(tuple(self.choices[int(j)] for j in indices))
 
     def sample(self, rng: random.Random) -> Arch:
         """A uniformly random arch."""

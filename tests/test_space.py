@@ -130,3 +130,23 @@ def test_check_resolution(tiny_space):
 def test_block_choice_text():
     assert str(BlockChoice(5, 2)) == "k5e2"
     assert str(Arch((BlockChoice(), BlockChoice(3, 4)))) == "id-k3e4"
+
+
+def test_every_arch_form_converts_back_to_the_same_arch(default_space):
+    rng = random.Random(3)
+    archs = [default_space.sample(rng) for _ in range(20)]
+    indices = default_space.to_indices(archs)
+    assert indices.shape == (20, default_space.num_blocks)
+    for arch, row in zip(archs, indices, strict=True):
+        assert default_space.from_indices(row) == arch
+        assert default_space.from_params(default_space.to_params(arch)) == arch
+        assert default_space.parse(str(arch)) == arch
+    assert list(default_space.to_params(archs[0])) == list(default_space.param_names)
+
+
+def test_indices_of_a_foreign_arch_name_the_block(tiny_space):
+    foreign = Arch((BlockChoice(9, 2),) * tiny_space.num_blocks)
+    with pytest.raises(QuadnasError, match="block choice k9e2 is not in space"):
+        tiny_space.to_indices([foreign])
+    with pytest.raises(QuadnasError, match="must have"):
+        tiny_space.to_indices([Arch(foreign.blocks[:1])])

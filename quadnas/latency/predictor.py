@@ -31,7 +31,6 @@ class LatencyPredictor:
         table.check_covers(space.all_op_specs(), space=space.source)
         self.table, self.space = table, space
         # keyed by (kernel, expansion): hashing a plain tuple is faster than a dataclass
-        self._choice_index = {(c.kernel, c.expansion): j for j, c in enumerate(space.choices)}
         self.matrix = np.zeros((space.num_blocks, len(space.choices)))
         for j, choice in enumerate(space.choices):
             if not choice.is_identity:
@@ -56,18 +55,7 @@ class LatencyPredictor:
             if idx.size and (idx.min() < 0 or idx.max() >= len(self.space.choices)):
                 raise ValueError(f"choice indices must lie in [0, {len(self.space.choices)})")
             return idx
-        num_blocks, lookup = self.space.num_blocks, self._choice_index
-        if any(len(arch.blocks) != num_blocks for arch in archs):
-            raise QuadnasError(f"every arch must have {num_blocks} blocks for space '{self.space.name}'")
-        try:
-            flat = [lookup[(b.kernel, b.expansion)] for arch in archs for b in arch.blocks]
-        except KeyError as e:
-            kernel, expansion = e.args[0]
-            raise QuadnasError(
-                f"block choice k{kernel}e{expansion} is not in space '{self.space.name}': "
-                f"use one of {', '.join(map(str, self.space.choices))}"
-            ) from None
-        return np.array(flat, dtype=np.intp).reshape(len(archs), num_blocks)
+        return self.space.to_indices(archs)
 
     def raw_many(self, archs: Sequence[Arch] | np.ndarray) -> np.ndarray:
         """Uncalibrated sums of table rows (ms)."""
@@ -111,5 +99,5 @@ class LatencyPredictor:
         return self._extreme(self.matrix.argmax(axis=1))
 
     def _extreme(self, choice_per_block: np.ndarray) -> tuple[Arch, float]:
-        arch = Arch(tuple(self.space.choices[j] for j in choice_per_block))
+        arch = self.space.from_indices(choice_per_block)
         return arch, self.predict(arch)

@@ -37,19 +37,9 @@ class Objective:
         self.tokens = [str(c) for c in space.choices]
 
     def propose(self, trial: optuna.Trial) -> Arch:
-        return self.arch_of(
-            self.space,
-            {f"b{i:02d}": trial.suggest_categorical(f"b{i:02d}", self.tokens) for i in range(self.space.num_blocks)},
+        return self.space.from_params(
+            {name: trial.suggest_categorical(name, self.tokens) for name in self.space.param_names}
         )
-
-    @staticmethod
-    def params(arch: Arch) -> dict[str, str]:
-        """The trial parameters that propose `arch`."""
-        return {f"b{i:02d}": str(b) for i, b in enumerate(arch.blocks)}
-
-    @staticmethod
-    def arch_of(space: SearchSpace, params: dict[str, str]) -> Arch:
-        return space.parse("-".join(params[f"b{i:02d}"] for i in range(space.num_blocks)))
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         self._stop_if_done(trial)

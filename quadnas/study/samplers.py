@@ -14,7 +14,6 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.names import SAMPLERS
-from quadnas.study.objective import Objective
 
 SEED_TRIALS = 10  # predictor-chosen archs a new study starts with (TPE's start-up count)
 
@@ -140,18 +139,18 @@ def seed_archs(space: SearchSpace, predictor: LatencyPredictor, limit_ms: float,
         return []
     ordered = fits[np.argsort(latency[fits])]
     chosen = ordered[np.unique(np.linspace(0, len(ordered) - 1, n).round().astype(int))]
-    return [Arch(tuple(space.choices[j] for j in picks[i])) for i in chosen]
+    return [space.from_indices(picks[i]) for i in chosen]
 
 
 def guided_sampler(config: SearchConfig, space: SearchSpace, predictor: LatencyPredictor) -> GuidedSampler:
     """The configured sampler, started on predictor-chosen seeds; kept within budget when constrained."""
     constrained = config.mode == "constrained"
     limit = config.budget.ms if constrained else predictor.slowest()[1]
-    seeds = [Objective.params(a) for a in seed_archs(space, predictor, limit, SEED_TRIALS, config.seed)]
-    names = list(Objective.params(space.smallest()))
+    seeds = [space.to_params(a) for a in seed_archs(space, predictor, limit, SEED_TRIALS, config.seed)]
+    names = space.param_names
 
     def fits(params: dict[str, str]) -> bool:
-        return config.budget.admits(predictor.predict(Objective.arch_of(space, params)))
+        return config.budget.admits(predictor.predict(space.from_params(params)))
 
     def admits(samples: dict[str, np.ndarray]) -> np.ndarray:
         """Which candidates (choice indices per block parameter, in `space.choices` order) fit."""
