@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from quadnas.errors import QuadnasError
+from quadnas.errors import Invalid, QuadnasError
 from quadnas.resources import shipped_dir
 
 SPACES_DIR = shipped_dir("search_spaces")
@@ -166,11 +166,10 @@ class SearchSpace:
         try:
             return cls(SpaceConfig.model_validate(raw), source)
         except ValidationError as e:
-            err = e.errors()[0]
-            key = ".".join(str(p) for p in err["loc"]) or "<root>"
+            bad = Invalid.of(e)
             allowed = ", ".join(SpaceConfig.model_fields)
-            hint = f" (allowed top-level keys: {allowed})" if err["type"] == "extra_forbidden" else ""
-            raise QuadnasError(f"search space {source}: key '{key}': {err['msg']}{hint}") from None
+            hint = f" (allowed top-level keys: {allowed})" if bad.kind == "extra_forbidden" else ""
+            raise QuadnasError(f"search space {source}: key '{bad.key or '<root>'}': {bad.message}{hint}") from None
 
     # ---- shape -----------------------------------------------------------
     @property

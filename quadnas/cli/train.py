@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.progress import progress_for
-from quadnas.errors import QuadnasError
+from quadnas.errors import Invalid, QuadnasError
 from quadnas.supernet.recipe import TrainConfig
 
 if TYPE_CHECKING:
@@ -135,9 +135,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
             resolution=args.resolution,
         )
     except ValidationError as e:
-        error = e.errors()[0]
-        flag = "--" + str(error["loc"][0]).replace("_", "-")
-        raise QuadnasError(f"{flag} {error['input']}: {error['msg']}") from None
+        bad = Invalid.of(e)
+        raise QuadnasError(f"--{bad.loc[0].replace('_', '-')} {bad.value}: {bad.message}") from None
 
 
 def print_epoch(stats: EpochStats) -> None:

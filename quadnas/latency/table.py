@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quadnas._files import atomic_write
-from quadnas.errors import QuadnasError
+from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.host import Host
 from quadnas.space import OpSpec
 
@@ -332,20 +332,19 @@ def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
     try:
         return TableMeta.model_validate(fields)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "missing" and len(err["loc"]) > 1:
-            inner = ".".join(str(p) for p in err["loc"][1:])
+        bad = Invalid.of(e)
+        if bad.kind == "missing" and len(bad.loc) > 1:
             raise QuadnasError(
-                f"latency table {path}: header key '{err['loc'][0]}' lacks '{inner}': add it to that "
+                f"latency table {path}: header key '{bad.loc[0]}' lacks '{'.'.join(bad.loc[1:])}': add it to that "
                 "header line (see docs/tables.md)"
             ) from None
-        if err["type"] == "missing":
+        if bad.kind == "missing":
             raise QuadnasError(
-                f"latency table {path}: header lacks key '{key}': add a line '# {key}: ...' (see docs/tables.md)"
+                f"latency table {path}: header lacks key '{bad.key}': "
+                f"add a line '# {bad.key}: ...' (see docs/tables.md)"
             ) from None
         raise QuadnasError(
-            f"latency table {path}: header key '{key}': {err['msg']} (got {err.get('input')!r}): fix that header line"
+            f"latency table {path}: header key '{bad.key}': {bad.message} (got {bad.value!r}): fix that header line"
         ) from None
 
 

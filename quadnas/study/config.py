@@ -9,7 +9,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
-from quadnas.errors import QuadnasError
+from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, Mode, SamplerName
 
@@ -60,10 +60,9 @@ class SearchConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as e:
-            err = e.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
+            bad = Invalid.of(e)
             raise QuadnasError(
-                f"{where}: '{key}': {err['msg']} (allowed keys: {', '.join(cls.model_fields)})"
+                f"{where}: '{bad.key}': {bad.message} (allowed keys: {', '.join(cls.model_fields)})"
             ) from None
 
     def study_name(self) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from quadnas._version import __version__
-from quadnas.errors import QuadnasError
+from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.kit_runner import Timing
@@ -194,6 +194,6 @@ def results_host(header: dict[str, str], results: Path) -> Host | None:
         return Host.model_validate_json(header["host"])
     except ValidationError as e:
         raise QuadnasError(
-            f"{results}: its 'host' header line is not a host record ({e.errors()[0]['msg']}): "
+            f"{results}: its 'host' header line is not a host record ({Invalid.of(e).message}): "
             "import the results.csv that run.py wrote, unedited"
         ) from None
