@@ -1,9 +1,14 @@
 import random
+from pathlib import Path
 
 import pytest
 import torch
+from builders import shape_cost_ms, table_of
 
+from quadnas.data import load_dataset
+from quadnas.latency.table import Calibration
 from quadnas.space import SearchSpace
+from quadnas.supernet.train import TrainConfig, train_supernet
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +34,29 @@ def _one_thread():
 def _seed():
     random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An estimated table of the tiny space whose rows grow with each op's shape (`builders.shape_cost_ms`)."""
+    space = SearchSpace.load("tiny")
+    table = table_of(
+        space,
+        shape_cost_ms,
+        aliases=[],
+        backend="synthetic",
+        backend_version="0",
+        provenance="estimated",
+        method="shape formula for tests",
+        calibration=Calibration(),
+        sources=[],
+    )
+    return table.write(tmp_path_factory.mktemp("tables") / "test-device.csv")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-space supernet trained for one epoch on digits at 32 px."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    train_supernet(SearchSpace.load("tiny"), load_dataset("digits", 32), TrainConfig(epochs=1, batch_size=128), path)
+    return path

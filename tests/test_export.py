@@ -8,6 +8,7 @@ import openvino as ov
 import pytest
 import torch
 import yaml
+from builders import table_of
 
 from quadnas.cli import main
 from quadnas.data import load_dataset
@@ -17,7 +18,7 @@ from quadnas.export.card import render_model_card, write_model_card
 from quadnas.latency.budget import Budget
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.latency.table import Calibration, LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.stats import model_stats
 from quadnas.space import SearchSpace
@@ -330,28 +331,17 @@ def local_table(directory, space: SearchSpace, ms: float, device: str | None = N
     """A table claiming to be measured here (or on `device`, or on `host`), every row `ms`."""
     here = get_backend("onnxruntime", None, 1).describe()
     host = host or Host.current()
-    meta = TableMeta(
+    table = table_of(
+        space,
+        lambda _: ms,
         device=device or here["device"],
         aliases=[],
-        backend="onnxruntime",
         backend_version=here["backend_version"],
-        precision="fp32",
-        batch=1,
-        threads=1,
-        resolution=space.config.resolution,
-        space=space.name,
-        space_fingerprint=space.fingerprint(),
-        created="2026-01-01T00:00:00Z",
-        quadnas_version="0.1.0",
-        provenance="measured",
         method="test rows",
         calibration=Calibration(mape_pct=3.0, max_err_pct=5.0, networks=4),
         host=host,
         host_fingerprint=host.fingerprint,
     )
-    table = LatencyTable(meta)
-    for spec in space.all_op_specs():
-        table.upsert(spec, latency_ms=ms, p10_ms=ms, p90_ms=ms, runs=1)
     return str(table.write(directory / "table.csv"))
 
 

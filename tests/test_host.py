@@ -9,7 +9,7 @@ import subprocess
 import sys
 import types
 
-from test_table import make_table
+from builders import random_table
 
 from quadnas.latency.host import Host, foreign_host_note, host_difference, host_status
 from quadnas.latency.measure import kit_runner
@@ -170,7 +170,7 @@ def test_the_difference_says_which_features_one_host_lacks():
 
 def measured_table(tiny_space, host: Host | None, **meta):
     fields = {"host": host, "host_fingerprint": host.fingerprint} if host is not None else {}
-    return make_table(tiny_space, [], device="AMD EPYC", **fields, **meta)
+    return random_table(tiny_space, [], device="AMD EPYC", **fields, **meta)
 
 
 def test_note_for_a_table_of_another_host_says_what_differs_and_the_fix(tiny_space):
@@ -200,7 +200,7 @@ def test_no_note_on_the_same_host_or_for_an_estimate(tiny_space):
 
 
 def test_a_fingerprint_alone_still_tells_hosts_apart(tiny_space):
-    meta = make_table(tiny_space, [], host_fingerprint="0123456789ab").meta
+    meta = random_table(tiny_space, [], host_fingerprint="0123456789ab").meta
     assert host_status(meta, epyc()) == "other host"
     assert "fingerprint 0123456789ab" in foreign_host_note(meta, here=epyc())
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import random_table, table_meta
 from rich.console import Console
-from test_table import make_meta, make_table
 
 import quadnas.cli.tables
 from quadnas.cli import main
@@ -43,7 +43,7 @@ def user_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def predictor(tiny_space) -> LatencyPredictor:
-    return LatencyPredictor(make_table(tiny_space), tiny_space)
+    return LatencyPredictor(random_table(tiny_space), tiny_space)
 
 
 def all_indices(space: SearchSpace) -> np.ndarray:
@@ -101,10 +101,10 @@ def test_bad_archs(predictor, tiny_space):
 def test_table_must_cover_the_space(tiny_space):
     specs = tiny_space.all_op_specs()
     with pytest.raises(QuadnasError) as err:
-        LatencyPredictor(make_table(tiny_space, specs[:-2]), tiny_space)
+        LatencyPredictor(random_table(tiny_space, specs[:-2]), tiny_space)
     assert str(specs[-1]) in str(err.value) and "quadnas profile --space" in str(err.value)
     with pytest.raises(QuadnasError, match="is for resolution 128"):
-        LatencyPredictor(make_table(tiny_space, resolution=128), tiny_space)
+        LatencyPredictor(random_table(tiny_space, resolution=128), tiny_space)
 
 
 def test_predict_many_on_a_large_batch_of_the_default_space(default_space):
@@ -144,10 +144,10 @@ def test_unknown_device_lists_known_and_says_how(tmp_path):
 
 def test_user_tables_found_and_override_shipped(user_dir, tiny_space):
     assert user_tables_dir() == user_dir
-    make_table(tiny_space, device="laptop", aliases=["mine"]).write(user_dir / "my-laptop.csv")
+    random_table(tiny_space, device="laptop", aliases=["mine"]).write(user_dir / "my-laptop.csv")
     assert resolve_device("my-laptop") == user_dir / "my-laptop.csv"
     assert resolve_device("mine") == user_dir / "my-laptop.csv"
-    make_table(tiny_space, device="real-a76", aliases=["cpu"]).write(user_dir / "cortex-a76.csv")
+    random_table(tiny_space, device="real-a76", aliases=["cpu"]).write(user_dir / "cortex-a76.csv")
     assert resolve_device("cortex-a76") == user_dir / "cortex-a76.csv"
     assert resolve_device("cpu") == user_dir / "cortex-a76.csv"
     names = [t.name for t in list_tables()]
@@ -173,7 +173,7 @@ def warnings_logged() -> list[str]:
 
 
 def test_corrupted_user_table_is_skipped_with_a_warning_naming_it(user_dir, tiny_space, warnings_logged):
-    path = make_table(tiny_space).write(user_dir / "broken.csv")
+    path = random_table(tiny_space).write(user_dir / "broken.csv")
     path.write_text(path.read_text().replace("# provenance: measured", "# provenance: hearsay"))
     assert "broken" not in [t.name for t in list_tables()] and "myriad-x" in [t.name for t in list_tables()]
     assert any("broken.csv" in m and "provenance" in m for m in warnings_logged)
@@ -231,7 +231,7 @@ def test_cli_predict_breakdown_and_range(capsys):
 
 
 def test_cli_predict_user_table_on_tiny_space(capsys, user_dir, tiny_space):
-    make_table(tiny_space).write(user_dir / "my-laptop.csv")
+    random_table(tiny_space).write(user_dir / "my-laptop.csv")
     code, out, _ = run_cli(capsys, "predict", "--device", "my-laptop", "--arch", "k3e2-k5e4-id-k7e2-id-k3e4")
     assert code == 0 and re.search(r"^\d+\.\d\d ms$", out, re.M)
 
@@ -251,10 +251,10 @@ def test_cli_predict_errors(capsys, argv, expected):
 
 
 def test_cli_predict_missing_entries_and_corrupted(capsys, user_dir, tiny_space):
-    make_table(tiny_space, tiny_space.all_op_specs()[1:]).write(user_dir / "partial.csv")
+    random_table(tiny_space, tiny_space.all_op_specs()[1:]).write(user_dir / "partial.csv")
     code, _, err = run_cli(capsys, "predict", "--device", "partial", "--range")
     assert code == 2 and "has no row for 1 op spec" in err and "quadnas profile" in err
-    broken = make_table(tiny_space).write(user_dir / "broken.csv")
+    broken = random_table(tiny_space).write(user_dir / "broken.csv")
     broken.write_text(broken.read_text() + "stem,1,2\n")
     code, _, err = run_cli(capsys, "predict", "--device", str(broken), "--range")
     assert code == 2 and "corrupted CSV line" in err
@@ -262,8 +262,8 @@ def test_cli_predict_missing_entries_and_corrupted(capsys, user_dir, tiny_space)
 
 def test_cli_tables(capsys, monkeypatch, user_dir, tiny_space):
     monkeypatch.setattr(console, "width", 160)  # check the content, not how a narrow terminal folds it
-    table = make_table(tiny_space, device="laptop", provenance="measured")
-    table.meta = make_meta(
+    table = random_table(tiny_space, device="laptop", provenance="measured")
+    table.meta = table_meta(
         tiny_space, device="laptop", calibration=Calibration(mape_pct=2.5, max_err_pct=4.0, networks=3)
     )
     table.write(user_dir / "my-laptop.csv")
@@ -290,7 +290,7 @@ def other_host() -> Host:
 
 def measured_on(space: SearchSpace, host: Host | None, device: str = "laptop") -> LatencyTable:
     fields = {"host": host, "host_fingerprint": host.fingerprint} if host is not None else {}
-    return make_table(space, device=device, aliases=[], **fields)
+    return random_table(space, device=device, aliases=[], **fields)
 
 
 def test_cli_tables_says_which_measured_tables_are_this_hosts(capsys, monkeypatch, user_dir, tiny_space):

@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import optuna
@@ -12,75 +11,30 @@ import pytest
 import yaml
 
 from quadnas.cli import main
-from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.latency.table import LatencyTable
 from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
 from quadnas.study.run import search
-from quadnas.supernet.train import TrainConfig, train_supernet
-
-
-def _op_cost_ms(spec) -> float:
-    """A made-up but shape-aware cost: enough for a search to have something to trade."""
-    pixels = spec.height * spec.width
-    if spec.op == "quadra_block":
-        return pixels * spec.cin * (3 * spec.kernel**2 + 2 * spec.expansion * spec.cin) / 2e6
-    return pixels * spec.cin * 0.1 / 1e6 + 0.01
-
-
-@pytest.fixture(scope="module")
-def table_path(tmp_path_factory) -> Path:
-    space = SearchSpace.load("tiny")
-    meta = TableMeta(
-        device="test-device",
-        aliases=[],
-        backend="synthetic",
-        backend_version="0",
-        precision="fp32",
-        batch=1,
-        threads=1,
-        resolution=space.config.resolution,
-        space=space.name,
-        space_fingerprint=space.fingerprint(),
-        created=datetime.now(timezone.utc),
-        quadnas_version="test",
-        provenance="estimated",
-        method="shape formula for tests",
-        calibration=Calibration(),
-    )
-    table = LatencyTable(meta)
-    for spec in space.all_op_specs():
-        ms = _op_cost_ms(spec)
-        table.upsert(spec, latency_ms=ms, p10_ms=ms, p90_ms=ms, runs=1)
-    return table.write(tmp_path_factory.mktemp("tables") / "test-device.csv")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    space = SearchSpace.load("tiny")
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    train_supernet(space, load_dataset("digits", 32), TrainConfig(epochs=1, batch_size=128), path)
-    return path
 
 
 @pytest.fixture
-def budget(table_path) -> str:
-    predictor = LatencyPredictor(LatencyTable.read(table_path), SearchSpace.load("tiny"))
+def budget(synthetic_table) -> str:
+    predictor = LatencyPredictor(LatencyTable.read(synthetic_table), SearchSpace.load("tiny"))
     (_, fast), (_, slow) = predictor.fastest(), predictor.slowest()
     return f"{fast + 0.6 * (slow - fast):.4f}ms"
 
 
-def _config(tmp_path, table_path, checkpoint, budget, **kw) -> SearchConfig:
+def _config(tmp_path, synthetic_table, tiny_checkpoint, budget, **kw) -> SearchConfig:
     values = dict(
         space="tiny",
         data="digits",
-        device=str(table_path),
+        device=str(synthetic_table),
         budget=budget,
-        checkpoint=str(checkpoint),
+        checkpoint=str(tiny_checkpoint),
         runs_dir=str(tmp_path / "runs"),
         trials=12,
         sampler="random",
@@ -89,8 +43,8 @@ def _config(tmp_path, table_path, checkpoint, budget, **kw) -> SearchConfig:
     return SearchConfig(**{**values, **kw})
 
 
-def test_constrained_search_never_evaluates_over_budget(tmp_path, table_path, checkpoint, budget):
-    result = search(_config(tmp_path, table_path, checkpoint, budget, sampler="tpe"))
+def test_constrained_search_never_evaluates_over_budget(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    result = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, sampler="tpe"))
     trials = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 12
     budget_ms = result.budget.ms
@@ -109,8 +63,8 @@ def test_constrained_search_never_evaluates_over_budget(tmp_path, table_path, ch
         assert (result.run_dir / name).stat().st_size > 0
 
 
-def test_rerun_resumes_and_trials_means_total(tmp_path, table_path, checkpoint, budget):
-    config = _config(tmp_path, table_path, checkpoint, budget, trials=5)
+def test_rerun_resumes_and_trials_means_total(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    config = _config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=5)
     first = search(config)
     numbers = [t.number for t in first.study.trials]
     again = search(config)
@@ -119,12 +73,12 @@ def test_rerun_resumes_and_trials_means_total(tmp_path, table_path, checkpoint, 
     assert len(more.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
 
 
-def test_pareto_and_reward_modes(tmp_path, table_path, checkpoint, budget):
-    pareto = search(_config(tmp_path, table_path, checkpoint, budget, mode="pareto", study="p"))
+def test_pareto_and_reward_modes(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    pareto = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, mode="pareto", study="p"))
     assert all(len(t.values) == 2 for t in pareto.study.trials)
     front = pareto.pareto
     assert all(a.latency_ms <= b.latency_ms and a.accuracy < b.accuracy for a, b in zip(front, front[1:]))
-    reward = search(_config(tmp_path, table_path, checkpoint, budget, mode="reward", study="r"))
+    reward = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, mode="reward", study="r"))
     for t in reward.study.trials:
         acc, lat = t.user_attrs["accuracy"], t.user_attrs["latency_ms"]
         assert t.value == pytest.approx(acc * (lat / reward.budget.ms) ** -0.07)
@@ -140,14 +94,14 @@ def test_pareto_front_keeps_only_undominated():
     assert [c.arch for c in pareto_front(items)] == ["a", "c"]
 
 
-def test_other_settings_on_same_study_are_refused(tmp_path, table_path, checkpoint, budget):
-    search(_config(tmp_path, table_path, checkpoint, budget, trials=2))
+def test_other_settings_on_same_study_are_refused(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=2))
     with pytest.raises(QuadnasError, match="was created with other settings.*--study"):
-        search(_config(tmp_path, table_path, checkpoint, "1000ms", trials=2))
+        search(_config(tmp_path, synthetic_table, tiny_checkpoint, "1000ms", trials=2))
 
 
-def _tiny_search(capsys, runs, table_path, checkpoint, trials: int, *budget: str) -> tuple[int, str]:
-    """`quadnas search` on the tiny space with the test table and checkpoint, random sampler; `budget`: its words."""
+def _tiny_search(capsys, runs, synthetic_table, tiny_checkpoint, trials: int, *budget: str) -> tuple[int, str]:
+    """`quadnas search` of the tiny space on the shared table and checkpoint (random sampler); `budget`: its words."""
     return _cli(
         capsys,
         "search",
@@ -156,11 +110,11 @@ def _tiny_search(capsys, runs, table_path, checkpoint, trials: int, *budget: str
         "--data",
         "digits",
         "--device",
-        str(table_path),
+        str(synthetic_table),
         "--budget",
         *budget,
         "--checkpoint",
-        str(checkpoint),
+        str(tiny_checkpoint),
         "--runs-dir",
         str(runs),
         "--trials",
@@ -193,13 +147,13 @@ def _cli(capsys, *argv) -> tuple[int, str]:
         ({"--space": "quadranet-t", "--device": "vpu", "--budget": "100ms"}, "trained for space 'tiny'"),
     ],
 )
-def test_bad_input_is_one_line(capsys, tmp_path, table_path, checkpoint, budget, changes, message):
+def test_bad_input_is_one_line(capsys, tmp_path, synthetic_table, tiny_checkpoint, budget, changes, message):
     flags = {
         "--space": "tiny",
         "--data": "digits",
-        "--device": str(table_path),
+        "--device": str(synthetic_table),
         "--budget": budget,
-        "--checkpoint": str(checkpoint),
+        "--checkpoint": str(tiny_checkpoint),
         "--runs-dir": str(tmp_path),
         "--trials": "1",
         **changes,
@@ -217,9 +171,9 @@ def test_bad_input_is_one_line(capsys, tmp_path, table_path, checkpoint, budget,
     assert re.search(message, lines[0]), lines[0]
 
 
-def test_config_file_and_flag_override(tmp_path, table_path, checkpoint, budget):
+def test_config_file_and_flag_override(tmp_path, synthetic_table, tiny_checkpoint, budget):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"space": "tiny", "device": str(table_path), "budget": "1ms", "trials": 3}))
+    cfg.write_text(yaml.safe_dump({"space": "tiny", "device": str(synthetic_table), "budget": "1ms", "trials": 3}))
     config = SearchConfig.from_sources(str(cfg), {"budget": budget, "sampler": None})
     assert config.budget == Budget.parse(budget) and config.trials == 3 and config.sampler == "tpe"
     cfg.write_text(yaml.safe_dump({"budgett": "3ms"}))
@@ -233,7 +187,9 @@ def test_shipped_configs_are_valid():
         assert config.device in {"cpu", "vpu", "gpu"}
 
 
-def _worker(storage: str, table_path: Path, checkpoint: Path, budget: str, runs: Path, study: str) -> subprocess.Popen:
+def _worker(
+    storage: str, synthetic_table: Path, tiny_checkpoint: Path, budget: str, runs: Path, study: str
+) -> subprocess.Popen:
     argv = [
         sys.executable,
         "-m",
@@ -244,11 +200,11 @@ def _worker(storage: str, table_path: Path, checkpoint: Path, budget: str, runs:
         "--data",
         "digits",
         "--device",
-        str(table_path),
+        str(synthetic_table),
         "--budget",
         budget,
         "--checkpoint",
-        str(checkpoint),
+        str(tiny_checkpoint),
         "--runs-dir",
         str(runs),
         "--trials",
@@ -265,8 +221,8 @@ def _worker(storage: str, table_path: Path, checkpoint: Path, budget: str, runs:
     )
 
 
-def _two_workers_share_one_study(storage: str, study: str, table_path, checkpoint, budget, runs) -> None:
-    workers = [_worker(storage, table_path, checkpoint, budget, runs, study) for _ in range(2)]
+def _two_workers_share_one_study(storage: str, study: str, synthetic_table, tiny_checkpoint, budget, runs) -> None:
+    workers = [_worker(storage, synthetic_table, tiny_checkpoint, budget, runs, study) for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode in (0, 1) for w in workers), outputs
     trials = optuna.load_study(study_name=study, storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -278,26 +234,26 @@ def _two_workers_share_one_study(storage: str, study: str, table_path, checkpoin
     assert len(evaluated) == len(set(evaluated))  # no arch evaluated twice across the workers
 
 
-def test_two_workers_on_sqlite(tmp_path, table_path, checkpoint, budget):
+def test_two_workers_on_sqlite(tmp_path, synthetic_table, tiny_checkpoint, budget):
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    _two_workers_share_one_study(storage, "shared", table_path, checkpoint, budget, tmp_path / "runs")
+    _two_workers_share_one_study(storage, "shared", synthetic_table, tiny_checkpoint, budget, tmp_path / "runs")
 
 
 @pytest.mark.postgres
-def test_two_workers_on_postgresql(tmp_path, table_path, checkpoint, budget):
+def test_two_workers_on_postgresql(tmp_path, synthetic_table, tiny_checkpoint, budget):
     url = os.environ.get("QUADNAS_TEST_POSTGRES")
     if not url:
         pytest.skip("no PostgreSQL server: .ci/run starts one and sets QUADNAS_TEST_POSTGRES")
     study = f"pg-{os.getpid()}-{tmp_path.name}"
     try:
-        _two_workers_share_one_study(url, study, table_path, checkpoint, budget, tmp_path / "runs")
+        _two_workers_share_one_study(url, study, synthetic_table, tiny_checkpoint, budget, tmp_path / "runs")
     finally:
         optuna.delete_study(study_name=study, storage=url)
 
 
-def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, table_path, checkpoint, budget):
+def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, synthetic_table, tiny_checkpoint, budget):
     storage = f"sqlite:///{tmp_path / 'killed.db'}"
-    worker = _worker(storage, table_path, checkpoint, budget, tmp_path / "runs", "killed")
+    worker = _worker(storage, synthetic_table, tiny_checkpoint, budget, tmp_path / "runs", "killed")
     done: list = []
     deadline = time.monotonic() + 600
     while len(done) < 4 and time.monotonic() < deadline:
@@ -317,7 +273,7 @@ def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, table_path, checkp
         )
     }
     assert len(before) >= 4
-    rerun = _worker(storage, table_path, checkpoint, budget, tmp_path / "runs", "killed")
+    rerun = _worker(storage, synthetic_table, tiny_checkpoint, budget, tmp_path / "runs", "killed")
     assert rerun.wait(timeout=600) in (0, 1), rerun.stdout.read()
     after = optuna.load_study(study_name="killed", storage=storage).get_trials(
         states=(optuna.trial.TrialState.COMPLETE,)
@@ -326,15 +282,15 @@ def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, table_path, checkp
     assert len(after) == 16
 
 
-def test_python_api_mirrors_the_cli(tmp_path, table_path, checkpoint, budget):
+def test_python_api_mirrors_the_cli(tmp_path, synthetic_table, tiny_checkpoint, budget):
     import quadnas
 
     result = quadnas.search(
         space="tiny",
         data="digits",
-        device=str(table_path),
+        device=str(synthetic_table),
         budget=budget,
-        checkpoint=str(checkpoint),
+        checkpoint=str(tiny_checkpoint),
         runs_dir=str(tmp_path),
         trials=3,
         sampler="random",
@@ -344,53 +300,55 @@ def test_python_api_mirrors_the_cli(tmp_path, table_path, checkpoint, budget):
     assert result.best is None or result.best.latency_ms <= result.budget.ms
 
 
-def test_python_api_reports_progress_through_logging_and_a_callback(tmp_path, table_path, checkpoint, budget, caplog):
+def test_python_api_reports_progress_through_logging_and_a_callback(
+    tmp_path, synthetic_table, tiny_checkpoint, budget, caplog
+):
     import logging
 
     from quadnas.progress import Progress
 
     events = []
     with caplog.at_level(logging.INFO, logger="quadnas"):
-        search(_config(tmp_path, table_path, checkpoint, budget, trials=4), progress=Progress(events.append))
+        search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=4), progress=Progress(events.append))
     assert [e.done for e in events if e.what == "search"] == [1, 2, 3, 4]
     assert any("search: 4/4 trials (100%)" in r.getMessage() for r in caplog.records)
 
 
-def test_search_leaves_matplotlib_and_optuna_settings_alone(tmp_path, table_path, checkpoint, budget):
+def test_search_leaves_matplotlib_and_optuna_settings_alone(tmp_path, synthetic_table, tiny_checkpoint, budget):
     import matplotlib
 
     before = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.INFO)  # the CLI (run by other tests) lowers it
     try:
         backend = matplotlib.get_backend()
-        search(_config(tmp_path, table_path, checkpoint, budget, trials=2))
+        search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=2))
         assert (matplotlib.get_backend(), optuna.logging.get_verbosity()) == (backend, optuna.logging.INFO)
     finally:
         optuna.logging.set_verbosity(before)
 
 
 def test_cli_prints_plain_progress_lines_when_stderr_is_not_a_terminal(
-    capsys, tmp_path, table_path, checkpoint, budget
+    capsys, tmp_path, synthetic_table, tiny_checkpoint, budget
 ):
-    code, text = _tiny_search(capsys, tmp_path, table_path, checkpoint, 10, budget)
+    code, text = _tiny_search(capsys, tmp_path, synthetic_table, tiny_checkpoint, 10, budget)
     assert code in (0, 1)
     lines = [line for line in text.splitlines() if line.startswith("search: ")]
     assert lines[0] == "search: 10 trials" and lines[-1].startswith("search: 10/10 trials (100%)")
 
 
-def test_budget_in_two_words_is_read(capsys, tmp_path, table_path, checkpoint, budget):
+def test_budget_in_two_words_is_read(capsys, tmp_path, synthetic_table, tiny_checkpoint, budget):
     value = budget.removesuffix("ms")
-    code, text = _tiny_search(capsys, tmp_path, table_path, checkpoint, 2, value, "ms")
+    code, text = _tiny_search(capsys, tmp_path, synthetic_table, tiny_checkpoint, 2, value, "ms")
     assert code in (0, 1) and f"budget {float(value):g} ms" in text
 
 
 def test_best_arch_is_printed_whole_and_the_table_breaks_only_at_dashes(
-    capsys, tmp_path, table_path, checkpoint, budget
+    capsys, tmp_path, synthetic_table, tiny_checkpoint, budget
 ):
     from quadnas.cli.search import wrap_arch
 
     assert wrap_arch("k3e2-k5e4-id-k7e2-id", 2) == "k3e2-k5e4-\nid-k7e2-\nid"
-    code, text = _tiny_search(capsys, tmp_path, table_path, checkpoint, 6, budget)
+    code, text = _tiny_search(capsys, tmp_path, synthetic_table, tiny_checkpoint, 6, budget)
     best = yaml.safe_load(next(tmp_path.glob("*/best.yaml")).read_text())["arch"]
     assert f"best arch: {best}" in text.splitlines()
     tokens = {str(c) for c in SearchSpace.load("tiny").choices}
@@ -435,8 +393,8 @@ def test_a_worker_waiting_for_the_supernet_lock_says_so(tmp_path, monkeypatch):
     assert entered.is_set()
 
 
-def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, table_path, checkpoint, budget):
-    config = _config(tmp_path, table_path, checkpoint, budget, trials=2)
+def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    config = _config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=2)
     storage = f"sqlite:///{tmp_path / 'race.db'}"
     study = optuna.create_study(storage=storage, study_name=config.study_name(), direction="maximize")
     study.set_user_attr("device", config.device)  # the creator has written one setting so far
@@ -444,18 +402,20 @@ def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, table_pat
     assert result.study.user_attrs["budget_ms"] == pytest.approx(result.budget.ms)
 
 
-def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(tmp_path, table_path, checkpoint, budget):
+def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(
+    tmp_path, synthetic_table, tiny_checkpoint, budget
+):
     from quadnas.study.report import pareto_figure
 
-    result = search(_config(tmp_path, table_path, checkpoint, budget, trials=6, sampler="tpe"))
+    result = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=6, sampler="tpe"))
     fig = pareto_figure(result)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "over budget" not in labels and "within budget" in labels  # constrained: over-budget never evaluated
     assert not fig.axes[0].get_legend()  # the legend is the figure's, outside the axes
 
 
-def test_a_failed_trial_is_reported_in_one_line_and_not_counted(tmp_path, table_path, checkpoint, budget):
-    config = _config(tmp_path, table_path, checkpoint, budget, trials=3)
+def test_a_failed_trial_is_reported_in_one_line_and_not_counted(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    config = _config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=3)
     storage = f"sqlite:///{tmp_path / 'failed.db'}"
     study = optuna.create_study(storage=storage, study_name=config.study_name(), direction="maximize")
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # as a stopped worker's trial ends
@@ -466,22 +426,22 @@ def test_a_failed_trial_is_reported_in_one_line_and_not_counted(tmp_path, table_
     )
 
 
-def test_a_study_refuses_accuracies_from_another_supernet(tmp_path, table_path, checkpoint, budget):
+def test_a_study_refuses_accuracies_from_another_supernet(tmp_path, synthetic_table, tiny_checkpoint, budget):
     from quadnas.supernet.checkpoint import read_checkpoint, save_checkpoint
 
-    search(_config(tmp_path, table_path, checkpoint, budget, trials=2))
-    state = read_checkpoint(checkpoint)
+    search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=2))
+    state = read_checkpoint(tiny_checkpoint)
     name = next(iter(state["model"]))
     state["model"][name] = state["model"][name] + 1
     other = tmp_path / "other.pt"
     save_checkpoint(other, {k: v for k, v in state.items() if k != "format"})
     with pytest.raises(QuadnasError, match="accuracies came from another supernet.*supernet_sha256_16.*--study"):
-        search(_config(tmp_path, table_path, other, budget, trials=4))
+        search(_config(tmp_path, synthetic_table, other, budget, trials=4))
 
 
-def test_feasible_tpe_proposes_only_archs_under_the_budget(tmp_path, table_path, checkpoint, budget):
+def test_feasible_tpe_proposes_only_archs_under_the_budget(tmp_path, synthetic_table, tiny_checkpoint, budget):
     """After the seeds, every TPE proposal fits: candidates over the budget are never chosen when one fits."""
-    result = search(_config(tmp_path, table_path, checkpoint, budget, trials=30, sampler="tpe"))
+    result = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=30, sampler="tpe"))
     proposed = [t.user_attrs["latency_ms"] for t in result.study.trials if "latency_ms" in t.user_attrs]
     assert len(proposed) == 30 and max(proposed) <= result.budget.ms
 

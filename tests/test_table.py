@@ -6,47 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import random_table, table_meta
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
-from quadnas.latency.table import COLUMNS, Calibration, LatencyTable, TableMeta
-from quadnas.space import OpSpec, SearchSpace
-
-
-def make_meta(space: SearchSpace, **changes) -> TableMeta:
-    fields = dict(
-        device="test-device",
-        aliases=["td"],
-        backend="onnxruntime",
-        backend_version="1.20",
-        precision="fp32",
-        batch=1,
-        threads=1,
-        resolution=space.config.resolution,
-        space=space.name,
-        space_fingerprint=space.fingerprint(),
-        created="2025-01-02T03:04:05Z",
-        quadnas_version="0.1.0",
-        provenance="measured",
-        method="median of 30 runs: interleaved",
-        calibration=Calibration(a=1.1, b_ms=0.5, mape_pct=3.0, max_err_pct=6.5, networks=4),
-        sources=["first: a source", "second # with a hash"],
-    )
-    return TableMeta(**{**fields, **changes})
-
-
-def make_table(space: SearchSpace, specs: list[OpSpec] | None = None, seed: int = 0, **meta) -> LatencyTable:
-    rng = np.random.default_rng(seed)
-    table = LatencyTable(make_meta(space, **meta))
-    for spec in specs if specs is not None else space.all_op_specs():
-        ms = float(rng.uniform(0.1, 5.0))
-        table.upsert(spec, latency_ms=ms, p10_ms=0.9 * ms, p90_ms=1.2 * ms, runs=20)
-    return table
+from quadnas.latency.table import COLUMNS, LatencyTable
+from quadnas.space import SearchSpace
 
 
 @pytest.fixture
 def table_file(tmp_path: Path, tiny_space: SearchSpace) -> Path:
-    return make_table(tiny_space).write(tmp_path / "t.csv")
+    return random_table(tiny_space).write(tmp_path / "t.csv")
 
 
 def edit(path: Path, old: str, new: str) -> Path:
@@ -57,7 +27,7 @@ def edit(path: Path, old: str, new: str) -> Path:
 
 
 def test_round_trip_keeps_meta_rows_and_bytes(tmp_path, tiny_space):
-    table = make_table(tiny_space)
+    table = random_table(tiny_space)
     path = table.write(tmp_path / "sub" / "t.csv")
     back = LatencyTable.read(path)
     assert back.meta == table.meta
@@ -77,8 +47,8 @@ def test_header_lists_may_be_repeated_or_inline(table_file):
 
 
 def test_extra_header_keys_survive(tmp_path, tiny_space):
-    table = make_table(tiny_space)
-    table.meta = make_meta(tiny_space, site="box-1", points=[{"a": 1}, {"a": 2}])
+    table = random_table(tiny_space)
+    table.meta = table_meta(tiny_space, site="box-1", points=[{"a": 1}, {"a": 2}])
     back = LatencyTable.read(table.write(tmp_path / "t.csv"))
     assert back.meta.site == "box-1" and back.meta.points == [{"a": 1}, {"a": 2}]
 
@@ -95,7 +65,7 @@ def test_a_measured_tables_host_round_trips(tmp_path, tiny_space):
         os="Linux 6.1",
         machine="x86_64",
     )
-    table = make_table(tiny_space, host=host, host_fingerprint=host.fingerprint)
+    table = random_table(tiny_space, host=host, host_fingerprint=host.fingerprint)
     text = table.to_text()
     assert "# host: {name: Some CPU, vendor: GenuineIntel, family: '6'" in text
     assert f"# host_fingerprint: {host.fingerprint}\n" in text
@@ -104,7 +74,7 @@ def test_a_measured_tables_host_round_trips(tmp_path, tiny_space):
 
 
 def test_a_table_without_host_writes_no_host_lines(tiny_space):
-    text = make_table(tiny_space, provenance="estimated").to_text()
+    text = random_table(tiny_space, provenance="estimated").to_text()
     assert "host" not in text
 
 
@@ -209,7 +179,7 @@ def test_missing_file_and_empty_body(tmp_path, table_file):
 
 def test_lookup_and_missing_specs_error(tiny_space):
     specs = tiny_space.all_op_specs()
-    table = make_table(tiny_space, specs[1:])
+    table = random_table(tiny_space, specs[1:])
     assert table.missing(specs + specs) == [specs[0]]
     np.testing.assert_allclose(table.lookup(specs[1:3]), table.rows.latency_ms.iloc[:2])
     with pytest.raises(QuadnasError) as err:
@@ -221,7 +191,7 @@ def test_lookup_and_missing_specs_error(tiny_space):
 
 def test_missing_error_names_space_and_table_file(tmp_path, tiny_space):
     specs = tiny_space.all_op_specs()
-    table = make_table(tiny_space, specs[:-3])
+    table = random_table(tiny_space, specs[:-3])
     table.write(tmp_path / "laptop.csv")
     with pytest.raises(QuadnasError, match=r"--space tiny.yaml --name laptop") as err:
         table.check_covers(specs, space="tiny.yaml")
@@ -230,7 +200,7 @@ def test_missing_error_names_space_and_table_file(tmp_path, tiny_space):
 
 def test_a_missing_row_in_an_estimate_says_how_to_get_estimates_not_to_profile_this_pc(tiny_space):
     specs = tiny_space.all_op_specs()
-    table = make_table(tiny_space, specs[:-1], provenance="estimated", device="myriad-x")
+    table = random_table(tiny_space, specs[:-1], provenance="estimated", device="myriad-x")
     with pytest.raises(QuadnasError) as err:
         table.check_covers(specs, space="tiny.yaml")
     message = str(err.value)
@@ -241,18 +211,18 @@ def test_a_missing_row_in_an_estimate_says_how_to_get_estimates_not_to_profile_t
 
 def test_upsert_with_rows_merged(tiny_space):
     a, b = tiny_space.all_op_specs()[:2]
-    table = make_table(tiny_space, [a])
+    table = random_table(tiny_space, [a])
     table.upsert(a, latency_ms=9.0, p10_ms=8.0, p90_ms=10.0, runs=3)
     assert len(table) == 1 and table.lookup([a])[0] == 9.0
     grown = table.with_rows([{**b.as_row(), "latency_ms": 2.0, "p10_ms": 1.0, "p90_ms": 3.0, "runs": 5}])
     assert len(table) == 1 and len(grown) == 2
-    other = make_table(tiny_space, [a], seed=5)
+    other = random_table(tiny_space, [a], seed=5)
     merged = grown.merged(other)
     assert merged.lookup([a, b]).tolist() == [other.lookup([a])[0], 2.0]
     assert merged.meta == grown.meta
 
 
 def test_upsert_rejects_negative(tiny_space):
-    table = make_table(tiny_space, [])
+    table = random_table(tiny_space, [])
     with pytest.raises(QuadnasError, match="negative latency_ms"):
         table.upsert(tiny_space.all_op_specs()[0], latency_ms=-1.0, p10_ms=0.0, p90_ms=0.0, runs=1)

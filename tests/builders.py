@@ -1,0 +1,59 @@
+"""Test data many test modules build: latency table headers and tables (imported as `builders`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.space import OpSpec, SearchSpace
+
+
+def table_meta(space: SearchSpace, **changes: Any) -> TableMeta:
+    """A measured-looking table header for `space`; `changes` replace any field."""
+    fields: dict[str, Any] = dict(
+        device="test-device",
+        aliases=["td"],
+        backend="onnxruntime",
+        backend_version="1.20",
+        precision="fp32",
+        batch=1,
+        threads=1,
+        resolution=space.config.resolution,
+        space=space.name,
+        space_fingerprint=space.fingerprint(),
+        created="2025-01-02T03:04:05Z",
+        quadnas_version="0.1.0",
+        provenance="measured",
+        method="median of 30 runs: interleaved",
+        calibration=Calibration(a=1.1, b_ms=0.5, mape_pct=3.0, max_err_pct=6.5, networks=4),
+        sources=["first: a source", "second # with a hash"],
+    )
+    return TableMeta(**{**fields, **changes})
+
+
+def table_of(
+    space: SearchSpace, cost_ms: Callable[[OpSpec], float], specs: list[OpSpec] | None = None, **meta: Any
+) -> LatencyTable:
+    """A table whose row for each op spec (default: every one of the space) is `cost_ms(spec)`."""
+    table = LatencyTable(table_meta(space, **meta))
+    for spec in specs if specs is not None else space.all_op_specs():
+        ms = cost_ms(spec)
+        table.upsert(spec, latency_ms=ms, p10_ms=0.9 * ms, p90_ms=1.2 * ms, runs=20)
+    return table
+
+
+def random_table(space: SearchSpace, specs: list[OpSpec] | None = None, seed: int = 0, **meta: Any) -> LatencyTable:
+    """A table of seeded random rows between 0.1 and 5 ms."""
+    rng = np.random.default_rng(seed)
+    return table_of(space, lambda _: float(rng.uniform(0.1, 5.0)), specs, **meta)
+
+
+def shape_cost_ms(spec: OpSpec) -> float:
+    """A made-up but shape-aware cost: enough for a search to have something to trade."""
+    pixels = spec.height * spec.width
+    if spec.op == "quadra_block":
+        return pixels * spec.cin * (3 * spec.kernel**2 + 2 * spec.expansion * spec.cin) / 2e6
+    return pixels * spec.cin * 0.1 / 1e6 + 0.01
