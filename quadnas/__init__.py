@@ -4,12 +4,18 @@
 rebuilds an exported model. Both import their heavy dependencies on first use.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from quadnas._version import __version__
+
+if TYPE_CHECKING:  # typed names for the lazy attributes below
+    from quadnas.export import load
+    from quadnas.study.run import search
 
 __all__ = ["__version__", "load", "search"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "search":
         from quadnas.study.run import search
 

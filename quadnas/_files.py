@@ -30,4 +30,8 @@ def atomic_save(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write `text` (UTF-8, newlines as given) to `path` atomically."""
-    atomic_save(path, lambda f: f.write(text.encode("utf-8")))
+
+    def write(f: BinaryIO) -> None:
+        f.write(text.encode("utf-8"))
+
+    atomic_save(path, write)

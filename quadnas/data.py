@@ -266,7 +266,7 @@ def _numbers_in_name(path: Path) -> list[int]:
     return [int(t) for t in re.findall(r"\d+", path.name)]
 
 
-def _unpickle(path: Path) -> dict:
+def _unpickle(path: Path) -> dict[bytes | str, Any]:
     try:
         with path.open("rb") as file:
             content = pickle.load(file, encoding="bytes")
@@ -279,7 +279,7 @@ def _unpickle(path: Path) -> dict:
     return content
 
 
-def _field(content: dict, key: str, path: Path) -> Any:
+def _field(content: dict[bytes | str, Any], key: str, path: Path) -> Any:
     """A CIFAR pickle entry; the released files use bytes keys, re-pickled ones str keys."""
     for candidate in (key.encode(), key):
         if candidate in content:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -162,7 +162,7 @@ class SearchSpace:
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
-    def from_dict(cls, raw: dict, source: str = "<memory>") -> SearchSpace:
+    def from_dict(cls, raw: dict[str, Any], source: str = "<memory>") -> SearchSpace:
         try:
             return cls(SpaceConfig.model_validate(raw), source)
         except ValidationError as e:
@@ -199,7 +199,8 @@ class SearchSpace:
     @property
     def stride(self) -> int:
         """Total downsampling: stem patch times one 2x2 downsample per later stage."""
-        return self.config.stem_patch * 2 ** (len(self.depths) - 1)
+        downsamples: int = 2 ** (len(self.depths) - 1)  # int ** int is typed Any (a negative power is a float)
+        return self.config.stem_patch * downsamples
 
     def check_resolution(self, resolution: int) -> int:
         """Training/eval resolutions must be positive multiples of the network stride."""

@@ -8,6 +8,13 @@ The names below are imported on first use, so that a light submodule (`names`, `
 """
 
 import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typed names for the lazy attributes below
+    from quadnas.latency.devices import list_tables, load_device_table, resolve_device
+    from quadnas.latency.names import user_tables_dir
+    from quadnas.latency.predictor import LatencyPredictor
+    from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 
 _HOMES = {
     "Calibration": "table",
@@ -19,10 +26,19 @@ _HOMES = {
     "resolve_device": "devices",
     "user_tables_dir": "devices",
 }
-__all__ = sorted(_HOMES)
+__all__ = [  # the keys of _HOMES, listed for type checkers and linters
+    "Calibration",
+    "LatencyPredictor",
+    "LatencyTable",
+    "TableMeta",
+    "list_tables",
+    "load_device_table",
+    "resolve_device",
+    "user_tables_dir",
+]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _HOMES:
         return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'quadnas.latency' has no attribute '{name}'")

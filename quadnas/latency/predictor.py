@@ -60,7 +60,8 @@ class LatencyPredictor:
     def raw_many(self, archs: Sequence[Arch] | np.ndarray) -> np.ndarray:
         """Uncalibrated sums of table rows (ms)."""
         idx = self.indices(archs)
-        return self.fixed_ms + self._flat_matrix[idx + self._row_offsets].sum(axis=1)
+        blocks_ms: np.ndarray = self._flat_matrix[idx + self._row_offsets].sum(axis=1)
+        return self.fixed_ms + blocks_ms
 
     def predict_many(self, archs: Sequence[Arch] | np.ndarray) -> np.ndarray:
         """Calibrated latencies (ms) of many archs."""

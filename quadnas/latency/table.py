@@ -41,9 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quadnas._files import atomic_write
 from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.host import Host
-from quadnas.space import OpSpec
+from quadnas.space import OpKind, OpSpec
 
 SPEC_COLUMNS: tuple[str, ...] = OpSpec.COLUMNS
+_Key = tuple[OpKind, int, int, int, int, int, int]  # an op spec as a row key: its SPEC_COLUMNS values
 LATENCY_COLUMNS: tuple[str, ...] = ("latency_ms", "p10_ms", "p90_ms")
 COLUMNS: tuple[str, ...] = SPEC_COLUMNS + LATENCY_COLUMNS + ("runs",)
 _INT_COLUMNS = ("height", "width", "cin", "cout", "kernel", "expansion", "runs")
@@ -116,7 +117,7 @@ class LatencyTable:
     @rows.setter
     def rows(self, rows: pd.DataFrame) -> None:
         self._rows = _normalise(rows, self._where)
-        self._index: dict[tuple, float] | None = None
+        self._index: dict[_Key, float] | None = None
 
     @property
     def name(self) -> str:
@@ -238,7 +239,7 @@ class LatencyTable:
         """A new table with this table's metadata and rows, overridden by `other`'s rows."""
         return LatencyTable(self.meta, _combine(self.rows, other.rows, self._where), self.path)
 
-    def _lookup_index(self) -> dict[tuple, float]:
+    def _lookup_index(self) -> dict[_Key, float]:
         if self._index is None:
             keys = zip(*(self.rows[c].tolist() for c in SPEC_COLUMNS))
             self._index = dict(zip(keys, self.rows["latency_ms"].astype(float).tolist()))
@@ -246,7 +247,7 @@ class LatencyTable:
 
 
 # ---- helpers ----------------------------------------------------------------
-def _key(spec: OpSpec) -> tuple:
+def _key(spec: OpSpec) -> _Key:
     return tuple(getattr(spec, c) for c in SPEC_COLUMNS)
 
 

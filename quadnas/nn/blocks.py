@@ -38,7 +38,8 @@ class Head(nn.Module):
         self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.norm(x.mean(dim=(2, 3))))
+        logits: torch.Tensor = self.fc(self.norm(x.mean(dim=(2, 3))))
+        return logits
 
 
 class QuadraBlock(nn.Module):
@@ -58,7 +59,8 @@ class QuadraBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.gamma1 * self.qconv(self.norm1(x))
-        return x + self.gamma2 * self.pw2(self.act(self.pw1(self.norm2(x))))
+        y: torch.Tensor = x + self.gamma2 * self.pw2(self.act(self.pw1(self.norm2(x))))
+        return y
 
 
 def build_op(spec: OpSpec, stem_patch: int = 4) -> nn.Module:

@@ -43,4 +43,5 @@ class QuadraNet(nn.Module):
             if i > 0:
                 x = self.downsamples[i - 1](x)
             x = stage(x)
-        return self.head(x)
+        logits: torch.Tensor = self.head(x)
+        return logits

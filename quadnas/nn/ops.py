@@ -35,7 +35,8 @@ class QuadraticDWConv(nn.Module):
         self.dw_c = depthwise(channels, kernel, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dw_a(x) * self.dw_b(x) + self.dw_c(x)
+        y: torch.Tensor = self.dw_a(x) * self.dw_b(x) + self.dw_c(x)
+        return y
 
 
 class QuadraticLinear(nn.Module):
@@ -48,4 +49,5 @@ class QuadraticLinear(nn.Module):
         self.c = nn.Linear(in_features, out_features, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.a(x) * self.b(x) + self.c(x)
+        y: torch.Tensor = self.a(x) * self.b(x) + self.c(x)
+        return y

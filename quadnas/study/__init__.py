@@ -8,10 +8,17 @@ feasible candidates, the guided wrapper), `storage` (SQLite, RDB URLs, journal f
 The face is imported on first use, so `import quadnas.study.config` stays light.
 """
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typed names for the lazy attributes below
+    from quadnas.study.config import SearchConfig
+    from quadnas.study.results import Candidate, SearchResult
+    from quadnas.study.run import search
+
 __all__ = ["Candidate", "SearchConfig", "SearchResult", "search"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "search":
         from quadnas.study.run import search
 

@@ -4,10 +4,15 @@
 recipe, for the command line's start-up) do not pull in torch.
 """
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the typed name for the lazy attribute below
+    from quadnas.supernet.supernet import Supernet
+
 __all__ = ["Supernet"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "Supernet":
         from quadnas.supernet.supernet import Supernet
 

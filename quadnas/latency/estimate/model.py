@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -81,9 +82,11 @@ class Prim:
     def out_hw(self) -> tuple[int, int]:
         if self.kind == "conv":
             pad = self.kernel // 2 if self.padding is None else self.padding
-            return tuple((n + 2 * pad - self.kernel) // self.stride + 1 for n in (self.height, self.width))
+            h, w = ((n + 2 * pad - self.kernel) // self.stride + 1 for n in (self.height, self.width))
+            return h, w
         if self.kind == "maxpool":
-            return tuple(math.ceil((n - self.kernel) / self.stride) + 1 for n in (self.height, self.width))
+            h, w = (math.ceil((n - self.kernel) / self.stride) + 1 for n in (self.height, self.width))
+            return h, w
         if self.kind in ("pool", "linear"):
             return (1, 1)
         return (self.height, self.width)
@@ -172,7 +175,7 @@ class DeviceModel(BaseModel):
         extra = self.fixed_us * 1e-3 if spec.op == "stem" else 0.0
         return self.prims_ms(decompose(spec, stem_patch, self.eager)) + extra
 
-    def header(self) -> dict:
+    def header(self) -> dict[str, Any]:
         """The model as a table header value; `eager` only where set (older tables lack the key)."""
         return self.model_dump(exclude=None if self.eager else {"eager"})
 
@@ -267,7 +270,7 @@ class FitPoint:
     weight: float
     description: str
     prims: tuple[Prim, ...]
-    device_override: dict | None = None  # e.g. other precision for this point
+    device_override: dict[str, Any] | None = None  # e.g. other precision for this point
 
     def model_ms(self, device: DeviceModel) -> float:
         dev = device.model_copy(update=self.device_override) if self.device_override else device
@@ -322,7 +325,8 @@ def fit(
 
     def residuals(x: np.ndarray) -> np.ndarray:
         device = device_at(x)
-        return weights * (np.log([p.model_ms(device) for p in points]) - targets)
+        weighted: np.ndarray = weights * (np.log([p.model_ms(device) for p in points]) - targets)
+        return weighted
 
     result = least_squares(residuals, start, bounds=(low, high), x_scale=1.0, method="trf")
     device = device_at(result.x)

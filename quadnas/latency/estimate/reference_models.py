@@ -238,9 +238,20 @@ def resnet50_eager(resolution: int = 224, classes: int = 1000) -> Layers:
 def squeezenet(resolution: int = 224, classes: int = 1000) -> Layers:
     """SqueezeNet 1.0 (torchvision squeezenet1_0)."""
     b = _Builder(resolution).conv(96, 7, 2, padding=0).maxpool()
-    fires = [(16, 64), (16, 64), (32, 128), "pool", (32, 128), (48, 192), (48, 192), (64, 256), "pool", (64, 256)]
+    fires: list[tuple[int, int] | str] = [
+        (16, 64),
+        (16, 64),
+        (32, 128),
+        "pool",
+        (32, 128),
+        (48, 192),
+        (48, 192),
+        (64, 256),
+        "pool",
+        (64, 256),
+    ]
     for fire in fires:
-        if fire == "pool":
+        if isinstance(fire, str):  # "pool"
             b.maxpool()
             continue
         squeeze, expand = fire
@@ -271,7 +282,7 @@ def vgg16(resolution: int = 224, classes: int = 1000) -> Layers:
 def googlenet(resolution: int = 224, classes: int = 1000) -> Layers:
     """torchvision googlenet (3x3 conv in the '5x5' branch)."""
     b = _Builder(resolution).conv(64, 7, 2).maxpool().conv(64).conv(192, 3).maxpool()
-    modules = [
+    modules: list[tuple[int, int, int, int, int, int] | str] = [
         (64, 96, 128, 16, 32, 32),
         (128, 128, 192, 32, 96, 64),
         "pool",
@@ -285,7 +296,7 @@ def googlenet(resolution: int = 224, classes: int = 1000) -> Layers:
         (384, 192, 384, 48, 128, 128),
     ]
     for m in modules:
-        if m == "pool":
+        if isinstance(m, str):  # "pool"
             b.maxpool()
             continue
         c1, r3, c3, r5, c5, proj = m

@@ -16,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 import torch
 from torch import nn
@@ -73,6 +73,22 @@ def time_session(session: TimedSession, rounds: int, round_s: float, warmup_s: f
     return found[0]
 
 
+class _Described(TypedDict):
+    backend: str
+    backend_version: str
+    target: str
+    threads: int | str  # text where it comes from a kit's results header
+    clock: str
+    device: str
+    precision: str
+
+
+class Description(_Described, total=False):
+    """A backend's part of a measured table's header (`Backend.describe`; a kit's results header gives the same)."""
+
+    input_layout: str  # eager torch only
+
+
 class Backend(ABC):
     """A runtime on one target with a fixed number of threads."""
 
@@ -84,7 +100,7 @@ class Backend(ABC):
         self.target, self.threads = target, threads
         self.precision = "fp32"
         self._work_dir = work_dir
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._exported = 0
 
     @property
@@ -113,7 +129,7 @@ class Backend(ABC):
             self._work_dir = Path(self._tmp.name)
         return self._work_dir
 
-    def describe(self) -> dict[str, str | int]:
+    def describe(self) -> Description:
         """Backend, version, target, threads and device, for a table's metadata."""
         return {
             "backend": self.name,
@@ -129,7 +145,7 @@ class Backend(ABC):
 class OnnxBackend(Backend):
     """A runtime that runs exported ONNX files through a kit_runner session."""
 
-    session_class: ClassVar[type]
+    session_class: ClassVar[type[kit_runner.KitSession]]
 
     @property
     def version(self) -> str:
@@ -244,7 +260,7 @@ class TorchBackend(Backend):
             return torch.cuda.get_device_name(self.device)
         return kit_runner.cpu_name()
 
-    def describe(self) -> dict[str, str | int]:
+    def describe(self) -> Description:
         """As `Backend.describe`, plus the memory layout eager torch sees (ONNX graphs carry none)."""
         return {**super().describe(), "input_layout": INPUT_LAYOUT}
 
@@ -252,7 +268,7 @@ class TorchBackend(Backend):
         return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock], channels_last)
 
 
-BACKENDS: dict[str, type[Backend]] = dict(
+BACKENDS: dict[str, Callable[[str | None, int, Path | None, str], Backend]] = dict(
     zip(BACKEND_NAMES, (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend), strict=True)
 )
 

@@ -24,9 +24,9 @@ from quadnas._version import __version__
 from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure import kit_runner
+from quadnas.latency.measure.backends import Description
 from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.profile import (
-    ProfileSettings,
     calibrate,
     network_input_shape,
     network_point,
@@ -36,6 +36,7 @@ from quadnas.latency.measure.profile import (
     row_values,
     sample_spread,
 )
+from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import op_input_shape
@@ -155,7 +156,7 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
         **{**manifest["settings"], "rounds": int(header.get("rounds", manifest["settings"]["rounds"]))}
     )
     overhead = timings[("overhead", "overhead")].median_ms
-    described = {
+    described: Description = {
         "backend": header["backend"],
         "backend_version": header["backend_version"],
         "target": header["target"],

@@ -32,10 +32,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -217,7 +218,8 @@ def read_host(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, object]:
     if not fields.get("name") or not fields.get("features"):
         fields = {**_from_platform(), **_from_cpuinfo_package(), **{k: v for k, v in fields.items() if v}}
     machine = _machine()
-    features = set(fields.get("features") or ())
+    found = fields.get("features")
+    features = set(found) if isinstance(found, list) else set()  # kernel_features' list, or none
     if machine == "aarch64":
         features.add("asimd")  # mandatory in 64-bit Arm, though macOS reports no flags
     return {
@@ -233,7 +235,7 @@ def read_host(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, object]:
     }
 
 
-def host_fingerprint(host: dict) -> str:
+def host_fingerprint(host: Mapping[str, Any]) -> str:
     """12 hex digits of a hash of the HOST_SPEED_KEYS of a `read_host()` mapping."""
     speed = {key: sorted(host.get(key) or ()) if key == "features" else host.get(key) for key in HOST_SPEED_KEYS}
     return hashlib.sha256(json.dumps(speed, sort_keys=True).encode()).hexdigest()[:12]
@@ -248,7 +250,7 @@ def device_name(backend: str, target: str | None) -> str:
     """What runs the models: the CPU's model name, or the accelerator's full name."""
     if backend == "openvino" and (target or "CPU").upper() != "CPU":
         core = openvino_core()
-        device = check_openvino_device(core, target)
+        device = check_openvino_device(core, target or "CPU")
         try:
             return str(core.get_property(device, "FULL_DEVICE_NAME"))
         except Exception:  # virtual devices (AUTO, MULTI) have no single name
@@ -258,7 +260,7 @@ def device_name(backend: str, target: str | None) -> str:
     return cpu_name()
 
 
-def import_runtime(backend: str):
+def import_runtime(backend: str) -> ModuleType:
     """The runtime's Python module, or a KitError naming what to install."""
     package = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[backend]
     try:
@@ -302,17 +304,18 @@ def check_clock(clock: str, threads: int, target: str | None) -> str:
     return clock
 
 
-def _static_shape(shape, what: str) -> tuple[int, ...]:
-    if not all(isinstance(d, int) for d in shape):
+def _static_shape(shape: Sequence[object], what: str) -> tuple[int, ...]:
+    dims = tuple(d for d in shape if isinstance(d, int))
+    if len(dims) != len(shape):
         raise KitError(f"{what} has a dynamic shape {shape}: export the model with a fixed input shape")
-    return tuple(shape)
+    return dims
 
 
 # ---- onnxruntime ----------------------------------------------------------
 def ort_provider(target: str | None) -> str:
     """The execution provider for `target` ('CPU', 'CUDA', or a full provider name)."""
     ort = import_runtime("onnxruntime")
-    available = ort.get_available_providers()
+    available: list[str] = ort.get_available_providers()
     wanted = (target or "CPU").strip()
     for provider in available:
         if wanted.lower() in (provider.lower(), provider.lower().removesuffix("executionprovider")):
@@ -352,16 +355,16 @@ class OnnxRuntimeSession:
 
 
 # ---- openvino -------------------------------------------------------------
-def _openvino_api(ov):
+def _openvino_api(ov: ModuleType) -> ModuleType:
     """`openvino` (2023.1+) or `openvino.runtime` (2022.3 LTS, the last with MYRIAD)."""
     return ov if hasattr(ov, "Core") else importlib.import_module("openvino.runtime")
 
 
-def openvino_core():
+def openvino_core() -> Any:  # an openvino.Core (openvino has no type information)
     return _openvino_api(import_runtime("openvino")).Core()
 
 
-def check_openvino_device(core, device: str) -> str:
+def check_openvino_device(core: Any, device: str) -> str:
     """`device` if this OpenVINO can run on it, else a KitError listing the available ones."""
     wanted = device.strip().upper()
     available = list(core.available_devices)
@@ -407,7 +410,7 @@ class OpenVinoSession:
 
     def _precision(self) -> str:
         try:
-            name = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+            name: str = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         except Exception:  # devices without the property (MYRIAD, NPU) run fp16
             return "fp16"
         return {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}.get(name, name)
@@ -416,7 +419,9 @@ class OpenVinoSession:
         return timed_calls(self._run, n, self.clock)
 
 
-SESSIONS = {"onnxruntime": OnnxRuntimeSession, "openvino": OpenVinoSession}
+if TYPE_CHECKING:  # a type only: the kit may run on a Python older than quadnas needs
+    KitSession = OnnxRuntimeSession | OpenVinoSession
+SESSIONS: dict[str, type[KitSession]] = {"onnxruntime": OnnxRuntimeSession, "openvino": OpenVinoSession}
 
 
 # ---- timing ---------------------------------------------------------------

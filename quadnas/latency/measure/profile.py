@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -24,8 +25,8 @@ from torch import nn
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
-from quadnas.latency.measure.backends import Backend
-from quadnas.latency.measure.kit_runner import Timing, measure_interleaved
+from quadnas.latency.measure.backends import Backend, Description
+from quadnas.latency.measure.kit_runner import TimedSession, Timing, measure_interleaved
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.nn import QuadraNet
@@ -134,7 +135,7 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 # ---- metadata -------------------------------------------------------------
-def method_text(backend_desc: dict, settings: ProfileSettings, overhead_ms: float, source: str) -> str:
+def method_text(backend_desc: Description, settings: ProfileSettings, overhead_ms: float, source: str) -> str:
     layout = f"inputs {backend_desc['input_layout']}; " if "input_layout" in backend_desc else ""
     return (
         f"{source}; {backend_desc['backend']} {backend_desc['backend_version']} on {backend_desc['target']} "
@@ -151,13 +152,20 @@ def method_text(backend_desc: dict, settings: ProfileSettings, overhead_ms: floa
 
 def new_meta(
     space: SearchSpace,
-    backend_desc: dict,
+    backend_desc: Description,
     settings: ProfileSettings,
     overhead_ms: float,
     source: str,
     host: Host | None,
 ) -> TableMeta:
     """The header of a freshly measured table, measured on `host` (None: not known)."""
+    measured: dict[str, Any] = {  # extra keys (TableMeta keeps them) of measured tables
+        "target": backend_desc["target"],
+        "clock": backend_desc["clock"],
+        "overhead_ms": overhead_ms,
+        "calibration_networks": [],
+        **({"input_layout": backend_desc["input_layout"]} if "input_layout" in backend_desc else {}),
+    }
     return TableMeta(
         device=backend_desc["device"],
         aliases=[],
@@ -176,15 +184,20 @@ def new_meta(
         calibration=Calibration(),
         host=host,
         host_fingerprint=host.fingerprint if host is not None else None,
-        target=backend_desc["target"],
-        clock=backend_desc["clock"],
-        overhead_ms=overhead_ms,
-        calibration_networks=[],
-        **({"input_layout": backend_desc["input_layout"]} if "input_layout" in backend_desc else {}),
+        **measured,
     )
 
 
-def row_values(timing: Timing, overhead_ms: float) -> dict[str, float | int]:
+class RowValues(TypedDict):
+    """A table row's latency columns (`LatencyTable.upsert`'s keywords)."""
+
+    latency_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+
+
+def row_values(timing: Timing, overhead_ms: float) -> RowValues:
     """A table row's latency columns: the timing less the per-call overhead."""
     return {
         "latency_ms": max(timing.median_ms - overhead_ms, 0.0),
@@ -194,7 +207,7 @@ def row_values(timing: Timing, overhead_ms: float) -> dict[str, float | int]:
     }
 
 
-def network_point(arch: Arch, timing: Timing) -> dict:
+def network_point(arch: Arch, timing: Timing) -> dict[str, str | float]:
     """One calibration network as stored in the header."""
     return {
         "arch": str(arch),
@@ -205,9 +218,20 @@ def network_point(arch: Arch, timing: Timing) -> dict:
     }
 
 
+def measured_key(meta: TableMeta, key: str) -> Any:
+    """A key of a measured table's header that TableMeta keeps as an extra (target, clock, overhead_ms, ...)."""
+    return getattr(meta, key)
+
+
+def calibration_networks(meta: TableMeta) -> list[dict[str, Any]]:
+    """The calibration networks (`network_point`s) in a measured table's header."""
+    points: list[dict[str, Any]] = measured_key(meta, "calibration_networks")
+    return points
+
+
 def calibrate(table: LatencyTable, space: SearchSpace) -> None:
     """Fit the table's calibration to the networks stored in its header (rows must cover them)."""
-    points = table.meta.calibration_networks
+    points = calibration_networks(table.meta)
     sums = [float(table.lookup(space.op_specs(space.parse(p["arch"]))).sum()) for p in points]
     calibration = fit_calibration(sums, [p["measured_ms"] for p in points])
     table.meta = table.meta.model_copy(update={"calibration": calibration})
@@ -224,7 +248,7 @@ def measure_networks(
     """Time whole random-init networks (exported once each), interleaved like the ops."""
     by_key = {str(a): a for a in archs}
 
-    def open_session(key: str):
+    def open_session(key: str) -> TimedSession:
         return backend.prepare(QuadraNet(space, by_key[key]).eval(), network_input_shape(space))
 
     measure_interleaved(
@@ -305,10 +329,10 @@ def profile(
             )
         )
         table.write(out)
-    overhead = float(table.meta.overhead_ms)
+    overhead = float(measured_key(table.meta, "overhead_ms"))
     todo = [str(s) for s in table.missing(specs)]
     archs = sample_spread(space, settings.networks, settings.seed)
-    done_archs = {p["arch"] for p in table.meta.calibration_networks}
+    done_archs = {p["arch"] for p in calibration_networks(table.meta)}
     todo_archs = [a for a in archs if str(a) not in done_archs]
 
     with progress.task(OPS_TASK, len(specs), len(specs) - len(todo), unit="op") as ops:
@@ -318,7 +342,7 @@ def profile(
             table.write(out)
             ops.advance(1, key)
 
-        def open_op(key: str):
+        def open_op(key: str) -> TimedSession:
             spec = spec_of[key]
             return backend.prepare(op_module(spec, space), op_input_shape(spec), channels_last=spec.op != "stem")
 
@@ -327,7 +351,7 @@ def profile(
     with progress.task(NETWORKS_TASK, len(archs), len(archs) - len(todo_archs), unit="network") as networks:
 
         def network_done(arch: Arch, timing: Timing) -> None:
-            points = [*table.meta.calibration_networks, network_point(arch, timing)]
+            points = [*calibration_networks(table.meta), network_point(arch, timing)]
             table.meta = table.meta.model_copy(update={"calibration_networks": points})
             table.write(out)
             networks.advance(1, str(arch))

@@ -10,6 +10,7 @@ result says so (`host_note`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -18,7 +19,8 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.measure.backends import BACKENDS, Backend, get_backend
 from quadnas.latency.measure.kit_runner import Timing
-from quadnas.latency.measure.profile import ProfileSettings, measure_networks, sample_spread, space_at
+from quadnas.latency.measure.profile import measure_networks, sample_spread, space_at
+from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress
@@ -43,7 +45,7 @@ class ValidationResult:
     predicted_ms: list[float] = field(default_factory=list)
     host_note: str | None = None  # the table was measured on another host (or one it does not record)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -77,9 +79,8 @@ def table_backend(table: LatencyTable, clock: str | None = None) -> Backend:
             f"{table.name} is {meta.provenance} for backend '{meta.backend}', which quadnas cannot run here: "
             f"validate a table measured with one of {', '.join(BACKENDS)}"
         )
-    return get_backend(
-        meta.backend, getattr(meta, "target", None), meta.threads or 1, clock=clock or getattr(meta, "clock", "wall")
-    )
+    table_clock: str = getattr(meta, "clock", "wall")
+    return get_backend(meta.backend, getattr(meta, "target", None), meta.threads or 1, clock=clock or table_clock)
 
 
 def compare(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
