@@ -17,6 +17,12 @@ from quadnas.space import BlockChoice
 from quadnas.supernet.memory import scaled_gelu_pointwise
 
 
+def conv_bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of one of QuadraBlock's 1x1 convs (pw1, pw2), which always have one."""
+    assert conv.bias is not None
+    return conv.bias
+
+
 def centre_crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:
     """The central `kernel` x `kernel` window of a square conv kernel."""
     start = (weight.shape[-1] - kernel) // 2
@@ -50,15 +56,18 @@ class ElasticQuadraBlock(nn.Module):
         q = self.full.qconv
         y = self.full.norm1(x)
         pad = kernel // 2
-        conv = lambda w, b=None: F.conv2d(y, centre_crop(w, kernel), b, padding=pad, groups=self.dim)  # noqa: E731
+
+        def conv(w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+            return F.conv2d(y, centre_crop(w, kernel), b, padding=pad, groups=self.dim)
+
         return self.full.gamma1 * (conv(q.dw_a.weight) * conv(q.dw_b.weight) + conv(q.dw_c.weight, q.dw_c.bias))
 
     def mlp(self, x: torch.Tensor, expansion: int) -> torch.Tensor:
         """`g2 * PW2(GELU(PW1(LN(x))))` on the first `expansion * dim` hidden channels."""
         f, hidden = self.full, expansion * self.dim
-        h = F.conv2d(f.norm2(x), f.pw1.weight[:hidden], f.pw1.bias[:hidden])
+        h = F.conv2d(f.norm2(x), f.pw1.weight[:hidden], conv_bias(f.pw1)[:hidden])
         if self.memory_efficient and torch.is_grad_enabled():
-            return scaled_gelu_pointwise(h, f.pw2.weight[:, :hidden], f.pw2.bias, f.gamma2)
+            return scaled_gelu_pointwise(h, f.pw2.weight[:, :hidden], conv_bias(f.pw2), f.gamma2)
         return f.gamma2 * F.conv2d(f.act(h), f.pw2.weight[:, :hidden], f.pw2.bias)
 
     def forward(self, x: torch.Tensor, choice: BlockChoice) -> torch.Tensor:
@@ -84,6 +93,6 @@ class ElasticQuadraBlock(nn.Module):
         block.gamma1.copy_(f.gamma1)
         block.gamma2.copy_(f.gamma2)
         block.pw1.weight.copy_(f.pw1.weight[:hidden])
-        block.pw1.bias.copy_(f.pw1.bias[:hidden])
+        conv_bias(block.pw1).copy_(conv_bias(f.pw1)[:hidden])
         block.pw2.weight.copy_(f.pw2.weight[:, :hidden])
-        block.pw2.bias.copy_(f.pw2.bias)
+        conv_bias(block.pw2).copy_(conv_bias(f.pw2))

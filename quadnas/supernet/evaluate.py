@@ -39,7 +39,8 @@ class Evaluator:
     def _validation_split(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and labels on `device`, copied there once."""
         if self._val is None or self._val[0].device != device:
-            self._val = tuple(t.to(device) for t in self.dataset.val.tensors)
+            x, y = self.dataset.val.tensors
+            self._val = (x.to(device), y.to(device))
         return self._val
 
     def _measure(self, arch: Arch) -> float:

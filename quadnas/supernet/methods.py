@@ -103,7 +103,7 @@ class KernelTransformBlock(nn.Module):
         )
 
     def kernel(self, conv: str, kernel: int) -> torch.Tensor:
-        weight = getattr(self.block.full.qconv, conv).weight
+        weight: torch.Tensor = getattr(self.block.full.qconv, conv).weight
         for k in self.smaller:
             if k < kernel:
                 break
@@ -134,7 +134,7 @@ class KernelTransformTrainer(UniformTrainer):
     def __init__(self, space: SearchSpace, num_classes: int, config: TrainConfig, steps_per_epoch: int):
         super().__init__(space, num_classes, config, steps_per_epoch)
         kernels = space.config.choices.kernel
-        self.model.blocks = nn.ModuleList(KernelTransformBlock(b, kernels) for b in self.model.blocks)
+        self.model.blocks = nn.ModuleList(KernelTransformBlock(b, kernels) for b in self.model.elastic_blocks())
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, config.weight_decay, exempt="transforms."),
             lr=config.lr,
@@ -149,7 +149,7 @@ class KernelTransformTrainer(UniformTrainer):
 class Method:
     """A supernet training method: its trainer, its compute relative to uniform, the sandwich flag it needs."""
 
-    trainer: type[SupernetTrainer]
+    trainer: type[UniformTrainer | SandwichTrainer | FairNASTrainer]  # the trainers that know their paths_per_step
     compute: float  # relative to uniform's path-epochs
     sandwich: bool = False
     width: float = 1.0  # stage widths of the supernet as a fraction of the space's (a cheaper proxy)

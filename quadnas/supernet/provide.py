@@ -23,8 +23,9 @@ from quadnas.supernet.checkpoint import (
     read_checkpoint,
     supernet_from_state,
 )
+from quadnas.supernet.recipe import TrainConfig
 from quadnas.supernet.supernet import Supernet
-from quadnas.supernet.train import TrainConfig, train_supernet
+from quadnas.supernet.train import train_supernet
 
 LOCK_NOTE_S = 30.0  # while waiting for another worker's lock, say so this often
 

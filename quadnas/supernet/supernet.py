@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
-from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, Stem, init_weights
+from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, Stem, init_weights
 from quadnas.nn.net import QuadraNet
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock
@@ -42,7 +44,16 @@ class Supernet(nn.Module):
 
     def set_memory_efficient(self, enabled: bool) -> None:
         for block in self.blocks:
-            block.memory_efficient = enabled
+            if isinstance(block, ElasticQuadraBlock):  # not a methods.KernelTransformBlock, which has none
+                block.memory_efficient = enabled
+
+    def elastic_blocks(self) -> list[ElasticQuadraBlock]:
+        """`blocks`, typed: each an ElasticQuadraBlock (unless methods.KernelTransformTrainer wrapped them)."""
+        blocks = list(self.blocks)
+        for block in blocks:
+            if not isinstance(block, ElasticQuadraBlock):
+                raise TypeError(f"supernet block {type(block).__name__} is not an ElasticQuadraBlock")
+        return cast(list[ElasticQuadraBlock], blocks)
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         x = self.stem(x)
@@ -51,7 +62,8 @@ class Supernet(nn.Module):
             if i > 0 and stage_of[i] != stage_of[i - 1]:
                 x = self.downsamples[stage_of[i] - 1](x)
             x = block(x, choice)
-        return self.head(x)
+        logits: torch.Tensor = self.head(x)
+        return logits
 
     @torch.no_grad()
     def extract(self, arch: Arch) -> QuadraNet:
@@ -60,11 +72,13 @@ class Supernet(nn.Module):
         net.stem.load_state_dict(self.stem.state_dict())
         net.downsamples.load_state_dict(self.downsamples.state_dict())
         net.head.load_state_dict(self.head.state_dict())
-        blocks = iter(self.blocks)
+        blocks = iter(self.elastic_blocks())
         for stage, choices in zip(net.stages, self.net_space.stages_of(arch)):
-            targets = iter(stage)
+            targets = iter(cast(nn.Sequential, stage))  # QuadraNet's stages: a Sequential of QuadraBlocks each
             for choice in choices:
                 source = next(blocks)
                 if not choice.is_identity:
-                    source.copy_into(next(targets), choice)
+                    target = next(targets)
+                    assert isinstance(target, QuadraBlock)
+                    source.copy_into(target, choice)
         return net.eval()

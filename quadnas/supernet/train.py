@@ -92,7 +92,8 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
 
 def param_groups(model: nn.Module, weight_decay: float, exempt: str | None = None) -> list[dict[str, Any]]:
     """SupernetTrainer's rule: decay weights and layer scales, not biases, norms or names containing `exempt`."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         (decay if p.ndim > 1 and not (exempt and exempt in name) else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -277,7 +278,7 @@ def _train_epoch(
         epochs=epochs,
         loss=float(totals[0] / totals[2]),
         accuracy=float(totals[1] / totals[2]),
-        lr=trainer.scheduler.get_last_lr()[0],
+        lr=float(trainer.scheduler.get_last_lr()[0]),
         seconds=time.perf_counter() - began,
     )
 
