@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
@@ -39,9 +39,9 @@ class SearchConfig(BaseModel):
     reward_exponent: float = -0.07
 
     @classmethod
-    def from_sources(cls, config_path: str | None, overrides: dict) -> SearchConfig:
+    def from_sources(cls, config_path: str | None, overrides: dict[str, Any]) -> SearchConfig:
         """Values from a YAML config, then non-None `overrides` on top."""
-        values: dict = {}
+        values: dict[str, Any] = {}
         if config_path:
             try:
                 loaded = yaml.safe_load(Path(config_path).read_text()) or {}
@@ -55,7 +55,7 @@ class SearchConfig(BaseModel):
         return cls.checked(values, f"config {config_path}" if config_path else "search settings")
 
     @classmethod
-    def checked(cls, values: dict, where: str = "search settings") -> SearchConfig:
+    def checked(cls, values: dict[str, Any], where: str = "search settings") -> SearchConfig:
         """`values` validated; a bad one is a one-line QuadnasError naming the key."""
         try:
             return cls.model_validate(values)

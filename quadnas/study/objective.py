@@ -79,11 +79,13 @@ class Objective:
         if self.mode == "pareto":
             return acc, latency
         if self.mode == "reward":
-            return acc * self.budget.share(latency) ** self.reward_exponent
+            reward: float = acc * self.budget.share(latency) ** self.reward_exponent  # float ** float is typed Any
+            return reward
         return acc
 
     def _accuracy(self, trial: optuna.Trial, arch: Arch) -> float:
         """Accuracy, reused from an earlier trial of the study when any worker evaluated this arch."""
+        acc: float
         for done in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if done.user_attrs.get("arch") == str(arch) and "accuracy" in done.user_attrs:
                 trial.set_user_attr("reused_from", done.number)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -13,6 +13,8 @@ from matplotlib.figure import Figure
 from quadnas._version import __version__
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from quadnas.latency.predictor import LatencyPredictor
     from quadnas.study.results import Candidate, SearchResult
 
@@ -45,16 +47,16 @@ def best_record(
     breakdown: pd.DataFrame,
     checkpoint: Path,
     checkpoint_hash: str,
-) -> dict:
+) -> dict[str, Any]:
     """Everything needed to rebuild, export and trust the best arch (`breakdown`: its per-op latency)."""
-    best, cfg, meta = result.best, result.config, predictor.table.meta
+    best, cfg, meta = _best(result), result.config, predictor.table.meta
     return {
         "arch": best.arch,
-        "accuracy": round(best.accuracy, 6),
+        "accuracy": round(best.evaluated_accuracy(), 6),
         "latency_ms": round(best.latency_ms, 4),
         "budget_ms": result.budget.ms,
         "budget_share": round(result.budget.share(best.latency_ms), 4),
-        "latency_breakdown": [{"op": str(row.op), "ms": round(float(row.ms), 5)} for row in breakdown.itertuples()],
+        "latency_breakdown": [{"op": str(op), "ms": round(float(ms), 5)} for op, ms in zip(breakdown.op, breakdown.ms)],
         "device": cfg.device,
         "table": {
             "name": meta.device,
@@ -99,12 +101,22 @@ def pareto_figure(result: SearchResult) -> Figure:
         group = [c for c in items if c.feasible(result.budget) == feasible]
         if group:
             ax.scatter(
-                [c.latency_ms for c in group], [c.accuracy for c in group], s=14, c=colour, alpha=0.6, label=label
+                [c.latency_ms for c in group],
+                [c.evaluated_accuracy() for c in group],
+                s=14,
+                c=colour,
+                alpha=0.6,
+                label=label,
             )
     front = result.pareto
     if front:
         ax.step(
-            [c.latency_ms for c in front], [c.accuracy for c in front], where="post", c="k", lw=1, label="Pareto front"
+            [c.latency_ms for c in front],
+            [c.evaluated_accuracy() for c in front],
+            where="post",
+            c="k",
+            lw=1,
+            label="Pareto front",
         )
     ax.axvline(result.budget.ms, c="tab:green", ls="--", label=f"budget {result.budget.ms:g} ms")
     if result.best:
@@ -137,13 +149,29 @@ def breakdown_plot(result: SearchResult, breakdown: pd.DataFrame, table_device: 
         ax.text(ms, yi, f" {ms:.3g} ms ({share:.0%})", va="center", fontsize=7)
     ax.set_xlim(0, breakdown.ms.max() * 1.3)
     ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
+    best = _best(result)
     ax.set_title(
-        f"{result.best.arch}\n{result.best.latency_ms:.3g} ms of the {result.budget.ms:g} ms budget "
-        f"({result.budget.share(result.best.latency_ms):.0%}), table {table_device}",
+        f"{best.arch}\n{best.latency_ms:.3g} ms of the {result.budget.ms:g} ms budget "
+        f"({result.budget.share(best.latency_ms):.0%}), table {table_device}",
         fontsize=8,
     )
     fig.savefig(path)
 
 
-def _mark(ax, best: Candidate) -> None:
-    ax.scatter([best.latency_ms], [best.accuracy], marker="*", s=160, c="gold", edgecolors="k", zorder=5, label="best")
+def _best(result: SearchResult) -> Candidate:
+    """The best candidate of a result that has one (callers check `result.best` first)."""
+    assert result.best is not None
+    return result.best
+
+
+def _mark(ax: Axes, best: Candidate) -> None:
+    ax.scatter(
+        [best.latency_ms],
+        [best.evaluated_accuracy()],
+        marker="*",
+        s=160,
+        c="gold",
+        edgecolors="k",
+        zorder=5,
+        label="best",
+    )

@@ -26,6 +26,11 @@ class Candidate:
     def feasible(self, budget: Budget) -> bool:
         return budget.admits(self.latency_ms)
 
+    def evaluated_accuracy(self) -> float:
+        """`accuracy` of a candidate known to be evaluated (ranked, on the Pareto front, the best)."""
+        assert self.accuracy is not None, f"trial {self.trial} was not evaluated"
+        return self.accuracy
+
 
 @dataclass
 class SearchResult:
@@ -55,8 +60,10 @@ def candidates(study: optuna.Study) -> list[Candidate]:
 def pareto_front(items: list[Candidate]) -> list[Candidate]:
     """Evaluated candidates no other one beats on both accuracy and latency, fastest first."""
     front: list[Candidate] = []
-    for c in sorted((c for c in items if c.accuracy is not None), key=lambda c: (c.latency_ms, -c.accuracy)):
-        if not front or c.accuracy > front[-1].accuracy:
+    for c in sorted(
+        (c for c in items if c.accuracy is not None), key=lambda c: (c.latency_ms, -c.evaluated_accuracy())
+    ):
+        if not front or c.evaluated_accuracy() > front[-1].evaluated_accuracy():
             front.append(c)
     return front
 
@@ -67,4 +74,4 @@ def rank_feasible(items: list[Candidate], budget: Budget) -> list[Candidate]:
     for c in items:
         if c.accuracy is not None and c.feasible(budget):
             seen.setdefault(c.arch, c)
-    return sorted(seen.values(), key=lambda c: (-c.accuracy, c.latency_ms))
+    return sorted(seen.values(), key=lambda c: (-c.evaluated_accuracy(), c.latency_ms))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any, Literal
 
 import optuna
 
@@ -26,6 +27,8 @@ from quadnas.supernet.checkpoint import checkpoint_hash
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.provide import provide_supernet
 
+Direction = Literal["maximize", "minimize"]
+
 
 def check_budget(predictor: LatencyPredictor, budget: Budget, device: str) -> list[str]:
     """Errors below the fastest arch; a note above the slowest."""
@@ -43,7 +46,7 @@ def check_budget(predictor: LatencyPredictor, budget: Budget, device: str) -> li
     return []
 
 
-def search(config: SearchConfig | None = None, progress: Progress | None = None, **overrides) -> SearchResult:
+def search(config: SearchConfig | None = None, progress: Progress | None = None, **overrides: Any) -> SearchResult:
     """Run or resume the study that `config` (plus keyword overrides) describes.
 
     Long work (loading data, training the supernet, trials) is reported through
@@ -68,7 +71,7 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     for note in notes:
         progress.note(note)
 
-    directions = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
+    directions: list[Direction] = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
     study = _open_study(storage, config, directions, space, predictor)
 
     dataset = load_dataset(config.data, config.resolution, channels=space.config.in_channels, progress=progress)
@@ -128,9 +131,9 @@ def writable_folder(path: Path, flag: str) -> Path:
 
 
 def _open_study(
-    storage,
+    storage: optuna.storages.BaseStorage,
     config: SearchConfig,
-    directions: list[str],
+    directions: list[Direction],
     space: SearchSpace,
     predictor: LatencyPredictor,
 ) -> optuna.Study:
@@ -153,7 +156,7 @@ def _open_study(
     return study
 
 
-def claim_settings(study: optuna.Study, settings: dict, name: str, why: str) -> None:
+def claim_settings(study: optuna.Study, settings: dict[str, Any], name: str, why: str) -> None:
     """Store `settings` in the study where missing, then check what it holds; a difference is an error.
 
     A worker that joins while the creator is still writing fills the missing keys with the

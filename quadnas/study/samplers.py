@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.names import SAMPLERS
+
+if TYPE_CHECKING:
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
 
 SEED_TRIALS = 10  # predictor-chosen archs a new study starts with (TPE's start-up count)
 
@@ -30,14 +35,25 @@ class FeasibleTPESampler(optuna.samplers.TPESampler):
     then redraws). `admits` maps candidates, as choice indices per parameter, to a mask.
     """
 
-    def __init__(self, admits: Admits, **kwargs):
+    def __init__(self, admits: Admits, **kwargs: Any):  # kwargs: TPESampler's
         super().__init__(**kwargs)
         self._admits = admits
 
-    def _compute_acquisition_func(self, samples, mpe_below, mpe_above):  # noqa: ANN001, ANN202 (Optuna's)
+    def _compute_acquisition_func(  # Optuna's (private) hook
+        self, samples: dict[str, np.ndarray], mpe_below: _ParzenEstimator, mpe_above: _ParzenEstimator
+    ) -> np.ndarray:
         values = super()._compute_acquisition_func(samples, mpe_below, mpe_above)
         fits = self._admits(samples)
         return np.where(fits, values, -np.inf) if fits.any() else values
+
+
+class _TPESettings(TypedDict):
+    """Keywords of optuna's TPESampler."""
+
+    seed: int
+    multivariate: bool
+    constant_liar: bool
+    prior_weight: float
 
 
 def make_sampler(name: str, seed: int, admits: Admits | None = None) -> optuna.samplers.BaseSampler:
@@ -46,7 +62,7 @@ def make_sampler(name: str, seed: int, admits: Admits | None = None) -> optuna.s
         # A low prior weight keeps proposals near the good archs seen: on the vpu and gpu headline
         # budgets, 0.1 (vs the default 1.0) took feasible proposals from ~15% to ~50%. Optuna 5
         # deprecates the argument (removal in 6, hence `optuna<6` in pyproject).
-        settings = dict(seed=seed, multivariate=True, constant_liar=True, prior_weight=0.1)
+        settings = _TPESettings(seed=seed, multivariate=True, constant_liar=True, prior_weight=0.1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             if admits is None:
@@ -91,30 +107,48 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     def _seed(self, trial: optuna.trial.FrozenTrial) -> dict[str, str] | None:
         return self.seeds[trial.number] if trial.number < len(self.seeds) else None
 
-    def infer_relative_search_space(self, study, trial):
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return {} if self._seed(trial) else self._base(trial).infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study, trial, search_space):
+    def sample_relative(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         if self._seed(trial):
             return {}
         base = self._base(trial)
         params = base.sample_relative(study, trial, search_space)
-        for _ in range(self.redraws if self.fits and len(params) == len(search_space) > 0 else 0):
-            if self.fits(params):
-                break
-            params = base.sample_relative(study, trial, search_space)
+        fits = self.fits
+        if fits and len(params) == len(search_space) > 0:
+            for _ in range(self.redraws):
+                if fits(params):
+                    break
+                params = base.sample_relative(study, trial, search_space)
         return params
 
-    def sample_independent(self, study, trial, param_name, param_distribution):
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
         seed = self._seed(trial)
         if seed:
             return seed[param_name]
         return self._base(trial).sample_independent(study, trial, param_name, param_distribution)
 
-    def before_trial(self, study, trial):
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self._base(trial).before_trial(study, trial)
 
-    def after_trial(self, study, trial, state, values):
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         self._bases.pop(trial.number, self._base(trial)).after_trial(study, trial, state, values)
 
 
