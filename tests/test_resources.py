@@ -1,3 +1,5 @@
+import pytest
+
 import quadnas.resources as resources
 from quadnas.latency.devices import SHIPPED_TABLES_DIR
 from quadnas.space import SPACES_DIR
@@ -31,3 +33,11 @@ def test_the_kit_runner_s_atomic_write_behaves_like_the_package_s(tmp_path):
         write(path, "old\n")
         write(path, "x,y\r\n1,é\n")
         assert path.read_bytes() == "x,y\r\n1,é\n".encode() and [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_the_wheel_lists_every_subpackage_of_the_source_tree():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = resources._PACKAGE.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    in_tree = {".".join(p.parent.relative_to(root).parts) for p in (root / "quadnas").rglob("__init__.py")}
+    assert in_tree <= listed, f"add {sorted(in_tree - listed)} to [tool.setuptools] packages in pyproject.toml"
