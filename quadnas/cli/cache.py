@@ -7,7 +7,7 @@ import argparse
 from quadnas.cli.common import console
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "cache",
         help="list or clear cached search supernets",

@@ -15,7 +15,7 @@ EXIT_OVER_BUDGET = 1
 VERIFY_FLAGS = ("--backend", "--device", "--threads", "--clock", "--budget", "--rounds", "--warn-only")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "export",
         help="export an arch as a standalone network (torch, onnx, openvino)",

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from quadnas.space import SearchSpace
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="predict an arch's latency on a device",
@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(context, highlight=False, soft_wrap=True)
         if args.breakdown:
             view = Table("op", "ms", "share", title=f"{arch} on {table.name}")
-            for row in predictor.breakdown(arch).itertuples():
-                view.add_row(row.op, f"{row.ms:.3f}", f"{100 * row.share:.1f}%")
+            breakdown = predictor.breakdown(arch)
+            for op, ms, share in zip(breakdown["op"], breakdown["ms"], breakdown["share"]):
+                view.add_row(op, f"{ms:.3f}", f"{100 * share:.1f}%")
             console.print(view)
     if args.range:
         if not args.arch:

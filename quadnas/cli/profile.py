@@ -33,7 +33,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "profile",
         help="measure a latency table on this machine (or: profile kit / profile import)",
@@ -208,9 +208,11 @@ def run_kit(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from quadnas.latency.measure.kit import import_results
+    from quadnas.latency.measure.profile import measured_key
 
     table = import_results(args.results, args.kit)
-    name = args.import_name or _slug(f"{table.meta.device}-{table.meta.backend}-{table.meta.target}")
+    target = measured_key(table.meta, "target")
+    name = args.import_name or _slug(f"{table.meta.device}-{table.meta.backend}-{target}")
     table.write(table_path(name, args.import_out))
     _summary(table)
     return 0

@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from quadnas.progress import Progress, Task, logger
 
+if TYPE_CHECKING:
+    from rich.progress import Progress as Bars
+    from rich.progress import TaskID
+
 
 class _BarTask(Task):
     """A task drawn as one rich progress bar."""
 
-    def __init__(self, bar, task_id, progress: Progress, what: str, total: int, done: int, unit: str):
+    def __init__(self, bar: Bars, task_id: TaskID, progress: Progress, what: str, total: int, done: int, unit: str):
         super().__init__(progress, what, total, done, unit)
         self.bar, self.task_id = bar, task_id
 

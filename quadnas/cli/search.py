@@ -9,7 +9,7 @@ from quadnas.cli.progress import progress_for
 from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "search",
         help="search the best arch under a latency budget",

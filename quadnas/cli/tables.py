@@ -20,7 +20,7 @@ OPTIONAL = ("error % mean/max", "device", "created", "where")
 ORDER = ("name", "device", "backend", "provenance", "host", "created", "error %", "error % mean/max", "where")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "tables",
         help="list latency tables",
@@ -43,6 +43,7 @@ def row_of(file: TableFile, here: Host) -> dict[str, str]:
     from quadnas.latency.host import host_status
 
     table = file.table
+    assert table is not None  # callers pass readable tables only
     m = table.meta
     aliases = f" ({', '.join(m.aliases)})" if m.aliases else ""
     return {
@@ -77,19 +78,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from quadnas.latency.devices import SHIPPED_TABLES_DIR, table_files, user_tables_dir
+    from quadnas.latency.devices import SHIPPED_TABLES_DIR, table_files
     from quadnas.latency.host import Host
+    from quadnas.latency.names import user_tables_dir
 
     out = console if console.is_terminal else Console(width=PIPED_WIDTH)
     here = Host.current()
     files = table_files()
     rows = [row_of(f, here) for f in files if f.table is not None]
     view = Table(title="latency tables", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in fitting_columns(rows, out.width):
+    columns = fitting_columns(rows, out.width)
+    for column in columns:
         whole = column in ("name", "created", "provenance", "host")  # never wrapped: typed, sorted by, or key facts
         view.add_column(column, no_wrap=whole, overflow="fold")
     for row in rows:
-        view.add_row(*(row[c.header] for c in view.columns))
+        view.add_row(*(row[c] for c in columns))
     out.print(view)
     for f in files:
         if f.table is None:

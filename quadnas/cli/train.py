@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from quadnas.supernet.train import EpochStats
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     defaults = TrainConfig()
     p = subparsers.add_parser(
         "train",

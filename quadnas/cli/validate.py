@@ -13,7 +13,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.measure.settings import ProfileSettings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check a measured table against whole networks measured end to end",

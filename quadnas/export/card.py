@@ -209,6 +209,7 @@ def _accuracy(source: ExportSource) -> str:
 def _normalisation(source: ExportSource) -> str:
     if source.mean is None:
         return "none (random weights)"
+    assert source.std is not None  # set with the mean, from one dataset
     mean = ", ".join(f"{v:.4f}" for v in source.mean)
     std = ", ".join(f"{v:.4f}" for v in source.std)
     return f"pixels scaled to [0, 1], then (x - mean) / std per channel with mean ({mean}) and std ({std})"

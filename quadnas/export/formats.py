@@ -22,8 +22,8 @@ from quadnas.nn import QuadraNet
 from quadnas.nn.onnx import write_onnx
 
 Format = Literal["torch", "onnx", "openvino"]
-FORMATS: tuple[str, ...] = ("torch", "onnx", "openvino")
-SUFFIXES = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "openvino": (".xml",)}
+FORMATS: tuple[Format, ...] = ("torch", "onnx", "openvino")
+SUFFIXES: dict[Format, tuple[str, ...]] = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "openvino": (".xml",)}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 PARITY_BATCHES = (1, 3)
 PARITY_TOLERANCE = 1e-4
@@ -98,7 +98,8 @@ def _write_torch(model: QuadraNet, shape: tuple[int, ...], out: Path) -> tuple[l
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return rebuilt(torch.from_numpy(x)).numpy()
+            logits: torch.Tensor = rebuilt(torch.from_numpy(x))
+            return logits.numpy()
 
     return [out], f"torch {torch.__version__.split('+')[0]} (state dict read back)", run
 
@@ -140,7 +141,8 @@ def import_openvino() -> ModuleType:
         raise QuadnasError(
             f"format openvino needs the openvino package, which is not installed: {OPENVINO_HINT}"
         ) from None
-    return openvino
+    module: ModuleType = openvino  # untyped here: no stubs
+    return module
 
 
 def _parity(model: QuadraNet, run: Runner, shape: tuple[int, ...]) -> dict[int, float]:

@@ -19,10 +19,12 @@ def export_model(source: ExportSource, fmt: Format, out: str | Path, resolution:
     difference to PyTorch above 1e-4 is an error. A YAML sidecar goes beside it (`sidecar_path`).
     """
     if source.weights == "untrained":
+        meta = source.checkpoint_meta
+        assert meta is not None  # an untrained network stands in for a proxy checkpoint's (source._from_proxy)
         raise QuadnasError(
             f"supernet {source.checkpoint} is a width-{source.proxy_width:g} proxy: it ranked the archs, but its "
             f"weights do not fit the full-width network. Add --finetune-epochs N (e.g. 10) to train the arch "
-            f"stand-alone on {source.checkpoint_meta.dataset.source} first, pass --checkpoint with a full-width "
+            f"stand-alone on {meta.dataset.source} first, pass --checkpoint with a full-width "
             f"supernet (`quadnas train`), or --init random for latency work"
         )
     out = output_path(fmt, out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -36,12 +37,13 @@ def check_sidecar_target(sidecar: Path) -> None:
         )
 
 
-def sidecar_record(source: ExportSource, result: ExportResult) -> dict:
+def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]:
     """What the YAML beside an export says: arch, space, input, classes, normalisation, accuracy."""
     space, model = source.space, source.model
     channels = space.config.in_channels
     normalisation = None
     if source.mean is not None:
+        assert source.std is not None  # set with the mean, from one dataset
         normalisation = {
             "pixels": "scaled to [0, 1], then (x - mean) / std per channel",
             "mean": [float(v) for v in source.mean],
@@ -141,7 +143,7 @@ def find_sidecar(path: str | Path) -> Path:
     return sidecar
 
 
-def read_sidecar(path: str | Path) -> dict:
+def read_sidecar(path: str | Path) -> dict[str, Any]:
     """The YAML sidecar of an export (give the export or the sidecar itself)."""
     sidecar = find_sidecar(path)
     record = read_yaml(

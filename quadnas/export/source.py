@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import yaml
@@ -42,12 +42,12 @@ class ExportSource:
     checkpoint: Path | None = None
     checkpoint_sha: str | None = None
     checkpoint_meta: CheckpointMeta | None = None
-    record: dict = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
     record_path: Path | None = None
     proxy_width: float | None = None  # the width of the proxy supernet that ranked the arch, if one did
 
 
-def read_yaml(path: Path, if_missing: str, what: str):
+def read_yaml(path: Path, if_missing: str, what: str) -> Any:  # the parsed YAML, of any shape
     """Parsed YAML; a missing or unreadable file is one line naming it and the fix."""
     try:
         return yaml.safe_load(path.read_text())
@@ -57,7 +57,7 @@ def read_yaml(path: Path, if_missing: str, what: str):
         raise QuadnasError(f"cannot read {what}: {e}") from None
 
 
-def read_record(path: str | Path) -> dict:
+def read_record(path: str | Path) -> dict[str, Any]:
     """A search's `best.yaml`, checked for the keys export needs."""
     path = Path(path)
     record = read_yaml(
@@ -68,7 +68,7 @@ def read_record(path: str | Path) -> dict:
     return record
 
 
-def load_space(space: SearchSpace | str | Path | None, record: dict, where: str) -> SearchSpace:
+def load_space(space: SearchSpace | str | Path | None, record: dict[str, Any], where: str) -> SearchSpace:
     """The space given, else the one the record names; its fingerprint must match the record's."""
     if not isinstance(space, SearchSpace):
         known = record.get("space", {})
@@ -114,7 +114,12 @@ def build_model(
 
 
 def _inherit(
-    space: SearchSpace, arch: Arch, record: dict, record_path: Path | None, checkpoint: str | Path | None, seed: int
+    space: SearchSpace,
+    arch: Arch,
+    record: dict[str, Any],
+    record_path: Path | None,
+    checkpoint: str | Path | None,
+    seed: int,
 ) -> ExportSource:
     searched = record.get("supernet") or {}
     path = checkpoint or searched.get("checkpoint")
@@ -167,7 +172,7 @@ def _inherit(
 def _from_proxy(
     space: SearchSpace,
     arch: Arch,
-    record: dict,
+    record: dict[str, Any],
     record_path: Path | None,
     path: Path,
     meta: CheckpointMeta,

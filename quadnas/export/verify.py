@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +14,14 @@ from quadnas.export.source import ExportSource
 from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note
-from quadnas.latency.measure.backends import Backend, get_backend, time_session
+from quadnas.latency.measure.backends import (
+    Backend,
+    Description,
+    OnnxBackend,
+    OpenVinoBackend,
+    get_backend,
+    time_session,
+)
 from quadnas.latency.measure.kit_runner import TimedSession
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable, TableMeta
@@ -31,7 +39,7 @@ class LatencyCheck:
     p90_ms: float
     runs: int
     measured_what: str
-    backend: dict  # Backend.describe(): backend, version, target, threads, device, precision
+    backend: Description  # Backend.describe(): backend, version, target, threads, device, precision
     table: str | None = None
     table_provenance: str | None = None
     predicted_ms: float | None = None
@@ -116,7 +124,7 @@ def verify_latency(
     check.table, check.table_provenance = table.name, meta.provenance
     check.predicted_ms = predicted
     check.tolerance_pct = calibration_error_pct(meta)
-    here = runtime.describe()
+    here: Mapping[str, object] = runtime.describe()
     measured_with = {
         "backend": meta.backend,
         "device": meta.device,
@@ -153,7 +161,7 @@ def _timed_session(runtime: Backend, source: ExportSource, result: ExportResult)
     """A runner of the exported file itself where the runtime reads it (batch pinned to 1),
     else of the same network exported by the backend as the profiler does."""
     pinned = runtime.work_dir / f"pinned{result.path.suffix}"
-    if result.format == "onnx" and runtime.name in ("onnxruntime", "openvino"):
+    if result.format == "onnx" and isinstance(runtime, OnnxBackend):  # onnxruntime, openvino
         import onnx
 
         graph = onnx.load(str(result.path))
@@ -161,7 +169,7 @@ def _timed_session(runtime: Backend, source: ExportSource, result: ExportResult)
             value.type.tensor_type.shape.dim[0].dim_value = 1
         onnx.save(graph, str(pinned))
         return runtime.prepare_onnx(pinned), f"{result.path.name} (batch pinned to 1)"
-    if result.format == "openvino" and runtime.name == "openvino":
+    if result.format == "openvino" and isinstance(runtime, OpenVinoBackend):
         ov = import_openvino()
         model = ov.Core().read_model(str(result.path))
         model.reshape(list(result.input_shape))

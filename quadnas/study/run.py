@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -156,7 +157,7 @@ def _open_study(
     return study
 
 
-def claim_settings(study: optuna.Study, settings: dict[str, Any], name: str, why: str) -> None:
+def claim_settings(study: optuna.Study, settings: Mapping[str, object], name: str, why: str) -> None:
     """Store `settings` in the study where missing, then check what it holds; a difference is an error.
 
     A worker that joins while the creator is still writing fills the missing keys with the

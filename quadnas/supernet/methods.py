@@ -21,7 +21,7 @@ import random
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,8 @@ from quadnas.supernet.train import SupernetTrainer, param_groups, steps_per_epoc
 
 if TYPE_CHECKING:
     from quadnas.data import Dataset
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 # ---- supernet training methods ------------------------------------------------
@@ -215,7 +217,7 @@ def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale
 
 
 def train_standalone(
-    net: nn.Module,
+    net: ModuleT,
     train: TensorDataset,
     *,
     steps: int,
@@ -226,7 +228,7 @@ def train_standalone(
     label_smoothing: float = 0.0,
     seed: int = 0,
     progress: Progress | None = None,
-) -> nn.Module:
+) -> ModuleT:
     """`net` trained in place for `steps` steps on the device of `train`'s tensors; returned in eval mode.
 
     The supernet's optimizer and schedule: AdamW (weight decay by `param_groups`), linear
