@@ -6,7 +6,8 @@ import torch
 from builders import shape_cost_ms, table_of
 
 from quadnas.data import load_dataset
-from quadnas.latency.table import Calibration
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.table import Calibration, LatencyTable
 from quadnas.space import SearchSpace
 from quadnas.supernet.train import TrainConfig, train_supernet
 
@@ -60,3 +61,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     train_supernet(SearchSpace.load("tiny"), load_dataset("digits", 32), TrainConfig(epochs=1, batch_size=128), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def budget(synthetic_table: Path) -> str:
+    """A budget that binds on the synthetic table: 60 % of the way from its fastest arch to its slowest."""
+    predictor = LatencyPredictor(LatencyTable.read(synthetic_table), SearchSpace.load("tiny"))
+    (_, fast), (_, slow) = predictor.fastest(), predictor.slowest()
+    return f"{fast + 0.6 * (slow - fast):.4f}ms"

@@ -13,19 +13,10 @@ import yaml
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
-from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import LatencyTable
 from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
 from quadnas.study.run import search
-
-
-@pytest.fixture
-def budget(synthetic_table) -> str:
-    predictor = LatencyPredictor(LatencyTable.read(synthetic_table), SearchSpace.load("tiny"))
-    (_, fast), (_, slow) = predictor.fastest(), predictor.slowest()
-    return f"{fast + 0.6 * (slow - fast):.4f}ms"
 
 
 def _config(tmp_path, synthetic_table, tiny_checkpoint, budget, **kw) -> SearchConfig:

@@ -13,6 +13,12 @@ MODES: tuple[str, ...] = get_args(Mode)
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 DEFAULT_MODE: Mode = "constrained"
 DEFAULT_SAMPLER: SamplerName = "tpe"
+# What each mode's objective values are, as Optuna's metric names (optuna-dashboard and `optuna trials` show them).
+METRIC_NAMES: dict[str, list[str]] = {
+    "constrained": ["accuracy"],
+    "pareto": ["accuracy", "latency_ms"],
+    "reward": ["reward"],
+}
 
 
 def one_of(names: tuple[str, ...], default: str) -> str:

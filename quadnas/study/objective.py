@@ -70,6 +70,8 @@ class Objective:
         latency = float(self.predictor.predict(arch))
         trial.set_user_attr("arch", str(arch))
         trial.set_user_attr("latency_ms", latency)
+        trial.set_user_attr("budget_share", round(self.budget.share(latency), 4))
+        trial.set_user_attr("feasible", self.budget.admits(latency))
         if self.mode == "constrained":
             trial.set_constraint("latency", self.budget.share(latency) - 1)
             if not self.budget.admits(latency):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.progress import Progress, stderr_logging
 from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
+from quadnas.study.names import METRIC_NAMES
 from quadnas.study.objective import Objective
 from quadnas.study.report import write_results
 from quadnas.study.results import SearchResult, candidates, pareto_front, rank_feasible
@@ -85,6 +87,7 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
         study, {"supernet_sha256_16": supernet_sha}, config.study_name(), "its accuracies came from another supernet"
     )
     study.set_user_attr("checkpoint", str(checkpoint))
+    study.set_user_attr("table", f"{table.name} ({table.meta.provenance})")
 
     objective = Objective(
         space, predictor, evaluator.accuracy, config.budget, config.mode, config.reward_exponent, config.trials
@@ -154,6 +157,9 @@ def _open_study(
         "data": config.data,
     }
     claim_settings(study, identity, config.study_name(), "it was created with other settings")
+    with warnings.catch_warnings():  # metric names are marked experimental; they are what the dashboard shows
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(METRIC_NAMES[config.mode])
     return study
 
 
