@@ -1,3 +1,4 @@
+import json
 import random
 import sys
 
@@ -233,6 +234,56 @@ def test_export_from_checkpoint_matches_supernet(trained, tmp_path):
     assert sidecar["accuracy"] == 0.875 and "validation split of digits at 32 px" in sidecar["accuracy_on"]
     assert sidecar["trained_resolution"] == 32 and sidecar["normalisation"]["mean"]
     assert sidecar["checkpoint"]["sha256_16"] == source.checkpoint_sha
+
+
+def test_model_files_carry_what_a_deployment_needs(trained, tmp_path):
+    source = build_model(trained[3])
+    onnx_file = export_model(source, "onnx", tmp_path / "m.onnx").path
+    carried = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"]).get_modelmeta()
+    meta = carried.custom_metadata_map
+    assert meta["quadnas_arch"] == str(source.arch) and meta["labels"] == " ".join(str(d) for d in range(10))
+    assert json.loads(meta["quadnas_classes"]) == list(source.classes)
+    assert (
+        json.loads(meta["quadnas_input"])["layout"] == "NCHW" and json.loads(meta["quadnas_input"])["resolution"] == 64
+    )
+    assert [float(v) for v in meta["mean_values"].split()] == pytest.approx([255 * m for m in source.mean], rel=1e-5)
+    assert json.loads(meta["quadnas_predicted_latency"]) == {"device": "tiny-test", "ms": 1.5, "budget_ms": 2.0}
+    ir = ov.Core().read_model(str(export_model(source, "openvino", tmp_path / "m.xml").path))
+    assert ir.get_rt_info(["model_info", "quadnas_arch"]).astype(str) == str(source.arch)
+    assert ir.get_rt_info(["model_info", "model_type"]).astype(str) == "Classification"
+
+
+def test_fp16_ir_halves_the_weights_within_its_tolerance(trained, tmp_path):
+    source = build_model(trained[3])
+    fp32 = export_model(source, "openvino", tmp_path / "fp32.xml")
+    fp16 = export_model(source, "openvino", tmp_path / "fp16.xml", fp16=True)
+    assert fp16.max_abs_diff <= 1e-2 and fp16.options.precision == "fp16"
+    size = {r.options.precision: r.path.with_suffix(".bin").stat().st_size for r in (fp32, fp16)}
+    assert size["fp16"] < 0.6 * size["fp32"]
+    assert read_sidecar(fp16.path)["file_options"] == {"onnx_opset": 17, "weights_precision": "fp16"}
+    assert read_sidecar(fp16.path)["parity"]["tolerance"] == 1e-2
+
+
+@pytest.mark.parametrize("opset", [13, 20])
+def test_other_opsets_export_exactly(opset, tmp_path, tiny_space):
+    source = build_model(ARCH, space=tiny_space, init="random")
+    wake_blocks(source.model)
+    result = export_model(source, "onnx", tmp_path / "m.onnx", opset=opset)
+    assert onnx.load(str(result.path)).opset_import[0].version == opset and result.max_abs_diff <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "fmt, options, message",
+    [
+        ("onnx", {"fp16": True}, "--fp16 compresses OpenVINO IR weights"),
+        ("torch", {"opset": 18}, "--opset applies to ONNX and OpenVINO"),
+        ("onnx", {"opset": 9}, "--opset 9 is not supported: use 13..21"),
+    ],
+)
+def test_file_options_that_do_not_apply_are_one_line_errors(fmt, options, message, tmp_path, tiny_space):
+    source = build_model(ARCH, space=tiny_space, init="random")
+    with pytest.raises(QuadnasError, match=message):
+        export_model(source, fmt, tmp_path / "m", **options)
 
 
 def test_sidecar_says_where_the_weights_were_trained(trained, tmp_path):

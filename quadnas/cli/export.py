@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=positive_int,
         help="input resolution of the export (default: the space's deployment resolution)",
     )
+    p.add_argument(
+        "--opset", type=positive_int, help="ONNX opset of onnx and openvino exports (default 17, as the latency tables)"
+    )
+    p.add_argument("--fp16", action="store_true", help="store OpenVINO IR weights in FP16 (parity checked to 1e-2)")
     p.add_argument("--finetune-epochs", type=positive_int, help="fine-tune stand-alone for N epochs first")
     p.add_argument("--data", help="data to fine-tune on (default: the checkpoint's)")
     p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (AdamW, cosine; default 5e-4)")
@@ -111,12 +115,13 @@ def run(args: argparse.Namespace) -> int:
         source = finetune(
             source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=progress_for(err_console)
         )
-    result = export_model(source, fmt, out, resolution=args.resolution)
+    result = export_model(source, fmt, out, resolution=args.resolution, opset=args.opset, fp16=args.fp16)
     written = ", ".join(str(p) for p in result.files)
     console.print(f"wrote {written}", highlight=False, soft_wrap=True)
     console.print(
         f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
-        f"(batch {', '.join(str(b) for b in result.parity)})",
+        f"(batch {', '.join(str(b) for b in result.parity)}; {result.options.precision} weights, "
+        f"tolerance {result.options.tolerance:g})",
         highlight=False,
     )
     if source.accuracy is not None:

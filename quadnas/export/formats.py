@@ -1,15 +1,16 @@
 """Writing one network as a file (PyTorch state dict, ONNX, OpenVINO IR) and checking it against PyTorch.
 
 Every file is read back by its runtime and run on seeded random inputs of batch 1 and 3; `write_format`
-returns the max abs difference to PyTorch per batch.
+returns the max abs difference to PyTorch per batch. ONNX files carry `metadata_props` and IR files
+`rt_info["model_info"]`: what a deployment needs to feed the network and read its output.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
@@ -19,7 +20,7 @@ import torch
 
 from quadnas.errors import QuadnasError
 from quadnas.nn import QuadraNet
-from quadnas.nn.onnx import write_onnx
+from quadnas.nn.onnx import ONNX_OPSET, ONNX_OPSETS, write_onnx
 
 Format = Literal["torch", "onnx", "openvino"]
 FORMATS: tuple[Format, ...] = ("torch", "onnx", "openvino")
@@ -27,7 +28,38 @@ SUFFIXES: dict[Format, tuple[str, ...]] = {"torch": (".pt", ".pth"), "onnx": (".
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 PARITY_BATCHES = (1, 3)
 PARITY_TOLERANCE = 1e-4
+FP16_TOLERANCE = 1e-2  # FP16 weights: max abs logit difference to FP32 PyTorch (measured 6.5e-4, docs/benchmarks.md)
 OPENVINO_HINT = "pip install 'quadnas[openvino]'"
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """How a file is written: its ONNX opset, FP16 weights (IR only), and the metadata it carries."""
+
+    opset: int = ONNX_OPSET
+    fp16: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def check(self, fmt: Format) -> FileOptions:
+        """Options that apply to `fmt`; others are a one-line error."""
+        if self.fp16 and fmt != "openvino":
+            raise QuadnasError(f"--fp16 compresses OpenVINO IR weights; format {fmt} has none: drop --fp16")
+        if self.opset != ONNX_OPSET and fmt == "torch":
+            raise QuadnasError("--opset applies to ONNX and OpenVINO exports: drop it for --format torch")
+        if self.opset not in ONNX_OPSETS:
+            raise QuadnasError(
+                f"--opset {self.opset} is not supported: use {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1} "
+                f"(default {ONNX_OPSET}, the opset the latency tables were measured with)"
+            )
+        return self
+
+    @property
+    def tolerance(self) -> float:
+        return FP16_TOLERANCE if self.fp16 else PARITY_TOLERANCE
+
+    @property
+    def precision(self) -> str:
+        return "fp16" if self.fp16 else "fp32"
 
 
 @dataclass
@@ -42,6 +74,7 @@ class ExportResult:
     input_shape: tuple[int, int, int, int]  # at batch 1; the batch dimension itself is dynamic
     runtime: str
     parity: dict[int, float]  # batch size -> max abs difference to PyTorch
+    options: FileOptions = FileOptions()
 
     @property
     def max_abs_diff(self) -> float:
@@ -66,31 +99,34 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 
 def write_format(
-    model: QuadraNet, fmt: Format, shape: tuple[int, int, int], out: Path
+    model: QuadraNet, fmt: Format, shape: tuple[int, int, int], out: Path, options: FileOptions
 ) -> tuple[list[Path], str, dict[int, float]]:
     """Write `model` in `fmt` for inputs of `shape` (C, H, W) and any batch.
 
-    The file is read back by its runtime; a max abs difference to PyTorch above 1e-4 on
-    either parity batch is an error.
+    The file is read back by its runtime; a max abs difference to PyTorch above the
+    options' tolerance (1e-4; 1e-2 with FP16 weights) on either parity batch is an error.
     """
     model = model.eval()
     writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino}[fmt]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        files, runtime, run = writer(model, shape, out)
+        files, runtime, run = writer(model, shape, out, options)
     except OSError as e:
         raise QuadnasError(f"cannot write --out {out}: {e.strerror or e}: give a writable path") from None
     parity = _parity(model, run, shape)
     worst = max(parity, key=lambda batch: parity[batch])
-    if parity[worst] > PARITY_TOLERANCE or not math.isfinite(parity[worst]):
+    if parity[worst] > options.tolerance or not math.isfinite(parity[worst]):
         raise QuadnasError(
             f"{out} differs from PyTorch by {parity[worst]:.3g} (max abs, batch {worst}) on {runtime}, above "
-            f"{PARITY_TOLERANCE:g}: do not ship it; report the arch '{model.arch}' and this runtime as a bug"
+            f"{options.tolerance:g}: do not ship it; report the arch '{model.arch}' and this runtime as a bug"
         )
     return files, runtime, parity
 
 
-def _write_torch(model: QuadraNet, shape: tuple[int, ...], out: Path) -> tuple[list[Path], str, Runner]:
+def _write_torch(
+    model: QuadraNet, shape: tuple[int, ...], out: Path, options: FileOptions
+) -> tuple[list[Path], str, Runner]:
+    """A state dict (metadata lives in the sidecar), rebuilt and loaded back."""
     torch.save(model.state_dict(), out)
     rebuilt = QuadraNet(model.space, model.arch, model.num_classes)
     rebuilt.load_state_dict(torch.load(out, map_location="cpu", weights_only=True))
@@ -104,31 +140,44 @@ def _write_torch(model: QuadraNet, shape: tuple[int, ...], out: Path) -> tuple[l
     return [out], f"torch {torch.__version__.split('+')[0]} (state dict read back)", run
 
 
-def _write_onnx(model: QuadraNet, shape: tuple[int, ...], out: Path) -> tuple[list[Path], str, Runner]:
+def _write_onnx(
+    model: QuadraNet, shape: tuple[int, ...], out: Path, options: FileOptions
+) -> tuple[list[Path], str, Runner]:
     import onnxruntime as ort
 
-    _onnx_file(model, shape, out)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
+    _onnx_file(model, shape, out, options)
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 3
+    session = ort.InferenceSession(str(out), quiet, providers=["CPUExecutionProvider"])
     return [out], f"onnxruntime {ort.__version__}", lambda x: session.run(None, {INPUT_NAME: x})[0]
 
 
-def _onnx_file(model: QuadraNet, shape: tuple[int, ...], out: Path) -> None:
-    """ONNX with a dynamic batch dimension, checked by onnx.checker."""
+def _onnx_file(model: QuadraNet, shape: tuple[int, ...], out: Path, options: FileOptions) -> None:
+    """ONNX with a dynamic batch dimension and the options' metadata, checked by onnx.checker."""
     import onnx
 
-    write_onnx(model, (1, *shape), out, input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_batch=True)
+    write_onnx(
+        model, (1, *shape), out, input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_batch=True, opset=options.opset
+    )
+    graph = onnx.load(str(out))
+    onnx.helper.set_model_props(graph, dict(options.metadata))
+    onnx.save(graph, str(out))
     onnx.checker.check_model(str(out), full_check=True)
 
 
-def _write_openvino(model: QuadraNet, shape: tuple[int, ...], out: Path) -> tuple[list[Path], str, Runner]:
-    """IR through OpenVINO's converter from the checked ONNX graph (faster than tracing the module)."""
+def _write_openvino(
+    model: QuadraNet, shape: tuple[int, ...], out: Path, options: FileOptions
+) -> tuple[list[Path], str, Runner]:
+    """IR through OpenVINO's converter from the checked ONNX graph (faster than tracing the module);
+    the metadata goes to `rt_info["model_info"]`, FP16 weights where the options ask."""
     ov = import_openvino()
     with tempfile.TemporaryDirectory(prefix="quadnas-export-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        _onnx_file(model, shape, onnx_path)
-        ov.save_model(ov.convert_model(onnx_path), str(out), compress_to_fp16=False)
+        _onnx_file(model, shape, onnx_path, FileOptions(opset=options.opset))
+        converted = ov.convert_model(onnx_path)
+        for key, value in options.metadata.items():
+            converted.set_rt_info(value, ["model_info", key])
+        ov.save_model(converted, str(out), compress_to_fp16=options.fp16)
     compiled = ov.Core().compile_model(str(out), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return [out, out.with_suffix(".bin")], f"openvino {ov.get_version().split('-')[0]} (CPU)", lambda x: compiled(x)[0]
 

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import ExportResult, Format, output_path, write_format
-from quadnas.export.sidecar import check_sidecar_target, sidecar_path, sidecar_record
+from quadnas.export.formats import ExportResult, FileOptions, Format, output_path, write_format
+from quadnas.export.sidecar import check_sidecar_target, model_info, sidecar_path, sidecar_record
 from quadnas.export.source import ExportSource
+from quadnas.nn.onnx import ONNX_OPSET
 
 
-def export_model(source: ExportSource, fmt: Format, out: str | Path, resolution: int | None = None) -> ExportResult:
+def export_model(
+    source: ExportSource,
+    fmt: Format,
+    out: str | Path,
+    resolution: int | None = None,
+    opset: int | None = None,
+    fp16: bool = False,
+) -> ExportResult:
     """Write `source` in `fmt` at `resolution` (default: the space's deployment resolution).
 
-    The written file is read back and run on random inputs of batch 1 and 3; a max abs
-    difference to PyTorch above 1e-4 is an error. A YAML sidecar goes beside it (`sidecar_path`).
+    ONNX and IR files are written with `opset` (default 17, as the latency tables) and carry
+    `sidecar.model_info`; `fp16` stores an IR's weights in FP16. The written file is read back and
+    run on random inputs of batch 1 and 3; a max abs difference to PyTorch above 1e-4 (1e-2 with
+    FP16 weights) is an error. A YAML sidecar goes beside it (`sidecar_path`).
     """
+    options = FileOptions(ONNX_OPSET if opset is None else opset, fp16).check(fmt)
     if source.weights == "untrained":
         meta = source.checkpoint_meta
         assert meta is not None  # an untrained network stands in for a proxy checkpoint's (source._from_proxy)
@@ -32,7 +44,8 @@ def export_model(source: ExportSource, fmt: Format, out: str | Path, resolution:
     check_sidecar_target(sidecar)
     resolution = source.space.check_resolution(resolution or source.space.config.resolution)
     shape = (source.space.config.in_channels, resolution, resolution)
-    files, runtime, parity = write_format(source.model, fmt, shape, out)
-    result = ExportResult(fmt, out, files + [sidecar], sidecar, resolution, (1, *shape), runtime, parity)
+    options = replace(options, metadata=model_info(source, resolution))
+    files, runtime, parity = write_format(source.model, fmt, shape, out, options)
+    result = ExportResult(fmt, out, files + [sidecar], sidecar, resolution, (1, *shape), runtime, parity, options)
     sidecar.write_text(yaml.safe_dump(sidecar_record(source, result), sort_keys=False))
     return result

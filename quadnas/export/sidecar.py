@@ -7,6 +7,7 @@ The sidecar is named after the whole file, so exports that share a stem keep the
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import yaml
 
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import INPUT_NAME, OUTPUT_NAME, PARITY_TOLERANCE, ExportResult
+from quadnas.export.formats import INPUT_NAME, OUTPUT_NAME, ExportResult
 from quadnas.export.source import ExportSource, read_yaml
 from quadnas.nn import QuadraNet
 from quadnas.space import SearchSpace
@@ -40,7 +41,6 @@ def check_sidecar_target(sidecar: Path) -> None:
 def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]:
     """What the YAML beside an export says: arch, space, input, classes, normalisation, accuracy."""
     space, model = source.space, source.model
-    channels = space.config.in_channels
     normalisation = None
     if source.mean is not None:
         assert source.std is not None  # set with the mean, from one dataset
@@ -60,14 +60,8 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]
             "fingerprint": space.fingerprint(),
             "config": space.config.model_dump(),
         },
-        "input": {
-            "name": INPUT_NAME,
-            "layout": "NCHW",
-            "dtype": "float32",
-            "shape": ["batch", channels, result.resolution, result.resolution],
-            "resolution": result.resolution,
-        },
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", model.num_classes]},
+        "input": _input(source, result.resolution),
+        "output": _output(source),
         "num_classes": model.num_classes,
         "classes": list(source.classes) if source.classes else None,
         "normalisation": normalisation,
@@ -90,14 +84,63 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]
             if record
             else None
         ),
+        "file_options": (
+            None
+            if result.format == "torch"
+            else {"onnx_opset": result.options.opset, "weights_precision": result.options.precision}
+        ),
         "parity": {
             "runtime": result.runtime,
             "batches": list(result.parity),
-            "tolerance": PARITY_TOLERANCE,
+            "tolerance": result.options.tolerance,
             "max_abs_diff": result.max_abs_diff,
         },
         "quadnas_version": __version__,
     }
+
+
+def _input(source: ExportSource, resolution: int) -> dict[str, Any]:
+    channels = source.space.config.in_channels
+    shape = ["batch", channels, resolution, resolution]
+    return {"name": INPUT_NAME, "layout": "NCHW", "dtype": "float32", "shape": shape, "resolution": resolution}
+
+
+def _output(source: ExportSource) -> dict[str, Any]:
+    return {"name": OUTPUT_NAME, "shape": ["batch", source.model.num_classes]}
+
+
+def model_info(source: ExportSource, resolution: int) -> dict[str, str]:
+    """What an ONNX or IR file carries about itself (metadata_props, rt_info model_info), as strings.
+
+    OpenVINO's Model API reads `model_type`, `labels`, `mean_values` and `scale_values` (in
+    0..255 pixel units); the `quadnas_*` keys hold the rest, lists and records as JSON.
+    """
+    info = {
+        "model_type": "Classification",
+        "quadnas_version": __version__,
+        "quadnas_arch": str(source.arch),
+        "quadnas_space": f"{source.space.name} ({source.space.fingerprint()})",
+        "quadnas_input": json.dumps(_input(source, resolution)),
+        "quadnas_output": json.dumps(_output(source)),
+        "quadnas_weights": source.weights,
+    }
+    if source.classes:
+        info["labels"] = " ".join(label.replace(" ", "_") for label in source.classes)
+        info["quadnas_classes"] = json.dumps(list(source.classes))
+    if source.mean is not None and source.std is not None:
+        info["mean_values"] = " ".join(f"{255 * m:.6g}" for m in source.mean)
+        info["scale_values"] = " ".join(f"{255 * s:.6g}" for s in source.std)
+        info["quadnas_normalisation"] = json.dumps(
+            {"pixels": "scaled to [0, 1], then (x - mean) / std", "mean": list(source.mean), "std": list(source.std)}
+        )
+    if source.accuracy is not None:
+        info["quadnas_accuracy"] = json.dumps({"top1": source.accuracy, "on": source.accuracy_on})
+    record = source.record
+    if record.get("latency_ms") is not None:
+        info["quadnas_predicted_latency"] = json.dumps(
+            {"device": record.get("device"), "ms": record["latency_ms"], "budget_ms": record.get("budget_ms")}
+        )
+    return info
 
 
 def resolution_note(source: ExportSource, resolution: int) -> str:
