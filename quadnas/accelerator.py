@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from quadnas.errors import QuadnasError
@@ -22,6 +20,4 @@ def torch_device(name: str | torch.device, flag: str = "--train-device") -> torc
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         raise QuadnasError(f"{flag} {name}: this machine has {count} GPU(s) (cuda:0 to cuda:{count - 1})")
-    if device.type == "cuda":  # deterministic cuBLAS (training runs in deterministic mode); set before its first use
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return device

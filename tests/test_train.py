@@ -352,3 +352,13 @@ def test_an_unwritable_checkpoint_folder_is_one_line(tmp_path, capsys):
     blocker.write_text("")
     assert main(["train", "--space", "tiny", "--out", str(blocker / "x.pt")]) == 2
     assert f"{blocker} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_training_leaves_the_callers_settings_as_they_were(tiny_space, small_digits, tmp_path, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    train(tiny_space, small_digits, tmp_path / "a.pt", epochs=1)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ and not torch.are_deterministic_algorithms_enabled()
+    assert torch.equal(torch.rand(1), expected_next)  # the global RNG is untouched

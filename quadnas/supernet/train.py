@@ -322,16 +322,27 @@ def _saved_state(
     return saved
 
 
+CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"
+
+
 @contextmanager
 def _deterministic() -> Iterator[None]:
-    """Deterministic algorithms (warn where none exists) for the duration of training."""
+    """Deterministic algorithms (warn where none exists) and cuBLAS workspace for the duration of training.
+
+    cuBLAS reads its workspace setting when the process first uses it, so a first use inside
+    training is deterministic; the caller's environment is restored afterwards.
+    """
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    workspace = os.environ.get(CUBLAS_WORKSPACE)
+    os.environ.setdefault(CUBLAS_WORKSPACE, ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        if workspace is None:
+            os.environ.pop(CUBLAS_WORKSPACE, None)
 
 
 @contextmanager
