@@ -121,6 +121,16 @@ def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(written.rows, table.rows, rtol=1e-5)  # the file keeps 6 digits
 
 
+def test_import_json_is_one_document(kit, tiny_space, tmp_path, capsys):
+    """`profile import --json` (here, to reuse the kit; the other commands' --json: test_cli_json.py)."""
+    out = tmp_path / "remote.csv"
+    assert main(["profile", "import", str(kit / "results.csv"), "--out", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert list(doc)[0] == "schema" and doc["schema"] == "quadnas.profile-import/1"
+    assert doc["table"]["path"] == str(out) and doc["op_specs"] == len(tiny_space.all_op_specs())
+    assert doc["table"]["calibration"]["networks"] == 3 and doc["target"] == "CPU" and doc["host_fingerprint"]
+
+
 def test_import_takes_the_host_the_kit_measured_on_not_this_one(kit, tmp_path):
     device = Host(
         name="ARM Cortex-A76",

@@ -27,6 +27,19 @@ EXIT_USER_ERROR = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quadnas", description="Hardware-aware NAS for QuadraNet.")
     parser.add_argument("--version", action="version", version=f"quadnas {__version__}")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        dest="log_level",
+        action="store_const",
+        const=logging.WARNING,
+        help="no progress bars or notes: only warnings and errors on stderr",
+    )
+    loudness.add_argument(
+        "-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG, help="debug messages too"
+    )
+    parser.set_defaults(log_level=logging.INFO)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
@@ -62,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(join_latency_words(sys.argv[1:] if argv is None else argv))
     first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 reports progress
     try:
-        with log_to(err_console, logging.INFO if first_rank else logging.WARNING):
+        with log_to(err_console, args.log_level if first_rank else max(args.log_level, logging.WARNING)):
             return args.func(args) or 0
     except QuadnasError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quadnas.cli.common import console, err_console
+from quadnas.cli.json_output import add_json_flag, print_json, table_fields
+from quadnas.cli.progress import note
 from quadnas.errors import QuadnasError
 
 if TYPE_CHECKING:
+    from quadnas.latency.predictor import LatencyPredictor
     from quadnas.latency.table import LatencyTable
     from quadnas.space import SearchSpace
 
@@ -26,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--space", help="search space YAML or name (default: the table's space)")
     parser.add_argument("--breakdown", action="store_true", help="show the latency of every op")
     parser.add_argument("--range", action="store_true", help="show the fastest and slowest arch of the space")
+    add_json_flag(parser, "predict")
     parser.set_defaults(func=run)
 
 
@@ -42,7 +46,6 @@ def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.markup import escape
     from rich.table import Table
 
     from quadnas.latency.devices import load_device_table
@@ -54,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     table = load_device_table(args.device)
     space = table_space(table, args.space)
     predictor = LatencyPredictor(table, space)
+    host_note = foreign_host_note(table.meta)
+    if host_note is not None:
+        note(err_console, host_note)
+    if args.json:
+        print_json("predict", predict_fields(predictor, args.arch, args.breakdown, args.range))
+        return 0
     meta = table.meta
     calibration = meta.calibration
     error = f"; expected error {calibration.error_text()}" if calibration.error_text() else ""
@@ -61,9 +70,6 @@ def run(args: argparse.Namespace) -> int:
         f"[dim]{table.name}: {meta.provenance}, {meta.backend} {meta.precision}, batch {meta.batch}, "
         f"space {space.name}{error}[/]"
     )
-    note = foreign_host_note(meta)
-    if note is not None:
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if args.arch:
         arch = space.parse(args.arch)
         console.print(format_ms(predictor.predict(arch)), highlight=False)
@@ -80,3 +86,29 @@ def run(args: argparse.Namespace) -> int:
         for label, (arch, ms) in (("fastest", predictor.fastest()), ("slowest", predictor.slowest())):
             console.print(f"{label}: {format_ms(ms)}  {arch}", highlight=False, soft_wrap=True)
     return 0
+
+
+def predict_fields(
+    predictor: LatencyPredictor, arch_text: str | None, breakdown: bool, extremes: bool
+) -> dict[str, Any]:
+    """The `quadnas.predict/1` document's keys; what was not asked for is None."""
+    arch = predictor.space.parse(arch_text) if arch_text else None
+    fields: dict[str, Any] = {
+        "table": table_fields(predictor.table),
+        "space": predictor.space.name,
+        "arch": None if arch is None else str(arch),
+        "latency_ms": None if arch is None else predictor.predict(arch),
+        "breakdown": None,
+        "range": None,
+    }
+    if arch is not None and breakdown:
+        rows = predictor.breakdown(arch)
+        fields["breakdown"] = [
+            {"op": op, "ms": ms, "share": share} for op, ms, share in zip(rows["op"], rows["ms"], rows["share"])
+        ]
+    if extremes:
+        fields["range"] = {
+            label: {"arch": str(extreme), "latency_ms": ms}
+            for label, (extreme, ms) in (("fastest", predictor.fastest()), ("slowest", predictor.slowest()))
+        }
+    return fields

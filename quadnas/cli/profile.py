@@ -6,10 +6,11 @@ import argparse
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.json_output import add_json_flag, print_json, table_fields
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure.settings import ProfileSettings
@@ -62,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_space_args(parser)
     _add_schedule_args(parser)
     parser.add_argument("--restart", action="store_true", help="measure anew instead of resuming an existing table")
+    add_json_flag(parser, "profile")
     parser.set_defaults(func=run_profile)
 
     sub = parser.add_subparsers(dest="profile_command", metavar="{kit,import}")
@@ -87,6 +89,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     imp.add_argument(
         "--out", dest="import_out", metavar="PATH", type=Path, default=None, help="write the table to this path"
     )
+    add_json_flag(imp, "profile-import", dest="import_json")
     imp.set_defaults(func=run_import)
 
 
@@ -173,6 +176,21 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
     )
 
 
+def profile_fields(table: LatencyTable) -> dict[str, Any]:
+    """The keys `quadnas.profile/1` and `quadnas.profile-import/1` share: the table written, its op specs and host."""
+    from quadnas.latency.measure.profile import measured_key
+
+    host = table.meta.host
+    return {
+        "table": table_fields(table),
+        "op_specs": len(table),
+        "target": measured_key(table.meta, "target"),
+        "clock": measured_key(table.meta, "clock"),
+        "host_description": None if host is None else host.describe(),
+        "host_fingerprint": table.meta.host_fingerprint,
+    }
+
+
 def run_profile(args: argparse.Namespace) -> int:
     from quadnas.latency.measure.backends import get_backend
     from quadnas.latency.measure.profile import profile
@@ -180,14 +198,19 @@ def run_profile(args: argparse.Namespace) -> int:
     out = table_path(args.name, args.out)
     space = _space(args)
     backend = get_backend(args.backend, args.target, args.threads, clock=args.clock)
-    console.print(
-        f"profiling space '{space.name}' ({len(space.all_op_specs())} op specs, "
-        f"{space.config.resolution}px) on {backend.name} {backend.version} / {backend.target} "
-        f"({backend.device_name}), {backend.threads} thread(s), {backend.clock} clock -> {out}"
-    )
+    if not args.json:
+        console.print(
+            f"profiling space '{space.name}' ({len(space.all_op_specs())} op specs, "
+            f"{space.config.resolution}px) on {backend.name} {backend.version} / {backend.target} "
+            f"({backend.device_name}), {backend.threads} thread(s), {backend.clock} clock -> {out}"
+        )
     start = time.perf_counter()
     table = profile(space, backend, out, _settings(args), restart=args.restart, progress=progress_for(err_console))
-    _summary(table, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    if args.json:
+        print_json("profile", {**profile_fields(table), "seconds": seconds})
+    else:
+        _summary(table, seconds)
     return 0
 
 
@@ -214,7 +237,10 @@ def run_import(args: argparse.Namespace) -> int:
     target = measured_key(table.meta, "target")
     name = args.import_name or _slug(f"{table.meta.device}-{table.meta.backend}-{target}")
     table.write(table_path(name, args.import_out))
-    _summary(table)
+    if args.import_json:
+        print_json("profile-import", profile_fields(table))
+    else:
+        _summary(table)
     return 0
 
 

@@ -54,12 +54,20 @@ class RichProgress(Progress):
             yield _BarTask(bar, task_id, self, what, total, done, unit)
 
     def note(self, text: str) -> None:
-        self.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
+        note(self.console, text)
 
 
 def progress_for(console: Console) -> Progress:
-    """Rich bars when `console` is a terminal; otherwise plain lines (every ~10 % or 30 s) via logging."""
-    return RichProgress(console) if console.is_terminal else Progress()
+    """Rich bars when `console` is a terminal; otherwise plain lines (every ~10 % or 30 s) via logging.
+
+    Under `quadnas -q` (the `quadnas` logger above INFO) neither shows: the plain lines are not logged."""
+    return RichProgress(console) if console.is_terminal and logger.isEnabledFor(logging.INFO) else Progress()
+
+
+def note(console: Console, text: str) -> None:
+    """`note: text` on `console`, unless `quadnas -q` hides notes."""
+    if logger.isEnabledFor(logging.INFO):
+        console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 class _PlainFormatter(logging.Formatter):

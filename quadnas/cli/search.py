@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.json_output import add_json_flag, print_json
 from quadnas.cli.progress import progress_for
 from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
+
+if TYPE_CHECKING:
+    from quadnas.latency.budget import Budget
+    from quadnas.study.results import Candidate, SearchResult
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--storage", help="Optuna storage: RDB URL or journal file (default sqlite under runs/<study>/)")
     p.add_argument("--runs-dir", help="folder for results (default runs)")
     p.add_argument("--top", type=positive_int, default=10, help="rows of the result table (default 10)")
+    add_json_flag(p, "search")
     p.set_defaults(func=run)
 
 
@@ -56,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     result = search(config, progress=progress_for(err_console))
 
     complete = len(result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if args.json:
+        print_json("search", search_fields(result, complete, args.top))
+        return 0 if result.best else 1
     console.print(
         f"study [bold]{result.study.study_name}[/]: {complete} complete trials, "
         f"budget {result.budget.ms:g} ms on {config.device}, results in {result.run_dir}/",
@@ -90,6 +100,43 @@ def run(args: argparse.Namespace) -> int:
             f"(acc {result.pareto[-1].accuracy:.4f}); see pareto.csv"
         )
     return 0 if result.best else 1
+
+
+def search_fields(result: SearchResult, complete: int, top: int) -> dict[str, Any]:
+    """The `quadnas.search/1` document's keys (`top`: how many ranked archs)."""
+    config = result.config
+
+    def listed(candidates: list[Candidate]) -> list[dict[str, Any]]:
+        return [candidate_fields(c, result.budget) for c in candidates]
+
+    return {
+        "study": result.study.study_name,
+        "space": config.space,
+        "device": config.device,
+        "budget_ms": result.budget.ms,
+        "mode": config.mode,
+        "sampler": config.sampler,
+        "complete_trials": complete,
+        "run_dir": result.run_dir,
+        "best": None if result.best is None else candidate_fields(result.best, result.budget),
+        "ranked": listed(result.ranked[:top]),
+        "closest": listed(result.closest),
+        "pareto": listed(result.pareto),
+        "supernet_width": result.supernet_width,
+        "notes": result.notes,
+        "files": result.files,
+    }
+
+
+def candidate_fields(c: Candidate, budget: Budget) -> dict[str, Any]:
+    """One arch of a search: its text, accuracy (None: not evaluated), latency and trial."""
+    return {
+        "arch": c.arch,
+        "accuracy": c.accuracy,
+        "latency_ms": c.latency_ms,
+        "budget_share": budget.share(c.latency_ms),
+        "trial": c.trial,
+    }
 
 
 def wrap_arch(arch: str, per_line: int) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quadnas.cli.common import console
+from quadnas.cli.json_output import add_json_flag, print_json, table_fields
 
 if TYPE_CHECKING:
     from quadnas.latency.devices import TableFile
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="List the latency tables `--device` can name: user tables first, then the shipped ones. "
         "`host` says whether a measured table was taken on this host.",
     )
+    add_json_flag(parser, "tables")
     parser.set_defaults(func=run)
 
 
@@ -82,9 +84,12 @@ def run(args: argparse.Namespace) -> int:
     from quadnas.latency.host import Host
     from quadnas.latency.names import user_tables_dir
 
-    out = console if console.is_terminal else Console(width=PIPED_WIDTH)
     here = Host.current()
     files = table_files()
+    if args.json:
+        print_json("tables", tables_fields(files, here))
+        return 0
+    out = console if console.is_terminal else Console(width=PIPED_WIDTH)
     rows = [row_of(f, here) for f in files if f.table is not None]
     view = Table(title="latency tables", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     columns = fitting_columns(rows, out.width)
@@ -108,3 +113,24 @@ def run(args: argparse.Namespace) -> int:
         soft_wrap=True,
     )
     return 0
+
+
+def tables_fields(files: list[TableFile], here: Host) -> dict[str, Any]:
+    """The `quadnas.tables/1` document's keys: readable tables in search order, then the unreadable files."""
+    from quadnas.latency.devices import SHIPPED_TABLES_DIR
+    from quadnas.latency.names import user_tables_dir
+
+    return {
+        "user_dir": user_tables_dir(),
+        "shipped_dir": SHIPPED_TABLES_DIR,
+        "tables": [
+            {**table_fields(f.table, here), "where": "shipped" if f.shipped else "user"}
+            for f in files
+            if f.table is not None
+        ],
+        "unreadable": [
+            {"path": f.path, "where": "shipped" if f.shipped else "user", "error": f.error}
+            for f in files
+            if f.table is None
+        ],
+    }

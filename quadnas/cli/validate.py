@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_int
-from quadnas.cli.progress import progress_for
+from quadnas.cli.json_output import SCHEMA_VERSION, dumps, print_json
+from quadnas.cli.progress import note, progress_for
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure.settings import ProfileSettings
+
+STDOUT = Path("-")  # `--json` without a path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,13 +36,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="one of %(choices)s: time the networks on this clock instead of the table's (e.g. wall)",
     )
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        nargs="?",
+        type=Path,
+        const=STDOUT,
+        default=None,
+        help=f"print the figures as one JSON document (schema quadnas.validate/{SCHEMA_VERSION}, see docs/json.md) "
+        "instead of text; with PATH, write that document to PATH and print the text as usual",
+    )
     parser.add_argument("--verbose", action="store_true", help="print every network")
     parser.set_defaults(func=run_validate)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from rich.markup import escape
     from rich.table import Table
 
     from quadnas._files import atomic_write
@@ -49,22 +59,20 @@ def run_validate(args: argparse.Namespace) -> int:
     from quadnas.latency.measure.validate import validate
     from quadnas.space import SearchSpace
 
-    if args.json is not None and args.json.is_dir():
+    if args.json not in (None, STDOUT) and args.json.is_dir():
         raise QuadnasError(f"--json {args.json} is a folder: give a file path, e.g. {args.json / 'validate.json'}")
     table = load_device_table(args.table)
     space = SearchSpace.load(args.space) if args.space else None
     settings = ProfileSettings(network_rounds=args.network_rounds)
-    note = foreign_host_note(table.meta)
-    if note is not None:
-        err_console.print(
-            f"[yellow]note:[/] the networks are timed on this host and compared with another host's "
-            f"table: {escape(note)}",
-            highlight=False,
-            soft_wrap=True,
-        )
+    host_note = foreign_host_note(table.meta)
+    if host_note is not None:
+        note(err_console, f"the networks are timed on this host and compared with another host's table: {host_note}")
     result = validate(
         table, space, n=args.n, seed=args.seed, settings=settings, clock=args.clock, progress=progress_for(err_console)
     )
+    if args.json == STDOUT:
+        print_json("validate", result.as_dict())
+        return 0
     if args.verbose:
         rows = Table("measured ms", "predicted ms", "error")
         rows.add_column("arch", overflow="fold")
@@ -85,7 +93,7 @@ def run_validate(args: argparse.Namespace) -> int:
     console.print(figures)
     if args.json is not None:
         try:
-            atomic_write(args.json, json.dumps(result.as_dict(), indent=1) + "\n")
+            atomic_write(args.json, dumps("validate", result.as_dict()))
         except OSError as e:
             raise QuadnasError(
                 f"cannot write --json {args.json}: {e.strerror or e}: give a writable file path"
