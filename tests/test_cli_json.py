@@ -222,3 +222,14 @@ def test_quiet_default_and_verbose_set_the_log_level(capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit:
         main(["-q", "-v", "tables"])
     assert exit.value.code == 2 and "not allowed with argument -q/--quiet" in capsys.readouterr().err
+
+
+def test_export_json(capsys, tmp_path):
+    out = tmp_path / "m.xml"
+    argv = ["export", "--arch", "k3e2-id-k5e4-k7e2-id-k3e4", "--space", "tiny", "--init", "random"]
+    code, stdout, _ = run_cli(capsys, *argv, "--format", "openvino", "--fp16", "--out", str(out), "--json")
+    doc = document(stdout, "export")
+    assert code == 0 and doc["path"] == str(out) and doc["weights_precision"] == "fp16" and doc["onnx_opset"] == 17
+    assert doc["parity"]["tolerance"] == 1e-2 and set(doc["parity"]["max_abs_diff"]) == {"1", "3"}
+    assert doc["weights"] == "random" and doc["latency_check"] is None and doc["accuracy"] is None
+    assert doc["model_card"] == str(out) + ".md" and str(out.with_suffix(".bin")) in doc["files"]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.json_output import add_json_flag, print_json
 from quadnas.latency.names import BACKEND_NAMES
 
 if TYPE_CHECKING:
-    from quadnas.export import LatencyCheck
+    from quadnas.export import ExportResult, ExportSource, LatencyCheck
 
 EXIT_OVER_BUDGET = 1
 VERIFY_FLAGS = ("--backend", "--device", "--threads", "--clock", "--budget", "--rounds", "--warn-only")
@@ -65,6 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--rounds", type=positive_int, help="timed rounds of >= 50 ms (one call or more) after warm-up (default 30)"
     )
+    add_json_flag(p, "export")
     p.add_argument("--warn-only", action="store_true", help="only warn when the measured latency is over budget")
     p.set_defaults(func=run)
 
@@ -116,16 +119,8 @@ def run(args: argparse.Namespace) -> int:
             source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=progress_for(err_console)
         )
     result = export_model(source, fmt, out, resolution=args.resolution, opset=args.opset, fp16=args.fp16)
-    written = ", ".join(str(p) for p in result.files)
-    console.print(f"wrote {written}", highlight=False, soft_wrap=True)
-    console.print(
-        f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
-        f"(batch {', '.join(str(b) for b in result.parity)}; {result.options.precision} weights, "
-        f"tolerance {result.options.tolerance:g})",
-        highlight=False,
-    )
-    if source.accuracy is not None:
-        console.print(f"accuracy {source.accuracy:.4f} ({source.accuracy_on})", highlight=False, soft_wrap=True)
+    if not args.json:
+        show_result(source, result)
 
     check = None
     if args.verify_latency:
@@ -139,9 +134,13 @@ def run(args: argparse.Namespace) -> int:
             rounds=args.rounds,
             clock=args.clock,
         )
-        show_check(check)
+        if not args.json:
+            show_check(check)
     card = write_model_card(source, result, check)
-    console.print(f"model card: {card}", highlight=False)
+    if args.json:
+        print_json("export", export_fields(source, result, check, card))
+    else:
+        console.print(f"model card: {card}", highlight=False)
     if check is not None and check.passed is False and check.budget and check.limit:
         message = (
             f"measured {check.measured_ms:.3f} ms exceeds the budget {check.budget.ms:g} ms by more than "
@@ -155,6 +154,67 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_OVER_BUDGET
     return 0
+
+
+def show_result(source: ExportSource, result: ExportResult) -> None:
+    """The files written, their parity and the network's accuracy, as text."""
+    written = ", ".join(str(p) for p in result.files)
+    console.print(f"wrote {written}", highlight=False, soft_wrap=True)
+    console.print(
+        f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
+        f"(batch {', '.join(str(b) for b in result.parity)}; {result.options.precision} weights, "
+        f"tolerance {result.options.tolerance:g})",
+        highlight=False,
+    )
+    if source.accuracy is not None:
+        console.print(f"accuracy {source.accuracy:.4f} ({source.accuracy_on})", highlight=False, soft_wrap=True)
+
+
+def export_fields(source: ExportSource, result: ExportResult, check: LatencyCheck | None, card: Path) -> dict[str, Any]:
+    """The `quadnas.export/1` document: what was written, its parity, accuracy and latency check."""
+    return {
+        "format": result.format,
+        "path": result.path,
+        "files": result.files,
+        "sidecar": result.sidecar,
+        "model_card": card,
+        "arch": str(source.arch),
+        "space": source.space.name,
+        "weights": source.weights,
+        "resolution": result.resolution,
+        "input_shape": list(result.input_shape),
+        "onnx_opset": None if result.format == "torch" else result.options.opset,
+        "weights_precision": result.options.precision,
+        "parity": {
+            "runtime": result.runtime,
+            "max_abs_diff": {str(batch): diff for batch, diff in result.parity.items()},
+            "tolerance": result.options.tolerance,
+        },
+        "accuracy": source.accuracy,
+        "accuracy_on": source.accuracy_on,
+        "latency_check": None if check is None else check_fields(check),
+    }
+
+
+def check_fields(check: LatencyCheck) -> dict[str, Any]:
+    """A latency check as JSON fields; `passed` is null where no budget gate applies."""
+    return {
+        "measured_ms": check.measured_ms,
+        "p10_ms": check.p10_ms,
+        "p90_ms": check.p90_ms,
+        "runs": check.runs,
+        "measured_what": check.measured_what,
+        "backend": dict(check.backend),
+        "table": check.table,
+        "table_provenance": check.table_provenance,
+        "predicted_ms": check.predicted_ms,
+        "error_pct": check.error_pct,
+        "calibration_error_pct": check.tolerance_pct,
+        "budget_ms": None if check.budget is None else check.budget.ms,
+        "limit_ms": None if check.limit is None else check.limit.ms,
+        "passed": check.passed,
+        "note": check.note or None,
+    }
 
 
 def show_check(check: LatencyCheck) -> None:
