@@ -158,7 +158,9 @@ def _open_study(
     }
     claim_settings(study, identity, config.study_name(), "it was created with other settings")
     with warnings.catch_warnings():  # metric names are marked experimental; they are what the dashboard shows
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*set_metric_names is experimental", category=optuna.exceptions.ExperimentalWarning
+        )
         study.set_metric_names(METRIC_NAMES[config.mode])
     return study
 

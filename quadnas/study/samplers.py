@@ -64,7 +64,7 @@ def make_sampler(name: str, seed: int, admits: Admits | None = None) -> optuna.s
         # deprecates the argument (removal in 6, hence `optuna<6` in pyproject).
         settings = _TPESettings(seed=seed, multivariate=True, constant_liar=True, prior_weight=0.1)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", message="`prior_weight` has been deprecated", category=FutureWarning)
             if admits is None:
                 return optuna.samplers.TPESampler(**settings)
             return FeasibleTPESampler(admits, **settings)
