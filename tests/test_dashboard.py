@@ -28,6 +28,7 @@ def searched(tmp_path_factory, synthetic_table, tiny_checkpoint, budget):
         runs_dir=str(runs),
         trials=14,
         sampler="random",
+        mode="pareto",  # proposals over the budget are scored too: trials of both flags
         study="shown",
     )
     return search(config), runs
@@ -35,7 +36,7 @@ def searched(tmp_path_factory, synthetic_table, tiny_checkpoint, budget):
 
 def test_trials_carry_named_values_and_a_feasible_flag(searched):
     result, _ = searched
-    assert result.study.metric_names == ["accuracy"]
+    assert result.study.metric_names == ["accuracy", "latency_ms"]
     trials = result.study.get_trials()
     for t in trials:
         assert t.user_attrs["feasible"] is result.budget.admits(t.user_attrs["latency_ms"])
@@ -76,7 +77,7 @@ def test_dashboard_serves_the_study_with_its_names_and_flags(searched):
     finally:
         server.terminate()
         server.wait(timeout=60)
-    assert detail["objective_names"] == ["accuracy"]
+    assert detail["objective_names"] == ["accuracy", "latency_ms"]
     assert {"arch", "latency_ms", "budget_share", "feasible"} <= {a["key"] for a in detail["union_user_attrs"]}
     flags = {a["value"] for t in detail["trials"] for a in t["user_attrs"] if a["key"] == "feasible"}
     assert flags == {"True", "False"}

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -13,6 +14,8 @@ import yaml
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.latency.table import LatencyTable
 from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
@@ -454,3 +457,35 @@ def test_one_budget_in_two_units_names_one_study():
     in_seconds, in_ms = SearchConfig(budget="0.03s"), SearchConfig(budget="30ms")
     assert in_seconds.study_name() == in_ms.study_name() == "quadranet-t-mnist5k-vpu-30ms-constrained"
     assert SearchConfig.checked(in_seconds.model_dump()).budget == in_ms.budget  # a dump reads back as itself
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_every_trial_proposes_a_new_arch_while_new_ones_fit(sampler):
+    """Four archs in all (two blocks, two choices), three of them within the budget."""
+    from quadnas.study.samplers import GuidedSampler, make_sampler
+
+    fits = lambda params: params != {"b0": "k7e4", "b1": "k7e4"}  # noqa: E731
+    guided = GuidedSampler(lambda seed: make_sampler(sampler, seed), 0, [{"b0": "k3e2", "b1": "k3e2"}], fits)
+    study = optuna.create_study(sampler=guided)
+    study.optimize(
+        lambda t: len(t.suggest_categorical("b0", ["k3e2", "k7e4"]) + t.suggest_categorical("b1", ["k3e2", "k7e4"])),
+        n_trials=3,
+    )
+    proposed = [(t.params["b0"], t.params["b1"]) for t in study.trials]
+    assert len(set(proposed)) == 3 and ("k7e4", "k7e4") not in proposed
+
+
+def test_a_search_that_runs_out_of_new_archs_says_so(tmp_path, synthetic_table, tiny_checkpoint):
+    space = SearchSpace.load("tiny")
+    predictor = LatencyPredictor(LatencyTable.read(synthetic_table), space)
+    every = np.stack(np.meshgrid(*[range(len(space.choices))] * space.num_blocks), axis=-1).reshape(
+        -1, space.num_blocks
+    )
+    fifth = float(np.sort(predictor.predict_many(every))[4])  # five archs fit, among 117,649
+    result = search(
+        _config(tmp_path, synthetic_table, tiny_checkpoint, f"{fifth * 1.000001:.6f}ms", sampler="tpe", trials=14)
+    )
+    repeated = len(result.candidates) - len({c.arch for c in result.candidates})
+    said = [n for n in result.notes if "repeated an arch the study already held" in n]
+    assert len({c.arch for c in result.candidates if c.feasible(result.budget)}) <= 5
+    assert (repeated > 0) == bool(said) and (not said or said[0].startswith(f"{repeated} of 14 trials"))

@@ -99,6 +99,14 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
         progress.note(retried)
 
     items = candidates(study)
+    repeated = len(items) - len({c.arch for c in items})
+    if repeated:
+        note = (
+            f"{repeated} of {len(items)} trials repeated an arch the study already held (their accuracy was "
+            "reused): few new archs are left under this budget; more trials will find little"
+        )
+        notes.append(note)
+        progress.note(note)
     ranked = rank_feasible(items, config.budget)
     closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
     result = SearchResult(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.search_space import intersection_search_space
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.predictor import LatencyPredictor
@@ -83,9 +84,11 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     Everything is keyed by trial number, which the storage hands out once: the seeds, and
     the base sampler's random state (a fresh base seeded with `(seed, number)` per trial),
     so workers sharing a study never repeat each other's proposals, while one worker's
-    run stays reproducible. With `fits`, a joint proposal the predictor rejects is redrawn
-    (up to `redraws` times): the base's proposal distribution restricted to archs within
-    the budget. A proposal that never fits goes through; the latency constraint marks it.
+    run stays reproducible. After the seeds every proposal is drawn jointly (parameters the
+    base proposes one by one are drawn together), and one that repeats an arch the study
+    already holds, or that `fits` rejects, is redrawn (up to `redraws` times): the base's
+    proposal distribution restricted to new archs within the budget. A proposal that never
+    qualifies goes through; the latency constraint marks it, the objective reuses a repeat's accuracy.
     """
 
     def __init__(
@@ -110,21 +113,35 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     def infer_relative_search_space(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return {} if self._seed(trial) else self._base(trial).infer_relative_search_space(study, trial)
+        if self._seed(trial):
+            return {}
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        return self._base(trial).infer_relative_search_space(study, trial) or intersection_search_space(done)
 
     def sample_relative(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if self._seed(trial):
+        if self._seed(trial) or not search_space:
             return {}
         base = self._base(trial)
-        params = base.sample_relative(study, trial, search_space)
-        fits = self.fits
-        if fits and len(params) == len(search_space) > 0:
-            for _ in range(self.redraws):
-                if fits(params):
-                    break
-                params = base.sample_relative(study, trial, search_space)
+        taken = {
+            _key(t.params)
+            for t in study.get_trials(deepcopy=False)
+            if t.number != trial.number and t.params.keys() == search_space.keys()
+        }
+
+        def draw() -> dict[str, Any]:
+            params = base.sample_relative(study, trial, search_space)
+            for name, distribution in search_space.items():
+                if name not in params:
+                    params[name] = base.sample_independent(study, trial, name, distribution)
+            return params
+
+        params = draw()
+        for _ in range(self.redraws):
+            if _key(params) not in taken and (self.fits is None or self.fits(params)):
+                break
+            params = draw()
         return params
 
     def sample_independent(
@@ -150,6 +167,10 @@ class GuidedSampler(optuna.samplers.BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         self._bases.pop(trial.number, self._base(trial)).after_trial(study, trial, state, values)
+
+
+def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(params.items()))
 
 
 def seed_archs(space: SearchSpace, predictor: LatencyPredictor, limit_ms: float, n: int, seed: int) -> list[Arch]:
