@@ -10,7 +10,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure.kit import import_results, write_kit
 from quadnas.latency.measure.kit_runner import read_header
-from quadnas.latency.measure.profile import ProfileSettings
+from quadnas.latency.measure.profiler import ProfileSettings
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 

@@ -5,8 +5,8 @@ from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.profile import OPS_TASK, ProfileSettings, fit_calibration, profile, sample_spread
-from quadnas.latency.measure.validate import compare, validate
+from quadnas.latency.measure.profiler import OPS_TASK, ProfileSettings, fit_calibration, profile, sample_spread
+from quadnas.latency.measure.validation import compare, validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress, ProgressEvent

@@ -30,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from quadnas.errors import QuadnasError
-    from quadnas.supernet.cache import cached_supernets, clear
-    from quadnas.supernet.checkpoint import SUPERNETS_DIR
+    from quadnas.supernet import SUPERNETS_DIR, cached_supernets, clear
 
     entries = cached_supernets()
     if args.action == "list":

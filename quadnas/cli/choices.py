@@ -1,7 +1,7 @@
 """argparse `choices` that live in a heavy module, read only when argparse needs them.
 
-`quadnas.latency.measure.kit_runner` (the standalone kit runner, which imports numpy) owns the clock
-names; the commands name them without importing it at start-up. Give such an option a
+The clock names (`quadnas.latency.measure.CLOCK_CHOICES`) live in the standalone kit runner, which
+imports numpy; the commands name them without importing it at start-up. Give such an option a
 `metavar` (argparse lists the choices in the usage line otherwise, on every parse) and name
 the choices with `%(choices)s` in its help.
 """
@@ -33,5 +33,5 @@ class LazyChoices:
 
 
 def clock_choices() -> LazyChoices:
-    """`kit_runner.CLOCK_CHOICES`: auto, wall, cpu."""
-    return LazyChoices("quadnas.latency.measure.kit_runner", "CLOCK_CHOICES")
+    """`quadnas.latency.measure.CLOCK_CHOICES`: auto, wall, cpu."""
+    return LazyChoices("quadnas.latency.measure", "CLOCK_CHOICES")

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     import optuna
 
     from quadnas.errors import QuadnasError
-    from quadnas.study.storage import open_storage
+    from quadnas.study import open_storage
 
     try:
         import optuna_dashboard

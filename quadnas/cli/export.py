@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json
-from quadnas.latency.names import BACKEND_NAMES
+from quadnas.latency import BACKEND_NAMES
 
 if TYPE_CHECKING:
     from quadnas.export import ExportResult, ExportSource, LatencyCheck
@@ -88,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
         verify_latency,
         write_model_card,
     )
-    from quadnas.latency.budget import Budget
-    from quadnas.latency.devices import load_device_table
+    from quadnas.latency import Budget, load_device_table
 
     if bool(args.result) == bool(args.arch):
         raise QuadnasError("give either a search result (runs/<study>/best.yaml) or --arch TEXT, not both or neither")

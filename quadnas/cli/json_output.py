@@ -12,8 +12,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from quadnas.latency.host import Host
-    from quadnas.latency.table import LatencyTable
+    from quadnas.latency import Host, LatencyTable
 
 SCHEMA_VERSION = 1
 
@@ -59,7 +58,7 @@ def plain(value: Any) -> Any:
 
 def table_fields(table: LatencyTable, here: Host | None = None) -> dict[str, Any]:
     """What the documents say about a latency table (`here`: this host, read when not given)."""
-    from quadnas.latency.host import host_status
+    from quadnas.latency import host_status
 
     m, c = table.meta, table.meta.calibration
     return {

@@ -11,8 +11,7 @@ from quadnas.cli.progress import note
 from quadnas.errors import QuadnasError
 
 if TYPE_CHECKING:
-    from quadnas.latency.predictor import LatencyPredictor
-    from quadnas.latency.table import LatencyTable
+    from quadnas.latency import LatencyPredictor, LatencyTable
     from quadnas.space import SearchSpace
 
 
@@ -39,7 +38,7 @@ def format_ms(ms: float) -> str:
 
 def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
     """The space given, else the one the table was made for."""
-    from quadnas.latency.measure.validate import load_table_space
+    from quadnas.latency.measure import load_table_space
     from quadnas.space import SearchSpace
 
     return SearchSpace.load(space) if space is not None else load_table_space(table)
@@ -48,9 +47,7 @@ def table_space(table: LatencyTable, space: str | None) -> SearchSpace:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from quadnas.latency.devices import load_device_table
-    from quadnas.latency.host import foreign_host_note
-    from quadnas.latency.predictor import LatencyPredictor
+    from quadnas.latency import LatencyPredictor, foreign_host_note, load_device_table
 
     if not args.arch and not args.range:
         raise QuadnasError("nothing to predict: give --arch ARCH (e.g. k3e2-k7e4-id-...) and/or --range")

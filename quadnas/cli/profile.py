@@ -13,11 +13,11 @@ from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json, table_fields
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
-from quadnas.latency.measure.settings import ProfileSettings
-from quadnas.latency.names import BACKEND_NAMES, user_tables_dir
+from quadnas.latency import BACKEND_NAMES, user_tables_dir
+from quadnas.latency.measure import ProfileSettings
 
 if TYPE_CHECKING:
-    from quadnas.latency.table import LatencyTable
+    from quadnas.latency import LatencyTable
     from quadnas.space import SearchSpace
 
 DEFAULTS = ProfileSettings()
@@ -142,7 +142,7 @@ def _settings(args: argparse.Namespace) -> ProfileSettings:
 
 
 def _space(args: argparse.Namespace) -> SearchSpace:
-    from quadnas.latency.measure.profile import space_at
+    from quadnas.latency.measure import space_at
     from quadnas.space import SearchSpace
 
     return space_at(SearchSpace.load(args.space), args.resolution)
@@ -178,7 +178,7 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
 
 def profile_fields(table: LatencyTable) -> dict[str, Any]:
     """The keys `quadnas.profile/1` and `quadnas.profile-import/1` share: the table written, its op specs and host."""
-    from quadnas.latency.measure.profile import measured_key
+    from quadnas.latency.measure import measured_key
 
     host = table.meta.host
     return {
@@ -192,8 +192,7 @@ def profile_fields(table: LatencyTable) -> dict[str, Any]:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    from quadnas.latency.measure.backends import get_backend
-    from quadnas.latency.measure.profile import profile
+    from quadnas.latency.measure import get_backend, profile
 
     out = table_path(args.name, args.out)
     space = _space(args)
@@ -215,7 +214,7 @@ def run_profile(args: argparse.Namespace) -> int:
 
 
 def run_kit(args: argparse.Namespace) -> int:
-    from quadnas.latency.measure.kit import write_kit
+    from quadnas.latency.measure import write_kit
 
     space = _space(args)
     manifest = write_kit(args.kit_out, space, _settings(args), progress=progress_for(err_console))
@@ -230,8 +229,7 @@ def run_kit(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from quadnas.latency.measure.kit import import_results
-    from quadnas.latency.measure.profile import measured_key
+    from quadnas.latency.measure import import_results, measured_key
 
     table = import_results(args.results, args.kit)
     target = measured_key(table.meta, "target")

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json
 from quadnas.cli.progress import progress_for
-from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
+from quadnas.study import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
 
 if TYPE_CHECKING:
-    from quadnas.latency.budget import Budget
-    from quadnas.study.results import Candidate, SearchResult
+    from quadnas.latency import Budget
+    from quadnas.study import Candidate, SearchResult
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from quadnas.errors import QuadnasError
-    from quadnas.study.config import SearchConfig
-    from quadnas.study.run import search
+    from quadnas.study import SearchConfig, search
 
     if args.mode and args.mode not in MODES:
         raise QuadnasError(f"unknown mode '{args.mode}': use one of {', '.join(MODES)}")

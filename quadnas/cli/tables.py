@@ -9,9 +9,7 @@ from quadnas.cli.common import console
 from quadnas.cli.json_output import add_json_flag, print_json, table_fields
 
 if TYPE_CHECKING:
-    from quadnas.latency.devices import TableFile
-    from quadnas.latency.host import Host
-    from quadnas.latency.table import LatencyTable
+    from quadnas.latency import Host, LatencyTable, TableFile
 
 PIPED_WIDTH = 140  # output to a file or pipe is laid out this wide, never narrow
 # Always shown (the error short, without its network count), whatever the width:
@@ -42,7 +40,7 @@ def expected_error(table: LatencyTable, networks: bool = True) -> str:
 
 def row_of(file: TableFile, here: Host) -> dict[str, str]:
     """One readable table's cells, by column."""
-    from quadnas.latency.host import host_status
+    from quadnas.latency import host_status
 
     table = file.table
     assert table is not None  # callers pass readable tables only
@@ -80,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from quadnas.latency.devices import SHIPPED_TABLES_DIR, table_files
-    from quadnas.latency.host import Host
-    from quadnas.latency.names import user_tables_dir
+    from quadnas.latency import SHIPPED_TABLES_DIR, Host, table_files, user_tables_dir
 
     here = Host.current()
     files = table_files()
@@ -117,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
 def tables_fields(files: list[TableFile], here: Host) -> dict[str, Any]:
     """The `quadnas.tables/1` document's keys: readable tables in search order, then the unreadable files."""
-    from quadnas.latency.devices import SHIPPED_TABLES_DIR
-    from quadnas.latency.names import user_tables_dir
+    from quadnas.latency import SHIPPED_TABLES_DIR, user_tables_dir
 
     return {
         "user_dir": user_tables_dir(),

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.progress import progress_for
 from quadnas.errors import Invalid, QuadnasError
-from quadnas.supernet.recipe import TrainConfig
+from quadnas.supernet import TrainConfig
 
 if TYPE_CHECKING:
-    from quadnas.supernet.train import EpochStats
+    from quadnas.supernet import EpochStats
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from quadnas.accelerator import torch_device
     from quadnas.data import load_dataset
     from quadnas.space import SearchSpace
-    from quadnas.supernet.checkpoint import check_writable, default_checkpoint_path
-    from quadnas.supernet.evaluate import Evaluator
-    from quadnas.supernet.train import is_main_process, train_supernet
+    from quadnas.supernet import Evaluator, check_writable, default_checkpoint_path, is_main_process, train_supernet
 
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)

@@ -10,7 +10,7 @@ from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.json_output import SCHEMA_VERSION, dumps, print_json
 from quadnas.cli.progress import note, progress_for
 from quadnas.errors import QuadnasError
-from quadnas.latency.measure.settings import ProfileSettings
+from quadnas.latency.measure import ProfileSettings
 
 STDOUT = Path("-")  # `--json` without a path
 
@@ -54,9 +54,8 @@ def run_validate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from quadnas._files import atomic_write
-    from quadnas.latency.devices import load_device_table
-    from quadnas.latency.host import foreign_host_note
-    from quadnas.latency.measure.validate import validate
+    from quadnas.latency import foreign_host_note, load_device_table
+    from quadnas.latency.measure import validate
     from quadnas.space import SearchSpace
 
     if args.json not in (None, STDOUT) and args.json.is_dir():

@@ -1,7 +1,9 @@
 """Latency: tables of per-op-spec latencies, finding them by device, and predicting from them.
 
 `table` (LatencyTable: format, validation), `devices` (resolve `cpu` / a name / a path),
-`predictor` (LatencyPredictor), `model` (the cost model behind the shipped estimated tables).
+`predictor` (LatencyPredictor), `budget` (Budget), `host` (the host a table was measured on),
+`names` (light names the command line shows). Measuring is `quadnas.latency.measure`, the cost
+model behind the shipped estimated tables `quadnas.latency.estimate`.
 
 The names below are imported on first use, so that a light submodule (`names`, `settings`,
 `kit_runner`) does not pull in pandas for the command line's start-up.
@@ -11,29 +13,54 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # typed names for the lazy attributes below
-    from quadnas.latency.devices import list_tables, load_device_table, resolve_device
-    from quadnas.latency.names import user_tables_dir
+    from quadnas.latency.budget import Budget
+    from quadnas.latency.devices import (
+        SHIPPED_TABLES_DIR,
+        TableFile,
+        list_tables,
+        load_device_table,
+        resolve_device,
+        table_files,
+    )
+    from quadnas.latency.host import Host, foreign_host_note, host_status
+    from quadnas.latency.names import BACKEND_NAMES, user_tables_dir
     from quadnas.latency.predictor import LatencyPredictor
     from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 
 _HOMES = {
-    "Calibration": "table",
-    "LatencyTable": "table",
-    "TableMeta": "table",
-    "LatencyPredictor": "predictor",
+    "Budget": "budget",
+    "SHIPPED_TABLES_DIR": "devices",
+    "TableFile": "devices",
     "list_tables": "devices",
     "load_device_table": "devices",
     "resolve_device": "devices",
-    "user_tables_dir": "devices",
+    "table_files": "devices",
+    "Host": "host",
+    "foreign_host_note": "host",
+    "host_status": "host",
+    "BACKEND_NAMES": "names",
+    "user_tables_dir": "names",
+    "LatencyPredictor": "predictor",
+    "Calibration": "table",
+    "LatencyTable": "table",
+    "TableMeta": "table",
 }
-__all__ = [  # the keys of _HOMES, listed for type checkers and linters
+__all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
+    "BACKEND_NAMES",
+    "Budget",
     "Calibration",
+    "Host",
     "LatencyPredictor",
     "LatencyTable",
+    "SHIPPED_TABLES_DIR",
+    "TableFile",
     "TableMeta",
+    "foreign_host_note",
+    "host_status",
     "list_tables",
     "load_device_table",
     "resolve_device",
+    "table_files",
     "user_tables_dir",
 ]
 
@@ -41,4 +68,4 @@ __all__ = [  # the keys of _HOMES, listed for type checkers and linters
 def __getattr__(name: str) -> Any:
     if name in _HOMES:
         return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module 'quadnas.latency' has no attribute '{name}'")
+    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")

@@ -2,33 +2,50 @@
 
 (Named `study`, not `search`, so that the face function `quadnas.search` keeps its name.)
 
-`config` (SearchConfig), `objective` (propose, predict, score), `samplers` (TPE weighing only
-feasible candidates, the guided wrapper), `storage` (SQLite, RDB URLs, journal files),
-`results` (candidates, ranking, Pareto front), `report` (files and plots), `run` (`search()`).
-The face is imported on first use, so `import quadnas.study.config` stays light.
+`config` (SearchConfig), `names` (modes and samplers), `objective` (propose, predict, score),
+`samplers` (TPE weighing only feasible candidates, the guided wrapper), `storage` (SQLite, RDB
+URLs, journal files), `results` (candidates, ranking, Pareto front), `report` (files and plots),
+`run` (`search()`). The names below are imported on first use, so `import quadnas.study.config`
+and the command line's start-up (`names`) stay light.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # typed names for the lazy attributes below
     from quadnas.study.config import SearchConfig
+    from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
     from quadnas.study.results import Candidate, SearchResult
     from quadnas.study.run import search
+    from quadnas.study.storage import open_storage
 
-__all__ = ["Candidate", "SearchConfig", "SearchResult", "search"]
+_HOMES = {
+    "SearchConfig": "config",
+    "DEFAULT_MODE": "names",
+    "DEFAULT_SAMPLER": "names",
+    "MODES": "names",
+    "SAMPLERS": "names",
+    "one_of": "names",
+    "Candidate": "results",
+    "SearchResult": "results",
+    "search": "run",
+    "open_storage": "storage",
+}
+__all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
+    "Candidate",
+    "DEFAULT_MODE",
+    "DEFAULT_SAMPLER",
+    "MODES",
+    "SAMPLERS",
+    "SearchConfig",
+    "SearchResult",
+    "one_of",
+    "open_storage",
+    "search",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "search":
-        from quadnas.study.run import search
-
-        return search
-    if name == "SearchConfig":
-        from quadnas.study.config import SearchConfig
-
-        return SearchConfig
-    if name in ("Candidate", "SearchResult"):
-        from quadnas.study import results
-
-        return getattr(results, name)
-    raise AttributeError(f"module 'quadnas.study' has no attribute '{name}'")
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")

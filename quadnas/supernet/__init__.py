@@ -1,20 +1,51 @@
 """The weight-shared supernet and its training.
 
-`Supernet` is imported on first use, so that light modules of the package (the training
-recipe, for the command line's start-up) do not pull in torch.
+`supernet` (Supernet), `recipe` (TrainConfig), `train` (train_supernet), `checkpoint`
+(checkpoints and their default place), `cache` (the searches' cached supernets), `evaluate`
+(Evaluator). The names below are imported on first use, so that light modules of the package
+(the training recipe, for the command line's start-up) do not pull in torch.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the typed name for the lazy attribute below
+if TYPE_CHECKING:  # typed names for the lazy attributes below
+    from quadnas.supernet.cache import cached_supernets, clear
+    from quadnas.supernet.checkpoint import SUPERNETS_DIR, check_writable, default_checkpoint_path
+    from quadnas.supernet.evaluate import Evaluator
+    from quadnas.supernet.recipe import TrainConfig
     from quadnas.supernet.supernet import Supernet
+    from quadnas.supernet.train import EpochStats, is_main_process, train_supernet
 
-__all__ = ["Supernet"]
+_HOMES = {
+    "cached_supernets": "cache",
+    "clear": "cache",
+    "SUPERNETS_DIR": "checkpoint",
+    "check_writable": "checkpoint",
+    "default_checkpoint_path": "checkpoint",
+    "Evaluator": "evaluate",
+    "TrainConfig": "recipe",
+    "Supernet": "supernet",
+    "EpochStats": "train",
+    "is_main_process": "train",
+    "train_supernet": "train",
+}
+__all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
+    "EpochStats",
+    "Evaluator",
+    "SUPERNETS_DIR",
+    "Supernet",
+    "TrainConfig",
+    "cached_supernets",
+    "check_writable",
+    "clear",
+    "default_checkpoint_path",
+    "is_main_process",
+    "train_supernet",
+]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Supernet":
-        from quadnas.supernet.supernet import Supernet
-
-        return Supernet
-    raise AttributeError(f"module 'quadnas.supernet' has no attribute '{name}'")
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")

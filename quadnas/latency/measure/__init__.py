@@ -1,3 +1,52 @@
-"""Measuring latency on real hardware: runtimes (`backends`), the profiler (`profile`, `settings`),
+"""Measuring latency on real hardware: runtimes (`backends`), the profiler (`profiler`, `settings`),
 the kit for devices without quadnas (`kit`, and `kit_runner`, the standalone script copied into
-kits), and end-to-end validation of a table (`validate`)."""
+kits), and end-to-end validation of a table (`validation`).
+
+The names below are imported on first use, so that the command line's start-up reads the
+profile settings' defaults (`settings`) without torch or numpy, and the clock names
+(`kit_runner`) without torch. A submodule never shares a name with a function of the face
+(`profiler` holds `profile`, `validation` holds `validate`): once imported, a submodule would
+hide the function.
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typed names for the lazy attributes below
+    from quadnas.latency.measure.backends import get_backend
+    from quadnas.latency.measure.kit import import_results, write_kit
+    from quadnas.latency.measure.kit_runner import CLOCK_CHOICES
+    from quadnas.latency.measure.profiler import measured_key, profile, space_at
+    from quadnas.latency.measure.settings import ProfileSettings
+    from quadnas.latency.measure.validation import load_table_space, validate
+
+_HOMES = {
+    "get_backend": "backends",
+    "import_results": "kit",
+    "write_kit": "kit",
+    "CLOCK_CHOICES": "kit_runner",
+    "measured_key": "profiler",
+    "profile": "profiler",
+    "space_at": "profiler",
+    "ProfileSettings": "settings",
+    "load_table_space": "validation",
+    "validate": "validation",
+}
+__all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
+    "CLOCK_CHOICES",
+    "ProfileSettings",
+    "get_backend",
+    "import_results",
+    "load_table_space",
+    "measured_key",
+    "profile",
+    "space_at",
+    "validate",
+    "write_kit",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")

@@ -26,7 +26,7 @@ from quadnas.latency.host import Host
 from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.backends import Description
 from quadnas.latency.measure.kit_runner import Timing
-from quadnas.latency.measure.profile import (
+from quadnas.latency.measure.profiler import (
     calibrate,
     network_input_shape,
     network_point,

@@ -19,7 +19,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.measure.backends import BACKENDS, Backend, get_backend
 from quadnas.latency.measure.kit_runner import Timing
-from quadnas.latency.measure.profile import measure_networks, sample_spread, space_at
+from quadnas.latency.measure.profiler import measure_networks, sample_spread, space_at
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
