@@ -40,6 +40,7 @@ def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:
     seconds = time.perf_counter() - start
     ranked = rank_feasible(candidates(study), config.budget)
     evaluated = sum(bool(t.user_attrs.get("evaluated")) for t in study.trials)
+    distinct = len({t.user_attrs["arch"] for t in study.trials if "arch" in t.user_attrs})
     return {
         "sampler": sampler,
         "seed": seed,
@@ -47,6 +48,7 @@ def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:
         "seconds": round(seconds, 2),
         "trials_per_minute": round(60 * trials / seconds, 1),
         "evaluated": evaluated,
+        "distinct_archs": distinct,
         "best_accuracy": ranked[0].accuracy if ranked else None,
         "best_arch": ranked[0].arch if ranked else None,
         "best_latency_ms": round(ranked[0].latency_ms, 3) if ranked else None,
@@ -83,6 +85,7 @@ def main() -> None:
             "best_accuracies": accs,
             "mean_trials_per_minute": round(statistics.mean(r["trials_per_minute"] for r in mine), 1),
             "mean_evaluated": statistics.mean(r["evaluated"] for r in mine),
+            "mean_distinct_archs": statistics.mean(r["distinct_archs"] for r in mine),
         }
     result = {
         "config": args.config,
