@@ -125,3 +125,63 @@ def test_memory_efficient_training_runs_under_autocast(tiny_space):
         grads.append(torch.cat([p.grad.flatten() for p in supernet.parameters() if p.grad is not None]))
     assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
     assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.99
+
+
+def _enhanced_by_index(y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """QuadEnhancer written feature by feature: z_j = y_j (1 + sum_i w_ij y_{(j+i) mod D}) + b_j."""
+    features = y.shape[1]
+    columns = []
+    for j in range(features):
+        mix = sum(w[i - 1, j] * y[:, (j + i) % features] for i in range(1, len(w) + 1))
+        columns.append(y[:, j] * (1 + mix) + b[j])
+    return torch.stack(columns, dim=1)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_quad_enhancer_matches_its_formula_and_its_gradients(k):
+    from quadnas.nn.ops import QuadEnhancer
+
+    enhancer = QuadEnhancer(6, k).double()
+    with torch.no_grad():
+        enhancer.weight.normal_()
+        enhancer.bias.normal_()
+    y = torch.randn(2, 6, 3, 3, dtype=torch.double, requires_grad=True)
+    z = enhancer(y)
+    expected = _enhanced_by_index(y, enhancer.weight, enhancer.bias)
+    assert torch.allclose(z, expected)
+    upstream = torch.randn_like(z)
+    got = torch.autograd.grad(z, (y, enhancer.weight, enhancer.bias), upstream)
+    want = torch.autograd.grad(expected, (y, enhancer.weight, enhancer.bias), upstream)
+    assert all(torch.allclose(g, e) for g, e in zip(got, want, strict=True))
+    assert torch.autograd.gradcheck(enhancer, (y,))
+
+
+def test_an_enhanced_pointwise_layer_starts_as_the_plain_one():
+    from quadnas.nn.ops import EnhancedPointwise
+
+    enhanced, plain = EnhancedPointwise(8, 16, k=2), torch.nn.Conv2d(8, 16, 1)
+    plain.load_state_dict({"weight": enhanced.weight, "bias": enhanced.bias})
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.equal(enhanced(x), plain(x))
+    with torch.no_grad():
+        enhanced.enhancer.normal_()
+    assert not torch.allclose(enhanced(x), plain(x))
+
+
+def test_enhanced_pointwise_exports_exactly(tmp_path):
+    import onnxruntime as ort
+    import openvino as ov
+
+    from quadnas.nn.onnx import write_onnx
+    from quadnas.nn.ops import EnhancedPointwise
+
+    layer = EnhancedPointwise(8, 16, k=2).eval()
+    with torch.no_grad():
+        layer.enhancer.normal_(std=0.5)
+    x = torch.randn(1, 8, 7, 7)
+    with torch.no_grad():
+        expected = layer(x).numpy()
+    path = write_onnx(layer, (1, 8, 7, 7), tmp_path / "e.onnx")
+    onnx_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    compiled = ov.Core().compile_model(ov.convert_model(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    assert abs(onnx_out - expected).max() < 1e-5 and abs(compiled(x.numpy())[0] - expected).max() < 1e-5

@@ -51,3 +51,47 @@ class QuadraticLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y: torch.Tensor = self.a(x) * self.b(x) + self.c(x)
         return y
+
+
+class QuadEnhancer(nn.Module):
+    """QuadEnhancer (arXiv 2510.03276) on a linear layer's output `y` (no bias before it):
+
+    `z = y * (1 + sum_{i=1..k} w_i * roll(y, -i)) + b` along the feature axis `dim`: each feature is
+    multiplied by a learned mix of its next `k` neighbours (circularly); `k * D` extra weights.
+    `w` starts at zero, so an enhanced layer starts as the plain layer `y + b`.
+    """
+
+    def __init__(self, features: int, k: int = 1, dim: int = 1):
+        super().__init__()
+        if not 1 <= k < features:
+            raise ValueError(f"k must lie in [1, {features}), got {k}")
+        self.k, self.dim = k, dim
+        self.weight = nn.Parameter(torch.zeros(k, features))
+        self.bias = nn.Parameter(torch.zeros(features))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return enhance(y, self.weight, self.bias, self.dim)
+
+
+def enhance(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dim: int = 1) -> torch.Tensor:
+    """`y * (1 + sum_i weight[i-1] * roll(y, -i, dim)) + bias`, the weights broadcast along `dim`."""
+    shape = [1] * y.ndim
+    shape[dim] = -1
+    mix = sum(weight[i - 1].view(shape) * torch.roll(y, -i, dims=dim) for i in range(1, weight.shape[0] + 1))
+    z = y * (1 + mix)
+    return z if bias is None else z + bias.view(shape)
+
+
+class EnhancedPointwise(nn.Conv2d):
+    """A 1x1 conv whose output is quadratically enhanced: `enhance(W x, w, b)` over channels.
+
+    Its parameters are a plain 1x1 conv's (`weight`, `bias`) plus `enhancer` (k x out); with the
+    enhancer at zero it computes exactly the plain conv, so the two share weights.
+    """
+
+    def __init__(self, cin: int, cout: int, k: int = 1):
+        super().__init__(cin, cout, 1)
+        self.enhancer = nn.Parameter(torch.zeros(k, cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return enhance(F.conv2d(x, self.weight), self.enhancer, self.bias)
