@@ -16,6 +16,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
+from quadnas.progress import Progress
 from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
@@ -299,8 +300,6 @@ def test_python_api_reports_progress_through_logging_and_a_callback(
 ):
     import logging
 
-    from quadnas.progress import Progress
-
     events = []
     with caplog.at_level(logging.INFO, logger="quadnas"):
         search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=4), progress=Progress(events.append))
@@ -357,7 +356,6 @@ def test_a_worker_waiting_for_the_supernet_lock_says_so(tmp_path, monkeypatch):
 
     from filelock import FileLock
 
-    from quadnas.progress import Progress
     from quadnas.supernet import provide
 
     monkeypatch.setattr(provide, "LOCK_NOTE_S", 0.05)
@@ -489,3 +487,17 @@ def test_a_search_that_runs_out_of_new_archs_says_so(tmp_path, synthetic_table, 
     said = [n for n in result.notes if "repeated an arch the study already held" in n]
     assert len({c.arch for c in result.candidates if c.feasible(result.budget)}) <= 5
     assert (repeated > 0) == bool(said) and (not said or said[0].startswith(f"{repeated} of 14 trials"))
+
+
+def test_a_search_caches_its_supernet_under_its_runs_dir(tmp_path, synthetic_table, budget, monkeypatch, capsys):
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = _config(tmp_path, synthetic_table, None, budget, checkpoint=None, train_epochs=1, trials=2)
+    result = search(config, progress=Progress(lambda _: None))
+    cached = list((tmp_path / "runs" / "supernets").glob("*-search-*.pt"))
+    assert len(cached) == 1 and result.study.user_attrs["checkpoint"] == str(cached[0])
+    assert not (elsewhere / "runs").exists()
+    assert main(["cache", "list", "--runs-dir", str(tmp_path / "runs")]) == 0
+    listed = " ".join(capsys.readouterr().out.split())
+    assert "(1)" in listed and "search" in listed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from quadnas.cli.common import console
 
@@ -11,9 +12,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "cache",
         help="list or clear cached search supernets",
-        description="The supernets under runs/supernets/ of this folder: those `quadnas search` "
+        description="The supernets under RUNS_DIR/supernets/: those `quadnas search --runs-dir RUNS_DIR` "
         "trained and cached (a search trains a missing one again) and `quadnas train`'s "
-        "default checkpoints.",
+        "default checkpoints (under runs/).",
     )
     p.add_argument("action", choices=("list", "clear"), help="list them, or delete some")
     p.add_argument(
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with clear: file names to delete (default: every search cache, not train checkpoints)",
     )
     p.add_argument("--all", action="store_true", help="with clear: delete train checkpoints too")
+    p.add_argument("--runs-dir", default="runs", help="the searches' results folder (default runs)")
     p.set_defaults(func=run)
 
 
@@ -30,13 +32,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from quadnas.errors import QuadnasError
-    from quadnas.supernet import SUPERNETS_DIR, cached_supernets, clear
+    from quadnas.supernet import cached_supernets, clear
 
-    entries = cached_supernets()
+    folder = Path(args.runs_dir) / "supernets"
+    entries = cached_supernets(folder)
     if args.action == "list":
         if args.names:
             raise QuadnasError("`quadnas cache list` takes no names: run it alone")
-        table = Table(title=f"cached supernets in {SUPERNETS_DIR}/ ({len(entries)})")
+        table = Table(title=f"cached supernets in {folder}/ ({len(entries)})")
         for column in ("name", "kind", "space", "data", "width", "epochs", "MB", "modified"):
             table.add_column(column, no_wrap=column != "space", overflow="fold")
         for e in entries:
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.names) - {e.path.name for e in entries})
     if unknown:
         raise QuadnasError(
-            f"no cached supernet named {', '.join(unknown)} in {SUPERNETS_DIR}/: see `quadnas cache list` for the names"
+            f"no cached supernet named {', '.join(unknown)} in {folder}/: see `quadnas cache list` for the names"
         )
     freed, busy = clear(chosen)
     console.print(f"deleted {len(chosen) - len(busy)} supernet(s), {freed / 1e6:.1f} MB freed", highlight=False)

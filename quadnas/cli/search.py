@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--space", help="search space name or YAML path (default quadranet-t)")
     p.add_argument("--data", help="mnist5k, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)")
     p.add_argument("--resolution", type=int, help="training/evaluation resolution (default 32)")
-    p.add_argument("--checkpoint", help="supernet checkpoint; default: train one and cache it under runs/supernets/")
+    p.add_argument(
+        "--checkpoint", help="supernet checkpoint; default: train one and cache it under RUNS_DIR/supernets/"
+    )
     p.add_argument("--train-epochs", type=positive_int, help="epochs when the supernet must be trained")
     p.add_argument(
         "--train-device", help="torch device that trains and evaluates the supernet: cpu (default), cuda or cuda:N"

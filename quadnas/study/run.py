@@ -79,7 +79,13 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
 
     dataset = load_dataset(config.data, config.resolution, channels=space.config.in_channels, progress=progress)
     supernet, checkpoint = provide_supernet(
-        space, dataset, config.checkpoint, config.train_epochs, progress, device=config.train_device
+        space,
+        dataset,
+        config.checkpoint,
+        config.train_epochs,
+        progress,
+        device=config.train_device,
+        cache_dir=Path(config.runs_dir) / "supernets",
     )
     evaluator = Evaluator(supernet, dataset)
     supernet_sha = checkpoint_hash(checkpoint)

@@ -80,10 +80,10 @@ class CheckpointMeta:
         return self.epoch >= self.epochs
 
 
-def default_checkpoint_path(space: SearchSpace, dataset: Dataset) -> Path:
-    """`runs/supernets/{space}-{fp8}-{data}-{fp8}.pt`: the supernet cache keyed by space and data."""
+def default_checkpoint_path(space: SearchSpace, dataset: Dataset, folder: Path = SUPERNETS_DIR) -> Path:
+    """`folder/{space}-{fp8}-{data}-{fp8}.pt` (default `runs/supernets/`): keyed by space and data."""
     name = f"{space.name}-{space.fingerprint()[:8]}-{dataset.name}-{dataset.fingerprint[:8]}.pt"
-    return SUPERNETS_DIR / name
+    return folder / name
 
 
 def check_writable(path: str | Path, fix: str = "give a writable --out path") -> Path:

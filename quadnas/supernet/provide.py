@@ -15,6 +15,7 @@ from quadnas.data import Dataset
 from quadnas.progress import Progress
 from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import (
+    SUPERNETS_DIR,
     check_data,
     check_writable,
     default_checkpoint_path,
@@ -62,9 +63,10 @@ def provide_supernet(
     epochs: int | None,
     progress: Progress | None = None,
     device: str = "cpu",
+    cache_dir: Path = SUPERNETS_DIR,
 ) -> tuple[Supernet, Path]:
-    """Load `checkpoint`, or the cache for (space, data), training (or finishing) it first on `device`;
-    the supernet comes back on `device`."""
+    """Load `checkpoint`, or the cache for (space, data) in `cache_dir`, training (or finishing) it first
+    on `device`; the supernet comes back on `device`."""
     if checkpoint is not None:
         supernet, meta = load_checkpoint(checkpoint, space)
         check_data(meta, dataset, f"pass --data {meta.dataset.name} or another --checkpoint")
@@ -73,8 +75,8 @@ def provide_supernet(
     if epochs is not None:
         config = config.model_copy(update={"epochs": epochs})
     path = check_writable(
-        cache_path(space, dataset, config),  # an unwritable folder: one line, before the lock
-        "run the search from a writable folder (the cache is runs/supernets/ there), or pass --checkpoint",
+        cache_path(space, dataset, config, cache_dir),  # an unwritable folder: one line, before the lock
+        f"pass --runs-dir with a writable folder (the cache goes to {cache_dir}/ now), or pass --checkpoint",
     )
     progress = progress or Progress()
     with file_lock(path.with_suffix(".lock"), progress):
@@ -94,8 +96,8 @@ def provide_supernet(
     return supernet, path
 
 
-def cache_path(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> Path:
-    """The cached supernet of (space, data, recipe): a changed recipe trains a new one."""
+def cache_path(space: SearchSpace, dataset: Dataset, config: TrainConfig, folder: Path = SUPERNETS_DIR) -> Path:
+    """The cached supernet of (space, data, recipe) in `folder`: a changed recipe trains a new one."""
     recipe = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:8]
-    default = default_checkpoint_path(space, dataset)
+    default = default_checkpoint_path(space, dataset, folder)
     return default.with_name(f"{default.stem}-search-{recipe}{default.suffix}")
