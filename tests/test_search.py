@@ -227,6 +227,7 @@ def _two_workers_share_one_study(storage: str, study: str, synthetic_table, tiny
         t.user_attrs["arch"] for t in trials if t.user_attrs.get("evaluated") and "reused_from" not in t.user_attrs
     ]
     assert len(evaluated) == len(set(evaluated))  # no arch evaluated twice across the workers
+    assert any("16/16 trials" in out for out in outputs), outputs  # bars count every worker's trials
 
 
 def test_two_workers_on_sqlite(tmp_path, synthetic_table, tiny_checkpoint, budget):

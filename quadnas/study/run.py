@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -205,16 +206,21 @@ def _optimize(study: optuna.Study, objective: Objective, total: int, progress: P
         return
     stop = optuna.study.MaxTrialsCallback(total, states=(optuna.trial.TrialState.COMPLETE,))
     with progress.task("search", total, done, unit="trial") as task:
-        best: list[float] = []
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            """Count and best over the whole study, so every worker's bar shows all workers' trials."""
             if trial.state != optuna.trial.TrialState.COMPLETE:
                 return
+            complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            best = [
+                t.user_attrs["accuracy"]
+                for t in complete
+                if t.user_attrs.get("evaluated") and objective.budget.admits(t.user_attrs.get("latency_ms", math.inf))
+            ]
             acc, latency = trial.user_attrs.get("accuracy"), trial.user_attrs.get("latency_ms", 0.0)
-            if acc is not None and trial.user_attrs.get("evaluated") and objective.budget.admits(latency):
-                best.append(acc)
             shown = f"best {max(best):.4f}" if best else "nothing under the budget yet"
-            task.advance(note=f"{shown}; last {latency:.2f} ms" + (f", acc {acc:.4f}" if acc is not None else ""))
+            note = f"{shown}; last {latency:.2f} ms" + (f", acc {acc:.4f}" if acc is not None else "")
+            task.advance(max(0, min(len(complete), total) - task.done), note)
 
         study.optimize(objective, n_trials=total - done, callbacks=[stop, advance])
 
