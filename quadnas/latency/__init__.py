@@ -9,8 +9,9 @@ The names below are imported on first use, so that a light submodule (`names`, `
 `kit_runner`) does not pull in pandas for the command line's start-up.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from quadnas._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # typed names for the lazy attributes below
     from quadnas.latency.budget import Budget
@@ -65,7 +66,4 @@ __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")
+__getattr__ = lazy_attributes(__name__, _HOMES)

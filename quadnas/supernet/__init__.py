@@ -6,8 +6,9 @@
 (the training recipe, for the command line's start-up) do not pull in torch.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from quadnas._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # typed names for the lazy attributes below
     from quadnas.supernet.cache import cached_supernets, clear
@@ -45,7 +46,4 @@ __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")
+__getattr__ = lazy_attributes(__name__, _HOMES)
