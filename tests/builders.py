@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.space import OpSpec, SearchSpace
+from quadnas.study.config import SearchConfig
 
 
 def table_meta(space: SearchSpace, **changes: Any) -> TableMeta:
@@ -57,3 +59,28 @@ def shape_cost_ms(spec: OpSpec) -> float:
     if spec.op == "quadra_block":
         return pixels * spec.cin * (3 * spec.kernel**2 + 2 * spec.expansion * spec.cin) / 2e6
     return pixels * spec.cin * 0.1 / 1e6 + 0.01
+
+
+def tiny_search_config(runs: Path, table: Path, checkpoint: Path | None, budget: str, **changes: Any) -> SearchConfig:
+    """A 12-trial random search of the tiny space on digits, with `table` and `checkpoint`; `changes` on top."""
+    values: dict[str, Any] = dict(
+        space="tiny",
+        data="digits",
+        device=str(table),
+        budget=budget,
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        runs_dir=str(runs),
+        trials=12,
+        sampler="random",
+        study="s",
+    )
+    return SearchConfig(**{**values, **changes})
+
+
+def tiny_search_argv(runs: Path, table: Path, checkpoint: Path, trials: int, *budget: str) -> list[str]:
+    """`quadnas search` of the tiny space on digits, random sampler; `budget`: its words (`30ms`, or `30`, `ms`)."""
+    return [
+        "search",
+        *("--space", "tiny", "--data", "digits", "--device", str(table), "--budget", *budget),
+        *("--checkpoint", str(checkpoint), "--runs-dir", str(runs), "--trials", str(trials), "--sampler", "random"),
+    ]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import random_table
+from builders import random_table, tiny_search_argv
 from rich.console import Console
 
 import quadnas.cli.tables
@@ -48,27 +48,8 @@ def document(out: str, schema: str) -> dict[str, Any]:
 
 
 def search_argv(runs: Path, table: Path, checkpoint: Path, budget: str, trials: int) -> list[str]:
-    """`quadnas search --json` of the tiny space on the shared table and checkpoint (random sampler)."""
-    return [
-        "search",
-        "--space",
-        "tiny",
-        "--data",
-        "digits",
-        "--device",
-        str(table),
-        "--budget",
-        budget,
-        "--checkpoint",
-        str(checkpoint),
-        "--runs-dir",
-        str(runs),
-        "--trials",
-        str(trials),
-        "--sampler",
-        "random",
-        "--json",
-    ]
+    """`quadnas search --json` of the tiny space on the shared table and checkpoint."""
+    return [*tiny_search_argv(runs, table, checkpoint, trials, budget), "--json"]
 
 
 def test_version_prints_the_package_version(capsys):

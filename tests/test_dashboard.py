@@ -8,9 +8,9 @@ import time
 import urllib.request
 
 import pytest
+from builders import tiny_search_config
 
 from quadnas.cli import main
-from quadnas.study.config import SearchConfig
 from quadnas.study.run import search
 
 pytest.importorskip("optuna_dashboard")
@@ -19,15 +19,12 @@ pytest.importorskip("optuna_dashboard")
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory, synthetic_table, tiny_checkpoint, budget):
     runs = tmp_path_factory.mktemp("runs")
-    config = SearchConfig(
-        space="tiny",
-        data="digits",
-        device=str(synthetic_table),
-        budget=budget,
-        checkpoint=str(tiny_checkpoint),
-        runs_dir=str(runs),
+    config = tiny_search_config(
+        runs,
+        synthetic_table,
+        tiny_checkpoint,
+        budget,
         trials=14,
-        sampler="random",
         mode="pareto",  # proposals over the budget are scored too: trials of both flags
         study="shown",
     )

@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from builders import tiny_search_argv, tiny_search_config
 
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
@@ -23,23 +24,8 @@ from quadnas.study.results import Candidate, pareto_front
 from quadnas.study.run import search
 
 
-def _config(tmp_path, synthetic_table, tiny_checkpoint, budget, **kw) -> SearchConfig:
-    values = dict(
-        space="tiny",
-        data="digits",
-        device=str(synthetic_table),
-        budget=budget,
-        checkpoint=str(tiny_checkpoint),
-        runs_dir=str(tmp_path / "runs"),
-        trials=12,
-        sampler="random",
-        study="s",
-    )
-    return SearchConfig(**{**values, **kw})
-
-
 def test_constrained_search_never_evaluates_over_budget(tmp_path, synthetic_table, tiny_checkpoint, budget):
-    result = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, sampler="tpe"))
+    result = search(tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, sampler="tpe"))
     trials = result.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(trials) == 12
     budget_ms = result.budget.ms
@@ -59,7 +45,7 @@ def test_constrained_search_never_evaluates_over_budget(tmp_path, synthetic_tabl
 
 
 def test_rerun_resumes_and_trials_means_total(tmp_path, synthetic_table, tiny_checkpoint, budget):
-    config = _config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=5)
+    config = tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=5)
     first = search(config)
     numbers = [t.number for t in first.study.trials]
     again = search(config)
@@ -69,11 +55,15 @@ def test_rerun_resumes_and_trials_means_total(tmp_path, synthetic_table, tiny_ch
 
 
 def test_pareto_and_reward_modes(tmp_path, synthetic_table, tiny_checkpoint, budget):
-    pareto = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, mode="pareto", study="p"))
+    pareto = search(
+        tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, mode="pareto", study="p")
+    )
     assert all(len(t.values) == 2 for t in pareto.study.trials)
     front = pareto.pareto
     assert all(a.latency_ms <= b.latency_ms and a.accuracy < b.accuracy for a, b in zip(front, front[1:]))
-    reward = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, mode="reward", study="r"))
+    reward = search(
+        tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, mode="reward", study="r")
+    )
     for t in reward.study.trials:
         acc, lat = t.user_attrs["accuracy"], t.user_attrs["latency_ms"]
         assert t.value == pytest.approx(acc * (lat / reward.budget.ms) ** -0.07)
@@ -90,33 +80,13 @@ def test_pareto_front_keeps_only_undominated():
 
 
 def test_other_settings_on_same_study_are_refused(tmp_path, synthetic_table, tiny_checkpoint, budget):
-    search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=2))
+    search(tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=2))
     with pytest.raises(QuadnasError, match="was created with other settings.*--study"):
-        search(_config(tmp_path, synthetic_table, tiny_checkpoint, "1000ms", trials=2))
+        search(tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, "1000ms", trials=2))
 
 
 def _tiny_search(capsys, runs, synthetic_table, tiny_checkpoint, trials: int, *budget: str) -> tuple[int, str]:
-    """`quadnas search` of the tiny space on the shared table and checkpoint (random sampler); `budget`: its words."""
-    return _cli(
-        capsys,
-        "search",
-        "--space",
-        "tiny",
-        "--data",
-        "digits",
-        "--device",
-        str(synthetic_table),
-        "--budget",
-        *budget,
-        "--checkpoint",
-        str(tiny_checkpoint),
-        "--runs-dir",
-        str(runs),
-        "--trials",
-        str(trials),
-        "--sampler",
-        "random",
-    )
+    return _cli(capsys, *tiny_search_argv(runs, synthetic_table, tiny_checkpoint, trials, *budget))
 
 
 def _cli(capsys, *argv) -> tuple[int, str]:
@@ -303,7 +273,10 @@ def test_python_api_reports_progress_through_logging_and_a_callback(
 
     events = []
     with caplog.at_level(logging.INFO, logger="quadnas"):
-        search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=4), progress=Progress(events.append))
+        search(
+            tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=4),
+            progress=Progress(events.append),
+        )
     assert [e.done for e in events if e.what == "search"] == [1, 2, 3, 4]
     assert any("search: 4/4 trials (100%)" in r.getMessage() for r in caplog.records)
 
@@ -315,7 +288,7 @@ def test_search_leaves_matplotlib_and_optuna_settings_alone(tmp_path, synthetic_
     optuna.logging.set_verbosity(optuna.logging.INFO)  # the CLI (run by other tests) lowers it
     try:
         backend = matplotlib.get_backend()
-        search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=2))
+        search(tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=2))
         assert (matplotlib.get_backend(), optuna.logging.get_verbosity()) == (backend, optuna.logging.INFO)
     finally:
         optuna.logging.set_verbosity(before)
@@ -387,7 +360,7 @@ def test_a_worker_waiting_for_the_supernet_lock_says_so(tmp_path, monkeypatch):
 
 
 def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, synthetic_table, tiny_checkpoint, budget):
-    config = _config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=2)
+    config = tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=2)
     storage = f"sqlite:///{tmp_path / 'race.db'}"
     study = optuna.create_study(storage=storage, study_name=config.study_name(), direction="maximize")
     study.set_user_attr("device", config.device)  # the creator has written one setting so far
@@ -400,7 +373,9 @@ def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(
 ):
     from quadnas.study.report import pareto_figure
 
-    result = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=6, sampler="tpe"))
+    result = search(
+        tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=6, sampler="tpe")
+    )
     fig = pareto_figure(result)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "over budget" not in labels and "within budget" in labels  # constrained: over-budget never evaluated
@@ -408,7 +383,7 @@ def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(
 
 
 def test_a_failed_trial_is_reported_in_one_line_and_not_counted(tmp_path, synthetic_table, tiny_checkpoint, budget):
-    config = _config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=3)
+    config = tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=3)
     storage = f"sqlite:///{tmp_path / 'failed.db'}"
     study = optuna.create_study(storage=storage, study_name=config.study_name(), direction="maximize")
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # as a stopped worker's trial ends
@@ -422,19 +397,21 @@ def test_a_failed_trial_is_reported_in_one_line_and_not_counted(tmp_path, synthe
 def test_a_study_refuses_accuracies_from_another_supernet(tmp_path, synthetic_table, tiny_checkpoint, budget):
     from quadnas.supernet.checkpoint import read_checkpoint, save_checkpoint
 
-    search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=2))
+    search(tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=2))
     state = read_checkpoint(tiny_checkpoint)
     name = next(iter(state["model"]))
     state["model"][name] = state["model"][name] + 1
     other = tmp_path / "other.pt"
     save_checkpoint(other, {k: v for k, v in state.items() if k != "format"})
     with pytest.raises(QuadnasError, match="accuracies came from another supernet.*supernet_sha256_16.*--study"):
-        search(_config(tmp_path, synthetic_table, other, budget, trials=4))
+        search(tiny_search_config(tmp_path / "runs", synthetic_table, other, budget, trials=4))
 
 
 def test_feasible_tpe_proposes_only_archs_under_the_budget(tmp_path, synthetic_table, tiny_checkpoint, budget):
     """After the seeds, every TPE proposal fits: candidates over the budget are never chosen when one fits."""
-    result = search(_config(tmp_path, synthetic_table, tiny_checkpoint, budget, trials=30, sampler="tpe"))
+    result = search(
+        tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=30, sampler="tpe")
+    )
     proposed = [t.user_attrs["latency_ms"] for t in result.study.trials if "latency_ms" in t.user_attrs]
     assert len(proposed) == 30 and max(proposed) <= result.budget.ms
 
@@ -482,7 +459,9 @@ def test_a_search_that_runs_out_of_new_archs_says_so(tmp_path, synthetic_table, 
     )
     fifth = float(np.sort(predictor.predict_many(every))[4])  # five archs fit, among 117,649
     result = search(
-        _config(tmp_path, synthetic_table, tiny_checkpoint, f"{fifth * 1.000001:.6f}ms", sampler="tpe", trials=14)
+        tiny_search_config(
+            tmp_path / "runs", synthetic_table, tiny_checkpoint, f"{fifth * 1.000001:.6f}ms", sampler="tpe", trials=14
+        )
     )
     repeated = len(result.candidates) - len({c.arch for c in result.candidates})
     said = [n for n in result.notes if "repeated an arch the study already held" in n]
@@ -494,7 +473,7 @@ def test_a_search_caches_its_supernet_under_its_runs_dir(tmp_path, synthetic_tab
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    config = _config(tmp_path, synthetic_table, None, budget, checkpoint=None, train_epochs=1, trials=2)
+    config = tiny_search_config(tmp_path / "runs", synthetic_table, None, budget, train_epochs=1, trials=2)
     result = search(config, progress=Progress(lambda _: None))
     cached = list((tmp_path / "runs" / "supernets").glob("*-search-*.pt"))
     assert len(cached) == 1 and result.study.user_attrs["checkpoint"] == str(cached[0])
