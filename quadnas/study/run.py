@@ -109,8 +109,8 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     repeated = len(items) - len({c.arch for c in items})
     if repeated:
         note = (
-            f"{repeated} of {len(items)} trials repeated an arch the study already held (their accuracy was "
-            "reused): few new archs are left under this budget; more trials will find little"
+            f"{repeated} of {len(items)} trials repeated an arch the study already held: the sampler found no "
+            "new arch under the budget in its redraws, and their accuracy was reused"
         )
         notes.append(note)
         progress.note(note)
