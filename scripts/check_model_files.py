@@ -67,7 +67,7 @@ def main() -> None:
             "onnx-opset17": export_model(source, "onnx", Path(tmp) / "m17.onnx"),
             "onnx-opset20": export_model(source, "onnx", Path(tmp) / "m20.onnx", opset=20),
             "ir-fp32": export_model(source, "openvino", Path(tmp) / "fp32.xml"),
-            "ir-fp16": export_model(source, "openvino", Path(tmp) / "fp16.xml", fp16=True),
+            "ir-fp16": export_model(source, "openvino", Path(tmp) / "fp16.xml", precision="fp16"),
         }
         onnx_meta = ort.InferenceSession(str(files["onnx-opset17"].path)).get_modelmeta().custom_metadata_map
         ir = ov.Core().read_model(str(files["ir-fp16"].path))

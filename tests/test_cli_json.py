@@ -208,7 +208,7 @@ def test_quiet_default_and_verbose_set_the_log_level(capsys, monkeypatch):
 def test_export_json(capsys, tmp_path):
     out = tmp_path / "m.xml"
     argv = ["export", "--arch", "k3e2-id-k5e4-k7e2-id-k3e4", "--space", "tiny", "--init", "random"]
-    code, stdout, _ = run_cli(capsys, *argv, "--format", "openvino", "--fp16", "--out", str(out), "--json")
+    code, stdout, _ = run_cli(capsys, *argv, "--format", "openvino", "--precision", "fp16", "--out", str(out), "--json")
     doc = document(stdout, "export")
     assert code == 0 and doc["path"] == str(out) and doc["weights_precision"] == "fp16" and doc["onnx_opset"] == 17
     assert doc["parity"]["tolerance"] == 1e-2 and set(doc["parity"]["max_abs_diff"]) == {"1", "3"}

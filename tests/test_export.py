@@ -256,7 +256,7 @@ def test_model_files_carry_what_a_deployment_needs(trained, tmp_path):
 def test_fp16_ir_halves_the_weights_within_its_tolerance(trained, tmp_path):
     source = build_model(trained[3])
     fp32 = export_model(source, "openvino", tmp_path / "fp32.xml")
-    fp16 = export_model(source, "openvino", tmp_path / "fp16.xml", fp16=True)
+    fp16 = export_model(source, "openvino", tmp_path / "fp16.xml", precision="fp16")
     assert fp16.max_abs_diff <= 1e-2 and fp16.options.precision == "fp16"
     size = {r.options.precision: r.path.with_suffix(".bin").stat().st_size for r in (fp32, fp16)}
     assert size["fp16"] < 0.6 * size["fp32"]
@@ -275,7 +275,9 @@ def test_other_opsets_export_exactly(opset, tmp_path, tiny_space):
 @pytest.mark.parametrize(
     "fmt, options, message",
     [
-        ("onnx", {"fp16": True}, "--fp16 compresses OpenVINO IR weights"),
+        ("onnx", {"precision": "fp16"}, "--precision fp16 compresses OpenVINO IR weights"),
+        ("torch", {"precision": "int8"}, "--precision int8 quantizes ONNX and OpenVINO"),
+        ("onnx", {"precision": "int4"}, "--precision int4 is not supported: use one of fp32, fp16, int8"),
         ("torch", {"opset": 18}, "--opset applies to ONNX and OpenVINO"),
         ("onnx", {"opset": 9}, "--opset 9 is not supported: use 13..21"),
     ],

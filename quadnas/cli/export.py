@@ -42,7 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--opset", type=positive_int, help="ONNX opset of onnx and openvino exports (default 17, as the latency tables)"
     )
-    p.add_argument("--fp16", action="store_true", help="store OpenVINO IR weights in FP16 (parity checked to 1e-2)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        help="fp32 (default), fp16 (OpenVINO IR weights, parity checked to 1e-2) or int8 (ONNX and OpenVINO, "
+        "calibrated on the checkpoint's data; FP32 and INT8 accuracy reported side by side)",
+    )
     p.add_argument("--finetune-epochs", type=positive_int, help="fine-tune stand-alone for N epochs first")
     p.add_argument("--data", help="data to fine-tune on (default: the checkpoint's)")
     p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (AdamW, cosine; default 5e-4)")
@@ -117,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         source = finetune(
             source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=progress_for(err_console)
         )
-    result = export_model(source, fmt, out, resolution=args.resolution, opset=args.opset, fp16=args.fp16)
+    result = export_model(source, fmt, out, resolution=args.resolution, opset=args.opset, precision=args.precision)
     if not args.json:
         show_result(source, result)
 

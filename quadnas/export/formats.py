@@ -23,6 +23,8 @@ from quadnas.nn import QuadraNet
 from quadnas.nn.onnx import ONNX_OPSET, ONNX_OPSETS, write_onnx
 
 Format = Literal["torch", "onnx", "openvino"]
+Precision = Literal["fp32", "fp16", "int8"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
 FORMATS: tuple[Format, ...] = ("torch", "onnx", "openvino")
 SUFFIXES: dict[Format, tuple[str, ...]] = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "openvino": (".xml",)}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -34,16 +36,23 @@ OPENVINO_HINT = "pip install 'quadnas[openvino]'"
 
 @dataclass(frozen=True)
 class FileOptions:
-    """How a file is written: its ONNX opset, FP16 weights (IR only), and the metadata it carries."""
+    """How a file is written: its ONNX opset, its precision (FP16 weights: IR only; INT8: ONNX and IR),
+    and the metadata it carries."""
 
     opset: int = ONNX_OPSET
-    fp16: bool = False
+    precision: Precision = "fp32"
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     def check(self, fmt: Format) -> FileOptions:
         """Options that apply to `fmt`; others are a one-line error."""
-        if self.fp16 and fmt != "openvino":
-            raise QuadnasError(f"--fp16 compresses OpenVINO IR weights; format {fmt} has none: drop --fp16")
+        if self.precision not in PRECISIONS:
+            raise QuadnasError(f"--precision {self.precision} is not supported: use one of {', '.join(PRECISIONS)}")
+        if self.precision == "fp16" and fmt != "openvino":
+            raise QuadnasError(
+                f"--precision fp16 compresses OpenVINO IR weights; format {fmt} has none: use --format openvino"
+            )
+        if self.precision == "int8" and fmt == "torch":
+            raise QuadnasError("--precision int8 quantizes ONNX and OpenVINO exports: use --format onnx or openvino")
         if self.opset != ONNX_OPSET and fmt == "torch":
             raise QuadnasError("--opset applies to ONNX and OpenVINO exports: drop it for --format torch")
         if self.opset not in ONNX_OPSETS:
@@ -55,11 +64,8 @@ class FileOptions:
 
     @property
     def tolerance(self) -> float:
-        return FP16_TOLERANCE if self.fp16 else PARITY_TOLERANCE
-
-    @property
-    def precision(self) -> str:
-        return "fp16" if self.fp16 else "fp32"
+        """The parity bound of the file as written (INT8 files are checked by accuracy instead)."""
+        return FP16_TOLERANCE if self.precision == "fp16" else PARITY_TOLERANCE
 
 
 @dataclass
@@ -177,7 +183,7 @@ def _write_openvino(
         converted = ov.convert_model(onnx_path)
         for key, value in options.metadata.items():
             converted.set_rt_info(value, ["model_info", key])
-        ov.save_model(converted, str(out), compress_to_fp16=options.fp16)
+        ov.save_model(converted, str(out), compress_to_fp16=options.precision == "fp16")
     compiled = ov.Core().compile_model(str(out), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return [out, out.with_suffix(".bin")], f"openvino {ov.get_version().split('-')[0]} (CPU)", lambda x: compiled(x)[0]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import ExportResult, FileOptions, Format, output_path, write_format
+from quadnas.export.formats import ExportResult, FileOptions, Format, Precision, output_path, write_format
 from quadnas.export.sidecar import check_sidecar_target, model_info, sidecar_path, sidecar_record
 from quadnas.export.source import ExportSource
 from quadnas.nn.onnx import ONNX_OPSET
@@ -20,16 +20,16 @@ def export_model(
     out: str | Path,
     resolution: int | None = None,
     opset: int | None = None,
-    fp16: bool = False,
+    precision: Precision = "fp32",
 ) -> ExportResult:
     """Write `source` in `fmt` at `resolution` (default: the space's deployment resolution).
 
     ONNX and IR files are written with `opset` (default 17, as the latency tables) and carry
-    `sidecar.model_info`; `fp16` stores an IR's weights in FP16. The written file is read back and
+    `sidecar.model_info`; `precision` fp16 stores an IR's weights in FP16. The written file is read back and
     run on random inputs of batch 1 and 3; a max abs difference to PyTorch above 1e-4 (1e-2 with
     FP16 weights) is an error. A YAML sidecar goes beside it (`sidecar_path`).
     """
-    options = FileOptions(ONNX_OPSET if opset is None else opset, fp16).check(fmt)
+    options = FileOptions(ONNX_OPSET if opset is None else opset, precision).check(fmt)
     if source.weights == "untrained":
         meta = source.checkpoint_meta
         assert meta is not None  # an untrained network stands in for a proxy checkpoint's (source._from_proxy)
