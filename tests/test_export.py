@@ -25,6 +25,7 @@ from quadnas.nn.stats import model_stats
 from quadnas.space import SearchSpace
 from quadnas.supernet import Supernet
 from quadnas.supernet.checkpoint import DatasetInfo, checkpoint_hash, checkpoint_state, save_checkpoint
+from quadnas.supernet.evaluate import accuracy
 from quadnas.supernet.train import TrainConfig
 
 FORMATS = ("torch", "onnx", "openvino")
@@ -188,9 +189,13 @@ def test_random_init_is_seeded(tiny_space):
 
 
 # ---- from a supernet checkpoint -------------------------------------------
+def digits_at(resolution: int):
+    return load_dataset("digits", resolution)
+
+
 @pytest.fixture(scope="module")
 def digits():
-    return load_dataset("digits", 32)
+    return digits_at(32)
 
 
 @pytest.fixture
@@ -630,3 +635,28 @@ def test_verify_uses_a_torch_tables_gpu_only_where_one_runs(tmp_path, tiny_space
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _torch_target(table, "torch") == "cuda"
     assert _torch_target(table, "onnxruntime") is None and _torch_target(None, "torch") is None
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_int8_files_are_quantized_and_checked_by_accuracy(fmt, trained, tmp_path):
+    source = build_model(trained[3])
+    result = export_model(source, fmt, tmp_path / f"m-{fmt}", precision="int8")
+    check = result.int8
+    assert check is not None and check.calibration_images == 300 and "INT8" in result.runtime
+    assert 0.0 <= check.int8_accuracy <= 1.0 and check.fp32_accuracy == pytest.approx(
+        accuracy(source.model, digits_at(64).val)
+    )
+    if fmt == "onnx":
+        ops = {node.op_type for node in onnx.load(str(result.path)).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    else:
+        ops = {op.get_type_name() for op in ov.Core().read_model(str(result.path)).get_ops()}
+        assert "FakeQuantize" in ops
+    parity = read_sidecar(result.path)["parity"]
+    assert parity["int8_accuracy"] == check.int8_accuracy and parity["max_logit_diff"] == check.max_logit_diff
+
+
+def test_int8_needs_the_data_the_network_learned_from(tmp_path, tiny_space):
+    source = build_model(ARCH, space=tiny_space, init="random")
+    with pytest.raises(QuadnasError, match="calibrates on the data the network learned from"):
+        export_model(source, "onnx", tmp_path / "m.onnx", precision="int8")

@@ -164,6 +164,16 @@ def show_result(source: ExportSource, result: ExportResult) -> None:
     """The files written, their parity and the network's accuracy, as text."""
     written = ", ".join(str(p) for p in result.files)
     console.print(f"wrote {written}", highlight=False, soft_wrap=True)
+    if result.int8 is not None:
+        c = result.int8
+        console.print(
+            f"INT8 ({result.runtime}, calibrated on {c.calibration_images} training images): accuracy "
+            f"{c.int8_accuracy:.4f} vs FP32 {c.fp32_accuracy:.4f} ({-c.accuracy_drop:+.4f}) on the {c.on}; "
+            f"largest logit difference {c.max_logit_diff:.3g}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     console.print(
         f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
         f"(batch {', '.join(str(b) for b in result.parity)}; {result.options.precision} weights, "
@@ -192,7 +202,16 @@ def export_fields(source: ExportSource, result: ExportResult, check: LatencyChec
         "parity": {
             "runtime": result.runtime,
             "max_abs_diff": {str(batch): diff for batch, diff in result.parity.items()},
-            "tolerance": result.options.tolerance,
+            "tolerance": None if result.int8 else result.options.tolerance,
+        },
+        "int8": None
+        if result.int8 is None
+        else {
+            "calibration_images": result.int8.calibration_images,
+            "fp32_accuracy": result.int8.fp32_accuracy,
+            "int8_accuracy": result.int8.int8_accuracy,
+            "max_logit_diff": result.int8.max_logit_diff,
+            "on": result.int8.on,
         },
         "accuracy": source.accuracy,
         "accuracy_on": source.accuracy_on,

@@ -68,6 +68,21 @@ class FileOptions:
         return FP16_TOLERANCE if self.precision == "fp16" else PARITY_TOLERANCE
 
 
+@dataclass(frozen=True)
+class Int8Check:
+    """FP32 and INT8 accuracy of one quantized file on the validation split, and how far its logits moved."""
+
+    calibration_images: int
+    fp32_accuracy: float
+    int8_accuracy: float
+    max_logit_diff: float
+    on: str
+
+    @property
+    def accuracy_drop(self) -> float:
+        return self.fp32_accuracy - self.int8_accuracy
+
+
 @dataclass
 class ExportResult:
     """The files one export wrote and how closely the written model matches PyTorch."""
@@ -81,10 +96,11 @@ class ExportResult:
     runtime: str
     parity: dict[int, float]  # batch size -> max abs difference to PyTorch
     options: FileOptions = FileOptions()
+    int8: Int8Check | None = None  # an INT8 file is checked by accuracy, not by `parity` (empty)
 
     @property
     def max_abs_diff(self) -> float:
-        return max(self.parity.values())
+        return max(self.parity.values()) if self.parity else math.nan
 
 
 def output_path(fmt: str, out: str | Path) -> Path:

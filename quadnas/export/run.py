@@ -9,6 +9,7 @@ import yaml
 
 from quadnas.errors import QuadnasError
 from quadnas.export.formats import ExportResult, FileOptions, Format, Precision, output_path, write_format
+from quadnas.export.quantize import write_int8
 from quadnas.export.sidecar import check_sidecar_target, model_info, sidecar_path, sidecar_record
 from quadnas.export.source import ExportSource
 from quadnas.nn.onnx import ONNX_OPSET
@@ -45,7 +46,12 @@ def export_model(
     resolution = source.space.check_resolution(resolution or source.space.config.resolution)
     shape = (source.space.config.in_channels, resolution, resolution)
     options = replace(options, metadata=model_info(source, resolution))
-    files, runtime, parity = write_format(source.model, fmt, shape, out, options)
-    result = ExportResult(fmt, out, files + [sidecar], sidecar, resolution, (1, *shape), runtime, parity, options)
+    parity: dict[int, float] = {}
+    int8 = None
+    if options.precision == "int8":
+        files, runtime, int8 = write_int8(source, fmt, shape, out, options)
+    else:
+        files, runtime, parity = write_format(source.model, fmt, shape, out, options)
+    result = ExportResult(fmt, out, files + [sidecar], sidecar, resolution, (1, *shape), runtime, parity, options, int8)
     sidecar.write_text(yaml.safe_dump(sidecar_record(source, result), sort_keys=False))
     return result

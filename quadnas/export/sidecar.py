@@ -89,13 +89,28 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]
             if result.format == "torch"
             else {"onnx_opset": result.options.opset, "weights_precision": result.options.precision}
         ),
-        "parity": {
+        "parity": _parity(result),
+        "quadnas_version": __version__,
+    }
+
+
+def _parity(result: ExportResult) -> dict[str, Any]:
+    """How the file was checked: max abs difference to PyTorch, or for INT8, accuracy side by side."""
+    if result.int8 is None:
+        return {
             "runtime": result.runtime,
             "batches": list(result.parity),
             "tolerance": result.options.tolerance,
             "max_abs_diff": result.max_abs_diff,
-        },
-        "quadnas_version": __version__,
+        }
+    check = result.int8
+    return {
+        "runtime": result.runtime,
+        "int8_vs_fp32_on": check.on,
+        "fp32_accuracy": check.fp32_accuracy,
+        "int8_accuracy": check.int8_accuracy,
+        "max_logit_diff": check.max_logit_diff,
+        "calibration_images": check.calibration_images,
     }
 
 

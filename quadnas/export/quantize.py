@@ -1,0 +1,121 @@
+"""INT8 files: OpenVINO IR through NNCF post-training quantization, ONNX through onnxruntime's static
+QDQ quantization, both calibrated on training images of the data the network learned from.
+
+An INT8 file cannot match PyTorch to 1e-4, so its check is its accuracy: FP32 (PyTorch) and INT8
+(the file in its runtime) top-1 on the validation split side by side, with the largest logit
+difference between them measured and reported.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from quadnas.data import Dataset, load_dataset
+from quadnas.errors import QuadnasError
+from quadnas.export.formats import INPUT_NAME, FileOptions, Format, Int8Check, import_openvino, write_format
+from quadnas.export.source import ExportSource
+from quadnas.nn import QuadraNet
+
+CALIBRATION_IMAGES = 300  # NNCF's default subset size; onnxruntime calibrates on the same images
+BATCH = 50
+NNCF_HINT = "pip install nncf"
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def write_int8(
+    source: ExportSource, fmt: Format, shape: tuple[int, int, int], out: Path, options: FileOptions
+) -> tuple[list[Path], str, Int8Check]:
+    """Write `source`'s network as an INT8 `fmt` file at `out`: (files, runtime, accuracy check)."""
+    data = _data(source, shape[-1])
+    calibration = data.train.tensors[0][:CALIBRATION_IMAGES].numpy()
+    with tempfile.TemporaryDirectory(prefix="quadnas-int8-") as tmp:
+        fp32 = Path(tmp) / ("model.onnx" if fmt == "onnx" else "model.xml")
+        write_format(source.model, fmt, shape, fp32, FileOptions(options.opset, "fp32", options.metadata))
+        quantize = _quantize_onnx if fmt == "onnx" else _quantize_openvino
+        files, runtime, run = quantize(fp32, out, calibration)
+        check = _check(source.model, run, data, len(calibration))
+    return files, runtime, check
+
+
+def _data(source: ExportSource, resolution: int) -> Dataset:
+    """The data the network learned from, at the export's resolution; none is an error."""
+    meta = source.checkpoint_meta
+    if source.data is None or meta is None:
+        raise QuadnasError(
+            "--precision int8 calibrates on the data the network learned from, and this one has none "
+            "(--init random): export weights from a supernet checkpoint"
+        )
+    return load_dataset(
+        source.data,
+        resolution,
+        val_fraction=float(meta.config.get("val_fraction", 0.2)),
+        channels=source.space.config.in_channels,
+    )
+
+
+def _quantize_onnx(fp32: Path, out: Path, calibration: np.ndarray) -> tuple[list[Path], str, Runner]:
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Images(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime is untyped here
+        def __init__(self) -> None:
+            self.batches: Iterator[np.ndarray] = iter(np.split(calibration, len(calibration)))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    prepared = fp32.with_name("prepared.onnx")
+    quant_pre_process(str(fp32), str(prepared))
+    quantize_static(
+        str(prepared),
+        str(out),
+        Images(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    runtime = f"onnxruntime {ort.__version__} (INT8 QDQ)"
+    return [out], runtime, lambda x: np.asarray(session.run(None, {INPUT_NAME: x})[0])
+
+
+def _quantize_openvino(fp32: Path, out: Path, calibration: np.ndarray) -> tuple[list[Path], str, Runner]:
+    try:
+        import nncf
+    except ImportError:
+        raise QuadnasError(f"--precision int8 for OpenVINO needs NNCF (not installed): {NNCF_HINT}") from None
+    ov = import_openvino()
+    model = ov.Core().read_model(str(fp32))
+    dataset = nncf.Dataset(np.split(calibration, len(calibration)))
+    quantized = nncf.quantize(model, dataset, subset_size=len(calibration))
+    ov.save_model(quantized, str(out))
+    compiled = ov.Core().compile_model(str(out), "CPU")
+    runtime = f"openvino {ov.get_version().split('-')[0]} (CPU, INT8 by NNCF {nncf.__version__})"
+    return [out, out.with_suffix(".bin")], runtime, lambda x: np.asarray(compiled(x)[0])
+
+
+def _check(model: QuadraNet, run: Runner, data: Dataset, calibration_images: int) -> Int8Check:
+    """Top-1 of PyTorch (FP32) and of the INT8 file on the validation split, and their largest logit gap."""
+    x, y = data.val.tensors
+    right_fp32 = right_int8 = 0
+    worst = 0.0
+    model.eval()
+    for start in range(0, len(y), BATCH):
+        images, labels = x[start : start + BATCH], y[start : start + BATCH].numpy()
+        with torch.inference_mode():
+            fp32 = model(images).numpy()
+        int8 = run(images.numpy())
+        right_fp32 += int((fp32.argmax(1) == labels).sum())
+        right_int8 += int((int8.argmax(1) == labels).sum())
+        worst = max(worst, float(np.abs(int8 - fp32).max()))
+    on = f"validation split of {data.source} at {data.resolution} px ({len(y)} images)"
+    return Int8Check(calibration_images, right_fp32 / len(y), right_int8 / len(y), worst, on)
