@@ -211,6 +211,6 @@ def test_export_json(capsys, tmp_path):
     code, stdout, _ = run_cli(capsys, *argv, "--format", "openvino", "--precision", "fp16", "--out", str(out), "--json")
     doc = document(stdout, "export")
     assert code == 0 and doc["path"] == str(out) and doc["weights_precision"] == "fp16" and doc["onnx_opset"] == 17
-    assert doc["parity"]["tolerance"] == 1e-2 and set(doc["parity"]["max_abs_diff"]) == {"1", "3"}
+    assert doc["parity"]["tolerance_of_logit_scale"] == 1e-2 and set(doc["parity"]["max_abs_diff"]) == {"1", "3"}
     assert doc["weights"] == "random" and doc["latency_check"] is None and doc["accuracy"] is None
     assert doc["model_card"] == str(out) + ".md" and str(out.with_suffix(".bin")) in doc["files"]

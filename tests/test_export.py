@@ -266,7 +266,7 @@ def test_fp16_ir_halves_the_weights_within_its_tolerance(trained, tmp_path):
     size = {r.options.precision: r.path.with_suffix(".bin").stat().st_size for r in (fp32, fp16)}
     assert size["fp16"] < 0.6 * size["fp32"]
     assert read_sidecar(fp16.path)["file_options"] == {"onnx_opset": 17, "weights_precision": "fp16"}
-    assert read_sidecar(fp16.path)["parity"]["tolerance"] == 1e-2
+    assert read_sidecar(fp16.path)["parity"]["tolerance_of_logit_scale"] == 1e-2
 
 
 @pytest.mark.parametrize("opset", [13, 20])

@@ -177,7 +177,7 @@ def show_result(source: ExportSource, result: ExportResult) -> None:
     console.print(
         f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
         f"(batch {', '.join(str(b) for b in result.parity)}; {result.options.precision} weights, "
-        f"tolerance {result.options.tolerance:g})",
+        f"bound {result.parity_bound:.2g}: {result.options.tolerance:g} of the logits' scale)",
         highlight=False,
     )
     if source.accuracy is not None:
@@ -202,7 +202,8 @@ def export_fields(source: ExportSource, result: ExportResult, check: LatencyChec
         "parity": {
             "runtime": result.runtime,
             "max_abs_diff": {str(batch): diff for batch, diff in result.parity.items()},
-            "tolerance": None if result.int8 else result.options.tolerance,
+            "tolerance": None if result.int8 else result.parity_bound,
+            "tolerance_of_logit_scale": None if result.int8 else result.options.tolerance,
         },
         "int8": None
         if result.int8 is None

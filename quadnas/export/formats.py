@@ -29,8 +29,11 @@ FORMATS: tuple[Format, ...] = ("torch", "onnx", "openvino")
 SUFFIXES: dict[Format, tuple[str, ...]] = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "openvino": (".xml",)}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 PARITY_BATCHES = (1, 3)
-PARITY_TOLERANCE = 1e-4
-FP16_TOLERANCE = 1e-2  # FP16 weights: max abs logit difference to FP32 PyTorch (measured 6.5e-4, docs/benchmarks.md)
+# Parity bounds, relative to the logits' scale (max |logit| of PyTorch on the parity inputs, at least 1): float32
+# runtimes sum in other orders, and the quadratic branches multiply what they differ by; OpenVINO's CPU plugin
+# differed from PyTorch by 1.3e-4 of the scale on a fine-tuned network (docs/benchmarks.md), onnxruntime by 1e-6.
+PARITY_TOLERANCE = 1e-3
+FP16_TOLERANCE = 1e-2  # FP16 weights (measured 3.9e-4 of the scale, docs/benchmarks.md)
 OPENVINO_HINT = "pip install 'quadnas[openvino]'"
 
 
@@ -64,7 +67,7 @@ class FileOptions:
 
     @property
     def tolerance(self) -> float:
-        """The parity bound of the file as written (INT8 files are checked by accuracy instead)."""
+        """The parity bound relative to the logits' scale (INT8 files are checked by accuracy instead)."""
         return FP16_TOLERANCE if self.precision == "fp16" else PARITY_TOLERANCE
 
 
@@ -96,6 +99,7 @@ class ExportResult:
     runtime: str
     parity: dict[int, float]  # batch size -> max abs difference to PyTorch
     options: FileOptions = FileOptions()
+    parity_bound: float = math.nan  # the absolute bound `parity` passed: the relative tolerance times the scale
     int8: Int8Check | None = None  # an INT8 file is checked by accuracy, not by `parity` (empty)
 
     @property
@@ -122,11 +126,12 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 def write_format(
     model: QuadraNet, fmt: Format, shape: tuple[int, int, int], out: Path, options: FileOptions
-) -> tuple[list[Path], str, dict[int, float]]:
+) -> tuple[list[Path], str, dict[int, float], float]:
     """Write `model` in `fmt` for inputs of `shape` (C, H, W) and any batch.
 
-    The file is read back by its runtime; a max abs difference to PyTorch above the
-    options' tolerance (1e-4; 1e-2 with FP16 weights) on either parity batch is an error.
+    The file is read back by its runtime; a max abs difference to PyTorch above the options'
+    tolerance (1e-3; 1e-2 with FP16 weights) times the logits' scale on either parity batch is an
+    error. Returns the files, the runtime, the difference per batch and the bound it passed.
     """
     model = model.eval()
     writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino}[fmt]
@@ -135,14 +140,16 @@ def write_format(
         files, runtime, run = writer(model, shape, out, options)
     except OSError as e:
         raise QuadnasError(f"cannot write --out {out}: {e.strerror or e}: give a writable path") from None
-    parity = _parity(model, run, shape)
+    parity, scale = _parity(model, run, shape)
+    bound = options.tolerance * scale
     worst = max(parity, key=lambda batch: parity[batch])
-    if parity[worst] > options.tolerance or not math.isfinite(parity[worst]):
+    if parity[worst] > bound or not math.isfinite(parity[worst]):
         raise QuadnasError(
             f"{out} differs from PyTorch by {parity[worst]:.3g} (max abs, batch {worst}) on {runtime}, above "
-            f"{options.tolerance:g}: do not ship it; report the arch '{model.arch}' and this runtime as a bug"
+            f"{bound:.3g} ({options.tolerance:g} of the logits' scale {scale:.3g}): do not ship it; report the arch "
+            f"'{model.arch}' and this runtime as a bug"
         )
-    return files, runtime, parity
+    return files, runtime, parity, bound
 
 
 def _write_torch(
@@ -216,14 +223,16 @@ def import_openvino() -> ModuleType:
     return module
 
 
-def _parity(model: QuadraNet, run: Runner, shape: tuple[int, ...]) -> dict[int, float]:
-    """Max abs difference to PyTorch per batch size, on seeded random inputs."""
+def _parity(model: QuadraNet, run: Runner, shape: tuple[int, ...]) -> tuple[dict[int, float], float]:
+    """Max abs difference to PyTorch per batch size on seeded random inputs, and the logits' scale
+    (max |logit| of PyTorch, at least 1)."""
     generator = torch.Generator().manual_seed(0)
-    diffs = {}
+    diffs, scale = {}, 1.0
     for batch in PARITY_BATCHES:
         x = torch.randn(batch, *shape, generator=generator)
         with torch.no_grad():
             expected = model(x).numpy()
         got = np.asarray(run(x.numpy()))
         diffs[batch] = float(np.abs(got - expected).max()) if got.shape == expected.shape else math.inf
-    return diffs
+        scale = max(scale, float(np.abs(expected).max()))
+    return diffs, scale

@@ -100,7 +100,8 @@ def _parity(result: ExportResult) -> dict[str, Any]:
         return {
             "runtime": result.runtime,
             "batches": list(result.parity),
-            "tolerance": result.options.tolerance,
+            "tolerance": result.parity_bound,
+            "tolerance_of_logit_scale": result.options.tolerance,
             "max_abs_diff": result.max_abs_diff,
         }
     check = result.int8
