@@ -8,6 +8,8 @@ difference between them measured and reported.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,7 +98,8 @@ def _quantize_openvino(fp32: Path, out: Path, calibration: np.ndarray) -> tuple[
     ov = import_openvino()
     model = ov.Core().read_model(str(fp32))
     dataset = nncf.Dataset(np.split(calibration, len(calibration)))
-    quantized = nncf.quantize(model, dataset, subset_size=len(calibration))
+    with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws its own progress bars on stdout
+        quantized = nncf.quantize(model, dataset, subset_size=len(calibration))
     ov.save_model(quantized, str(out))
     compiled = ov.Core().compile_model(str(out), "CPU")
     runtime = f"openvino {ov.get_version().split('-')[0]} (CPU, INT8 by NNCF {nncf.__version__})"
