@@ -369,6 +369,7 @@ def test_model_card_content(trained, tmp_path, tiny_space, monkeypatch):
     assert f"{params:,}" in card and f"{macs:,}" in card
     assert "0.8750 top-1 on the validation split of digits" in card
     assert "predicted 1.5 ms on `tiny-test` against a budget of 2.0 ms" in card
+    assert f"limit {result.parity_bound:.2g}, 0.001 of the logits' scale" in card
     assert "quadnas.load" in card
     rows = len(tiny_space.op_specs(source.arch))
     assert "| table | bench-cpu | onnxruntime" in card and f"| measured | {rows * 0.5:.2f} ms |" in card
@@ -654,6 +655,9 @@ def test_int8_files_are_quantized_and_checked_by_accuracy(fmt, trained, tmp_path
         assert "FakeQuantize" in ops
     parity = read_sidecar(result.path)["parity"]
     assert parity["int8_accuracy"] == check.int8_accuracy and parity["max_logit_diff"] == check.max_logit_diff
+    assert f"accuracy {check.int8_accuracy:.4f} vs FP32 {check.fp32_accuracy:.4f}" in render_model_card(
+        source, result, predictions=[]
+    )
 
 
 def test_int8_needs_the_data_the_network_learned_from(tmp_path, tiny_space):

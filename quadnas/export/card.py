@@ -9,7 +9,7 @@ from pathlib import Path
 
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import INPUT_NAME, OUTPUT_NAME, PARITY_TOLERANCE, ExportResult
+from quadnas.export.formats import INPUT_NAME, OUTPUT_NAME, ExportResult
 from quadnas.export.sidecar import resolution_note
 from quadnas.export.source import ExportSource
 from quadnas.export.verify import LatencyCheck
@@ -104,8 +104,7 @@ def render_model_card(
         "",
         f"- weights: {_weights(source)}",
         f"- accuracy: {_accuracy(source)}",
-        f"- parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} "
-        f"(random inputs, batch {' and '.join(str(b) for b in result.parity)}; limit {PARITY_TOLERANCE:g})",
+        f"- {_parity(result)}",
         "",
         "## Predicted latency",
         "",
@@ -227,6 +226,22 @@ def _weights(source: ExportSource) -> str:
     if source.weights == "fine-tuned":
         return f"inherited from the {where}, then fine-tuned stand-alone on {source.data}"
     return f"inherited from the {where}, trained on {source.data}"
+
+
+def _parity(result: ExportResult) -> str:
+    """How the file was checked against PyTorch: its difference and bound, or INT8 accuracy side by side."""
+    if result.int8 is not None:
+        c = result.int8
+        return (
+            f"INT8 ({result.runtime}, calibrated on {c.calibration_images} training images): accuracy "
+            f"{c.int8_accuracy:.4f} vs FP32 {c.fp32_accuracy:.4f} on the {c.on}; largest logit difference "
+            f"{c.max_logit_diff:.3g}"
+        )
+    return (
+        f"parity: max abs difference to PyTorch {result.max_abs_diff:.2g} on {result.runtime} (random inputs, "
+        f"batch {' and '.join(str(b) for b in result.parity)}, {result.options.precision} weights; limit "
+        f"{result.parity_bound:.2g}, {result.options.tolerance:g} of the logits' scale)"
+    )
 
 
 def _usage(result: ExportResult) -> list[str]:
