@@ -309,6 +309,13 @@ def test_budget_in_two_words_is_read(capsys, tmp_path, synthetic_table, tiny_che
     assert code in (0, 1) and f"budget {float(value):g} ms" in text
 
 
+def test_an_abbreviated_budget_flag_is_joined_as_the_whole_one():
+    from quadnas.cli import join_latency_words
+
+    assert join_latency_words(["search", "--budg", "30", "ms"]) == ["search", "--budget=30ms"]
+    assert join_latency_words(["search", "--bu", "30ms"]) == ["search", "--bu", "30ms"]  # too short to be sure
+
+
 def test_best_arch_is_printed_whole_and_the_table_breaks_only_at_dashes(
     capsys, tmp_path, synthetic_table, tiny_checkpoint, budget
 ):

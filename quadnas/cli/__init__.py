@@ -49,12 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 LATENCY_FLAGS = ("--budget",)
+SHORTEST_PREFIX = 5  # `--bud`: argparse reads unique prefixes, and no other flag of any command starts so
 _NUMBER = re.compile(r"-?[0-9]*\.?[0-9]+(?:e[-+]?\d+)?", re.IGNORECASE)
 _UNIT = re.compile(r"ms|s|us|µs|μs", re.IGNORECASE)
 
 
 def join_latency_words(argv: list[str]) -> list[str]:
-    """`--budget -5ms` and `--budget 30 ms` as argparse cannot read them: `--budget=-5ms`, `--budget=30ms`.
+    """`--budget -5ms` and `--budget 30 ms` (or `--budg 30 ms`) as argparse cannot read them: `--budget=-5ms`,
+    `--budget=30ms`.
 
     argparse takes `-5ms` for an option and `ms` for a stray argument; joined, the budget
     parser reads the value or gives its own one-line error (a negative budget).
@@ -62,11 +64,12 @@ def join_latency_words(argv: list[str]) -> list[str]:
     out, i = [], 0
     while i < len(argv):
         word, i = argv[i], i + 1
-        if word in LATENCY_FLAGS and i < len(argv) and not argv[i].startswith("--"):
+        flag = next((f for f in LATENCY_FLAGS if len(word) >= SHORTEST_PREFIX and f.startswith(word)), None)
+        if flag and i < len(argv) and not argv[i].startswith("--"):
             value, i = argv[i], i + 1
             if i < len(argv) and _NUMBER.fullmatch(value) and _UNIT.fullmatch(argv[i]):
                 value, i = value + argv[i], i + 1
-            word = f"{word}={value}"
+            word = f"{flag}={value}"
         out.append(word)
     return out
 
