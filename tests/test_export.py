@@ -664,3 +664,11 @@ def test_int8_needs_the_data_the_network_learned_from(tmp_path, tiny_space):
     source = build_model(ARCH, space=tiny_space, init="random")
     with pytest.raises(QuadnasError, match="calibrates on the data the network learned from"):
         export_model(source, "onnx", tmp_path / "m.onnx", precision="int8")
+
+
+def test_timing_with_torch_leaves_the_process_thread_count_alone(tmp_path, tiny_space):
+    source = build_model(ARCH, space=tiny_space, init="random")
+    result = export_model(source, "torch", tmp_path / "m.pt")
+    before = torch.get_num_threads()
+    check = verify_latency(source, result, backend="torch", threads=before + 1, rounds=1)
+    assert check.backend["threads"] == before + 1 and torch.get_num_threads() == before

@@ -20,6 +20,7 @@ from quadnas.latency.measure.backends import (
     OnnxBackend,
     OpenVinoBackend,
     get_backend,
+    keeps_torch_threads,
     time_session,
 )
 from quadnas.latency.measure.kit_runner import TimedSession
@@ -72,6 +73,7 @@ def calibration_error_pct(meta: TableMeta) -> float | None:
     return calibration.max_err_pct if calibration.max_err_pct is not None else calibration.mape_pct
 
 
+@keeps_torch_threads
 def verify_latency(
     source: ExportSource,
     result: ExportResult,

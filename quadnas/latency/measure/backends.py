@@ -10,13 +10,14 @@ the sessions of `kit_runner`, the same code a profiling kit runs on a remote dev
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar, TypedDict
+from typing import ClassVar, ParamSpec, TypedDict, TypeVar
 
 import torch
 from torch import nn
@@ -27,6 +28,8 @@ from quadnas.latency.measure.kit_runner import Schedule, TimedSession, Timing, m
 from quadnas.latency.names import BACKEND_NAMES
 from quadnas.nn.onnx import write_onnx
 
+P = ParamSpec("P")
+R = TypeVar("R")
 INPUT_LAYOUT = "channels-last after the stem"  # what the profiler feeds eager torch, as a QuadraNet does
 INSTALL_HINTS = {
     "onnxruntime": "pip install onnxruntime",
@@ -63,6 +66,21 @@ def parse_threads(value: int | str) -> int:
     if threads < 1 or isinstance(value, bool):
         raise QuadnasError(f"threads must be a whole number >= 1, got '{value}': e.g. --threads 1")
     return threads
+
+
+def keeps_torch_threads(func: Callable[P, R]) -> Callable[P, R]:
+    """`func`, with torch's process-wide thread count restored when it returns: the torch backend sets its
+    own for every timed round, and a caller's process keeps the count it had."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        threads = torch.get_num_threads()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
 
 
 def time_session(session: TimedSession, rounds: int, round_s: float, warmup_s: float) -> Timing:

@@ -25,7 +25,7 @@ from torch import nn
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
-from quadnas.latency.measure.backends import Backend, Description
+from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
 from quadnas.latency.measure.kit_runner import TimedSession, Timing, measure_interleaved
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
@@ -297,6 +297,7 @@ def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -
     return table
 
 
+@keeps_torch_threads
 def profile(
     space: SearchSpace,
     backend: Backend,

@@ -17,7 +17,7 @@ from scipy.stats import kendalltau
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import foreign_host_note
-from quadnas.latency.measure.backends import BACKENDS, Backend, get_backend
+from quadnas.latency.measure.backends import BACKENDS, Backend, get_backend, keeps_torch_threads
 from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.profiler import measure_networks, sample_spread, space_at
 from quadnas.latency.measure.settings import ProfileSettings
@@ -95,6 +95,7 @@ def compare(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
+@keeps_torch_threads
 def validate(
     table: LatencyTable,
     space: SearchSpace | None = None,
