@@ -30,6 +30,7 @@ from quadnas.supernet.train import TrainConfig
 
 FORMATS = ("torch", "onnx", "openvino")
 ARCH = "k3e2-id-k5e4-k7e2-id-k3e4"  # an arch of the tiny space
+RANDOM_TINY_EXPORT = ("export", "--arch", ARCH, "--space", "tiny", "--init", "random")
 
 
 def wake_blocks(model: torch.nn.Module) -> torch.nn.Module:
@@ -111,7 +112,7 @@ def test_round_trip_default_space_at_small_resolution(fmt, default_source, tmp_p
 
 def test_random_init_without_checkpoint_via_cli(tmp_path, tiny_space):
     out = tmp_path / "net.onnx"
-    assert main(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(out)]) == 0
+    assert main([*RANDOM_TINY_EXPORT, "--out", str(out)]) == 0
     sidecar = read_sidecar(out)
     assert sidecar["weights"] == "random" and sidecar["checkpoint"] is None and sidecar["accuracy"] is None
     assert sidecar["num_classes"] == tiny_space.config.num_classes  # the head the latency tables describe
@@ -138,7 +139,7 @@ def test_random_init_without_checkpoint_via_cli(tmp_path, tiny_space):
 
 
 def test_two_formats_of_one_name_keep_their_own_sidecars_and_cards(tmp_path, tiny_space):
-    base = ["export", "--arch", ARCH, "--space", "tiny", "--init", "random"]
+    base = [*RANDOM_TINY_EXPORT]
     assert main(base + ["--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
     assert main(base + ["--format", "torch", "--out", str(tmp_path / "m.pt")]) == 0
     assert main(base + ["--format", "openvino", "--out", str(tmp_path / "m.xml")]) == 0
@@ -177,7 +178,7 @@ def test_card_never_overwrites_other_markdown(tmp_path, capsys):
     notes = tmp_path / "notes.onnx.md"
     notes.write_text("# my notes\n")
     out = tmp_path / "notes.onnx"
-    assert main(["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(out)]) == 2
+    assert main([*RANDOM_TINY_EXPORT, "--out", str(out)]) == 2
     assert "not a quadnas model card" in capsys.readouterr().err
     assert notes.read_text() == "# my notes\n" and not out.exists()
 
@@ -421,13 +422,7 @@ def test_verify_latency_reports_measured_predicted_budget(tmp_path, tiny_space):
 def verify_args(tmp_path, table: str) -> list[str]:
     """`quadnas export` of a random-init tiny arch to ONNX, timed 3 rounds against `table`."""
     return [
-        "export",
-        "--arch",
-        ARCH,
-        "--space",
-        "tiny",
-        "--init",
-        "random",
+        *RANDOM_TINY_EXPORT,
         "--out",
         str(tmp_path / "m.onnx"),
         "--verify-latency",
@@ -496,13 +491,7 @@ def error_of(args, capsys) -> str:
 def test_unknown_format(tmp_path, capsys):
     err = error_of(
         [
-            "export",
-            "--arch",
-            ARCH,
-            "--space",
-            "tiny",
-            "--init",
-            "random",
+            *RANDOM_TINY_EXPORT,
             "--format",
             "tflite",
             "--out",
@@ -523,13 +512,7 @@ def test_out_naming_a_folder_is_refused_before_any_work(tmp_path, capsys):
 def test_suffix_must_fit_format(tmp_path, capsys):
     err = error_of(
         [
-            "export",
-            "--arch",
-            ARCH,
-            "--space",
-            "tiny",
-            "--init",
-            "random",
+            *RANDOM_TINY_EXPORT,
             "--format",
             "onnx",
             "--out",
@@ -591,9 +574,7 @@ def test_space_changed_since_search(trained, tmp_path, capsys, tiny_space):
 
 def test_openvino_not_installed(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
-    err = error_of(
-        ["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.xml")], capsys
-    )
+    err = error_of([*RANDOM_TINY_EXPORT, "--out", str(tmp_path / "m.xml")], capsys)
     assert "needs the openvino package" in err and "pip install" in err
 
 
@@ -614,7 +595,7 @@ def test_result_and_arch_together(trained, tmp_path, capsys):
 
 
 def test_flags_that_need_another_flag(tmp_path, capsys, trained):
-    base = ["export", "--arch", ARCH, "--space", "tiny", "--init", "random", "--out", str(tmp_path / "m.onnx")]
+    base = [*RANDOM_TINY_EXPORT, "--out", str(tmp_path / "m.onnx")]
     assert "only apply with --verify-latency" in error_of(base + ["--budget", "3ms"], capsys)
     assert "only applies to fine-tuning" in error_of(base + ["--data", "digits"], capsys)
     assert "uses no checkpoint" in error_of(base + ["--checkpoint", str(trained[2])], capsys)
