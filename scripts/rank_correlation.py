@@ -80,7 +80,7 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, SearchSpace
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.methods import Method, methods, standalone_accuracy, train_supernet_method
-from quadnas.supernet.train import TrainConfig, steps_per_epoch
+from quadnas.supernet.train import TrainConfig, steps_for
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
 LatencyFn = Callable[[Sequence[Arch]], np.ndarray]
@@ -124,7 +124,7 @@ class Recipe(BaseModel):
         )
 
     def steps(self, epochs: float) -> int:
-        return max(1, round(epochs * steps_per_epoch(self.train_images, self.batch_size)))
+        return steps_for(epochs, self.train_images, self.batch_size)
 
 
 PROFILES: dict[str, dict[str, Any]] = {

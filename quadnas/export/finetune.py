@@ -11,6 +11,7 @@ from quadnas.export.source import ExportSource
 from quadnas.progress import Progress
 from quadnas.supernet.evaluate import accuracy
 from quadnas.supernet.methods import train_standalone
+from quadnas.supernet.train import steps_for
 
 
 def finetune(
@@ -55,12 +56,10 @@ def finetune(
             f"data '{dataset.source}' has {dataset.num_classes} classes but the network's head has "
             f"{source.model.num_classes}: fine-tune on data with the checkpoint's classes ({meta.dataset.source})"
         )
-    images = len(dataset.train)
-    steps = epochs * (images // min(batch_size, images))  # whole epochs of full batches
     model = train_standalone(
         copy.deepcopy(source.model),
         dataset.train,
-        steps=steps,
+        steps=steps_for(epochs, len(dataset.train), batch_size),
         lr=lr,
         weight_decay=weight_decay,
         batch_size=batch_size,

@@ -35,7 +35,7 @@ from quadnas.space import Arch, BlockChoice, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
 from quadnas.supernet.evaluate import accuracy
 from quadnas.supernet.recipe import TrainConfig
-from quadnas.supernet.train import SupernetTrainer, param_groups, steps_per_epoch, warmup_cosine
+from quadnas.supernet.train import SupernetTrainer, param_groups, steps_for, warmup_cosine
 
 if TYPE_CHECKING:
     from quadnas.data import Dataset
@@ -183,7 +183,7 @@ def train_supernet_method(
     config = config.model_copy(update={"sandwich": method.sandwich, "width": method.width})
     paths = method.trainer.paths_per_step(space, config)
     x, y = data.train.tensors
-    steps = max(1, round(path_epochs * method.compute / paths * steps_per_epoch(len(y), config.batch_size)))
+    steps = steps_for(path_epochs * method.compute / paths, len(y), config.batch_size)
     config = config.model_copy(update={"epochs": 1, "warmup_epochs": warmup_fraction})
     trainer = method.trainer(space, data.num_classes, config, steps)
     trainer.model.to(x.device)  # in place: the optimizer keeps the same parameters

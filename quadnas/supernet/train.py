@@ -197,6 +197,11 @@ def steps_per_epoch(num_train: int, batch_size: int) -> int:
     return max(1, num_train // batch_size)
 
 
+def steps_for(epochs: float, num_train: int, batch_size: int) -> int:
+    """Steps of `epochs` (fractional allowed) passes of full batches; at least one."""
+    return max(1, round(epochs * steps_per_epoch(num_train, batch_size)))
+
+
 def train_supernet(
     space: SearchSpace,
     dataset: Dataset,
