@@ -81,7 +81,8 @@ def main() -> None:
                 name: {
                     "runtime": r.runtime,
                     "parity_max_abs": r.max_abs_diff,
-                    "tolerance": r.options.tolerance,
+                    "bound": r.parity_bound,
+                    "bound_of_logit_scale": r.options.tolerance,
                     "weights_mb": round(
                         sum(p.stat().st_size for p in r.files if p.suffix in (".onnx", ".bin")) / 2**20, 2
                     ),
