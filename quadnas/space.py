@@ -2,7 +2,7 @@
 
 A `SearchSpace` is loaded from YAML; an `Arch` is one choice per searchable block.
 Inside quadnas an arch is always an `Arch`; the space owns its other forms, converted at the edges:
-text (`k3e2-k7e4-id-...`, in files and on screen: `str(arch)`, `parse`), Optuna trial parameters
+text (`k3e2-k7e4q-id-...`, in files and on screen: `str(arch)`, `parse`), Optuna trial parameters
 (`to_params`, `from_params`) and choice indices (`to_indices`, `from_indices`, for vectorised
 prediction). `SearchSpace.op_specs(arch)` lists the ops an arch
 runs at the deployment resolution — the single source profiler, predictor and
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,22 +28,25 @@ from quadnas.resources import shipped_dir
 
 SPACES_DIR = shipped_dir("search_spaces")
 DEFAULT_SPACE = "quadranet-t"
-_TOKEN = re.compile(r"^k(\d+)e(\d+)$")
 
 
 @dataclass(frozen=True, order=True)
 class BlockChoice:
-    """One searchable block: a quadratic block of `kernel` and `expansion`, or identity (kernel 0)."""
+    """One searchable block: a quadratic block of `kernel` and `expansion`, or identity (kernel 0).
+
+    `enhanced`: its MLP's two 1x1 convs carry a QuadEnhancer (token suffix `q`: `k5e4q`).
+    """
 
     kernel: int = 0
     expansion: int = 0
+    enhanced: bool = False
 
     @property
     def is_identity(self) -> bool:
         return self.kernel == 0
 
     def __str__(self) -> str:
-        return "id" if self.is_identity else f"k{self.kernel}e{self.expansion}"
+        return "id" if self.is_identity else f"k{self.kernel}e{self.expansion}{'q' if self.enhanced else ''}"
 
 
 IDENTITY = BlockChoice()
@@ -77,13 +79,14 @@ class OpSpec:
     cout: int
     kernel: int = 0
     expansion: int = 0
+    enhance: int = 0
 
-    COLUMNS = ("op", "height", "width", "cin", "cout", "kernel", "expansion")
+    COLUMNS = ("op", "height", "width", "cin", "cout", "kernel", "expansion", "enhance")
 
     def __str__(self) -> str:
         text = f"{self.op} in={self.height}x{self.width}x{self.cin}"
         if self.op == "quadra_block":
-            return f"{text} k={self.kernel} e={self.expansion}"
+            return f"{text} k={self.kernel} e={self.expansion}" + (f" q={self.enhance}" if self.enhance else "")
         return f"{text} out={self.cout}"
 
     def as_row(self) -> dict[str, int | str]:
@@ -100,6 +103,7 @@ class ChoicesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kernel: list[int] = Field(min_length=1)
     expansion: list[int] = Field(min_length=1)
+    enhance: list[bool] = Field(default=[False], min_length=1, description="QuadEnhanced MLP: [false], [true] or both")
     identity: bool = True
 
     @field_validator("kernel")
@@ -116,6 +120,11 @@ class ChoicesConfig(BaseModel):
             raise ValueError(f"expansions must be positive, got {v}")
         return sorted(set(v))
 
+    @field_validator("enhance")
+    @classmethod
+    def _distinct(cls, v: list[bool]) -> list[bool]:
+        return sorted(set(v))
+
 
 class SpaceConfig(BaseModel):
     """The YAML schema of a search space."""
@@ -128,6 +137,7 @@ class SpaceConfig(BaseModel):
     stem_patch: int = Field(default=4, gt=0)
     stages: list[StageConfig] = Field(min_length=1)
     choices: ChoicesConfig
+    enhancer_k: int = Field(default=1, gt=0, description="neighbours each QuadEnhancer mixes (its k)")
 
     @model_validator(mode="after")
     def _resolution_divides(self) -> SpaceConfig:
@@ -144,9 +154,9 @@ class SearchSpace:
         self.config = config
         self.source = source
         c = config.choices
-        self.choices: tuple[BlockChoice, ...] = tuple(BlockChoice(k, e) for k in c.kernel for e in c.expansion) + (
-            (IDENTITY,) if c.identity else ()
-        )
+        self.choices: tuple[BlockChoice, ...] = tuple(
+            BlockChoice(k, e, q) for k in c.kernel for e in c.expansion for q in c.enhance
+        ) + ((IDENTITY,) if c.identity else ())
 
     # ---- loading ---------------------------------------------------------
     @classmethod
@@ -215,9 +225,24 @@ class SearchSpace:
         """Stage index of each searchable block."""
         return [i for i, d in enumerate(self.depths) for _ in range(d)]
 
+    @property
+    def enhances(self) -> bool:
+        """Whether any choice carries a QuadEnhancer."""
+        return True in self.config.choices.enhance
+
+    @property
+    def enhancer(self) -> int:
+        """The k of this space's QuadEnhancers; 0 where no choice is enhanced."""
+        return self.config.enhancer_k if self.enhances else 0
+
     def fingerprint(self) -> str:
-        """Hash of everything that affects weights or latency (not the name)."""
+        """Hash of everything that affects weights or latency (not the name).
+
+        A space without enhanced choices hashes as it did before the enhancer existed.
+        """
         payload = self.config.model_dump(exclude={"name"})
+        if not self.enhances:
+            del payload["enhancer_k"], payload["choices"]["enhance"]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
@@ -235,7 +260,7 @@ class SearchSpace:
 
     # ---- architectures ---------------------------------------------------
     def parse(self, text: str) -> Arch:
-        """Parse `k3e2-k7e4-id-...`; errors name the bad token and what is allowed, then a wrong count."""
+        """Parse `k3e2-k7e4q-id-...`; errors name the bad token and what is allowed, then a wrong count."""
         tokens = [t.strip() for t in text.strip().split("-")]
         allowed = {str(c): c for c in self.choices}
         for i, token in enumerate(tokens):
@@ -286,7 +311,7 @@ class SearchSpace:
         return Arch(tuple(rng.choice(self.choices) for _ in range(self.num_blocks)))
 
     def largest(self) -> Arch:
-        return Arch((BlockChoice(self.max_kernel, self.max_expansion),) * self.num_blocks)
+        return Arch((BlockChoice(self.max_kernel, self.max_expansion, self.enhances),) * self.num_blocks)
 
     def smallest(self) -> Arch:
         smallest = IDENTITY if self.config.choices.identity else min(self.choices)
@@ -314,7 +339,9 @@ class SearchSpace:
                 specs.append(OpSpec("downsample", size, size, self.dims[i - 1], dim))
                 size //= 2
             specs += [
-                OpSpec("quadra_block", size, size, dim, dim, b.kernel, b.expansion) for b in blocks if not b.is_identity
+                OpSpec("quadra_block", size, size, dim, dim, b.kernel, b.expansion, c.enhancer_k * b.enhanced)
+                for b in blocks
+                if not b.is_identity
             ]
         specs.append(OpSpec("head", size, size, self.dims[-1], c.num_classes))
         return specs

@@ -2,7 +2,8 @@
 
 Fits the operator cost model (quadnas/latency/estimate/model.py) of each device to published
 whole-network latencies (latency_tables/reference/published_latency_points.csv), then
-writes one row per op spec of the default search space (`created` is kept from the existing
+writes one row per op spec of quadranet-t-qe, which has every op spec of the default space and
+the QuadEnhanced blocks besides (`created` is kept from the existing
 file unless --created is given).
 
 Reproducible on any host. The fit's last digits depend on the host's floating point (numpy's
@@ -437,6 +438,15 @@ def _around(a: str, b: str) -> str:
     return f"{a[start : first + 40]!r} -> {b[start : first + 40]!r}"
 
 
+#: How the rows of QuadEnhanced blocks are estimated, and what is known of their error.
+ENHANCER_ROWS = (
+    "rows with enhance > 0 (QuadEnhanced 1x1 convs) are the fitted model's price of the enhancer's primitives "
+    "(per neighbour a roll copy, a multiply and an add; then a multiply and the bias add, on each 1x1 conv's "
+    "output); no published latency of a QuadEnhancer exists for this device, so their error here is unmeasured. "
+    "docs/benchmarks.md compares the model's enhancer share of a block with one measured on an x86 host."
+)
+
+
 def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: datetime) -> LatencyTable:
     residuals = result.residuals_pct
     sources = [
@@ -483,6 +493,7 @@ def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: 
         sources=sources,
         cost_model=result.device.header(),
         fit_points=fit_points,
+        **({"enhancer_rows": ENHANCER_ROWS} if space.enhances else {}),
     )
     table = LatencyTable(meta)
     stem_patch = space.config.stem_patch
@@ -661,7 +672,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=Path, default=POINTS_CSV, help="published latency points (CSV)")
     parser.add_argument("--out", type=Path, default=SHIPPED_TABLES_DIR, help="where the tables go")
-    parser.add_argument("--space", default=None, help="search space whose op specs get rows (default quadranet-t)")
+    parser.add_argument(
+        "--space",
+        default=None,
+        help="search space whose op specs get rows (default quadranet-t-qe, a superset of quadranet-t)",
+    )
     parser.add_argument(
         "--created",
         type=datetime.fromisoformat,
@@ -677,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     points = read_points(args.points)
-    space = SearchSpace.load(args.space)
+    space = SearchSpace.load(args.space or "quadranet-t-qe")
     stock_ratio, ratios = stock_over_prediction(points)
     print(
         f"A76 stock-TFLite / nn-Meter-prediction ratios: {', '.join(f'{r:.3f}' for r in ratios)}; "

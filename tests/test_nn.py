@@ -65,7 +65,7 @@ def test_quadranet_init_is_convnext_style(tiny_space):
     assert block.pw1.weight.abs().max() <= 0.04 + 1e-6  # truncated at 2 std
 
 
-@pytest.mark.parametrize("space_name", ["tiny", "quadranet-t"])
+@pytest.mark.parametrize("space_name", ["tiny", "quadranet-t", "quadranet-t-qe"])
 def test_extract_matches_supernet(space_name):
     from quadnas.space import SearchSpace
 

@@ -222,12 +222,17 @@ def test_cli_predict_latency_line(capsys, default_space):
 
 
 def test_cli_predict_breakdown_and_range(capsys):
-    arch = "-".join(["k3e2"] * 18)
+    """The shipped estimates are made for quadranet-t-qe (the table's space, the default here), which
+    holds every arch of quadranet-t and the QuadEnhanced blocks besides."""
+    arch = "-".join(["k3e2", "k5e4q"] * 9)
     code, out, _ = run_cli(capsys, "predict", "--device", "vpu", "--arch", arch, "--breakdown", "--range")
     assert code == 0
     assert "quadra_block in=56x56x96 k=3 e=2" in out and "head in=7x7x768" in out
+    assert "quadra_block in=56x56x96 k=5 e=4 q=1" in out
     assert re.search(r"fastest: [\d.]+ ms  id(-id){17}", out)
-    assert re.search(r"slowest: [\d.]+ ms  k7e4(-k7e4){17}", out)
+    assert re.search(r"slowest: [\d.]+ ms  k7e4q(-k7e4q){17}", out)
+    code, out, _ = run_cli(capsys, "predict", "--device", "vpu", "--space", "quadranet-t", "--range")
+    assert code == 0 and re.search(r"slowest: [\d.]+ ms  k7e4(-k7e4){17}", out)
 
 
 def test_cli_predict_user_table_on_tiny_space(capsys, user_dir, tiny_space):

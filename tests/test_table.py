@@ -38,6 +38,21 @@ def test_round_trip_keeps_meta_rows_and_bytes(tmp_path, tiny_space):
     assert [p.name for p in path.parent.iterdir()] == ["t.csv"]  # no temporary file left behind
 
 
+def test_a_file_without_the_enhance_column_reads_as_plain_blocks(table_file):
+    text = table_file.read_text()
+    new = LatencyTable.read(table_file)
+    drop = COLUMNS.index("enhance")
+    lines = [
+        line if line.startswith("#") else ",".join(f for i, f in enumerate(line.split(",")) if i != drop)
+        for line in text.splitlines()
+    ]
+    assert ",enhance," not in "\n".join(lines)
+    table_file.write_text("\n".join(lines) + "\n")
+    old = LatencyTable.read(table_file)
+    assert (old.rows["enhance"] == 0).all()
+    assert old.rows.equals(new.rows)
+
+
 def test_header_lists_may_be_repeated_or_inline(table_file):
     text = table_file.read_text()
     assert "# aliases: [td]" in text
@@ -105,16 +120,23 @@ def _first_row(path: Path) -> str:
     return next(line for line in path.read_text().splitlines() if line.startswith("downsample"))
 
 
+def _set(row: str, column: str, value: str) -> str:
+    """`row` with `column`'s field replaced by `value`."""
+    fields = row.split(",")
+    fields[COLUMNS.index(column)] = value
+    return ",".join(fields)
+
+
 @pytest.mark.parametrize(
     "mangle, expected",
     [
         (lambda row: row + ",7,8", "corrupted CSV"),
-        (lambda row: ",".join(row.split(",")[:5]), "corrupted CSV line (5 fields, expected 11)"),
-        (lambda row: ",".join(row.split(",")[:7] + [""] + row.split(",")[8:]), "empty 'latency_ms'"),
-        (lambda row: ",".join(row.split(",")[:7] + ["fast"] + row.split(",")[8:]), "'latency_ms' is 'fast'"),
-        (lambda row: ",".join(row.split(",")[:7] + ["-1.5"] + row.split(",")[8:]), "negative latency_ms"),
-        (lambda row: ",".join(row.split(",")[:7] + ["nan"] + row.split(",")[8:]), "empty 'latency_ms'"),
-        (lambda row: ",".join(row.split(",")[:3] + ["2.5"] + row.split(",")[4:]), "'cin' is"),
+        (lambda row: ",".join(row.split(",")[:5]), f"corrupted CSV line (5 fields, expected {len(COLUMNS)})"),
+        (lambda row: _set(row, "latency_ms", ""), "empty 'latency_ms'"),
+        (lambda row: _set(row, "latency_ms", "fast"), "'latency_ms' is 'fast'"),
+        (lambda row: _set(row, "latency_ms", "-1.5"), "negative latency_ms"),
+        (lambda row: _set(row, "latency_ms", "nan"), "empty 'latency_ms'"),
+        (lambda row: _set(row, "cin", "2.5"), "'cin' is"),
         (lambda row: row + "\n" + row, "duplicate row for op spec 'downsample in="),
     ],
 )

@@ -24,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--device", required=True, help="cpu, vpu, gpu, a table name (see `quadnas tables`) or a table CSV path"
     )
-    parser.add_argument("--arch", help="architecture, one token per block: k{kernel}e{expansion} or id, joined by -")
+    parser.add_argument(
+        "--arch",
+        help="architecture, one token per block joined by -: k{kernel}e{expansion} (q suffix: enhanced) or id",
+    )
     parser.add_argument("--space", help="search space YAML or name (default: the table's space)")
     parser.add_argument("--breakdown", action="store_true", help="show the latency of every op")
     parser.add_argument("--range", action="store_true", help="show the fastest and slowest arch of the space")

@@ -36,14 +36,14 @@ class TablePrediction:
 
 
 def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
-    """The arch's predicted latency on every known table made for this space (same fingerprint)."""
+    """The arch's predicted latency on every known table that serves this space (covers its op specs)."""
     found = []
     for file in table_files():
         table = file.table
         if table is None:
             continue  # a broken table is reported by `quadnas tables`; it must not stop an export
         meta = table.meta
-        if meta.space_fingerprint != space.fingerprint():
+        if meta.resolution != space.config.resolution or table.missing(space.all_op_specs()):
             continue
         try:
             ms, note = LatencyPredictor(table, space).predict(arch), ""

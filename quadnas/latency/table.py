@@ -7,8 +7,11 @@ File format (`latency_tables/NAME.csv`)::
     # calibration: {a: 1.0, b_ms: 0.0, mape_pct: 4.1, max_err_pct: 9.0, networks: 6}
     # sources: first point ...
     # sources: second point ...
-    op,height,width,cin,cout,kernel,expansion,latency_ms,p10_ms,p90_ms,runs
-    stem,224,224,3,96,0,0,0.91,0.88,0.95,50
+    op,height,width,cin,cout,kernel,expansion,enhance,latency_ms,p10_ms,p90_ms,runs
+    stem,224,224,3,96,0,0,0,0.91,0.88,0.95,50
+
+`enhance` (the QuadEnhancer's k of a quadra_block, 0 for none) came later: a file without
+that column reads as having 0 in every row.
 
 Each header line is `# key: value`, the value inline YAML (JSON is YAML). A list-valued
 key may be written once as a list or repeated, one item a line (`sources` and extra
@@ -44,10 +47,11 @@ from quadnas.latency.host import Host
 from quadnas.space import OpKind, OpSpec
 
 SPEC_COLUMNS: tuple[str, ...] = OpSpec.COLUMNS
-_Key = tuple[OpKind, int, int, int, int, int, int]  # an op spec as a row key: its SPEC_COLUMNS values
+_Key = tuple[OpKind, int, int, int, int, int, int, int]  # an op spec as a row key: its SPEC_COLUMNS values
 LATENCY_COLUMNS: tuple[str, ...] = ("latency_ms", "p10_ms", "p90_ms")
 COLUMNS: tuple[str, ...] = SPEC_COLUMNS + LATENCY_COLUMNS + ("runs",)
-_INT_COLUMNS = ("height", "width", "cin", "cout", "kernel", "expansion", "runs")
+_INT_COLUMNS = ("height", "width", "cin", "cout", "kernel", "expansion", "enhance", "runs")
+_ADDED_COLUMNS = {"enhance": 0}  # columns newer than the format: a file without one has this value
 
 Provenance = Literal["measured", "estimated"]
 
@@ -365,6 +369,7 @@ def _check_field_counts(body: str, body_start: int, path: Path) -> None:
 
 def _normalise(rows: pd.DataFrame, where: str, body_start: int | None = None) -> pd.DataFrame:
     """Check columns, dtypes and values; return a clean frame with exactly COLUMNS, sorted by spec."""
+    rows = rows.assign(**{c: v for c, v in _ADDED_COLUMNS.items() if c not in rows.columns})
     missing = [c for c in COLUMNS if c not in rows.columns]
     if missing:
         raise QuadnasError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from quadnas.nn.ops import LayerNorm2d, QuadraticDWConv
+from quadnas.nn.ops import EnhancedPointwise, LayerNorm2d, QuadraticDWConv
 from quadnas.space import OpSpec
 
 LAYER_SCALE_INIT = 1e-6
@@ -42,19 +42,27 @@ class Head(nn.Module):
         return logits
 
 
-class QuadraBlock(nn.Module):
-    """`x + g1 * q(LN(x))`, then `x + g2 * PW2(GELU(PW1(LN(x))))` with expansion `e`."""
+def pointwise(cin: int, cout: int, enhance: int) -> nn.Conv2d:
+    """A 1x1 conv, QuadEnhanced with `k = enhance` neighbours when `enhance` > 0."""
+    return EnhancedPointwise(cin, cout, enhance) if enhance else nn.Conv2d(cin, cout, 1)
 
-    def __init__(self, dim: int, kernel: int, expansion: int, layer_scale: float = LAYER_SCALE_INIT):
+
+class QuadraBlock(nn.Module):
+    """`x + g1 * q(LN(x))`, then `x + g2 * PW2(GELU(PW1(LN(x))))` with expansion `e`.
+
+    `enhance` > 0 makes both 1x1 convs QuadEnhanced (`EnhancedPointwise` with that k).
+    """
+
+    def __init__(self, dim: int, kernel: int, expansion: int, layer_scale: float = LAYER_SCALE_INIT, enhance: int = 0):
         super().__init__()
         hidden = dim * expansion
         self.norm1 = LayerNorm2d(dim)
         self.qconv = QuadraticDWConv(dim, kernel)
         self.gamma1 = nn.Parameter(torch.full((dim, 1, 1), layer_scale))
         self.norm2 = LayerNorm2d(dim)
-        self.pw1 = nn.Conv2d(dim, hidden, 1)
+        self.pw1 = pointwise(dim, hidden, enhance)
         self.act = nn.GELU()
-        self.pw2 = nn.Conv2d(hidden, dim, 1)
+        self.pw2 = pointwise(hidden, dim, enhance)
         self.gamma2 = nn.Parameter(torch.full((dim, 1, 1), layer_scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +76,7 @@ def build_op(spec: OpSpec, stem_patch: int = 4) -> nn.Module:
     if spec.op == "stem":
         return Stem(spec.cin, spec.cout, stem_patch)
     if spec.op == "quadra_block":
-        return QuadraBlock(spec.cin, spec.kernel, spec.expansion)
+        return QuadraBlock(spec.cin, spec.kernel, spec.expansion, enhance=spec.enhance)
     if spec.op == "downsample":
         return Downsample(spec.cin, spec.cout)
     if spec.op == "head":

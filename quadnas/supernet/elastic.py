@@ -1,8 +1,9 @@
-"""The weight-shared block: every kernel, expansion and identity from one set of weights.
+"""The weight-shared block: every kernel, expansion, enhancement and identity from one set of weights.
 
 Kernels smaller than the largest are centre crops of one depthwise kernel; an
-expansion `e` uses the first `e * dim` hidden channels of the widest MLP; identity
-skips the block.
+expansion `e` uses the first `e * dim` hidden channels of the widest MLP; an enhanced
+choice adds the block's one QuadEnhancer weight per 1x1 conv (sliced like the conv) to
+the same conv weights the plain choice uses; identity skips the block.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from quadnas.nn.blocks import LAYER_SCALE_INIT, QuadraBlock
+from quadnas.nn.ops import EnhancedPointwise, enhance
 from quadnas.space import BlockChoice
 from quadnas.supernet.memory import scaled_gelu_pointwise
 
@@ -21,6 +23,13 @@ def conv_bias(conv: nn.Conv2d) -> torch.Tensor:
     """The bias of one of QuadraBlock's 1x1 convs (pw1, pw2), which always have one."""
     assert conv.bias is not None
     return conv.bias
+
+
+def enhancer(conv: nn.Conv2d) -> torch.Tensor:
+    """The QuadEnhancer weight (k x out) of one of an enhancing supernet's 1x1 convs."""
+    if not isinstance(conv, EnhancedPointwise):
+        raise TypeError("this supernet has no enhanced choices: its 1x1 convs carry no QuadEnhancer")
+    return conv.enhancer
 
 
 def centre_crop(weight: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -45,9 +54,10 @@ class ElasticQuadraBlock(nn.Module):
         max_expansion: int,
         memory_efficient: bool = True,
         layer_scale: float = LAYER_SCALE_INIT,
+        enhance: int = 0,
     ):
         super().__init__()
-        self.full = QuadraBlock(dim, max_kernel, max_expansion, layer_scale)
+        self.full = QuadraBlock(dim, max_kernel, max_expansion, layer_scale, enhance)
         self.dim = dim
         self.memory_efficient = memory_efficient
 
@@ -62,9 +72,14 @@ class ElasticQuadraBlock(nn.Module):
 
         return self.full.gamma1 * (conv(q.dw_a.weight) * conv(q.dw_b.weight) + conv(q.dw_c.weight, q.dw_c.bias))
 
-    def mlp(self, x: torch.Tensor, expansion: int) -> torch.Tensor:
-        """`g2 * PW2(GELU(PW1(LN(x))))` on the first `expansion * dim` hidden channels."""
+    def mlp(self, x: torch.Tensor, expansion: int, enhanced: bool = False) -> torch.Tensor:
+        """`g2 * PW2(GELU(PW1(LN(x))))` on the first `expansion * dim` hidden channels, QuadEnhanced or not."""
         f, hidden = self.full, expansion * self.dim
+        if enhanced:
+            y = F.conv2d(f.norm2(x), f.pw1.weight[:hidden])
+            h = enhance(y, enhancer(f.pw1)[:, :hidden], conv_bias(f.pw1)[:hidden])
+            z = F.conv2d(f.act(h), f.pw2.weight[:, :hidden])
+            return f.gamma2 * enhance(z, enhancer(f.pw2), conv_bias(f.pw2))
         h = F.conv2d(f.norm2(x), f.pw1.weight[:hidden], conv_bias(f.pw1)[:hidden])
         if self.memory_efficient and torch.is_grad_enabled():
             return scaled_gelu_pointwise(h, f.pw2.weight[:, :hidden], conv_bias(f.pw2), f.gamma2)
@@ -77,7 +92,7 @@ class ElasticQuadraBlock(nn.Module):
             x = x + checkpoint(self.quadratic, x, choice.kernel, use_reentrant=False)
         else:
             x = x + self.quadratic(x, choice.kernel)
-        return x + self.mlp(x, choice.expansion)
+        return x + self.mlp(x, choice.expansion, choice.enhanced)
 
     @torch.no_grad()
     def copy_into(self, block: QuadraBlock, choice: BlockChoice) -> None:
@@ -96,3 +111,6 @@ class ElasticQuadraBlock(nn.Module):
         conv_bias(block.pw1).copy_(conv_bias(f.pw1)[:hidden])
         block.pw2.weight.copy_(f.pw2.weight[:, :hidden])
         conv_bias(block.pw2).copy_(conv_bias(f.pw2))
+        if choice.enhanced:
+            enhancer(block.pw1).copy_(enhancer(f.pw1)[:, :hidden])
+            enhancer(block.pw2).copy_(enhancer(f.pw2))

@@ -127,7 +127,7 @@ class KernelTransformBlock(nn.Module):
         if choice.is_identity:
             return x
         x = x + self.quadratic(x, choice.kernel)
-        return x + self.block.mlp(x, choice.expansion)
+        return x + self.block.mlp(x, choice.expansion, choice.enhanced)
 
 
 class KernelTransformTrainer(UniformTrainer):

@@ -36,7 +36,9 @@ class Supernet(nn.Module):
         self.stem = Stem(space.config.in_channels, dims[0], space.config.stem_patch)
         self.downsamples = nn.ModuleList(Downsample(dims[i - 1], dims[i]) for i in range(1, len(dims)))
         self.blocks = nn.ModuleList(
-            ElasticQuadraBlock(dims[s], space.max_kernel, space.max_expansion, memory_efficient, layer_scale_init)
+            ElasticQuadraBlock(
+                dims[s], space.max_kernel, space.max_expansion, memory_efficient, layer_scale_init, space.enhancer
+            )
             for s in self.stage_of
         )
         self.head = Head(dims[-1], num_classes)

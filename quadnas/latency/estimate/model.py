@@ -238,8 +238,22 @@ def decompose(spec: OpSpec, stem_patch: int = 4, eager: bool = False) -> list[Pr
     if spec.op == "head":
         return [Prim("pool", h, w, c, c), Prim("layernorm", 1, 1, c, c), Prim("linear", 1, 1, c, spec.cout)]
     if spec.op == "quadra_block":
-        k, hidden = spec.kernel, c * spec.expansion
+        k, hidden, q = spec.kernel, c * spec.expansion, spec.enhance
         same = {kind: Prim(kind, h, w, c, c) for kind in ("layernorm", "mul", "add")}
+
+        def pointwise(cin: int, cout: int) -> list[Prim]:
+            """A 1x1 conv; QuadEnhanced (`y * (1 + sum_i w_i * roll(y, -i)) + b`) where `q` > 0.
+
+            Each neighbour costs a roll (a copy), a multiply by its weights and an add; then the
+            product with `y` and the bias add, which the conv no longer carries.
+            """
+            if not q:
+                return conv(cin, cout)
+            step = [Prim(kind, h, w, cout, cout) for kind in ("copy", "mul", "add")]
+            return (
+                conv(cin, cout, bias=False) + step * q + [Prim("mul", h, w, cout, cout), Prim("bias", h, w, cout, cout)]
+            )
+
         return [
             same["layernorm"],
             *conv(c, c, k, groups=c, bias=False),
@@ -250,9 +264,9 @@ def decompose(spec: OpSpec, stem_patch: int = 4, eager: bool = False) -> list[Pr
             same["mul"],
             same["add"],  # x + gamma1 * q
             same["layernorm"],
-            *conv(c, hidden),  # LN, pw expand
+            *pointwise(c, hidden),  # LN, pw expand
             Prim("gelu", h, w, hidden, hidden),
-            *conv(hidden, c),
+            *pointwise(hidden, c),
             same["mul"],
             same["add"],  # x + gamma2 * mlp
         ]

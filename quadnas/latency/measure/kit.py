@@ -50,7 +50,10 @@ KIT_FORMAT = 1
 
 
 def op_file(spec: OpSpec) -> str:
-    return f"ops/{spec.op}_{spec.height}x{spec.width}x{spec.cin}_{spec.cout}_k{spec.kernel}e{spec.expansion}.onnx"
+    enhance = f"q{spec.enhance}" if spec.enhance else ""
+    return (
+        f"ops/{spec.op}_{spec.height}x{spec.width}x{spec.cin}_{spec.cout}_k{spec.kernel}e{spec.expansion}{enhance}.onnx"
+    )
 
 
 def write_kit(

@@ -50,13 +50,18 @@ class ValidationResult:
 
 
 def table_space(table: LatencyTable, space: SearchSpace | None = None) -> SearchSpace:
-    """The space the table was measured on (by name unless given), at the table's resolution."""
+    """The space to validate on (the table's own, by name, unless given), at the table's resolution.
+
+    A given space must be one the table serves: every op spec of it has a row.
+    """
+    named = space is None
     space = space_at(space or load_table_space(table), table.meta.resolution)
-    if space.fingerprint() != table.meta.space_fingerprint:
+    if named and space.fingerprint() != table.meta.space_fingerprint:
         raise QuadnasError(
-            f"{table.name} was measured on a space with fingerprint {table.meta.space_fingerprint}, but space "
-            f"'{space.name}' ({space.source}) has {space.fingerprint()}: pass --space with the YAML it was measured on"
+            f"{table.name} was measured on a space with fingerprint {table.meta.space_fingerprint}, but the "
+            f"shipped '{space.name}' has {space.fingerprint()}: pass --space with the YAML it was measured on"
         )
+    table.check_covers(space.all_op_specs(), space.source)
     return space
 
 
