@@ -1,4 +1,5 @@
-"""Supernet ranking quality: Kendall tau and Spearman rho of inherited vs stand-alone accuracy.
+"""Supernet ranking quality: Kendall tau and Spearman rho of inherited vs stand-alone accuracy,
+and of zero-cost proxies as baselines.
 
 Archs spread over the latency range of the space (random archs drawn with varied
 identity probability, predicted on a shipped table, the one nearest each of evenly
@@ -28,13 +29,20 @@ short training). `--repeat-seed N [M ...]` trains every arch stand-alone again w
 each training seed: tau between two seeds is a rough ceiling for a supernet's tau
 against this (noisy) ground truth, and every method is also scored against the mean.
 
+Zero-cost proxies (`quadnas.supernet.proxies`: parameters, MACs, SynFlow, ZiCo, MeCo,
+MeCo_opt; `--proxies`) score each arch's stand-alone network at its initialisation (the
+network stand-alone training with `--seed` starts from) on the same 2 seeded training
+batches of `--batch-size`; predicted latency is scored alongside as one more baseline.
+Every correlation comes with a 95% bootstrap interval (1,000 resamples of the archs, the
+same resamples for every predictor).
+
 Methods run at equal compute: `--supernet-epochs` counts path-epochs (a method that
 trains P paths per step takes 1/P of the steps of `uniform`), so each costs about
 as much as `uniform`; `long` costs `--long-factor` times that.
 
 `--train-device cuda` trains on a GPU; `--workers N` runs N trainings (stand-alone
 archs, supernets) side by side in fresh processes. Results go to a JSON file that
-is also a cache: stand-alone accuracies and finished methods are reused when the
+is also a cache: stand-alone accuracies, finished methods and proxies are reused when the
 recipe matches, so a rerun with other `--methods` only trains the new supernets.
 Delete the JSON to start over.
 
@@ -44,6 +52,9 @@ Delete the JSON to start over.
     python scripts/rank_correlation.py --train-device cuda --workers 12 --standalone-epochs 8 \
         --supernet-epochs 16 --repeat-seed 1 2 --methods uniform,fairnas,kernel-transform,long \
         --out docs/figures/gpu/rank_correlation_gpu.json --plot docs/figures/gpu/rank_correlation_gpu.png
+    python scripts/rank_correlation.py --device vpu --max-latency 60 --archs 30 --standalone-epochs 4 \
+        --repeat-seed 1 2 --workers 2 --out docs/figures/rank_correlation_proxies.json \
+        --plot docs/figures/rank_correlation_proxies.png    # proxies vs the supernet on 30 archs
     python scripts/rank_correlation.py --quick --out /tmp/rc.json --plot /tmp/rc.png
 """
 
@@ -79,11 +90,14 @@ from quadnas.latency.estimate.model import DeviceModel
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, SearchSpace
 from quadnas.supernet.evaluate import Evaluator
-from quadnas.supernet.methods import Method, methods, standalone_accuracy, train_supernet_method
+from quadnas.supernet.methods import Method, methods, standalone_accuracy, standalone_net, train_supernet_method
+from quadnas.supernet.proxies import PROXIES, batches_of
 from quadnas.supernet.train import TrainConfig, steps_for
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
 LatencyFn = Callable[[Sequence[Arch]], np.ndarray]
+PROXY_SETTINGS = {"batches": 2}  # cached proxies are reused only with the same settings
+RESAMPLES = 1000  # bootstrap resamples of the archs for each confidence interval
 
 
 # ---- the recipe --------------------------------------------------------------
@@ -207,10 +221,12 @@ def spread_archs(
 
 
 # ---- results ----------------------------------------------------------------
-def correlations(standalone: Sequence[float], inherited: Sequence[float]) -> dict[str, float | None]:
-    """Kendall tau-b and Spearman rho with p-values; None where undefined (a constant side)."""
-    tau = stats.kendalltau(standalone, inherited)
-    rho = stats.spearmanr(standalone, inherited)
+def correlations(standalone: Sequence[float], predicted: Sequence[float]) -> dict[str, Any]:
+    """Kendall tau-b and Spearman rho with p-values and 95% bootstrap intervals (`bootstrap`);
+    None where undefined (a constant side)."""
+    tau = stats.kendalltau(standalone, predicted)
+    rho = stats.spearmanr(standalone, predicted)
+    taus, rhos = bootstrap(standalone, predicted)
 
     def clean(v: float) -> float | None:
         return None if math.isnan(v) else round(float(v), 4)
@@ -218,9 +234,52 @@ def correlations(standalone: Sequence[float], inherited: Sequence[float]) -> dic
     return {
         "tau": clean(tau.statistic),
         "tau_p": clean(tau.pvalue),
+        "tau_ci": interval(taus),
         "rho": clean(rho.statistic),
         "rho_p": clean(rho.pvalue),
+        "rho_ci": interval(rhos),
     }
+
+
+def bootstrap(
+    truth: Sequence[float], predicted: Sequence[float], resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kendall tau-b and Spearman rho on `resamples` resamples of the archs (drawn with replacement).
+
+    The resamples depend only on `seed` and the number of archs, so every predictor of one
+    experiment is scored on the same ones. NaN where a resample leaves a side constant.
+    """
+    x, y = np.asarray(truth, dtype=float), np.asarray(predicted, dtype=float)
+    rows = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    return kendall_tau_b(x[rows], y[rows]), spearman_rho(x[rows], y[rows])
+
+
+def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of each row pair: Σ sign(dx) sign(dy) / sqrt(Σ sign(dx)² Σ sign(dy)²) over pairs."""
+    sx = np.sign(x[:, :, None] - x[:, None, :])
+    sy = np.sign(y[:, :, None] - y[:, None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau: np.ndarray = (sx * sy).sum(axis=(1, 2)) / np.sqrt((sx**2).sum(axis=(1, 2)) * (sy**2).sum(axis=(1, 2)))
+    return tau
+
+
+def spearman_rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row pair: Pearson correlation of the ranks (ties get their mean rank)."""
+    rx = stats.rankdata(x, axis=1)
+    ry = stats.rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho: np.ndarray = (rx * ry).sum(axis=1) / np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+    return rho
+
+
+def interval(values: np.ndarray) -> list[float] | None:
+    """The 2.5th and 97.5th percentiles of the finite values; None if fewer than half are finite."""
+    finite = values[np.isfinite(values)]
+    if len(finite) < len(values) / 2:
+        return None
+    return [round(float(v), 4) for v in np.percentile(finite, [2.5, 97.5])]
 
 
 def load_cache(path: Path, recipe: Recipe) -> dict[str, Any]:
@@ -231,9 +290,21 @@ def load_cache(path: Path, recipe: Recipe) -> dict[str, Any]:
         except json.JSONDecodeError:
             old = None
         if old is not None and _recipe_of(old) == recipe:
-            return {**old, "recipe": recipe.model_dump()}
+            if old.get("proxy_settings") != PROXY_SETTINGS:
+                for entry in old["archs"]:
+                    entry.pop("proxies", None)
+                    entry.pop("proxy_seconds", None)
+            return {"proxies": {}, **old, "recipe": recipe.model_dump(), "proxy_settings": PROXY_SETTINGS}
         print(f"{path}: other recipe or unreadable; starting fresh")
-    return {"recipe": recipe.model_dump(), "archs": [], "methods": {}, "noise_ceiling": {}, "runs": []}
+    return {
+        "recipe": recipe.model_dump(),
+        "proxy_settings": PROXY_SETTINGS,
+        "archs": [],
+        "methods": {},
+        "proxies": {},
+        "noise_ceiling": {},
+        "runs": [],
+    }
 
 
 def _recipe_of(result: dict[str, Any]) -> Recipe | None:
@@ -255,46 +326,82 @@ def _two_places(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _headline(entry: dict[str, Any]) -> dict[str, Any]:
+    """The scores a summary shows: against the seeds' mean where there are several seeds, else the first seed."""
+    mean: dict[str, Any] | None = entry.get("vs_mean_of_seeds")
+    return entry if mean is None else mean
+
+
+def predictors(result: dict[str, Any]) -> list[tuple[str, list[float], str, dict[str, Any]]]:
+    """(label, one value per arch, axis label, scores) for every supernet method and proxy scored."""
+    archs = result["archs"]
+    rows = [
+        (f"supernet {name}", [100 * a["inherited"][name] for a in archs], "inherited-weight accuracy (%)", m)
+        for name, m in result["methods"].items()
+    ]
+    for name, p in result.get("proxies", {}).items():
+        if name == "latency":
+            rows.append((f"proxy {name}", [a["latency_ms"] for a in archs], "predicted latency (ms)", p))
+        else:
+            rows.append((f"proxy {name}", [a["proxies"][name] for a in archs], name, p))
+    return rows
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
-    """One panel per method: inherited vs stand-alone accuracy, coloured by latency, with tau and rho."""
+    """One panel per method and proxy (its value vs stand-alone accuracy, coloured by latency, with tau and
+    rho), and a summary panel: every predictor's tau with its 95% bootstrap interval, and the noise ceiling."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(result["methods"])
-    archs = result["archs"]
+    archs, r = result["archs"], result["recipe"]
     seeds = 1 + len(set.intersection(*(set(a.get("standalone_repeats", {})) for a in archs)))
     standalone = [100 * acc for acc in mean_of_seeds(result)]
     x_label = "stand-alone accuracy (%)" if seeds == 1 else f"stand-alone accuracy (%, mean of {seeds} seeds)"
     latency = [a["latency_ms"] for a in archs]
-    columns = min(3, max(1, len(names)))
-    rows = math.ceil(max(1, len(names)) / columns)
+    rows = predictors(result)
+    columns = min(4, len(rows) + 1)
+    lines = math.ceil((len(rows) + 1) / columns)
     fig, axes = plt.subplots(
-        rows, columns, figsize=(4.6 * columns + 1, 4.2 * rows), squeeze=False, layout="constrained"
+        lines, columns, figsize=(4.6 * columns + 1, 4.2 * lines), squeeze=False, layout="constrained"
     )
-    for i, (ax, name) in enumerate(zip(axes.flat, names)):
-        inherited = [100 * a["inherited"][name] for a in archs]
-        points = ax.scatter(standalone, inherited, c=latency, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
-        m = result["methods"][name]
+    for ax, (label, values, y_label, m) in zip(axes.flat, rows):
+        points = ax.scatter(standalone, values, c=latency, cmap="viridis", s=36, edgecolors="k", linewidths=0.4)
+        if min(values) > 0 and max(values) > 100 * min(values):
+            ax.set_yscale("log")
         if "vs_mean_of_seeds" in m:
             mean = m["vs_mean_of_seeds"]
             title = (
-                f"{name}: τ = {_two_places(mean['tau'])}, ρ = {_two_places(mean['rho'])}"
-                f"\n(against seed {result['recipe']['seed']} alone: τ = {_two_places(m['tau'])})"
+                f"{label}: τ = {_two_places(mean['tau'])}, ρ = {_two_places(mean['rho'])}"
+                f"\n(against seed {r['seed']} alone: τ = {_two_places(m['tau'])})"
             )
         else:
-            title = f"{name}: τ = {_two_places(m['tau'])}, ρ = {_two_places(m['rho'])}"
+            title = f"{label}: τ = {_two_places(m['tau'])}, ρ = {_two_places(m['rho'])}"
         ax.set_title(title, fontsize=10)
-        if i // columns == rows - 1 or i + columns >= len(names):
-            ax.set_xlabel(x_label)
-        if i % columns == 0:
-            ax.set_ylabel("inherited-weight accuracy (%)")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(names) :]:
+    summary = axes.flat[len(rows)]
+    for i, (*_, m) in enumerate(rows):
+        h = _headline(m)
+        if h["tau"] is None:
+            continue
+        low, high = h["tau_ci"] or (h["tau"], h["tau"])
+        summary.errorbar(h["tau"], i, xerr=[[h["tau"] - low], [high - h["tau"]]], fmt="o", color="C0", capsize=3)
+    for noise in result.get("noise_ceiling", {}).values():
+        if noise["tau"] is not None:
+            summary.axvline(noise["tau"], color="grey", ls="--", lw=1)
+    summary.set_yticks(range(len(rows)), [label for label, *_ in rows], fontsize=9)
+    summary.invert_yaxis()
+    summary.set_xlim(-1, 1)
+    summary.axvline(0, color="k", lw=0.5)
+    against = f"mean of {seeds} seeds" if seeds > 1 else f"seed {r['seed']}"
+    summary.set_title(f"Kendall τ against the {against},\n95% bootstrap intervals (dashed: seed vs seed)", fontsize=10)
+    summary.grid(alpha=0.3, axis="x")
+    for ax in axes.flat[len(rows) + 1 :]:
         ax.set_visible(False)
-    r = result["recipe"]
-    fig.colorbar(points, ax=axes.ravel().tolist(), label=f"predicted latency (ms, {r['device']})")
+    fig.colorbar(points, ax=list(axes.flat[: len(rows)]), label=f"predicted latency (ms, {r['device']})")
     title = f"{r['space']} on {r['data']} at {r['resolution']} px, {len(archs)} archs: Kendall τ / Spearman ρ"
     for seed, noise in result.get("noise_ceiling", {}).items():
         title += f"\nstand-alone seed {r['seed']} vs seed {seed}: τ = {_two_places(noise['tau'])}"
@@ -302,6 +409,34 @@ def plot(result: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def _cell(value: float | None, ci: list[float] | None) -> str:
+    if value is None:
+        return f"{'n/a':>23s}"
+    return f"{value:+.3f} " + ("[  n/a ,   n/a ]" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]")
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    """The printed summary: tau and rho with 95% intervals of every predictor, then the noise ceiling."""
+    archs, seed = result["archs"], result["recipe"]["seed"]
+    seeds = 1 + len(set.intersection(*(set(a.get("standalone_repeats", {})) for a in archs)))
+    lines = [
+        f"Against stand-alone accuracy (seed {seed}"
+        + (f"; and the mean of {seeds} seeds" if seeds > 1 else "")
+        + f"), {len(archs)} archs, 95% bootstrap intervals:",
+        f"{'':22s} {'Kendall tau':^23s}  {'Spearman rho':^23s}"
+        + (f"  | {'tau, mean of seeds':^23s}" if seeds > 1 else ""),
+    ]
+    for label, _, _, m in predictors(result):
+        line = f"{label:22s} {_cell(m['tau'], m['tau_ci'])}  {_cell(m['rho'], m['rho_ci'])}"
+        if "vs_mean_of_seeds" in m:
+            line += f"  | {_cell(m['vs_mean_of_seeds']['tau'], m['vs_mean_of_seeds']['tau_ci'])}"
+        lines.append(line)
+    for s, noise in result.get("noise_ceiling", {}).items():
+        label = f"ceiling: seed {seed} vs {s}"
+        lines.append(f"{label:22s} {_cell(noise['tau'], noise['tau_ci'])}  {_cell(noise['rho'], noise['rho_ci'])}")
+    return lines
 
 
 # ---- the run ----------------------------------------------------------------
@@ -325,6 +460,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
         "kernel-transform,proxy-w0.5,proxy-w0.25 "
         "(default uniform; uniform,fairnas with --quick)",
+    )
+    parser.add_argument(
+        "--proxies",
+        default=",".join(PROXIES),
+        help=f"comma-separated zero-cost proxies to score, or none (default {','.join(PROXIES)})",
     )
     parser.add_argument("--supernet-epochs", type=float, help="path-epochs per method (default 4)")
     parser.add_argument("--standalone-epochs", type=float, help="epochs per stand-alone arch (default 2)")
@@ -385,6 +525,7 @@ class Context:
     archs: tuple[Arch, ...]
     methods: dict[str, Method]
     supernet_epochs: float
+    proxies: tuple[str, ...]
 
     def on_device(self) -> Context:
         """The same context with the data on the recipe's training device."""
@@ -418,7 +559,13 @@ class MethodJob(NamedTuple):
     name: str
 
 
-Job = StandaloneJob | MethodJob
+class ProxyJob(NamedTuple):
+    """Score arch number `arch` with every wanted proxy; its result holds their values and seconds."""
+
+    arch: int
+
+
+Job = StandaloneJob | MethodJob | ProxyJob
 
 
 def run_job(job: Job) -> Any:
@@ -434,6 +581,8 @@ def run_job(job: Job) -> Any:
             c.recipe.steps(c.recipe.standalone_epochs),
             c.recipe.warmup_fraction,
         )
+    if isinstance(job, ProxyJob):
+        return proxy_scores(c, job.arch)
     t0 = time.perf_counter()
     model, steps, paths = train_supernet_method(
         c.methods[job.name], c.space, c.data, c.recipe.train_config(), c.supernet_epochs, c.recipe.warmup_fraction
@@ -448,6 +597,21 @@ def run_job(job: Job) -> Any:
         "train_seconds": round(t1 - t0, 1),
         "eval_seconds": round(time.perf_counter() - t1, 1),
     }
+
+
+def proxy_scores(c: Context, arch: int) -> dict[str, dict[str, float]]:
+    """Every wanted proxy of the network stand-alone training of `arch` starts from (seed `--seed`),
+    on the same seeded training batches for every arch."""
+    torch.manual_seed(c.recipe.seed)
+    x = c.data.train.tensors[0]
+    net = standalone_net(c.space, c.archs[arch], c.data.num_classes, c.recipe.layer_scale_init).to(x.device)
+    batches = batches_of(c.data.train, c.recipe.batch_size, PROXY_SETTINGS["batches"], c.recipe.seed)
+    values, seconds = {}, {}
+    for name in c.proxies:
+        t0 = time.perf_counter()
+        values[name] = PROXIES[name](net, batches)
+        seconds[name] = round(time.perf_counter() - t0, 3)
+    return {"values": values, "seconds": seconds}
 
 
 def jobs(
@@ -483,6 +647,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [m for m in wanted if m not in available]
     if unknown or not wanted:
         raise QuadnasError(f"unknown method(s) {', '.join(unknown) or '(none given)'}: use {', '.join(available)}")
+    proxies = [] if args.proxies.strip() == "none" else [p.strip() for p in args.proxies.split(",") if p.strip()]
+    unknown = [p for p in proxies if p not in PROXIES]
+    if unknown:
+        raise QuadnasError(f"unknown proxy(ies) {', '.join(unknown)}: use {', '.join(PROXIES)} or none")
     check_args(args)
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)
@@ -518,20 +686,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cached.get(str(a), {"arch": str(a), "latency_ms": round(float(t), 3), "inherited": {}})
         for a, t in zip(archs, latency(archs))
     ]
-    context = Context(space, data, recipe, tuple(archs), available, args.supernet_epochs)
-    todo = missing_methods(wanted, available, args.supernet_epochs, result) + missing_standalone(
-        recipe.seed, args.repeat_seed, result
-    )  # the long supernet jobs first, so workers finish together
+    context = Context(space, data, recipe, tuple(archs), available, args.supernet_epochs, tuple(proxies))
+    todo: list[Job] = [
+        *missing_methods(wanted, available, args.supernet_epochs, result),
+        *missing_standalone(recipe.seed, args.repeat_seed, result),
+        *missing_proxies(proxies, result),
+    ]  # the long supernet jobs first, so workers finish together
     began_jobs = time.perf_counter()
     for job, done in jobs(run_job, todo, context, args.workers, args.threads):
         store(job, done, recipe.seed, available, args.supernet_epochs, result)
         print(f"{time.perf_counter() - began_jobs:6.0f} s  {describe(job, done, result)}", flush=True)
         write_json(args.out, result)
-    score(result, recipe.seed, args.repeat_seed)
+    score(result, args.repeat_seed)
     result["runs"].append(
         {
             "command": args.command,
             "methods": wanted,
+            "proxies": proxies,
             "threads": args.threads,
             "workers": args.workers,
             "wall_seconds": round(time.perf_counter() - began, 1),
@@ -580,9 +751,18 @@ def missing_methods(
     return todo
 
 
+def missing_proxies(wanted: Sequence[str], result: dict[str, Any]) -> list[ProxyJob]:
+    """The archs that lack one of the wanted proxies (cached proxies are kept only with the same `PROXY_SETTINGS`)."""
+    return [ProxyJob(i) for i, a in enumerate(result["archs"]) if not set(wanted) <= set(a.get("proxies", {}))]
+
+
 def store(job: Job, done: Any, seed: int, available: dict[str, Method], epochs: float, result: dict[str, Any]) -> None:
     """Put a finished job's figures into the result (scores come later, from `score`)."""
     archs = result["archs"]
+    if isinstance(job, ProxyJob):
+        archs[job.arch].setdefault("proxies", {}).update(done["values"])
+        archs[job.arch].setdefault("proxy_seconds", {}).update(done["seconds"])
+        return
     if isinstance(job, StandaloneJob):
         if job.seed == seed:
             archs[job.arch]["standalone_accuracy"] = done
@@ -610,6 +790,8 @@ def describe(job: Job, done: Any, result: dict[str, Any]) -> str:
             f"stand-alone arch {job.arch + 1}/{len(result['archs'])} seed {job.seed}: "
             f"{entry['latency_ms']:.1f} ms, acc {done:.3f}"
         )
+    if isinstance(job, ProxyJob):
+        return f"proxies of arch {job.arch + 1}/{len(result['archs'])}: {sum(done['seconds'].values()):.1f} s"
     return f"supernet {job.name}: {done['steps']} steps of {done['paths']} path(s), {done['train_seconds']:.0f} s"
 
 
@@ -623,25 +805,35 @@ def mean_of_seeds(result: dict[str, Any]) -> list[float]:
     ]
 
 
-def score(result: dict[str, Any], seed: int, repeat_seeds: Sequence[int]) -> None:
-    """Kendall tau and Spearman rho: each method against stand-alone accuracy (and, with several
-    seeds, against their mean), and each repeat seed against the first (the noise ceiling)."""
+def score(result: dict[str, Any], repeat_seeds: Sequence[int]) -> None:
+    """Kendall tau and Spearman rho with bootstrap intervals: each method and each proxy (and predicted
+    latency) against stand-alone accuracy (and, with several seeds, against their mean), and each
+    repeat seed against the first (the noise ceiling)."""
     archs = result["archs"]
     standalone = [a["standalone_accuracy"] for a in archs]
     for s in repeat_seeds:
         result.setdefault("noise_ceiling", {})[str(s)] = correlations(
             standalone, [a["standalone_repeats"][str(s)] for a in archs]
         )
-    seeds_mean = None
-    if result.get("noise_ceiling"):
-        seeds_mean = mean_of_seeds(result)
-    for name, m in result["methods"].items():
-        inherited = [a["inherited"][name] for a in archs]
-        m.update(correlations(standalone, inherited))
+    seeds_mean = mean_of_seeds(result) if result.get("noise_ceiling") else None
+
+    def scores(values: Sequence[float]) -> dict[str, Any]:
+        entry = correlations(standalone, values)
         if seeds_mean is not None:
-            m["vs_mean_of_seeds"] = correlations(seeds_mean, inherited)
-    for s, noise in result.get("noise_ceiling", {}).items():
-        print(f"stand-alone seed {seed} vs seed {s}: tau {noise['tau']}  rho {noise['rho']}")
+            entry["vs_mean_of_seeds"] = correlations(seeds_mean, values)
+        return entry
+
+    for name, m in result["methods"].items():
+        m.update(scores([a["inherited"][name] for a in archs]))
+    scored = [name for name in PROXIES if all(name in a.get("proxies", {}) for a in archs)]
+    result["proxies"] = {
+        name: {
+            **scores([a["proxies"][name] for a in archs]),
+            "seconds_per_arch": round(float(np.mean([a["proxy_seconds"][name] for a in archs])), 3),
+        }
+        for name in scored
+    }
+    result["proxies"]["latency"] = scores([a["latency_ms"] for a in archs])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -650,8 +842,7 @@ def main(argv: list[str] | None = None) -> int:
     except QuadnasError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for name, m in result["methods"].items():
-        print(f"{name:18s} tau {m['tau']}  rho {m['rho']}")
+    print("\n".join(table(result)))
     return 0
 
 

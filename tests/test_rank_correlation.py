@@ -1,11 +1,13 @@
-"""scripts/rank_correlation.py: the quick run, its cache, workers, arch spread and argument errors."""
+"""scripts/rank_correlation.py: the quick run, its cache, workers, arch spread, proxies, intervals, argument errors."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -13,6 +15,7 @@ sys.path.insert(0, str(SCRIPTS))
 import rank_correlation as rc  # noqa: E402
 
 from quadnas.errors import QuadnasError  # noqa: E402
+from quadnas.supernet.proxies import PROXIES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,15 @@ def test_quick_run_writes_json_and_png(quick):
             assert m[key] is not None and -1.0 <= m[key] <= 1.0
     noise = result["noise_ceiling"]["1"]
     assert -1.0 <= noise["tau"] <= 1.0 and all("1" in a["standalone_repeats"] for a in result["archs"])
+    # every proxy, and predicted latency, scored against the first seed and the seeds' mean, with intervals
+    assert list(result["proxies"]) == [*PROXIES, "latency"]
+    for entry in [*result["methods"].values(), *result["proxies"].values(), noise]:
+        for scores in (entry, entry.get("vs_mean_of_seeds", entry)):
+            for key in ("tau", "rho"):
+                low, high = scores[f"{key}_ci"]
+                assert -1.0 <= low <= high <= 1.0
+    assert all(result["proxies"][name]["seconds_per_arch"] >= 0 for name in PROXIES)
+    assert result["proxy_settings"] == rc.PROXY_SETTINGS
     archs = result["archs"]
     assert len(archs) == 5 and len({a["arch"] for a in archs}) == 5
     latencies = [a["latency_ms"] for a in archs]
@@ -41,6 +53,9 @@ def test_quick_run_writes_json_and_png(quick):
     for a in archs:
         assert 0.0 <= a["standalone_accuracy"] <= 1.0
         assert set(a["inherited"]) == {"uniform", "fairnas"}
+        assert list(a["proxies"]) == list(PROXIES) and all(math.isfinite(v) for v in a["proxies"].values())
+    params = [a["proxies"]["params"] for a in archs]
+    assert params[0] < params[-1]  # the fastest arch is the smallest
     assert result["recipe"]["space"] == "tiny" and result["runs"][-1]["wall_seconds"] > 0
     # equal compute: fairnas trains len(choices) paths per step, so it takes that many times fewer steps
     assert result["methods"]["fairnas"]["paths_per_step"] == 7
@@ -58,6 +73,7 @@ def test_rerun_reuses_cached_results(quick, monkeypatch, tmp_path):
 
     monkeypatch.setattr(rc, "standalone_accuracy", no_training)
     monkeypatch.setattr(rc, "train_supernet_method", no_training)
+    monkeypatch.setattr(rc, "proxy_scores", no_training)
     args = [
         "--quick",
         "--methods",
@@ -71,14 +87,56 @@ def test_rerun_reuses_cached_results(quick, monkeypatch, tmp_path):
     ]
     assert rc.main(args) == 0
     again = json.loads(copy.read_text())
-    for key in ("archs", "methods", "noise_ceiling"):
+    for key in ("archs", "methods", "proxies", "noise_ceiling"):
         assert again[key] == first[key], key
     assert len(again["runs"]) == len(first["runs"]) + 1
+
+
+@pytest.mark.slow
+def test_cached_proxies_are_dropped_when_their_settings_change(quick, tmp_path):
+    out, _, first = quick
+    copy = tmp_path / "rc.json"
+    copy.write_text(json.dumps({**first, "proxy_settings": {"batches": 3}}))
+    result = rc.load_cache(copy, rc.Recipe.model_validate(first["recipe"]))
+    assert all("proxies" not in a and "standalone_accuracy" in a for a in result["archs"])
+    assert rc.missing_proxies(list(PROXIES), result) == [rc.ProxyJob(i) for i in range(len(result["archs"]))]
+    assert rc.missing_proxies(list(PROXIES), rc.load_cache(out, rc.Recipe.model_validate(first["recipe"]))) == []
 
 
 def test_unknown_method_is_one_line_error(tmp_path, capsys):
     assert rc.main(["--quick", "--methods", "uniform,bogus", "--out", str(tmp_path / "x.json")]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_unknown_proxy_is_one_line_error(tmp_path, capsys):
+    assert rc.main(["--quick", "--proxies", "synflow,bogus", "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "bogus" in err and "meco_opt" in err
+
+
+def test_vectorised_tau_and_rho_match_scipy_with_ties():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, size=(40, 12)).astype(float)  # many ties
+    y = x + rng.integers(0, 4, size=x.shape)
+    tau, rho = rc.kendall_tau_b(x, y), rc.spearman_rho(x, y)
+    for i in range(len(x)):
+        assert tau[i] == pytest.approx(stats.kendalltau(x[i], y[i]).statistic, abs=1e-12)
+        assert rho[i] == pytest.approx(stats.spearmanr(x[i], y[i]).statistic, abs=1e-12)
+    constant = np.ones((1, 12))
+    assert np.isnan(rc.kendall_tau_b(constant, y[:1])).all() and np.isnan(rc.spearman_rho(constant, y[:1])).all()
+
+
+def test_bootstrap_intervals_are_seeded_and_narrow_with_agreement():
+    truth = np.arange(30.0)
+    noisy = truth + np.random.default_rng(1).normal(0, 8, 30)
+    exact = rc.correlations(truth, 2 * truth)
+    assert exact["tau"] == 1.0 and exact["tau_ci"] == [1.0, 1.0] and exact["rho_ci"] == [1.0, 1.0]
+    loose = rc.correlations(truth, noisy)
+    low, high = loose["tau_ci"]
+    assert low < loose["tau"] < high < 1.0 and loose == rc.correlations(truth, noisy)
+    taus, _ = rc.bootstrap(truth, noisy)
+    assert len(taus) == rc.RESAMPLES
+    assert rc.interval(np.array([np.nan, np.nan, 0.5])) is None  # mostly undefined resamples: no interval
 
 
 def test_spread_archs_cover_the_latency_range(tiny_space):
@@ -114,7 +172,12 @@ def test_workers_give_the_same_results_as_one_process(tmp_path):
         assert rc.main([*common, "--workers", workers, "--out", str(out), "--plot", str(tmp_path / "p.png")]) == 0
         results.append(json.loads(out.read_text()))
     one, two = results
-    assert one["archs"] == two["archs"]
+
+    def without_seconds(archs):
+        return [{k: v for k, v in a.items() if k != "proxy_seconds"} for a in archs]
+
+    assert without_seconds(one["archs"]) == without_seconds(two["archs"])
+    assert one["proxies"]["zico"]["tau"] == two["proxies"]["zico"]["tau"]
     assert one["methods"]["uniform"]["tau"] == two["methods"]["uniform"]["tau"]
     assert two["runs"][-1]["workers"] == 2
 
