@@ -79,10 +79,12 @@ def synflow(net: nn.Module, batches: Sequence[Batch]) -> float:
     ones = torch.ones(_one_image_shape(batches), dtype=torch.float64, device=batches[0][0].device)
     model(ones).sum().backward()
     with torch.no_grad():
-        return sum(
-            float((layer.weight * layer.weight.grad).abs().sum())
-            for layer in weight_layers(model)
-            if layer.weight.grad is not None
+        return float(
+            sum(
+                float((layer.weight * layer.weight.grad).abs().sum())
+                for layer in weight_layers(model)
+                if layer.weight.grad is not None
+            )
         )
 
 
@@ -153,7 +155,7 @@ def _meco(net: nn.Module, batches: Sequence[Batch], channels: int | None, seed: 
             layer.register_forward_hook(hook)
     with torch.no_grad():
         model(batches[0][0])
-    return sum(scores)
+    return float(sum(scores))
 
 
 def meco(net: nn.Module, batches: Sequence[Batch]) -> float:
@@ -161,9 +163,9 @@ def meco(net: nn.Module, batches: Sequence[Batch]) -> float:
     correlation matrix of the layer's channels.
 
     Layers: the output of every `nn.Conv2d`. Each channel's features are its values at every
-    position of every image of the first batch (the paper's code takes one image; at 32 px a
-    QuadraNet's maps have at most 8 x 8 positions, fewer than their channels, so every
-    one-image matrix would be singular). A layer with no more observations than channels
+    position of every image of the first batch (the paper's code takes one image; at 32 px the
+    maps of a quadranet-t network have at most 8 x 8 positions, fewer than their 96 or more
+    channels, so every one-image matrix would be singular). A layer with no more observations than channels
     (images x positions <= channels) contributes exactly 0.
     """
     return _meco(net, batches, None, 0)
