@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from quadnas.nn import fused
+
 
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channel dimension of an NCHW tensor."""
@@ -26,6 +28,8 @@ class QuadraticDWConv(nn.Module):
     Three true depthwise convs (a fused grouped conv was slower on onnxruntime,
     OpenVINO and eager CPU in a one-off check). The low-rank quadratic neuron
     `(W_a x)(W_b x) + W_c x + b` per channel: only `dw_c` carries the bias.
+    Eager CPU runs use the fused kernel (`nn.fused`) unless a hook watches one of the
+    three convs; tracing and ONNX export see the three convs.
     """
 
     def __init__(self, channels: int, kernel: int):
@@ -35,6 +39,9 @@ class QuadraticDWConv(nn.Module):
         self.dw_c = depthwise(channels, kernel, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        convs = (self.dw_a, self.dw_b, self.dw_c)
+        if fused.applies(x) and not any(c._forward_hooks or c._forward_pre_hooks for c in convs):
+            return fused.quadratic_dw(x, self.dw_a.weight, self.dw_b.weight, self.dw_c.weight, self.dw_c.bias)
         y: torch.Tensor = self.dw_a(x) * self.dw_b(x) + self.dw_c(x)
         return y
 
