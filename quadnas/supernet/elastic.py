@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from quadnas.nn.blocks import LAYER_SCALE_INIT, QuadraBlock
+from quadnas.nn.fused import quadratic_dw
 from quadnas.nn.ops import EnhancedPointwise, enhance
 from quadnas.space import BlockChoice
 from quadnas.supernet.memory import scaled_gelu_pointwise
@@ -62,15 +63,15 @@ class ElasticQuadraBlock(nn.Module):
         self.memory_efficient = memory_efficient
 
     def quadratic(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
-        """`g1 * q(LN(x))` with the centre-cropped kernels."""
+        """`g1 * q(LN(x))` with the centre-cropped kernels, in one fused op (`nn.fused.quadratic_dw`).
+
+        The layer scale is folded into `dw_a` and `dw_c` (`g (a b + c) = (g a) b + g c`), so no
+        product of the branch is kept for backward besides the fused op's input.
+        """
         q = self.full.qconv
-        y = self.full.norm1(x)
-        pad = kernel // 2
-
-        def conv(w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-            return F.conv2d(y, centre_crop(w, kernel), b, padding=pad, groups=self.dim)
-
-        return self.full.gamma1 * (conv(q.dw_a.weight) * conv(q.dw_b.weight) + conv(q.dw_c.weight, q.dw_c.bias))
+        g = self.full.gamma1.view(-1, 1, 1, 1)
+        w_a, w_b, w_c = (centre_crop(conv.weight, kernel) for conv in (q.dw_a, q.dw_b, q.dw_c))
+        return quadratic_dw(self.full.norm1(x), g * w_a, w_b, g * w_c, g.flatten() * conv_bias(q.dw_c))
 
     def mlp(self, x: torch.Tensor, expansion: int, enhanced: bool = False) -> torch.Tensor:
         """`g2 * PW2(GELU(PW1(LN(x))))` on the first `expansion * dim` hidden channels, QuadEnhanced or not."""
