@@ -71,10 +71,11 @@ def test_pareto_and_reward_modes(tmp_path, synthetic_table, tiny_checkpoint, bud
 
 def test_pareto_front_keeps_only_undominated():
     items = [
-        Candidate("a", 0.5, 1.0, 0),
-        Candidate("b", 0.4, 2.0, 1),
-        Candidate("c", 0.7, 3.0, 2),
-        Candidate("d", None, 0.1, 3),
+        Candidate("a", 0.5, {"d": 1.0}, 0),
+        Candidate("b", 0.4, {"d": 2.0}, 1),
+        Candidate("c", 0.7, {"d": 3.0}, 2),
+        Candidate("d", None, {"d": 0.1}, 3),
+        Candidate("a", 0.5, {"d": 1.0}, 4),  # a repeated arch stays once
     ]
     assert [c.arch for c in pareto_front(items)] == ["a", "c"]
 
@@ -101,7 +102,7 @@ def _cli(capsys, *argv) -> tuple[int, str]:
         ({"--budget": "30"}, "has no unit"),
         ({"--budget": "=-3ms"}, "must be positive"),
         ({"--budget": "-5ms"}, "must be positive"),
-        ({"--device": ""}, "'device'.*at least 1 character"),
+        ({"--device": ""}, "'devices.0.device'.*at least 1 character"),
         ({"--runs-dir": "/dev/null/runs"}, "cannot write to folder /dev/null/runs.*--runs-dir"),
         ({"--budget": "0.0001ms"}, "below the fastest arch.*feasible range"),
         ({"--device": "no-such-device"}, "unknown device 'no-such-device'"),
@@ -472,7 +473,7 @@ def test_a_search_that_runs_out_of_new_archs_says_so(tmp_path, synthetic_table, 
     )
     repeated = len(result.candidates) - len({c.arch for c in result.candidates})
     said = [n for n in result.notes if "repeated an arch the study already held" in n]
-    assert len({c.arch for c in result.candidates if c.feasible(result.budget)}) <= 5
+    assert len({c.arch for c in result.candidates if c.feasible(result.budgets)}) <= 5
     assert (repeated > 0) == bool(said) and (not said or said[0].startswith(f"{repeated} of 14 trials"))
 
 

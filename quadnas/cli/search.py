@@ -11,7 +11,8 @@ from quadnas.cli.progress import progress_for
 from quadnas.study import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
 
 if TYPE_CHECKING:
-    from quadnas.latency import Budget
+    from rich.table import Table
+
     from quadnas.study import Candidate, SearchResult
 
 
@@ -20,11 +21,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "search",
         help="search the best arch under a latency budget",
         description="Search the most accurate arch whose predicted latency on DEVICE fits BUDGET. "
+        "Repeat --device and --budget (paired in order) to search one arch that fits every device's budget. "
         "Trains (and caches) a supernet first when no --checkpoint is given. Rerunning resumes the study.",
     )
     p.add_argument("--config", help="YAML file holding a whole search; flags override it")
-    p.add_argument("--device", help="cpu, vpu, gpu, a table name or a table path (default vpu)")
-    p.add_argument("--budget", help="latency budget with a unit: 30ms, 0.03s, 500us (default 30ms)")
+    p.add_argument(
+        "--device",
+        action="append",
+        help="cpu, vpu, gpu, a table name or a table path (default vpu); repeat for several devices",
+    )
+    p.add_argument(
+        "--budget",
+        action="append",
+        help="latency budget with a unit: 30ms, 0.03s, 500us (default 30ms); one per --device, in order",
+    )
     p.add_argument("--space", help="search space name or YAML path (default quadranet-t)")
     p.add_argument("--data", help="mnist5k, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)")
     p.add_argument("--resolution", type=int, help="training/evaluation resolution (default 32)")
@@ -39,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--sampler", help=one_of(SAMPLERS, DEFAULT_SAMPLER))
     p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--study", help="study name (default derived from space, device, budget and mode)")
+    p.add_argument("--study", help="study name (default derived from space, data, devices, budgets and mode)")
     p.add_argument("--storage", help="Optuna storage: RDB URL or journal file (default sqlite under runs/<study>/)")
     p.add_argument("--runs-dir", help="folder for results (default runs)")
     p.add_argument("--top", type=positive_int, default=10, help="rows of the result table (default 10)")
@@ -49,7 +59,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import optuna
-    from rich.table import Table
 
     from quadnas.errors import QuadnasError
     from quadnas.study import SearchConfig, search
@@ -58,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise QuadnasError(f"unknown mode '{args.mode}': use one of {', '.join(MODES)}")
     if args.sampler and args.sampler not in SAMPLERS:
         raise QuadnasError(f"unknown sampler '{args.sampler}': use one of {', '.join(SAMPLERS)}")
-    overrides = {k: getattr(args, k) for k in SearchConfig.model_fields if hasattr(args, k)}
+    overrides = {k: getattr(args, k) for k in SearchConfig.override_keys() if hasattr(args, k)}
     config = SearchConfig.from_sources(args.config, overrides)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says what Optuna's log would
     result = search(config, progress=progress_for(err_console))
@@ -67,40 +76,62 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json("search", search_fields(result, complete, args.top))
         return 0 if result.best else 1
+    budgets = ", ".join(f"{d.budget.ms:g} ms on {d.device}" for d in config.devices)
     console.print(
         f"study [bold]{result.study.study_name}[/]: {complete} complete trials, "
-        f"budget {result.budget.ms:g} ms on {config.device}, results in {result.run_dir}/",
+        f"budget {budgets}, results in {result.run_dir}/",
         soft_wrap=True,
     )
+    within = "every budget" if config.several else "the budget"
     if result.best is None:
-        console.print("[bold red]no arch under the budget was found[/]; the fastest proposals were:")
+        console.print(f"[bold red]no arch under {within} was found[/]; the closest proposals were:")
         shown = result.closest
     else:
         shown = result.ranked[: args.top]
-    table = Table(title="best architectures under the budget" if result.best else "closest architectures")
-    for column in ("#", "arch", "accuracy", "latency", "of budget", "trial"):
-        table.add_column(column, justify="left" if column == "arch" else "right", no_wrap=True)
-    per_line = max(2, (console.width - 50) // 5)  # tokens of up to 4 characters and a dash
-    for i, c in enumerate(shown, 1):
-        acc = "not evaluated" if c.accuracy is None else f"{c.accuracy:.4f}"
-        table.add_row(
-            str(i),
-            wrap_arch(c.arch, per_line),
-            acc,
-            f"{c.latency_ms:.2f} ms",
-            f"{result.budget.share(c.latency_ms):.0%}",
-            str(c.trial),
-        )
-    console.print(table)
+    console.print(result_table(result, shown, f"best architectures under {within}" if result.best else None))
     if result.best is not None:
         console.print(f"best arch: {result.best.arch}", highlight=False, soft_wrap=True)
     if config.mode == "pareto" and result.pareto:
-        console.print(
-            f"Pareto front: {len(result.pareto)} archs, from {result.pareto[0].latency_ms:.2f} ms "
-            f"(acc {result.pareto[0].accuracy:.4f}) to {result.pareto[-1].latency_ms:.2f} ms "
-            f"(acc {result.pareto[-1].accuracy:.4f}); see pareto.csv"
-        )
+        console.print(pareto_line(result), soft_wrap=True)
     return 0 if result.best else 1
+
+
+def result_table(result: SearchResult, shown: list[Candidate], title: str | None) -> Table:
+    """The archs `shown`: accuracy, then latency and share of the budget on each device."""
+    from rich.table import Table
+
+    several = result.config.several
+    table = Table(title=title or "closest architectures")
+    latency_columns = [f"{label}" for label in result.budgets] if several else ["latency", "of budget"]
+    for column in ("#", "arch", "accuracy", *latency_columns, "trial"):
+        table.add_column(column, justify="left" if column == "arch" else "right", no_wrap=True)
+    longest = max((len(token) for c in shown for token in c.arch.split("-")), default=4)
+    others = 32 + 18 * len(result.budgets) if several else 50  # the other columns' width
+    per_line = max(2, (console.width - others) // (longest + 1))
+    for i, c in enumerate(shown, 1):
+        acc = "not evaluated" if c.accuracy is None else f"{c.accuracy:.4f}"
+        shares = c.shares(result.budgets)
+        if several:
+            latencies = [f"{c.latencies[label]:.2f} ms ({shares[label]:.0%})" for label in result.budgets]
+        else:
+            latencies = [f"{c.latency_ms:.2f} ms", f"{result.budget.share(c.latency_ms):.0%}"]
+        table.add_row(str(i), wrap_arch(c.arch, per_line), acc, *latencies, str(c.trial))
+    return table
+
+
+def pareto_line(result: SearchResult) -> str:
+    """One line on the Pareto front: its ends for one device; its size and the objectives for several."""
+    front = result.pareto
+    if result.config.several:
+        return (
+            f"Pareto front over accuracy and the latency on {', '.join(result.budgets)}: {len(front)} archs, "
+            f"accuracy {front[0].accuracy:.4f} to {max(c.evaluated_accuracy() for c in front):.4f}; see pareto.csv"
+        )
+    return (
+        f"Pareto front: {len(front)} archs, from {front[0].latency_ms:.2f} ms "
+        f"(acc {front[0].accuracy:.4f}) to {front[-1].latency_ms:.2f} ms "
+        f"(acc {front[-1].accuracy:.4f}); see pareto.csv"
+    )
 
 
 def search_fields(result: SearchResult, complete: int, top: int) -> dict[str, Any]:
@@ -108,18 +139,19 @@ def search_fields(result: SearchResult, complete: int, top: int) -> dict[str, An
     config = result.config
 
     def listed(candidates: list[Candidate]) -> list[dict[str, Any]]:
-        return [candidate_fields(c, result.budget) for c in candidates]
+        return [candidate_fields(c, result) for c in candidates]
 
     return {
         "study": result.study.study_name,
         "space": config.space,
-        "device": config.device,
-        "budget_ms": result.budget.ms,
+        "device": None if config.several else config.device,
+        "budget_ms": None if config.several else config.budget.ms,
+        "devices": [{"device": d.device, "name": d.label, "budget_ms": d.budget.ms} for d in config.devices],
         "mode": config.mode,
         "sampler": config.sampler,
         "complete_trials": complete,
         "run_dir": result.run_dir,
-        "best": None if result.best is None else candidate_fields(result.best, result.budget),
+        "best": None if result.best is None else candidate_fields(result.best, result),
         "ranked": listed(result.ranked[:top]),
         "closest": listed(result.closest),
         "pareto": listed(result.pareto),
@@ -129,13 +161,19 @@ def search_fields(result: SearchResult, complete: int, top: int) -> dict[str, An
     }
 
 
-def candidate_fields(c: Candidate, budget: Budget) -> dict[str, Any]:
-    """One arch of a search: its text, accuracy (None: not evaluated), latency and trial."""
+def candidate_fields(c: Candidate, result: SearchResult) -> dict[str, Any]:
+    """One arch of a search: its text, accuracy (None: not evaluated), latency and share of the budget on
+    each device (the single-device keys are None when there are several), and trial."""
+    several, shares = result.config.several, c.shares(result.budgets)
     return {
         "arch": c.arch,
         "accuracy": c.accuracy,
-        "latency_ms": c.latency_ms,
-        "budget_share": budget.share(c.latency_ms),
+        "latency_ms": None if several else c.latency_ms,
+        "budget_share": None if several else shares[next(iter(shares))],
+        "devices": [
+            {"device": d.device, "latency_ms": c.latencies[d.label], "budget_share": shares[d.label]}
+            for d in result.config.devices
+        ],
         "trial": c.trial,
     }
 

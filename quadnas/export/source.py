@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.devices import resolve_device
 from quadnas.nn import QuadraNet
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import CheckpointMeta, checkpoint_hash, load_checkpoint
@@ -66,6 +67,31 @@ def read_record(path: str | Path) -> dict[str, Any]:
     if not (isinstance(record, dict) and isinstance(record.get("arch"), str) and isinstance(record.get("space"), dict)):
         raise QuadnasError(f"{path} is not a search result (no 'arch' and 'space' keys): give runs/<study>/best.yaml")
     return record
+
+
+def searched_budget_ms(record: dict[str, Any], device: str | None) -> float | None:
+    """The budget the search set on `device` (the record's first device when None).
+
+    A record of several devices (`devices`) gives the budget of the entry naming the same table,
+    None when none does; a single-device record gives its one budget.
+    """
+    entries = record.get("devices")
+    if not isinstance(entries, list) or device is None:
+        budget = record.get("budget_ms")
+        return None if budget is None else float(budget)
+    wanted = _table_file(device)
+    for entry in entries:
+        if entry.get("device") == device or (wanted is not None and _table_file(entry.get("device")) == wanted):
+            return float(entry["budget_ms"])
+    return None
+
+
+def _table_file(device: object) -> Path | None:
+    """The table file a device name resolves to here; None when it resolves to none."""
+    try:
+        return resolve_device(str(device)).resolve()
+    except QuadnasError:
+        return None
 
 
 def load_space(space: SearchSpace | str | Path | None, record: dict[str, Any], where: str) -> SearchSpace:

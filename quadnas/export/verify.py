@@ -10,7 +10,7 @@ import torch
 
 from quadnas.errors import QuadnasError
 from quadnas.export.formats import ExportResult, import_openvino
-from quadnas.export.source import ExportSource
+from quadnas.export.source import ExportSource, searched_budget_ms
 from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note
@@ -88,14 +88,15 @@ def verify_latency(
     `device`'s table (default: the search's device) and the budget.
 
     The figure is the median call over `rounds` (default 30) rounds of >= 50 ms after a
-    warm-up. The runtime, thread count, clock and budget default to the table's and the search's.
+    warm-up. The runtime, thread count, clock and budget default to the table's and the search's
+    (a search of several devices: the budget it set on `device`, the first device by default).
     The budget gate applies only when the table was measured with this backend, thread
     count and clock on this host (by host fingerprint); against another host's table the
     export is still timed here, and `note` says so.
     """
     device = device or source.record.get("device")
-    searched_ms = source.record.get("budget_ms")
-    budget = budget or (Budget(float(searched_ms)) if searched_ms is not None else None)
+    searched_ms = searched_budget_ms(source.record, device)
+    budget = budget or (Budget(searched_ms) if searched_ms is not None else None)
     table = load_device_table(device) if device else None
     local = ("onnxruntime", "openvino", "torch")
     backend = backend or (table.meta.backend if table is not None and table.meta.backend in local else "onnxruntime")

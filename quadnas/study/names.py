@@ -5,6 +5,7 @@ Light on purpose (no pydantic, numpy or Optuna): the command line shows them bef
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 Mode = Literal["constrained", "pareto", "reward"]
@@ -13,15 +14,23 @@ MODES: tuple[str, ...] = get_args(Mode)
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 DEFAULT_MODE: Mode = "constrained"
 DEFAULT_SAMPLER: SamplerName = "tpe"
-# What each mode's objective values are, as Optuna's metric names (optuna-dashboard and `optuna trials` show them).
-METRIC_NAMES: dict[str, list[str]] = {
-    "constrained": ["accuracy"],
-    "pareto": ["accuracy", "latency_ms"],
-    "reward": ["reward"],
-}
+
+
+def metric_names(mode: str, labels: Sequence[str]) -> list[str]:
+    """What the mode's objective values are, as Optuna's metric names (optuna-dashboard and `optuna trials` show
+    them): pareto mode minimises every device's latency (`labels`: the devices' labels)."""
+    if mode == "pareto":
+        return ["accuracy", *(per_device("latency_ms", label, len(labels) > 1) for label in labels)]
+    return ["reward"] if mode == "reward" else ["accuracy"]
 
 
 def one_of(names: tuple[str, ...], default: str) -> str:
     """`a (default), b, c or d`, for a flag's help."""
     shown = [f"{n} (default)" if n == default else n for n in names]
     return f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
+def per_device(name: str, label: str, several: bool) -> str:
+    """A per-device trial attribute, constraint or column: `name` when a search has one device, `name[label]`
+    (`latency_ms[cpu]`) when it has several."""
+    return f"{name}[{label}]" if several else name

@@ -1,37 +1,36 @@
-"""The Optuna objective: propose an arch, predict its latency, score it with the supernet if it fits.
+"""The Optuna objective: propose an arch, predict its latency on every device, score it with the supernet if it fits.
 
-Modes: `constrained` (max accuracy s.t. predicted latency <= budget, via Optuna's
-`trial.set_constraint`; proposals over budget are never evaluated), `pareto`
-(accuracy vs latency), `reward` (MnasNet: acc * (lat / T) ** w).
+Modes: `constrained` (max accuracy s.t. predicted latency <= budget on every device, one
+`trial.set_constraint` per device; proposals over a budget are never evaluated), `pareto`
+(accuracy vs every device's latency), `reward` (MnasNet: acc * prod over devices of (lat / T) ** w).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 
 import optuna
 
-from quadnas.latency.budget import Budget
-from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
+from quadnas.study.targets import Targets
 
 
 class Objective:
-    """Proposes an arch per trial, predicts its latency, evaluates accuracy if it can fit."""
+    """Proposes an arch per trial, predicts its latency on every device, evaluates accuracy if it can fit."""
 
     def __init__(
         self,
         space: SearchSpace,
-        predictor: LatencyPredictor,
+        targets: Targets,
         accuracy: Callable[[Arch], float],
-        budget: Budget,
         mode: str,
         reward_exponent: float,
         total: int,
     ):
-        self.space, self.predictor, self.accuracy = space, predictor, accuracy
-        self.budget, self.mode, self.reward_exponent = budget, mode, reward_exponent
+        self.space, self.targets, self.accuracy = space, targets, accuracy
+        self.mode, self.reward_exponent = mode, reward_exponent
         self.total = total
         self.began = datetime.now()  # running trials of workers alive since then hold their place
         self.tokens = [str(c) for c in space.choices]
@@ -41,7 +40,7 @@ class Objective:
             {name: trial.suggest_categorical(name, self.tokens) for name in self.space.param_names}
         )
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         self._stop_if_done(trial)
         value = self._value(trial)
         self._stop_if_done(trial)  # another worker may have completed the last trial meanwhile
@@ -65,24 +64,27 @@ class Objective:
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned(f"the study already holds {self.total} complete or running trials")
 
-    def _value(self, trial: optuna.Trial) -> float | tuple[float, float]:
+    def _value(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         arch = self.propose(trial)
-        latency = float(self.predictor.predict(arch))
+        latencies = self.targets.predict(arch)
+        feasible = self.targets.fits(latencies)
         trial.set_user_attr("arch", str(arch))
-        trial.set_user_attr("latency_ms", latency)
-        trial.set_user_attr("budget_share", round(self.budget.share(latency), 4))
-        trial.set_user_attr("feasible", self.budget.admits(latency))
+        for t in self.targets:
+            trial.set_user_attr(self.targets.key("latency_ms", t), latencies[t.label])
+            trial.set_user_attr(self.targets.key("budget_share", t), round(t.budget.share(latencies[t.label]), 4))
+        trial.set_user_attr("feasible", feasible)
         if self.mode == "constrained":
-            trial.set_constraint("latency", self.budget.share(latency) - 1)
-            if not self.budget.admits(latency):
+            for t in self.targets:
+                trial.set_constraint(self.targets.key("latency", t), t.budget.share(latencies[t.label]) - 1)
+            if not feasible:
                 trial.set_user_attr("evaluated", False)
                 return 0.0  # not evaluated: the predictor already rejects it
         acc = self._accuracy(trial, arch)
         if self.mode == "pareto":
-            return acc, latency
+            return acc, *latencies.values()
         if self.mode == "reward":
-            reward: float = acc * self.budget.share(latency) ** self.reward_exponent  # float ** float is typed Any
-            return reward
+            shares: list[float] = [t.budget.share(latencies[t.label]) ** self.reward_exponent for t in self.targets]
+            return acc * math.prod(shares)
         return acc
 
     def _accuracy(self, trial: optuna.Trial, arch: Arch) -> float:

@@ -1,8 +1,7 @@
-"""Search results on disk: best.yaml, trials.csv, pareto.csv, pareto.png and breakdown.png."""
+"""Search results on disk: best.yaml, trials.csv, pareto.csv, pareto.png and breakdown.png (each device in each)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,61 +14,58 @@ from quadnas._version import __version__
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from quadnas.latency.predictor import LatencyPredictor
     from quadnas.study.results import Candidate, SearchResult
+    from quadnas.study.targets import Target, Targets
 
 
-def write_results(
-    result: SearchResult, predictor: LatencyPredictor, checkpoint: Path, checkpoint_sha: str
-) -> dict[str, Path]:
+def write_results(result: SearchResult, targets: Targets, checkpoint: Path, checkpoint_sha: str) -> dict[str, Path]:
     """Write every result file into the study's run folder; returns their paths."""
     out = result.run_dir
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("best.yaml", "trials.csv", "pareto.csv", "pareto.png")}
     trials = result.study.trials_dataframe()
     trials.to_csv(paths["trials.csv"], index=False)
-    pd.DataFrame([asdict(c) for c in result.pareto]).to_csv(paths["pareto.csv"], index=False)
+    pd.DataFrame([c.row() for c in result.pareto], columns=_pareto_columns(targets)).to_csv(
+        paths["pareto.csv"], index=False
+    )
     pareto_plot(result, paths["pareto.png"])
     if result.best is None:
         paths.pop("best.yaml")
         return paths
-    breakdown = predictor.breakdown(predictor.space.parse(result.best.arch))
-    record = best_record(result, predictor, breakdown, checkpoint, checkpoint_sha)
+    arch = targets.items[0].predictor.space.parse(result.best.arch)
+    breakdowns = {t.label: t.predictor.breakdown(arch) for t in targets}
+    record = best_record(result, targets, breakdowns, checkpoint, checkpoint_sha)
     paths["best.yaml"].write_text(yaml.safe_dump(record, sort_keys=False))
     paths["breakdown.png"] = out / "breakdown.png"
-    breakdown_plot(result, breakdown, predictor.table.meta.device, paths["breakdown.png"])
+    breakdown_figure(result, targets, breakdowns).savefig(paths["breakdown.png"])
     return paths
+
+
+def _pareto_columns(targets: Targets) -> list[str]:
+    return ["arch", "accuracy", *(targets.key("latency_ms", t) for t in targets), "trial"]
 
 
 def best_record(
     result: SearchResult,
-    predictor: LatencyPredictor,
-    breakdown: pd.DataFrame,
+    targets: Targets,
+    breakdowns: dict[str, pd.DataFrame],
     checkpoint: Path,
     checkpoint_hash: str,
 ) -> dict[str, Any]:
-    """Everything needed to rebuild, export and trust the best arch (`breakdown`: its per-op latency)."""
-    best, cfg, meta = _best(result), result.config, predictor.table.meta
+    """Everything needed to rebuild, export and trust the best arch (`breakdowns`: its per-op latency on each device).
+
+    The device keys (`latency_ms` ... `table`) describe the first device; with several devices,
+    `devices` lists every one (the first again) with the same keys, so a reader of one device reads the first.
+    """
+    best, cfg = _best(result), result.config
+    space = targets.items[0].predictor.space
+    per_device = [_device_record(best, t, breakdowns[t.label]) for t in targets]
     return {
         "arch": best.arch,
         "accuracy": round(best.evaluated_accuracy(), 6),
-        "latency_ms": round(best.latency_ms, 4),
-        "budget_ms": result.budget.ms,
-        "budget_share": round(result.budget.share(best.latency_ms), 4),
-        "latency_breakdown": [{"op": str(op), "ms": round(float(ms), 5)} for op, ms in zip(breakdown.op, breakdown.ms)],
-        "device": cfg.device,
-        "table": {
-            "name": meta.device,
-            "path": str(predictor.table.path) if predictor.table.path else None,
-            "provenance": meta.provenance,
-            "backend": meta.backend,
-            "method": meta.method,
-        },
-        "space": {
-            "name": predictor.space.name,
-            "path": predictor.space.source,
-            "fingerprint": predictor.space.fingerprint(),
-        },
+        **per_device[0],
+        **({"devices": per_device} if targets.several else {}),
+        "space": {"name": space.name, "path": space.source, "fingerprint": space.fingerprint()},
         "data": cfg.data,
         "resolution": cfg.resolution,
         "supernet": {"checkpoint": str(checkpoint), "sha256_16": checkpoint_hash, "width": result.supernet_width},
@@ -84,48 +80,81 @@ def best_record(
     }
 
 
+def _device_record(best: Candidate, target: Target, breakdown: pd.DataFrame) -> dict[str, Any]:
+    """What best.yaml says of one device: the best arch's predicted latency there, its budget, the table."""
+    latency, table = best.latencies[target.label], target.predictor.table
+    return {
+        "latency_ms": round(latency, 4),
+        "budget_ms": target.budget.ms,
+        "budget_share": round(target.budget.share(latency), 4),
+        "latency_breakdown": [{"op": str(op), "ms": round(float(ms), 5)} for op, ms in zip(breakdown.op, breakdown.ms)],
+        "device": target.device,
+        "table": {
+            "name": table.meta.device,
+            "path": str(table.path) if table.path else None,
+            "provenance": table.meta.provenance,
+            "backend": table.meta.backend,
+            "method": table.meta.method,
+        },
+    }
+
+
 def pareto_plot(result: SearchResult, path: Path) -> None:
     """Write `pareto_figure(result)` to `path`."""
     pareto_figure(result).savefig(path)
 
 
 def pareto_figure(result: SearchResult) -> Figure:
-    """Accuracy vs predicted latency: feasible and infeasible trials, the front, the budget line.
+    """Accuracy vs predicted latency, one panel per device: trials within every budget and over one,
+    the front, the device's budget line, the best arch.
 
-    The legend sits beside the axes, so it never hides a point, and lists only what is drawn.
+    With one device the front is a step line; with several it is a set of points (their front is
+    over accuracy and every device's latency), marked in every panel. The legend sits beside the
+    axes, so it never hides a point, and lists only what is drawn.
     """
     items = [c for c in result.candidates if c.accuracy is not None]
-    fig = Figure(figsize=(8.5, 4.5), dpi=120, layout="constrained")
-    ax = fig.subplots()
-    for feasible, colour, label in ((True, "tab:blue", "within budget"), (False, "tab:red", "over budget")):
-        group = [c for c in items if c.feasible(result.budget) == feasible]
-        if group:
-            ax.scatter(
-                [c.latency_ms for c in group],
-                [c.evaluated_accuracy() for c in group],
-                s=14,
-                c=colour,
-                alpha=0.6,
-                label=label,
-            )
-    front = result.pareto
-    if front:
-        ax.step(
-            [c.latency_ms for c in front],
-            [c.evaluated_accuracy() for c in front],
-            where="post",
-            c="k",
-            lw=1,
-            label="Pareto front",
-        )
-    ax.axvline(result.budget.ms, c="tab:green", ls="--", label=f"budget {result.budget.ms:g} ms")
-    if result.best:
-        _mark(ax, result.best)
-    ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
-    ax.set_ylabel("validation accuracy (inherited weights)")
-    ax.set_title(f"{result.study.study_name}: {len(result.candidates)} trials")
+    devices, several = result.config.devices, result.config.several
+    within, over = ("within every budget", "over a budget") if several else ("within budget", "over budget")
+    fig = Figure(figsize=(8.5, 4.5 * len(devices)), dpi=120, layout="constrained")
+    axes = fig.subplots(len(devices), 1, squeeze=False)[:, 0]
+    for i, (ax, target) in enumerate(zip(axes, devices)):
+        first = i == 0  # legend entries once
+        label = target.label
+
+        def drawn(text: str, first: bool = first) -> str:
+            return text if first else f"_{text}"  # matplotlib leaves out labels that start with _
+
+        for feasible, colour, text in ((True, "tab:blue", within), (False, "tab:red", over)):
+            group = [c for c in items if c.feasible(result.budgets) == feasible]
+            if group:
+                ax.scatter(
+                    [c.latencies[label] for c in group],
+                    [c.evaluated_accuracy() for c in group],
+                    s=14,
+                    c=colour,
+                    alpha=0.6,
+                    label=drawn(text),
+                )
+        _front(ax, result.pareto, label, several, drawn("Pareto front"))
+        ax.axvline(target.budget.ms, c="tab:green", ls="--", label=f"budget {target.budget.ms:g} ms on {label}")
+        if result.best:
+            _mark(ax, result.best, label, drawn("best"))
+        ax.set_xlabel(f"predicted latency on {target.device} (ms)")
+        ax.set_ylabel("validation accuracy (inherited weights)")
+    axes[0].set_title(f"{result.study.study_name}: {len(result.candidates)} trials")
     fig.legend(loc="outside right upper", fontsize=8)
     return fig
+
+
+def _front(ax: Axes, front: list[Candidate], label: str, several: bool, text: str) -> None:
+    """The Pareto front on one device's panel: a step line for one device, ringed points for several."""
+    if not front:
+        return
+    x, y = [c.latencies[label] for c in front], [c.evaluated_accuracy() for c in front]
+    if several:
+        ax.scatter(x, y, s=40, facecolors="none", edgecolors="k", lw=1, label=text)
+    else:
+        ax.step(x, y, where="post", c="k", lw=1, label=text)
 
 
 OP_COLOURS = {
@@ -137,25 +166,30 @@ OP_COLOURS = {
 }
 
 
-def breakdown_plot(result: SearchResult, breakdown: pd.DataFrame, table_device: str, path: Path) -> None:
-    """Where the best arch spends its predicted latency (`breakdown`): one bar per op it runs, in network order."""
-    kinds = [op.split()[0] for op in breakdown.op]
-    fig = Figure(figsize=(8, 0.28 * len(breakdown) + 1.6), dpi=120, layout="tight")
-    ax = fig.subplots()
-    y = range(len(breakdown))[::-1]
-    ax.barh(list(y), breakdown.ms, color=[OP_COLOURS.get(k, "tab:gray") for k in kinds])
-    ax.set_yticks(list(y), breakdown.op, fontsize=7)
-    for yi, ms, share in zip(y, breakdown.ms, breakdown.share):
-        ax.text(ms, yi, f" {ms:.3g} ms ({share:.0%})", va="center", fontsize=7)
-    ax.set_xlim(0, breakdown.ms.max() * 1.3)
-    ax.set_xlabel(f"predicted latency on {result.config.device} (ms)")
+def breakdown_figure(result: SearchResult, targets: Targets, breakdowns: dict[str, pd.DataFrame]) -> Figure:
+    """Where the best arch spends its predicted latency: one panel per device, one bar per op it runs, in network
+    order."""
     best = _best(result)
-    ax.set_title(
-        f"{best.arch}\n{best.latency_ms:.3g} ms of the {result.budget.ms:g} ms budget "
-        f"({result.budget.share(best.latency_ms):.0%}), table {table_device}",
-        fontsize=8,
-    )
-    fig.savefig(path)
+    rows = sum(len(b) for b in breakdowns.values())
+    fig = Figure(figsize=(8, 0.28 * rows + 1.6 * len(targets)), dpi=120, layout="tight")
+    axes = fig.subplots(len(targets), 1, squeeze=False)[:, 0]
+    for ax, target in zip(axes, targets):
+        breakdown, budget = breakdowns[target.label], target.budget
+        kinds = [op.split()[0] for op in breakdown.op]
+        y = range(len(breakdown))[::-1]
+        ax.barh(list(y), breakdown.ms, color=[OP_COLOURS.get(k, "tab:gray") for k in kinds])
+        ax.set_yticks(list(y), breakdown.op, fontsize=7)
+        for yi, ms, share in zip(y, breakdown.ms, breakdown.share):
+            ax.text(ms, yi, f" {ms:.3g} ms ({share:.0%})", va="center", fontsize=7)
+        ax.set_xlim(0, breakdown.ms.max() * 1.3)
+        ax.set_xlabel(f"predicted latency on {target.device} (ms)")
+        latency = best.latencies[target.label]
+        ax.set_title(
+            f"{best.arch}\n{latency:.3g} ms of the {budget.ms:g} ms budget "
+            f"({budget.share(latency):.0%}), table {target.predictor.table.meta.device}",
+            fontsize=8,
+        )
+    return fig
 
 
 def _best(result: SearchResult) -> Candidate:
@@ -164,14 +198,14 @@ def _best(result: SearchResult) -> Candidate:
     return result.best
 
 
-def _mark(ax: Axes, best: Candidate) -> None:
+def _mark(ax: Axes, best: Candidate, label: str, text: str) -> None:
     ax.scatter(
-        [best.latency_ms],
+        [best.latencies[label]],
         [best.evaluated_accuracy()],
         marker="*",
         s=160,
         c="gold",
         edgecolors="k",
         zorder=5,
-        label="best",
+        label=text,
     )

@@ -1,14 +1,19 @@
-"""What a search found: candidates read from the study, the feasible ranking, the Pareto front."""
+"""What a search found: candidates read from the study, the feasible ranking, the Pareto front.
+
+A candidate's latencies and the budgets are keyed by device label, in the search's device order.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from quadnas.latency.budget import Budget
+from quadnas.study.names import per_device
 
 if TYPE_CHECKING:
     from quadnas.study.config import SearchConfig
@@ -16,62 +21,114 @@ if TYPE_CHECKING:
 
 @dataclass
 class Candidate:
-    """One evaluated architecture."""
+    """One evaluated architecture and its predicted latency on each device (by label)."""
 
     arch: str
     accuracy: float | None
-    latency_ms: float
+    latencies: dict[str, float]
     trial: int
 
-    def feasible(self, budget: Budget) -> bool:
-        return budget.admits(self.latency_ms)
+    @property
+    def latency_ms(self) -> float:
+        """The latency of a single-device search's candidate (`latencies` holds every device's)."""
+        if len(self.latencies) != 1:
+            raise ValueError(f"trial {self.trial} has {len(self.latencies)} devices' latencies: read .latencies")
+        return next(iter(self.latencies.values()))
+
+    def feasible(self, budgets: Mapping[str, Budget]) -> bool:
+        """Whether every device's budget admits it."""
+        return all(budget.admits(self.latencies[label]) for label, budget in budgets.items())
+
+    def shares(self, budgets: Mapping[str, Budget]) -> dict[str, float]:
+        """Its latency as a fraction of each device's budget."""
+        return {label: budget.share(self.latencies[label]) for label, budget in budgets.items()}
+
+    def worst_share(self, budgets: Mapping[str, Budget]) -> float:
+        """Its largest share of a budget: above 1 it misses at least one."""
+        return max(self.shares(budgets).values())
 
     def evaluated_accuracy(self) -> float:
         """`accuracy` of a candidate known to be evaluated (ranked, on the Pareto front, the best)."""
         assert self.accuracy is not None, f"trial {self.trial} was not evaluated"
         return self.accuracy
 
+    def row(self) -> dict[str, Any]:
+        """Its CSV columns: arch, accuracy, `latency_ms` (one per device when several: `latency_ms[cpu]`), trial."""
+        several = len(self.latencies) > 1
+        latencies = {per_device("latency_ms", label, several): ms for label, ms in self.latencies.items()}
+        return {"arch": self.arch, "accuracy": self.accuracy, **latencies, "trial": self.trial}
+
 
 @dataclass
 class SearchResult:
     config: SearchConfig
     study: optuna.Study
-    budget: Budget
+    budgets: dict[str, Budget]  # by device label, in the search's device order
     run_dir: Path
     best: Candidate | None
     ranked: list[Candidate]  # feasible, most accurate first
-    closest: list[Candidate]  # when nothing is feasible: the fastest proposals
+    closest: list[Candidate]  # when nothing is feasible: the proposals closest to every budget
     pareto: list[Candidate]
     candidates: list[Candidate]  # every complete trial's
     supernet_width: float = 1.0  # < 1: a proxy supernet scored the archs
     notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 
+    @property
+    def budget(self) -> Budget:
+        """The budget of a single-device search (`budgets` holds every device's)."""
+        if len(self.budgets) != 1:
+            raise ValueError(f"this search runs under {len(self.budgets)} devices: read SearchResult.budgets")
+        return next(iter(self.budgets.values()))
 
-def candidates(study: optuna.Study) -> list[Candidate]:
-    """Every completed trial that has an arch."""
-    return [
-        Candidate(t.user_attrs["arch"], t.user_attrs.get("accuracy"), t.user_attrs["latency_ms"], t.number)
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if "arch" in t.user_attrs
-    ]
+
+def latencies_of(trial: optuna.trial.FrozenTrial, labels: Sequence[str]) -> dict[str, float] | None:
+    """The trial's predicted latency on each device, by label; None where it has none (not proposed yet)."""
+    keys = {label: per_device("latency_ms", label, len(labels) > 1) for label in labels}
+    if not all(key in trial.user_attrs for key in keys.values()):
+        return None
+    return {label: float(trial.user_attrs[key]) for label, key in keys.items()}
+
+
+def candidates(study: optuna.Study, labels: Sequence[str]) -> list[Candidate]:
+    """Every completed trial that has an arch (`labels`: the devices' labels, in order)."""
+    found = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        latencies = latencies_of(t, labels)
+        if "arch" in t.user_attrs and latencies is not None:
+            found.append(Candidate(t.user_attrs["arch"], t.user_attrs.get("accuracy"), latencies, t.number))
+    return found
 
 
 def pareto_front(items: list[Candidate]) -> list[Candidate]:
-    """Evaluated candidates no other one beats on both accuracy and latency, fastest first."""
+    """Evaluated candidates no other one beats on accuracy and every device's latency at once, fastest first.
+
+    In that order no candidate is beaten by a later one, so each needs checking only against the
+    front so far; of equal ones (a repeated arch) the first stays.
+    """
     front: list[Candidate] = []
-    for c in sorted(
-        (c for c in items if c.accuracy is not None), key=lambda c: (c.latency_ms, -c.evaluated_accuracy())
-    ):
-        if not front or c.evaluated_accuracy() > front[-1].evaluated_accuracy():
+    evaluated = (c for c in items if c.accuracy is not None)
+    for c in sorted(evaluated, key=lambda c: (*c.latencies.values(), -c.evaluated_accuracy())):
+        if not any(_at_least_as_good(f, c) for f in front):
             front.append(c)
     return front
 
 
-def rank_feasible(items: list[Candidate], budget: Budget) -> list[Candidate]:
-    """Distinct evaluated archs under the budget, most accurate (then fastest) first."""
+def _at_least_as_good(a: Candidate, b: Candidate) -> bool:
+    """`a` is as accurate as `b` or more, and as fast or faster on every device."""
+    faster = all(a.latencies[label] <= ms for label, ms in b.latencies.items())
+    return faster and a.evaluated_accuracy() >= b.evaluated_accuracy()
+
+
+def rank_feasible(items: list[Candidate], budgets: Mapping[str, Budget]) -> list[Candidate]:
+    """Distinct evaluated archs within every budget, most accurate (then furthest under the tightest budget) first."""
     seen: dict[str, Candidate] = {}
     for c in items:
-        if c.accuracy is not None and c.feasible(budget):
+        if c.accuracy is not None and c.feasible(budgets):
             seen.setdefault(c.arch, c)
-    return sorted(seen.values(), key=lambda c: (-c.evaluated_accuracy(), c.latency_ms))
+    return sorted(seen.values(), key=lambda c: (-c.evaluated_accuracy(), c.worst_share(budgets)))
+
+
+def closest(items: list[Candidate], budgets: Mapping[str, Budget], n: int = 5) -> list[Candidate]:
+    """When nothing fits: the `n` proposals of the smallest largest budget share (one device: the fastest)."""
+    return sorted(items, key=lambda c: c.worst_share(budgets))[:n]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -15,18 +14,18 @@ from quadnas.accelerator import torch_device
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
-from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.progress import Progress, stderr_logging
 from quadnas.space import SearchSpace
-from quadnas.study.config import SearchConfig
-from quadnas.study.names import METRIC_NAMES
+from quadnas.study.config import SearchConfig, overridden
+from quadnas.study.names import metric_names
 from quadnas.study.objective import Objective
 from quadnas.study.report import write_results
-from quadnas.study.results import SearchResult, candidates, pareto_front, rank_feasible
-from quadnas.study.samplers import guided_sampler
+from quadnas.study.results import SearchResult, candidates, closest, latencies_of, pareto_front, rank_feasible
+from quadnas.study.samplers import guided_sampler, seed_archs
 from quadnas.study.storage import default_storage_url, open_storage
+from quadnas.study.targets import Targets
 from quadnas.supernet.checkpoint import checkpoint_hash
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.provide import provide_supernet
@@ -50,6 +49,25 @@ def check_budget(predictor: LatencyPredictor, budget: Budget, device: str) -> li
     return []
 
 
+def check_budgets(targets: Targets, space: SearchSpace) -> list[str]:
+    """`check_budget` for each device; with several, an error when no arch is found that fits them all at once.
+
+    Each device's fastest arch is tried first (in a space with identity blocks one arch is the
+    fastest everywhere); then the archs the guided sampler starts from are drawn.
+    """
+    notes = [note for t in targets for note in check_budget(t.predictor, t.budget, t.device)]
+    if not targets.several:
+        return notes
+    fastest = [t.predictor.fastest()[0] for t in targets]
+    if not any(targets.fits(targets.predict(arch)) for arch in fastest) and not seed_archs(space, targets, 1, seed=0):
+        budgets = ", ".join(f"{t.budget} on {t.device}" for t in targets)
+        raise QuadnasError(
+            f"no arch of the space was found that fits every budget at once ({budgets}), though each alone "
+            "admits some: raise a budget (`quadnas predict --device D --range` shows each device's range)"
+        )
+    return notes
+
+
 def search(config: SearchConfig | None = None, progress: Progress | None = None, **overrides: Any) -> SearchResult:
     """Run or resume the study that `config` (plus keyword overrides) describes.
 
@@ -60,23 +78,22 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     if progress is None:
         with stderr_logging():
             return search(config, Progress(), **overrides)
-    config = SearchConfig.checked({**(config.model_dump() if config else {}), **overrides})
+    config = SearchConfig.checked(overridden(config.model_dump() if config else {}, overrides))
     space = SearchSpace.load(config.space)
     space.check_resolution(config.resolution)
     torch_device(config.train_device)  # a bad device fails before anything is opened
-    table = load_device_table(config.device)
-    predictor = LatencyPredictor(table, space)
-    notes = check_budget(predictor, config.budget, config.device)
-    host_note = foreign_host_note(table.meta)
-    if host_note:
-        notes.append(host_note)
+    targets = Targets.load(config.devices, space)
+    notes = check_budgets(targets, space)
+    notes += [note for t in targets if (note := foreign_host_note(t.predictor.table.meta))]
     run_dir = writable_folder(Path(config.runs_dir) / config.study_name(), "--runs-dir")
     storage = open_storage(config.storage or default_storage_url(run_dir))
     for note in notes:
         progress.note(note)
 
-    directions: list[Direction] = ["maximize", "minimize"] if config.mode == "pareto" else ["maximize"]
-    study = _open_study(storage, config, directions, space, predictor)
+    directions: list[Direction] = ["maximize"]
+    if config.mode == "pareto":
+        directions += ["minimize"] * len(targets)
+    study = _open_study(storage, config, directions, space, targets)
 
     dataset = load_dataset(config.data, config.resolution, channels=space.config.in_channels, progress=progress)
     supernet, checkpoint = provide_supernet(
@@ -94,18 +111,17 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
         study, {"supernet_sha256_16": supernet_sha}, config.study_name(), "its accuracies came from another supernet"
     )
     study.set_user_attr("checkpoint", str(checkpoint))
-    study.set_user_attr("table", f"{table.name} ({table.meta.provenance})")
+    tables = [t.predictor.table for t in targets]
+    study.set_user_attr("table", "; ".join(f"{table.name} ({table.meta.provenance})" for table in tables))
 
-    objective = Objective(
-        space, predictor, evaluator.accuracy, config.budget, config.mode, config.reward_exponent, config.trials
-    )
+    objective = Objective(space, targets, evaluator.accuracy, config.mode, config.reward_exponent, config.trials)
     _optimize(study, objective, config.trials, progress)
     retried = _retried_trials(study)
     if retried:
         notes.append(retried)
         progress.note(retried)
 
-    items = candidates(study)
+    items = candidates(study, [t.label for t in targets])
     repeated = len(items) - len({c.arch for c in items})
     if repeated:
         note = (
@@ -114,22 +130,21 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
         )
         notes.append(note)
         progress.note(note)
-    ranked = rank_feasible(items, config.budget)
-    closest = [] if ranked else sorted(items, key=lambda c: c.latency_ms)[:5]
+    ranked = rank_feasible(items, targets.budgets)
     result = SearchResult(
         config,
         study,
-        config.budget,
+        targets.budgets,
         run_dir,
         ranked[0] if ranked else None,
         ranked,
-        closest,
+        [] if ranked else closest(items, targets.budgets),
         pareto_front(items),
         items,
         supernet.width,
         notes,
     )
-    result.files = write_results(result, predictor, checkpoint, supernet_sha)
+    result.files = write_results(result, targets, checkpoint, supernet_sha)
     return result
 
 
@@ -154,30 +169,37 @@ def _open_study(
     config: SearchConfig,
     directions: list[Direction],
     space: SearchSpace,
-    predictor: LatencyPredictor,
+    targets: Targets,
 ) -> optuna.Study:
     """Create the study or join it (whichever worker creates it, the others join); refuse other settings."""
     study = optuna.create_study(
         storage=storage,
         study_name=config.study_name(),
         directions=directions,
-        sampler=guided_sampler(config, space, predictor),
+        sampler=guided_sampler(config, space, targets),
         load_if_exists=True,
     )
-    identity = {
-        "space_fingerprint": space.fingerprint(),
-        "device": config.device,
-        "budget_ms": config.budget.ms,
-        "mode": config.mode,
-        "data": config.data,
-    }
-    claim_settings(study, identity, config.study_name(), "it was created with other settings")
+    claim_settings(study, study_identity(config, space), config.study_name(), "it was created with other settings")
     with warnings.catch_warnings():  # metric names are marked experimental; they are what the dashboard shows
         warnings.filterwarnings(
             "ignore", message=".*set_metric_names is experimental", category=optuna.exceptions.ExperimentalWarning
         )
-        study.set_metric_names(METRIC_NAMES[config.mode])
+        study.set_metric_names(metric_names(config.mode, [t.label for t in targets]))
     return study
+
+
+def study_identity(config: SearchConfig, space: SearchSpace) -> dict[str, object]:
+    """The settings a study is created with and refuses to mix: `device` and `budget_ms` are lists when there are
+    several devices, one value for one (as single-device studies always stored them)."""
+    devices = [d.device for d in config.devices]
+    budgets_ms = [d.budget.ms for d in config.devices]
+    return {
+        "space_fingerprint": space.fingerprint(),
+        "device": devices if config.several else devices[0],
+        "budget_ms": budgets_ms if config.several else budgets_ms[0],
+        "mode": config.mode,
+        "data": config.data,
+    }
 
 
 def claim_settings(study: optuna.Study, settings: Mapping[str, object], name: str, why: str) -> None:
@@ -205,6 +227,12 @@ def _optimize(study: optuna.Study, objective: Objective, total: int, progress: P
     if done >= total:
         return
     stop = optuna.study.MaxTrialsCallback(total, states=(optuna.trial.TrialState.COMPLETE,))
+    labels, budgets = [t.label for t in objective.targets], objective.targets.budgets
+    within = "every budget" if objective.targets.several else "the budget"
+
+    def named(label: str) -> str:
+        return f"{label} " if objective.targets.several else ""
+
     with progress.task("search", total, done, unit="trial") as task:
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -212,14 +240,11 @@ def _optimize(study: optuna.Study, objective: Objective, total: int, progress: P
             if trial.state != optuna.trial.TrialState.COMPLETE:
                 return
             complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            best = [
-                t.user_attrs["accuracy"]
-                for t in complete
-                if t.user_attrs.get("evaluated") and objective.budget.admits(t.user_attrs.get("latency_ms", math.inf))
-            ]
-            acc, latency = trial.user_attrs.get("accuracy"), trial.user_attrs.get("latency_ms", 0.0)
-            shown = f"best {max(best):.4f}" if best else "nothing under the budget yet"
-            note = f"{shown}; last {latency:.2f} ms" + (f", acc {acc:.4f}" if acc is not None else "")
+            found = [c for c in candidates(study, labels) if c.accuracy is not None and c.feasible(budgets)]
+            shown = f"best {max(c.evaluated_accuracy() for c in found):.4f}" if found else f"nothing under {within} yet"
+            acc, latencies = trial.user_attrs.get("accuracy"), latencies_of(trial, labels) or {}
+            last = ", ".join(f"{named(label)}{ms:.2f} ms" for label, ms in latencies.items())
+            note = f"{shown}; last {last}" + (f", acc {acc:.4f}" if acc is not None else "")
             task.advance(max(0, min(len(complete), total) - task.done), note)
 
         study.optimize(objective, n_trials=total - done, callbacks=[stop, advance])

@@ -13,10 +13,10 @@ from optuna.distributions import BaseDistribution
 from optuna.search_space import intersection_search_space
 
 from quadnas.errors import QuadnasError
-from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.names import SAMPLERS
+from quadnas.study.targets import Targets
 
 if TYPE_CHECKING:
     from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
@@ -86,8 +86,8 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     so workers sharing a study never repeat each other's proposals, while one worker's
     run stays reproducible. After the seeds every proposal is drawn jointly (parameters the
     base proposes one by one are drawn together), and one that repeats an arch the study
-    already holds, or that `fits` rejects, is redrawn (up to `redraws` times): the base's
-    proposal distribution restricted to new archs within the budget. A proposal that never
+    already holds, or that `fits` rejects (over any device's budget), is redrawn (up to `redraws`
+    times): the base's proposal distribution restricted to new archs within every budget. A proposal that never
     qualifies goes through; the latency constraint marks it, the objective reuses a repeat's accuracy.
     """
 
@@ -173,46 +173,52 @@ def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(params.items()))
 
 
-def seed_archs(space: SearchSpace, predictor: LatencyPredictor, limit_ms: float, n: int, seed: int) -> list[Arch]:
-    """`n` archs spread evenly over the latency range up to `limit_ms`, to start a study with.
+def seed_archs(space: SearchSpace, targets: Targets, n: int, seed: int, within_budgets: bool = True) -> list[Arch]:
+    """`n` archs spread evenly over the range of their largest budget share, to start a study with;
+    `within_budgets`: only archs every device admits.
 
     Uniform sampling rarely lands under a tight budget (each block has 6 of 7 choices that
     cost time), so candidates draw each block's identity probability from U(0, 1) and the
-    predictor, which scores about a million archs a second, keeps those that fit.
+    predictors, which score about a million archs a second, keep those that fit.
     """
-    rng = np.random.default_rng(seed)
-    identity = [j for j, c in enumerate(space.choices) if c.is_identity]
-    others = np.array([j for j, c in enumerate(space.choices) if not c.is_identity])
-    picks = others[rng.integers(len(others), size=(20_000, space.num_blocks))]
-    if identity:
-        skip = rng.random((20_000, space.num_blocks)) < rng.random((20_000, 1))
-        picks = np.where(skip, identity[0], picks)
-    picks = np.unique(picks, axis=0)
-    latency = predictor.predict_many(picks)
-    fits = np.flatnonzero(latency <= limit_ms)
+    picks = candidate_indices(space, np.random.default_rng(seed))
+    latency = targets.predict_many(picks)
+    fits = np.flatnonzero(targets.fits_many(latency)) if within_budgets else np.arange(len(picks))
     if len(fits) == 0:
         return []
-    ordered = fits[np.argsort(latency[fits])]
+    worst = targets.worst_share_many(latency[fits])  # one device: its latency, scaled
+    ordered = fits[np.argsort(worst)]
     chosen = ordered[np.unique(np.linspace(0, len(ordered) - 1, n).round().astype(int))]
     return [space.from_indices(picks[i]) for i in chosen]
 
 
-def guided_sampler(config: SearchConfig, space: SearchSpace, predictor: LatencyPredictor) -> GuidedSampler:
-    """The configured sampler, started on predictor-chosen seeds; kept within budget when constrained."""
+def candidate_indices(space: SearchSpace, rng: np.random.Generator, n: int = 20_000) -> np.ndarray:
+    """Distinct archs as choice indices (at most `n`), each block skipped with a probability drawn per arch."""
+    identity = [j for j, c in enumerate(space.choices) if c.is_identity]
+    others = np.array([j for j, c in enumerate(space.choices) if not c.is_identity])
+    picks = others[rng.integers(len(others), size=(n, space.num_blocks))]
+    if identity:
+        skip = rng.random((n, space.num_blocks)) < rng.random((n, 1))
+        picks = np.where(skip, identity[0], picks)
+    unique: np.ndarray = np.unique(picks, axis=0)
+    return unique
+
+
+def guided_sampler(config: SearchConfig, space: SearchSpace, targets: Targets) -> GuidedSampler:
+    """The configured sampler, started on predictor-chosen seeds; kept within every budget when constrained."""
     constrained = config.mode == "constrained"
-    limit = config.budget.ms if constrained else predictor.slowest()[1]
-    seeds = [space.to_params(a) for a in seed_archs(space, predictor, limit, SEED_TRIALS, config.seed)]
+    seeds = [space.to_params(a) for a in seed_archs(space, targets, SEED_TRIALS, config.seed, constrained)]
     names = space.param_names
 
     def fits(params: dict[str, str]) -> bool:
-        return config.budget.admits(predictor.predict(space.from_params(params)))
+        return targets.fits(targets.predict(space.from_params(params)))
 
     def admits(samples: dict[str, np.ndarray]) -> np.ndarray:
-        """Which candidates (choice indices per block parameter, in `space.choices` order) fit."""
+        """Which candidates (choice indices per block parameter, in `space.choices` order) fit every budget."""
         if not samples or not all(name in samples for name in names):
             return np.ones(len(next(iter(samples.values()), ())), dtype=bool)
         indices = np.stack([samples[name] for name in names], axis=1).astype(np.intp)
-        return config.budget.admits_many(predictor.predict_many(indices))
+        return targets.fits_many(targets.predict_many(indices))
 
     make_base = functools.partial(make_sampler, config.sampler, admits=admits if constrained else None)
     return GuidedSampler(make_base, config.seed, seeds, fits if constrained else None)
