@@ -1,5 +1,9 @@
 """QuadraNet vs HorNet (gnConv) vs ConvNeXt at equal width, plus an equal-cost QuadraNet.
 
+Every QuadraNet variant runs with the fused quadratic depthwise conv (`quadnas.nn.fused`)
+and, unless --no-plain, again as `<variant>+plain` with the three plain convs
+(`QUADNAS_FUSED=0` around its forward), side by side in the same run.
+
 Every variant of `baselines.VARIANTS` is measured as a whole network and as one
 block at each stage's shape (56x56x64, 28x28x128, 14x14x256, 7x7x512 at 224):
 
@@ -14,7 +18,7 @@ block at each stage's shape (56x56x64, 28x28x128, 14x14x256, 7x7x512 at 224):
 
 Usage:
     python scripts/bench_blocks.py [--quick] [--resolution 224] [--variants a,b]
-        [--out docs/figures/bench_blocks.json] [--png docs/figures/bench_blocks.png]
+        [--no-plain] [--out docs/figures/bench_blocks.json] [--png docs/figures/bench_blocks.png]
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,8 +52,12 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch import nn  # noqa: E402
 
+from quadnas.nn import fused  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "hornet"
+LATENCY_REFERENCE = "convnext"  # issue 17: QuadraNet's batch-1 latency within 1.15x of ConvNeXt's
+PLAIN = "+plain"  # a QuadraNet variant with the fused op turned off
 UNITS = ("net", "stage1", "stage2", "stage3", "stage4")
 BACKENDS = {"torch-1t": ("torch", 1), "torch-2t": ("torch", 2), "ort-1t": ("onnxruntime", 1)}  # runtime, threads
 MB = 2**20
@@ -56,10 +65,43 @@ console = Console(width=max(Console().width, 180))
 
 
 # ---- building ----------------------------------------------------------------
+@contextmanager
+def fused_off() -> Iterator[None]:
+    """The fused quadratic depthwise conv turned off (`QUADNAS_FUSED=0`) inside the block."""
+    before = os.environ.get(fused.ENV_VAR)
+    os.environ[fused.ENV_VAR] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[fused.ENV_VAR]
+        else:
+            os.environ[fused.ENV_VAR] = before
+
+
+class Plain(nn.Module):
+    """Runs `module` with the fused op off. A training step must keep it off through backward too
+    (`train_step` does): checkpointed branches recompute their forward there."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with fused_off():
+            return self.module(x)
+
+
+def base(variant: str) -> str:
+    """The `baselines.VARIANTS` name of a variant (`quadranet+plain` -> `quadranet`)."""
+    return variant.removesuffix(PLAIN)
+
+
 def build(variant: str, unit: str, resolution: int) -> nn.Module:
-    v = VARIANTS[variant]
+    v = VARIANTS[base(variant)]
     torch.manual_seed(0)
-    return v.build_net(resolution) if unit == "net" else v.build_block(UNITS.index(unit) - 1)
+    model = v.build_net(resolution) if unit == "net" else v.build_block(UNITS.index(unit) - 1)
+    return Plain(model) if variant.endswith(PLAIN) else model
 
 
 def input_shape(unit: str, resolution: int, batch: int) -> tuple[int, int, int, int]:
@@ -141,9 +183,10 @@ def train_step(
 ) -> None:
     optimiser.zero_grad(set_to_none=True)
     x.grad = None
-    out = model(x)
-    loss = F.cross_entropy(out, target) if target is not None else out.square().mean()
-    loss.backward()
+    with fused_off() if isinstance(model, Plain) else nullcontext():
+        out = model(x)
+        loss = F.cross_entropy(out, target) if target is not None else out.square().mean()
+        loss.backward()
     optimiser.step()
 
 
@@ -234,7 +277,7 @@ def measure_unit(unit: str, variants: list[str], args: argparse.Namespace) -> li
         for v, m in models.items()
     }
 
-    inference = [v for v in variants if not VARIANTS[v].training_only]
+    inference = [v for v in variants if not VARIANTS[base(v)].training_only]
     for backend, (runtime, threads) in BACKENDS.items():
         console.log(f"{unit}: batch-1 latency, {backend}")
         if runtime == "torch":
@@ -251,6 +294,9 @@ def measure_unit(unit: str, variants: list[str], args: argparse.Namespace) -> li
                     f"{backend}_p10_ms": 1e3 * p10,
                     f"{backend}_p90_ms": 1e3 * p90,
                     f"{backend}_speedup": paired_ratio(samples[REFERENCE], samples[v]),
+                    f"{backend}_vs_{LATENCY_REFERENCE}": (
+                        paired_ratio(samples[v], samples[LATENCY_REFERENCE]) if LATENCY_REFERENCE in samples else None
+                    ),
                 }
             )
 
@@ -281,20 +327,30 @@ def measure_unit(unit: str, variants: list[str], args: argparse.Namespace) -> li
 
 # ---- reporting ---------------------------------------------------------------
 def goal(rows: pd.DataFrame) -> list[dict]:
-    """The memory-efficient goal at network level: step memory <= 0.7x HorNet's, training >= 1.2x."""
+    """Issue 17's goals at network level: training >= 1.5x HorNet's images/s at step memory <= 0.5x
+    HorNet's, and batch-1 latency (torch, 1 thread) <= 1.15x ConvNeXt's where the variant runs inference."""
     net = rows[rows.unit == "net"].set_index("variant")
-    return [
-        {
-            "variant": v,
-            "rss_step_ratio": net.at[v, "rss_step_ratio"],
-            "rss_peak_ratio": net.at[v, "rss_peak_ratio"],
-            "saved_ratio": net.at[v, "saved_ratio"],
-            "train_ratio": net.at[v, "train_ratio"],
-            "met": bool(net.at[v, "rss_step_ratio"] <= 0.7 and net.at[v, "train_ratio"] >= 1.2),
-        }
-        for v in net.index
-        if v.startswith("quadranet")
-    ]
+    latency_column = f"torch-1t_vs_{LATENCY_REFERENCE}"
+    out = []
+    for v in net.index:
+        if not v.startswith("quadranet"):
+            continue
+        latency = net.at[v, latency_column] if latency_column in net.columns else None
+        latency = None if latency is None or pd.isna(latency) else float(latency)
+        training_met = bool(net.at[v, "rss_step_ratio"] <= 0.5 and net.at[v, "train_ratio"] >= 1.5)
+        out.append(
+            {
+                "variant": v,
+                "rss_step_ratio": net.at[v, "rss_step_ratio"],
+                "rss_peak_ratio": net.at[v, "rss_peak_ratio"],
+                "saved_ratio": net.at[v, "saved_ratio"],
+                "train_ratio": net.at[v, "train_ratio"],
+                "latency_vs_convnext": latency,
+                "training_met": training_met,
+                "latency_met": None if latency is None else latency <= 1.15,
+            }
+        )
+    return out
 
 
 def print_table(rows: pd.DataFrame) -> None:
@@ -374,6 +430,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32, help="training batch")
     p.add_argument("--train-threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {', '.join(VARIANTS)}")
+    p.add_argument(
+        "--no-plain", action="store_true", help=f"skip the '<quadranet variant>{PLAIN}' twins without the fused op"
+    )
     p.add_argument("--units", default=",".join(UNITS), help=f"comma-separated subset of {', '.join(UNITS)}")
     p.add_argument("--rounds", type=int, help="latency rounds (default 15, quick 3)")
     p.add_argument("--train-rounds", type=int, help="timed training steps per variant (default 5, quick 1)")
@@ -393,8 +452,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.units = [u.strip() for u in args.units.split(",")]
     if args.resolution <= 0 or args.resolution % 32:
         p.error(f"--resolution {args.resolution} must be a positive multiple of 32 (e.g. 64 or 224)")
-    if unknown := [v for v in args.variants if v not in VARIANTS]:
+    if unknown := [v for v in args.variants if base(v) not in VARIANTS]:
         p.error(f"unknown variant(s) {', '.join(unknown)}: choose from {', '.join(VARIANTS)}")
+    if not args.no_plain:
+        args.variants += [v + PLAIN for v in args.variants if v.startswith("quadranet")]
     if REFERENCE not in args.variants:
         p.error(f"--variants must include '{REFERENCE}' (every figure is relative to it)")
     if unknown := [u for u in args.units if u not in UNITS]:
@@ -407,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(rss_child(*args.child, args.resolution, args.batch, args.train_threads)))
         return 0
+    # built (or loaded) before any timing
+    console.log(f"fused quadratic depthwise conv: {'on' if fused.is_available() else 'off (plain convs)'}")
     started, load_before = datetime.now(timezone.utc), os.getloadavg()
     torch.set_num_threads(args.train_threads)  # building; each measurement sets its own threads
     records = [row for unit in args.units for row in measure_unit(unit, args.variants, args)]
@@ -431,8 +494,12 @@ def main(argv: list[str] | None = None) -> int:
             "load_before": load_before,
             "load_after": os.getloadavg(),
             "macs": "convolutions and matmuls (torch.utils.flop_counter FLOPs / 2), batch 1",
+            "fused_available": fused.is_available(),
         },
-        "variants": {v: VARIANTS[v].description for v in args.variants},
+        "variants": {
+            v: VARIANTS[base(v)].description + (" (three plain convs, fused op off)" if v.endswith(PLAIN) else "")
+            for v in args.variants
+        },
         "goal": goal(rows) if "net" in args.units else [],
         "rows": json.loads(rows.to_json(orient="records")),
     }
@@ -440,9 +507,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=1))
     print_table(rows)
     for g in result["goal"]:
+        latency = g["latency_vs_convnext"]
+        latency_text = (
+            ""
+            if latency is None
+            else f"; batch-1 latency {latency:.2f}x ConvNeXt's (<= 1.15) -> {'met' if g['latency_met'] else 'not met'}"
+        )
         console.print(
-            f"goal {g['variant']}: step RSS {g['rss_step_ratio']:.2f}x (<= 0.7), "
-            f"training {g['train_ratio']:.2f}x (>= 1.2) -> {'met' if g['met'] else 'not met'}"
+            f"goal {g['variant']}: step RSS {g['rss_step_ratio']:.2f}x HorNet's (<= 0.5), training "
+            f"{g['train_ratio']:.2f}x (>= 1.5) -> {'met' if g['training_met'] else 'not met'}{latency_text}"
         )
     plot(rows, args.units[0], args.png)
     console.print(f"wrote {args.out} and {args.png}")
