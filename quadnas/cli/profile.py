@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from quadnas.space import SearchSpace
 
 DEFAULTS = ProfileSettings()
+ADAPT_NETWORKS = 10
 
 
 def positive_float(text: str) -> float:
@@ -58,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="one of %(choices)s; wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on "
         "an idle CPU but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall",
     )
+    _add_adapt_arg(parser)
     parser.add_argument("--name", default=None, help=f"table name: writes {user_tables_dir()}/NAME.csv")
     parser.add_argument("--out", metavar="PATH", type=Path, default=None, help="write the table to this path instead")
     _add_space_args(parser)
@@ -74,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "runner (python run.py on the device; needs numpy plus onnxruntime or openvino).",
     )
     kit.add_argument("--out", dest="kit_out", metavar="DIR", type=Path, required=True, help="kit directory")
+    _add_adapt_arg(kit)
     _add_space_args(kit)
     _add_schedule_args(kit)
     kit.set_defaults(func=run_kit)
@@ -93,6 +96,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     imp.set_defaults(func=run_import)
 
 
+def _add_adapt_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--adapt",
+        metavar="SOURCE",
+        default=None,
+        help="adapt the table SOURCE (name, alias or path; estimated, or measured on another host) from "
+        f"--networks whole networks (default {ADAPT_NETWORKS}) instead of measuring every op spec",
+    )
+
+
 def _add_space_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default=None, help="search space YAML or shipped name (default quadranet-t)")
     parser.add_argument("--resolution", type=int, default=None, help="input resolution (default: the space's)")
@@ -100,9 +113,7 @@ def _add_space_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
     d = DEFAULTS
-    parser.add_argument(
-        "--rounds", type=positive_int, default=d.rounds, help=f"timed rounds per op (default {d.rounds})"
-    )
+    parser.add_argument("--rounds", type=positive_int, default=None, help=f"timed rounds per op (default {d.rounds})")
     parser.add_argument(
         "--round-ms",
         type=positive_float,
@@ -117,9 +128,10 @@ def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
         "--networks",
         dest="networks",
         metavar="N",
-        type=positive_int,
-        default=d.networks,
-        help=f"random whole networks for the calibration (default {d.networks})",
+        type=int,
+        default=None,
+        help=f"random whole networks for the calibration (default {d.networks}) or the adaptation "
+        f"(default {ADAPT_NETWORKS})",
     )
     parser.add_argument(
         "--network-rounds",
@@ -131,21 +143,44 @@ def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> ProfileSettings:
+    """The schedule the options ask for; with --adapt, one-line errors for options it contradicts."""
+    from quadnas.latency.measure import check_networks
+
+    if args.adapt is not None and args.rounds is not None:
+        raise QuadnasError("--rounds times op specs, which --adapt does not measure: drop --rounds (or --adapt)")
+    networks = args.networks if args.networks is not None else ADAPT_NETWORKS if args.adapt else DEFAULTS.networks
+    if args.adapt is not None:
+        check_networks(networks)
+    elif networks < 1:
+        raise QuadnasError(f"--networks must be at least 1, got {networks}: e.g. --networks {DEFAULTS.networks}")
     return ProfileSettings(
-        rounds=args.rounds,
+        rounds=args.rounds or DEFAULTS.rounds,
         round_ms=args.round_ms,
         window=args.window,
-        networks=args.networks,
+        networks=networks,
         network_rounds=args.network_rounds,
         seed=args.seed,
     )
 
 
-def _space(args: argparse.Namespace) -> SearchSpace:
-    from quadnas.latency.measure import space_at
+def _space(args: argparse.Namespace, source: LatencyTable | None = None) -> SearchSpace:
+    """--space (default: the space of the table to adapt, else quadranet-t) at --resolution; a table
+    to adapt must cover it."""
+    from quadnas.latency.measure import check_source, load_table_space, space_at
     from quadnas.space import SearchSpace
 
-    return space_at(SearchSpace.load(args.space), args.resolution)
+    named = SearchSpace.load(args.space) if args.space or source is None else load_table_space(source)
+    space = space_at(named, args.resolution)
+    if source is not None:
+        check_source(source, space)
+    return space
+
+
+def _source(args: argparse.Namespace) -> LatencyTable | None:
+    """The table --adapt names, or None."""
+    from quadnas.latency import load_device_table
+
+    return None if args.adapt is None else load_device_table(args.adapt)
 
 
 def table_path(name: str | None, out: Path | None) -> Path:
@@ -166,7 +201,19 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
     took = f" in {seconds:.0f} s" if seconds is not None else ""
     console.print(f"[green]wrote[/] {table.path}: {len(table)} op specs{took}")
     error = f", held-out error {c.error_text()}" if c.error_text() else ""
-    console.print(f"calibration on {c.networks} networks: measured = {c.a:.4f} x sum + {c.b_ms:.3f} ms{error}")
+    adaptation = getattr(table.meta, "adaptation", None)
+    if table.meta.provenance == "adapted" and adaptation is not None:
+        from quadnas.latency.measure import measured_key
+
+        source = measured_key(table.meta, "adapted_from")
+        console.print(
+            f"adapted {source['name']} ({source['provenance']}) on {c.networks} networks: rows x "
+            f"{adaptation['global_scale']:.4f} (x kind/stage factors, + kernel/expansion shifts) "
+            f"+ {c.b_ms:.3f} ms{error.replace('held-out', 'leave-one-out')}",
+            highlight=False,
+        )
+    else:
+        console.print(f"calibration on {c.networks} networks: measured = {c.a:.4f} x sum + {c.b_ms:.3f} ms{error}")
     host = table.meta.host
     console.print(
         f"host: {host.describe()} (fingerprint {table.meta.host_fingerprint})"
@@ -188,23 +235,35 @@ def profile_fields(table: LatencyTable) -> dict[str, Any]:
         "clock": measured_key(table.meta, "clock"),
         "host_description": None if host is None else host.describe(),
         "host_fingerprint": table.meta.host_fingerprint,
+        "adapted_from": getattr(table.meta, "adapted_from", None),
     }
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    from quadnas.latency.measure import get_backend, profile
+    from quadnas.latency.measure import adapt, get_backend, profile
 
     out = table_path(args.name, args.out)
-    space = _space(args)
+    settings = _settings(args)
+    source = _source(args)
+    space = _space(args, source)
     backend = get_backend(args.backend, args.target, args.threads, clock=args.clock)
     if not args.json:
+        work = (
+            f"adapting {source.name} ({source.meta.provenance}) from {settings.networks} networks of space "
+            f"'{space.name}' ({space.config.resolution}px)"
+            if source is not None
+            else f"profiling space '{space.name}' ({len(space.all_op_specs())} op specs, {space.config.resolution}px)"
+        )
         console.print(
-            f"profiling space '{space.name}' ({len(space.all_op_specs())} op specs, "
-            f"{space.config.resolution}px) on {backend.name} {backend.version} / {backend.target} "
-            f"({backend.device_name}), {backend.threads} thread(s), {backend.clock} clock -> {out}"
+            f"{work} on {backend.name} {backend.version} / {backend.target} ({backend.device_name}), "
+            f"{backend.threads} thread(s), {backend.clock} clock -> {out}"
         )
     start = time.perf_counter()
-    table = profile(space, backend, out, _settings(args), restart=args.restart, progress=progress_for(err_console))
+    progress = progress_for(err_console)
+    if source is not None:
+        table = adapt(source, space, backend, out, settings, restart=args.restart, progress=progress)
+    else:
+        table = profile(space, backend, out, settings, restart=args.restart, progress=progress)
     seconds = time.perf_counter() - start
     if args.json:
         print_json("profile", {**profile_fields(table), "seconds": seconds})
@@ -216,11 +275,13 @@ def run_profile(args: argparse.Namespace) -> int:
 def run_kit(args: argparse.Namespace) -> int:
     from quadnas.latency.measure import write_kit
 
-    space = _space(args)
-    manifest = write_kit(args.kit_out, space, _settings(args), progress=progress_for(err_console))
-    console.print(
-        f"[green]wrote[/] kit {manifest.parent} ({len(space.all_op_specs())} op specs, {args.networks} networks)"
-    )
+    settings = _settings(args)
+    source = _source(args)
+    space = _space(args, source)
+    manifest = write_kit(args.kit_out, space, settings, progress=progress_for(err_console), adapt_from=source)
+    ops = 0 if source is not None else len(space.all_op_specs())
+    adapting = f", adapting {source.name}" if source is not None else ""
+    console.print(f"[green]wrote[/] kit {manifest.parent} ({ops} op specs, {settings.networks} networks{adapting})")
     console.print(
         f"on the device: python {manifest.parent}/run.py --backend onnxruntime|openvino --device CPU "
         f"--threads 1; then here: quadnas profile import {manifest.parent}/results.csv --name NAME"

@@ -53,7 +53,7 @@ COLUMNS: tuple[str, ...] = SPEC_COLUMNS + LATENCY_COLUMNS + ("runs",)
 _INT_COLUMNS = ("height", "width", "cin", "cout", "kernel", "expansion", "enhance", "runs")
 _ADDED_COLUMNS = {"enhance": 0}  # columns newer than the format: a file without one has this value
 
-Provenance = Literal["measured", "estimated"]
+Provenance = Literal["measured", "estimated", "adapted"]  # adapted: another table corrected by whole networks
 
 
 class Calibration(BaseModel):
@@ -219,6 +219,11 @@ class LatencyTable:
                 f"The table is an estimate (a cost model, not measured) made for other op specs: rebuild the "
                 f"estimates for this space with `python scripts/build_estimated_tables.py{space_arg} --out DIR`, "
                 f"or measure the real device with the kit: `quadnas profile kit{space_arg} --out kit/`"
+            )
+        if self.meta.provenance == "adapted":
+            return (
+                f"The table is adapted from another table made for other op specs: adapt one that covers this "
+                f"space with `quadnas profile --adapt SOURCE{space_arg} --name NAME`"
             )
         return f"Measure the missing op specs with `quadnas profile{space_arg} --name {self.name}`"
 

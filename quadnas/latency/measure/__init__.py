@@ -1,6 +1,7 @@
 """Measuring latency on real hardware: runtimes (`backends`), the profiler (`profiler`, `settings`),
 the kit for devices without quadnas (`kit`, and `kit_runner`, the standalone script copied into
-kits), and end-to-end validation of a table (`validation`).
+kits), adapting a table from a few whole networks (`adaptation`), and end-to-end validation of a
+table (`validation`).
 
 The names below are imported on first use, so that the command line's start-up reads the
 profile settings' defaults (`settings`) without torch or numpy, and the clock names
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from quadnas._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # typed names for the lazy attributes below
+    from quadnas.latency.measure.adaptation import adapt, check_networks, check_source
     from quadnas.latency.measure.backends import get_backend
     from quadnas.latency.measure.kit import import_results, write_kit
     from quadnas.latency.measure.kit_runner import CLOCK_CHOICES
@@ -22,6 +24,9 @@ if TYPE_CHECKING:  # typed names for the lazy attributes below
     from quadnas.latency.measure.validation import load_table_space, validate
 
 _HOMES = {
+    "adapt": "adaptation",
+    "check_networks": "adaptation",
+    "check_source": "adaptation",
     "get_backend": "backends",
     "import_results": "kit",
     "write_kit": "kit",
@@ -36,6 +41,9 @@ _HOMES = {
 __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
     "CLOCK_CHOICES",
     "ProfileSettings",
+    "adapt",
+    "check_networks",
+    "check_source",
     "get_backend",
     "import_results",
     "load_table_space",

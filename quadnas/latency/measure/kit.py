@@ -24,6 +24,7 @@ from quadnas._version import __version__
 from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure import kit_runner
+from quadnas.latency.measure.adaptation import adaptation_archs, adapted_table, check_networks, check_source
 from quadnas.latency.measure.backends import Description
 from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.profiler import (
@@ -46,6 +47,7 @@ from quadnas.space import OpSpec, SearchSpace
 
 MANIFEST = "manifest.json"
 RUNNER = "run.py"
+SOURCE_DIR = "source"  # an adaptation kit's copy of the table it adapts, under its own name
 KIT_FORMAT = 1
 
 
@@ -57,16 +59,27 @@ def op_file(spec: OpSpec) -> str:
 
 
 def write_kit(
-    out: Path, space: SearchSpace, settings: ProfileSettings = ProfileSettings(), progress: Progress | None = None
+    out: Path,
+    space: SearchSpace,
+    settings: ProfileSettings = ProfileSettings(),
+    progress: Progress | None = None,
+    adapt_from: LatencyTable | None = None,
 ) -> Path:
-    """Write a kit for `space` into `out`; the manifest's path."""
+    """Write a kit for `space` into `out`; the manifest's path. With `adapt_from`: a kit that times
+    only the adaptation networks of that table."""
     progress = progress or Progress()
     if out.exists() and not out.is_dir():
         raise QuadnasError(f"--out {out} is a file: give a directory for the kit")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
         raise QuadnasError(f"{out} exists and is not a kit: give an empty or new directory to --out")
-    specs = space.all_op_specs()
-    archs = sample_spread(space, settings.networks, settings.seed)
+    if adapt_from is not None:
+        check_networks(settings.networks)
+        check_source(adapt_from, space)
+        specs: list[OpSpec] = []
+        archs = adaptation_archs(space, settings.networks, settings.seed)
+    else:
+        specs = space.all_op_specs()
+        archs = sample_spread(space, settings.networks, settings.seed)
     module, shape = overhead_module()
     with progress.task("exporting the kit's models", len(specs) + len(archs) + 1, unit="model") as task:
         write_onnx(module, shape, out / "overhead.onnx")
@@ -92,7 +105,10 @@ def write_kit(
         "overhead": {"file": "overhead.onnx"},
         "ops": ops,
         "networks": networks,
+        **({"adapt": {"source": f"{SOURCE_DIR}/{adapt_from.name}.csv"}} if adapt_from is not None else {}),
     }
+    if adapt_from is not None:
+        LatencyTable(adapt_from.meta, adapt_from.rows).write(out / SOURCE_DIR / f"{adapt_from.name}.csv")
     shutil.copyfile(kit_runner.__file__, out / RUNNER)
     kit_runner.atomic_write(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return out / MANIFEST
@@ -158,7 +174,6 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
     settings = ProfileSettings(
         **{**manifest["settings"], "rounds": int(header.get("rounds", manifest["settings"]["rounds"]))}
     )
-    overhead = timings[("overhead", "overhead")].median_ms
     described: Description = {
         "backend": header["backend"],
         "backend_version": header["backend_version"],
@@ -168,14 +183,13 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
         "device": header["device"],
         "precision": header.get("precision", "fp32"),
     }
-    meta = new_meta(
-        space,
-        described,
-        settings,
-        overhead,
-        "measured with a quadnas profiling kit (run.py)",
-        results_host(header, results),
-    )
+    host = results_host(header, results)
+    if "adapt" in manifest:
+        timed = [(space.parse(n["arch"]), timings[("network", n["key"])]) for n in manifest["networks"]]
+        source = LatencyTable.read(kit_dir / manifest["adapt"]["source"])
+        return adapted_table(source, space, described, settings, host, timed, "measured with a quadnas kit (run.py)")
+    overhead = timings[("overhead", "overhead")].median_ms
+    meta = new_meta(space, described, settings, overhead, "measured with a quadnas profiling kit (run.py)", host)
     meta = meta.model_copy(
         update={
             "calibration_networks": [

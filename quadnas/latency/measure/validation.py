@@ -1,7 +1,7 @@
-"""Check a measured table against whole networks measured end to end.
+"""Check a measured or adapted table against whole networks measured end to end.
 
 Random archs of the table's space (spread from small to large, none of the
-calibration networks) are measured on the table's own backend, target, threads and
+calibration or adaptation networks) are measured on the table's own backend, target, threads and
 clock with the profiler's network code, and compared with the calibrated prediction.
 The networks are timed on this host: against a table measured on another host the
 result says so (`host_note`).
@@ -79,7 +79,7 @@ def load_table_space(table: LatencyTable) -> SearchSpace:
 def table_backend(table: LatencyTable, clock: str | None = None) -> Backend:
     """The table's backend on its target with its threads, timed on its clock (unless `clock`)."""
     meta = table.meta
-    if meta.provenance != "measured" or meta.backend not in BACKENDS:
+    if meta.provenance == "estimated" or meta.backend not in BACKENDS:
         raise QuadnasError(
             f"{table.name} is {meta.provenance} for backend '{meta.backend}', which quadnas cannot run here: "
             f"validate a table measured with one of {', '.join(BACKENDS)}"

@@ -1,0 +1,243 @@
+"""Adapt a table to this machine (or a kit's device) from a few whole networks measured end to end.
+
+`adapt(source, space, backend, out)` times N networks of `space` with the profiler's network
+code (`measure_networks`), writing each one into the table at `out` as soon as it is timed, so
+an interrupted run resumes with the networks it has; then fits `latency.adapt.fit_adaptation`
+and writes the corrected source rows with `provenance: adapted`. The kit does the same on a
+device without quadnas (`kit.write_kit(..., adapt_from=source)`, then `kit.import_results`),
+through `adapted_table`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from quadnas._version import __version__
+from quadnas.errors import QuadnasError
+from quadnas.latency.adapt import MIN_NETWORKS, SCALE_STRENGTH, SHIFT_STRENGTH, adapted_rows, fit_adaptation
+from quadnas.latency.host import Host
+from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
+from quadnas.latency.measure.kit_runner import Timing
+from quadnas.latency.measure.profiler import (
+    RESUME_KEYS,
+    calibration_networks,
+    measure_networks,
+    network_point,
+    overhead_module,
+    sample_spread,
+)
+from quadnas.latency.measure.settings import ProfileSettings
+from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.progress import Progress
+from quadnas.space import Arch, SearchSpace
+
+ADAPT_TASK = "measuring adaptation networks"
+
+
+def adaptation_archs(space: SearchSpace, n: int, seed: int) -> list[Arch]:
+    """The `n` networks to measure: the smallest arch (it pins the fixed ops and the offset), then
+    `sample_spread`'s archs from small to large with uniform block choices."""
+    smallest = space.smallest()
+    return [smallest, *sample_spread(space, n - 1, seed, exclude=[smallest])]
+
+
+def check_networks(n: int) -> None:
+    """A one-line error for fewer networks than the fit and its leave-one-out error need."""
+    if n < MIN_NETWORKS:
+        raise QuadnasError(
+            f"adaptation needs at least {MIN_NETWORKS} whole networks, got --networks {n}: e.g. --networks 10"
+        )
+
+
+def check_source(source: LatencyTable, space: SearchSpace) -> None:
+    """A one-line error unless `source` has a row for every op spec of `space` at its resolution."""
+    if source.meta.resolution != space.config.resolution:
+        raise QuadnasError(
+            f"cannot adapt {source.name}: it is for resolution {source.meta.resolution}, but space '{space.name}' "
+            f"deploys at {space.config.resolution}: adapt a table made for {space.config.resolution} px"
+        )
+    missing = source.missing(space.all_op_specs())
+    if missing:
+        raise QuadnasError(
+            f"cannot adapt {source.name} (space '{source.meta.space}') to space '{space.name}': it has no row for "
+            f"{len(missing)} of its {len(space.all_op_specs())} op specs (e.g. {missing[0]}): adapt a table made "
+            f"for this space, or pass the --space it was made for"
+        )
+
+
+def source_record(source: LatencyTable) -> dict[str, Any]:
+    """What an adapted table says about its source: name, what it is, where it holds, its rows' digest."""
+    m = source.meta
+    return {
+        "name": source.name,
+        "device": m.device,
+        "provenance": m.provenance,
+        "backend": f"{m.backend} {m.backend_version}",
+        "threads": m.threads,
+        "space": m.space,
+        "space_fingerprint": m.space_fingerprint,
+        "host": m.host.describe() if m.host is not None else None,
+        "host_fingerprint": m.host_fingerprint,
+        "created": m.created.isoformat(),
+        "rows_sha": rows_digest(source),
+    }
+
+
+def rows_digest(table: LatencyTable) -> str:
+    """16 hex digits of a hash of a table's rows (as the file writes them)."""
+    body = table.rows.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def method_text(desc: Description, settings: ProfileSettings, source: LatencyTable, where: str) -> str:
+    return (
+        f"ADAPTED from {source.name} ({source.meta.provenance}, {source.meta.device}) by {settings.networks} whole "
+        f"networks {where}: {desc['backend']} {desc['backend_version']} on {desc['target']} with {desc['threads']} "
+        f"thread(s), {desc['precision']}, {desc['clock']} clock, {settings.network_rounds} interleaved rounds each; "
+        "rows = source rows x exp(global + kind/stage log factor) plus kernel/expansion/enhancer shifts within a "
+        f"stage, ridge {SCALE_STRENGTH:g} on log factors and {SHIFT_STRENGTH:g} on shifts (quadnas.latency.adapt), "
+        "relative least squares (scipy least_squares) with an offset >= 0; error by leave-one-out"
+    )
+
+
+def adapted_meta(
+    space: SearchSpace,
+    desc: Description,
+    settings: ProfileSettings,
+    source: LatencyTable,
+    host: Host | None,
+    where: str = "measured here",
+) -> TableMeta:
+    """The header of an adaptation before its fit (no networks yet)."""
+    extra: dict[str, Any] = {  # keys TableMeta keeps as extras
+        "target": desc["target"],
+        "clock": desc["clock"],
+        "adapted_from": source_record(source),
+        "adaptation": None,  # the fit, once the networks are measured
+        "calibration_networks": [],
+    }
+    return TableMeta(
+        device=desc["device"],
+        aliases=[],
+        backend=desc["backend"],
+        backend_version=desc["backend_version"],
+        precision=desc["precision"],
+        batch=1,
+        threads=int(desc["threads"]),
+        resolution=space.config.resolution,
+        space=space.name,
+        space_fingerprint=space.fingerprint(),
+        created=datetime.now(timezone.utc),
+        quadnas_version=__version__,
+        provenance="adapted",
+        method=method_text(desc, settings, source, where),
+        calibration=Calibration(),
+        host=host,
+        host_fingerprint=host.fingerprint if host is not None else None,
+        **extra,
+    )
+
+
+def fitted(table: LatencyTable, source: LatencyTable, space: SearchSpace) -> LatencyTable:
+    """`table` (an adaptation's header with its networks) fitted: corrected source rows, offset, LOO error."""
+    points = calibration_networks(table.meta)
+    fit = fit_adaptation(source, space, [space.parse(p["arch"]) for p in points], [p["measured_ms"] for p in points])
+    calibration = Calibration(
+        a=1.0,
+        b_ms=fit.offset_ms,
+        mape_pct=fit.loo_mape_pct,
+        max_err_pct=fit.loo_max_err_pct,
+        networks=fit.networks,
+    )
+    meta = table.meta.model_copy(update={"calibration": calibration, "adaptation": fit.header()})
+    return LatencyTable(meta, path=table.path).with_rows(adapted_rows(source, fit))
+
+
+def adapted_table(
+    source: LatencyTable,
+    space: SearchSpace,
+    desc: Description,
+    settings: ProfileSettings,
+    host: Host | None,
+    timings: list[tuple[Arch, Timing]],
+    where: str,
+) -> LatencyTable:
+    """An adapted table from networks timed elsewhere (a kit's results)."""
+    meta = adapted_meta(space, desc, settings, source, host, where)
+    points = [network_point(arch, timing) for arch, timing in timings]
+    return fitted(LatencyTable(meta.model_copy(update={"calibration_networks": points})), source, space)
+
+
+def open_adaptation(
+    out: Path, source: LatencyTable, space: SearchSpace, backend: Backend, restart: bool
+) -> LatencyTable | None:
+    """The partly done adaptation at `out` to resume, or None to start anew."""
+    if restart or not out.exists():
+        return None
+    table = LatencyTable.read(out)
+    if table.meta.provenance != "adapted":
+        raise QuadnasError(
+            f"{out} holds a {table.meta.provenance} table, not an adaptation: choose another --name, "
+            "or pass --restart to replace it"
+        )
+    now = {
+        **backend.describe(),
+        "batch": 1,
+        "resolution": space.config.resolution,
+        "space_fingerprint": space.fingerprint(),
+        "host_fingerprint": Host.current().fingerprint,
+    }
+    old = table.meta.model_dump()
+    clash = [f"{k} {old.get(k)} (now {now[k]})" for k in RESUME_KEYS if str(old.get(k)) != str(now[k])]
+    was = old.get("adapted_from") or {}
+    if was.get("rows_sha") != rows_digest(source):
+        clash.append(f"source {was.get('name')} (now {source.name}, other rows)")
+    if clash:
+        raise QuadnasError(
+            f"{out} was adapted with {', '.join(clash)}: choose another --name, or pass --restart to adapt anew"
+        )
+    return table
+
+
+@keeps_torch_threads
+def adapt(
+    source: LatencyTable,
+    space: SearchSpace,
+    backend: Backend,
+    out: Path,
+    settings: ProfileSettings = ProfileSettings(networks=10),
+    restart: bool = False,
+    progress: Progress | None = None,
+) -> LatencyTable:
+    """Adapt `source` to `backend` on this host from `settings.networks` whole networks of `space`.
+
+    Each network is saved to `out` as soon as it is timed; rerunning after an interruption keeps
+    them and times only the rest. `progress` gets ADAPT_TASK (one step per network).
+    """
+    progress = progress or Progress()
+    check_networks(settings.networks)
+    check_source(source, space)
+    backend.prepare(*overhead_module())  # compile one model first: the backend then knows its precision
+    table = open_adaptation(out, source, space, backend, restart)
+    if table is None:
+        table = LatencyTable(adapted_meta(space, backend.describe(), settings, source, Host.current()))
+        table = table.merged(source)  # the source's rows until the fit
+        table.write(out)
+    archs = adaptation_archs(space, settings.networks, settings.seed)
+    done = {p["arch"] for p in calibration_networks(table.meta)}
+    todo = [a for a in archs if str(a) not in done]
+    with progress.task(ADAPT_TASK, len(archs), len(archs) - len(todo), unit="network") as task:
+
+        def network_done(arch: Arch, timing: Timing) -> None:
+            points = [*calibration_networks(table.meta), network_point(arch, timing)]
+            table.meta = table.meta.model_copy(update={"calibration_networks": points})
+            table.write(out)
+            task.advance(1, str(arch))
+
+        measure_networks(backend, space, todo, settings, network_done)
+    result = fitted(table, source, space)
+    result.write(out)
+    return result
