@@ -8,6 +8,9 @@ parameters and MACs (FLOPs / 2, counted by FlopCounterMode over conv
 and matmul ops) of the largest and the smallest subnet at the space's deployment
 resolution.
 
+With --compare-plain every recipe runs twice, with the fused quadratic depthwise conv
+(`quadnas.nn.fused`, the default) and with the three plain convs (`QUADNAS_FUSED=0`).
+
     .venv/bin/python scripts/bench_train.py            # writes docs/figures/bench_train.json
 """
 
@@ -19,6 +22,8 @@ import os
 import platform
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import cycle
 from pathlib import Path
 
@@ -26,6 +31,7 @@ import torch
 
 from quadnas.data import load_dataset
 from quadnas.latency.host import Host
+from quadnas.nn import fused
 from quadnas.nn.net import QuadraNet
 from quadnas.nn.stats import model_stats
 from quadnas.space import Arch, SearchSpace
@@ -70,6 +76,20 @@ def training_throughput(space: SearchSpace, source: str, config: TrainConfig, wa
     }
 
 
+@contextmanager
+def fused_set(on: bool) -> Iterator[None]:
+    """The fused quadratic depthwise conv on or off (`QUADNAS_FUSED`) inside the block."""
+    before = os.environ.get(fused.ENV_VAR)
+    os.environ[fused.ENV_VAR] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[fused.ENV_VAR]
+        else:
+            os.environ[fused.ENV_VAR] = before
+
+
 def subnet_size(space: SearchSpace, arch: Arch) -> dict:
     """Parameters and MACs of `arch` as a standalone network at the deployment resolution."""
     resolution = space.config.resolution
@@ -87,6 +107,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-memory-efficient", action="store_true", help="for the full-width recipe")
+    parser.add_argument("--compare-plain", action="store_true", help="also run each recipe with the fused op off")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     space = SearchSpace.load(args.space)
@@ -94,6 +115,12 @@ def main() -> None:
         "full width (quadnas train)": TrainConfig(batch_size=args.batch, memory_efficient=not args.no_memory_efficient),
         "search proxy (quadnas search)": TrainConfig.for_search(batch_size=args.batch),
     }
+    modes = [True, False] if args.compare_plain else [True]
+
+    def run(config: TrainConfig, source: str, on: bool) -> dict:
+        with fused_set(on):
+            return training_throughput(space, source, config, args.warmup, args.steps)
+
     result = {
         "machine": {
             "platform": platform.platform(),
@@ -102,16 +129,16 @@ def main() -> None:
             "load_average_at_start": os.getloadavg(),
             "torch": torch.__version__,
             "threads": args.threads,
+            "fused_available": fused.is_available(),
         },
         "space": {"name": space.name, "fingerprint": space.fingerprint()},
         "training": {
             "resolution": 32,
             "sampling": "uniform single path",
             "recipes": {
-                name: {
-                    source: training_throughput(space, source, config, args.warmup, args.steps) for source in args.data
-                }
+                name + ("" if on else " [plain convs]"): {source: run(config, source, on) for source in args.data}
                 for name, config in recipes.items()
+                for on in modes
             },
         },
         "subnets": {"largest": subnet_size(space, space.largest()), "smallest": subnet_size(space, space.smallest())},
