@@ -110,3 +110,17 @@ def test_an_enhanced_network_trains_its_enhancers(tiny_qe):
     net(torch.randn(2, 3, 32, 32)).logsumexp(dim=1).sum().backward()
     grad = net.stages[0][0].pw1.enhancer.grad
     assert grad is not None and grad.abs().sum() > 0
+
+
+def test_profiling_an_enhancing_space_measures_its_enhanced_rows(tiny_qe, tmp_path):
+    from quadnas.latency.measure.backends import get_backend
+    from quadnas.latency.measure.profiler import ProfileSettings, profile
+    from quadnas.latency.predictor import LatencyPredictor
+
+    quick = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=4, network_rounds=2)
+    table = profile(tiny_qe, get_backend("onnxruntime"), tmp_path / "qe.csv", quick)
+    assert not table.missing(tiny_qe.all_op_specs())
+    assert (table.rows["enhance"] == 2).sum() == len([s for s in tiny_qe.all_op_specs() if s.enhance])
+    predictor = LatencyPredictor(table, tiny_qe)
+    breakdown = predictor.breakdown(tiny_qe.parse("k3e2q-k5e4-id-k7e4q-k3e2-id"))
+    assert breakdown["op"].str.contains("q=2").sum() == 2
