@@ -16,13 +16,16 @@ three-conv form runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
 import platform
+import shutil
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -74,6 +77,24 @@ def _build_settings() -> tuple[str, list[str]]:
     return f"quadnas_quadratic_dw_{hashlib.sha256(key.encode()).hexdigest()[:16]}", flags
 
 
+@contextlib.contextmanager
+def _ninja_on_path() -> Iterator[None]:
+    """PATH with the `ninja` package's binary (a dependency) while building: a virtual environment's
+    `bin/` is not on PATH unless it was activated."""
+    before = os.environ.get("PATH", "")
+    try:
+        import ninja
+
+        if shutil.which("ninja") is None:
+            os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, before])
+    except ImportError:
+        pass
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
+
+
 @functools.cache
 def extension() -> ModuleType | None:
     """The compiled extension (built on first call, once per machine), or None where it cannot be.
@@ -88,14 +109,15 @@ def extension() -> ModuleType | None:
         build_dir.mkdir(parents=True, exist_ok=True)
         if not any(build_dir.glob(f"{name}*.so")):
             logger.warning("quadnas: compiling the fused quadratic depthwise conv into %s (once, ~1 min)", build_dir)
-        module: ModuleType = cpp_extension.load(
-            name,
-            [str(SOURCE)],
-            extra_cflags=flags,
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(build_dir),
-            verbose=False,
-        )
+        with _ninja_on_path():
+            module: ModuleType = cpp_extension.load(
+                name,
+                [str(SOURCE)],
+                extra_cflags=flags,
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(build_dir),
+                verbose=False,
+            )
     except Exception as error:  # no compiler, no ninja, a build error: the plain form still works
         summary = str(error).strip().splitlines()
         warnings.warn(
