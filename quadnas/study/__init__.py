@@ -1,8 +1,9 @@
-"""The search as an Optuna study: the most accurate arch of a space under a latency budget.
+"""The search as an Optuna study: the most accurate arch of a space under a latency budget on each of its devices.
 
 (Named `study`, not `search`, so that the face function `quadnas.search` keeps its name.)
 
-`config` (SearchConfig), `names` (modes and samplers), `objective` (propose, predict, score),
+`config` (SearchConfig, its devices and budgets), `names` (modes, samplers, per-device names),
+`targets` (each device's predictor and budget: what fits them all), `objective` (propose, predict, score),
 `samplers` (TPE weighing only feasible candidates, the guided wrapper), `storage` (SQLite, RDB
 URLs, journal files), `results` (candidates, ranking, Pareto front), `report` (files and plots),
 `run` (`search()`). The names below are imported on first use, so `import quadnas.study.config`

@@ -117,9 +117,9 @@ def pareto_figure(result: SearchResult) -> Figure:
     within, over = ("within every budget", "over a budget") if several else ("within budget", "over budget")
     fig = Figure(figsize=(8.5, 4.5 * len(devices)), dpi=120, layout="constrained")
     axes = fig.subplots(len(devices), 1, squeeze=False)[:, 0]
-    for i, (ax, target) in enumerate(zip(axes, devices)):
+    for i, (ax, device) in enumerate(zip(axes, devices)):
         first = i == 0  # legend entries once
-        label = target.label
+        label = device.label
 
         def drawn(text: str, first: bool = first) -> str:
             return text if first else f"_{text}"  # matplotlib leaves out labels that start with _
@@ -136,10 +136,11 @@ def pareto_figure(result: SearchResult) -> Figure:
                     label=drawn(text),
                 )
         _front(ax, result.pareto, label, several, drawn("Pareto front"))
-        ax.axvline(target.budget.ms, c="tab:green", ls="--", label=f"budget {target.budget.ms:g} ms on {label}")
+        on = f" on {label}" if several else ""
+        ax.axvline(device.budget.ms, c="tab:green", ls="--", label=f"budget {device.budget.ms:g} ms{on}")
         if result.best:
             _mark(ax, result.best, label, drawn("best"))
-        ax.set_xlabel(f"predicted latency on {target.device} (ms)")
+        ax.set_xlabel(f"predicted latency on {device.device} (ms)")
         ax.set_ylabel("validation accuracy (inherited weights)")
     axes[0].set_title(f"{result.study.study_name}: {len(result.candidates)} trials")
     fig.legend(loc="outside right upper", fontsize=8)
