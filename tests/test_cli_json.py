@@ -93,7 +93,7 @@ def test_predict_json(capsys):
     code, out, err = run_cli(capsys, "predict", "--device", "vpu", "--arch", arch, "--breakdown", "--range", "--json")
     doc = document(out, "predict")
     assert code == 0 and err == ""
-    assert doc["arch"] == arch and doc["space"] == "quadranet-t"
+    assert doc["arch"] == arch and doc["space"] == "quadranet-t-qe"  # the shipped estimates' space
     assert doc["table"]["name"] == "myriad-x" and doc["table"]["provenance"] == "estimated"
     assert doc["table"]["path"].endswith("myriad-x.csv") and doc["table"]["host"] is None
     assert sum(row["ms"] for row in doc["breakdown"]) == pytest.approx(doc["latency_ms"])

@@ -199,6 +199,12 @@ def test_no_note_on_the_same_host_or_for_an_estimate(tiny_space):
     assert foreign_host_note(estimated, here=AVX2_EPYC) is None and host_status(estimated, AVX2_EPYC) is None
 
 
+def test_an_adapted_table_holds_for_its_host_too(tiny_space):
+    adapted = measured_table(tiny_space, epyc(), provenance="adapted").meta
+    assert host_status(adapted, epyc()) == "this host" and host_status(adapted, AVX2_EPYC) == "other host"
+    assert foreign_host_note(adapted, here=AVX2_EPYC).startswith("measured on another host")
+
+
 def test_a_fingerprint_alone_still_tells_hosts_apart(tiny_space):
     meta = random_table(tiny_space, [], host_fingerprint="0123456789ab").meta
     assert host_status(meta, epyc()) == "other host"

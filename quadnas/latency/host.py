@@ -78,8 +78,8 @@ def host_difference(measured: Host, here: Host) -> str | None:
 
 
 def host_status(meta: TableMeta, here: Host | None = None) -> HostStatus | None:
-    """Whether a measured table was taken on this host; None for an estimated table."""
-    if meta.provenance != "measured":
+    """Whether a measured (or adapted) table was taken on this host; None for an estimated table."""
+    if meta.provenance == "estimated":
         return None
     recorded = recorded_fingerprint(meta)
     if recorded is None:

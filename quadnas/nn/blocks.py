@@ -66,7 +66,7 @@ class QuadraBlock(nn.Module):
         self.gamma2 = nn.Parameter(torch.full((dim, 1, 1), layer_scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.gamma1 * self.qconv(self.norm1(x))
+        x = x + self.qconv(self.norm1(x), self.gamma1)
         y: torch.Tensor = x + self.gamma2 * self.pw2(self.act(self.pw1(self.norm2(x))))
         return y
 

@@ -38,12 +38,21 @@ class QuadraticDWConv(nn.Module):
         self.dw_b = depthwise(channels, kernel, bias=False)
         self.dw_c = depthwise(channels, kernel, bias=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """`q(x)`, times the per-channel `scale` (C x 1 x 1) where given.
+
+        The fused kernel takes the scale folded into its weights (`g (a b + c) = (g a) b + g c`),
+        so training keeps no product of the branch alive; the plain form multiplies.
+        """
         convs = (self.dw_a, self.dw_b, self.dw_c)
         if fused.applies(x) and not any(c._forward_hooks or c._forward_pre_hooks for c in convs):
-            return fused.quadratic_dw(x, self.dw_a.weight, self.dw_b.weight, self.dw_c.weight, self.dw_c.bias)
+            w_a, w_c, bias = self.dw_a.weight, self.dw_c.weight, self.dw_c.bias
+            if scale is not None:
+                g = scale.view(-1, 1, 1, 1)
+                w_a, w_c, bias = g * w_a, g * w_c, None if bias is None else scale.flatten() * bias
+            return fused.quadratic_dw(x, w_a, self.dw_b.weight, w_c, bias)
         y: torch.Tensor = self.dw_a(x) * self.dw_b(x) + self.dw_c(x)
-        return y
+        return y if scale is None else scale * y
 
 
 class QuadraticLinear(nn.Module):
