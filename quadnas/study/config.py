@@ -30,8 +30,9 @@ from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, Mode, SamplerName
 
 # Parsed where the settings are read (a bad one is the parser's one-line error); written back as its canonical text.
 BudgetField = Annotated[Budget, BeforeValidator(Budget.parse), PlainSerializer(str, return_type=str)]
-DEFAULT_DEVICE, DEFAULT_BUDGET = "vpu", "30ms"
-PAIRED_KEYS = ("device", "budget")  # the single-device form (or lists paired in order): they become `devices`
+# The single-device form's keys and their defaults; given as lists they pair in order. They become `devices`.
+PAIRED_DEFAULTS = {"device": "vpu", "budget": "30ms"}
+PAIRED_KEYS = tuple(PAIRED_DEFAULTS)
 
 
 class DeviceBudget(BaseModel):
@@ -58,9 +59,7 @@ class SearchConfig(BaseModel):
     train_epochs: int | None = Field(default=None, gt=0)
     train_device: str = "cpu"  # the torch device that trains and evaluates the supernet
     # given as `devices`, or as `device` and `budget` (see _pair_devices)
-    devices: tuple[DeviceBudget, ...] = Field(
-        default=(DeviceBudget(device=DEFAULT_DEVICE, budget=Budget.parse(DEFAULT_BUDGET)),), min_length=1
-    )
+    devices: tuple[DeviceBudget, ...] = Field(default=(DeviceBudget.model_validate(PAIRED_DEFAULTS),), min_length=1)
     mode: Mode = DEFAULT_MODE
     sampler: SamplerName = DEFAULT_SAMPLER
     trials: int = Field(default=100, gt=0)
@@ -189,7 +188,7 @@ def overridden(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
 
 def _paired(values: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """`devices` from `device` and `budget` (each a value or a list; missing: the default)."""
-    devices, budgets = (_listed(values.get(key), default) for key, default in zip(PAIRED_KEYS, _DEFAULTS))
+    devices, budgets = (_listed(values.get(key), default) for key, default in PAIRED_DEFAULTS.items())
     if len(devices) != len(budgets):
         raise QuadnasError(
             f"{_count(devices, 'device')} ({', '.join(map(str, devices))}) but {_count(budgets, 'budget')} "
@@ -197,9 +196,6 @@ def _paired(values: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
             "(--device A --budget X --device B --budget Y)"
         )
     return {"devices": [{"device": d, "budget": b} for d, b in zip(devices, budgets)]}
-
-
-_DEFAULTS = (DEFAULT_DEVICE, DEFAULT_BUDGET)
 
 
 def _listed(value: Any, default: Any) -> list[Any]:
