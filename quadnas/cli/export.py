@@ -44,9 +44,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--precision",
-        default="fp32",
-        help="fp32 (default), fp16 (OpenVINO IR weights, parity checked to 1e-2) or int8 (ONNX and OpenVINO, "
-        "calibrated on the checkpoint's data; FP32 and INT8 accuracy reported side by side)",
+        default=None,
+        help="fp32, fp16 (OpenVINO IR weights, parity checked to 1e-2) or int8 (ONNX and OpenVINO, "
+        "calibrated on the checkpoint's data; FP32 and INT8 accuracy reported side by side); default: the "
+        "precision of the tables the search predicted with (best.yaml's precision), else fp32",
     )
     p.add_argument("--finetune-epochs", type=positive_int, help="fine-tune stand-alone for N epochs first")
     p.add_argument("--data", help="data to fine-tune on (default: the checkpoint's)")
@@ -93,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
         verify_latency,
         write_model_card,
     )
+    from quadnas.export.run import export_precision
     from quadnas.latency import Budget, load_device_table
+    from quadnas.latency.precision import check_same_precision
 
     if bool(args.result) == bool(args.arch):
         raise QuadnasError("give either a search result (runs/<study>/best.yaml) or --arch TEXT, not both or neither")
@@ -118,11 +121,18 @@ def run(args: argparse.Namespace) -> int:
     source = build_model(
         args.result or args.arch, space=args.space, checkpoint=args.checkpoint, init=args.init, seed=args.seed
     )
+    precision, warning = export_precision(source.record, args.precision)
+    if warning is not None:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    device = args.device or source.record.get("device")
+    if args.verify_latency and device:  # mixed precisions fail before the export is written
+        table = load_device_table(device)
+        check_same_precision(table.name, table.meta.precision, precision)
     if args.finetune_epochs:
         source = finetune(
             source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=progress_for(err_console)
         )
-    result = export_model(source, fmt, out, resolution=args.resolution, opset=args.opset, precision=args.precision)
+    result = export_model(source, fmt, out, resolution=args.resolution, opset=args.opset, precision=precision)
     if not args.json:
         show_result(source, result)
 

@@ -15,6 +15,7 @@ from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
 from quadnas.latency import BACKEND_NAMES, user_tables_dir
 from quadnas.latency.measure import ProfileSettings
+from quadnas.latency.precision import INT8_BACKENDS, PROFILE_PRECISIONS
 
 if TYPE_CHECKING:
     from quadnas.latency import LatencyTable
@@ -59,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="one of %(choices)s; wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on "
         "an idle CPU but steady on a busy one; auto (default): cpu for 1 thread on a CPU, else wall",
     )
+    _add_precision_arg(parser)
     _add_adapt_arg(parser)
     parser.add_argument("--name", default=None, help=f"table name: writes {user_tables_dir()}/NAME.csv")
     parser.add_argument("--out", metavar="PATH", type=Path, default=None, help="write the table to this path instead")
@@ -76,6 +78,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "runner (python run.py on the device; needs numpy plus onnxruntime or openvino).",
     )
     kit.add_argument("--out", dest="kit_out", metavar="DIR", type=Path, required=True, help="kit directory")
+    _add_precision_arg(kit)
+    kit.add_argument(
+        "--backend",
+        dest="kit_backend",
+        choices=INT8_BACKENDS,
+        default=None,
+        help="the runtime an INT8 kit's models are quantized for, and run on (INT8 kits only)",
+    )
     _add_adapt_arg(kit)
     _add_space_args(kit)
     _add_schedule_args(kit)
@@ -94,6 +104,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_json_flag(imp, "profile-import", dest="import_json")
     imp.set_defaults(func=run_import)
+
+
+def _add_precision_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        help=f"{' or '.join(PROFILE_PRECISIONS)} (default fp32): int8 times every model quantized as "
+        "`quadnas export --precision int8` quantizes networks (onnxruntime and openvino)",
+    )
 
 
 def _add_adapt_arg(parser: argparse.ArgumentParser) -> None:
@@ -246,7 +265,7 @@ def run_profile(args: argparse.Namespace) -> int:
     settings = _settings(args)
     source = _source(args)
     space = _space(args, source)
-    backend = get_backend(args.backend, args.target, args.threads, clock=args.clock)
+    backend = get_backend(args.backend, args.target, args.threads, clock=args.clock, precision=args.precision)
     if not args.json:
         work = (
             f"adapting {source.name} ({source.meta.provenance}) from {settings.networks} networks of space "
@@ -256,7 +275,7 @@ def run_profile(args: argparse.Namespace) -> int:
         )
         console.print(
             f"{work} on {backend.name} {backend.version} / {backend.target} ({backend.device_name}), "
-            f"{backend.threads} thread(s), {backend.clock} clock -> {out}"
+            f"{backend.threads} thread(s), {backend.clock} clock, {backend.precision} -> {out}"
         )
     start = time.perf_counter()
     progress = progress_for(err_console)
@@ -278,12 +297,29 @@ def run_kit(args: argparse.Namespace) -> int:
     settings = _settings(args)
     source = _source(args)
     space = _space(args, source)
-    manifest = write_kit(args.kit_out, space, settings, progress=progress_for(err_console), adapt_from=source)
+    if args.kit_backend is not None and args.precision != "int8":
+        raise QuadnasError(
+            "--backend names the runtime an INT8 kit is quantized for; an FP32 kit runs on either: drop --backend "
+            "or add --precision int8"
+        )
+    manifest = write_kit(
+        args.kit_out,
+        space,
+        settings,
+        progress=progress_for(err_console),
+        adapt_from=source,
+        precision=args.precision,
+        backend=args.kit_backend,
+    )
     ops = 0 if source is not None else len(space.all_op_specs())
     adapting = f", adapting {source.name}" if source is not None else ""
-    console.print(f"[green]wrote[/] kit {manifest.parent} ({ops} op specs, {settings.networks} networks{adapting})")
+    int8 = f", INT8 for {args.kit_backend}" if args.kit_backend else ""
     console.print(
-        f"on the device: python {manifest.parent}/run.py --backend onnxruntime|openvino --device CPU "
+        f"[green]wrote[/] kit {manifest.parent} ({ops} op specs, {settings.networks} networks{adapting}{int8})"
+    )
+    runtimes = args.kit_backend or "onnxruntime|openvino"
+    console.print(
+        f"on the device: python {manifest.parent}/run.py --backend {runtimes} --device CPU "
         f"--threads 1; then here: quadnas profile import {manifest.parent}/results.csv --name NAME"
     )
     return 0

@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"print the figures as one JSON document (schema quadnas.validate/{SCHEMA_VERSION}, see docs/json.md) "
         "instead of text; with PATH, write that document to PATH and print the text as usual",
     )
+    parser.add_argument(
+        "--precision",
+        default=None,
+        help="the precision the table is expected to predict (fp32 or int8); default: the table's own. "
+        "The networks are always timed at the table's precision (int8: quantized); one that mixes INT8 and "
+        "float with the table is an error",
+    )
     parser.add_argument("--verbose", action="store_true", help="print every network")
     parser.set_defaults(func=run_validate)
 
@@ -67,7 +74,14 @@ def run_validate(args: argparse.Namespace) -> int:
     if host_note is not None:
         note(err_console, f"the networks are timed on this host and compared with another host's table: {host_note}")
     result = validate(
-        table, space, n=args.n, seed=args.seed, settings=settings, clock=args.clock, progress=progress_for(err_console)
+        table,
+        space,
+        n=args.n,
+        seed=args.seed,
+        settings=settings,
+        clock=args.clock,
+        progress=progress_for(err_console),
+        precision=args.precision,
     )
     if args.json == STDOUT:
         print_json("validate", result.as_dict())
@@ -78,10 +92,13 @@ def run_validate(args: argparse.Namespace) -> int:
         for arch, m, p in zip(result.archs, result.measured_ms, result.predicted_ms):
             rows.add_row(f"{m:.3f}", f"{p:.3f}", f"{(p - m) / m * 100:+.1f}%", arch)
         console.print(rows)
-    figures = Table("table", "clock", "networks", "MAPE", "max error", "within ±5%", "within ±10%", "Kendall τ")
+    figures = Table(
+        "table", "clock", "precision", "networks", "MAPE", "max error", "within ±5%", "within ±10%", "Kendall τ"
+    )
     figures.add_row(
         result.table,
         result.clock,
+        result.precision,
         str(result.n),
         f"{result.mape_pct:.2f}%",
         f"{result.max_err_pct:.2f}%",

@@ -1,5 +1,6 @@
 """INT8 files: OpenVINO IR through NNCF post-training quantization, ONNX through onnxruntime's static
-QDQ quantization, both calibrated on training images of the data the network learned from.
+QDQ quantization (the core in `quadnas.nn.quantize`, which INT8 latency tables share), both calibrated
+on training images of the data the network learned from.
 
 An INT8 file cannot match PyTorch to 1e-4, so its check is its accuracy: FP32 (PyTorch) and INT8
 (the file in its runtime) top-1 on the validation split side by side, with the largest logit
@@ -8,10 +9,8 @@ difference between them measured and reported.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,10 @@ from quadnas.errors import QuadnasError
 from quadnas.export.formats import INPUT_NAME, FileOptions, Format, Int8Check, import_openvino, write_format
 from quadnas.export.source import ExportSource
 from quadnas.nn import QuadraNet
+from quadnas.nn.quantize import check_calibration, nncf_version, quantize_onnx, quantize_openvino
 
 CALIBRATION_IMAGES = 300  # NNCF's default subset size; onnxruntime calibrates on the same images
 BATCH = 50
-NNCF_HINT = "pip install nncf"
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -35,7 +34,9 @@ def write_int8(
 ) -> tuple[list[Path], str, Int8Check]:
     """Write `source`'s network as an INT8 `fmt` file at `out`: (files, runtime, accuracy check)."""
     data = _data(source, shape[-1])
-    calibration = data.train.tensors[0][:CALIBRATION_IMAGES].numpy()
+    images = data.train.tensors[0][:CALIBRATION_IMAGES].numpy()
+    calibration = list(np.split(images, len(images)))  # one image a call, as the file is run at batch 1
+    check_calibration(calibration, (1, *shape), f"the network (calibrated on the training split of {data.source})")
     with tempfile.TemporaryDirectory(prefix="quadnas-int8-") as tmp:
         fp32 = Path(tmp) / ("model.onnx" if fmt == "onnx" else "model.xml")
         write_format(source.model, fmt, shape, fp32, FileOptions(options.opset, "fp32", options.metadata))
@@ -61,48 +62,20 @@ def _data(source: ExportSource, resolution: int) -> Dataset:
     )
 
 
-def _quantize_onnx(fp32: Path, out: Path, calibration: np.ndarray) -> tuple[list[Path], str, Runner]:
+def _quantize_onnx(fp32: Path, out: Path, calibration: list[np.ndarray]) -> tuple[list[Path], str, Runner]:
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Images(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime is untyped here
-        def __init__(self) -> None:
-            self.batches: Iterator[np.ndarray] = iter(np.split(calibration, len(calibration)))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.batches, None)
-            return None if batch is None else {INPUT_NAME: batch}
-
-    prepared = fp32.with_name("prepared.onnx")
-    quant_pre_process(str(fp32), str(prepared))
-    quantize_static(
-        str(prepared),
-        str(out),
-        Images(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
+    quantize_onnx(fp32, out, calibration, calibration[0].shape, INPUT_NAME)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     runtime = f"onnxruntime {ort.__version__} (INT8 QDQ)"
     return [out], runtime, lambda x: np.asarray(session.run(None, {INPUT_NAME: x})[0])
 
 
-def _quantize_openvino(fp32: Path, out: Path, calibration: np.ndarray) -> tuple[list[Path], str, Runner]:
-    try:
-        import nncf
-    except ImportError:
-        raise QuadnasError(f"--precision int8 for OpenVINO needs NNCF (not installed): {NNCF_HINT}") from None
+def _quantize_openvino(fp32: Path, out: Path, calibration: list[np.ndarray]) -> tuple[list[Path], str, Runner]:
+    quantize_openvino(fp32, out, calibration, calibration[0].shape)
     ov = import_openvino()
-    model = ov.Core().read_model(str(fp32))
-    dataset = nncf.Dataset(np.split(calibration, len(calibration)))
-    with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws its own progress bars on stdout
-        quantized = nncf.quantize(model, dataset, subset_size=len(calibration))
-    ov.save_model(quantized, str(out))
     compiled = ov.Core().compile_model(str(out), "CPU")
-    runtime = f"openvino {ov.get_version().split('-')[0]} (CPU, INT8 by NNCF {nncf.__version__})"
+    runtime = f"openvino {ov.get_version().split('-')[0]} (CPU, INT8 by NNCF {nncf_version()})"
     return [out, out.with_suffix(".bin")], runtime, lambda x: np.asarray(compiled(x)[0])
 
 

@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import ExportResult, FileOptions, Format, Precision, output_path, write_format
+from quadnas.export.formats import (
+    PRECISIONS,
+    ExportResult,
+    FileOptions,
+    Format,
+    Precision,
+    output_path,
+    write_format,
+)
 from quadnas.export.quantize import write_int8
 from quadnas.export.sidecar import check_sidecar_target, model_info, sidecar_path, sidecar_record
 from quadnas.export.source import ExportSource
+from quadnas.latency.precision import INT8, file_precision
 from quadnas.nn.onnx import ONNX_OPSET
+
+
+def export_precision(record: Mapping[str, Any], given: str | None) -> tuple[Precision, str | None]:
+    """The precision to export at, and a warning or None: `given`, else the precision of the tables the
+    search predicted with (best.yaml's `precision`: int8 or fp32), else fp32. A `given` one that mixes
+    INT8 with the search's float (or the reverse) is exported as asked, with a warning: its latency is
+    not what the search predicted."""
+    searched = record.get("precision")
+    if given is None:
+        return ("int8" if searched == INT8 else "fp32"), None
+    if given not in PRECISIONS:
+        raise QuadnasError(f"--precision {given} is not supported: use one of {', '.join(PRECISIONS)}")
+    precision = PRECISIONS[PRECISIONS.index(given)]
+    if isinstance(searched, str) and file_precision(searched) != file_precision(precision):
+        return precision, (
+            f"the search predicted {searched} latencies but --precision is {precision}: this export's latency "
+            f"is not what the search predicted (drop --precision to export {searched})"
+        )
+    return precision, None
 
 
 def export_model(

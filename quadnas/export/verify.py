@@ -24,6 +24,7 @@ from quadnas.latency.measure.backends import (
     time_session,
 )
 from quadnas.latency.measure.kit_runner import TimedSession
+from quadnas.latency.precision import file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable, TableMeta
 
@@ -92,7 +93,8 @@ def verify_latency(
     (a search of several devices: the budget it set on `device`, the first device by default).
     The budget gate applies only when the table was measured with this backend, thread
     count and clock on this host (by host fingerprint); against another host's table the
-    export is still timed here, and `note` says so.
+    export is still timed here, and `note` says so. An INT8 export is predicted by INT8 tables
+    only, a float one by float tables only (else a one-line error).
     """
     device = device or source.record.get("device")
     searched_ms = searched_budget_ms(source.record, device)
@@ -107,8 +109,11 @@ def verify_latency(
             f"table {table.name} predicts at {table.meta.resolution} px but {result.path} was exported at "
             f"{result.resolution} px: export at {table.meta.resolution} px (drop --resolution) to verify its latency"
         )
-    predicted = LatencyPredictor(table, source.space).predict(source.arch) if table is not None else None
-    runtime = get_backend(backend, _torch_target(table, backend), threads, clock=clock)
+    precision = result.options.precision
+    predicted = LatencyPredictor(table, source.space, precision).predict(source.arch) if table is not None else None
+    runtime = get_backend(
+        backend, _torch_target(table, backend), threads, clock=clock, precision=file_precision(precision)
+    )
     session, what = _timed_session(runtime, source, result)
     timing = time_session(session, rounds or VERIFY_ROUNDS, ROUND_S, warmup_s=0.2)
     check = LatencyCheck(

@@ -13,14 +13,21 @@ import numpy as np
 import pandas as pd
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.precision import check_same_precision
 from quadnas.latency.table import Calibration, LatencyTable
 from quadnas.space import Arch, SearchSpace
 
 
 class LatencyPredictor:
-    """Predicts the latency (ms) of archs of `space` on the device `table` describes."""
+    """Predicts the latency (ms) of archs of `space` on the device `table` describes.
 
-    def __init__(self, table: LatencyTable, space: SearchSpace):
+    `precision`: that of the files the predictions are for (an export's); one that mixes INT8
+    with the table's float (or the reverse) is an error (`precision.check_same_precision`).
+    """
+
+    def __init__(self, table: LatencyTable, space: SearchSpace, precision: str | None = None):
+        if precision is not None:
+            check_same_precision(table.name, table.meta.precision, precision)
         resolution = space.config.resolution
         if table.meta.resolution != resolution:
             raise QuadnasError(

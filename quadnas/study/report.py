@@ -65,6 +65,7 @@ def best_record(
         "accuracy": round(best.evaluated_accuracy(), 6),
         **per_device[0],
         **({"devices": per_device} if targets.several else {}),
+        "precision": targets.precision,
         "space": {"name": space.name, "path": space.source, "fingerprint": space.fingerprint()},
         "data": cfg.data,
         "resolution": cfg.resolution,
@@ -94,6 +95,7 @@ def _device_record(best: Candidate, target: Target, breakdown: pd.DataFrame) -> 
             "path": str(table.path) if table.path else None,
             "provenance": table.meta.provenance,
             "backend": table.meta.backend,
+            "precision": table.meta.precision,
             "method": table.meta.method,
         },
     }

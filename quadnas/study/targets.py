@@ -13,6 +13,7 @@ import numpy as np
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
+from quadnas.latency.precision import file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
 from quadnas.study.config import DeviceBudget
@@ -48,6 +49,13 @@ class Targets:
                     f"devices '{seen[key]}' and '{entry.device}' name one latency table ({table.name}): give it once"
                 )
             seen[key] = entry.device
+            first = items[0].predictor.table if items else table
+            if file_precision(table.meta.precision) != file_precision(first.meta.precision):
+                raise QuadnasError(
+                    f"tables {first.name} ({first.meta.precision}) and {table.name} ({table.meta.precision}) predict "
+                    "networks of different precisions, and one search exports one: give devices whose tables are "
+                    "all int8 or all float"
+                )
             items.append(Target(entry.device, entry.label, entry.budget, LatencyPredictor(table, space)))
         return cls(items)
 
@@ -60,6 +68,11 @@ class Targets:
     @property
     def several(self) -> bool:
         return len(self.items) > 1
+
+    @property
+    def precision(self) -> str:
+        """The precision of the files the tables predict (int8 or fp32), which an export of the result takes."""
+        return file_precision(self.items[0].predictor.table.meta.precision)
 
     @property
     def budgets(self) -> dict[str, Budget]:

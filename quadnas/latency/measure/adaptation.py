@@ -30,11 +30,15 @@ from quadnas.latency.measure.profiler import (
     sample_spread,
 )
 from quadnas.latency.measure.settings import ProfileSettings
+from quadnas.latency.precision import INT8
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
 
 ADAPT_TASK = "measuring adaptation networks"
+NO_INT8_ADAPTATION = (
+    "adapting INT8 tables is not supported: measure one with `quadnas profile --precision int8` (without --adapt)"
+)
 
 
 def adaptation_archs(space: SearchSpace, n: int, seed: int) -> list[Arch]:
@@ -53,7 +57,9 @@ def check_networks(n: int) -> None:
 
 
 def check_source(source: LatencyTable, space: SearchSpace) -> None:
-    """A one-line error unless `source` has a row for every op spec of `space` at its resolution."""
+    """A one-line error unless `source` is a float table with a row for every op spec of `space` at its resolution."""
+    if source.meta.precision == INT8:
+        raise QuadnasError(f"cannot adapt {source.name}: {NO_INT8_ADAPTATION}")
     if source.meta.resolution != space.config.resolution:
         raise QuadnasError(
             f"cannot adapt {source.name}: it is for resolution {source.meta.resolution}, but space '{space.name}' "
@@ -218,6 +224,8 @@ def adapt(
     them and times only the rest. `progress` gets ADAPT_TASK (one step per network).
     """
     progress = progress or Progress()
+    if backend.quantized:
+        raise QuadnasError(f"cannot adapt to INT8: {NO_INT8_ADAPTATION}")
     check_networks(settings.networks)
     check_source(source, space)
     backend.prepare(*overhead_module())  # compile one model first: the backend then knows its precision

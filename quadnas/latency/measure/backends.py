@@ -1,10 +1,11 @@
 """Runtimes behind one interface: onnxruntime, OpenVINO and torch (cpu, cuda).
 
-`get_backend(name, target, threads)` checks the request and returns a `Backend`;
+`get_backend(name, target, threads, precision=...)` checks the request and returns a `Backend`;
 `Backend.prepare(module, input_shape, channels_last)` returns a runner whose `time(n)`
 calls the model `n` times and returns the seconds each call took. The ONNX backends export the
-module once (`nn.onnx.write_onnx`) into a work directory and time it with
-the sessions of `kit_runner`, the same code a profiling kit runs on a remote device.
+module once (`models.write_model`: ONNX, quantized to INT8 for precision int8) into a work
+directory and time it with the sessions of `kit_runner`, the same code a profiling kit runs on
+a remote device.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from torch import nn
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.kit_runner import Schedule, TimedSession, Timing, measure_interleaved
+from quadnas.latency.measure.models import model_files, model_suffix, write_model
 from quadnas.latency.names import BACKEND_NAMES
-from quadnas.nn.onnx import write_onnx
+from quadnas.latency.precision import INT8, check_profile_precision
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,15 +110,18 @@ class Description(_Described, total=False):
 
 
 class Backend(ABC):
-    """A runtime on one target with a fixed number of threads."""
+    """A runtime on one target with a fixed number of threads, timing FP32 or INT8 (`quantized`) models."""
 
     name: ClassVar[str]
 
-    def __init__(self, target: str, threads: int, work_dir: Path | None = None, clock: str = "auto"):
+    def __init__(
+        self, target: str, threads: int, work_dir: Path | None = None, clock: str = "auto", precision: str = "fp32"
+    ):
         with _user_errors():
             self.clock = kit_runner.check_clock(clock, threads, target)
         self.target, self.threads = target, threads
-        self.precision = "fp32"
+        self.quantized = check_profile_precision(precision, self.name) == INT8
+        self.precision = precision  # a float runtime's own precision once a model is compiled (`prepare`)
         self._work_dir = work_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._exported = 0
@@ -176,18 +181,25 @@ class OnnxBackend(Backend):
             return kit_runner.device_name(self.name, self.target)
 
     def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
-        self._exported += 1
-        path = write_onnx(module, input_shape, self.work_dir / f"model{self._exported:04d}.onnx")
+        path = self.write_model(module, input_shape)
         session = self.prepare_onnx(path)
-        with contextlib.suppress(OSError):  # the session holds the model; free the disk (networks are ~100 MB)
-            path.unlink()
+        for file in model_files(path):  # the session holds the model; free the disk (networks are ~100 MB)
+            with contextlib.suppress(OSError):
+                file.unlink()
         return session
 
+    def write_model(self, module: nn.Module, input_shape: tuple[int, ...]) -> Path:
+        """The file this backend times for `module` (`models.write_model`), in the work directory."""
+        self._exported += 1
+        name = f"model{self._exported:04d}{model_suffix(self.name, self.precision)}"
+        return write_model(module, input_shape, self.work_dir / name, self.name, self.precision)
+
     def prepare_onnx(self, path: Path) -> TimedSession:
-        """A runner for an ONNX file with a fixed input shape."""
+        """A runner for a model file (ONNX; an IR for OpenVINO) with a fixed input shape."""
         with _user_errors():
             session = self.session_class(path, self.threads, self.target, self.clock)
-        self.precision = session.precision
+        if not self.quantized:  # a quantized model's precision is INT8, whatever the runtime does with the rest
+            self.precision = session.precision
         return session
 
 
@@ -197,10 +209,17 @@ class OnnxRuntimeBackend(OnnxBackend):
     name = "onnxruntime"
     session_class = kit_runner.OnnxRuntimeSession
 
-    def __init__(self, target: str | None, threads: int, work_dir: Path | None = None, clock: str = "auto"):
+    def __init__(
+        self,
+        target: str | None,
+        threads: int,
+        work_dir: Path | None = None,
+        clock: str = "auto",
+        precision: str = "fp32",
+    ):
         with _user_errors():
             provider = kit_runner.ort_provider(target)
-        super().__init__(provider.removesuffix("ExecutionProvider").upper(), threads, work_dir, clock)
+        super().__init__(provider.removesuffix("ExecutionProvider").upper(), threads, work_dir, clock, precision)
 
 
 class OpenVinoBackend(OnnxBackend):
@@ -209,10 +228,17 @@ class OpenVinoBackend(OnnxBackend):
     name = "openvino"
     session_class = kit_runner.OpenVinoSession
 
-    def __init__(self, target: str | None, threads: int, work_dir: Path | None = None, clock: str = "auto"):
+    def __init__(
+        self,
+        target: str | None,
+        threads: int,
+        work_dir: Path | None = None,
+        clock: str = "auto",
+        precision: str = "fp32",
+    ):
         with _user_errors():
             device = kit_runner.check_openvino_device(kit_runner.openvino_core(), target or "CPU")
-        super().__init__(device, threads, work_dir, clock)
+        super().__init__(device, threads, work_dir, clock, precision)
 
 
 class TorchRunner:
@@ -256,7 +282,14 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, target: str | None, threads: int, work_dir: Path | None = None, clock: str = "auto"):
+    def __init__(
+        self,
+        target: str | None,
+        threads: int,
+        work_dir: Path | None = None,
+        clock: str = "auto",
+        precision: str = "fp32",
+    ):
         wanted = (target or "cpu").strip().lower()
         if wanted != "cpu" and not wanted.startswith("cuda"):
             raise QuadnasError(f"torch target '{target}' is not supported: use cpu or cuda")
@@ -266,7 +299,7 @@ class TorchBackend(Backend):
             self.device = torch.device(wanted)
         except RuntimeError:
             raise QuadnasError(f"torch target '{target}' is not a device: use cpu, cuda or cuda:N") from None
-        super().__init__(wanted, threads, work_dir, clock)
+        super().__init__(wanted, threads, work_dir, clock, precision)
 
     @property
     def version(self) -> str:
@@ -286,15 +319,21 @@ class TorchBackend(Backend):
         return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock], channels_last)
 
 
-BACKENDS: dict[str, Callable[[str | None, int, Path | None, str], Backend]] = dict(
+BACKENDS: dict[str, Callable[[str | None, int, Path | None, str, str], Backend]] = dict(
     zip(BACKEND_NAMES, (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend), strict=True)
 )
 
 
 def get_backend(
-    name: str, target: str | None = None, threads: int | str = 1, work_dir: Path | None = None, clock: str = "auto"
+    name: str,
+    target: str | None = None,
+    threads: int | str = 1,
+    work_dir: Path | None = None,
+    clock: str = "auto",
+    precision: str = "fp32",
 ) -> Backend:
-    """The backend `name` on `target` (default: CPU) with `threads` threads, timed on `clock`.
+    """The backend `name` on `target` (default: CPU) with `threads` threads, timed on `clock`, timing
+    models at `precision` ('fp32', or 'int8': quantized, onnxruntime and OpenVINO only).
 
     `clock`: 'wall', 'cpu' (process CPU time: 1 thread on a CPU only) or 'auto' (cpu where it
     equals latency, else wall); see `kit_runner.CLOCKS`.
@@ -302,5 +341,6 @@ def get_backend(
     if name not in BACKENDS:
         raise QuadnasError(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
     threads = parse_threads(threads)
+    check_profile_precision(precision, name)
     require_package(name)
-    return BACKENDS[name](target, threads, work_dir, clock)
+    return BACKENDS[name](target, threads, work_dir, clock, precision)

@@ -1,7 +1,8 @@
 """A portable profiling kit for a device without quadnas: export here, run there, import here.
 
 `write_kit(out, space)` writes every op spec's ONNX file, the calibration networks'
-ONNX files, an empty model for the per-call overhead, `run.py` (a copy of
+ONNX files (an INT8 kit: each quantized for one runtime, `models.write_model`), an empty model
+for the per-call overhead, `run.py` (a copy of
 `kit_runner.py`: numpy plus onnxruntime or openvino is all it needs) and
 `manifest.json` (space, fingerprint, op specs <-> files, networks <-> archs).
 `import_results(results_csv)` turns the runner's results.csv into a latency table,
@@ -24,9 +25,16 @@ from quadnas._version import __version__
 from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure import kit_runner
-from quadnas.latency.measure.adaptation import adaptation_archs, adapted_table, check_networks, check_source
+from quadnas.latency.measure.adaptation import (
+    NO_INT8_ADAPTATION,
+    adaptation_archs,
+    adapted_table,
+    check_networks,
+    check_source,
+)
 from quadnas.latency.measure.backends import Description
 from quadnas.latency.measure.kit_runner import Timing
+from quadnas.latency.measure.models import model_suffix, write_model
 from quadnas.latency.measure.profiler import (
     calibrate,
     network_input_shape,
@@ -38,10 +46,10 @@ from quadnas.latency.measure.profiler import (
     sample_spread,
 )
 from quadnas.latency.measure.settings import ProfileSettings
+from quadnas.latency.precision import INT8, check_profile_precision
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import op_input_shape
-from quadnas.nn.onnx import write_onnx
 from quadnas.progress import Progress
 from quadnas.space import OpSpec, SearchSpace
 
@@ -51,10 +59,11 @@ SOURCE_DIR = "source"  # an adaptation kit's copy of the table it adapts, under 
 KIT_FORMAT = 1
 
 
-def op_file(spec: OpSpec) -> str:
+def op_file(spec: OpSpec, suffix: str = ".onnx") -> str:
     enhance = f"q{spec.enhance}" if spec.enhance else ""
     return (
-        f"ops/{spec.op}_{spec.height}x{spec.width}x{spec.cin}_{spec.cout}_k{spec.kernel}e{spec.expansion}{enhance}.onnx"
+        f"ops/{spec.op}_{spec.height}x{spec.width}x{spec.cin}_{spec.cout}_k{spec.kernel}e{spec.expansion}{enhance}"
+        f"{suffix}"
     )
 
 
@@ -64,10 +73,21 @@ def write_kit(
     settings: ProfileSettings = ProfileSettings(),
     progress: Progress | None = None,
     adapt_from: LatencyTable | None = None,
+    precision: str = "fp32",
+    backend: str | None = None,
 ) -> Path:
     """Write a kit for `space` into `out`; the manifest's path. With `adapt_from`: a kit that times
-    only the adaptation networks of that table."""
+    only the adaptation networks of that table. With `precision` int8 every model is quantized for
+    `backend` (onnxruntime: QDQ ONNX; openvino: an NNCF IR), which the kit then runs on only."""
     progress = progress or Progress()
+    if precision == INT8 and backend is None:
+        raise QuadnasError(
+            "an INT8 kit's models are quantized for one runtime: add --backend onnxruntime or --backend openvino"
+        )
+    check_profile_precision(precision, backend or "onnxruntime")
+    if precision == INT8 and adapt_from is not None:
+        raise QuadnasError(f"cannot adapt to INT8: {NO_INT8_ADAPTATION}")
+    runtime, suffix = backend or "onnxruntime", model_suffix(backend or "onnxruntime", precision)
     if out.exists() and not out.is_dir():
         raise QuadnasError(f"--out {out} is a file: give a directory for the kit")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
@@ -82,17 +102,17 @@ def write_kit(
         archs = sample_spread(space, settings.networks, settings.seed)
     module, shape = overhead_module()
     with progress.task("exporting the kit's models", len(specs) + len(archs) + 1, unit="model") as task:
-        write_onnx(module, shape, out / "overhead.onnx")
+        write_model(module, shape, out / f"overhead{suffix}", runtime, precision)
         task.advance(1, "overhead")
         ops = []
         for spec in specs:
-            write_onnx(op_module(spec, space), op_input_shape(spec), out / op_file(spec))
-            ops.append({"key": str(spec), "file": op_file(spec), "spec": spec.as_row()})
+            write_model(op_module(spec, space), op_input_shape(spec), out / op_file(spec, suffix), runtime, precision)
+            ops.append({"key": str(spec), "file": op_file(spec, suffix), "spec": spec.as_row()})
             task.advance(1, str(spec))
         networks = []
         for i, arch in enumerate(archs):
-            file = f"networks/net{i:02d}.onnx"
-            write_onnx(QuadraNet(space, arch).eval(), network_input_shape(space), out / file)
+            file = f"networks/net{i:02d}{suffix}"
+            write_model(QuadraNet(space, arch).eval(), network_input_shape(space), out / file, runtime, precision)
             networks.append({"key": f"net{i:02d}", "file": file, "arch": str(arch)})
             task.advance(1, str(arch))
     manifest = {
@@ -102,7 +122,9 @@ def write_kit(
         "fingerprint": space.fingerprint(),
         "space_config": space.config.model_dump(),
         "settings": asdict(settings),
-        "overhead": {"file": "overhead.onnx"},
+        "precision": precision,
+        **({"quantized_for": backend} if precision == INT8 else {}),
+        "overhead": {"file": f"overhead{suffix}"},
         "ops": ops,
         "networks": networks,
         **({"adapt": {"source": f"{SOURCE_DIR}/{adapt_from.name}.csv"}} if adapt_from is not None else {}),

@@ -8,7 +8,8 @@ In a kit (next to manifest.json and the ONNX files):
 
     python run.py [--backend onnxruntime|openvino] [--device CPU] [--threads 1]
 
-writes results.csv next to itself, with this machine's identity (`read_host`: CPU, ISA
+(an INT8 kit's models are quantized for one runtime, which is then the default and the only
+choice) writes results.csv next to itself, with this machine's identity (`read_host`: CPU, ISA
 features, cores) in its header; rerun after an interruption to measure only what is
 missing. Bring results.csv back and run `quadnas profile import results.csv`.
 """
@@ -583,7 +584,12 @@ def _default_backend() -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Measure this kit's models on this device.")
-    parser.add_argument("--backend", choices=KIT_BACKENDS, default=_default_backend())
+    parser.add_argument(
+        "--backend",
+        choices=KIT_BACKENDS,
+        default=None,
+        help="the runtime (default: an INT8 kit's own, else the first installed)",
+    )
     parser.add_argument(
         "--device",
         "--target",
@@ -604,9 +610,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def kit_backend(manifest: Mapping[str, Any], backend: str | None) -> str:
+    """The runtime to time the kit's models with: `backend`, else the runtime an INT8 kit was quantized
+    for, else the first installed; an INT8 kit on another runtime is a KitError."""
+    quantized_for = manifest.get("quantized_for")
+    if quantized_for and backend not in (None, quantized_for):
+        raise KitError(
+            f"this kit's models are INT8 graphs quantized for {quantized_for}: run it with --backend {quantized_for}"
+        )
+    return backend or quantized_for or _default_backend()
+
+
 def run_kit(
     kit: Path,
-    backend: str,
+    backend: str | None,
     target: str | None,
     threads: int,
     out: Path | None = None,
@@ -620,6 +637,7 @@ def run_kit(
     except (OSError, ValueError) as e:
         raise KitError(f"cannot read the kit's manifest.json ({e}): run run.py from inside its kit") from None
     settings = manifest["settings"]
+    backend = kit_backend(manifest, backend)
     import_runtime(backend)
     clock = check_clock(clock, threads, target)
     if backend == "openvino":
@@ -636,6 +654,7 @@ def run_kit(
         "threads": str(threads),
         "clock": clock,
         "device": device_name(backend, target),
+        **({"precision": "int8"} if manifest.get("precision") == "int8" else {}),  # a float one: the runtime's
         "python": platform.python_version(),
         "host": json.dumps(host),
         "host_fingerprint": host_fingerprint(host),

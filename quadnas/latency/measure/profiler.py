@@ -8,6 +8,8 @@ per-call cost of the runtime (an empty model's call) is subtracted from every ro
 whole network pays it once, not once per block. Finally a few random whole networks
 are measured with the same runner code and a calibration `measured ≈ a·sum + b` is
 fitted; its leave-one-out error goes into the header, with the host it was measured on.
+An INT8 backend (`get_backend(..., precision="int8")`) quantizes every model it times, op specs
+and networks alike (`models.write_model`), and the header says `precision: int8`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
 from quadnas.latency.measure.kit_runner import TimedSession, Timing, measure_interleaved
+from quadnas.latency.measure.models import quantization_text
 from quadnas.latency.measure.settings import ProfileSettings
+from quadnas.latency.precision import INT8
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import build_op, init_weights, op_input_shape
@@ -137,12 +141,18 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 # ---- metadata -------------------------------------------------------------
 def method_text(backend_desc: Description, settings: ProfileSettings, overhead_ms: float, source: str) -> str:
     layout = f"inputs {backend_desc['input_layout']}; " if "input_layout" in backend_desc else ""
+    quantized = (
+        f"every model (op specs and calibration networks) {quantization_text(backend_desc['backend'])}; "
+        if backend_desc["precision"] == INT8
+        else ""
+    )
     return (
         f"{source}; {backend_desc['backend']} {backend_desc['backend_version']} on {backend_desc['target']} "
         f"with {backend_desc['threads']} thread(s), {backend_desc['precision']}, {backend_desc['clock']} clock; "
         "each op spec's module "
         f"(quadnas.nn.blocks.build_op) exported alone to ONNX opset 17 where the backend needs it; "
-        f"{layout}{settings.describe()}; row = median per call (p10/p90 beside it) minus the per-call overhead "
+        f"{quantized}{layout}{settings.describe()}; "
+        "row = median per call (p10/p90 beside it) minus the per-call overhead "
         f"{overhead_ms:.4f} ms (median call of an empty model; a network pays it once); calibration: "
         f"least squares measured = a*sum + b (b >= 0, else a plain ratio) over {settings.networks} random "
         "whole networks "

@@ -21,6 +21,7 @@ from quadnas.latency.measure.backends import BACKENDS, Backend, get_backend, kee
 from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.profiler import measure_networks, sample_spread, space_at
 from quadnas.latency.measure.settings import ProfileSettings
+from quadnas.latency.precision import check_same_precision, file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress
@@ -34,6 +35,7 @@ class ValidationResult:
     table: str
     backend: str
     clock: str
+    precision: str  # of the networks timed: the table's (int8: quantized as the table's models were)
     n: int
     mape_pct: float
     max_err_pct: float
@@ -77,7 +79,8 @@ def load_table_space(table: LatencyTable) -> SearchSpace:
 
 
 def table_backend(table: LatencyTable, clock: str | None = None) -> Backend:
-    """The table's backend on its target with its threads, timed on its clock (unless `clock`)."""
+    """The table's backend on its target with its threads, timed on its clock (unless `clock`), timing
+    models of the table's precision (INT8 tables: quantized networks)."""
     meta = table.meta
     if meta.provenance == "estimated" or meta.backend not in BACKENDS:
         raise QuadnasError(
@@ -85,7 +88,13 @@ def table_backend(table: LatencyTable, clock: str | None = None) -> Backend:
             f"validate a table measured with one of {', '.join(BACKENDS)}"
         )
     table_clock: str = getattr(meta, "clock", "wall")
-    return get_backend(meta.backend, getattr(meta, "target", None), meta.threads or 1, clock=clock or table_clock)
+    return get_backend(
+        meta.backend,
+        getattr(meta, "target", None),
+        meta.threads or 1,
+        clock=clock or table_clock,
+        precision=file_precision(meta.precision),
+    )
 
 
 def compare(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -109,13 +118,17 @@ def validate(
     settings: ProfileSettings = ProfileSettings(),
     clock: str | None = None,
     progress: Progress | None = None,
+    precision: str | None = None,
 ) -> ValidationResult:
     """Measure `n` random archs end to end and compare them with the table's predictions.
 
     The networks are timed on the table's clock unless `clock` is given (e.g. 'wall' to
-    check a cpu-clock table against elapsed time).
+    check a cpu-clock table against elapsed time), at the table's precision (INT8: quantized);
+    a `precision` that mixes INT8 with the table's float (or the reverse) is an error.
     """
     progress = progress or Progress()
+    if precision is not None:
+        check_same_precision(table.name, table.meta.precision, precision, "--precision")
     if n < 2:
         raise QuadnasError(f"validation needs at least 2 networks, got {n}: e.g. --n 20")
     space = table_space(table, space)
@@ -137,6 +150,7 @@ def validate(
         table=table.name,
         backend=backend.name,
         clock=backend.clock,
+        precision=backend.precision,
         n=len(archs),
         **compare(real, predicted),
         archs=[str(a) for a in archs],

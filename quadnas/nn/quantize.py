@@ -1,0 +1,132 @@
+"""Post-training INT8 quantization of a model file: the one core that `quadnas export --precision int8`
+(whole networks, calibrated on training images) and `quadnas profile --precision int8` (each op spec's
+module and the calibration networks, calibrated on random inputs) share, so that a latency table times
+the same kind of graph an export ships.
+
+- onnxruntime: static QDQ quantization (`onnxruntime.quantization.quantize_static`, after
+  `quant_pre_process`): QuantizeLinear/DequantizeLinear pairs around INT8 weights and activations,
+  per-channel weights.
+- OpenVINO: NNCF post-training quantization (`nncf.quantize`) of the model OpenVINO reads from the
+  FP32 file: FakeQuantize nodes that the CPU plugin runs as INT8 kernels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from quadnas.errors import QuadnasError
+
+NNCF_HINT = "pip install nncf"
+OPENVINO_HINT = "pip install 'quadnas[openvino]'"
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def check_calibration(calibration: Sequence[np.ndarray], shape: Sequence[int], what: str) -> None:
+    """A one-line error unless `calibration` holds at least one input, each of `shape`."""
+    if len(calibration) == 0:
+        raise QuadnasError(f"INT8 quantization of {what} needs calibration inputs, and none were given")
+    wrong = next((tuple(x.shape) for x in calibration if tuple(x.shape) != tuple(shape)), None)
+    if wrong is not None:
+        raise QuadnasError(
+            f"INT8 quantization of {what}: a calibration input has shape {wrong}, the model takes "
+            f"{tuple(shape)}: calibrate on inputs of the model's shape"
+        )
+
+
+def quantize_onnx(
+    fp32: Path, out: Path, calibration: Sequence[np.ndarray], input_shape: Sequence[int], input_name: str
+) -> Path:
+    """`fp32` (an ONNX file) quantized to INT8 QDQ at `out`, calibrated on `calibration` (inputs of
+    `input_shape`, one a call); the calibration is checked first (`check_calibration`)."""
+    check_calibration(calibration, input_shape, str(fp32))
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Inputs(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime is untyped here
+        def __init__(self) -> None:
+            self.inputs: Iterator[np.ndarray] = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.inputs, None)
+            return None if x is None else {input_name: x}
+
+    prepared = out.with_name(f"{out.stem}.prepared.onnx")
+    try:
+        with _quiet_root_logger():
+            quant_pre_process(str(fp32), str(prepared))
+            quantize_static(
+                str(prepared),
+                str(out),
+                Inputs(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+            )
+    finally:
+        prepared.unlink(missing_ok=True)
+    return out
+
+
+def quantize_openvino(fp32: Path, out: Path, calibration: Sequence[np.ndarray], input_shape: Sequence[int]) -> Path:
+    """`fp32` (ONNX or IR) quantized by NNCF to an INT8 IR at `out` (.xml, its .bin beside it), calibrated
+    on `calibration` (inputs of `input_shape`); the calibration is checked first (`check_calibration`)."""
+    check_calibration(calibration, input_shape, str(fp32))
+    try:
+        import nncf
+    except ImportError:
+        raise QuadnasError(f"INT8 for OpenVINO needs NNCF (not installed): {NNCF_HINT}") from None
+    ov = import_openvino()
+    model = ov.Core().read_model(str(fp32))
+    nncf.set_log_level(logging.WARNING)  # not its INFO lines ("no operations to quantize" of an empty model)
+    with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws its own progress bars on stdout
+        quantized = nncf.quantize(model, nncf.Dataset(list(calibration)), subset_size=len(calibration))
+    ov.save_model(quantized, str(out))  # as `quadnas export` always wrote them (float constants left FP16)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime's quantizer logs notes on the root logger (e.g. per-channel axes of 1-d weights): errors only."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def nncf_version() -> str:
+    """The installed NNCF's version."""
+    import nncf
+
+    return str(nncf.__version__)
+
+
+def quantized_ops(path: Path) -> set[str]:
+    """The quantizing node types in a model file: QuantizeLinear/DequantizeLinear of an ONNX file,
+    FakeQuantize of an OpenVINO IR; empty for a float model."""
+    if path.suffix == ".onnx":
+        import onnx
+
+        return {node.op_type for node in onnx.load(str(path)).graph.node} & QDQ_OPS
+    model = import_openvino().Core().read_model(str(path))
+    return {op.get_type_name() for op in model.get_ops()} & {"FakeQuantize"}
+
+
+def import_openvino() -> ModuleType:
+    """The `openvino` module, or a QuadnasError naming the install command."""
+    try:
+        import openvino
+    except ImportError:
+        raise QuadnasError(f"OpenVINO needs the openvino package, which is not installed: {OPENVINO_HINT}") from None
+    module: ModuleType = openvino  # untyped here: no stubs
+    return module
