@@ -18,27 +18,26 @@ from pathlib import Path
 import optuna
 
 from quadnas.data import load_dataset
-from quadnas.latency.devices import load_device_table
-from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.objective import Objective
 from quadnas.study.results import candidates, rank_feasible
 from quadnas.study.samplers import guided_sampler
+from quadnas.study.targets import Targets
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.provide import provide_supernet
 
 
 def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:
-    space, predictor, evaluator = parts["space"], parts["predictor"], parts["evaluator"]
+    space, targets, evaluator = parts["space"], parts["targets"], parts["evaluator"]
     evaluator.cache.clear()  # every run pays for its own evaluations
     config = parts["config"].model_copy(update={"sampler": sampler, "seed": seed})
-    study = optuna.create_study(direction="maximize", sampler=guided_sampler(config, space, predictor))
-    objective = Objective(space, predictor, evaluator.accuracy, config.budget, "constrained", -0.07, trials)
+    study = optuna.create_study(direction="maximize", sampler=guided_sampler(config, space, targets))
+    objective = Objective(space, targets, evaluator.accuracy, "constrained", -0.07, trials)
     start = time.perf_counter()
     study.optimize(objective, n_trials=trials)
     seconds = time.perf_counter() - start
-    ranked = rank_feasible(candidates(study), config.budget)
+    ranked = rank_feasible(candidates(study, [t.label for t in targets]), targets.budgets)
     evaluated = sum(bool(t.user_attrs.get("evaluated")) for t in study.trials)
     distinct = len({t.user_attrs["arch"] for t in study.trials if "arch" in t.user_attrs})
     return {
@@ -72,7 +71,7 @@ def main() -> None:
     parts = {
         "config": config,
         "space": space,
-        "predictor": LatencyPredictor(load_device_table(config.device), space),
+        "targets": Targets.load(config.devices, space),
         "evaluator": Evaluator(supernet, dataset),
     }
     runs = [run_once(s, seed, args.trials, parts) for seed in args.seeds for s in args.samplers]
