@@ -170,13 +170,14 @@ def test_a_search_takes_one_precision(int8_table, fp32_copy, tiny_space):
 
 
 def test_export_precision_defaults_to_the_search():
-    assert export_precision({"precision": "int8"}, None) == ("int8", None)
-    assert export_precision({}, None) == ("fp32", None)
-    assert export_precision({"precision": "fp32"}, "fp16") == ("fp16", None)
-    precision, warning = export_precision({"precision": "int8"}, "fp32")
+    assert export_precision({"precision": "int8"}, None, "onnx") == ("int8", None)
+    assert export_precision({"precision": "int8"}, None, "torch") == ("fp32", None)  # a state dict has none
+    assert export_precision({}, None, "openvino") == ("fp32", None)
+    assert export_precision({"precision": "fp32"}, "fp16", "openvino") == ("fp16", None)
+    precision, warning = export_precision({"precision": "int8"}, "fp32", "onnx")
     assert precision == "fp32" and warning is not None and "drop --precision to export int8" in warning
     with pytest.raises(QuadnasError, match="--precision int4 is not supported"):
-        export_precision({}, "int4")
+        export_precision({}, "int4", "onnx")
 
 
 @pytest.mark.slow

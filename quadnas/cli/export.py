@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     source = build_model(
         args.result or args.arch, space=args.space, checkpoint=args.checkpoint, init=args.init, seed=args.seed
     )
-    precision, warning = export_precision(source.record, args.precision)
+    precision, warning = export_precision(source.record, args.precision, fmt)
     if warning is not None:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     device = args.device or source.record.get("device")

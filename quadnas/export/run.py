@@ -27,14 +27,14 @@ from quadnas.latency.precision import INT8, file_precision
 from quadnas.nn.onnx import ONNX_OPSET
 
 
-def export_precision(record: Mapping[str, Any], given: str | None) -> tuple[Precision, str | None]:
-    """The precision to export at, and a warning or None: `given`, else the precision of the tables the
-    search predicted with (best.yaml's `precision`: int8 or fp32), else fp32. A `given` one that mixes
-    INT8 with the search's float (or the reverse) is exported as asked, with a warning: its latency is
-    not what the search predicted."""
+def export_precision(record: Mapping[str, Any], given: str | None, fmt: Format) -> tuple[Precision, str | None]:
+    """The precision to export `fmt` at, and a warning or None: `given`, else the precision of the tables
+    the search predicted with (best.yaml's `precision`: int8 or fp32; a torch state dict: fp32), else fp32.
+    A `given` one that mixes INT8 with the search's float (or the reverse) is exported as asked, with a
+    warning: its latency is not what the search predicted."""
     searched = record.get("precision")
     if given is None:
-        return ("int8" if searched == INT8 else "fp32"), None
+        return ("int8" if searched == INT8 and fmt != "torch" else "fp32"), None
     if given not in PRECISIONS:
         raise QuadnasError(f"--precision {given} is not supported: use one of {', '.join(PRECISIONS)}")
     precision = PRECISIONS[PRECISIONS.index(given)]
