@@ -123,6 +123,12 @@ def test_int8_kit_runs_only_on_its_runtime_and_imports_as_int8(tiny_space, tmp_p
     assert table.meta.precision == "int8" and "QDQ" in table.meta.method
     assert not table.missing(tiny_space.all_op_specs())
 
+    write_kit(kit, tiny_space, settings)  # the same folder rewritten as an FP32 kit: its INT8 results are stale
+    stale = run("--backend", "onnxruntime")
+    assert stale.returncode == 2 and "kit_precision=int8" in stale.stderr
+    with pytest.raises(QuadnasError, match="measured on int8 models, but the kit in .* holds fp32 ones"):
+        import_results(kit / "results.csv")
+
 
 def test_the_predictor_refuses_to_mix(int8_table, fp32_copy, tiny_space):
     assert LatencyPredictor(int8_table, tiny_space, "int8").predict(tiny_space.largest()) > 0

@@ -176,6 +176,12 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
         raise QuadnasError(
             f"{results} lacks header line(s) {', '.join(absent)}: import the results.csv that run.py wrote, unedited"
         )
+    measured_on, holds = header.get("kit_precision", "fp32"), manifest.get("precision", "fp32")
+    if measured_on != holds:
+        raise QuadnasError(
+            f"{results} was measured on {measured_on} models, but the kit in {kit_dir} holds {holds} ones: "
+            "import it with the manifest.json of the kit it was measured with"
+        )
     space = SearchSpace.from_dict(manifest["space_config"], source=f"kit {kit_dir}")
     if header.get("fingerprint") != manifest["fingerprint"] or space.fingerprint() != manifest["fingerprint"]:
         raise QuadnasError(

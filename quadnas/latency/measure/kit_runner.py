@@ -533,7 +533,7 @@ def read_header(text: str) -> dict[str, str]:
 class ResultsFile:
     """results.csv: `# key: value` header, then one row per measured model; rewritten atomically."""
 
-    IDENTITY_KEYS = ("fingerprint", "backend", "target", "threads", "clock", "host_fingerprint")
+    IDENTITY_KEYS = ("fingerprint", "kit_precision", "backend", "target", "threads", "clock", "host_fingerprint")
 
     def __init__(self, path: Path, header: dict[str, str]):
         self.path, self.header = path, dict(header)
@@ -654,6 +654,7 @@ def run_kit(
         "threads": str(threads),
         "clock": clock,
         "device": device_name(backend, target),
+        "kit_precision": manifest.get("precision", "fp32"),  # of the kit's files: a kit rewritten in place differs
         **({"precision": "int8"} if manifest.get("precision") == "int8" else {}),  # a float one: the runtime's
         "python": platform.python_version(),
         "host": json.dumps(host),
