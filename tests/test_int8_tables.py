@@ -80,6 +80,24 @@ def test_int8_profile_resumes_and_refuses_fp32(int8_table, tiny_space):
 
 
 @pytest.mark.parametrize(
+    "backend", ["onnxruntime", pytest.param("openvino", marks=pytest.mark.slow)] if OPENVINO else ["onnxruntime"]
+)
+def test_int8_profile_json_is_all_stdout_holds(backend, tiny_space, tmp_path):
+    """The quantizers' notes and progress bars (NNCF draws on stdout) stay out of the JSON document."""
+    schedule = ["--rounds", "1", "--round-ms", "1", "--window", "4", "--networks", "2", "--network-rounds", "1"]
+    argv = ["profile", "--backend", backend, "--precision", "int8", "--space", "tiny", *schedule, "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "quadnas", *argv, "--out", str(tmp_path / "t.csv")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["table"]["precision"] == "int8" and document["op_specs"] == len(tiny_space.all_op_specs())
+
+
+@pytest.mark.parametrize(
     "backend, precision, message",
     [
         ("onnxruntime", "int4", "use fp32 or int8"),

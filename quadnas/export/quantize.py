@@ -35,7 +35,7 @@ def write_int8(
     """Write `source`'s network as an INT8 `fmt` file at `out`: (files, runtime, accuracy check)."""
     data = _data(source, shape[-1])
     images = data.train.tensors[0][:CALIBRATION_IMAGES].numpy()
-    calibration = list(np.split(images, len(images)))  # one image a call, as the file is run at batch 1
+    calibration = [images[i : i + 1] for i in range(len(images))]  # one image a call: files run at batch 1
     check_calibration(calibration, (1, *shape), f"the network (calibrated on the training split of {data.source})")
     with tempfile.TemporaryDirectory(prefix="quadnas-int8-") as tmp:
         fp32 = Path(tmp) / ("model.onnx" if fmt == "onnx" else "model.xml")

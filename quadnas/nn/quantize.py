@@ -59,7 +59,7 @@ def quantize_onnx(
 
     prepared = out.with_name(f"{out.stem}.prepared.onnx")
     try:
-        with _quiet_root_logger():
+        with _errors_only(logging.getLogger()):  # its quantizer notes (e.g. per-channel axes of 1-d weights)
             quant_pre_process(str(fp32), str(prepared))
             quantize_static(
                 str(prepared),
@@ -85,23 +85,22 @@ def quantize_openvino(fp32: Path, out: Path, calibration: Sequence[np.ndarray], 
         raise QuadnasError(f"INT8 for OpenVINO needs NNCF (not installed): {NNCF_HINT}") from None
     ov = import_openvino()
     model = ov.Core().read_model(str(fp32))
-    nncf.set_log_level(logging.WARNING)  # not its INFO lines ("no operations to quantize" of an empty model)
-    with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws its own progress bars on stdout
+    # NNCF draws progress bars and logs notes on stdout, where `--json` writes its document
+    with contextlib.redirect_stdout(io.StringIO()), _errors_only(logging.getLogger("nncf")):
         quantized = nncf.quantize(model, nncf.Dataset(list(calibration)), subset_size=len(calibration))
     ov.save_model(quantized, str(out))  # as `quadnas export` always wrote them (float constants left FP16)
     return out
 
 
 @contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """onnxruntime's quantizer logs notes on the root logger (e.g. per-channel axes of 1-d weights): errors only."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+def _errors_only(logger: logging.Logger) -> Iterator[None]:
+    """`logger` passes only errors inside the block, and its own level again after it."""
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        root.setLevel(level)
+        logger.setLevel(level)
 
 
 def nncf_version() -> str:
