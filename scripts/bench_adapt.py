@@ -6,7 +6,9 @@ end to end (none of them an adaptation or calibration network); profile the spac
 every N; compare every table's predictions with the held-out measurements. Sources: (a) the
 shipped host table of the backend (`amd-epyc-<backend>-1t`, measured on another host, at one
 thread), (b) the estimated `cpu` table (cortex-a76). Both sources adapt from the same networks
-for a given N (timed once, in the first source's `adapt`). Writes JSON and a PNG.
+for a given N (timed once, in the first source's `adapt`). At the end the held-out networks are
+measured again: how far apart the two measurements are is the floor no table can beat on this
+machine at this time. Writes JSON and a PNG.
 
     python scripts/bench_adapt.py                       # the full benchmark (quiet machine: ~20-25 min)
     python scripts/bench_adapt.py --quick --space tiny  # a smoke test (a minute or two)
@@ -140,6 +142,9 @@ def bench_case(
                 **figures(adapted, space, held, measured),
             }
         print(f"[{backend_name} {threads}t] adapted from {n} networks in {seconds:.0f} s", flush=True)
+    again = measure(backend, space, held, settings)  # the noise floor: the same networks, minutes later
+    case["repeat"] = {**compare(measured, again), "measured_ms": again.round(4).tolist()}
+    print(f"[{backend_name} {threads}t] held-out networks measured again: {case['repeat']['mape_pct']:.2f}% apart")
     return case
 
 
@@ -169,6 +174,8 @@ def table_lines(cases: list[dict[str, Any]]) -> list[str]:
         )
 
     for case in cases:
+        if "repeat" in case:
+            lines.append(row(case, "the held-out networks measured again", "—", case["repeat"]))
         lines.append(row(case, "full profile", "—", case["full"]))
         for key, source in case["sources"].items():
             if "skipped" in source:

@@ -26,7 +26,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -111,10 +111,11 @@ def train_all(archs: Sequence[str], seeds: Sequence[int], args: argparse.Namespa
     todo = [(a, s) for a in archs for s in seeds if str(s) not in store.get(a, {})]
     if not todo:
         return
-    jobs = [(SPACE, a, s, args.epochs) for a, s in todo]
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        for (arch, seed), acc in zip(todo, pool.map(train, jobs)):
-            store.setdefault(arch, {})[str(seed)] = acc
+        running = {pool.submit(train, (SPACE, a, s, args.epochs)): (a, s) for a, s in todo}
+        for done in as_completed(running):
+            arch, seed = running[done]
+            store.setdefault(arch, {})[str(seed)] = acc = done.result()
             save(args.out, args.result)
             print(f"  {arch} seed {seed}: {acc:.4f}", flush=True)
 

@@ -211,9 +211,11 @@ def test_a_fingerprint_alone_still_tells_hosts_apart(tiny_space):
     assert "fingerprint 0123456789ab" in foreign_host_note(meta, here=epyc())
 
 
-def test_the_shipped_measured_tables_record_no_host():
+def test_the_shipped_measured_tables_name_their_host():
     from quadnas.latency.devices import load_device_table
 
     for name in ("amd-epyc-onnxruntime-1t", "amd-epyc-openvino-1t"):
-        note = foreign_host_note(load_device_table(name).meta)
-        assert note.startswith("host not recorded") and "--threads 1 --name NAME" in note
+        meta = load_device_table(name).meta
+        assert meta.host is not None and meta.host_fingerprint == meta.host.fingerprint
+        note = foreign_host_note(meta, here=AVX2_EPYC)
+        assert note.startswith("measured on another host") and "--threads 1 --space quadranet-t-qe --name NAME" in note
