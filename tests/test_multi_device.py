@@ -229,7 +229,9 @@ def test_two_devices_constrained(tmp_path, devices, tiny_checkpoint):
     assert result.study.user_attrs["device"] == [str(t) for t, _ in pairs]
     assert result.study.user_attrs["budget_ms"] == [result.budgets[label].ms for label in labels]
 
-    best = yaml.safe_load((result.run_dir / "best.yaml").read_text())
+    text = (result.run_dir / "best.yaml").read_text()
+    assert "&id" not in text and "*id" not in text  # plain YAML for people: no anchors or aliases
+    best = yaml.safe_load(text)
     assert best["arch"] == result.best.arch and len(best["devices"]) == 2
     for entry, (table, _) in zip(best["devices"], pairs):
         assert entry["device"] == str(table) and entry["latency_ms"] <= entry["budget_ms"]

@@ -59,12 +59,12 @@ def best_record(
     """
     best, cfg = _best(result), result.config
     space = targets.items[0].predictor.space
-    per_device = [_device_record(best, t, breakdowns[t.label]) for t in targets]
+    first = targets.items[0]  # written twice with several devices: separate objects, so YAML writes no anchors
     return {
         "arch": best.arch,
         "accuracy": round(best.evaluated_accuracy(), 6),
-        **per_device[0],
-        **({"devices": per_device} if targets.several else {}),
+        **_device_record(best, first, breakdowns[first.label]),
+        **({"devices": [_device_record(best, t, breakdowns[t.label]) for t in targets]} if targets.several else {}),
         "precision": targets.precision,
         "space": {"name": space.name, "path": space.source, "fingerprint": space.fingerprint()},
         "data": cfg.data,
