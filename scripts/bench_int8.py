@@ -3,14 +3,15 @@
 For each backend (onnxruntime, OpenVINO) at 1 thread: profile the space in FP32 and in INT8
 (`quadnas profile [--precision int8]`; tables under --work, so a rerun resumes them), then
 - the speed-up FP32 / INT8 of each op kind per stage (sums of the tables' rows; quadra blocks also
-  per kernel and expansion), and of the calibration networks (the same archs in both tables,
-  timed whole);
+  per kernel and expansion), and of whole networks: the calibration networks and the held-out ones
+  (the same archs in both precisions);
 - `quadnas validate` of both tables on --held-out archs (none of them a calibration network),
   against the goal of the FP32 tables: >= 90 % within ±5 %, 100 % within ±10 %.
 Writes JSON (--out) and prints Markdown tables.
 
-    python scripts/bench_int8.py                        # the full benchmark (quiet machine; see docs/benchmarks.md)
-    python scripts/bench_int8.py --quick --space tiny   # a smoke test (a few minutes)
+    python scripts/bench_int8.py                        # quadranet-t at 224: about 35 min on a quiet 2-core machine
+    python scripts/bench_int8.py --backends openvino    # one backend (about half); the tables resume from --work
+    python scripts/bench_int8.py --quick --space tiny   # a smoke test (2-3 min)
 """
 
 from __future__ import annotations
@@ -75,11 +76,9 @@ def speedups(fp32: LatencyTable, int8: LatencyTable) -> list[dict[str, Any]]:
     return out
 
 
-def network_speedups(fp32: LatencyTable, int8: LatencyTable) -> dict[str, Any]:
-    """FP32 / INT8 of the calibration networks both tables timed whole (the same archs: same seed)."""
-    a = {p["arch"]: p["measured_ms"] for p in calibration_networks(fp32.meta)}
-    b = {p["arch"]: p["measured_ms"] for p in calibration_networks(int8.meta)}
-    ratios = np.array([a[k] / b[k] for k in a if k in b])
+def ratio_summary(fp32_ms: dict[str, float], int8_ms: dict[str, float]) -> dict[str, Any]:
+    """FP32 / INT8 of the networks (by arch) timed in both precisions: count, median, min, max."""
+    ratios = np.array([fp32_ms[k] / int8_ms[k] for k in fp32_ms if k in int8_ms])
     if not len(ratios):
         return {"networks": 0}
     return {
@@ -88,6 +87,11 @@ def network_speedups(fp32: LatencyTable, int8: LatencyTable) -> dict[str, Any]:
         "min": float(ratios.min()),
         "max": float(ratios.max()),
     }
+
+
+def measured_by_arch(table: LatencyTable) -> dict[str, float]:
+    """The calibration networks a table timed whole, by arch (the same archs in both tables: same seed)."""
+    return {p["arch"]: p["measured_ms"] for p in calibration_networks(table.meta)}
 
 
 def bench_backend(backend: str, space: SearchSpace, args: argparse.Namespace) -> dict[str, Any]:
@@ -110,7 +114,7 @@ def bench_backend(backend: str, space: SearchSpace, args: argparse.Namespace) ->
         }
         print(f"[{backend} {precision}] profiled in {seconds:.0f} s ({path})", flush=True)
     case["ops"] = speedups(tables["fp32"], tables["int8"])
-    case["networks"] = network_speedups(tables["fp32"], tables["int8"])
+    case["networks"] = {"calibration": ratio_summary(*(measured_by_arch(tables[p]) for p in ("fp32", "int8")))}
     for precision, table in tables.items():
         start = time.perf_counter()
         result = validate(table, space, n=args.held_out, seed=args.seed, settings=check)
@@ -125,6 +129,8 @@ def bench_backend(backend: str, space: SearchSpace, args: argparse.Namespace) ->
             f"{result.within_10_pct:.0f}% within ±10%, MAPE {result.mape_pct:.2f}%",
             flush=True,
         )
+    held_out = [dict(zip(v["archs"], v["measured_ms"])) for v in case["validation"].values()]
+    case["networks"]["held_out"] = ratio_summary(*held_out)  # the same archs (same seed, same exclusions)
     return case
 
 
@@ -141,12 +147,12 @@ def markdown(cases: list[dict[str, Any]]) -> list[str]:
                 f"| {case['backend']} | {r['kind']} | {r['stage']} | {r['rows']} | {r['fp32_ms']:.3f} | "
                 f"{r['int8_ms']:.3f} | {speedup} | {median} |"
             )
-        n = case["networks"]
-        if n["networks"]:
-            lines.append(
-                f"| {case['backend']} | whole networks | — | {n['networks']} | | | {n['median']:.2f}x "
-                f"(median; {n['min']:.2f}-{n['max']:.2f}) | |"
-            )
+        for which, n in case["networks"].items():
+            if n["networks"]:
+                lines.append(
+                    f"| {case['backend']} | whole networks ({which}) | — | {n['networks']} | | | "
+                    f"{n['median']:.2f}x (median; {n['min']:.2f}-{n['max']:.2f}) | |"
+                )
     lines += [
         "",
         "| backend | table | held-out | within ±5% | within ±10% | MAPE | max | Kendall τ | goal |",
@@ -171,9 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", default="auto", help="the profiles' clock (default auto: cpu at 1 thread)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the held-out networks")
     parser.add_argument("--quick", action="store_true", help="a smoke test: short schedules, 4 held-out networks")
-    parser.add_argument("--work", type=Path, default=Path("runs/bench-int8"), help="the tables (resumed on a rerun)")
-    parser.add_argument("--out", type=Path, default=Path("docs/figures/bench_int8.json"))
+    parser.add_argument(
+        "--work", type=Path, default=None, help="the tables, resumed on a rerun (default runs/bench-int8[-quick])"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="the JSON (default docs/figures/bench_int8.json; --quick: in --work)"
+    )
     args = parser.parse_args(argv)
+    args.work = args.work or Path("runs/bench-int8-quick" if args.quick else "runs/bench-int8")  # never mixed
+    args.out = args.out or (args.work / "bench_int8.json" if args.quick else Path("docs/figures/bench_int8.json"))
     if args.quick:
         args.held_out = min(args.held_out, 4)
     space = SearchSpace.load(args.space)
