@@ -123,8 +123,9 @@ def test_quick_run_writes_json_and_png(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     rows = {r["variant"]: r for r in result["rows"]}
-    assert set(rows) == {"hornet", "quadranet-me"}
+    assert set(rows) == {"hornet", "quadranet-me", "quadranet-me+plain"}  # each QuadraNet also without the fused op
     hornet, me = rows["hornet"], rows["quadranet-me"]
+    assert rows["quadranet-me+plain"]["train_img_s"] > 0
     assert hornet["unit"] == "stage4" and hornet["shape"] == "2x2x512"
     assert hornet["torch-1t_speedup"] == 1.0 and hornet["rss_step_ratio"] == 1.0
     assert 0 < hornet["ort-1t_p10_ms"] <= hornet["ort-1t_ms"] <= hornet["ort-1t_p90_ms"]

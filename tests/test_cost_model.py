@@ -142,7 +142,7 @@ def eager_extras_seen(space, arch) -> list[tuple[OpSpec, Counter]]:
         module, count = build_op(spec, space.config.stem_patch).eval(), Counter()
 
         def hook(m, inputs, count=count):
-            (t,) = inputs
+            t = inputs[0]  # QuadraticDWConv also takes its layer scale
             if isinstance(m, LayerNorm2d):
                 count["copy"] += not t.permute(0, 2, 3, 1).is_contiguous()
             elif isinstance(m, nn.Conv2d):

@@ -88,15 +88,14 @@ def run(args: argparse.Namespace) -> int:
         card_path,
         check_card_target,
         export_model,
+        export_precision,
         finetune,
         import_openvino,
         output_path,
         verify_latency,
         write_model_card,
     )
-    from quadnas.export.run import export_precision
-    from quadnas.latency import Budget, load_device_table
-    from quadnas.latency.precision import check_same_precision
+    from quadnas.latency import Budget, check_same_precision, load_device_table
 
     if bool(args.result) == bool(args.arch):
         raise QuadnasError("give either a search result (runs/<study>/best.yaml) or --arch TEXT, not both or neither")

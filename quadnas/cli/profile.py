@@ -13,9 +13,8 @@ from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json, table_fields
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
-from quadnas.latency import BACKEND_NAMES, user_tables_dir
+from quadnas.latency import BACKEND_NAMES, INT8_BACKENDS, PROFILE_PRECISIONS, user_tables_dir
 from quadnas.latency.measure import ProfileSettings
-from quadnas.latency.precision import INT8_BACKENDS, PROFILE_PRECISIONS
 
 if TYPE_CHECKING:
     from quadnas.latency import LatencyTable

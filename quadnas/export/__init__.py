@@ -10,7 +10,7 @@ writes the Markdown card.
 from quadnas.export.card import card_path, check_card_target, write_model_card
 from quadnas.export.finetune import finetune
 from quadnas.export.formats import FORMATS, SUFFIXES, ExportResult, Format, import_openvino, output_path
-from quadnas.export.run import export_model
+from quadnas.export.run import export_model, export_precision
 from quadnas.export.sidecar import load, read_sidecar
 from quadnas.export.source import INITS, ExportSource, build_model
 from quadnas.export.verify import LatencyCheck, verify_latency
@@ -27,6 +27,7 @@ __all__ = [
     "card_path",
     "check_card_target",
     "export_model",
+    "export_precision",
     "finetune",
     "import_openvino",
     "load",

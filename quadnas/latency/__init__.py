@@ -2,8 +2,9 @@
 
 `table` (LatencyTable: format, validation), `devices` (resolve `cpu` / a name / a path),
 `predictor` (LatencyPredictor), `budget` (Budget), `host` (the host a table was measured on),
-`names` (light names the command line shows). Measuring is `quadnas.latency.measure`, the cost
-model behind the shipped estimated tables `quadnas.latency.estimate`.
+`names` (light names the command line shows), `precision` (INT8 and float never mix). Measuring
+is `quadnas.latency.measure`, the cost model behind the shipped estimated tables
+`quadnas.latency.estimate`.
 
 The names below are imported on first use, so that a light submodule (`names`, `settings`,
 `kit_runner`) does not pull in pandas for the command line's start-up.
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # typed names for the lazy attributes below
     )
     from quadnas.latency.host import Host, foreign_host_note, host_status
     from quadnas.latency.names import BACKEND_NAMES, user_tables_dir
+    from quadnas.latency.precision import INT8_BACKENDS, PROFILE_PRECISIONS, check_same_precision
     from quadnas.latency.predictor import LatencyPredictor
     from quadnas.latency.table import Calibration, LatencyTable, TableMeta
 
@@ -41,6 +43,9 @@ _HOMES = {
     "host_status": "host",
     "BACKEND_NAMES": "names",
     "user_tables_dir": "names",
+    "INT8_BACKENDS": "precision",
+    "PROFILE_PRECISIONS": "precision",
+    "check_same_precision": "precision",
     "LatencyPredictor": "predictor",
     "Calibration": "table",
     "LatencyTable": "table",
@@ -51,11 +56,14 @@ __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
     "Budget",
     "Calibration",
     "Host",
+    "INT8_BACKENDS",
     "LatencyPredictor",
     "LatencyTable",
+    "PROFILE_PRECISIONS",
     "SHIPPED_TABLES_DIR",
     "TableFile",
     "TableMeta",
+    "check_same_precision",
     "foreign_host_note",
     "host_status",
     "list_tables",
