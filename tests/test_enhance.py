@@ -124,3 +124,25 @@ def test_profiling_an_enhancing_space_measures_its_enhanced_rows(tiny_qe, tmp_pa
     predictor = LatencyPredictor(table, tiny_qe)
     breakdown = predictor.breakdown(tiny_qe.parse("k3e2q-k5e4-id-k7e4q-k3e2-id"))
     assert breakdown["op"].str.contains("q=2").sum() == 2
+
+
+def test_an_enhanced_network_exports_with_parity(tiny_qe, tmp_path):
+    """The whole network, enhancers off zero: onnxruntime and OpenVINO agree with PyTorch."""
+    import onnxruntime as ort
+    import openvino as ov
+
+    from quadnas.nn.onnx import write_onnx
+
+    net = QuadraNet(tiny_qe, tiny_qe.parse("k3e2q-k5e4-id-k7e4q-k3e2q-id"), num_classes=10).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = net(x).numpy()
+    path = write_onnx(net, (1, 3, 64, 64), tmp_path / "net.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {"input": x.numpy()})[0]
+    compiled = ov.Core().compile_model(ov.convert_model(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    scale = max(1.0, float(abs(expected).max()))
+    assert abs(onnx_out - expected).max() < 1e-4 * scale and abs(compiled(x.numpy())[0] - expected).max() < 1e-4 * scale
