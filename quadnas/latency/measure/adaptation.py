@@ -11,11 +11,9 @@ through `adapted_table`.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from quadnas._version import __version__
 from quadnas.errors import QuadnasError
 from quadnas.latency.adapt import MIN_NETWORKS, SCALE_STRENGTH, SHIFT_STRENGTH, adapted_rows, fit_adaptation
 from quadnas.latency.host import Host
@@ -28,6 +26,7 @@ from quadnas.latency.measure.profiler import (
     network_point,
     overhead_module,
     sample_spread,
+    timed_meta,
 )
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8
@@ -118,33 +117,8 @@ def adapted_meta(
     where: str = "measured here",
 ) -> TableMeta:
     """The header of an adaptation before its fit (no networks yet)."""
-    extra: dict[str, Any] = {  # keys TableMeta keeps as extras
-        "target": desc["target"],
-        "clock": desc["clock"],
-        "adapted_from": source_record(source),
-        "adaptation": None,  # the fit, once the networks are measured
-        "calibration_networks": [],
-    }
-    return TableMeta(
-        device=desc["device"],
-        aliases=[],
-        backend=desc["backend"],
-        backend_version=desc["backend_version"],
-        precision=desc["precision"],
-        batch=1,
-        threads=int(desc["threads"]),
-        resolution=space.config.resolution,
-        space=space.name,
-        space_fingerprint=space.fingerprint(),
-        created=datetime.now(timezone.utc),
-        quadnas_version=__version__,
-        provenance="adapted",
-        method=method_text(desc, settings, source, where),
-        calibration=Calibration(),
-        host=host,
-        host_fingerprint=host.fingerprint if host is not None else None,
-        **extra,
-    )
+    extra = {"adapted_from": source_record(source), "adaptation": None}  # the fit, once the networks are measured
+    return timed_meta(space, desc, "adapted", method_text(desc, settings, source, where), host, extra)
 
 
 def fitted(table: LatencyTable, source: LatencyTable, space: SearchSpace) -> LatencyTable:

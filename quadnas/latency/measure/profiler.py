@@ -32,7 +32,7 @@ from quadnas.latency.measure.kit_runner import TimedSession, Timing, measure_int
 from quadnas.latency.measure.models import quantization_text
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8
-from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.latency.table import Calibration, LatencyTable, Provenance, TableMeta
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import build_op, init_weights, op_input_shape
 from quadnas.progress import Progress
@@ -169,13 +169,27 @@ def new_meta(
     host: Host | None,
 ) -> TableMeta:
     """The header of a freshly measured table, measured on `host` (None: not known)."""
-    measured: dict[str, Any] = {  # extra keys (TableMeta keeps them) of measured tables
-        "target": backend_desc["target"],
-        "clock": backend_desc["clock"],
+    extra: dict[str, Any] = {
         "overhead_ms": overhead_ms,
-        "calibration_networks": [],
         **({"input_layout": backend_desc["input_layout"]} if "input_layout" in backend_desc else {}),
     }
+    method = method_text(backend_desc, settings, overhead_ms, source)
+    return timed_meta(space, backend_desc, "measured", method, host, extra)
+
+
+def timed_meta(
+    space: SearchSpace,
+    backend_desc: Description,
+    provenance: Provenance,
+    method: str,
+    host: Host | None,
+    extra: dict[str, Any],
+) -> TableMeta:
+    """The header of a table timed here on `backend_desc`'s runtime, before its calibration networks.
+
+    `extra`: the keys (TableMeta keeps them) beyond those every timed table has (target, clock,
+    calibration_networks).
+    """
     return TableMeta(
         device=backend_desc["device"],
         aliases=[],
@@ -189,12 +203,12 @@ def new_meta(
         space_fingerprint=space.fingerprint(),
         created=datetime.now(timezone.utc),
         quadnas_version=__version__,
-        provenance="measured",
-        method=method_text(backend_desc, settings, overhead_ms, source),
+        provenance=provenance,
+        method=method,
         calibration=Calibration(),
         host=host,
         host_fingerprint=host.fingerprint if host is not None else None,
-        **measured,
+        **{"target": backend_desc["target"], "clock": backend_desc["clock"], "calibration_networks": [], **extra},
     )
 
 
