@@ -22,6 +22,7 @@ from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.profiler import (
     RESUME_KEYS,
     calibration_networks,
+    keep_network,
     measure_networks,
     network_point,
     overhead_module,
@@ -214,9 +215,7 @@ def adapt(
     with progress.task(ADAPT_TASK, len(archs), len(archs) - len(todo), unit="network") as task:
 
         def network_done(arch: Arch, timing: Timing) -> None:
-            points = [*calibration_networks(table.meta), network_point(arch, timing)]
-            table.meta = table.meta.model_copy(update={"calibration_networks": points})
-            table.write(out)
+            keep_network(table, out, arch, timing)
             task.advance(1, str(arch))
 
         measure_networks(backend, space, todo, settings, network_done)

@@ -247,6 +247,13 @@ def measured_key(meta: TableMeta, key: str) -> Any:
     return getattr(meta, key)
 
 
+def keep_network(table: LatencyTable, out: Path, arch: Arch, timing: Timing) -> None:
+    """Add one timed whole network to the table's `calibration_networks` and write it (a resume keeps it)."""
+    points = [*calibration_networks(table.meta), network_point(arch, timing)]
+    table.meta = table.meta.model_copy(update={"calibration_networks": points})
+    table.write(out)
+
+
 def calibration_networks(meta: TableMeta) -> list[dict[str, Any]]:
     """The calibration networks (`network_point`s) in a measured table's header."""
     points: list[dict[str, Any]] = measured_key(meta, "calibration_networks")
@@ -376,9 +383,7 @@ def profile(
     with progress.task(NETWORKS_TASK, len(archs), len(archs) - len(todo_archs), unit="network") as networks:
 
         def network_done(arch: Arch, timing: Timing) -> None:
-            points = [*calibration_networks(table.meta), network_point(arch, timing)]
-            table.meta = table.meta.model_copy(update={"calibration_networks": points})
-            table.write(out)
+            keep_network(table, out, arch, timing)
             networks.advance(1, str(arch))
 
         measure_networks(backend, space, todo_archs, settings, network_done)
