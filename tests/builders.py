@@ -47,6 +47,20 @@ def table_of(
     return table
 
 
+def synthetic_table_file(path: Path, space: SearchSpace, cost_ms: Callable[[OpSpec], float], **meta: Any) -> Path:
+    """An estimated test table of `cost_ms` rows, written to `path`."""
+    fields: dict[str, Any] = dict(
+        aliases=[],
+        backend="synthetic",
+        backend_version="0",
+        provenance="estimated",
+        method="shape formula for tests",
+        calibration=Calibration(),
+        sources=[],
+    )
+    return table_of(space, cost_ms, **(fields | meta)).write(path)
+
+
 def random_table(space: SearchSpace, specs: list[OpSpec] | None = None, seed: int = 0, **meta: Any) -> LatencyTable:
     """A table of seeded random rows between 0.1 and 5 ms."""
     rng = np.random.default_rng(seed)

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from builders import shape_cost_ms, table_of
+from builders import shape_cost_ms, synthetic_table_file
 
 from quadnas.data import load_dataset
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import Calibration, LatencyTable
+from quadnas.latency.table import LatencyTable
 from quadnas.space import SearchSpace
 from quadnas.supernet.train import TrainConfig, train_supernet
 
@@ -40,19 +40,8 @@ def _seed():
 @pytest.fixture(scope="session")
 def synthetic_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An estimated table of the tiny space whose rows grow with each op's shape (`builders.shape_cost_ms`)."""
-    space = SearchSpace.load("tiny")
-    table = table_of(
-        space,
-        shape_cost_ms,
-        aliases=[],
-        backend="synthetic",
-        backend_version="0",
-        provenance="estimated",
-        method="shape formula for tests",
-        calibration=Calibration(),
-        sources=[],
-    )
-    return table.write(tmp_path_factory.mktemp("tables") / "test-device.csv")
+    path = tmp_path_factory.mktemp("tables") / "test-device.csv"
+    return synthetic_table_file(path, SearchSpace.load("tiny"), shape_cost_ms)
 
 
 @pytest.fixture(scope="session")

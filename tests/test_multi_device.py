@@ -11,13 +11,13 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from builders import shape_cost_ms, table_of, tiny_search_argv, tiny_search_config
+from builders import shape_cost_ms, synthetic_table_file, tiny_search_argv, tiny_search_config
 
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import Calibration, LatencyTable
+from quadnas.latency.table import LatencyTable
 from quadnas.space import OpSpec, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
@@ -40,19 +40,7 @@ def expansion_heavy_ms(spec: OpSpec) -> float:
 
 
 def _write_table(folder: Path, name: str, space: SearchSpace, cost) -> Path:
-    table = table_of(
-        space,
-        cost,
-        device=name,
-        aliases=[],
-        backend="synthetic",
-        backend_version="0",
-        provenance="estimated",
-        method="shape formula for tests",
-        calibration=Calibration(),
-        sources=[],
-    )
-    return table.write(folder / f"{name}.csv")
+    return synthetic_table_file(folder / f"{name}.csv", space, cost, device=name)
 
 
 def binding_budget(table: Path, space: SearchSpace, at: float = 0.6) -> str:
