@@ -25,28 +25,20 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
+from standalone import summary, train_all
 
-from quadnas.data import load_dataset
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
-from quadnas.supernet.methods import standalone_accuracy
-from quadnas.supernet.train import TrainConfig, steps_for
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "figures" / "enhancer.json"
 SPACE = "quadranet-t-qe"
 TABLES = ("amd-epyc-onnxruntime-1t", "amd-epyc-openvino-1t", "cpu", "vpu", "gpu")
-RECIPE = {"data": "mnist5k", "resolution": 32, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05, "warmup": 0.1}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -87,51 +79,6 @@ def run_latency(args: argparse.Namespace, result: dict[str, Any]) -> None:
     print(frame.to_markdown())
 
 
-# ---- stand-alone training --------------------------------------------------------
-def train(job: tuple[str, str, int, float]) -> float:
-    """Validation accuracy of one arch trained stand-alone with one seed."""
-    space_name, arch_text, seed, epochs = job
-    torch.set_num_threads(1)
-    space = SearchSpace.load(space_name)
-    data = load_dataset(RECIPE["data"], RECIPE["resolution"], seed=0, channels=space.config.in_channels)
-    config = TrainConfig(
-        batch_size=RECIPE["batch_size"],
-        lr=RECIPE["lr"],
-        weight_decay=RECIPE["weight_decay"],
-        seed=seed,
-        memory_efficient=False,
-        resolution=RECIPE["resolution"],
-    )
-    steps = steps_for(epochs, len(data.train), config.batch_size)
-    return standalone_accuracy(space, space.parse(arch_text), data, config, steps, RECIPE["warmup"])
-
-
-def train_all(archs: Sequence[str], seeds: Sequence[int], args: argparse.Namespace, store: dict[str, Any]) -> None:
-    """Train every (arch, seed) not yet in `store` (arch -> seed -> accuracy), saving after each."""
-    todo = [(a, s) for a in archs for s in seeds if str(s) not in store.get(a, {})]
-    if not todo:
-        return
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-        running = {pool.submit(train, (SPACE, a, s, args.epochs)): (a, s) for a, s in todo}
-        for done in as_completed(running):
-            arch, seed = running[done]
-            store.setdefault(arch, {})[str(seed)] = acc = done.result()
-            save(args.out, args.result)
-            print(f"  {arch} seed {seed}: {acc:.4f}", flush=True)
-
-
-def summary(store: dict[str, Any], archs: Sequence[str]) -> dict[str, Any]:
-    """Mean and spread of the per-arch mean accuracies, and the mean seed-to-seed spread."""
-    per_arch = [np.mean(list(store[a].values())) for a in archs]
-    seed_sd = [np.std(list(store[a].values()), ddof=1) for a in archs if len(store[a]) > 1]
-    return {
-        "mean": round(float(np.mean(per_arch)), 4),
-        "sd_between_archs": round(float(np.std(per_arch, ddof=1)), 4) if len(per_arch) > 1 else None,
-        "sd_between_seeds": round(float(np.mean(seed_sd)), 4) if seed_sd else None,
-        "archs": len(archs),
-    }
-
-
 # ---- accuracy at equal latency ---------------------------------------------------
 def banded_pairs(predictor: LatencyPredictor, budget: float, band: float, n: int, seed: int) -> list[tuple[Arch, Arch]]:
     """`n` (plain, enhanced) arch pairs, each arch's predicted latency in [band * budget, budget].
@@ -170,7 +117,9 @@ def run_accuracy(args: argparse.Namespace, result: dict[str, Any]) -> None:
     store = section.setdefault("standalone", {})
     plain = [p for p, _ in section["pairs"]]
     enhanced = [e for _, e in section["pairs"]]
-    train_all(plain + enhanced, args.seeds, args, store)
+    train_all(
+        SPACE, plain + enhanced, args.seeds, args.epochs, args.workers, store, lambda: save(args.out, args.result)
+    )
     section["latency_ms"] = {a: round(predictor.predict(space.parse(a)), 2) for a in plain + enhanced}
     section["plain"], section["enhanced"] = summary(store, plain), summary(store, enhanced)
     save(args.out, result)
@@ -204,7 +153,7 @@ def run_search(args: argparse.Namespace, result: dict[str, Any]) -> None:
     section["active_blocks"] = sum(not b.is_identity for b in best.blocks)
     archs = [section[SPACE]["arch"], section["quadranet-t"]["arch"]]
     store = section.setdefault("standalone", {})
-    train_all(archs, args.seeds, args, store)
+    train_all(SPACE, archs, args.seeds, args.epochs, args.workers, store, lambda: save(args.out, args.result))
     for space, arch in zip((SPACE, "quadranet-t"), archs):
         section[space]["standalone"] = summary(store, [arch])
     save(args.out, result)

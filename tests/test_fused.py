@@ -115,6 +115,32 @@ def test_the_env_var_turns_it_off():
     assert done.returncode == 0, done.stderr
 
 
+def test_only_if_built_compiles_nothing_on_an_empty_cache(tmp_path):
+    """Inside `only_if_built()` with an empty extension cache: the plain form, nothing compiled (fresh process)."""
+    code = (
+        "import torch\n"
+        "from quadnas.nn import fused\n"
+        "x = torch.randn(1, 4, 6, 6)\n"
+        "w = [torch.randn(4, 1, 3, 3) for _ in range(3)]\n"
+        "with fused.only_if_built():\n"
+        "    assert not fused.is_built() and not fused.applies(x)\n"
+        "    assert torch.equal(fused.quadratic_dw(x, *w, None), fused.plain_quadratic_dw(x, *w, None))\n"
+        "assert fused.extension.cache_info().currsize == 0\n"
+    )
+    env = {**os.environ, fused.ENV_VAR: "1", "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.rglob("*.so"))
+
+
+@needs_extension
+def test_only_if_built_uses_an_extension_already_built():
+    """Where the extension is in the cache (this machine built it above), a search runs it fused."""
+    x = _inputs(3, True)[0]
+    with fused.only_if_built():
+        assert fused.applies(x)
+
+
 def test_a_failed_build_falls_back_with_one_warning(monkeypatch):
     """A build error: one RuntimeWarning, then the plain form (no crash, no second warning)."""
 

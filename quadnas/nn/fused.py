@@ -9,7 +9,8 @@ On CPU it runs a C++ extension (`csrc/quadratic_dw.cpp`), compiled on first use 
 default `~/.cache/torch_extensions`), under a name keyed by the source, Python's and torch's versions and
 this CPU's instruction-set flags (it is built with `-march=native`). The kernel works on
 channels-last memory (what `LayerNorm2d` hands the op inside QuadraNet); a contiguous NCHW
-input is copied to channels-last first. Elsewhere (another device or dtype, autocast, tracing,
+input is copied to channels-last first. Inside `only_if_built()` (a search) nothing is compiled:
+the fused op runs there only if an earlier command built it. Elsewhere (another device or dtype, autocast, tracing,
 ONNX export, `torch.compile`), when the build fails, or with `QUADNAS_FUSED=0`, the plain
 three-conv form runs.
 """
@@ -77,6 +78,13 @@ def _build_settings() -> tuple[str, list[str]]:
     return f"quadnas_quadratic_dw_{hashlib.sha256(key.encode()).hexdigest()[:16]}", flags
 
 
+def _build_dir(name: str) -> Path:
+    """Where the extension `name` is built: under `$TORCH_EXTENSIONS_DIR`, else torch's default root."""
+    from torch.utils import cpp_extension
+
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()) / name
+
+
 @contextlib.contextmanager
 def _ninja_on_path() -> Iterator[None]:
     """PATH with the `ninja` package's binary (a dependency) while building: a virtual environment's
@@ -105,7 +113,7 @@ def extension() -> ModuleType | None:
 
     name, flags = _build_settings()
     try:
-        build_dir = Path(cpp_extension.get_default_build_root()) / name
+        build_dir = _build_dir(name)
         build_dir.mkdir(parents=True, exist_ok=True)
         if not any(build_dir.glob(f"{name}*.so")):
             logger.warning("quadnas: compiling the fused quadratic depthwise conv into %s (once, ~1 min)", build_dir)
@@ -130,9 +138,39 @@ def extension() -> ModuleType | None:
     return module
 
 
+_compile_allowed = True  # False inside `only_if_built()`
+
+
+@functools.cache
+def is_built() -> bool:
+    """Whether this machine's extension cache already holds the compiled extension (nothing is compiled)."""
+    name, _ = _build_settings()
+    return any(_build_dir(name).glob(f"{name}*.so"))
+
+
+@contextlib.contextmanager
+def only_if_built() -> Iterator[None]:
+    """Within, the fused op runs only where its extension is already compiled; else the plain form,
+    and nothing is compiled.
+
+    `quadnas search` runs inside it: its quarter-width supernet gains nothing measurable from the
+    fused op, and a first compile (~40 s) would slow a first search by more than that.
+    """
+    global _compile_allowed
+    before, _compile_allowed = _compile_allowed, False
+    try:
+        yield
+    finally:
+        _compile_allowed = before
+
+
 def is_available() -> bool:
-    """Whether the fused op can run here (not disabled by `QUADNAS_FUSED`, extension built)."""
-    return enabled_by_env() and extension() is not None
+    """Whether the fused op can run here (not disabled by `QUADNAS_FUSED`, extension built, or allowed to build)."""
+    if not enabled_by_env():
+        return False
+    if not _compile_allowed and extension.cache_info().currsize == 0 and not is_built():
+        return False
+    return extension() is not None
 
 
 def _tracing() -> bool:

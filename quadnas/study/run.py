@@ -16,6 +16,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.predictor import LatencyPredictor
+from quadnas.nn.fused import only_if_built
 from quadnas.progress import Progress, stderr_logging
 from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig, overridden
@@ -78,6 +79,11 @@ def search(config: SearchConfig | None = None, progress: Progress | None = None,
     if progress is None:
         with stderr_logging():
             return search(config, Progress(), **overrides)
+    with only_if_built():
+        return _search(config, progress, **overrides)
+
+
+def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -> SearchResult:
     config = SearchConfig.checked(overridden(config.model_dump() if config else {}, overrides))
     space = SearchSpace.load(config.space)
     space.check_resolution(config.resolution)

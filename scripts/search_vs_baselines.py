@@ -1,0 +1,212 @@
+"""Searched vs random vs hand-designed archs at one latency budget, trained stand-alone (issue 16 part 3).
+
+For each `--budget DEVICE:MS` (default vpu:30 and cpu:300):
+
+* **searched**: the best arch of `quadnas search` (tpe, `--trials`) with each of `--search-seeds`;
+* **random, best**: the best of the same number of random feasible archs scored by the same
+  supernet (`quadnas search --sampler random`, the first search seed);
+* **random, median**: the feasible arch of that random search whose supernet accuracy is the
+  median (the lower one for an even count): a typical arch drawn at random under the budget;
+* **hand-designed**: the same kernel and expansion in every active block, each stage keeping the
+  same share j/J of its blocks (J its deepest stage's depth, at least one block per stage, the
+  first ones active, the rest identity): of all such archs at or under the budget, the one with
+  the highest predicted latency.
+
+Every arch is trained stand-alone from random init with each of `--seeds` (the supernet's recipe,
+`scripts/standalone.py`). The JSON holds every search, arch, seed accuracy and the verdict; it is
+also the cache (searches resume as studies, finished trainings are kept). The goal: the searched
+archs' mean ahead of the hand-designed and of the median random arch by more than the seeds' spread.
+
+    python scripts/search_vs_baselines.py                         # both budgets, 3 search seeds, 3 seeds
+    python scripts/search_vs_baselines.py --budget vpu:30 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from standalone import RECIPE, Store, summary, train_all
+
+from quadnas.latency.devices import load_device_table
+from quadnas.latency.predictor import LatencyPredictor
+from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "docs" / "figures"
+ROLES = ("searched", "random, best", "random, median", "hand-designed")
+
+
+def search(space: str, device: str, budget: float, sampler: str, seed: int, trials: int) -> dict[str, Any]:
+    """Run (or resume) one `quadnas search` in its own study; its best arch, supernet accuracy and run folder."""
+    study = f"svb-{space}-{device}-{budget:g}ms-{sampler}-s{seed}"
+    command = [
+        sys.executable, "-m", "quadnas", "-q", "search", "--space", space, "--device", device,
+        "--budget", f"{budget:g}ms", "--sampler", sampler, "--trials", str(trials), "--seed", str(seed),
+        "--study", study, "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    if done.returncode:
+        raise SystemExit(f"search {study} failed: {done.stderr.strip().splitlines()[-1:]}")
+    doc = json.loads(done.stdout)
+    best = doc["best"]
+    return {
+        "study": study,
+        "arch": best["arch"],
+        "supernet_accuracy": best["accuracy"],
+        "run_dir": doc["run_dir"],
+    }
+
+
+def median_feasible(trials: pd.DataFrame) -> tuple[str, float]:
+    """The feasible trial whose supernet accuracy is the (lower) median: its arch and accuracy."""
+    feasible = trials[trials["user_attrs_feasible"].astype(bool) & (trials["state"] == "COMPLETE")]
+    if feasible.empty:
+        raise SystemExit("the random search found no feasible arch: raise the budget")
+    ranked = feasible.sort_values(["user_attrs_accuracy", "number"], kind="stable")
+    row = ranked.iloc[(len(ranked) - 1) // 2]
+    return str(row["user_attrs_arch"]), float(row["user_attrs_accuracy"])
+
+
+def hand_designed(predictor: LatencyPredictor, budget: float) -> Arch:
+    """The uniform arch (one kernel and expansion, every stage the same share of its depth) with the
+    highest predicted latency at or under `budget`."""
+    space = predictor.space
+    plain = [c for c in space.choices if not c.is_identity and not c.enhanced]
+    candidates = []
+    deepest = max(space.depths)
+    for j in range(1, deepest + 1):
+        depths = [max(1, round(j * d / deepest)) for d in space.depths]
+        for choice in plain:
+            blocks: list[BlockChoice] = []
+            for depth, active in zip(space.depths, depths):
+                blocks += [choice] * active + [IDENTITY] * (depth - active)
+            candidates.append(Arch(tuple(blocks)))
+    fits = [(predictor.predict(a), str(a), a) for a in dict.fromkeys(candidates) if predictor.predict(a) <= budget]
+    if not fits:
+        raise SystemExit(f"no uniform arch fits {budget:g} ms on {predictor.table.meta.device}: raise the budget")
+    return max(fits, key=lambda f: (f[0], f[1]))[2]
+
+
+def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Namespace, section: dict[str, Any]) -> None:
+    """Fill `section["roles"]` (role -> arch texts) from the searches and the hand design, running what is missing."""
+    searches = section.setdefault("searches", {})
+    for sampler, seeds in (("tpe", args.search_seeds), ("random", args.search_seeds[:1])):
+        for seed in seeds:
+            key = f"{sampler} s{seed}"
+            if key not in searches:
+                searches[key] = search(space.name, device, budget, sampler, seed, args.trials)
+                print(f"{device} {budget:g} ms, {key}: {searches[key]['arch']} ({searches[key]['supernet_accuracy']})")
+                args.save()
+    random_run = searches[f"random s{args.search_seeds[0]}"]
+    median_arch, median_acc = median_feasible(pd.read_csv(ROOT / random_run["run_dir"] / "trials.csv"))
+    predictor = LatencyPredictor(load_device_table(device), space)
+    hand = hand_designed(predictor, budget)
+    section["random_median_supernet_accuracy"] = median_acc
+    section["roles"] = {
+        "searched": [searches[f"tpe s{s}"]["arch"] for s in args.search_seeds],
+        "random, best": [random_run["arch"]],
+        "random, median": [median_arch],
+        "hand-designed": [str(hand)],
+    }
+    every = {a for archs in section["roles"].values() for a in archs}
+    section["latency_ms"] = {a: round(predictor.predict(space.parse(a)), 2) for a in sorted(every)}
+
+
+def verdict(section: dict[str, Any], store: Store) -> dict[str, Any]:
+    """Each role's stand-alone summary; whether the searched archs lead by more than the seeds' spread."""
+    roles = {role: summary(store, archs) for role, archs in section["roles"].items()}
+    spread = float(np.mean([r["sd_between_seeds"] for r in roles.values() if r["sd_between_seeds"] is not None]))
+    lead = {role: round(roles["searched"]["mean"] - roles[role]["mean"], 4) for role in ROLES[1:]}
+    return {
+        "roles": roles,
+        "seed_spread": round(spread, 4),
+        "searched_lead": lead,
+        "goal_met": all(lead[r] > spread for r in ("random, median", "hand-designed")),
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """One panel per budget: each role's stand-alone accuracy (every arch and seed), its mean, its predicted latency."""
+    budgets = list(result["budgets"])
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4.2), squeeze=False)
+    for ax, key in zip(axes[0], budgets):
+        section, store = result["budgets"][key], result["standalone"]
+        for i, role in enumerate(ROLES):
+            values = [v for a in section["roles"][role] for v in store[a].values()]
+            ax.scatter([i] * len(values), values, s=14, alpha=0.6, color=f"C{i}")
+            ax.hlines(np.mean(values), i - 0.3, i + 0.3, color=f"C{i}", linewidth=2)
+            latency = np.mean([section["latency_ms"][a] for a in section["roles"][role]])
+            ax.annotate(f"{latency:.1f} ms", (i, min(values)), textcoords="offset points", xytext=(0, -14),
+                        ha="center", fontsize=8)  # fmt: skip
+        ax.set_xticks(range(len(ROLES)), ROLES, rotation=15)
+        ax.set_title(f"{key}: goal {'met' if section['verdict']['goal_met'] else 'not met'}")
+        ax.set_ylabel("stand-alone validation accuracy")
+        ax.margins(y=0.15)
+    fig.suptitle(f"searched vs baselines, trained stand-alone ({result['recipe']['data']}, every seed a dot)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_budget(text: str) -> tuple[str, float]:
+    device, _, ms = text.partition(":")
+    try:
+        return device, float(ms)
+    except ValueError:
+        raise SystemExit(f"--budget {text!r}: write DEVICE:MS, e.g. vpu:30") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", action="append", type=parse_budget, help="DEVICE:MS (default vpu:30, cpu:300)")
+    parser.add_argument("--space", default="quadranet-t")
+    parser.add_argument("--trials", type=int, default=100, help="trials per search")
+    parser.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="stand-alone training seeds")
+    parser.add_argument("--epochs", type=float, default=4.0, help="stand-alone epochs")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=FIGURES / "search_vs_baselines.json")
+    parser.add_argument("--plot", type=Path, default=FIGURES / "search_vs_baselines.png")
+    args = parser.parse_args(argv)
+    budgets = args.budget or [("vpu", 30.0), ("cpu", 300.0)]
+    result = json.loads(args.out.read_text()) if args.out.exists() else {}
+    recipe = {**RECIPE, "epochs": args.epochs, "trials": args.trials, "space": args.space}
+    if result.get("recipe", recipe) != recipe:
+        raise SystemExit(f"{args.out} holds another recipe: delete it or pass another --out")
+    result["recipe"] = recipe
+
+    def save() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+    args.save = save
+    space = SearchSpace.load(args.space)
+    store = result.setdefault("standalone", {})
+    for device, budget in budgets:
+        key = f"{device} {budget:g} ms"
+        section = result.setdefault("budgets", {}).setdefault(key, {})
+        archs_of(space, device, budget, args, section)
+        save()
+        archs = [a for role in ROLES for a in section["roles"][role]]
+        train_all(space.name, archs, args.seeds, args.epochs, args.workers, store, save)
+        section["verdict"] = verdict(section, store)
+        save()
+        print(f"{key}: {json.dumps(section['verdict'])}", flush=True)
+    plot(result, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
