@@ -165,6 +165,8 @@ def test_workers_give_the_same_results_as_one_process(tmp_path):
         "1",
         "--repeat-seed",
         "1",
+        "--proxies",
+        "params,zico",
     ]
     results = []
     for workers in ("1", "2"):

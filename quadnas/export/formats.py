@@ -133,13 +133,7 @@ def write_format(
     tolerance (1e-3; 1e-2 with FP16 weights) times the logits' scale on either parity batch is an
     error. Returns the files, the runtime, the difference per batch and the bound it passed.
     """
-    model = model.eval()
-    writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino}[fmt]
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        files, runtime, run = writer(model, shape, out, options)
-    except OSError as e:
-        raise QuadnasError(f"cannot write --out {out}: {e.strerror or e}: give a writable path") from None
+    files, runtime, run = write_unchecked(model, fmt, shape, out, options)
     parity, scale = _parity(model, run, shape)
     bound = options.tolerance * scale
     worst = max(parity, key=lambda batch: parity[batch])
@@ -150,6 +144,19 @@ def write_format(
             f"'{model.arch}' and this runtime as a bug"
         )
     return files, runtime, parity, bound
+
+
+def write_unchecked(
+    model: QuadraNet, fmt: Format, shape: tuple[int, int, int], out: Path, options: FileOptions
+) -> tuple[list[Path], str, Runner]:
+    """Write `model` in `fmt` as `write_format` does, without the parity check: (files, runtime, runner)."""
+    model = model.eval()
+    writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino}[fmt]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return writer(model, shape, out, options)
+    except OSError as e:
+        raise QuadnasError(f"cannot write --out {out}: {e.strerror or e}: give a writable path") from None
 
 
 def _write_torch(

@@ -18,7 +18,15 @@ import torch
 
 from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import INPUT_NAME, FileOptions, Format, Int8Check, import_openvino, write_format
+from quadnas.export.formats import (
+    INPUT_NAME,
+    FileOptions,
+    Format,
+    Int8Check,
+    import_openvino,
+    write_format,
+    write_unchecked,
+)
 from quadnas.export.source import ExportSource
 from quadnas.nn import QuadraNet
 from quadnas.nn.quantize import check_calibration, nncf_version, quantize_onnx, quantize_openvino
@@ -32,18 +40,56 @@ Runner = Callable[[np.ndarray], np.ndarray]
 def write_int8(
     source: ExportSource, fmt: Format, shape: tuple[int, int, int], out: Path, options: FileOptions
 ) -> tuple[list[Path], str, Int8Check]:
-    """Write `source`'s network as an INT8 `fmt` file at `out`: (files, runtime, accuracy check)."""
+    """Write `source`'s network as an INT8 `fmt` file at `out`: (files, runtime, accuracy check).
+
+    The file is calibrated on training images at its own resolution. Its accuracy is judged where the
+    network learned: exported at another resolution (a 32 px training, a 224 px file), it would score
+    chance in FP32 and INT8 alike, so a twin INT8 file at the training resolution (the same weights,
+    quantizer and calibration images) is what the check runs.
+    """
     data = _data(source, shape[-1])
-    images = data.train.tensors[0][:CALIBRATION_IMAGES].numpy()
-    calibration = [images[i : i + 1] for i in range(len(images))]  # one image a call: files run at batch 1
-    check_calibration(calibration, (1, *shape), f"the network (calibrated on the training split of {data.source})")
     with tempfile.TemporaryDirectory(prefix="quadnas-int8-") as tmp:
-        fp32 = Path(tmp) / ("model.onnx" if fmt == "onnx" else "model.xml")
-        write_format(source.model, fmt, shape, fp32, FileOptions(options.opset, "fp32", options.metadata))
-        quantize = _quantize_onnx if fmt == "onnx" else _quantize_openvino
-        files, runtime, run = quantize(fp32, out, calibration)
-        check = _check(source.model, run, data, len(calibration))
+        files, runtime, run = _quantized(source, fmt, shape, out, _calibration(data, shape), Path(tmp), options)
+        learned = source.trained_resolution or shape[-1]
+        twin = ""
+        if learned != shape[-1]:
+            data = _data(source, learned)
+            shape = (shape[0], learned, learned)
+            suffix = ".onnx" if fmt == "onnx" else ".xml"
+            twin_out = Path(tmp) / f"twin{suffix}"
+            calibration = _calibration(data, shape)
+            # unchecked: OpenVINO's FP32 differs from PyTorch by up to ~1 % of the logits on 1x1 maps
+            _, _, run = _quantized(source, fmt, shape, twin_out, calibration, Path(tmp), options, checked=False)
+            twin = f"; a twin INT8 file at {learned} px, where the network learned (the file itself: {out.name})"
+        check = _check(source.model, run, data, CALIBRATION_IMAGES, twin)
     return files, runtime, check
+
+
+def _calibration(data: Dataset, shape: tuple[int, int, int]) -> list[np.ndarray]:
+    """The first training images of `data`, one a call (files run at batch 1), checked against `shape`."""
+    images = data.train.tensors[0][:CALIBRATION_IMAGES].numpy()
+    calibration = [images[i : i + 1] for i in range(len(images))]
+    check_calibration(calibration, (1, *shape), f"the network (calibrated on the training split of {data.source})")
+    return calibration
+
+
+def _quantized(
+    source: ExportSource,
+    fmt: Format,
+    shape: tuple[int, int, int],
+    out: Path,
+    calibration: list[np.ndarray],
+    tmp: Path,
+    options: FileOptions,
+    checked: bool = True,
+) -> tuple[list[Path], str, Runner]:
+    """`source`'s network written at `shape` in FP32 under `tmp` (parity-checked unless not `checked`),
+    quantized to `out`: (files, runtime, runner)."""
+    fp32 = tmp / f"fp32-{shape[-1]}{'.onnx' if fmt == 'onnx' else '.xml'}"
+    write = write_format if checked else write_unchecked
+    write(source.model, fmt, shape, fp32, FileOptions(options.opset, "fp32", options.metadata))
+    quantize = _quantize_onnx if fmt == "onnx" else _quantize_openvino
+    return quantize(fp32, out, calibration)
 
 
 def _data(source: ExportSource, resolution: int) -> Dataset:
@@ -79,7 +125,7 @@ def _quantize_openvino(fp32: Path, out: Path, calibration: list[np.ndarray]) -> 
     return [out, out.with_suffix(".bin")], runtime, lambda x: np.asarray(compiled(x)[0])
 
 
-def _check(model: QuadraNet, run: Runner, data: Dataset, calibration_images: int) -> Int8Check:
+def _check(model: QuadraNet, run: Runner, data: Dataset, calibration_images: int, note: str = "") -> Int8Check:
     """Top-1 of PyTorch (FP32) and of the INT8 file on the validation split, and their largest logit gap."""
     x, y = data.val.tensors
     right_fp32 = right_int8 = 0
@@ -93,5 +139,5 @@ def _check(model: QuadraNet, run: Runner, data: Dataset, calibration_images: int
         right_fp32 += int((fp32.argmax(1) == labels).sum())
         right_int8 += int((int8.argmax(1) == labels).sum())
         worst = max(worst, float(np.abs(int8 - fp32).max()))
-    on = f"validation split of {data.source} at {data.resolution} px ({len(y)} images)"
+    on = f"validation split of {data.source} at {data.resolution} px ({len(y)} images{note})"
     return Int8Check(calibration_images, right_fp32 / len(y), right_int8 / len(y), worst, on)
