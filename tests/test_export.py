@@ -623,7 +623,7 @@ def test_verify_uses_a_torch_tables_gpu_only_where_one_runs(tmp_path, tiny_space
 def test_int8_files_are_quantized_and_checked_by_accuracy(fmt, trained, tmp_path):
     """Learned at 32 px, written at 64 px: the file is at 64 px, its accuracy judged at 32 px (a twin file)."""
     source = build_model(trained[3])
-    result = export_model(source, fmt, tmp_path / f"m-{fmt}", precision="int8")
+    result = export_model(source, fmt, tmp_path / "new" / f"m-{fmt}", precision="int8")
     check = result.int8
     assert source.trained_resolution == 32 and result.input_shape[-1] == 64
     assert check is not None and check.calibration_images == 300 and "INT8" in result.runtime

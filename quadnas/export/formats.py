@@ -156,7 +156,12 @@ def write_unchecked(
         out.parent.mkdir(parents=True, exist_ok=True)
         return writer(model, shape, out, options)
     except OSError as e:
-        raise QuadnasError(f"cannot write --out {out}: {e.strerror or e}: give a writable path") from None
+        raise unwritable(out, e) from None
+
+
+def unwritable(out: Path, error: OSError) -> QuadnasError:
+    """The one-line error for an --out that cannot be written."""
+    return QuadnasError(f"cannot write --out {out}: {error.strerror or error}: give a writable path")
 
 
 def _write_torch(

@@ -24,6 +24,7 @@ from quadnas.export.formats import (
     Format,
     Int8Check,
     import_openvino,
+    unwritable,
     write_format,
     write_unchecked,
 )
@@ -48,6 +49,10 @@ def write_int8(
     quantizer and calibration images) is what the check runs.
     """
     data = _data(source, shape[-1])
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise unwritable(out, e) from None
     with tempfile.TemporaryDirectory(prefix="quadnas-int8-") as tmp:
         files, runtime, run = _quantized(source, fmt, shape, out, _calibration(data, shape), Path(tmp), options)
         learned = source.trained_resolution or shape[-1]
