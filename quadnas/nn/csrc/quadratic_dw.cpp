@@ -19,13 +19,10 @@
 
 namespace {
 
-// Output (h, w) and input (hi, wi) sizes: the same with zero padding p, or an input padded by k / 2
-// on every side beforehand (p = 0): then every output pixel sees every tap.
 struct Geometry {
-  int64_t n, h, w, c, k, p, hi, wi;
+  int64_t n, h, w, c, k, p;
   int64_t taps() const { return k * k; }
   int64_t plane() const { return h * w * c; }
-  int64_t plane_in() const { return hi * wi * c; }
 };
 
 // Channels per register block: one vector register (GCC/Clang vector extension; 64 bytes with
@@ -90,11 +87,11 @@ inline void quadratic_pixels(const T* __restrict x, const T* __restrict wt, cons
     c[q] = Backward ? a[q] : load<P>(bias + c0);
   }
   const int64_t plane_taps = s.taps() * s.c;
-  const auto [di0, di1] = valid_taps(i, s.hi, s.k, s.p);
-  const auto [dj0, dj1] = J == 1 ? valid_taps(j, s.wi, s.k, s.p) : std::pair<int64_t, int64_t>{0, s.k};
+  const auto [di0, di1] = valid_taps(i, s.h, s.k, s.p);
+  const auto [dj0, dj1] = J == 1 ? valid_taps(j, s.w, s.k, s.p) : std::pair<int64_t, int64_t>{0, s.k};
   for (int64_t di = di0; di < di1; ++di) {
     for (int64_t dj = dj0; dj < dj1; ++dj) {
-      const T* xs = x + ((i + di - s.p) * s.wi + (j + dj - s.p)) * s.c + c0;
+      const T* xs = x + ((i + di - s.p) * s.w + (j + dj - s.p)) * s.c + c0;
       const T* w = wt + (di * s.k + dj) * s.c + c0;
       const P wa = load<P>(w), wb = load<P>(w + plane_taps);
       const P wc = Backward ? wa : load<P>(w + 2 * plane_taps);
@@ -124,7 +121,7 @@ void quadratic_rows(const T* x, const T* wt, const T* bias, const T* g, T* out0,
   at::parallel_for(0, s.n * s.h, 1, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t offset = (row / s.h) * s.plane(), i = row % s.h;
-      const T* xn = x + (row / s.h) * s.plane_in();
+      const T* xn = x + offset;
       const T* gn = Backward ? g + offset : nullptr;
       T* o0 = out0 + offset;
       T* o1 = Backward ? out1 + offset : nullptr;
@@ -242,7 +239,7 @@ Geometry check_inputs(const at::Tensor& x, const at::Tensor& weights) {
                   weights.size(3) == k && k % 2 == 1,
               "quadratic_dw: weights must be (3, C, 1, k, k) with an odd k and C = x.size(1)");
   TORCH_CHECK(weights.scalar_type() == x.scalar_type(), "quadratic_dw: weights and x must share a dtype");
-  return {x.size(0), x.size(2), x.size(3), c, k, k / 2, x.size(2), x.size(3)};
+  return {x.size(0), x.size(2), x.size(3), c, k, k / 2};
 }
 
 // (3, C, 1, k, k) -> (3, k * k, C): the taps of a, b and c with channels innermost.
@@ -250,18 +247,12 @@ at::Tensor taps_last(const at::Tensor& weights) {
   return weights.reshape({3, weights.size(1), -1}).transpose(1, 2).contiguous();
 }
 
-// Forward reads a zero-padded copy of x: every pixel then takes the vectorised run of kPixels
-// pixels (on a 7x7 map with k = 7 none would otherwise), at the cost of one copy of a small tensor.
 at::Tensor forward(const at::Tensor& x, const at::Tensor& weights, const at::Tensor& bias) {
-  Geometry s = check_inputs(x, weights);
+  const Geometry s = check_inputs(x, weights);
   const at::Tensor wt = taps_last(weights), b = bias.contiguous();
-  const at::Tensor padded = at::constant_pad_nd(x, {s.p, s.p, s.p, s.p}).contiguous(at::MemoryFormat::ChannelsLast);
-  s.hi += 2 * s.p;
-  s.wi += 2 * s.p;
-  s.p = 0;
   at::Tensor y = at::empty_like(x, at::MemoryFormat::ChannelsLast);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "quadratic_dw_forward", [&] {
-    quadratic_rows<scalar_t, false>(padded.const_data_ptr<scalar_t>(), wt.const_data_ptr<scalar_t>(),
+    quadratic_rows<scalar_t, false>(x.const_data_ptr<scalar_t>(), wt.const_data_ptr<scalar_t>(),
                                     b.const_data_ptr<scalar_t>(), nullptr, y.mutable_data_ptr<scalar_t>(), nullptr,
                                     s);
   });
