@@ -218,6 +218,18 @@ def test_two_workers_on_postgresql(tmp_path, synthetic_table, tiny_checkpoint, b
         optuna.delete_study(study_name=study, storage=url)
 
 
+def test_sqlite_studies_use_a_write_ahead_log(tmp_path):
+    """Every connection of a SQLite study: WAL, synchronous NORMAL (a commit does not wait for the disk twice)."""
+    import sqlalchemy as sa
+
+    from quadnas.study.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'wal.db'}")
+    with storage.engine.connect() as connection:
+        assert connection.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(sa.text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
 def test_kill_9_mid_search_loses_no_completed_trial(tmp_path, synthetic_table, tiny_checkpoint, budget):
     storage = f"sqlite:///{tmp_path / 'killed.db'}"
     worker = _worker(storage, synthetic_table, tiny_checkpoint, budget, tmp_path / "runs", "killed")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from sqlalchemy import event
 from sqlalchemy.exc import ArgumentError
 
 from quadnas.errors import QuadnasError
@@ -23,19 +25,34 @@ def default_storage_url(study_dir: Path) -> str:
     return f"sqlite:///{(study_dir / 'study.db').resolve()}"
 
 
+def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """Write-ahead log with `synchronous=NORMAL`: a commit no longer waits for the disk twice (a trial
+    commits ~60 times), and a killed process still loses no committed trial; only an OS crash or
+    power loss can drop the last commits. Needs a local filesystem (SQLite's WAL does not work on
+    network ones: use a journal file there)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def _rdb_storage(url: str, attempts: int = 3) -> RDBStorage:
     """Workers that start together race to create the schema; the loser retries once it exists."""
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():  # heartbeats are marked experimental; they are what we need
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
+                storage = RDBStorage(
                     url,
                     heartbeat_interval=HEARTBEAT_S,
                     grace_period=GRACE_S,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                     engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
                 )
+            if url.startswith("sqlite"):
+                event.listen(storage.engine, "connect", _fast_sqlite)
+                storage.engine.dispose()  # connections opened while creating the schema reconnect with it
+            return storage
         except (ImportError, ValueError, ArgumentError):
             raise  # a missing driver or a malformed URL does not heal by waiting
         except Exception:
