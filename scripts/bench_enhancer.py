@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from cli_json import quadnas_json
 from standalone import summary, train_all
 
 from quadnas.latency.devices import load_device_table
@@ -129,14 +129,10 @@ def run_accuracy(args: argparse.Namespace, result: dict[str, Any]) -> None:
 # ---- search ----------------------------------------------------------------------
 def searched_arch(space: str, args: argparse.Namespace) -> dict[str, Any]:
     """Best arch of `quadnas search` on `space` (its --json document)."""
-    command = [
-        sys.executable, "-m", "quadnas", "-q", "search", "--space", space, "--device", args.device,
-        "--budget", f"{args.budget:g}ms", "--trials", str(args.trials), "--seed", str(args.seed), "--json",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"search on {space} failed: {done.stderr.strip().splitlines()[-1:]}")
-    best = json.loads(done.stdout)["best"]
+    best = quadnas_json(
+        "search", "--space", space, "--device", args.device, "--budget", f"{args.budget:g}ms",
+        "--trials", str(args.trials), "--seed", str(args.seed),
+    )["best"]  # fmt: skip
     return {"arch": best["arch"], "supernet_accuracy": best["accuracy"]}
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from cli_json import quadnas_json
 
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
@@ -35,20 +36,10 @@ HEADLINES = ("vpu", "cpu", "gpu")
 FORMATS = {"onnx": "m.onnx", "openvino": "m.xml"}
 
 
-def quadnas(*argv: str) -> dict[str, Any]:
-    """The --json document of one quiet `quadnas` command run from the repository root."""
-    command = [sys.executable, "-m", "quadnas", "-q", *argv, "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-    if done.returncode not in (0, 1):  # search exits 1 when nothing fits, still with a document
-        raise SystemExit(f"quadnas {' '.join(argv[:2])} failed: {done.stderr.strip().splitlines()[-1:]}")
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
-
-
 def int8_export(best_yaml: str, fmt: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """Export a search's best arch as INT8 `fmt` after fine-tuning: its FP32 and INT8 accuracy."""
     out = folder / FORMATS[fmt]
-    doc = quadnas(
+    doc = quadnas_json(
         "export", best_yaml, "--format", fmt, "--precision", "int8", "--finetune-epochs", f"{args.epochs:g}",
         "--seed", str(args.seed), "--out", str(out),
     )  # fmt: skip
@@ -68,7 +59,7 @@ def run_winners(args: argparse.Namespace, result: dict[str, Any]) -> None:
     for name in HEADLINES:
         entry = section.setdefault(name, {})
         if "arch" not in entry:
-            doc = quadnas("search", "--config", str(ROOT / "configs" / f"{name}.yaml"))
+            doc = quadnas_json("search", "--config", str(ROOT / "configs" / f"{name}.yaml"))
             entry.update(arch=doc["best"]["arch"], best_yaml=str(Path(doc["run_dir"]) / "best.yaml"))
         for fmt in FORMATS:
             if fmt not in entry:
@@ -87,7 +78,7 @@ def run_search(args: argparse.Namespace, result: dict[str, Any]) -> None:
         entry = section.setdefault(precision, {})
         if "arch" not in entry:
             study = f"int8cmp-{args.backend}-{args.budget:g}ms-{precision}"
-            doc = quadnas("search", "--device", str(table), "--budget", f"{args.budget:g}ms", "--study", study)
+            doc = quadnas_json("search", "--device", str(table), "--budget", f"{args.budget:g}ms", "--study", study)
             entry.update(
                 arch=doc["best"]["arch"],
                 supernet_accuracy=doc["best"]["accuracy"],

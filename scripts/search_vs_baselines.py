@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from cli_json import quadnas_json
 from standalone import RECIPE, Store, summary, train_all
 
 from quadnas.latency.devices import load_device_table
@@ -50,15 +50,10 @@ ROLES = ("searched", "random, best", "random, median", "hand-designed")
 def search(space: str, device: str, budget: float, sampler: str, seed: int, trials: int) -> dict[str, Any]:
     """Run (or resume) one `quadnas search` in its own study; its best arch, supernet accuracy and run folder."""
     study = f"svb-{space}-{device}-{budget:g}ms-{sampler}-s{seed}"
-    command = [
-        sys.executable, "-m", "quadnas", "-q", "search", "--space", space, "--device", device,
-        "--budget", f"{budget:g}ms", "--sampler", sampler, "--trials", str(trials), "--seed", str(seed),
-        "--study", study, "--json",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-    if done.returncode:
-        raise SystemExit(f"search {study} failed: {done.stderr.strip().splitlines()[-1:]}")
-    doc = json.loads(done.stdout)
+    doc = quadnas_json(
+        "search", "--space", space, "--device", device, "--budget", f"{budget:g}ms", "--sampler", sampler,
+        "--trials", str(trials), "--seed", str(seed), "--study", study,
+    )  # fmt: skip
     best = doc["best"]
     return {
         "study": study,
@@ -92,7 +87,8 @@ def hand_designed(predictor: LatencyPredictor, budget: float) -> Arch:
             for depth, active in zip(space.depths, depths):
                 blocks += [choice] * active + [IDENTITY] * (depth - active)
             candidates.append(Arch(tuple(blocks)))
-    fits = [(predictor.predict(a), str(a), a) for a in dict.fromkeys(candidates) if predictor.predict(a) <= budget]
+    predicted = [(predictor.predict(a), str(a), a) for a in dict.fromkeys(candidates)]
+    fits = [p for p in predicted if p[0] <= budget]
     if not fits:
         raise SystemExit(f"no uniform arch fits {budget:g} ms on {predictor.table.meta.device}: raise the budget")
     return max(fits, key=lambda f: (f[0], f[1]))[2]

@@ -152,15 +152,22 @@ def write_unchecked(
     """Write `model` in `fmt` as `write_format` does, without the parity check: (files, runtime, runner)."""
     model = model.eval()
     writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino}[fmt]
+    make_parent(out)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         return writer(model, shape, out, options)
     except OSError as e:
-        raise unwritable(out, e) from None
+        raise _unwritable(out, e) from None
 
 
-def unwritable(out: Path, error: OSError) -> QuadnasError:
-    """The one-line error for an --out that cannot be written."""
+def make_parent(out: Path) -> None:
+    """Create the folder `out` goes into; one line naming the path if it cannot be."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _unwritable(out, e) from None
+
+
+def _unwritable(out: Path, error: OSError) -> QuadnasError:
     return QuadnasError(f"cannot write --out {out}: {error.strerror or error}: give a writable path")
 
 

@@ -20,11 +20,12 @@ from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.export.formats import (
     INPUT_NAME,
+    SUFFIXES,
     FileOptions,
     Format,
     Int8Check,
     import_openvino,
-    unwritable,
+    make_parent,
     write_format,
     write_unchecked,
 )
@@ -49,10 +50,7 @@ def write_int8(
     quantizer and calibration images) is what the check runs.
     """
     data = _data(source, shape[-1])
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise unwritable(out, e) from None
+    make_parent(out)
     with tempfile.TemporaryDirectory(prefix="quadnas-int8-") as tmp:
         files, runtime, run = _quantized(source, fmt, shape, out, _calibration(data, shape), Path(tmp), options)
         learned = source.trained_resolution or shape[-1]
@@ -60,11 +58,11 @@ def write_int8(
         if learned != shape[-1]:
             data = _data(source, learned)
             shape = (shape[0], learned, learned)
-            suffix = ".onnx" if fmt == "onnx" else ".xml"
-            twin_out = Path(tmp) / f"twin{suffix}"
-            calibration = _calibration(data, shape)
-            # unchecked: OpenVINO's FP32 differs from PyTorch by up to ~1 % of the logits on 1x1 maps
-            _, _, run = _quantized(source, fmt, shape, twin_out, calibration, Path(tmp), options, checked=False)
+            twin_out = Path(tmp) / f"twin{SUFFIXES[fmt][0]}"
+            # unchecked: OpenVINO's FP32 can exceed the parity bound where blocks run on 1x1 maps
+            _, _, run = _quantized(
+                source, fmt, shape, twin_out, _calibration(data, shape), Path(tmp), options, checked=False
+            )
             twin = f"; a twin INT8 file at {learned} px, where the network learned (the file itself: {out.name})"
         check = _check(source.model, run, data, CALIBRATION_IMAGES, twin)
     return files, runtime, check
@@ -90,7 +88,7 @@ def _quantized(
 ) -> tuple[list[Path], str, Runner]:
     """`source`'s network written at `shape` in FP32 under `tmp` (parity-checked unless not `checked`),
     quantized to `out`: (files, runtime, runner)."""
-    fp32 = tmp / f"fp32-{shape[-1]}{'.onnx' if fmt == 'onnx' else '.xml'}"
+    fp32 = tmp / f"fp32-{shape[-1]}{SUFFIXES[fmt][0]}"
     write = write_format if checked else write_unchecked
     write(source.model, fmt, shape, fp32, FileOptions(options.opset, "fp32", options.metadata))
     quantize = _quantize_onnx if fmt == "onnx" else _quantize_openvino
