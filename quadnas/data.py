@@ -1,6 +1,7 @@
 """Datasets behind one interface, held in memory as normalised float32 tensors.
 
-`load_dataset(source)` takes a bundled name (`digits`, `mnist5k`) or a path: a
+`load_dataset(source)` takes a bundled name (`digits`, `mnist5k`, `mnist5k-clutter`)
+or a path: a
 CIFAR-10 python batches folder (`data_batch_*` pickles), an image folder (one
 subfolder per class) or an `.npz` file with arrays `x` and `y`. Images are
 resized to the training resolution, matched to the network's input channels,
@@ -30,8 +31,8 @@ from quadnas.errors import QuadnasError
 from quadnas.progress import Progress
 from quadnas.resources import shipped_dir
 
-BUNDLED = ("digits", "mnist5k")
-_SOURCES_HINT = "give digits, mnist5k, an image folder, a .npz file or a CIFAR-10 batches folder"
+BUNDLED = ("digits", "mnist5k", "mnist5k-clutter")
+_SOURCES_HINT = "give digits, mnist5k, mnist5k-clutter, an image folder, a .npz file or a CIFAR-10 batches folder"
 _LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R BT.601 weights: RGB -> grey
 _CHUNK = 4096  # images converted at a time, bounds the peak memory of a conversion
 
@@ -141,8 +142,8 @@ def _read(source: str, resolution: int, channels: int, progress: Progress | None
     """Dispatch on `source`; returns the dataset's short name and its images."""
     if source == "digits":
         return source, _read_digits(resolution, channels, digest)
-    if source == "mnist5k":
-        return source, _read_mnist5k(resolution, channels, digest)
+    if source in ("mnist5k", "mnist5k-clutter"):
+        return source, _read_mnist5k(resolution, channels, digest, clutter=source == "mnist5k-clutter")
     path = Path(source).expanduser()
     if not path.exists():
         raise QuadnasError(f"data path '{source}' does not exist: {_SOURCES_HINT}")
@@ -171,10 +172,16 @@ def _read_digits(resolution: int, channels: int, digest: Any) -> _Images:
     return _Images(x, bunch.target.astype(np.int64), classes)
 
 
-def _read_mnist5k(resolution: int, channels: int, digest: Any) -> _Images:
-    """The 5,000-image MNIST subset shipped in `datasets/mnist5k.npz` (provenance and licence beside it)."""
+def _read_mnist5k(resolution: int, channels: int, digest: Any, clutter: bool) -> _Images:
+    """The 5,000-image MNIST subset shipped in `datasets/mnist5k.npz` (provenance and licence
+    beside it), or with `clutter` its harder variant made by `quadnas.clutter`."""
     with np.load(shipped_dir("datasets") / "mnist5k.npz", allow_pickle=False) as arrays:
-        pixels, labels = arrays["x"][:, None], arrays["y"].astype(np.int64)
+        digits, labels = arrays["x"], arrays["y"].astype(np.int64)
+    if clutter:
+        from quadnas.clutter import cluttered
+
+        digits = cluttered(digits)
+    pixels = digits[:, None]
     x = _to_tensor(pixels, channels, resolution, digest)
     return _Images(x, labels, tuple(str(d) for d in range(10)))
 

@@ -33,7 +33,9 @@ Zero-cost proxies (`quadnas.supernet.proxies`: parameters, MACs, SynFlow, ZiCo, 
 MeCo_opt; `--proxies`) score each arch's stand-alone network at its initialisation (the
 network stand-alone training with `--seed` starts from) on the same 2 seeded training
 batches of `--batch-size`; predicted latency is scored alongside as one more baseline.
-Every correlation comes with a 95% bootstrap interval (1,000 resamples of the archs, the
+Each proxy is also scored in combination with the `uniform` supernet: an arch's mean of
+its two ranks (`uniform+zico`, ...), what a search would see with the proxy as an equal
+partner of inherited accuracy. Every correlation comes with a 95% bootstrap interval (1,000 resamples of the archs, the
 same resamples for every predictor).
 
 Methods run at equal compute: `--supernet-epochs` counts path-epochs (a method that
@@ -98,6 +100,7 @@ FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
 LatencyFn = Callable[[Sequence[Arch]], np.ndarray]
 PROXY_SETTINGS = {"batches": 2}  # cached proxies are reused only with the same settings
 RESAMPLES = 1000  # bootstrap resamples of the archs for each confidence interval
+COMBINED_METHOD = "uniform"  # the package's default supernet, the partner of every proxy in a combination
 
 
 # ---- the recipe --------------------------------------------------------------
@@ -344,7 +347,18 @@ def predictors(result: dict[str, Any]) -> list[tuple[str, list[float], str, dict
             rows.append((f"proxy {name}", [a["latency_ms"] for a in archs], "predicted latency (ms)", p))
         else:
             rows.append((f"proxy {name}", [a["proxies"][name] for a in archs], name, p))
+    for name, c in result.get("combinations", {}).items():
+        rows.append((name, combined(archs, name), "mean rank of the two", c))
     return rows
+
+
+def combined(archs: list[dict[str, Any]], name: str) -> list[float]:
+    """The combination `name` ("<method>+<proxy>"): each arch's mean rank under the method's inherited
+    accuracy and under the proxy (higher is better for both), the search's score with the proxy as
+    an equal partner."""
+    method, proxy = name.split("+")
+    inherited = stats.rankdata([a["inherited"][method] for a in archs])
+    return list((inherited + stats.rankdata([a["proxies"][proxy] for a in archs])) / 2)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -834,6 +848,8 @@ def score(result: dict[str, Any], repeat_seeds: Sequence[int]) -> None:
         for name in scored
     }
     result["proxies"]["latency"] = scores([a["latency_ms"] for a in archs])
+    pairs = [f"{COMBINED_METHOD}+{name}" for name in scored] if COMBINED_METHOD in result["methods"] else []
+    result["combinations"] = {name: scores(combined(archs, name)) for name in pairs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from PIL import Image
 
 from quadnas.data import BUNDLED, Dataset, load_dataset
 from quadnas.errors import QuadnasError
+from quadnas.resources import shipped_dir
 
 CIFAR_NAMES = [f"class{c}" for c in range(10)]
 
@@ -83,7 +84,7 @@ def labels(part) -> list[int]:
 
 # ---- bundled -----------------------------------------------------------------
 def test_digits(digits):
-    assert BUNDLED == ("digits", "mnist5k")
+    assert BUNDLED == ("digits", "mnist5k", "mnist5k-clutter")
     assert digits.name == digits.source == "digits"
     assert digits.classes == tuple(str(d) for d in range(10)) and digits.num_classes == 10
     n = len(digits.train) + len(digits.val)
@@ -101,6 +102,30 @@ def test_mnist5k(mnist):
     # 500 images per class: a stratified 20 % split holds exactly 100 of each
     assert Counter(labels(mnist.val)) == {c: 100 for c in range(10)}
     assert mnist.mean[0] == pytest.approx(0.13, abs=0.01)  # MNIST's known pixel mean
+
+
+def test_mnist5k_clutter_keeps_labels_and_split_but_not_pixels(mnist):
+    clutter = load_dataset("mnist5k-clutter")
+    assert clutter.name == "mnist5k-clutter" and clutter.fingerprint != mnist.fingerprint
+    assert torch.equal(clutter.val.tensors[1], mnist.val.tensors[1])  # same images in each part
+    assert not torch.allclose(clutter.val.tensors[0], mnist.val.tensors[0], atol=0.5)
+
+
+def test_cluttered_image_comes_from_its_own_digit_alone():
+    from quadnas.clutter import CANVAS, cluttered
+
+    digits = np.load(shipped_dir("datasets") / "mnist5k.npz")["x"][:6]
+    images = cluttered(digits)
+    assert images.shape == (6, CANVAS, CANVAS) and images.dtype == np.uint8
+    assert np.array_equal(cluttered(digits[:3]), images[:3])  # the same on every call
+    edited = digits.copy()
+    edited[4] = 255 - edited[4]
+    changed = cluttered(edited)
+    assert not np.array_equal(changed[4], images[4])
+    assert np.array_equal(np.delete(changed, 4, axis=0), np.delete(images, 4, axis=0))  # no leak between images
+    background = cluttered(np.zeros_like(digits))  # the same strokes and noise, no digit
+    assert (images >= background).all()
+    assert ((images > background).sum(axis=(1, 2)) > 40).all()  # each digit adds its ink on top
 
 
 def test_normalisation(digits):
@@ -259,7 +284,7 @@ def test_error_missing_path(tmp_path):
     missing = str(tmp_path / "nowhere")
     message = assert_error("does not exist", missing)
     assert message == (
-        f"data path '{missing}' does not exist: give digits, mnist5k, an image folder, "
+        f"data path '{missing}' does not exist: give digits, mnist5k, mnist5k-clutter, an image folder, "
         "a .npz file or a CIFAR-10 batches folder"
     )
 

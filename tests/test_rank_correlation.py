@@ -45,6 +45,8 @@ def test_quick_run_writes_json_and_png(quick):
                 low, high = scores[f"{key}_ci"]
                 assert -1.0 <= low <= high <= 1.0
     assert all(result["proxies"][name]["seconds_per_arch"] >= 0 for name in PROXIES)
+    assert list(result["combinations"]) == [f"uniform+{name}" for name in PROXIES]  # latency is no partner
+    assert -1.0 <= result["combinations"]["uniform+zico"]["vs_mean_of_seeds"]["tau"] <= 1.0
     assert result["proxy_settings"] == rc.PROXY_SETTINGS
     archs = result["archs"]
     assert len(archs) == 5 and len({a["arch"] for a in archs}) == 5
@@ -215,3 +217,14 @@ def test_spread_archs_stay_under_max_latency(tiny_space):
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys, extra, message):
     assert rc.main(["--quick", *extra, "--out", str(tmp_path / "x.json")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_combination_is_the_mean_of_the_two_ranks():
+    archs = [
+        {"inherited": {"uniform": 0.90}, "proxies": {"zico": 5.0}},
+        {"inherited": {"uniform": 0.95}, "proxies": {"zico": 1.0}},
+        {"inherited": {"uniform": 0.80}, "proxies": {"zico": 9.0}},
+        {"inherited": {"uniform": 0.85}, "proxies": {"zico": 3.0}},
+    ]
+    # uniform ranks 3 4 1 2, zico ranks 3 1 4 2
+    assert rc.combined(archs, "uniform+zico") == [3.0, 2.5, 2.5, 2.0]

@@ -36,7 +36,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="latency budget with a unit: 30ms, 0.03s, 500us (default 30ms); one per --device, in order",
     )
     p.add_argument("--space", help="search space name or YAML path (default quadranet-t)")
-    p.add_argument("--data", help="mnist5k, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)")
+    p.add_argument(
+        "--data",
+        help="mnist5k, mnist5k-clutter, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)",
+    )
     p.add_argument("--resolution", type=int, help="training/evaluation resolution (default 32)")
     p.add_argument(
         "--checkpoint", help="supernet checkpoint; default: train one and cache it under RUNS_DIR/supernets/"

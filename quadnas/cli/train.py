@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--data",
         default="mnist5k",
-        help="mnist5k, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)",
+        help="mnist5k, mnist5k-clutter, digits, an image folder, a .npz or a CIFAR-10 folder (default mnist5k)",
     )
     p.add_argument(
         "--resolution",
