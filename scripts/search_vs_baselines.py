@@ -19,6 +19,8 @@ archs' mean ahead of the hand-designed and of the median random arch by more tha
 
     python scripts/search_vs_baselines.py                         # both budgets, 3 search seeds, 3 seeds
     python scripts/search_vs_baselines.py --budget vpu:30 --workers 2
+    python scripts/search_vs_baselines.py --data mnist5k-clutter --out docs/figures/search_vs_baselines_clutter.json \
+        --plot docs/figures/search_vs_baselines_clutter.png   # on the harder variant
 """
 
 from __future__ import annotations
@@ -47,12 +49,12 @@ FIGURES = ROOT / "docs" / "figures"
 ROLES = ("searched", "random, best", "random, median", "hand-designed")
 
 
-def search(space: str, device: str, budget: float, sampler: str, seed: int, trials: int) -> dict[str, Any]:
+def search(space: str, data: str, device: str, budget: float, sampler: str, seed: int, trials: int) -> dict[str, Any]:
     """Run (or resume) one `quadnas search` in its own study; its best arch, supernet accuracy and run folder."""
-    study = f"svb-{space}-{device}-{budget:g}ms-{sampler}-s{seed}"
+    study = f"svb-{space}-{data}-{device}-{budget:g}ms-{sampler}-s{seed}"
     doc = quadnas_json(
-        "search", "--space", space, "--device", device, "--budget", f"{budget:g}ms", "--sampler", sampler,
-        "--trials", str(trials), "--seed", str(seed), "--study", study,
+        "search", "--space", space, "--data", data, "--device", device, "--budget", f"{budget:g}ms",
+        "--sampler", sampler, "--trials", str(trials), "--seed", str(seed), "--study", study,
     )  # fmt: skip
     best = doc["best"]
     return {
@@ -101,7 +103,7 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
         for seed in seeds:
             key = f"{sampler} s{seed}"
             if key not in searches:
-                searches[key] = search(space.name, device, budget, sampler, seed, args.trials)
+                searches[key] = search(space.name, args.data, device, budget, sampler, seed, args.trials)
                 print(f"{device} {budget:g} ms, {key}: {searches[key]['arch']} ({searches[key]['supernet_accuracy']})")
                 args.save()
     random_run = searches[f"random s{args.search_seeds[0]}"]
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", action="append", type=parse_budget, help="DEVICE:MS (default vpu:30, cpu:300)")
     parser.add_argument("--space", default="quadranet-t")
+    parser.add_argument("--data", default=RECIPE["data"], help="searches and trainings data (default mnist5k)")
     parser.add_argument("--trials", type=int, default=100, help="trials per search")
     parser.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="stand-alone training seeds")
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     budgets = args.budget or [("vpu", 30.0), ("cpu", 300.0)]
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
-    recipe = {**RECIPE, "epochs": args.epochs, "trials": args.trials, "space": args.space}
+    recipe = {**RECIPE, "data": args.data, "epochs": args.epochs, "trials": args.trials, "space": args.space}
     if result.get("recipe", recipe) != recipe:
         raise SystemExit(f"{args.out} holds another recipe: delete it or pass another --out")
     result["recipe"] = recipe
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         archs_of(space, device, budget, args, section)
         save()
         archs = [a for role in ROLES for a in section["roles"][role]]
-        train_all(space.name, archs, args.seeds, args.epochs, args.workers, store, save)
+        train_all(space.name, archs, args.seeds, args.epochs, args.workers, store, save, args.data)
         section["verdict"] = verdict(section, store)
         save()
         print(f"{key}: {json.dumps(section['verdict'])}", flush=True)
