@@ -1,6 +1,7 @@
 import json
 import random
 import sys
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -469,6 +470,23 @@ def test_verify_needs_the_tables_resolution(tmp_path, tiny_space):
     result = export_model(source, "onnx", tmp_path / "m.onnx", resolution=32)
     with pytest.raises(QuadnasError, match="export at 64 px"):
         verify_latency(source, result, device=local_table(tmp_path, tiny_space, 1.0), rounds=1)
+
+
+def test_card_names_every_device_of_a_search(trained):
+    source = build_model(trained[3])
+    devices = [
+        {"device": "vpu", "latency_ms": 21.0, "budget_ms": 30.0},
+        {"device": "cpu", "latency_ms": 250.0, "budget_ms": 300.0},
+    ]
+    card = render_model_card(
+        replace(source, record={**source.record, "devices": devices}),
+        export_model(source, "torch", trained[2].with_name("m.pt")),
+        predictions=[],
+    )
+    assert (
+        "predicted 21.0 ms on `vpu` against a budget of 30.0 ms; 250.0 ms on `cpu` against a budget of 300.0 ms."
+        in card
+    )
 
 
 def test_card_shows_measured_latency(tmp_path, tiny_space):

@@ -129,16 +129,20 @@ def render_model_card(
         "latencies; `measured` ones were timed on the device (see `quadnas tables`).",
     ]
     if source.record:
-        r = source.record
-        lines += [
-            "",
-            f"Search: `{source.record_path}` predicted {r.get('latency_ms')} ms on `{r.get('device')}` "
-            f"against a budget of {r.get('budget_ms')} ms.",
-        ]
+        lines += ["", _searched(source)]
     if check is not None:
         lines += ["", "## Measured latency", "", *measured_lines(check)]
     lines += ["", "## Use", "", "```python", *_usage(result), "```", ""]
     return "\n".join(lines)
+
+
+def _searched(source: ExportSource) -> str:
+    """What the search predicted on each of its devices, against each budget."""
+    entries = source.record.get("devices") or [source.record]
+    each = "; ".join(
+        f"{e.get('latency_ms')} ms on `{e.get('device')}` against a budget of {e.get('budget_ms')} ms" for e in entries
+    )
+    return f"Search: `{source.record_path}` predicted {each}."
 
 
 def measured_lines(check: LatencyCheck) -> list[str]:
