@@ -35,8 +35,10 @@ network stand-alone training with `--seed` starts from) on the same 2 seeded tra
 batches of `--batch-size`; predicted latency is scored alongside as one more baseline.
 Each proxy is also scored in combination with the `uniform` supernet: an arch's mean of
 its two ranks (`uniform+zico`, ...), what a search would see with the proxy as an equal
-partner of inherited accuracy. Every correlation comes with a 95% bootstrap interval (1,000 resamples of the archs, the
-same resamples for every predictor).
+partner of inherited accuracy. Every correlation comes with a 95% bootstrap interval
+(1,000 resamples of the archs, the same resamples for every predictor), and every
+predictor's lead in tau over the `uniform` supernet with a paired interval (both scored
+on each resample): a lead whose interval stays above 0 is a clear win.
 
 Methods run at equal compute: `--supernet-epochs` counts path-epochs (a method that
 trains P paths per step takes 1/P of the steps of `uniform`), so each costs about
@@ -440,12 +442,15 @@ def table(result: dict[str, Any]) -> list[str]:
         + (f"; and the mean of {seeds} seeds" if seeds > 1 else "")
         + f"), {len(archs)} archs, 95% bootstrap intervals:",
         f"{'':22s} {'Kendall tau':^23s}  {'Spearman rho':^23s}"
-        + (f"  | {'tau, mean of seeds':^23s}" if seeds > 1 else ""),
+        + (f"  | {'tau, mean of seeds':^23s}" if seeds > 1 else "")
+        + (f"  | {'tau lead over ' + COMBINED_METHOD:^23s}" if COMBINED_METHOD in result["methods"] else ""),
     ]
     for label, _, _, m in predictors(result):
         line = f"{label:22s} {_cell(m['tau'], m['tau_ci'])}  {_cell(m['rho'], m['rho_ci'])}"
         if "vs_mean_of_seeds" in m:
             line += f"  | {_cell(m['vs_mean_of_seeds']['tau'], m['vs_mean_of_seeds']['tau_ci'])}"
+        if "tau_lead" in m:
+            line += f"  | {_cell(m['tau_lead']['lead'], m['tau_lead']['ci'])}"
         lines.append(line)
     for s, noise in result.get("noise_ceiling", {}).items():
         label = f"ceiling: seed {seed} vs {s}"
@@ -850,6 +855,25 @@ def score(result: dict[str, Any], repeat_seeds: Sequence[int]) -> None:
     result["proxies"]["latency"] = scores([a["latency_ms"] for a in archs])
     pairs = [f"{COMBINED_METHOD}+{name}" for name in scored] if COMBINED_METHOD in result["methods"] else []
     result["combinations"] = {name: scores(combined(archs, name)) for name in pairs}
+    if COMBINED_METHOD in result["methods"]:
+        truth = standalone if seeds_mean is None else seeds_mean
+        reference = [a["inherited"][COMBINED_METHOD] for a in archs]
+        for _, values, _, entry in predictors(result):
+            entry["tau_lead"] = tau_lead(truth, values, reference)
+
+
+def tau_lead(truth: Sequence[float], values: Sequence[float], reference: Sequence[float]) -> dict[str, Any]:
+    """How far `values` rank the archs better than `reference` (Kendall tau against `truth`, the
+    difference), with a 95% interval from the same bootstrap resamples for both: paired, so a lead
+    whose interval stays above 0 is one the archs' sampling cannot explain."""
+    ours, _ = bootstrap(truth, values)
+    theirs, _ = bootstrap(truth, reference)
+    lead = stats.kendalltau(truth, values).statistic - stats.kendalltau(truth, reference).statistic
+    return {
+        "over": COMBINED_METHOD,
+        "lead": None if math.isnan(lead) else round(float(lead), 4),
+        "ci": interval(ours - theirs),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,9 @@ def test_quick_run_writes_json_and_png(quick):
     assert all(result["proxies"][name]["seconds_per_arch"] >= 0 for name in PROXIES)
     assert list(result["combinations"]) == [f"uniform+{name}" for name in PROXIES]  # latency is no partner
     assert -1.0 <= result["combinations"]["uniform+zico"]["vs_mean_of_seeds"]["tau"] <= 1.0
+    assert result["methods"]["uniform"]["tau_lead"] == {"over": "uniform", "lead": 0.0, "ci": [0.0, 0.0]}
+    lead = result["proxies"]["params"]["tau_lead"]
+    assert lead["ci"][0] <= lead["lead"] <= lead["ci"][1]
     assert result["proxy_settings"] == rc.PROXY_SETTINGS
     archs = result["archs"]
     assert len(archs) == 5 and len({a["arch"] for a in archs}) == 5
