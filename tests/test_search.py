@@ -11,6 +11,7 @@ import optuna
 import pytest
 import yaml
 from builders import tiny_search_argv, tiny_search_config
+from scipy.stats import rankdata
 
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
@@ -501,3 +502,44 @@ def test_a_search_caches_its_supernet_under_its_runs_dir(tmp_path, synthetic_tab
     assert main(["cache", "list", "--runs-dir", str(tmp_path / "runs")]) == 0
     listed = " ".join(capsys.readouterr().out.split())
     assert "(1)" in listed and "search" in listed
+
+
+def test_rerank_orders_the_archs_under_the_budget_by_mean_rank(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    config = tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=8)
+    plain = search(config)
+    reranked = search(config.model_copy(update={"rerank": "params"}))  # the same study: no new trial
+    assert len(reranked.study.trials) == len(plain.study.trials)
+    assert {c.arch for c in reranked.ranked} == {c.arch for c in plain.ranked}
+    assert all(c.proxy is None for c in plain.ranked) and all(c.proxy > 0 for c in reranked.ranked)
+    place = {c.arch: i for i, c in enumerate(plain.ranked)}
+    proxy = {c.arch: c.proxy for c in reranked.ranked}
+    accuracy_rank = rankdata([c.accuracy for c in plain.ranked])  # ties share their mean rank
+    proxy_rank = rankdata([proxy[c.arch] for c in plain.ranked])
+    mean_rank = {c.arch: (a + p) / 2 for c, a, p in zip(plain.ranked, accuracy_rank, proxy_rank)}
+    expected = sorted(plain.ranked, key=lambda c: (-mean_rank[c.arch], place[c.arch]))
+    assert [c.arch for c in reranked.ranked] == [c.arch for c in expected] and reranked.best == reranked.ranked[0]
+    n = len(plain.ranked)
+    best = yaml.safe_load((reranked.run_dir / "best.yaml").read_text())
+    assert best["arch"] == reranked.best.arch
+    assert best["rerank"] == {
+        "proxy": "params",
+        "score": reranked.best.proxy,
+        "supernet_place": place[reranked.best.arch] + 1,
+        "of": n,
+    }
+
+
+def test_an_unknown_rerank_proxy_is_one_line(capsys, tmp_path, synthetic_table, tiny_checkpoint, budget):
+    argv = tiny_search_argv(tmp_path, synthetic_table, tiny_checkpoint, 1, budget)
+    code, text = _cli(capsys, *argv, "--rerank", "accuracy")
+    assert code == 2 and text.strip() == (
+        "error: unknown proxy 'accuracy' for rerank: use one of params, macs, synflow, zico, meco, meco_opt"
+    )
+
+
+def test_the_result_table_shows_the_rerank_proxy(capsys, tmp_path, synthetic_table, tiny_checkpoint, budget):
+    code, text = _cli(
+        capsys, *tiny_search_argv(tmp_path, synthetic_table, tiny_checkpoint, 4, budget), "--rerank", "macs"
+    )
+    header = next(line for line in text.splitlines() if " arch " in line)
+    assert code == 0 and [cell.strip() for cell in header.split("┃")][4] == "macs"

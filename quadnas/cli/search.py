@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--mode", help=one_of(MODES, DEFAULT_MODE))
     p.add_argument("--sampler", help=one_of(SAMPLERS, DEFAULT_SAMPLER))
+    p.add_argument(
+        "--rerank",
+        metavar="PROXY",
+        help="re-rank the archs under the budget by their mean rank of supernet accuracy and a zero-cost "
+        "proxy: meco_opt (best measured), zico, params, macs, synflow, meco (default: supernet accuracy alone)",
+    )
     p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")
     p.add_argument("--seed", type=int)
     p.add_argument("--study", help="study name (default derived from space, data, devices, budgets and mode)")
@@ -106,7 +112,8 @@ def result_table(result: SearchResult, shown: list[Candidate], title: str | None
     several = result.config.several
     table = Table(title=title or "closest architectures")
     latency_columns = [f"{label}" for label in result.budgets] if several else ["latency", "of budget"]
-    for column in ("#", "arch", "accuracy", *latency_columns, "trial"):
+    proxy_column = [result.config.rerank] if result.config.rerank and result.best else []
+    for column in ("#", "arch", "accuracy", *proxy_column, *latency_columns, "trial"):
         table.add_column(column, justify="left" if column == "arch" else "right", no_wrap=True)
     longest = max((len(token) for c in shown for token in c.arch.split("-")), default=4)
     others = 32 + 18 * len(result.budgets) if several else 50  # the other columns' width
@@ -118,7 +125,8 @@ def result_table(result: SearchResult, shown: list[Candidate], title: str | None
             latencies = [f"{c.latencies[label]:.2f} ms ({shares[label]:.0%})" for label in result.budgets]
         else:
             latencies = [f"{c.latency_ms:.2f} ms", f"{result.budget.share(c.latency_ms):.0%}"]
-        table.add_row(str(i), wrap_arch(c.arch, per_line), acc, *latencies, str(c.trial))
+        proxy = [] if not proxy_column else ["—" if c.proxy is None else f"{c.proxy:.3g}"]
+        table.add_row(str(i), wrap_arch(c.arch, per_line), acc, *proxy, *latencies, str(c.trial))
     return table
 
 
@@ -152,6 +160,7 @@ def search_fields(result: SearchResult, complete: int, top: int) -> dict[str, An
         "devices": [{"device": d.device, "name": d.label, "budget_ms": d.budget.ms} for d in config.devices],
         "mode": config.mode,
         "sampler": config.sampler,
+        "rerank": config.rerank,
         "complete_trials": complete,
         "run_dir": result.run_dir,
         "best": None if result.best is None else candidate_fields(result.best, result),
@@ -177,6 +186,7 @@ def candidate_fields(c: Candidate, result: SearchResult) -> dict[str, Any]:
             {"device": d.device, "latency_ms": c.latencies[d.label], "budget_share": shares[d.label]}
             for d in result.config.devices
         ],
+        "proxy": c.proxy,
         "trial": c.trial,
     }
 

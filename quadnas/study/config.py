@@ -68,6 +68,7 @@ class SearchConfig(BaseModel):
     storage: str | None = None
     runs_dir: str = "runs"
     reward_exponent: float = -0.07
+    rerank: str | None = None  # a zero-cost proxy (quadnas.supernet.proxies) that re-ranks the archs under the budget
 
     @model_validator(mode="before")
     @classmethod
@@ -85,6 +86,15 @@ class SearchConfig(BaseModel):
             return values
         rest = {k: v for k, v in values.items() if k not in (*PAIRED_KEYS, "devices")}
         return {**rest, **_paired(values)}
+
+    @field_validator("rerank")
+    @classmethod
+    def _known_proxy(cls, rerank: str | None) -> str | None:
+        from quadnas.supernet.proxies import PROXIES  # imported on use: it imports torch
+
+        if rerank is not None and rerank not in PROXIES:
+            raise QuadnasError(f"unknown proxy '{rerank}' for rerank: use one of {', '.join(PROXIES)}")
+        return rerank
 
     @field_validator("devices")
     @classmethod

@@ -66,6 +66,7 @@ def best_record(
         **_device_record(best, first, breakdowns[first.label]),
         **({"devices": [_device_record(best, t, breakdowns[t.label]) for t in targets]} if targets.several else {}),
         "precision": targets.precision,
+        **({"rerank": _rerank_record(result, best)} if cfg.rerank else {}),
         "space": {"name": space.name, "path": space.source, "fingerprint": space.fingerprint()},
         "data": cfg.data,
         "resolution": cfg.resolution,
@@ -79,6 +80,13 @@ def best_record(
         },
         "quadnas_version": __version__,
     }
+
+
+def _rerank_record(result: SearchResult, best: Candidate) -> dict[str, Any]:
+    """How `--rerank` picked the best arch: the proxy, its score, and where supernet accuracy alone placed it."""
+    by_accuracy = sorted(result.ranked, key=lambda c: (-c.evaluated_accuracy(), c.worst_share(result.budgets)))
+    place = next(i for i, c in enumerate(by_accuracy, 1) if c.arch == best.arch)
+    return {"proxy": result.config.rerank, "score": best.proxy, "supernet_place": place, "of": len(by_accuracy)}
 
 
 def _device_record(best: Candidate, target: Target, breakdown: pd.DataFrame) -> dict[str, Any]:

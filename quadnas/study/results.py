@@ -27,6 +27,7 @@ class Candidate:
     accuracy: float | None
     latencies: dict[str, float]
     trial: int
+    proxy: float | None = None  # the `--rerank` proxy's score; None without re-ranking
 
     @property
     def latency_ms(self) -> float:

@@ -23,6 +23,7 @@ from quadnas.study.config import SearchConfig, overridden
 from quadnas.study.names import metric_names
 from quadnas.study.objective import Objective
 from quadnas.study.report import write_results
+from quadnas.study.rerank import rerank
 from quadnas.study.results import SearchResult, candidates, closest, latencies_of, pareto_front, rank_feasible
 from quadnas.study.samplers import guided_sampler, seed_archs
 from quadnas.study.storage import default_storage_url, open_storage
@@ -137,6 +138,8 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
         notes.append(note)
         progress.note(note)
     ranked = rank_feasible(items, targets.budgets)
+    if config.rerank and ranked:
+        ranked = rerank(ranked, config.rerank, space, dataset, progress)
     result = SearchResult(
         config,
         study,
