@@ -64,3 +64,12 @@ def test_verdict_needs_a_lead_larger_than_the_seed_spread():
     assert not verdict["goal_met"]  # 0.005 is inside the seeds' spread (~0.007)
     store["h"] = {"0": 0.90, "1": 0.90}
     assert svb.verdict({"roles": roles}, store)["goal_met"]
+
+
+def test_verdict_judges_the_re_ranked_archs_alike():
+    store = {"s": {"0": 0.95, "1": 0.95}, "q": {"0": 0.97, "1": 0.97}, "b": {"0": 0.90, "1": 0.91}}
+    roles = {"searched": ["s"], svb.RERANKED: ["q"], **{role: ["b"] for role in svb.BASELINES}}
+    verdict = svb.verdict({"roles": roles}, store)
+    assert verdict["reranked_lead"]["hand-designed"] == pytest.approx(0.065)
+    assert verdict["goal_met"] and verdict["goal_met_reranked"]
+    assert "reranked_lead" not in svb.verdict({"roles": {k: v for k, v in roles.items() if k != svb.RERANKED}}, store)
