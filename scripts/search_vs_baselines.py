@@ -162,7 +162,7 @@ def verdict(section: dict[str, Any], store: Store) -> dict[str, Any]:
 def plot(result: dict[str, Any], path: Path) -> None:
     """One panel per budget: each role's stand-alone accuracy (every arch and seed), its mean, its predicted latency."""
     budgets = list(result["budgets"])
-    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(budgets), figsize=(6.5 * len(budgets), 4.6), squeeze=False)
     for ax, key in zip(axes[0], budgets):
         section, store = result["budgets"][key], result["standalone"]
         roles = [role for role in ROLES if role in section["roles"]]
@@ -181,7 +181,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_title(title, fontsize=10)
         ax.set_ylabel("stand-alone validation accuracy")
         ax.margins(y=0.15)
-    fig.suptitle(f"searched vs baselines, trained stand-alone ({result['recipe']['data']}, every seed a dot)")
+    fig.suptitle(f"searched vs baselines, trained stand-alone\n({result['recipe']['data']}, every seed a dot)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
