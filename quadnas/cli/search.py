@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--rerank",
         metavar="PROXY",
         help="re-rank the archs under the budget by their mean rank of supernet accuracy and a zero-cost "
-        "proxy: meco_opt (best measured), zico, params, macs, synflow, meco (default: supernet accuracy alone)",
+        "proxy: meco_opt, zico, params, macs, synflow or meco (default: supernet accuracy alone, which no "
+        "proxy beat on both bundled datasets: docs/benchmarks.md)",
     )
     p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")
     p.add_argument("--seed", type=int)
