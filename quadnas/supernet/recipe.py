@@ -35,9 +35,11 @@ class TrainConfig(BaseModel):
 
         A proxy a quarter as wide as the space (`SearchSpace.scaled`), 4 epochs: it ranks the
         same archs at about 1/5 of the training and 1/8 of the evaluation cost of the full
-        width, and as well as the full width did on the rank-correlation benchmark (4 epochs
-        each; docs/benchmarks.md), so a first search on mnist5k (4,000 training and 1,000
-        validation images at 32 px) finishes in about a minute on 2 cores of a recent x86
-        CPU. At 32 px memory is no concern, so nothing is recomputed in backward.
+        width, and as well as the full width did on mnist5k's rank-correlation benchmark (4
+        epochs each), so a first search on mnist5k (4,000 training and 1,000 validation images
+        at 32 px) finishes in about a minute on 2 cores of a recent x86 CPU. On the harder
+        mnist5k-clutter it ranked clearly worse than the full width (docs/benchmarks.md): on
+        data where archs differ, train a full-width supernet (`quadnas train`) and pass it as
+        `--checkpoint`. At 32 px memory is no concern, so nothing is recomputed in backward.
         """
         return cls(**{"epochs": 4, "width": 0.25, "memory_efficient": False, **overrides})
