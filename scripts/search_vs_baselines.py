@@ -24,6 +24,10 @@ archs' mean ahead of the hand-designed and of the median random arch by more tha
     python scripts/search_vs_baselines.py --budget vpu:30 --workers 2
     python scripts/search_vs_baselines.py --data mnist5k-clutter --out docs/figures/search_vs_baselines_clutter.json \
         --plot docs/figures/search_vs_baselines_clutter.png   # on the harder variant
+    quadnas train --data mnist5k-clutter --epochs 4 --no-memory-efficient --out runs/ckpt/clutter-full-e4.pt
+    python scripts/search_vs_baselines.py --data mnist5k-clutter --budget vpu:30 \
+        --checkpoint runs/ckpt/clutter-full-e4.pt --out docs/figures/search_vs_baselines_clutter_full.json \
+        --plot docs/figures/search_vs_baselines_clutter_full.png     # searches on a full-width supernet
 """
 
 from __future__ import annotations
@@ -55,15 +59,17 @@ ROLES = ("searched", RERANKED, *BASELINES)
 
 
 def search(
-    space: str, data: str, device: str, budget: float, sampler: str, seed: int, trials: int, rerank: str | None = None
+    args: argparse.Namespace, device: str, budget: float, sampler: str, seed: int, rerank: bool = False
 ) -> dict[str, Any]:
     """Run (or resume, or re-rank) one `quadnas search` in its own study; its best arch, supernet accuracy and
     run folder."""
-    study = f"svb-{space}-{data}-{device}-{budget:g}ms-{sampler}-s{seed}"
+    supernet = f"-{args.checkpoint.stem}" if args.checkpoint else ""
+    study = f"svb-{args.space}-{args.data}{supernet}-{device}-{budget:g}ms-{sampler}-s{seed}"
     doc = quadnas_json(
-        "search", "--space", space, "--data", data, "--device", device, "--budget", f"{budget:g}ms",
-        "--sampler", sampler, "--trials", str(trials), "--seed", str(seed), "--study", study,
-        *(("--rerank", rerank) if rerank else ()),
+        "search", "--space", args.space, "--data", args.data, "--device", device, "--budget", f"{budget:g}ms",
+        "--sampler", sampler, "--trials", str(args.trials), "--seed", str(seed), "--study", study,
+        *(("--rerank", args.rerank) if rerank else ()),
+        *(("--checkpoint", str(args.checkpoint)) if args.checkpoint else ()),
     )  # fmt: skip
     best = doc["best"]
     return {
@@ -112,14 +118,14 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
         for seed in seeds:
             key = f"{sampler} s{seed}"
             if key not in searches:
-                searches[key] = search(space.name, args.data, device, budget, sampler, seed, args.trials)
+                searches[key] = search(args, device, budget, sampler, seed)
                 print(f"{device} {budget:g} ms, {key}: {searches[key]['arch']} ({searches[key]['supernet_accuracy']})")
                 args.save()
     if args.rerank:  # the same studies, no new trial: the best by mean rank of supernet accuracy and the proxy
         for seed in args.search_seeds:
             key = f"tpe s{seed} rerank {args.rerank}"
             if key not in searches:
-                searches[key] = search(space.name, args.data, device, budget, "tpe", seed, args.trials, args.rerank)
+                searches[key] = search(args, device, budget, "tpe", seed, rerank=True)
                 print(f"{device} {budget:g} ms, {key}: {searches[key]['arch']}")
                 args.save()
     random_run = searches[f"random s{args.search_seeds[0]}"]
@@ -203,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=RECIPE["data"], help="searches and trainings data (default mnist5k)")
     parser.add_argument("--trials", type=int, default=100, help="trials per search")
     parser.add_argument("--rerank", default="meco_opt", help="proxy of the re-ranked role (none: no such role)")
+    parser.add_argument("--checkpoint", type=Path, help="supernet the searches score with (default: the search's own)")
     parser.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="stand-alone training seeds")
     parser.add_argument("--epochs", type=float, default=4.0, help="stand-alone epochs")
@@ -214,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     budgets = args.budget or [("vpu", 30.0), ("cpu", 300.0)]
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     recipe = {**RECIPE, "data": args.data, "epochs": args.epochs, "trials": args.trials, "space": args.space}
+    if args.checkpoint:
+        recipe["checkpoint"] = args.checkpoint.name
     if result.get("recipe", recipe) != recipe:
         raise SystemExit(f"{args.out} holds another recipe: delete it or pass another --out")
     result["recipe"] = recipe
