@@ -5,7 +5,9 @@ than training noise. Here each 28x28 digit is shrunk (scale 0.75-1.0), rotated (
 15 degrees either way) and pasted at a random place on a 32x32 canvas, among 1-3
 dimmer pen-like strokes (straight segments and arcs as wide as the digit's own) and
 Gaussian pixel noise. Every image is drawn from its own digit and its own random
-stream only, so no part of one image (say a validation image) appears in another.
+stream only, so no part of one image (say a validation image) appears in another. The
+images depend on Pillow's resampling and drawing, so a Pillow that changes them changes
+the data fingerprint (and with it every cache keyed by it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ STROKE_SHADE = (80, 180)  # grey levels of a stroke, low (inclusive) to high (ex
 
 
 def cluttered(digits: np.ndarray) -> np.ndarray:
-    """uint8 N,28,28 digits -> uint8 N,48,48 cluttered images, image i from digit i alone."""
+    """uint8 N,28,28 digits -> uint8 N,CANVAS,CANVAS cluttered images, image i from digit i alone."""
     return np.stack([_clutter_one(digit, np.random.default_rng([SEED, i])) for i, digit in enumerate(digits)])
 
 

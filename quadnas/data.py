@@ -1,8 +1,7 @@
 """Datasets behind one interface, held in memory as normalised float32 tensors.
 
-`load_dataset(source)` takes a bundled name (`digits`, `mnist5k`, `mnist5k-clutter`)
-or a path: a
-CIFAR-10 python batches folder (`data_batch_*` pickles), an image folder (one
+`load_dataset(source)` takes a bundled name (`digits`, `mnist5k`, `mnist5k-clutter`) or
+a path: a CIFAR-10 python batches folder (`data_batch_*` pickles), an image folder (one
 subfolder per class) or an `.npz` file with arrays `x` and `y`. Images are
 resized to the training resolution, matched to the network's input channels,
 split into stratified train/validation parts (seeded) and normalised with the

@@ -95,12 +95,12 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, SearchSpace
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.methods import Method, methods, standalone_accuracy, standalone_net, train_supernet_method
-from quadnas.supernet.proxies import PROXIES, batches_of
+from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
 from quadnas.supernet.train import TrainConfig, steps_for
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
 LatencyFn = Callable[[Sequence[Arch]], np.ndarray]
-PROXY_SETTINGS = {"batches": 2}  # cached proxies are reused only with the same settings
+PROXY_SETTINGS = {"batches": PROXY_BATCHES}  # cached proxies are reused only with the same settings
 RESAMPLES = 1000  # bootstrap resamples of the archs for each confidence interval
 COMBINED_METHOD = "uniform"  # the package's default supernet, the partner of every proxy in a combination
 
@@ -858,21 +858,24 @@ def score(result: dict[str, Any], repeat_seeds: Sequence[int]) -> None:
     if COMBINED_METHOD in result["methods"]:
         truth = standalone if seeds_mean is None else seeds_mean
         reference = [a["inherited"][COMBINED_METHOD] for a in archs]
+        reference_taus, _ = bootstrap(truth, reference)  # once: every predictor is paired with the same resamples
         for _, values, _, entry in predictors(result):
-            entry["tau_lead"] = tau_lead(truth, values, reference)
+            entry["tau_lead"] = tau_lead(truth, values, reference, reference_taus)
 
 
-def tau_lead(truth: Sequence[float], values: Sequence[float], reference: Sequence[float]) -> dict[str, Any]:
+def tau_lead(
+    truth: Sequence[float], values: Sequence[float], reference: Sequence[float], reference_taus: np.ndarray
+) -> dict[str, Any]:
     """How far `values` rank the archs better than `reference` (Kendall tau against `truth`, the
-    difference), with a 95% interval from the same bootstrap resamples for both: paired, so a lead
-    whose interval stays above 0 is one the archs' sampling cannot explain."""
+    difference), with a 95% interval from the same bootstrap resamples for both (`reference_taus`:
+    `reference`'s taus on them): paired, so a lead whose interval stays above 0 is one the archs'
+    sampling cannot explain."""
     ours, _ = bootstrap(truth, values)
-    theirs, _ = bootstrap(truth, reference)
     lead = stats.kendalltau(truth, values).statistic - stats.kendalltau(truth, reference).statistic
     return {
         "over": COMBINED_METHOD,
         "lead": None if math.isnan(lead) else round(float(lead), 4),
-        "ci": interval(ours - theirs),
+        "ci": interval(ours - reference_taus),
     }
 
 

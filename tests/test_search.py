@@ -543,3 +543,18 @@ def test_the_result_table_shows_the_rerank_proxy(capsys, tmp_path, synthetic_tab
     )
     header = next(line for line in text.splitlines() if " arch " in line)
     assert code == 0 and [cell.strip() for cell in header.split("┃")][4] == "macs"
+
+
+def test_rerank_scores_archs_on_a_training_split_smaller_than_its_batches(tmp_path):
+    import random
+
+    from quadnas.data import load_dataset
+    from quadnas.study.rerank import proxy_scores
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "few.npz", x=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 4)
+    data = load_dataset(str(tmp_path / "few.npz"))  # 32 training images, fewer than 2 batches of 64
+    space = SearchSpace.load("tiny")
+    archs = [str(space.sample(random.Random(seed))) for seed in range(2)]
+    scores = proxy_scores(space, archs, data, "zico", Progress())
+    assert len(scores) == 2 and all(np.isfinite(scores))

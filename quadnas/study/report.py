@@ -10,6 +10,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from quadnas._version import __version__
+from quadnas.study.results import rank_feasible
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -84,8 +85,8 @@ def best_record(
 
 def _rerank_record(result: SearchResult, best: Candidate) -> dict[str, Any]:
     """How `--rerank` picked the best arch: the proxy, its score, and where supernet accuracy alone placed it."""
-    by_accuracy = sorted(result.ranked, key=lambda c: (-c.evaluated_accuracy(), c.worst_share(result.budgets)))
-    place = next(i for i, c in enumerate(by_accuracy, 1) if c.arch == best.arch)
+    by_accuracy = [c.arch for c in rank_feasible(result.ranked, result.budgets)]  # the order before re-ranking
+    place = by_accuracy.index(best.arch) + 1
     return {"proxy": result.config.rerank, "score": best.proxy, "supernet_place": place, "of": len(by_accuracy)}
 
 

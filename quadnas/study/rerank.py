@@ -20,15 +20,17 @@ from quadnas.progress import Progress
 from quadnas.space import SearchSpace
 from quadnas.study.results import Candidate
 from quadnas.supernet.methods import standalone_net
-from quadnas.supernet.proxies import PROXIES, batches_of
+from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
 from quadnas.supernet.recipe import TrainConfig
 
-BATCH_SIZE, BATCHES, SEED = 64, 2, 0  # rank_correlation.py's defaults: the setting the proxies were measured in
+BATCH_SIZE, SEED = 64, 0  # rank_correlation.py's defaults: the setting the proxies were measured in
 
 
 def proxy_scores(space: SearchSpace, archs: list[str], data: Dataset, proxy: str, progress: Progress) -> list[float]:
-    """`proxy` of each arch's seeded stand-alone network at initialisation, on the same training batches."""
-    batches = batches_of(data.train, BATCH_SIZE, BATCHES, SEED)
+    """`proxy` of each arch's seeded stand-alone network at initialisation, on the same training batches
+    (smaller ones when the training split holds fewer than `PROXY_BATCHES` x `BATCH_SIZE` images)."""
+    batch_size = min(BATCH_SIZE, len(data.train) // PROXY_BATCHES)
+    batches = batches_of(data.train, batch_size, PROXY_BATCHES, SEED)
     layer_scale = TrainConfig().layer_scale_init
     scores = []
     with progress.task(f"{proxy} of the archs under the budget", len(archs), unit="arch") as task:

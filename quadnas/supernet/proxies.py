@@ -31,6 +31,7 @@ from torch.utils.data import TensorDataset
 from quadnas.nn.stats import model_stats
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (N, C, H, W), integer labels (N,)
+PROXY_BATCHES = 2  # seeded training batches each proxy was scored on in docs/benchmarks.md
 Proxy = Callable[[nn.Module, Sequence[Batch]], float]
 
 
