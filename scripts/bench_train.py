@@ -2,11 +2,11 @@
 
 Training images/s on each dataset (default space, resolution 32, uniform single-path
 steps with the real `SupernetTrainer`), timed over a fixed number of steps after a
-warm-up, for the full-width recipe (`quadnas train`) and the search's quarter-width proxy
-(`TrainConfig.for_search`), with the seconds to score one arch on the validation split; and
-parameters and MACs (FLOPs / 2, counted by FlopCounterMode over conv
-and matmul ops) of the largest and the smallest subnet at the space's deployment
-resolution.
+warm-up, for the full-width recipe (`quadnas train`), the search's quarter-width proxy
+(`TrainConfig.for_search`) and its half-width option (`--train-width 0.5`), with the seconds
+to score one arch on the validation split; and parameters and MACs (FLOPs / 2, counted by
+FlopCounterMode over conv and matmul ops) of the largest and the smallest subnet at the
+space's deployment resolution.
 
 With --compare-plain every recipe runs twice, with the fused quadratic depthwise conv
 (`quadnas.nn.fused`, the default) and with the three plain convs (`QUADNAS_FUSED=0`).
@@ -114,6 +114,9 @@ def main() -> None:
     recipes = {
         "full width (quadnas train)": TrainConfig(batch_size=args.batch, memory_efficient=not args.no_memory_efficient),
         "search proxy (quadnas search)": TrainConfig.for_search(batch_size=args.batch),
+        "half-width search proxy (quadnas search --train-width 0.5)": TrainConfig.for_search(
+            batch_size=args.batch, width=0.5
+        ),
     }
     modes = [True, False] if args.compare_plain else [True]
 

@@ -18,7 +18,8 @@ order are the package's):
   block, path m takes the m-th choice of each block, gradients of all paths are
   accumulated before one update (every choice of every block trained once per step).
 - `proxy-w0.5`, `proxy-w0.25`: `uniform` on a supernet half / a quarter as wide (what
-  `quadnas search` trains by default: `TrainConfig.for_search`), at a fraction of the cost.
+  `quadnas search` trains by default: `TrainConfig.for_search`), at a fraction of the cost;
+  `proxy-w0.5-short`: the half-width one with half the steps.
 - `kernel-transform`: `uniform` with OFA's kernel transformation: a smaller kernel is
   the centre of the next larger (transformed) kernel times a learned k^2 x k^2 matrix,
   one per depthwise conv of a block and kernel size, shared by its channels.
@@ -477,7 +478,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--methods",
         help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
-        "kernel-transform,proxy-w0.5,proxy-w0.25 "
+        "kernel-transform,proxy-w0.5,proxy-w0.25,proxy-w0.5-short "
         "(default uniform; uniform,fairnas with --quick)",
     )
     parser.add_argument(

@@ -28,6 +28,10 @@ archs' mean ahead of the hand-designed and of the median random arch by more tha
     python scripts/search_vs_baselines.py --data mnist5k-clutter --budget vpu:30 \
         --checkpoint runs/ckpt/clutter-full-e4.pt --out docs/figures/search_vs_baselines_clutter_full.json \
         --plot docs/figures/search_vs_baselines_clutter_full.png     # searches on a full-width supernet
+    python scripts/search_vs_baselines.py --data mnist5k-clutter --train-width 0.5 --rerank none \
+        --reuse docs/figures/search_vs_baselines_clutter.json \
+        --out docs/figures/search_vs_baselines_clutter_w05.json \
+        --plot docs/figures/search_vs_baselines_clutter_w05.png      # searches train a half-width supernet
 """
 
 from __future__ import annotations
@@ -64,12 +68,14 @@ def search(
     """Run (or resume, or re-rank) one `quadnas search` in its own study; its best arch, supernet accuracy and
     run folder."""
     supernet = f"-{args.checkpoint.stem}" if args.checkpoint else ""
+    supernet += f"-w{args.train_width:g}" if args.train_width else ""
     study = f"svb-{args.space}-{args.data}{supernet}-{device}-{budget:g}ms-{sampler}-s{seed}"
     doc = quadnas_json(
         "search", "--space", args.space, "--data", args.data, "--device", device, "--budget", f"{budget:g}ms",
         "--sampler", sampler, "--trials", str(args.trials), "--seed", str(seed), "--study", study,
         *(("--rerank", args.rerank) if rerank else ()),
         *(("--checkpoint", str(args.checkpoint)) if args.checkpoint else ()),
+        *(("--train-width", f"{args.train_width:g}") if args.train_width else ()),
     )  # fmt: skip
     best = doc["best"]
     return {
@@ -194,6 +200,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def reuse(store: Store, path: Path, recipe: dict[str, Any]) -> None:
+    """Add to `store` the (arch, seed) accuracies of another JSON of this script trained the same way."""
+    other = json.loads(path.read_text())
+    same = ("space", "data", "epochs", *RECIPE)
+    if any(other["recipe"].get(key) != recipe[key] for key in same):
+        raise SystemExit(f"--reuse {path}: its stand-alone recipe differs ({', '.join(same)} must match)")
+    for arch, seeds in other.get("standalone", {}).items():
+        store.setdefault(arch, {}).update({s: a for s, a in seeds.items() if s not in store.get(arch, {})})
+
+
 def parse_budget(text: str) -> tuple[str, float]:
     device, _, ms = text.partition(":")
     try:
@@ -210,10 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=100, help="trials per search")
     parser.add_argument("--rerank", default="meco_opt", help="proxy of the re-ranked role (none: no such role)")
     parser.add_argument("--checkpoint", type=Path, help="supernet the searches score with (default: the search's own)")
+    parser.add_argument("--train-width", type=float, help="width of the supernet the searches train (default theirs)")
     parser.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="stand-alone training seeds")
     parser.add_argument("--epochs", type=float, default=4.0, help="stand-alone epochs")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--reuse", type=Path, nargs="+", default=[], help="JSON files of this script whose stand-alone accuracies "
+        "(same space, data and epochs) are taken instead of trained again"
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=FIGURES / "search_vs_baselines.json")
     parser.add_argument("--plot", type=Path, default=FIGURES / "search_vs_baselines.png")
     args = parser.parse_args(argv)
@@ -223,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     recipe = {**RECIPE, "data": args.data, "epochs": args.epochs, "trials": args.trials, "space": args.space}
     if args.checkpoint:
         recipe["checkpoint"] = args.checkpoint.name
+    if args.train_width:
+        recipe["train_width"] = args.train_width
     if result.get("recipe", recipe) != recipe:
         raise SystemExit(f"{args.out} holds another recipe: delete it or pass another --out")
     result["recipe"] = recipe
@@ -234,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     args.save = save
     space = SearchSpace.load(args.space)
     store = result.setdefault("standalone", {})
+    for path in args.reuse:
+        reuse(store, path, recipe)
+    if args.reuse:
+        result["reused_from"] = sorted({*result.get("reused_from", []), *(p.name for p in args.reuse)})
     for device, budget in budgets:
         key = f"{device} {budget:g} ms"
         section = result.setdefault("budgets", {}).setdefault(key, {})

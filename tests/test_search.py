@@ -23,6 +23,8 @@ from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
 from quadnas.study.run import search
+from quadnas.supernet.checkpoint import read_checkpoint
+from quadnas.supernet.recipe import TrainConfig
 
 
 def test_constrained_search_never_evaluates_over_budget(tmp_path, synthetic_table, tiny_checkpoint, budget):
@@ -502,6 +504,22 @@ def test_a_search_caches_its_supernet_under_its_runs_dir(tmp_path, synthetic_tab
     assert main(["cache", "list", "--runs-dir", str(tmp_path / "runs")]) == 0
     listed = " ".join(capsys.readouterr().out.split())
     assert "(1)" in listed and "search" in listed
+
+
+def test_train_width_sets_the_width_of_the_supernet_a_search_trains_and_caches(tmp_path, synthetic_table, budget):
+    runs = tmp_path / "runs"
+    for width in (None, 0.5):
+        changes = {"train_epochs": 1, "trials": 2, "train_width": width, "study": f"w{width}"}
+        search(tiny_search_config(runs, synthetic_table, None, budget, **changes))
+    widths = {read_checkpoint(p)["config"]["width"] for p in (runs / "supernets").glob("*-search-*.pt")}
+    assert widths == {TrainConfig.for_search().width, 0.5}  # two caches: a width never reuses another's
+
+
+def test_train_width_outside_zero_to_one_is_a_one_line_error(tmp_path, synthetic_table, tiny_checkpoint, capsys):
+    argv = tiny_search_argv(tmp_path / "runs", synthetic_table, tiny_checkpoint, 2, "30ms")
+    assert main([*argv, "--train-width", "1.5"]) != 0
+    err = capsys.readouterr().err
+    assert "train_width" in err and "less than or equal to 1" in err and "Traceback" not in err
 
 
 def test_rerank_orders_the_archs_under_the_budget_by_mean_rank(tmp_path, synthetic_table, tiny_checkpoint, budget):

@@ -1,5 +1,6 @@
 """scripts/search_vs_baselines.py: the hand-designed arch, the median random arch, the verdict."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -73,3 +74,14 @@ def test_verdict_judges_the_re_ranked_archs_alike():
     assert verdict["reranked_lead"]["hand-designed"] == pytest.approx(0.065)
     assert verdict["goal_met"] and verdict["goal_met_reranked"]
     assert "reranked_lead" not in svb.verdict({"roles": {k: v for k, v in roles.items() if k != svb.RERANKED}}, store)
+
+
+def test_reuse_takes_missing_accuracies_of_the_same_recipe_and_refuses_another(tmp_path):
+    recipe = {**svb.RECIPE, "epochs": 4.0, "trials": 100, "space": "quadranet-t"}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"recipe": {**recipe, "trials": 50}, "standalone": {"a": {"0": 0.5, "1": 0.6}}}))
+    store = {"a": {"0": 0.9}}
+    svb.reuse(store, other, recipe)  # another number of trials: the same stand-alone training
+    assert store == {"a": {"0": 0.9, "1": 0.6}}  # what the store holds is kept
+    with pytest.raises(SystemExit, match="recipe differs"):
+        svb.reuse(store, other, {**recipe, "epochs": 8.0})

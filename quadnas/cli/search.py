@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--train-epochs", type=positive_int, help="epochs when the supernet must be trained")
     p.add_argument(
+        "--train-width",
+        type=float,
+        help="the trained supernet's width, a fraction of the space's in (0, 1] (default 0.25: fast; 0.5 or 1 "
+        "rank archs better on data where they differ, at about 3x or 5x the training: docs/benchmarks.md)",
+    )
+    p.add_argument(
         "--train-device", help="torch device that trains and evaluates the supernet: cpu (default), cuda or cuda:N"
     )
     p.add_argument("--mode", help=one_of(MODES, DEFAULT_MODE))

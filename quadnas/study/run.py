@@ -109,6 +109,7 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
         config.checkpoint,
         config.train_epochs,
         progress,
+        width=config.train_width,
         device=config.train_device,
         cache_dir=Path(config.runs_dir) / "supernets",
     )

@@ -158,7 +158,8 @@ class Method:
 
 
 def methods(long_factor: float) -> dict[str, Method]:
-    """The methods by name; `long` is uniform with `long_factor` times its compute, `proxy-w*` narrower supernets."""
+    """The methods by name; `long` is uniform with `long_factor` times its compute, `proxy-w*` narrower supernets
+    (`-short`: half the steps)."""
     return {
         "uniform": Method(UniformTrainer, 1.0),
         "long": Method(UniformTrainer, long_factor),
@@ -168,6 +169,7 @@ def methods(long_factor: float) -> dict[str, Method]:
         "kernel-transform": Method(KernelTransformTrainer, 1.0),
         "proxy-w0.5": Method(UniformTrainer, 1.0, width=0.5),
         "proxy-w0.25": Method(UniformTrainer, 1.0, width=0.25),
+        "proxy-w0.5-short": Method(UniformTrainer, 0.5, width=0.5),  # about the training cost of proxy-w0.25
     }
 
 

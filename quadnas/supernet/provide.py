@@ -64,16 +64,18 @@ def provide_supernet(
     progress: Progress | None = None,
     device: str = "cpu",
     cache_dir: Path = SUPERNETS_DIR,
+    width: float | None = None,
 ) -> tuple[Supernet, Path]:
     """Load `checkpoint`, or the cache for (space, data) in `cache_dir`, training (or finishing) it first
-    on `device`; the supernet comes back on `device`."""
+    on `device` (`epochs` and `width` override the search recipe's); the supernet comes back on `device`."""
     if checkpoint is not None:
         supernet, meta = load_checkpoint(checkpoint, space)
         check_data(meta, dataset, f"pass --data {meta.dataset.name} or another --checkpoint")
         return supernet.to(torch_device(device)), Path(checkpoint)
-    config = TrainConfig.for_search(resolution=dataset.resolution)
-    if epochs is not None:
-        config = config.model_copy(update={"epochs": epochs})
+    overrides = {"epochs": epochs, "width": width}
+    config = TrainConfig.for_search(
+        resolution=dataset.resolution, **{k: v for k, v in overrides.items() if v is not None}
+    )
     path = check_writable(
         cache_path(space, dataset, config, cache_dir),  # an unwritable folder: one line, before the lock
         f"pass --runs-dir with a writable folder (the cache goes to {cache_dir}/ now), or pass --checkpoint",
@@ -87,7 +89,8 @@ def provide_supernet(
         verb = "finishing" if state is not None else "training"
         del state
         progress.note(
-            f"{verb} the supernet for space '{space.name}' on '{dataset.name}' ({config.epochs} epochs); "
+            f"{verb} the supernet for space '{space.name}' on '{dataset.name}' "
+            f"({config.epochs} epochs, width {config.width:g}); "
             f"cached at {path}, so the next search starts at once"
         )
         supernet = train_supernet(
