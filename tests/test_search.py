@@ -1,3 +1,4 @@
+import logging
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
 from quadnas.study.run import search
 from quadnas.supernet.checkpoint import read_checkpoint
+from quadnas.supernet.provide import PROXY_HINT
 from quadnas.supernet.recipe import TrainConfig
 
 
@@ -506,11 +508,18 @@ def test_a_search_caches_its_supernet_under_its_runs_dir(tmp_path, synthetic_tab
     assert "(1)" in listed and "search" in listed
 
 
-def test_train_width_sets_the_width_of_the_supernet_a_search_trains_and_caches(tmp_path, synthetic_table, budget):
+def test_train_width_sets_the_width_of_the_supernet_a_search_trains_and_caches(
+    tmp_path, synthetic_table, budget, caplog
+):
     runs = tmp_path / "runs"
+    hinted = []
     for width in (None, 0.5):
         changes = {"train_epochs": 1, "trials": 2, "train_width": width, "study": f"w{width}"}
-        search(tiny_search_config(runs, synthetic_table, None, budget, **changes))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="quadnas"):
+            search(tiny_search_config(runs, synthetic_table, None, budget, **changes))
+        hinted.append(PROXY_HINT in caplog.text)
+    assert hinted == [True, False]  # the default proxy says how to rank better; a chosen width does not
     widths = {read_checkpoint(p)["config"]["width"] for p in (runs / "supernets").glob("*-search-*.pt")}
     assert widths == {TrainConfig.for_search().width, 0.5}  # two caches: a width never reuses another's
 

@@ -29,6 +29,10 @@ from quadnas.supernet.supernet import Supernet
 from quadnas.supernet.train import train_supernet
 
 LOCK_NOTE_S = 30.0  # while waiting for another worker's lock, say so this often
+PROXY_HINT = (
+    "this narrow proxy supernet trains fast but ranks archs coarsely where they differ much; "
+    "--train-width 0.5 or 1 ranks them better at about 3x or 5x the training (docs/guide.md)"
+)
 
 
 @contextmanager
@@ -93,6 +97,8 @@ def provide_supernet(
             f"({config.epochs} epochs, width {config.width:g}); "
             f"cached at {path}, so the next search starts at once"
         )
+        if width is None:
+            progress.note(PROXY_HINT)
         supernet = train_supernet(
             space, dataset, config, path, resume=verb == "finishing", progress=progress, device=device
         )

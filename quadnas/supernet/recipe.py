@@ -38,8 +38,9 @@ class TrainConfig(BaseModel):
         width, and as well as the full width did on mnist5k's rank-correlation benchmark (4
         epochs each), so a first search on mnist5k (4,000 training and 1,000 validation images
         at 32 px) finishes in about a minute on 2 cores of a recent x86 CPU. On the harder
-        mnist5k-clutter it ranked clearly worse than the full width (docs/benchmarks.md): on
-        data where archs differ, train a full-width supernet (`quadnas train`) and pass it as
-        `--checkpoint`. At 32 px memory is no concern, so nothing is recomputed in backward.
+        mnist5k-clutter it ranked clearly worse than the half and the full width
+        (docs/benchmarks.md): on data where archs differ, search with `--train-width 0.5` or 1, or
+        pass a `quadnas train` supernet as `--checkpoint`. At 32 px memory is no concern, so
+        nothing is recomputed in backward.
         """
         return cls(**{"epochs": 4, "width": 0.25, "memory_efficient": False, **overrides})
