@@ -7,6 +7,7 @@ Writes the times, the phase times read from the progress lines, the top-10 accur
 first run and the host to JSON. Run it on a quiet machine.
 
     python scripts/bench_first_run.py                   # writes docs/figures/bench_first_run.json
+    python scripts/bench_first_run.py --train-width 0.5 --out docs/figures/bench_first_run_w05.json
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from quadnas.latency.host import Host
 RUNS = (("first run", "30ms"), ("second run (same command)", "30ms"), ("cached supernet, another budget", "25ms"))
 
 
-def timed_search(folder: Path, budget: str) -> dict:
-    """One `quadnas search` in `folder`: wall seconds, the seconds its tasks reported, its output."""
-    command = [sys.executable, "-m", "quadnas", "search", "--device", "vpu", "--budget", budget]
+def timed_search(folder: Path, budget: str, extra: list[str]) -> dict:
+    """One `quadnas search` (with `extra` arguments) in `folder`: wall seconds, the seconds its tasks
+    reported, its output."""
+    command = [sys.executable, "-m", "quadnas", "search", "--device", "vpu", "--budget", budget, *extra]
     began = time.perf_counter()
     done = subprocess.run(command, cwd=folder, capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
     wall = time.perf_counter() - began
@@ -61,7 +63,9 @@ def top_accuracies(folder: Path) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/figures/bench_first_run.json"))
+    parser.add_argument("--train-width", type=float, help="passed to every search (default: the search's own)")
     args = parser.parse_args()
+    extra = ["--train-width", f"{args.train_width:g}"] if args.train_width else []
     host = Host.current()
     result: dict = {
         "host": host.model_dump(),
@@ -71,7 +75,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as folder:
         for label, budget in RUNS:
-            run = timed_search(Path(folder), budget)
+            run = timed_search(Path(folder), budget, extra)
             result["runs"].append({"run": label, **run})
             print(f"{label}: {run['wall_s']} s  {run['tasks']}", flush=True)
         accuracies = top_accuracies(Path(folder))
