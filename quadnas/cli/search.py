@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--train-width",
         type=float,
         help="the trained supernet's width, a fraction of the space's in (0, 1] (default 0.25: fast; 0.5 or 1 "
-        "rank archs better on data where they differ, at about 3x or 5x the training: docs/benchmarks.md)",
+        "rank archs better on data where they differ, at about 2x or 8x the training time: docs/benchmarks.md)",
     )
     p.add_argument(
         "--train-device", help="torch device that trains and evaluates the supernet: cpu (default), cuda or cuda:N"

@@ -31,7 +31,7 @@ from quadnas.supernet.train import train_supernet
 LOCK_NOTE_S = 30.0  # while waiting for another worker's lock, say so this often
 PROXY_HINT = (
     "this narrow proxy supernet trains fast but ranks archs coarsely where they differ much; "
-    "--train-width 0.5 or 1 ranks them better at about 3x or 5x the training (docs/guide.md)"
+    "--train-width 0.5 or 1 ranks them better at about 2x or 8x the training time (docs/guide.md)"
 )
 
 
