@@ -529,6 +529,9 @@ def test_train_width_outside_zero_to_one_is_a_one_line_error(tmp_path, synthetic
     assert main([*argv, "--train-width", "1.5"]) != 0
     err = capsys.readouterr().err
     assert "train_width" in err and "less than or equal to 1" in err and "Traceback" not in err
+    assert main([*argv, "--train-width", "0.5"]) != 0  # a given checkpoint is not trained: nothing to widen
+    err = capsys.readouterr().err
+    assert "train_width apply only to a supernet the search trains" in err and "Traceback" not in err
 
 
 def test_rerank_orders_the_archs_under_the_budget_by_mean_rank(tmp_path, synthetic_table, tiny_checkpoint, budget):

@@ -88,6 +88,17 @@ class SearchConfig(BaseModel):
         rest = {k: v for k, v in values.items() if k not in (*PAIRED_KEYS, "devices")}
         return {**rest, **_paired(values)}
 
+    @model_validator(mode="after")
+    def _training_settings_need_training(self) -> SearchConfig:
+        """`train_epochs` and `train_width` shape the supernet a search trains: none with a checkpoint."""
+        given = [key for key in ("train_epochs", "train_width") if getattr(self, key) is not None]
+        if self.checkpoint is not None and given:
+            raise QuadnasError(
+                f"{' and '.join(given)} apply only to a supernet the search trains, not to checkpoint "
+                f"{self.checkpoint}: drop one or the other"
+            )
+        return self
+
     @field_validator("rerank")
     @classmethod
     def _known_proxy(cls, rerank: str | None) -> str | None:
