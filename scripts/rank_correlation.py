@@ -20,6 +20,8 @@ order are the package's):
 - `proxy-w0.5`, `proxy-w0.25`: `uniform` on a supernet half / a quarter as wide (what
   `quadnas search` trains by default: `TrainConfig.for_search`), at a fraction of the cost;
   `proxy-w0.5-short`: the half-width one with half the steps.
+- `NAME@S` (e.g. `proxy-w0.25@1`): method NAME with supernet training seed S instead of `--seed`
+  (init and data order), to see how far one method's tau moves with its supernet's seed.
 - `kernel-transform`: `uniform` with OFA's kernel transformation: a smaller kernel is
   the centre of the next larger (transformed) kernel times a learned k^2 x k^2 matrix,
   one per depthwise conv of a block and kernel size, shared by its channels.
@@ -479,7 +481,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--methods",
         help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
         "kernel-transform,proxy-w0.5,proxy-w0.25,proxy-w0.5-short "
-        "(default uniform; uniform,fairnas with --quick)",
+        "; NAME@S: NAME with supernet seed S (default uniform; uniform,fairnas with --quick)",
     )
     parser.add_argument(
         "--proxies",
@@ -662,8 +664,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train what the JSON cache lacks, write the JSON and the plot; returns the result."""
     began = time.perf_counter()
     torch.set_num_threads(args.threads)
-    available = methods(args.long_factor)
     wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+    available = with_seeds(methods(args.long_factor), wanted)
     unknown = [m for m in wanted if m not in available]
     if unknown or not wanted:
         raise QuadnasError(f"unknown method(s) {', '.join(unknown) or '(none given)'}: use {', '.join(available)}")
@@ -754,6 +756,16 @@ def missing_standalone(seed: int, repeat_seeds: Sequence[int], result: dict[str,
         return "standalone_accuracy" in archs[i] if s == seed else str(s) in archs[i].get("standalone_repeats", {})
 
     return [StandaloneJob(i, s) for s in (seed, *repeat_seeds) for i in range(len(archs)) if not has(i, s)]
+
+
+def with_seeds(available: dict[str, Method], wanted: Sequence[str]) -> dict[str, Method]:
+    """`available`, plus each wanted `NAME@S`: method NAME with supernet training seed S."""
+    seeded = {}
+    for name in wanted:
+        base, at, seed = name.partition("@")
+        if at and base in available and seed.isdigit():
+            seeded[name] = replace(available[base], seed=int(seed))
+    return {**available, **seeded}
 
 
 def missing_methods(

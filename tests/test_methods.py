@@ -2,6 +2,7 @@
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 import torch
@@ -127,6 +128,20 @@ def test_train_supernet_method_takes_fewer_steps_per_path(tiny_space):
     assert (steps, paths) == (8, 1) and not model.training
     _, steps, paths = train_supernet_method(methods(2.0)["fairnas"], tiny_space, data, config, 1.0, 0.1)
     assert (steps, paths) == (1, len(tiny_space.choices))  # 4 / 7 paths, at least one step
+
+
+def test_a_method_seed_changes_the_supernet_and_is_reproducible(tiny_space):
+    data = Dataset("random", "random", tuple("0123456789"), random_images(32), random_images(8), 32, (0.0,), (1.0,), "")
+    config = TrainConfig(batch_size=8, memory_efficient=False)
+    uniform = methods(2.0)["uniform"]
+
+    def weights(method):
+        model, _, _ = train_supernet_method(method, tiny_space, data, config, 1.0, 0.1)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    config_seed, seeded = weights(uniform), weights(replace(uniform, seed=1))
+    assert torch.equal(weights(replace(uniform, seed=config.seed)), config_seed)  # the config's seed, given
+    assert torch.equal(weights(replace(uniform, seed=1)), seeded) and not torch.equal(seeded, config_seed)
 
 
 def test_train_standalone_trains_in_place_and_reports_every_step(tiny_space):

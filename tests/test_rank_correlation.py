@@ -113,6 +113,13 @@ def test_unknown_method_is_one_line_error(tmp_path, capsys):
     assert "bogus" in capsys.readouterr().err
 
 
+def test_a_method_at_a_seed_is_that_method_with_its_own_supernet_seed():
+    available = rc.methods(2.0)
+    seeded = rc.with_seeds(available, ["uniform", "proxy-w0.25@3", "bogus@1", "uniform@x"])
+    assert seeded["proxy-w0.25@3"] == rc.replace(available["proxy-w0.25"], seed=3)
+    assert set(seeded) == {*available, "proxy-w0.25@3"}  # an unknown base or a bad seed stays unknown
+
+
 def test_unknown_proxy_is_one_line_error(tmp_path, capsys):
     assert rc.main(["--quick", "--proxies", "synflow,bogus", "--out", str(tmp_path / "x.json")]) == 2
     err = capsys.readouterr().err

@@ -155,6 +155,7 @@ class Method:
     compute: float  # relative to uniform's path-epochs
     sandwich: bool = False
     width: float = 1.0  # stage widths of the supernet as a fraction of the space's (a cheaper proxy)
+    seed: int | None = None  # the supernet's training seed (init and data order); None: the config's
 
 
 def methods(long_factor: float) -> dict[str, Method]:
@@ -183,6 +184,8 @@ def train_supernet_method(
     steps; `config`'s epochs and warm-up are replaced accordingly.
     """
     config = config.model_copy(update={"sandwich": method.sandwich, "width": method.width})
+    if method.seed is not None:
+        config = config.model_copy(update={"seed": method.seed})
     paths = method.trainer.paths_per_step(space, config)
     x, y = data.train.tensors
     steps = steps_for(path_epochs * method.compute / paths, len(y), config.batch_size)
