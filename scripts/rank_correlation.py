@@ -480,8 +480,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--methods",
         help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
-        "kernel-transform,proxy-w0.5,proxy-w0.25,proxy-w0.5-short "
-        "; NAME@S: NAME with supernet seed S (default uniform; uniform,fairnas with --quick)",
+        "kernel-transform,proxy-w0.5,proxy-w0.25,proxy-w0.5-short; NAME@S: NAME with supernet seed S "
+        "(default uniform; uniform,fairnas with --quick)",
     )
     parser.add_argument(
         "--proxies",
