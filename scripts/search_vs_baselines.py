@@ -202,9 +202,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def reuse(store: Store, path: Path, recipe: dict[str, Any]) -> None:
     """Add to `store` the (arch, seed) accuracies of another JSON of this script trained the same way."""
-    other = json.loads(path.read_text())
-    same = ("space", "data", "epochs", *RECIPE)
-    if any(other["recipe"].get(key) != recipe[key] for key in same):
+    try:
+        other = json.loads(path.read_text())
+        other_recipe = other["recipe"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        reason = type(e).__name__
+        raise SystemExit(f"--reuse {path}: not a JSON file of this script ({reason}): pass its --out") from None
+    same = ("space", "epochs", *RECIPE)
+    if any(other_recipe.get(key) != recipe[key] for key in same):
         raise SystemExit(f"--reuse {path}: its stand-alone recipe differs ({', '.join(same)} must match)")
     for arch, seeds in other.get("standalone", {}).items():
         store.setdefault(arch, {}).update({s: a for s, a in seeds.items() if s not in store.get(arch, {})})

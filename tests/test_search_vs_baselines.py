@@ -85,3 +85,5 @@ def test_reuse_takes_missing_accuracies_of_the_same_recipe_and_refuses_another(t
     assert store == {"a": {"0": 0.9, "1": 0.6}}  # what the store holds is kept
     with pytest.raises(SystemExit, match="recipe differs"):
         svb.reuse(store, other, {**recipe, "epochs": 8.0})
+    with pytest.raises(SystemExit, match="not a JSON file of this script"):
+        svb.reuse(store, tmp_path / "missing.json", recipe)  # a mistyped path: one line, no traceback

@@ -34,10 +34,11 @@ class TrainConfig(BaseModel):
         """The recipe `quadnas search` trains its cached supernet with on first run.
 
         A proxy a quarter as wide as the space (`SearchSpace.scaled`), 4 epochs: it ranks the
-        same archs at about 1/5 of the training and 1/8 of the evaluation cost of the full
-        width, and as well as the full width did on mnist5k's rank-correlation benchmark (4
-        epochs each), so a first search on mnist5k (4,000 training and 1,000 validation images
-        at 32 px) finishes in about a minute on 2 cores of a recent x86 CPU. On the harder
+        same archs at about 1/8 of the training and 1/9 of the evaluation cost of the full
+        width (`scripts/bench_train.py`), and as well as the full width did on mnist5k's
+        rank-correlation benchmark (4 epochs each), so a first search on mnist5k (4,000 training
+        and 1,000 validation images at 32 px) stays short: 51 s on the 2-core AVX-512 host of
+        docs/benchmarks.md, longer on slower CPUs. On the harder
         mnist5k-clutter it ranked clearly worse than the half and the full width
         (docs/benchmarks.md): on data where archs differ, search with `--train-width 0.5` or 1, or
         pass a `quadnas train` supernet as `--checkpoint`. At 32 px memory is no concern, so
