@@ -20,6 +20,11 @@ also the cache (searches resume as studies, finished trainings are kept). The go
 archs' mean ahead of the hand-designed and of the median random arch by more than the seeds' spread
 (judged for the re-ranked archs too).
 
+`--known` adds the archs that `rank_correlation.py` trained stand-alone with the same data, recipe and
+seeds: with them, each budget reports the **best measured** arch under it (of every arch trained with
+all `--seeds`) and its lead over the hand design, the room above the hand design that any search
+could find in what has been measured. Being a maximum of noisy means, it is an optimistic estimate.
+
     python scripts/search_vs_baselines.py                         # both budgets, 3 search seeds, 3 seeds
     python scripts/search_vs_baselines.py --budget vpu:30 --workers 2
     python scripts/search_vs_baselines.py --data mnist5k-clutter --out docs/figures/search_vs_baselines_clutter.json \
@@ -32,6 +37,8 @@ archs' mean ahead of the hand-designed and of the median random arch by more tha
         --reuse docs/figures/search_vs_baselines_clutter.json \
         --out docs/figures/search_vs_baselines_clutter_w05.json \
         --plot docs/figures/search_vs_baselines_clutter_w05.png      # searches train a half-width supernet
+    python scripts/search_vs_baselines.py --data mnist5k-clutter --rerank none \
+        --known docs/figures/rank_correlation_clutter.json docs/figures/rank_correlation_clutter_cpu400.json
 """
 
 from __future__ import annotations
@@ -51,9 +58,11 @@ import pandas as pd
 from cli_json import quadnas_json
 from standalone import RECIPE, Store, summary, train_all
 
+from quadnas.data import load_dataset
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
+from quadnas.supernet.recipe import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"
@@ -151,9 +160,28 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
     section["latency_ms"] = {a: round(predictor.predict(space.parse(a)), 2) for a in sorted(every)}
 
 
+def best_measured(
+    predictor: LatencyPredictor, budget: float, stores: list[Store], seeds: list[int]
+) -> dict[str, Any] | None:
+    """The arch with the highest mean accuracy over `seeds` among those in `stores` trained with every seed and
+    predicted at or under `budget`: its text, accuracies and predicted latency (None if there is none)."""
+    wanted = [str(s) for s in seeds]
+    found = []
+    for store in stores:
+        for text, accuracies in store.items():
+            if all(s in accuracies for s in wanted):
+                latency = predictor.predict(predictor.space.parse(text))
+                if latency <= budget:
+                    found.append((float(np.mean([accuracies[s] for s in wanted])), text, latency, accuracies))
+    if not found:
+        return None
+    mean, text, latency, accuracies = max(found)
+    return {"arch": text, "mean": round(mean, 4), "latency_ms": round(latency, 2), "accuracies": accuracies}
+
+
 def verdict(section: dict[str, Any], store: Store) -> dict[str, Any]:
     """Each role's stand-alone summary; whether the searched (and re-ranked) archs lead the baselines by more
-    than the seeds' spread."""
+    than the seeds' spread; the best measured arch's lead over the hand design, if one is known."""
     roles = {role: summary(store, archs) for role, archs in section["roles"].items()}
     spread = float(np.mean([r["sd_between_seeds"] for r in roles.values() if r["sd_between_seeds"] is not None]))
 
@@ -168,6 +196,8 @@ def verdict(section: dict[str, Any], store: Store) -> dict[str, Any]:
     if RERANKED in roles:
         found["reranked_lead"] = lead(RERANKED)
         found["goal_met_reranked"] = met(found["reranked_lead"])
+    if best := section.get("best_measured"):
+        found["best_measured_lead_over_hand"] = round(best["mean"] - roles["hand-designed"]["mean"], 4)
     return found
 
 
@@ -185,6 +215,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
             latency = np.mean([section["latency_ms"][a] for a in section["roles"][role]])
             ax.annotate(f"{latency:.1f} ms", (i, min(values)), textcoords="offset points", xytext=(0, -14),
                         ha="center", fontsize=8)  # fmt: skip
+        if best := section.get("best_measured"):
+            ax.axhline(best["mean"], color="grey", linestyle="--", linewidth=1)
+            ax.annotate(f"best measured, {best['latency_ms']:.1f} ms", (len(roles) - 0.5, best["mean"]),
+                        textcoords="offset points", xytext=(0, 3), ha="right", fontsize=8, color="grey")  # fmt: skip
         ax.set_xticks(range(len(roles)), roles, rotation=20, ha="right")
         v = section["verdict"]
         title = f"{key}: goal {'met' if v['goal_met'] else 'not met'}"
@@ -215,6 +249,32 @@ def reuse(store: Store, path: Path, recipe: dict[str, Any]) -> None:
         store.setdefault(arch, {}).update({s: a for s, a in seeds.items() if s not in store.get(arch, {})})
 
 
+def known(path: Path, space: SearchSpace, recipe: dict[str, Any]) -> Store:
+    """The (arch, seed) accuracies a `rank_correlation.py` JSON trained stand-alone the way this script does."""
+    try:
+        other = json.loads(path.read_text())
+        theirs, archs = other["recipe"], other["archs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        reason = type(e).__name__
+        raise SystemExit(f"--known {path}: not a JSON file of rank_correlation.py ({reason}): pass its --out") from None
+    data = load_dataset(recipe["data"], recipe["resolution"], seed=0, channels=space.config.in_channels)
+    layer_scale = TrainConfig.model_fields["layer_scale_init"].default  # what scripts/standalone.py trains with
+    ours = {
+        "space": recipe["space"], "data_fingerprint": data.fingerprint, "train_images": len(data.train),
+        "resolution": recipe["resolution"], "seed": 0, "batch_size": recipe["batch_size"], "lr": recipe["lr"],
+        "weight_decay": recipe["weight_decay"], "warmup_fraction": recipe["warmup"], "layer_scale_init": layer_scale,
+        "standalone_epochs": recipe["epochs"],
+    }  # fmt: skip
+    differ = [key for key, value in ours.items() if theirs.get(key) != value]
+    if differ:
+        raise SystemExit(f"--known {path}: its stand-alone recipe differs in {', '.join(differ)}: pass another JSON")
+    return {
+        a["arch"]: {str(theirs["seed"]): a["standalone_accuracy"], **a.get("standalone_repeats", {})}
+        for a in archs
+        if a.get("standalone_accuracy") is not None
+    }
+
+
 def parse_budget(text: str) -> tuple[str, float]:
     device, _, ms = text.partition(":")
     try:
@@ -240,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         "--reuse", type=Path, nargs="+", default=[], help="JSON files of this script whose stand-alone accuracies "
         "(same space, data and epochs) are taken instead of trained again"
     )  # fmt: skip
+    parser.add_argument(
+        "--known", type=Path, nargs="+", default=[], help="rank_correlation.py JSON files (same data and recipe) "
+        "whose stand-alone archs count towards each budget's best measured arch"
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=FIGURES / "search_vs_baselines.json")
     parser.add_argument("--plot", type=Path, default=FIGURES / "search_vs_baselines.png")
     args = parser.parse_args(argv)
@@ -264,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     store = result.setdefault("standalone", {})
     for path in args.reuse:
         reuse(store, path, recipe)
+    known_stores = [known(path, space, recipe) for path in args.known]
+    if args.known:
+        result["known_from"] = sorted({*result.get("known_from", []), *(p.name for p in args.known)})
     if args.reuse:
         result["reused_from"] = sorted({*result.get("reused_from", []), *(p.name for p in args.reuse)})
     for device, budget in budgets:
@@ -274,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         section["rerank"] = args.rerank
         archs = [a for archs in section["roles"].values() for a in archs]
         train_all(space.name, archs, args.seeds, args.epochs, args.workers, store, save, args.data)
+        if known_stores:
+            predictor = LatencyPredictor(load_device_table(device), space)
+            section["best_measured"] = best_measured(predictor, budget, [store, *known_stores], args.seeds)
         section["verdict"] = verdict(section, store)
         save()
         print(f"{key}: {json.dumps(section['verdict'])}", flush=True)

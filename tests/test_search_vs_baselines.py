@@ -87,3 +87,38 @@ def test_reuse_takes_missing_accuracies_of_the_same_recipe_and_refuses_another(t
         svb.reuse(store, other, {**recipe, "epochs": 8.0})
     with pytest.raises(SystemExit, match="not a JSON file of this script"):
         svb.reuse(store, tmp_path / "missing.json", recipe)  # a mistyped path: one line, no traceback
+
+
+def test_best_measured_is_the_best_mean_over_every_seed_under_the_budget(vpu):
+    small, large = svb.hand_designed(vpu, 30.0), svb.hand_designed(vpu, 300.0)
+    tiny = vpu.space.parse("-".join(["id"] * vpu.space.num_blocks))
+    ours = {str(small): {"0": 0.60, "1": 0.62}, str(tiny): {"0": 0.70}}  # tiny lacks seed 1: not counted
+    theirs = {str(large): {"0": 0.9, "1": 0.9}, str(tiny): {"0": 0.5, "1": 0.5}}
+    best = svb.best_measured(vpu, 30.0, [ours, theirs], [0, 1])
+    assert best is not None and best["arch"] == str(small) and best["mean"] == pytest.approx(0.61)
+    assert svb.best_measured(vpu, 300.0, [ours, theirs], [0, 1])["arch"] == str(large)
+    assert svb.best_measured(vpu, 1.0, [ours, theirs], [0, 1]) is None
+    roles = {"searched": ["s"], "random, best": ["s"], "random, median": ["s"], "hand-designed": ["h"]}
+    section = {"roles": roles, "best_measured": best}
+    found = svb.verdict(section, {"s": {"0": 0.6, "1": 0.6}, "h": {"0": 0.58, "1": 0.58}})
+    assert found["best_measured_lead_over_hand"] == pytest.approx(0.03)
+
+
+def test_known_takes_rank_correlation_archs_of_the_same_recipe_only(tmp_path):
+    space = SearchSpace.load("tiny")
+    data = svb.load_dataset("digits", 32, seed=0, channels=space.config.in_channels)
+    recipe = {**svb.RECIPE, "data": "digits", "epochs": 2.0, "trials": 10, "space": "tiny"}
+    theirs = {
+        "space": "tiny", "data_fingerprint": data.fingerprint, "train_images": len(data.train), "resolution": 32,
+        "seed": 0, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05, "warmup_fraction": 0.1,
+        "layer_scale_init": 0.1, "standalone_epochs": 2.0,
+    }  # fmt: skip
+    archs = [{"arch": "a", "standalone_accuracy": 0.8, "standalone_repeats": {"1": 0.7}}, {"arch": "b"}]
+    path = tmp_path / "rank.json"
+    path.write_text(json.dumps({"recipe": theirs, "archs": archs}))
+    assert svb.known(path, space, recipe) == {"a": {"0": 0.8, "1": 0.7}}  # b was never trained stand-alone
+    path.write_text(json.dumps({"recipe": {**theirs, "train_images": 100}, "archs": archs}))
+    with pytest.raises(SystemExit, match="recipe differs in train_images"):
+        svb.known(path, space, recipe)  # trained on a subset: another ground truth
+    with pytest.raises(SystemExit, match="not a JSON file of rank_correlation.py"):
+        svb.known(tmp_path / "missing.json", space, recipe)
