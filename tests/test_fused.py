@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import onnx
 import onnxruntime as ort
@@ -12,6 +21,7 @@ import pytest
 import torch
 
 from quadnas.nn import fused
+from quadnas.nn.build_lock import BuildLockTimeout, build_lock, read_holder
 from quadnas.nn.fused import plain_quadratic_dw, quadratic_dw
 from quadnas.nn.net import QuadraNet
 from quadnas.nn.onnx import write_onnx
@@ -191,3 +201,175 @@ def test_a_quadranet_runs_fused_and_exports_plain_convs(tiny_space, tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     onnx_out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert abs(onnx_out - out.numpy()).max() <= 1e-4 * max(1.0, abs(out.numpy()).max())
+
+
+# The build lock and the load path. Children hold the lock in their own process (and session), so a
+# kill -9 ends what an OOM kill or a power cut would; they say "held" once they hold it.
+_HOLD = (
+    "import sys, time\n"
+    "from pathlib import Path\n"
+    "from quadnas.nn.build_lock import build_lock\n"
+    "with build_lock(Path(sys.argv[1]), 'a test build', timeout=60):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(600)\n"
+)
+
+
+@contextlib.contextmanager
+def _holder(lock: Path) -> Iterator[subprocess.Popen[str]]:
+    """A live process that holds the build lock `lock` (killed with SIGKILL on the way out)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(lock)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        yield child
+    finally:
+        _kill(child)
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    """kill -9 the child and whatever it started (its compiler), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+
+
+def _waiting_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "waiting for" in r.getMessage()]
+
+
+def test_a_lock_whose_holder_was_killed_is_taken_over_at_once(tmp_path, caplog):
+    """kill -9 while holding: the next taker gets the lock without waiting and learns who died holding it."""
+    lock = tmp_path / "build.lock"
+    with _holder(lock) as child:
+        _kill(child)
+        with caplog.at_level(logging.WARNING, logger="quadnas"), build_lock(lock, "a test build", timeout=60) as left:
+            assert read_holder(lock) is not None and read_holder(lock).pid == os.getpid()
+    assert left is not None and left.pid == child.pid and left.host == socket.gethostname()
+    assert not _waiting_lines(caplog)
+    assert read_holder(lock) is None  # released: no record left
+
+
+def test_a_waiter_names_the_holder_at_once_and_again_then_gives_up(tmp_path, caplog):
+    lock = tmp_path / "build.lock"
+    with _holder(lock) as child, caplog.at_level(logging.WARNING, logger="quadnas"):
+        with pytest.raises(BuildLockTimeout, match=f"held by pid {child.pid} on"):
+            with build_lock(lock, "a test build", timeout=2.5, notice_every=1.0):
+                pytest.fail("took a lock another process holds")
+    lines = _waiting_lines(caplog)
+    assert 2 <= len(lines) <= 4, lines  # one at once, then one a second
+    assert all(f"pid {child.pid} on {socket.gethostname()}" in line for line in lines)
+
+
+@needs_extension
+def test_a_built_op_loads_without_the_lock_or_a_build_tool(tmp_path, monkeypatch):
+    """The library is there: a fresh process loads it at once though another holds the build lock and
+    torch's own baton file is left behind, and says nothing (a wait would time out after 5 s and warn)."""
+    library = fused.build().library
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    there = fused.build().directory
+    there.mkdir()
+    shutil.copyfile(library, there / library.name)
+    (there / "lock").touch()  # torch's FileBaton, as a kill -9 leaves it
+    code = (
+        "import torch\n"
+        "from quadnas.nn import fused\n"
+        "fused.BUILD_WAIT_S = 5.0\n"
+        "x = torch.randn(1, 4, 6, 6).contiguous(memory_format=torch.channels_last)\n"
+        "w = [torch.randn(4, 1, 3, 3) for _ in range(3)]\n"
+        "assert fused.applies(x), 'not loaded'\n"
+        "assert torch.allclose(fused.quadratic_dw(x, *w, None), fused.plain_quadratic_dw(x, *w, None), atol=1e-5)\n"
+        "assert fused.extension().__file__ == str(fused.build().library)\n"
+    )
+    with _holder(fused.build().lock):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_a_stuck_build_times_out_to_the_plain_form(tmp_path, monkeypatch, caplog):
+    """No library and a live holder that never finishes: the waiter says whom it waits for, then one
+    warning and the plain form."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv(fused.ENV_VAR, "1")
+    monkeypatch.setattr(fused, "BUILD_WAIT_S", 1.5)
+    x, *weights, bias = _inputs(3, True)
+    fused.extension.cache_clear()
+    try:
+        with _holder(fused.build().lock) as child, caplog.at_level(logging.WARNING, logger="quadnas"):
+            with pytest.warns(RuntimeWarning, match="BuildLockTimeout") as record:
+                assert not fused.applies(x)
+            assert torch.equal(quadratic_dw(x, *weights, bias), plain_quadratic_dw(x, *weights, bias))
+    finally:
+        fused.extension.cache_clear()
+    assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
+    lines = _waiting_lines(caplog)
+    assert lines and f"pid {child.pid}" in lines[0]
+    assert not list(tmp_path.rglob("*.so"))
+
+
+def _second_venv(where: Path) -> Path:
+    """A second virtual environment with its own copy of torch (a link to this one's, imported from the new
+    environment's path, so its headers lie elsewhere) and quadnas; returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=300)
+    site_packages = Path(
+        subprocess.run(
+            [str(where / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (site_packages / "torch").symlink_to(Path(torch.__file__).parent, target_is_directory=True)
+    this_site = sysconfig.get_paths()["purelib"]
+    (site_packages / "this_venv.pth").write_text(f"import site; site.addsitedir({this_site!r})\n")
+    return where / "bin" / "python"
+
+
+_LOAD = (
+    "import torch\nfrom quadnas.nn import fused\nassert fused.extension() is not None\nprint(fused.build().library)\n"
+)
+
+
+@pytest.mark.slow
+@needs_extension
+def test_two_venvs_build_once_each_and_a_killed_build_is_taken_over(tmp_path, monkeypatch):
+    """Two virtual environments with their own torch headers share one extension cache: the second
+    compiles once (taking over from a build killed with kill -9, with one line), the first never
+    rebuilds, and neither rebuilds the other's. Compiles once (~1 min)."""
+    cache = tmp_path / "ext"
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(cache), fused.ENV_VAR: "1"}
+    ours = fused.build().library
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(cache))
+    (cache / ours.parent.name).mkdir(parents=True)
+    shutil.copy2(ours, fused.build().library)  # this environment's finished build
+    ours = fused.build().library
+    before = ours.stat()
+    other = _second_venv(tmp_path / "venv")
+
+    killed = subprocess.Popen([str(other), "-c", _LOAD], env=env, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(cache.glob("*/build-*/*.o*")) and not list(cache.glob("*/build-*/build.ninja")):
+            assert killed.poll() is None and time.monotonic() < deadline, "the other environment never built"
+            time.sleep(0.2)
+    finally:
+        _kill(killed)  # mid-build, holding the build lock
+
+    first = subprocess.run([str(other), "-c", _LOAD], env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr
+    lines = first.stderr.strip().splitlines()
+    assert len(lines) == 1 and "compiling" in lines[0], first.stderr
+    assert f"the build by pid {killed.pid} on" in lines[0] and "did not finish" in lines[0]
+    theirs = Path(first.stdout.strip())
+    assert theirs.parent != ours.parent and theirs.exists()
+    built = theirs.stat()
+
+    for python in (sys.executable, str(other)):  # each loads its own, nobody compiles
+        again = subprocess.run([python, "-c", _LOAD], env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert (ours.stat().st_ino, ours.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert (theirs.stat().st_ino, theirs.stat().st_mtime_ns) == (built.st_ino, built.st_mtime_ns)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([ours.parent.name, theirs.parent.name])
+    assert not list(cache.glob("*/build-*"))  # the killed build's scratch was cleared

@@ -4,14 +4,18 @@
 padding k // 2, stride 1, only `dw_c` with a bias) and a product would, but keeps `a` and `b`
 in registers: it writes only `y` and saves only `x` for backward, which recomputes `a` and `b`.
 
-On CPU it runs a C++ extension (`csrc/quadratic_dw.cpp`), compiled on first use with
-`torch.utils.cpp_extension.load` into torch's extension cache (`$TORCH_EXTENSIONS_DIR`, by
-default `~/.cache/torch_extensions`), under a name keyed by the source, Python's and torch's versions and
-this CPU's instruction-set flags (it is built with `-march=native`). The kernel works on
+On CPU it runs a C++ extension (`csrc/quadratic_dw.cpp`) built once per machine with
+`torch.utils.cpp_extension.load` into torch's extension cache (`$TORCH_EXTENSIONS_DIR`, by default
+`~/.cache/torch_extensions`), in a folder keyed by every build input: the source, Python's and
+torch's ABI, the include paths (each virtual environment's own torch headers), the compiler and its
+version, the flags and this CPU's instruction-set flags (it is built with `-march=native`). Once built,
+a process loads the library directly, with no lock and no build tool; the build itself runs under
+`build_lock` (a dead builder frees it; a waiter says whom it waits for and gives up after
+`BUILD_WAIT_S`). The kernel works on
 channels-last memory (what `LayerNorm2d` hands the op inside QuadraNet); a contiguous NCHW
 input is copied to channels-last first. Inside `only_if_built()` (a search) nothing is compiled:
 the fused op runs there only if an earlier command built it. Elsewhere (another device or dtype, autocast, tracing,
-ONNX export, `torch.compile`), when the build fails, or with `QUADNAS_FUSED=0`, the plain
+ONNX export, `torch.compile`), when the build fails or times out, or with `QUADNAS_FUSED=0`, the plain
 three-conv form runs.
 """
 
@@ -20,13 +24,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.machinery
+import importlib.util
+import json
 import logging
 import os
 import platform
 import shutil
+import subprocess
 import sys
+import sysconfig
+import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,9 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from quadnas.nn.build_lock import build_lock
+
 ENV_VAR = "QUADNAS_FUSED"
 SOURCE = Path(__file__).resolve().parent / "csrc" / "quadratic_dw.cpp"
 _DTYPES = (torch.float32, torch.float64)
+BUILD_WAIT_S = 600.0  # the longest a process waits for another's build before it runs the plain form
 logger = logging.getLogger("quadnas")
 
 
@@ -69,20 +83,78 @@ def _cpu_flags() -> str:
     return ""
 
 
-def _build_settings() -> tuple[str, list[str]]:
-    """The extension's name (keyed by source, Python, torch, flags and CPU) and its compiler flags."""
-    cpu = _cpu_flags()
-    # -march=native only where the cache name records the CPU it was built for
-    flags = ["-O3", "-fopenmp", "-ffp-contract=fast", *(["-march=native"] if cpu else [])]
-    key = "\n".join([SOURCE.read_text(), sys.version, torch.__version__, " ".join(flags), cpu, platform.machine()])
-    return f"quadnas_quadratic_dw_{hashlib.sha256(key.encode()).hexdigest()[:16]}", flags
-
-
-def _build_dir(name: str) -> Path:
-    """Where the extension `name` is built: under `$TORCH_EXTENSIONS_DIR`, else torch's default root."""
+def _compiler() -> str:
+    """The C++ compiler the build would run (`$CXX`, else `c++`), its resolved path and first version line."""
     from torch.utils import cpp_extension
 
-    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()) / name
+    command = cpp_extension.get_cxx_compiler()
+    path = shutil.which(command) or command
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+        version = (done.stdout.strip().splitlines() or [""])[0]
+    except (OSError, subprocess.SubprocessError):
+        version = "unknown"  # the build will say what is wrong with the compiler
+    return f"{os.path.realpath(path)}: {version}"
+
+
+@dataclass(frozen=True)
+class _Build:
+    """The extension's build: its compiler flags, and every input that shapes the library.
+
+    Two processes share a compiled library only where all of `inputs` agree: another torch or
+    Python, another virtual environment's headers, another compiler, flags or CPU each get their own.
+    """
+
+    cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    inputs: tuple[tuple[str, str], ...]
+
+    @property
+    def name(self) -> str:
+        """The extension's module name, keyed by all its inputs."""
+        key = "\n".join(f"{field}={value}" for field, value in self.inputs)
+        return f"quadnas_quadratic_dw_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+    @property
+    def directory(self) -> Path:
+        """Where it is built: under `$TORCH_EXTENSIONS_DIR`, else torch's default root."""
+        from torch.utils import cpp_extension
+
+        root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+        return Path(root) / self.name
+
+    @property
+    def library(self) -> Path:
+        """The compiled library, present only once a build finished."""
+        return self.directory / f"{self.name}{importlib.machinery.EXTENSION_SUFFIXES[-1]}"
+
+    @property
+    def lock(self) -> Path:
+        """The lock whoever builds holds (`build_lock`)."""
+        return self.directory / "build.lock"
+
+
+@functools.cache
+def build() -> _Build:
+    """This process's build of the extension: flags and every build input (the source, torch and Python's ABI,
+    the include paths, the compiler and its version, the flags, the CPU)."""
+    from torch.utils import cpp_extension
+
+    cpu = _cpu_flags()
+    # -march=native only where the key records the CPU it was built for
+    cflags = ("-O3", "-fopenmp", "-ffp-contract=fast", *(["-march=native"] if cpu else []))
+    ldflags = ("-fopenmp",)
+    inputs = (
+        ("source", hashlib.sha256(SOURCE.read_bytes()).hexdigest()),
+        ("python", f"{sys.version} {sys.implementation.cache_tag} {sysconfig.get_config_var('EXT_SUFFIX')}"),
+        ("torch", f"{torch.__version__} {torch.version.git_version} cxx11abi={torch._C._GLIBCXX_USE_CXX11_ABI}"),
+        ("include", os.pathsep.join([*cpp_extension.include_paths(), sysconfig.get_paths()["include"]])),
+        ("compiler", _compiler()),
+        ("cflags", " ".join(cflags)),
+        ("ldflags", " ".join(ldflags)),
+        ("cpu", f"{platform.machine()} {cpu}"),
+    )
+    return _Build(cflags, ldflags, inputs)
 
 
 @contextlib.contextmanager
@@ -103,30 +175,67 @@ def _ninja_on_path() -> Iterator[None]:
         os.environ["PATH"] = before
 
 
-@functools.cache
-def extension() -> ModuleType | None:
-    """The compiled extension (built on first call, once per machine), or None where it cannot be.
+def _import(name: str, library: Path) -> ModuleType:
+    """Load the compiled library as the Python module `name` (no build tool runs)."""
+    spec = importlib.util.spec_from_file_location(name, library)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {library}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    Says one line when it compiles and one when it falls back to the plain form.
+
+def _compile(spec: _Build) -> ModuleType:
+    """Build the extension under its lock and place the library (atomically) where loads find it.
+
+    Whoever waits for the lock and then finds the library loads it instead of building again.
     """
     from torch.utils import cpp_extension
 
-    name, flags = _build_settings()
+    what = f"the fused quadratic depthwise conv's build ({spec.directory})"
+    with build_lock(spec.lock, what, timeout=BUILD_WAIT_S) as left_behind:
+        if spec.library.exists():
+            return _import(spec.name, spec.library)
+        unfinished = f"; the build by {left_behind} did not finish" if left_behind else ""
+        logger.warning(
+            "quadnas: compiling the fused quadratic depthwise conv into %s (once, ~1 min%s)", spec.directory, unfinished
+        )
+        for scratch in spec.directory.glob("build-*"):  # what builds that died left; only the holder builds
+            shutil.rmtree(scratch, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(prefix="build-", dir=spec.directory))
+        try:
+            with _ninja_on_path():
+                module: ModuleType = cpp_extension.load(
+                    spec.name,
+                    [str(SOURCE)],
+                    extra_cflags=list(spec.cflags),
+                    extra_ldflags=list(spec.ldflags),
+                    build_directory=str(scratch),
+                    verbose=False,
+                )
+            (spec.directory / "inputs.json").write_text(json.dumps(dict(spec.inputs), indent=1) + "\n")
+            placed = spec.library.with_name(f"{spec.library.name}.{os.getpid()}")
+            shutil.copyfile(scratch / spec.library.name, placed)
+            os.replace(placed, spec.library)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return module
+
+
+@functools.cache
+def extension() -> ModuleType | None:
+    """The compiled extension, or None where it cannot be.
+
+    Loads the library directly where a build with the same inputs finished (no lock, no build tool);
+    else compiles it once per machine (`_compile`). Says one line when it compiles, and one when it
+    falls back to the plain form.
+    """
     try:
-        build_dir = _build_dir(name)
-        build_dir.mkdir(parents=True, exist_ok=True)
-        if not any(build_dir.glob(f"{name}*.so")):
-            logger.warning("quadnas: compiling the fused quadratic depthwise conv into %s (once, ~1 min)", build_dir)
-        with _ninja_on_path():
-            module: ModuleType = cpp_extension.load(
-                name,
-                [str(SOURCE)],
-                extra_cflags=flags,
-                extra_ldflags=["-fopenmp"],
-                build_directory=str(build_dir),
-                verbose=False,
-            )
-    except Exception as error:  # no compiler, no ninja, a build error: the plain form still works
+        spec = build()
+        if spec.library.exists():
+            return _import(spec.name, spec.library)
+        return _compile(spec)
+    except Exception as error:  # no compiler, no ninja, a build error, a stuck build: the plain form still works
         summary = str(error).strip().splitlines()
         warnings.warn(
             f"quadnas: fused quadratic depthwise conv unavailable ({type(error).__name__}: "
@@ -135,7 +244,6 @@ def extension() -> ModuleType | None:
             stacklevel=2,
         )
         return None
-    return module
 
 
 _compile_allowed = True  # False inside `only_if_built()`
@@ -144,8 +252,7 @@ _compile_allowed = True  # False inside `only_if_built()`
 @functools.cache
 def is_built() -> bool:
     """Whether this machine's extension cache already holds the compiled extension (nothing is compiled)."""
-    name, _ = _build_settings()
-    return any(_build_dir(name).glob(f"{name}*.so"))
+    return build().library.exists()
 
 
 @contextlib.contextmanager
