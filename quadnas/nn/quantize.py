@@ -94,13 +94,23 @@ def quantize_openvino(fp32: Path, out: Path, calibration: Sequence[np.ndarray], 
 
 @contextlib.contextmanager
 def _errors_only(logger: logging.Logger) -> Iterator[None]:
-    """`logger` passes only errors inside the block, and its own level again after it."""
+    """`logger` passes only errors inside the block, and its own level again after it.
+
+    A logger without handlers holds a `NullHandler` meanwhile: a library's module-level
+    `logging.warning(...)` (onnxruntime's quantizer has them) would otherwise call
+    `logging.basicConfig()` and leave the root logger printing every later warning on stderr.
+    """
     level = logger.level
+    guard = logging.NullHandler() if not logger.handlers else None
     logger.setLevel(logging.ERROR)
+    if guard is not None:
+        logger.addHandler(guard)
     try:
         yield
     finally:
         logger.setLevel(level)
+        if guard is not None:
+            logger.removeHandler(guard)
 
 
 def nncf_version() -> str:

@@ -8,6 +8,7 @@ Modes: `constrained` (max accuracy s.t. predicted latency <= budget on every dev
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 
@@ -74,8 +75,10 @@ class Objective:
             trial.set_user_attr(self.targets.key("budget_share", t), round(t.budget.share(latencies[t.label]), 4))
         trial.set_user_attr("feasible", feasible)
         if self.mode == "constrained":
-            for t in self.targets:
-                trial.set_constraint(self.targets.key("latency", t), t.budget.share(latencies[t.label]) - 1)
+            with warnings.catch_warnings():  # a retried trial inherits its constraints; ours are the same arch's
+                warnings.filterwarnings("ignore", message="The constraint value is ignored", category=UserWarning)
+                for t in self.targets:
+                    trial.set_constraint(self.targets.key("latency", t), t.budget.share(latencies[t.label]) - 1)
             if not feasible:
                 trial.set_user_attr("evaluated", False)
                 return 0.0  # not evaluated: the predictor already rejects it
