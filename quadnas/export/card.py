@@ -3,13 +3,20 @@ predicted latency on every table."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import INPUT_NAME, OUTPUT_NAME, ExportResult
+from quadnas.export.formats import (
+    INPUT_NAME,
+    OPENVINO_CPU_CONFIG,
+    OUTPUT_NAME,
+    ExportResult,
+    benchmark_app_command,
+)
 from quadnas.export.sidecar import resolution_note
 from quadnas.export.source import ExportSource
 from quadnas.export.verify import LatencyCheck
@@ -33,6 +40,8 @@ class TablePrediction:
     ms: float | None
     expected_error: str
     note: str = ""
+    backend: str = ""
+    threads: int | None = None
 
 
 def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
@@ -58,7 +67,18 @@ def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
         threads = f", {meta.threads} thread(s)" if meta.threads else ""
         runtime = f"{meta.backend} {meta.backend_version}, {meta.precision}, batch {meta.batch}{threads}"
         found.append(
-            TablePrediction(table.name, meta.device, tuple(meta.aliases), runtime, meta.provenance, ms, error, note)
+            TablePrediction(
+                table.name,
+                meta.device,
+                tuple(meta.aliases),
+                runtime,
+                meta.provenance,
+                ms,
+                error,
+                note,
+                meta.backend,
+                meta.threads,
+            )
         )
     return found
 
@@ -132,7 +152,7 @@ def render_model_card(
         lines += ["", _searched(source)]
     if check is not None:
         lines += ["", "## Measured latency", "", *measured_lines(check)]
-    lines += ["", "## Use", "", "```python", *_usage(result), "```", ""]
+    lines += ["", "## Use", "", "```python", *_usage(result), "```", *_reproduce(result, predictions), ""]
     return "\n".join(lines)
 
 
@@ -264,6 +284,42 @@ def _usage(result: ExportResult) -> list[str]:
         ]
     return [
         "import openvino as ov",
-        f'model = ov.Core().compile_model("{name}", "CPU")',
+        f'model = ov.Core().compile_model("{name}", "CPU", {json.dumps(OPENVINO_CPU_CONFIG)})  # float32, as checked',
         "logits = model(x)[0]  # x: normalised float32 NCHW array",
+    ]
+
+
+def _reproduce(result: ExportResult, predictions: list[TablePrediction]) -> list[str]:
+    """How to run and time the file as quadnas checked it and its OpenVINO tables timed networks."""
+    if result.format == "torch":
+        return []
+    compile_call = f'`core.compile_model("{result.path.name}", "CPU", {json.dumps(OPENVINO_CPU_CONFIG)})`'
+    if result.format == "openvino":
+        checked = f"The parity check ran this file on OpenVINO's CPU plugin in float32: compile with {compile_call}."
+        reader = ""
+    else:
+        checked = (
+            "The parity check ran this file on onnxruntime (float32). On OpenVINO, which times its tables in "
+            f"float32, compile with {compile_call}."
+        )
+        reader = " (OpenVINO reads ONNX files too)"
+    tables = [p for p in predictions if p.backend == "openvino"]
+    commands = [
+        f"# as table {p.table} was timed\n{benchmark_app_command(result.path, result.input_shape, p.threads)}"
+        for p in tables
+    ] or [benchmark_app_command(result.path, result.input_shape)]
+    return [
+        "",
+        "## Reproduce the checked outputs and the predicted latency",
+        "",
+        checked,
+        "Without the hint it infers in bf16 on CPUs with bf16 instructions (AVX-512 BF16, AMX), and both its "
+        "logits and its latency differ from what quadnas checked and predicted.",
+        "",
+        f"Time it at batch 1 with `benchmark_app`{reader}; the file's batch dimension is dynamic, so the "
+        "command gives the shape:",
+        "",
+        "```sh",
+        *commands,
+        "```",
     ]

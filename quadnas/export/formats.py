@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -226,8 +226,43 @@ def _write_openvino(
         for key, value in options.metadata.items():
             converted.set_rt_info(value, ["model_info", key])
         ov.save_model(converted, str(out), compress_to_fp16=options.precision == "fp16")
-    compiled = ov.Core().compile_model(str(out), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return [out, out.with_suffix(".bin")], f"openvino {ov.get_version().split('-')[0]} (CPU)", lambda x: compiled(x)[0]
+    compiled, runtime = compile_openvino(ov, out)
+    return [out, out.with_suffix(".bin")], runtime, lambda x: compiled(x)[0]
+
+
+# How exports are checked and tables timed on OpenVINO's CPU plugin: float32 inference. Without the hint
+# the plugin infers in bf16 on CPUs with bf16 instructions (AVX-512 BF16, AMX), and both the logits
+# and the latency differ from what quadnas checked and predicted.
+OPENVINO_CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
+def compile_openvino(ov: ModuleType, model: Path, what: str = "") -> tuple[Any, str]:
+    """`model` compiled for OpenVINO's CPU with `OPENVINO_CPU_CONFIG`, and the runtime's description, which
+    names the precision it infers in and, where it differs, the plugin's default on this CPU."""
+    core = ov.Core()
+    compiled = core.compile_model(str(model), "CPU", OPENVINO_CPU_CONFIG)
+    used, default = openvino_precision(compiled), openvino_precision(core, "CPU")
+    if default != used:
+        used += f", where its default here is {default}"
+    return compiled, f"openvino {ov.get_version().split('-')[0]} (CPU{what}, {used} inference)"
+
+
+def benchmark_app_command(path: Path, input_shape: tuple[int, ...], threads: int | None = None) -> str:
+    """OpenVINO's `benchmark_app` timing `path` (an IR, or ONNX, which it also reads) as quadnas's tables time
+    a model: batch 1 (the file's batch dimension is dynamic, so the shape is given), CPU, latency hint,
+    float32 inference, `threads` threads where given."""
+    shape = "[" + ",".join(str(d) for d in input_shape) + "]"
+    command = f'benchmark_app -m {path.name} -d CPU -shape "{shape}" -hint latency -infer_precision f32'
+    return command + (f" -nthreads {threads}" if threads else "")
+
+
+def openvino_precision(holder: Any, *device: str) -> str:
+    """The inference precision (f32, bf16, f16) a compiled model runs in, or a `Core`'s default for `device`."""
+    try:
+        name: str = holder.get_property(*device, "INFERENCE_PRECISION_HINT").get_type_name()
+    except Exception:  # a plugin without the property
+        return "unknown"
+    return name
 
 
 def import_openvino() -> ModuleType:

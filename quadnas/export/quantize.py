@@ -24,6 +24,7 @@ from quadnas.export.formats import (
     FileOptions,
     Format,
     Int8Check,
+    compile_openvino,
     import_openvino,
     make_parent,
     write_format,
@@ -122,9 +123,7 @@ def _quantize_onnx(fp32: Path, out: Path, calibration: list[np.ndarray]) -> tupl
 
 def _quantize_openvino(fp32: Path, out: Path, calibration: list[np.ndarray]) -> tuple[list[Path], str, Runner]:
     quantize_openvino(fp32, out, calibration, calibration[0].shape)
-    ov = import_openvino()
-    compiled = ov.Core().compile_model(str(out), "CPU")
-    runtime = f"openvino {ov.get_version().split('-')[0]} (CPU, INT8 by NNCF {nncf_version()})"
+    compiled, runtime = compile_openvino(import_openvino(), out, f", INT8 by NNCF {nncf_version()}")
     return [out, out.with_suffix(".bin")], runtime, lambda x: np.asarray(compiled(x)[0])
 
 

@@ -16,7 +16,13 @@ import yaml
 
 from quadnas._version import __version__
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import INPUT_NAME, OUTPUT_NAME, ExportResult
+from quadnas.export.formats import (
+    INPUT_NAME,
+    OPENVINO_CPU_CONFIG,
+    OUTPUT_NAME,
+    ExportResult,
+    benchmark_app_command,
+)
 from quadnas.export.source import ExportSource, read_yaml
 from quadnas.nn import QuadraNet
 from quadnas.space import SearchSpace
@@ -90,7 +96,18 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]
             else {"onnx_opset": result.options.opset, "weights_precision": result.options.precision}
         ),
         "parity": _parity(result),
+        "reproduce": _reproduce(result),
         "quadnas_version": __version__,
+    }
+
+
+def _reproduce(result: ExportResult) -> dict[str, Any] | None:
+    """How the file was run for its check, and how to time it as the OpenVINO tables time networks."""
+    if result.format == "torch":
+        return None
+    return {
+        "openvino_compile": {"device": "CPU", "config": dict(OPENVINO_CPU_CONFIG)},
+        "benchmark_app": benchmark_app_command(result.path, result.input_shape),
     }
 
 

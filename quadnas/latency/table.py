@@ -84,7 +84,10 @@ class TableMeta(BaseModel):
     aliases: list[str]
     backend: str
     backend_version: str
-    precision: str
+    precision: str = Field(
+        description="what the runtime inferred in: a float runtime's own precision as compiled (OpenVINO's CPU "
+        "plugin given INFERENCE_PRECISION_HINT f32, its default bf16 on bf16 CPUs), int8 for quantized models"
+    )
     batch: int = Field(gt=0)
     threads: int | None = Field(description="fixed thread count; null where the runtime has none")
     resolution: int = Field(gt=0)
