@@ -242,17 +242,16 @@ def compile_openvino(ov: ModuleType, model: Path, what: str = "") -> tuple[Any, 
     core = ov.Core()
     compiled = core.compile_model(str(model), "CPU", OPENVINO_CPU_CONFIG)
     used, default = openvino_precision(compiled), openvino_precision(core, "CPU")
-    if default != used:
-        used += f", where its default here is {default}"
-    return compiled, f"openvino {ov.get_version().split('-')[0]} (CPU{what}, {used} inference)"
+    unlike = f"; its default here is {default}" if default != used else ""
+    return compiled, f"openvino {ov.get_version().split('-')[0]} (CPU{what}, {used} inference{unlike})"
 
 
 def benchmark_app_command(path: Path, input_shape: tuple[int, ...], threads: int | None = None) -> str:
     """OpenVINO's `benchmark_app` timing `path` (an IR, or ONNX, which it also reads) as quadnas's tables time
     a model: batch 1 (the file's batch dimension is dynamic, so the shape is given), CPU, latency hint,
-    float32 inference, `threads` threads where given."""
+    float32 inference, `threads` threads where given, for 10 s."""
     shape = "[" + ",".join(str(d) for d in input_shape) + "]"
-    command = f'benchmark_app -m {path.name} -d CPU -shape "{shape}" -hint latency -infer_precision f32'
+    command = f'benchmark_app -m {path.name} -d CPU -shape "{shape}" -hint latency -infer_precision f32 -t 10'
     return command + (f" -nthreads {threads}" if threads else "")
 
 

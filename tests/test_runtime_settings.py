@@ -1,0 +1,81 @@
+"""What a runtime does with an exported file: the card and sidecar say how it was run (OpenVINO in float32,
+not the CPU plugin's bf16 default) and give a `benchmark_app` command that runs it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quadnas.cli import main
+from quadnas.export.formats import OPENVINO_CPU_CONFIG
+from quadnas.export.sidecar import read_sidecar
+
+pytest.importorskip("openvino")
+ARCH = "k3e2-id-k5e4-k7e2-id-k3e4"  # an arch of the tiny space
+EXPORT = ("export", "--arch", ARCH, "--space", "tiny", "--init", "random")
+
+
+def _benchmark_app() -> str | None:
+    """The `benchmark_app` of the openvino package in this environment (its wheel ships one), else PATH's."""
+    beside = Path(sys.executable).with_name("benchmark_app")
+    return str(beside) if beside.exists() else shutil.which("benchmark_app")
+
+
+def _card_commands(card: Path) -> list[str]:
+    """The shell commands of the card's ```sh blocks."""
+    blocks = re.findall(r"```sh\n(.*?)```", card.read_text(), flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("suffix", ["xml", "onnx"])
+def test_card_and_sidecar_say_how_the_file_was_run(suffix, tmp_path):
+    out = tmp_path / f"m.{suffix}"
+    assert main([*EXPORT, "--out", str(out)]) == 0
+    card, sidecar = (tmp_path / f"m.{suffix}.md").read_text(), read_sidecar(out)
+    assert '"INFERENCE_PRECISION_HINT": "f32"' in card
+    assert sidecar["reproduce"]["openvino_compile"] == {"device": "CPU", "config": OPENVINO_CPU_CONFIG}
+    (command,) = _card_commands(tmp_path / f"m.{suffix}.md")
+    assert command == sidecar["reproduce"]["benchmark_app"]
+    assert '-shape "[1,3,64,64]"' in command and "-infer_precision f32" in command
+    if suffix == "xml":
+        assert "f32 inference" in sidecar["parity"]["runtime"]  # what the check ran in, read back from OpenVINO
+
+
+def test_the_ir_runs_in_float32_as_checked(tmp_path):
+    """Compiled as the card says, the IR infers in f32 on any CPU, and its logits are what parity checked."""
+    import openvino as ov
+
+    out = tmp_path / "m.xml"
+    assert main([*EXPORT, "--out", str(out)]) == 0
+    compiled = ov.Core().compile_model(str(out), "CPU", OPENVINO_CPU_CONFIG)
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    onnx_out = tmp_path / "m.onnx"
+    assert main([*EXPORT, "--out", str(onnx_out)]) == 0
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64), dtype=np.float32)
+    session = ort.InferenceSession(str(onnx_out), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"input": x})[0]
+    assert np.abs(compiled(x)[0] - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", ["xml", "onnx"])
+def test_benchmark_app_runs_the_export_with_the_command_its_card_prints(suffix, tmp_path):
+    tool = _benchmark_app()
+    if tool is None:
+        pytest.skip("benchmark_app is not installed (the openvino wheel ships it: pip install 'quadnas[openvino]')")
+    assert main([*EXPORT, "--out", str(tmp_path / f"m.{suffix}")]) == 0
+    for command in _card_commands(tmp_path / f"m.{suffix}.md"):
+        argv = shlex.split(command)
+        assert argv[0] == "benchmark_app"
+        done = subprocess.run([tool, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert re.search(r"Median:\s+[0-9.]+ ms", done.stdout), done.stdout[-2000:]
