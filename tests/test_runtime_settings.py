@@ -67,15 +67,62 @@ def test_the_ir_runs_in_float32_as_checked(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suffix", ["xml", "onnx"])
-def test_benchmark_app_runs_the_export_with_the_command_its_card_prints(suffix, tmp_path):
+@pytest.mark.parametrize(
+    ("suffix", "options"),
+    [("xml", ()), ("onnx", ()), ("xml", ("--static-batch", "4"))],
+    ids=["ir", "onnx", "ir-static"],
+)
+def test_benchmark_app_runs_the_export_with_the_command_its_card_prints(suffix, options, tmp_path):
     tool = _benchmark_app()
     if tool is None:
         pytest.skip("benchmark_app is not installed (the openvino wheel ships it: pip install 'quadnas[openvino]')")
-    assert main([*EXPORT, "--out", str(tmp_path / f"m.{suffix}")]) == 0
+    assert main([*EXPORT, "--out", str(tmp_path / f"m.{suffix}"), *options]) == 0
     for command in _card_commands(tmp_path / f"m.{suffix}.md"):
         argv = shlex.split(command)
         assert argv[0] == "benchmark_app"
         done = subprocess.run([tool, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert re.search(r"Median:\s+[0-9.]+ ms", done.stdout), done.stdout[-2000:]
+
+
+@pytest.mark.parametrize("suffix", ["xml", "onnx"])
+def test_static_batch_fixes_the_files_batch(suffix, tmp_path):
+    """--static-batch 2: the file's input and output say 2, it runs at 2 as PyTorch does (parity at 2), and the
+    sidecar, the metadata inside and the card say so."""
+    out = tmp_path / f"m.{suffix}"
+    assert main([*EXPORT, "--out", str(out), "--static-batch", "2"]) == 0
+    sidecar, card = read_sidecar(out), (tmp_path / f"m.{suffix}.md").read_text()
+    assert sidecar["input"]["shape"] == [2, 3, 64, 64] and sidecar["output"]["shape"] == [2, 10]
+    assert sidecar["parity"]["batches"] == [2]
+    assert "the batch is fixed at 2" in card
+    if suffix == "onnx":
+        import onnx
+
+        graph = onnx.load(str(out)).graph
+        assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [2, 3, 64, 64]
+        assert graph.output[0].type.tensor_type.shape.dim[0].dim_value == 2
+        assert (
+            '"shape": [2, 3, 64, 64]' in {p.key: p.value for p in onnx.load(str(out)).metadata_props}["quadnas_input"]
+        )
+    else:
+        import openvino as ov
+
+        model = ov.Core().read_model(str(out))
+        assert model.inputs[0].get_partial_shape().is_static
+        assert list(model.inputs[0].get_shape()) == [2, 3, 64, 64]
+
+
+def test_static_batch_of_an_int8_file(tmp_path, tiny_checkpoint):
+    """INT8 with --static-batch: quantized as usual, then fixed; its accuracy check still reported."""
+    out = tmp_path / "m.onnx"
+    argv = ["export", "--arch", ARCH, "--space", "tiny", "--checkpoint", str(tiny_checkpoint), "--out", str(out)]
+    assert main([*argv, "--precision", "int8", "--static-batch", "3"]) == 0
+    import onnx
+
+    assert onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 3
+    assert "int8_accuracy" in read_sidecar(out)["parity"]
+
+
+def test_static_batch_is_for_onnx_and_openvino(tmp_path, capsys):
+    assert main([*EXPORT, "--out", str(tmp_path / "m.pt"), "--static-batch", "2"]) == 2
+    assert "--static-batch fixes the batch of ONNX and OpenVINO files" in capsys.readouterr().err

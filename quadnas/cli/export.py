@@ -49,6 +49,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "calibrated on the checkpoint's data; FP32 and INT8 accuracy reported side by side); default: the "
         "precision of the tables the search predicted with (best.yaml's precision), else fp32",
     )
+    p.add_argument(
+        "--static-batch",
+        type=positive_int,
+        metavar="N",
+        help="fix the batch dimension of an ONNX or OpenVINO file at N (default: dynamic, any batch runs); "
+        "for runtimes and compilers that need static shapes",
+    )
     p.add_argument("--finetune-epochs", type=positive_int, help="fine-tune stand-alone for N epochs first")
     p.add_argument("--data", help="data to fine-tune on (default: the checkpoint's)")
     p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (AdamW, cosine; default 5e-4)")
@@ -131,7 +138,15 @@ def run(args: argparse.Namespace) -> int:
         source = finetune(
             source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=progress_for(err_console)
         )
-    result = export_model(source, fmt, out, resolution=args.resolution, opset=args.opset, precision=precision)
+    result = export_model(
+        source,
+        fmt,
+        out,
+        resolution=args.resolution,
+        opset=args.opset,
+        precision=precision,
+        static_batch=args.static_batch,
+    )
     if not args.json:
         show_result(source, result)
 

@@ -94,6 +94,8 @@ def render_model_card(
     params, macs = model_stats(model, result.input_shape)
     predictions = table_predictions(space, source.arch) if predictions is None else predictions
     res = result.resolution
+    static = result.options.static_batch
+    batch = "batch" if static is None else str(static)
     lines = [
         f"{CARD_TITLE}{source.arch}`",
         "",
@@ -113,9 +115,9 @@ def render_model_card(
         "",
         "## Input and output",
         "",
-        f"- input `{INPUT_NAME}`: float32 NCHW, shape (batch, {space.config.in_channels}, {res}, {res}); "
-        "the batch dimension is dynamic",
-        f"- output `{OUTPUT_NAME}`: (batch, {model.num_classes}) logits",
+        f"- input `{INPUT_NAME}`: float32 NCHW, shape ({batch}, {space.config.in_channels}, {res}, {res}); "
+        + ("the batch dimension is dynamic" if static is None else f"the batch is fixed at {static} (--static-batch)"),
+        f"- output `{OUTPUT_NAME}`: ({batch}, {model.num_classes}) logits",
         f"- resolution: {resolution_note(source, res)}",
         f"- normalisation: {_normalisation(source)}",
         f"- classes: {', '.join(source.classes) if source.classes else 'none (random weights)'}",
@@ -316,8 +318,8 @@ def _reproduce(result: ExportResult, predictions: list[TablePrediction]) -> list
         "Without the hint it infers in bf16 on CPUs with bf16 instructions (AVX-512 BF16, AMX), and both its "
         "logits and its latency differ from what quadnas checked and predicted.",
         "",
-        f"Time it at batch 1 with `benchmark_app`{reader}; the file's batch dimension is dynamic, so the "
-        "command gives the shape:",
+        f"Time it at batch 1, as the tables were timed, with `benchmark_app`{reader} (the command gives the shape: "
+        "it reshapes a file of another batch):",
         "",
         "```sh",
         *commands,

@@ -8,6 +8,7 @@ returns the max abs difference to PyTorch per batch. ONNX files carry `metadata_
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class FileOptions:
     opset: int = ONNX_OPSET
     precision: Precision = "fp32"
     metadata: Mapping[str, str] = field(default_factory=dict)
+    static_batch: int | None = None  # the batch an ONNX or IR file is fixed at; None: any batch runs
 
     def check(self, fmt: Format) -> FileOptions:
         """Options that apply to `fmt`; others are a one-line error."""
@@ -56,6 +58,10 @@ class FileOptions:
             )
         if self.precision == "int8" and fmt == "torch":
             raise QuadnasError("--precision int8 quantizes ONNX and OpenVINO exports: use --format onnx or openvino")
+        if self.static_batch is not None and fmt == "torch":
+            raise QuadnasError("--static-batch fixes the batch of ONNX and OpenVINO files: drop it for --format torch")
+        if self.static_batch is not None and self.static_batch < 1:
+            raise QuadnasError(f"--static-batch {self.static_batch} is not a batch size: give 1 or more")
         if self.opset != ONNX_OPSET and fmt == "torch":
             raise QuadnasError("--opset applies to ONNX and OpenVINO exports: drop it for --format torch")
         if self.opset not in ONNX_OPSETS:
@@ -134,8 +140,26 @@ def write_format(
     error. Returns the files, the runtime, the difference per batch and the bound it passed.
     """
     files, runtime, run = write_unchecked(model, fmt, shape, out, options)
-    parity, scale = _parity(model, run, shape)
+    parity, scale = _parity(model, run, shape, PARITY_BATCHES)
     bound = options.tolerance * scale
+    _check_parity(model, out, runtime, parity, bound, scale, options)
+    if options.static_batch is not None:  # then the file as shipped, at its one batch
+        run = pin_batch(out, fmt, (options.static_batch, *shape), options.precision)
+        parity, _ = _parity(model, run, shape, (options.static_batch,))
+        _check_parity(model, out, runtime, parity, bound, scale, options)
+    return files, runtime, parity, bound
+
+
+def _check_parity(
+    model: QuadraNet,
+    out: Path,
+    runtime: str,
+    parity: dict[int, float],
+    bound: float,
+    scale: float,
+    options: FileOptions,
+) -> None:
+    """A file farther from PyTorch than `bound` on any batch is an error."""
     worst = max(parity, key=lambda batch: parity[batch])
     if parity[worst] > bound or not math.isfinite(parity[worst]):
         raise QuadnasError(
@@ -143,7 +167,36 @@ def write_format(
             f"{bound:.3g} ({options.tolerance:g} of the logits' scale {scale:.3g}): do not ship it; report the arch "
             f"'{model.arch}' and this runtime as a bug"
         )
-    return files, runtime, parity, bound
+
+
+def pin_batch(out: Path, fmt: Format, input_shape: tuple[int, ...], precision: Precision) -> Runner:
+    """Fix the batch dimension of the ONNX or IR file `out` (written with a dynamic one) at `input_shape`'s,
+    in place; returns a runner of the pinned file. An IR keeps its weights' precision (FP16 for fp16 and int8
+    files, as they were saved)."""
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime as ort
+
+        graph = onnx.load(str(out))
+        for value in (*graph.graph.input, *graph.graph.output):
+            value.type.tensor_type.shape.dim[0].dim_value = input_shape[0]
+        onnx.save(graph, str(out))
+        onnx.checker.check_model(str(out), full_check=True)
+        quiet = ort.SessionOptions()
+        quiet.log_severity_level = 3
+        session = ort.InferenceSession(str(out), quiet, providers=["CPUExecutionProvider"])
+        return lambda x: np.asarray(session.run(None, {INPUT_NAME: x})[0])
+    ov = import_openvino()
+    model = ov.Core().read_model(str(out))
+    model.reshape(list(input_shape))
+    with tempfile.TemporaryDirectory(prefix="quadnas-pin-", dir=out.parent) as tmp:
+        pinned = Path(tmp) / out.name
+        ov.save_model(model, str(pinned), compress_to_fp16=precision != "fp32")
+        del model  # it may map the old weights file
+        os.replace(pinned.with_suffix(".bin"), out.with_suffix(".bin"))
+        os.replace(pinned, out)
+    compiled, _ = compile_openvino(ov, out)
+    return lambda x: np.asarray(compiled(x)[0])
 
 
 def write_unchecked(
@@ -276,12 +329,14 @@ def import_openvino() -> ModuleType:
     return module
 
 
-def _parity(model: QuadraNet, run: Runner, shape: tuple[int, ...]) -> tuple[dict[int, float], float]:
+def _parity(
+    model: QuadraNet, run: Runner, shape: tuple[int, ...], batches: tuple[int, ...]
+) -> tuple[dict[int, float], float]:
     """Max abs difference to PyTorch per batch size on seeded random inputs, and the logits' scale
     (max |logit| of PyTorch, at least 1)."""
     generator = torch.Generator().manual_seed(0)
     diffs, scale = {}, 1.0
-    for batch in PARITY_BATCHES:
+    for batch in batches:
         x = torch.randn(batch, *shape, generator=generator)
         with torch.no_grad():
             expected = model(x).numpy()

@@ -20,6 +20,7 @@ from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.export.formats import (
     INPUT_NAME,
+    PARITY_TOLERANCE,
     SUFFIXES,
     FileOptions,
     Format,
@@ -27,6 +28,7 @@ from quadnas.export.formats import (
     compile_openvino,
     import_openvino,
     make_parent,
+    pin_batch,
     write_format,
     write_unchecked,
 )
@@ -54,6 +56,8 @@ def write_int8(
     make_parent(out)
     with tempfile.TemporaryDirectory(prefix="quadnas-int8-") as tmp:
         files, runtime, run = _quantized(source, fmt, shape, out, _calibration(data, shape), Path(tmp), options)
+        if options.static_batch is not None:
+            _pin(out, fmt, (options.static_batch, *shape), run)
         learned = source.trained_resolution or shape[-1]
         twin = ""
         if learned != shape[-1]:
@@ -67,6 +71,20 @@ def write_int8(
             twin = f"; a twin INT8 file at {learned} px, where the network learned (the file itself: {out.name})"
         check = _check(source.model, run, data, CALIBRATION_IMAGES, twin)
     return files, runtime, check
+
+
+def _pin(out: Path, fmt: Format, input_shape: tuple[int, ...], run: Runner) -> None:
+    """Fix the INT8 file's batch at `input_shape`'s; the pinned file must compute what `run` (the file before)
+    does, to float rounding."""
+    pinned = pin_batch(out, fmt, input_shape, "int8")
+    x = np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32)
+    expected = run(x)
+    diff = float(np.abs(pinned(x) - expected).max())
+    if not diff <= PARITY_TOLERANCE * max(1.0, float(np.abs(expected).max())):
+        raise QuadnasError(
+            f"{out} at a static batch of {input_shape[0]} differs from the same file with a dynamic batch by "
+            f"{diff:.3g}: export it without --static-batch, and report this runtime as a bug"
+        )
 
 
 def _calibration(data: Dataset, shape: tuple[int, int, int]) -> list[np.ndarray]:

@@ -53,16 +53,18 @@ def export_model(
     resolution: int | None = None,
     opset: int | None = None,
     precision: Precision = "fp32",
+    static_batch: int | None = None,
 ) -> ExportResult:
     """Write `source` in `fmt` at `resolution` (default: the space's deployment resolution).
 
     ONNX and IR files are written with `opset` (default 17, as the latency tables) and carry
     `sidecar.model_info`; `precision` fp16 stores an IR's weights in FP16, int8 quantizes the file
-    (`quantize.write_int8`). The written file is read back and run on random inputs of batch 1 and 3;
+    (`quantize.write_int8`); `static_batch` fixes an ONNX or IR file's batch (else any batch runs). The
+    written file is read back and run on random inputs of batch 1 and 3 (and of the static batch);
     a max abs difference to PyTorch above 1e-3 (1e-2 with FP16 weights) of the logits' scale is an
     error; an INT8 file is checked by its accuracy. A YAML sidecar goes beside it (`sidecar_path`).
     """
-    options = FileOptions(ONNX_OPSET if opset is None else opset, precision).check(fmt)
+    options = FileOptions(ONNX_OPSET if opset is None else opset, precision, static_batch=static_batch).check(fmt)
     if source.weights == "untrained":
         meta = source.checkpoint_meta
         assert meta is not None  # an untrained network stands in for a proxy checkpoint's (source._from_proxy)
@@ -77,7 +79,7 @@ def export_model(
     check_sidecar_target(sidecar)
     resolution = source.space.check_resolution(resolution or source.space.config.resolution)
     shape = (source.space.config.in_channels, resolution, resolution)
-    options = replace(options, metadata=model_info(source, resolution))
+    options = replace(options, metadata=model_info(source, resolution, options.static_batch))
     parity: dict[int, float] = {}
     bound, int8 = math.nan, None
     if options.precision == "int8":

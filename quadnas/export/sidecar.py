@@ -66,8 +66,8 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]
             "fingerprint": space.fingerprint(),
             "config": space.config.model_dump(),
         },
-        "input": _input(source, result.resolution),
-        "output": _output(source),
+        "input": _input(source, result.resolution, result.options.static_batch),
+        "output": _output(source, result.options.static_batch),
         "num_classes": model.num_classes,
         "classes": list(source.classes) if source.classes else None,
         "normalisation": normalisation,
@@ -132,17 +132,18 @@ def _parity(result: ExportResult) -> dict[str, Any]:
     }
 
 
-def _input(source: ExportSource, resolution: int) -> dict[str, Any]:
+def _input(source: ExportSource, resolution: int, batch: int | None = None) -> dict[str, Any]:
+    """The input's record; `batch` where the file fixes it, else the dynamic dimension's name."""
     channels = source.space.config.in_channels
-    shape = ["batch", channels, resolution, resolution]
+    shape = [batch or "batch", channels, resolution, resolution]
     return {"name": INPUT_NAME, "layout": "NCHW", "dtype": "float32", "shape": shape, "resolution": resolution}
 
 
-def _output(source: ExportSource) -> dict[str, Any]:
-    return {"name": OUTPUT_NAME, "shape": ["batch", source.model.num_classes]}
+def _output(source: ExportSource, batch: int | None = None) -> dict[str, Any]:
+    return {"name": OUTPUT_NAME, "shape": [batch or "batch", source.model.num_classes]}
 
 
-def model_info(source: ExportSource, resolution: int) -> dict[str, str]:
+def model_info(source: ExportSource, resolution: int, batch: int | None = None) -> dict[str, str]:
     """What an ONNX or IR file carries about itself (metadata_props, rt_info model_info), as strings.
 
     OpenVINO's Model API reads `model_type`, `labels`, `mean_values` and `scale_values` (in
@@ -153,8 +154,8 @@ def model_info(source: ExportSource, resolution: int) -> dict[str, str]:
         "quadnas_version": __version__,
         "quadnas_arch": str(source.arch),
         "quadnas_space": f"{source.space.name} ({source.space.fingerprint()})",
-        "quadnas_input": json.dumps(_input(source, resolution)),
-        "quadnas_output": json.dumps(_output(source)),
+        "quadnas_input": json.dumps(_input(source, resolution, batch)),
+        "quadnas_output": json.dumps(_output(source, batch)),
         "quadnas_weights": source.weights,
     }
     if source.classes:
