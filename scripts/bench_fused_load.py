@@ -40,6 +40,12 @@ def load_seconds(tree: Path) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def commit(ref: str) -> str:
+    """The commit `ref` names (this tree: HEAD, which may have uncommitted changes)."""
+    done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def unpack(ref: str, where: Path) -> Path:
     """`ref`'s `quadnas/` package under `where`."""
     archive = where / "ref.tar"
@@ -67,6 +73,7 @@ def main() -> None:
     result = {
         "what": "seconds fused.extension() takes in a fresh process, the extension already built",
         "command": " ".join(["python", "scripts/bench_fused_load.py", *sys.argv[1:]]),
+        "commits": {name: commit(args.ref if name == args.ref else "HEAD") for name in times},
         "machine": {
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),

@@ -126,3 +126,29 @@ def test_static_batch_of_an_int8_file(tmp_path, tiny_checkpoint):
 def test_static_batch_is_for_onnx_and_openvino(tmp_path, capsys):
     assert main([*EXPORT, "--out", str(tmp_path / "m.pt"), "--static-batch", "2"]) == 2
     assert "--static-batch fixes the batch of ONNX and OpenVINO files" in capsys.readouterr().err
+
+
+def test_the_card_times_the_file_as_each_measured_openvino_cpu_table_was_timed(tmp_path, tiny_space):
+    """One benchmark_app command per OpenVINO table measured on the CPU plugin, with that table's threads; none
+    for estimated, other-device or other-runtime tables."""
+    from quadnas.export import build_model, export_model
+    from quadnas.export.card import TablePrediction, render_model_card
+
+    source = build_model(ARCH, space=tiny_space, init="random")
+    result = export_model(source, "openvino", tmp_path / "m.xml")
+
+    def table(name: str, backend: str, provenance: str, threads: int | None, target: str | None) -> TablePrediction:
+        return TablePrediction(name, "d", (), "r", provenance, 1.0, "unknown", "", backend, threads, target)
+
+    predictions = [
+        table("cpu-2t", "openvino", "measured", 2, "CPU"),
+        table("vpu", "openvino", "estimated", None, "MYRIAD"),
+        table("measured-vpu", "openvino", "measured", None, "MYRIAD"),
+        table("ort", "onnxruntime", "measured", 1, "cpu"),
+    ]
+    card = tmp_path / "card.md"
+    card.write_text(render_model_card(source, result, predictions=predictions))
+    assert _card_commands(card) == [
+        'benchmark_app -m m.xml -d CPU -shape "[1,3,64,64]" -hint latency -infer_precision f32 -t 10 -nthreads 2'
+    ]
+    assert "# as table cpu-2t was timed" in card.read_text()

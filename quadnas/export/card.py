@@ -42,6 +42,7 @@ class TablePrediction:
     note: str = ""
     backend: str = ""
     threads: int | None = None
+    target: str | None = None  # what the runtime ran on (OpenVINO: CPU, GPU, MYRIAD), where the table says
 
 
 def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
@@ -78,6 +79,7 @@ def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
                 note,
                 meta.backend,
                 meta.threads,
+                getattr(meta, "target", None),
             )
         )
     return found
@@ -305,7 +307,11 @@ def _reproduce(result: ExportResult, predictions: list[TablePrediction]) -> list
             f"float32, compile with {compile_call}."
         )
         reader = " (OpenVINO reads ONNX files too)"
-    tables = [p for p in predictions if p.backend == "openvino"]
+    tables = [  # tables timed on OpenVINO's CPU plugin, as the command runs it
+        p
+        for p in predictions
+        if p.backend == "openvino" and p.provenance == "measured" and str(p.target or "CPU").upper() == "CPU"
+    ]
     commands = [
         f"# as table {p.table} was timed\n{benchmark_app_command(result.path, result.input_shape, p.threads)}"
         for p in tables
