@@ -69,8 +69,8 @@ def test_the_ir_runs_in_float32_as_checked(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("suffix", "options"),
-    [("xml", ()), ("onnx", ()), ("xml", ("--static-batch", "4"))],
-    ids=["ir", "onnx", "ir-static"],
+    [("xml", ()), ("xml", ("--static-batch", "4"))],
+    ids=["ir", "ir-static"],
 )
 def test_benchmark_app_runs_the_export_with_the_command_its_card_prints(suffix, options, tmp_path):
     tool = _benchmark_app()
