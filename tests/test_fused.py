@@ -151,7 +151,7 @@ def test_only_if_built_uses_an_extension_already_built():
         assert fused.applies(x)
 
 
-def test_a_failed_build_falls_back_with_one_warning(monkeypatch):
+def test_a_failed_build_falls_back_with_one_warning(monkeypatch, tmp_path):
     """A build error: one RuntimeWarning, then the plain form (no crash, no second warning)."""
 
     def fail(*args, **kwargs):
@@ -159,6 +159,7 @@ def test_a_failed_build_falls_back_with_one_warning(monkeypatch):
 
     monkeypatch.setattr("torch.utils.cpp_extension.load", fail)
     monkeypatch.setenv(fused.ENV_VAR, "1")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # nothing built there: the build runs and fails
     fused.extension.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="unavailable") as record:
