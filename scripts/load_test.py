@@ -13,7 +13,7 @@ SQLite and the journal file have no server: their database faults do not apply (
     python scripts/load_test.py --storage postgresql --workers 8 --trials 1000
     python scripts/load_test.py --storage journal --workers 2 --trials 20 --no-faults -- --space tiny ...
 
-`--storage`: `sqlite`, `journal` or `postgresql` (a fresh database/file under --out each run; PostgreSQL
+`--storage`: `sqlite`, `journal` or `postgresql` (a fresh study; SQLite and journal files under --out; PostgreSQL
 from .ci/postgres.sh unless --postgres-url names a server, whose cluster --pg-cluster "VERSION NAME" restarts).
 Arguments after `--` go to every worker's `quadnas search`. Writes --out/summary.json and prints a summary.
 """
@@ -45,8 +45,8 @@ READS = ("get_all_trials", "get_trial", "get_study_", "get_all_studies", "get_be
 class _Counts:
     """Storage calls of this process: per method, the outermost call's seconds, SQL statements, journal reads.
 
-    `trials` holds one row per trial this worker finished: its number, state, and the reads, storage
-    seconds and wall seconds since the previous one finished (or the worker started).
+    `trials` holds one row per trial this worker finished: its storage id, time, state, and the reads,
+    storage seconds and wall seconds since the previous one finished (or the worker started).
     """
 
     def __init__(self, path: Path):
@@ -63,12 +63,13 @@ class _Counts:
         """Storage reads: SELECT statements for an RDB, log reads for a journal file."""
         return self.sql["SELECT"] + self.calls["journal.read_logs"]
 
-    def finished(self, number: int, state: str) -> None:
+    def finished(self, trial_id: int, state: str) -> None:
         now, reads = time.time(), self.reads()
         with self.lock:
             self.trials.append(
                 {
-                    "number": number,
+                    "trial_id": trial_id,
+                    "at": now,
                     "state": state,
                     "reads": reads - self._last["reads"],
                     "storage_s": round(self.storage_s - self._last["storage_s"], 5),
@@ -179,7 +180,7 @@ def worker_main(out: Path, argv: list[str]) -> int:
 
 
 def _postgres(args: argparse.Namespace, out: Path) -> tuple[str, list[str] | None]:
-    """A fresh database on the server, and the cluster's `pg_ctlcluster` arguments for the faults."""
+    """The server's URL, and its cluster's `pg_ctlcluster` arguments for the faults."""
     if args.postgres_url:
         base = args.postgres_url
     else:
@@ -190,14 +191,7 @@ def _postgres(args: argparse.Namespace, out: Path) -> tuple[str, list[str] | Non
         if not args.pg_cluster:
             version = sorted(os.listdir("/usr/lib/postgresql"), key=int)[-1]
             args.pg_cluster = f"{version} main"
-    import sqlalchemy as sa
-
-    name = f"load_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    url = base.rsplit("/", 1)[0] + "/" + name
+    url = base  # each run is a fresh study (--study) in that database
     cluster = args.pg_cluster.split() if args.pg_cluster else None
     return url, cluster
 
@@ -235,42 +229,55 @@ class Fleet:
             )
 
     def kill(self, slot: int) -> None:
-        self.procs[slot].send_signal(signal.SIGKILL)
-        self.procs[slot].wait()
+        proc = self.procs.pop(slot)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
         self.exits.append({"slot": slot, "rc": -9, "killed": True})
 
-    def poll(self) -> list[int]:
-        """Slots whose worker exited, and their exit codes recorded."""
+    def poll(self) -> list[tuple[int, int]]:
+        """(slot, exit code) of each worker that exited since the last poll; recorded in `exits`."""
         ended = []
         for slot, proc in list(self.procs.items()):
             rc = proc.poll()
             if rc is not None:
-                ended.append(slot)
+                ended.append((slot, rc))
                 self.exits.append({"slot": slot, "rc": rc, "killed": False})
                 del self.procs[slot]
         return ended
 
 
-def _complete(url: str) -> dict[str, int]:
-    """Trials per state, read from the storage by the driver (not counted as a worker's read)."""
-    import optuna
+class Monitor:
+    """Trials per state, read by the driver with one small query (RDB) or the journal's new lines; not counted
+    as a worker's read."""
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if "://" in url:
-        storage: Any = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
-    else:
+    def __init__(self, url: str, study: str):
+        self.url, self.study = url, study
+        self.engine: Any = None
+        self.journal: Any = None
+
+    def states(self) -> dict[str, int]:
+        if "://" in self.url:
+            import sqlalchemy as sa
+
+            if self.engine is None:
+                self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+            query = sa.text(
+                "SELECT t.state, count(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                "WHERE s.study_name = :name GROUP BY t.state"
+            )
+            with self.engine.connect() as connection:
+                return {str(state).split(".")[-1]: n for state, n in connection.execute(query, {"name": self.study})}
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        storage = JournalStorage(JournalFileBackend(url))
-    try:
-        summaries = storage.get_all_studies()
-        if not summaries:
+        if not Path(self.url).exists():
             return {}
-        trials = storage.get_all_trials(summaries[0]._study_id, deepcopy=False)
-        return dict(Counter(t.state.name for t in trials))
-    finally:
-        if "://" in url:
-            storage.engine.dispose()
+        if self.journal is None:
+            self.journal = JournalStorage(JournalFileBackend(self.url))
+        try:
+            study_id = self.journal.get_study_id_from_name(self.study)
+        except KeyError:
+            return {}
+        return dict(Counter(t.state.name for t in self.journal.get_all_trials(study_id, deepcopy=False)))
 
 
 def _pg(cluster: list[str], action: str) -> float:
@@ -284,7 +291,7 @@ def drive(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     url, cluster = _storage(args, out)
     study = args.study or f"load-{uuid.uuid4().hex[:6]}"
-    argv = ["-q", "search", "--device", "vpu", "--budget", "30ms"]
+    argv = ["-q", "search", "--device", args.device, "--budget", args.budget]
     argv += ["--storage", url, "--study", study, "--trials", str(args.trials), *extra]
     fleet = Fleet(out, argv, dict(os.environ))
     load_before = os.getloadavg()
@@ -301,12 +308,13 @@ def drive(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     deadline = start + args.timeout
     failed_to_read = 0
     loads = [os.getloadavg()]
+    monitor = Monitor(url, study)
     while True:
-        time.sleep(0.5)
-        if len(loads) < 10_000 and int(time.time() - start) % 15 == 0:
+        time.sleep(1.0)
+        if int(time.time() - start) % 15 == 0:
             loads.append(os.getloadavg())
         try:
-            states = _complete(url)
+            states = monitor.states()
         except Exception:
             failed_to_read += 1  # the database is down: a fault
         done = states.get("COMPLETE", 0)
@@ -334,12 +342,12 @@ def drive(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
                 time.sleep(10)
                 _pg(cluster or [], "start")
             faults.append(entry)
+        if ended and done < args.trials and not args.no_replace:
+            for slot, rc in ended:  # a worker that fails before the study is done is replaced, as a scheduler would
+                if rc != 0:
+                    respawn.append((now + 1.0, slot))
         if not fleet.procs and not respawn:
             break
-        if ended and done < args.trials and not args.no_replace:
-            for slot in ended:  # a worker that exits before the study is done is replaced, as a scheduler would
-                if fleet.exits[-1]["rc"] != 0:
-                    respawn.append((now + 1.0, slot))
         if now > deadline:
             for slot in list(fleet.procs):
                 fleet.kill(slot)
@@ -406,13 +414,15 @@ def summarize(
     storage_s = sum(w["storage_s"] for w in workers)
     busy_s = sum(w["now"] - w["started"] for w in workers)
 
+    finished.sort(key=lambda r: r["at"])  # every worker's finished trials in the order they finished
+
     def halves(key: str) -> list[float | None]:
-        """Mean per finished trial over the study's first and second half (by trial number)."""
-        half = args.trials / 2
-        parts = [[r[key] for r in finished if r["number"] < half], [r[key] for r in finished if r["number"] >= half]]
+        """Mean per finished trial over the study's first and second half of finished trials."""
+        half = len(finished) // 2
+        parts = [[r[key] for r in finished[:half]], [r[key] for r in finished[half:]]]
         return [round(sum(p) / len(p), 4) if p else None for p in parts]
 
-    share_rows = [r for r in finished if r["wall_s"] > 0]
+    last_tenth = [r for r in finished[len(finished) - max(1, len(finished) // 10) :] if r["wall_s"] > 0]
     per_worker = {}
     for w in workers:
         n = sum(r["state"] == "COMPLETE" for r in w["trials"])
@@ -423,7 +433,9 @@ def summarize(
         "workers": args.workers,
         "trials": args.trials,
         "faults": faults if args.faults else "none",
-        "database_faults": "applied" if args.storage == "postgresql" else f"not applicable: {args.storage} has no server",
+        "database_faults": (
+            "applied" if args.storage == "postgresql" else f"not applicable: {args.storage} has no server"
+        ),
         "states": dict(by_state),
         "complete": by_state.get("COMPLETE", 0),
         "failed": by_state.get("FAIL", 0),
@@ -450,12 +462,8 @@ def summarize(
         "wall_s_per_trial_first_second_half": halves("wall_s"),
         "storage_share": round(storage_s / busy_s, 4) if busy_s else None,
         "storage_share_last_tenth": (
-            round(
-                sum(r["storage_s"] for r in share_rows if r["number"] >= 0.9 * args.trials)
-                / max(1e-9, sum(r["wall_s"] for r in share_rows if r["number"] >= 0.9 * args.trials)),
-                4,
-            )
-            if share_rows
+            round(sum(r["storage_s"] for r in last_tenth) / sum(r["wall_s"] for r in last_tenth), 4)
+            if last_tenth
             else None
         ),
         "storage_calls": dict(sum((Counter(w["calls"]) for w in workers), Counter())),
@@ -493,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", choices=("sqlite", "journal", "postgresql"), default="postgresql")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--device", default="vpu")
+    parser.add_argument("--budget", default="30ms")
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--faults", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--study", help="study name (default: a fresh one)")
