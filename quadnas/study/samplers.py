@@ -84,7 +84,7 @@ Key = tuple[tuple[str, Any], ...]  # an arch as sorted trial parameters
 Alternative = Callable[[list[optuna.trial.FrozenTrial], set[Key], np.random.Generator], Params | None]
 
 # How a trial's arch was chosen (the objective records it as the trial's `proposed_by`).
-BY_SEED, BY_SAMPLER, BY_ALTERNATIVE, BY_REPEAT = "seed", "sampler", "alternative", "repeat"
+BY_SEED, BY_SAMPLER, BY_ALTERNATIVE, BY_REPEAT, BY_RETRY = "seed", "sampler", "alternative", "repeat", "retry"
 
 
 class GuidedSampler(optuna.samplers.BaseSampler):
@@ -119,7 +119,8 @@ class GuidedSampler(optuna.samplers.BaseSampler):
         self._sources: dict[int, str] = {}
 
     def source(self, number: int) -> str:
-        """How trial `number`'s arch was chosen: seed, sampler, alternative or repeat."""
+        """How trial `number`'s arch was chosen: seed, sampler, alternative, repeat, or retry (of a failed trial,
+        whose arch it takes)."""
         return BY_SEED if number < len(self.seeds) else self._sources.get(number, BY_SAMPLER)
 
     def _base(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
@@ -143,6 +144,9 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     def sample_relative(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
+        if optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial) is not None:
+            self._sources[trial.number] = BY_RETRY  # its parameters are the failed trial's
+            return {}
         if self._seed(trial) or not search_space:
             return {}
         base = self._base(trial)

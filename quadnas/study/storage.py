@@ -21,7 +21,7 @@ from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import event
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, PendingRollbackError
 
 from quadnas.errors import QuadnasError
 
@@ -133,6 +133,7 @@ class SharedReads(BaseStorage, BaseHeartbeat):
                 if reason is None:
                     raise
                 now = time.monotonic()
+                self.storage.remove_session()  # a session whose connection broke must be discarded
                 if waited_since is None:
                     waited_since = now
                     _log.warning(f"storage unreachable ({reason}): retrying every second for up to {self.outage_s:g} s")
@@ -242,6 +243,8 @@ class SharedReads(BaseStorage, BaseHeartbeat):
 def _unreachable(error: BaseException) -> str | None:
     """The first line of a lost or refused database connection's error; None for any other error."""
     cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) else error
+    if isinstance(cause, PendingRollbackError):  # the session of a connection that broke mid-transaction
+        return "connection lost mid-transaction"
     if not isinstance(cause, OperationalError):
         return None
     return (str(cause.orig or cause).strip().splitlines() or [type(cause).__name__])[0][:160]
