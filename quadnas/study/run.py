@@ -25,7 +25,7 @@ from quadnas.study.objective import Objective
 from quadnas.study.report import write_results
 from quadnas.study.rerank import rerank
 from quadnas.study.results import SearchResult, candidates, closest, latencies_of, pareto_front, rank_feasible
-from quadnas.study.samplers import guided_sampler, seed_archs
+from quadnas.study.samplers import BY_ALTERNATIVE, guided_sampler, seed_archs
 from quadnas.study.storage import default_storage_url, open_storage, shared_reads
 from quadnas.study.targets import Targets
 from quadnas.supernet.checkpoint import checkpoint_hash
@@ -139,6 +139,9 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
             f"{repeated} of {len(items)} trials repeated an arch the study already held: the sampler found no "
             "new arch under the budget in its redraws, and their accuracy was reused"
         )
+        notes.append(note)
+        progress.note(note)
+    if note := _new_arch_note(study, len(items)):
         notes.append(note)
         progress.note(note)
     ranked = rank_feasible(items, targets.budgets)
@@ -276,6 +279,23 @@ def _optimize(study: optuna.Study, objective: Objective, total: int, progress: P
             task.advance(max(0, min(count, total) - task.done), note)
 
         study.optimize(objective, n_trials=total - done, callbacks=[stop, advance])
+
+
+def _new_arch_note(study: optuna.Study, complete: int) -> str | None:
+    """One line on the trials whose arch did not come from the sampler itself, if any: a new arch found
+    when the sampler kept repeating archs the study held, and trials closed as another's twin."""
+    trials = study.get_trials(deepcopy=False)
+    alternative = sum(
+        t.user_attrs.get("proposed_by") == BY_ALTERNATIVE for t in trials if t.state == optuna.trial.TrialState.COMPLETE
+    )
+    twins = sum("duplicate_of" in t.user_attrs for t in trials if t.state == optuna.trial.TrialState.PRUNED)
+    if not alternative and not twins:
+        return None
+    return (
+        f"{alternative} of {complete} trials took a new arch near a good one (or any new one under the budget) "
+        f"because the sampler kept proposing archs the study held; {twins} trial(s) drawn at the same moment "
+        "as another worker's with the same arch were closed unevaluated"
+    )
 
 
 def _retried_trials(study: optuna.Study) -> str | None:
