@@ -15,7 +15,8 @@ SQLite and the journal file have no server: their database faults do not apply (
 
 `--storage`: `sqlite`, `journal` or `postgresql` (a fresh study; SQLite and journal files under --out; PostgreSQL
 from .ci/postgres.sh unless --postgres-url names a server, whose cluster --pg-cluster "VERSION NAME" restarts).
-Arguments after `--` go to every worker's `quadnas search`. Writes --out/summary.json and prints a summary.
+Arguments after `--` go to every worker's `quadnas search`. Writes --out/summary.json and prints a summary;
+`python scripts/load_test.py --tabulate OUT...` prints a markdown table of several runs.
 """
 
 from __future__ import annotations
@@ -490,10 +491,37 @@ def _cpu() -> str:
     return platform.processor()
 
 
+def tabulate(paths: list[str]) -> str:
+    """A markdown table of summaries (`summary.json` files, or folders holding one)."""
+    rows = [
+        "| storage | workers | trials | faults | complete / failed / pruned | distinct archs | alternative "
+        "| trials/s (per worker) | study reads / trial | SQL SELECTs or log reads / trial (1st, 2nd half) | storage share "
+        "| loadavg max (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in paths:
+        file = Path(path) / "summary.json" if Path(path).is_dir() else Path(path)
+        s = json.loads(file.read_text())
+        faults = "none" if s["faults"] == "none" else ", ".join(f["fault"] for f in s["faults"] if "skipped" not in f)
+        calls = s["storage_calls"].get("get_all_trials", 0)
+        finished = s["complete"] + s["failed"] + s["pruned"]
+        rows.append(
+            f"| {s['storage']} | {s['workers']} | {s['trials']} | {faults} | {s['complete']} / {s['failed']} / "
+            f"{s['pruned']} | {s['distinct_archs']} | {s['proposed_by'].get('alternative', 0)} | {s['trials_per_s']} "
+            f"({s['trials_per_s_per_worker']}) | {calls / max(1, finished):.2f} | {s['reads_per_trial']} "
+            f"({', '.join(str(x) for x in s['reads_per_trial_first_second_half'])}) | {s['storage_share']:.1%} "
+            f"| {s['loadavg_during_max'][0]} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
         return worker_main(Path(argv[1]), argv[3:] if argv[2:3] == ["--"] else argv[2:])
+    if argv[:1] == ["--tabulate"]:
+        print(tabulate(argv[1:]))
+        return 0
     extra: list[str] = []
     if "--" in argv:
         at = argv.index("--")
