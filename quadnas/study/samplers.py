@@ -144,7 +144,7 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     def sample_relative(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial) is not None:
+        if _retried(trial):
             self._sources[trial.number] = BY_RETRY  # its parameters are the failed trial's
             return {}
         if self._seed(trial) or not search_space:
@@ -205,6 +205,13 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     ) -> None:
         self._sources.pop(trial.number, None)
         self._bases.pop(trial.number, self._base(trial)).after_trial(study, trial, state, values)
+
+
+def _retried(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether `trial` retries a failed one (Optuna's heartbeat callback made it)."""
+    with warnings.catch_warnings():  # marked experimental since Optuna 2.8; the retry callback sets it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial) is not None
 
 
 def _key(params: dict[str, Any]) -> Key:
