@@ -15,6 +15,7 @@ from datetime import datetime
 import optuna
 
 from quadnas.space import Arch, SearchSpace
+from quadnas.study.samplers import BY_REPEAT, GuidedSampler
 from quadnas.study.targets import Targets
 
 
@@ -29,10 +30,12 @@ class Objective:
         mode: str,
         reward_exponent: float,
         total: int,
+        refresh: Callable[[], None] = lambda: None,
     ):
+        """`refresh`: makes the study's next read of its trials ask the storage (see `storage.SharedReads`)."""
         self.space, self.targets, self.accuracy = space, targets, accuracy
         self.mode, self.reward_exponent = mode, reward_exponent
-        self.total = total
+        self.total, self.refresh = total, refresh
         self.began = datetime.now()  # running trials of workers alive since then hold their place
         self.tokens = [str(c) for c in space.choices]
 
@@ -44,7 +47,9 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         self._stop_if_done(trial)
         value = self._value(trial)
+        self.refresh()  # one read of the study after the evaluation, for both checks below and the callbacks
         self._stop_if_done(trial)  # another worker may have completed the last trial meanwhile
+        self._prune_if_twin(trial)  # or proposed the same arch at the same moment
         return value
 
     def _stop_if_done(self, trial: optuna.Trial) -> None:
@@ -65,8 +70,24 @@ class Objective:
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned(f"the study already holds {self.total} complete or running trials")
 
+    def _prune_if_twin(self, trial: optuna.Trial) -> None:
+        """Close `trial` unevaluated when a lower-numbered live trial holds its arch though the sampler
+        proposed it as new: two workers drew one arch at once. The lower number keeps it, so the study's
+        complete trials stay distinct archs. A known repeat (the sampler found no new arch) goes on."""
+        if trial.user_attrs.get("proposed_by") == BY_REPEAT:
+            return
+        live = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+        for other in trial.study.get_trials(deepcopy=False, states=live):
+            if other.number < trial.number and other.params == trial.params:
+                trial.set_user_attr("duplicate_of", other.number)
+                raise optuna.TrialPruned(f"trial {other.number} holds the same arch")
+
     def _value(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         arch = self.propose(trial)
+        sampler = trial.study.sampler
+        if isinstance(sampler, GuidedSampler):
+            trial.set_user_attr("proposed_by", sampler.source(trial.number))
+        self._prune_if_twin(trial)
         latencies = self.targets.predict(arch)
         feasible = self.targets.fits(latencies)
         trial.set_user_attr("arch", str(arch))

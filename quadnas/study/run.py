@@ -25,8 +25,8 @@ from quadnas.study.objective import Objective
 from quadnas.study.report import write_results
 from quadnas.study.rerank import rerank
 from quadnas.study.results import SearchResult, candidates, closest, latencies_of, pareto_front, rank_feasible
-from quadnas.study.samplers import guided_sampler, seed_archs
-from quadnas.study.storage import default_storage_url, open_storage
+from quadnas.study.samplers import BY_ALTERNATIVE, guided_sampler, seed_archs
+from quadnas.study.storage import default_storage_url, open_storage, shared_reads
 from quadnas.study.targets import Targets
 from quadnas.supernet.checkpoint import checkpoint_hash
 from quadnas.supernet.evaluate import Evaluator
@@ -93,7 +93,7 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
     notes = check_budgets(targets, space)
     notes += [note for t in targets if (note := foreign_host_note(t.predictor.table.meta))]
     run_dir = writable_folder(Path(config.runs_dir) / config.study_name(), "--runs-dir")
-    storage = open_storage(config.storage or default_storage_url(run_dir))
+    storage = shared_reads(open_storage(config.storage or default_storage_url(run_dir)))
     for note in notes:
         progress.note(note)
 
@@ -122,8 +122,11 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
     tables = [t.predictor.table for t in targets]
     study.set_user_attr("table", "; ".join(f"{table.name} ({table.meta.provenance})" for table in tables))
 
-    objective = Objective(space, targets, evaluator.accuracy, config.mode, config.reward_exponent, config.trials)
+    objective = Objective(
+        space, targets, evaluator.accuracy, config.mode, config.reward_exponent, config.trials, storage.refresh
+    )
     _optimize(study, objective, config.trials, progress)
+    storage.refresh()  # the results read every trial as it is now
     retried = _retried_trials(study)
     if retried:
         notes.append(retried)
@@ -136,6 +139,9 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
             f"{repeated} of {len(items)} trials repeated an arch the study already held: the sampler found no "
             "new arch under the budget in its redraws, and their accuracy was reused"
         )
+        notes.append(note)
+        progress.note(note)
+    if note := _new_arch_note(study, len(items)):
         notes.append(note)
         progress.note(note)
     ranked = rank_feasible(items, targets.budgets)
@@ -243,21 +249,53 @@ def _optimize(study: optuna.Study, objective: Objective, total: int, progress: P
     def named(label: str) -> str:
         return f"{label} " if objective.targets.several else ""
 
+    best: list[float] = []  # the best feasible accuracy of the trials seen so far (empty: none yet)
+    seen: set[int] = set()
+
     with progress.task("search", total, done, unit="trial") as task:
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            """Count and best over the whole study, so every worker's bar shows all workers' trials."""
+            """Count and best over the whole study, so every worker's bar shows all workers' trials.
+
+            Reads the trial's shared snapshot and looks only at the trials it has not seen before."""
             if trial.state != optuna.trial.TrialState.COMPLETE:
                 return
             complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            found = [c for c in candidates(study, labels) if c.accuracy is not None and c.feasible(budgets)]
-            shown = f"best {max(c.evaluated_accuracy() for c in found):.4f}" if found else f"nothing under {within} yet"
+            new = [t for t in complete if t.number not in seen] + ([trial] if trial.number not in seen else [])
+            seen.update(t.number for t in new)
+            found = [
+                t.user_attrs["accuracy"]
+                for t in new
+                if "accuracy" in t.user_attrs
+                and (lat := latencies_of(t, labels)) is not None
+                and all(budgets[label].admits(ms) for label, ms in lat.items())
+            ]
+            best[:] = [max(best + found)] if best or found else []
+            shown = f"best {best[0]:.4f}" if best else f"nothing under {within} yet"
             acc, latencies = trial.user_attrs.get("accuracy"), latencies_of(trial, labels) or {}
             last = ", ".join(f"{named(label)}{ms:.2f} ms" for label, ms in latencies.items())
             note = f"{shown}; last {last}" + (f", acc {acc:.4f}" if acc is not None else "")
-            task.advance(max(0, min(len(complete), total) - task.done), note)
+            count = len(complete) + (trial.number not in {t.number for t in complete})  # the snapshot may predate it
+            task.advance(max(0, min(count, total) - task.done), note)
 
         study.optimize(objective, n_trials=total - done, callbacks=[stop, advance])
+
+
+def _new_arch_note(study: optuna.Study, complete: int) -> str | None:
+    """One line on the trials whose arch did not come from the sampler itself, if any: a new arch found
+    when the sampler kept repeating archs the study held, and trials closed as another's twin."""
+    trials = study.get_trials(deepcopy=False)
+    alternative = sum(
+        t.user_attrs.get("proposed_by") == BY_ALTERNATIVE for t in trials if t.state == optuna.trial.TrialState.COMPLETE
+    )
+    twins = sum("duplicate_of" in t.user_attrs for t in trials if t.state == optuna.trial.TrialState.PRUNED)
+    if not alternative and not twins:
+        return None
+    return (
+        f"{alternative} of {complete} trials took a new arch near a good one (or any new one under the budget) "
+        f"because the sampler kept proposing archs the study held; {twins} trial(s) drawn at the same moment "
+        "as another worker's with the same arch were closed unevaluated"
+    )
 
 
 def _retried_trials(study: optuna.Study) -> str | None:

@@ -78,6 +78,15 @@ def make_sampler(name: str, seed: int, admits: Admits | None = None) -> optuna.s
     raise QuadnasError(f"unknown sampler '{name}': use one of {', '.join(SAMPLERS)}")
 
 
+Params = dict[str, Any]
+Key = tuple[tuple[str, Any], ...]  # an arch as sorted trial parameters
+# A new arch for a trial whose base sampler found none: (the study's trials, the archs taken, rng) -> params.
+Alternative = Callable[[list[optuna.trial.FrozenTrial], set[Key], np.random.Generator], Params | None]
+
+# How a trial's arch was chosen (the objective records it as the trial's `proposed_by`).
+BY_SEED, BY_SAMPLER, BY_ALTERNATIVE, BY_REPEAT, BY_RETRY = "seed", "sampler", "alternative", "repeat", "retry"
+
+
 class GuidedSampler(optuna.samplers.BaseSampler):
     """Wraps a sampler: trials 0..n-1 take the seed params, later ones ask the base sampler.
 
@@ -86,9 +95,12 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     so workers sharing a study never repeat each other's proposals, while one worker's
     run stays reproducible. After the seeds every proposal is drawn jointly (parameters the
     base proposes one by one are drawn together), and one that repeats an arch the study
-    already holds, or that `fits` rejects (over any device's budget), is redrawn (up to `redraws`
-    times): the base's proposal distribution restricted to new archs within every budget. A proposal that never
-    qualifies goes through; the latency constraint marks it, the objective reuses a repeat's accuracy.
+    already holds (`taken`, which a base may also consult), or that `fits` rejects (over any
+    device's budget), is redrawn (up to `redraws` times). A base that keeps repeating itself
+    (TPE late in a long study) then yields to `alternative` (a new arch near a good one, or any
+    new one that fits); only when that finds none either does a repeat go through, marked
+    `repeat`: the latency constraint marks an unfit one, the objective reuses a repeat's accuracy.
+    `source(number)` says which of these chose a trial's arch.
     """
 
     def __init__(
@@ -98,9 +110,18 @@ class GuidedSampler(optuna.samplers.BaseSampler):
         seeds: list[dict[str, str]],
         fits: Callable[[dict[str, str]], bool] | None = None,
         redraws: int = 50,
+        alternative: Alternative | None = None,
     ):
         self.make_base, self.seed, self.seeds, self.fits, self.redraws = make_base, seed, seeds, fits, redraws
+        self.alternative = alternative
+        self.taken: set[Key] = set()  # the archs of the study, as of this trial's start
         self._bases: dict[int, optuna.samplers.BaseSampler] = {}
+        self._sources: dict[int, str] = {}
+
+    def source(self, number: int) -> str:
+        """How trial `number`'s arch was chosen: seed, sampler, alternative, repeat, or retry (of a failed trial,
+        whose arch it takes)."""
+        return BY_SEED if number < len(self.seeds) else self._sources.get(number, BY_SAMPLER)
 
     def _base(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
         if trial.number not in self._bases:
@@ -115,19 +136,27 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, BaseDistribution]:
         if self._seed(trial):
             return {}
-        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        return self._base(trial).infer_relative_search_space(study, trial) or intersection_search_space(done)
+        space = self._base(trial).infer_relative_search_space(study, trial)
+        if space:
+            return space
+        return intersection_search_space(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
     def sample_relative(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
+        if _retried(trial):
+            self._sources[trial.number] = BY_RETRY  # its parameters are the failed trial's
+            return {}
         if self._seed(trial) or not search_space:
             return {}
         base = self._base(trial)
-        taken = {
+        trials = study.get_trials(deepcopy=False)
+        self.taken = {  # a failed trial's arch is free again: its retry may take it
             _key(t.params)
-            for t in study.get_trials(deepcopy=False)
-            if t.number != trial.number and t.params.keys() == search_space.keys()
+            for t in trials
+            if t.number != trial.number
+            and t.state != optuna.trial.TrialState.FAIL
+            and t.params.keys() == search_space.keys()
         }
 
         def draw() -> dict[str, Any]:
@@ -137,12 +166,20 @@ class GuidedSampler(optuna.samplers.BaseSampler):
                     params[name] = base.sample_independent(study, trial, name, distribution)
             return params
 
+        def qualifies(params: Params) -> bool:
+            return _key(params) not in self.taken and (self.fits is None or self.fits(params))
+
         params = draw()
         for _ in range(self.redraws):
-            if _key(params) not in taken and (self.fits is None or self.fits(params)):
-                break
+            if qualifies(params):
+                return params
             params = draw()
-        return params
+        if qualifies(params):
+            return params
+        rng = np.random.default_rng([self.seed, trial.number])
+        other = self.alternative(trials, self.taken, rng) if self.alternative else None
+        self._sources[trial.number] = BY_REPEAT if other is None else BY_ALTERNATIVE
+        return params if other is None else other
 
     def sample_independent(
         self,
@@ -166,10 +203,18 @@ class GuidedSampler(optuna.samplers.BaseSampler):
         state: optuna.trial.TrialState,
         values: Sequence[float] | None,
     ) -> None:
+        self._sources.pop(trial.number, None)
         self._bases.pop(trial.number, self._base(trial)).after_trial(study, trial, state, values)
 
 
-def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+def _retried(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether `trial` retries a failed one (Optuna's heartbeat callback made it)."""
+    with warnings.catch_warnings():  # marked experimental since Optuna 2.8; the retry callback sets it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryFailedTrialCallback.retried_trial_number(trial) is not None
+
+
+def _key(params: dict[str, Any]) -> Key:
     return tuple(sorted(params.items()))
 
 
@@ -205,20 +250,68 @@ def candidate_indices(space: SearchSpace, rng: np.random.Generator, n: int = 20_
 
 
 def guided_sampler(config: SearchConfig, space: SearchSpace, targets: Targets) -> GuidedSampler:
-    """The configured sampler, started on predictor-chosen seeds; kept within every budget when constrained."""
+    """The configured sampler, started on predictor-chosen seeds; kept within every budget when constrained,
+    and to archs the study does not hold yet."""
     constrained = config.mode == "constrained"
     seeds = [space.to_params(a) for a in seed_archs(space, targets, SEED_TRIALS, config.seed, constrained)]
     names = space.param_names
+    tokens = [str(c) for c in space.choices]
 
     def fits(params: dict[str, str]) -> bool:
         return targets.fits(targets.predict(space.from_params(params)))
 
     def admits(samples: dict[str, np.ndarray]) -> np.ndarray:
-        """Which candidates (choice indices per block parameter, in `space.choices` order) fit every budget."""
+        """Which candidates (choice indices per block parameter, in `space.choices` order) are new archs
+        that fit every budget (any budget when not constrained)."""
         if not samples or not all(name in samples for name in names):
             return np.ones(len(next(iter(samples.values()), ())), dtype=bool)
         indices = np.stack([samples[name] for name in names], axis=1).astype(np.intp)
-        return targets.fits_many(targets.predict_many(indices))
+        ok = targets.fits_many(targets.predict_many(indices)) if constrained else np.ones(len(indices), dtype=bool)
+        new = [_key({n: tokens[i] for n, i in zip(names, row, strict=True)}) not in guided.taken for row in indices]
+        fresh: np.ndarray = ok & np.array(new, dtype=bool)
+        return fresh
 
-    make_base = functools.partial(make_sampler, config.sampler, admits=admits if constrained else None)
-    return GuidedSampler(make_base, config.seed, seeds, fits if constrained else None)
+    def alternative(trials: list[optuna.trial.FrozenTrial], taken: set[Key], rng: np.random.Generator) -> Params | None:
+        return new_arch(space, targets if constrained else None, trials, taken, rng)
+
+    make_base = functools.partial(make_sampler, config.sampler, admits=admits)
+    # Few redraws: each refits TPE on the whole study, and the alternative finds a new arch at once.
+    guided = GuidedSampler(make_base, config.seed, seeds, fits if constrained else None, 10, alternative)
+    return guided
+
+
+def new_arch(
+    space: SearchSpace,
+    targets: Targets | None,
+    trials: list[optuna.trial.FrozenTrial],
+    taken: set[Key],
+    rng: np.random.Generator,
+    parents: int = 10,
+    tries: int = 200,
+) -> Params | None:
+    """An arch not in `taken` that fits every budget of `targets` (None: any): first one or two blocks of
+    one of the `parents` best complete trials changed, else any such arch of a broad random draw; None
+    when neither finds one."""
+
+    def fresh(rows: np.ndarray) -> Params | None:
+        ok = targets.fits_many(targets.predict_many(rows)) if targets else np.ones(len(rows), dtype=bool)
+        for row in rows[ok]:
+            params = space.to_params(space.from_indices(row))
+            if _key(params) not in taken:
+                return params
+        return None
+
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.values and "arch" in t.user_attrs]
+    good = sorted(done, key=lambda t: t.values[0], reverse=True)[:parents]
+    if good:
+        base = space.to_indices([space.parse(t.user_attrs["arch"]) for t in good])
+        rows = base[rng.integers(len(base), size=tries)]
+        for changes in (1, 2):
+            mutated = rows.copy()
+            for _ in range(changes):
+                blocks = rng.integers(space.num_blocks, size=tries)
+                mutated[np.arange(tries), blocks] = rng.integers(len(space.choices), size=tries)
+            found = fresh(mutated)
+            if found:
+                return found
+    return fresh(candidate_indices(space, rng, 5_000))

@@ -1,0 +1,186 @@
+"""Long studies on many workers: new archs when the sampler repeats, one shared read per trial, the load test."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from builders import tiny_search_config
+
+from quadnas.space import SearchSpace
+from quadnas.study import run as run_module
+from quadnas.study.objective import Objective
+from quadnas.study.samplers import BY_ALTERNATIVE, BY_SAMPLER, BY_SEED, SEED_TRIALS, guided_sampler
+from quadnas.study.storage import SharedReads
+from quadnas.study.targets import Targets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Stuck(optuna.samplers.BaseSampler):
+    """Proposes one arch, every time."""
+
+    def __init__(self, params: dict[str, str], tokens: list[str]):
+        self.params, self.tokens = params, tokens
+
+    def infer_relative_search_space(self, study, trial):
+        return {name: optuna.distributions.CategoricalDistribution(self.tokens) for name in self.params}
+
+    def sample_relative(self, study, trial, search_space):
+        return dict(self.params)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.params[param_name]
+
+
+def test_a_sampler_that_repeats_itself_gets_new_archs_and_the_trials_say_so(tmp_path, synthetic_table, budget):
+    config = tiny_search_config(tmp_path, synthetic_table, None, budget, sampler="tpe")
+    space = SearchSpace.load("tiny")
+    targets = Targets.load(config.devices, space)
+    guided = guided_sampler(config, space, targets)
+    stuck = guided.seeds[0]  # a feasible arch the study holds from its first trial on
+    guided.make_base = lambda seed: _Stuck(stuck, [str(c) for c in space.choices])
+    objective = Objective(space, targets, lambda arch: 0.5, "constrained", -0.07, total=30)
+    study = optuna.create_study(direction="maximize", sampler=guided)
+    study.optimize(objective, n_trials=30)
+
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    archs = [t.user_attrs["arch"] for t in complete]
+    assert len(complete) == 30 and len(set(archs)) == 30  # no arch twice while new ones fit
+    assert all(t.user_attrs["feasible"] for t in complete)
+    by = [t.user_attrs["proposed_by"] for t in complete]
+    seeds = len(guided.seeds)
+    assert 0 < seeds <= SEED_TRIALS and by[:seeds] == [BY_SEED] * seeds
+    assert by[seeds:] == [BY_ALTERNATIVE] * (30 - seeds)  # the stuck base repeated a seed every time: each counted
+
+
+def test_a_twin_of_a_lower_trial_drawn_at_the_same_moment_is_pruned(synthetic_table, budget, tmp_path):
+    """Two workers draw one arch at once: the higher-numbered trial is pruned, the complete archs stay distinct."""
+    config = tiny_search_config(tmp_path, synthetic_table, None, budget)
+    space = SearchSpace.load("tiny")
+    targets = Targets.load(config.devices, space)
+    guided = guided_sampler(config, space, targets)
+    guided.seeds = []
+    twin = space.to_params(space.smallest())
+    guided.make_base = lambda seed: _Stuck(twin, [str(c) for c in space.choices])
+    study = optuna.create_study(direction="maximize", sampler=guided)
+    other = study.ask()  # trial 0: a worker that has drawn the arch but not yet written it
+
+    def accuracy(arch):  # while trial 1 is evaluated, trial 0 writes the same arch
+        choices = optuna.distributions.CategoricalDistribution(objective.tokens)
+        for name, value in twin.items():
+            study._storage.set_trial_param(other._trial_id, name, choices.to_internal_repr(value), choices)
+        return 0.5
+
+    objective = Objective(space, targets, accuracy, "constrained", -0.07, total=5)
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[1]
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["duplicate_of"] == 0
+    assert trial.user_attrs["proposed_by"] == BY_SAMPLER
+
+
+def test_a_trial_reads_the_study_once_or_twice_at_any_size(
+    tmp_path, synthetic_table, tiny_checkpoint, budget, monkeypatch
+):
+    """Reads of the whole study and the SQL SELECTs they cost, per trial: trials 0-20, then 20-80 of one study."""
+    from sqlalchemy import event
+
+    from quadnas.study import storage as storage_module
+
+    reads, selects = [0], [0]
+
+    def counting(storage):
+        shared = storage_module.shared_reads(storage)
+        read = shared.storage.get_all_trials
+
+        def counted(*args: Any, **kwargs: Any):
+            reads[0] += 1
+            return read(*args, **kwargs)
+
+        def select(_conn, _cursor, statement, *_):
+            selects[0] += statement.lstrip().upper().startswith("SELECT")
+
+        shared.storage.get_all_trials = counted
+        event.listen(storage.engine, "before_cursor_execute", select)
+        return shared
+
+    monkeypatch.setattr(run_module, "shared_reads", counting)
+    storage = f"sqlite:///{tmp_path / 'reads.db'}"
+    config = tiny_search_config(
+        tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, sampler="tpe", storage=storage
+    )
+    per_trial = []
+    for before, total in ((0, 20), (20, 80)):
+        reads[0] = selects[0] = 0
+        result = run_module.search(config.model_copy(update={"trials": total}))
+        assert len(result.candidates) == total
+        per_trial.append((reads[0] / (total - before), selects[0] / (total - before)))
+    (small_reads, small_sql), (large_reads, large_sql) = per_trial
+    assert large_reads <= 2.5 and large_reads <= small_reads + 0.1, per_trial  # one read at a trial's start, one after
+    assert large_sql <= small_sql * 1.1, per_trial  # each read fetches only new and unfinished trials
+
+
+def test_shared_reads_ask_the_storage_once_between_refreshes(tmp_path):
+    inner = optuna.storages.InMemoryStorage()
+    calls = []
+    read = inner.get_all_trials
+    inner.get_all_trials = lambda *a, **k: calls.append(1) or read(*a, **k)
+    shared = SharedReads(inner)
+    study = optuna.create_study(storage=shared)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    before = len(calls)
+    for _ in range(5):
+        study.get_trials(deepcopy=False)
+    assert len(calls) == before  # no new trial, no refresh: the snapshot serves
+    shared.refresh()
+    assert len(study.get_trials()) == 3 and len(calls) == before + 1
+
+
+@pytest.mark.slow
+def test_load_test_script_runs_two_workers_with_a_kill_and_reports(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    out = tmp_path / "load"
+    argv = [sys.executable, str(ROOT / "scripts/load_test.py"), "--storage", "journal", "--workers", "2"]
+    argv += ["--trials", "8", "--out", str(out), "--device", str(synthetic_table), "--budget", budget]
+    argv += ["--", "--space", "tiny", "--data", "digits", "--checkpoint", str(tiny_checkpoint)]
+    argv += ["--runs-dir", str(tmp_path / "runs"), "--sampler", "random"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] == 8 and summary["workers"] == 2
+    assert summary["distinct_archs"] == 8 and summary["evaluated_twice"] == 0
+    kills = [f for f in summary["faults"] if f["fault"] == "kill"]
+    assert len(kills) == 1 and len(kills[0]["slots"]) == 1  # one of two workers killed, then restarted
+    assert any(f["fault"] == "worker_restart" for f in summary["faults"])
+    assert all("skipped" in f for f in summary["faults"] if f["fault"].startswith("db_"))  # a journal has no server
+    assert summary["reads_per_trial"] > 0 and summary["trials_per_s"] > 0
+    assert set(summary["proposed_by"]) <= {BY_SEED, BY_SAMPLER, BY_ALTERNATIVE}
+    assert '"complete": 8' in done.stdout and "summary:" in done.stdout
+
+
+def test_a_worker_waits_for_an_unreachable_database_and_says_so(caplog):
+    from sqlalchemy.exc import OperationalError
+
+    inner = optuna.storages.InMemoryStorage()
+    shared = SharedReads(inner, outage_s=30)
+    study_id = shared.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    down = [2]
+    create = inner.create_new_trial
+
+    def flaky(*args):
+        if down[0]:
+            down[0] -= 1
+            lost = OperationalError("INSERT", {}, Exception("connection refused"))
+            raise optuna.exceptions.StorageInternalError("commit failed") from lost
+        return create(*args)
+
+    inner.create_new_trial = flaky
+    with caplog.at_level("WARNING", logger="quadnas.study.storage"):
+        assert shared.create_new_trial(study_id) == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "quadnas.study.storage"]
+    assert len(said) == 2 and "storage unreachable (connection refused)" in said[0] and "reachable again" in said[1]
+    inner.create_new_trial = lambda *a: (_ for _ in ()).throw(ValueError("bad"))
+    with pytest.raises(ValueError):  # any other error is raised at once
+        shared.create_new_trial(study_id)
