@@ -495,8 +495,8 @@ def tabulate(paths: list[str]) -> str:
     """A markdown table of summaries (`summary.json` files, or folders holding one)."""
     rows = [
         "| storage | workers | trials | faults | complete / failed / pruned | distinct archs | alternative "
-        "| trials/s (per worker) | study reads / trial | SQL SELECTs or log reads / trial (1st, 2nd half) | storage share "
-        "| loadavg max (1 min) |",
+        "| trials/s (per worker) | study reads / trial | SQL SELECTs or log reads / trial (1st, 2nd half) "
+        "| storage share | loadavg max (1 min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in paths:
