@@ -9,6 +9,8 @@ Faults (`--faults`, on by default), by the study's progress:
   at 45 % of T   the database restarted (PostgreSQL only);
   at 70 % of T   the database stopped for 10 s, then started (PostgreSQL only).
 SQLite and the journal file have no server: their database faults do not apply (the JSON says so).
+A worker that exits with an error before the study is done is restarted 1 s later, as a scheduler
+would (`--no-replace`: not); the JSON lists every exit.
 
     python scripts/load_test.py --storage postgresql --workers 8 --trials 1000
     python scripts/load_test.py --storage journal --workers 2 --trials 20 --no-faults -- --space tiny ...
@@ -101,21 +103,12 @@ def _instrument(counts: _Counts) -> None:
 
     import optuna
     from optuna.storages import BaseStorage
+    from optuna.storages._cached_storage import _CachedStorage
     from optuna.storages.journal import JournalFileBackend
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    classes = {
-        c
-        for c in (
-            optuna.storages.RDBStorage,
-            optuna.storages.JournalStorage,
-            *(getattr(optuna.storages, n) for n in ("_CachedStorage",) if hasattr(optuna.storages, n)),
-        )
-    }
-    from optuna.storages import _cached_storage
-
-    classes.add(_cached_storage._CachedStorage)
+    classes = (optuna.storages.RDBStorage, optuna.storages.JournalStorage, _CachedStorage)
     for cls in classes:
         for name in dir(BaseStorage):
             if name.startswith("_") or name not in cls.__dict__ or not callable(cls.__dict__[name]):
@@ -495,8 +488,8 @@ def tabulate(paths: list[str]) -> str:
     """A markdown table of summaries (`summary.json` files, or folders holding one)."""
     rows = [
         "| storage | workers | trials | faults | complete / failed / pruned | distinct archs | alternative "
-        "| trials/s (per worker) | study reads / trial | SQL SELECTs or log reads / trial (1st, 2nd half) | storage share "
-        "| loadavg max (1 min) |",
+        "| trials/s (per worker) | study reads / trial | SQL SELECTs or log reads / trial (1st, 2nd half) "
+        "| storage share | loadavg max (1 min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in paths:

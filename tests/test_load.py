@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,21 @@ def test_a_worker_waits_for_an_unreachable_database_and_says_so(caplog):
     inner.create_new_trial = lambda *a: (_ for _ in ()).throw(ValueError("bad"))
     with pytest.raises(ValueError):  # any other error is raised at once
         shared.create_new_trial(study_id)
+
+
+def test_a_retried_trial_takes_the_failed_ones_arch_and_says_so(tmp_path, synthetic_table, budget):
+    config = tiny_search_config(tmp_path, synthetic_table, None, budget)
+    space = SearchSpace.load("tiny")
+    targets = Targets.load(config.devices, space)
+    study = optuna.create_study(direction="maximize", sampler=guided_sampler(config, space, targets))
+    objective = Objective(space, targets, lambda arch: 0.5, "constrained", -0.07, total=5)
+    killed = study.ask()
+    arch = objective.propose(killed)
+    study.tell(killed, state=optuna.trial.TrialState.FAIL)  # as a worker's heartbeat check marks a killed one
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, study.trials[0])
+    study.optimize(objective, n_trials=1)
+    retry = study.trials[1]
+    assert retry.state == optuna.trial.TrialState.COMPLETE and retry.user_attrs["arch"] == str(arch)
+    assert retry.user_attrs["proposed_by"] == "retry"

@@ -71,9 +71,10 @@ class Objective:
             raise optuna.TrialPruned(f"the study already holds {self.total} complete or running trials")
 
     def _prune_if_twin(self, trial: optuna.Trial) -> None:
-        """Close `trial` unevaluated when a lower-numbered live trial holds its arch though the sampler
-        proposed it as new: two workers drew one arch at once. The lower number keeps it, so the study's
-        complete trials stay distinct archs. A known repeat (the sampler found no new arch) goes on."""
+        """Close `trial` as pruned when a lower-numbered live trial holds its arch though the sampler
+        proposed it as new: two workers drew one arch at once. Checked before the evaluation and again
+        after it (the other trial may have written its arch meanwhile). The lower number keeps the arch,
+        so the study's complete trials stay distinct archs. A known repeat (no new arch found) goes on."""
         if trial.user_attrs.get("proposed_by") == BY_REPEAT:
             return
         live = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)

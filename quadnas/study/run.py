@@ -293,8 +293,8 @@ def _new_arch_note(study: optuna.Study, complete: int) -> str | None:
         return None
     return (
         f"{alternative} of {complete} trials took a new arch near a good one (or any new one under the budget) "
-        f"because the sampler kept proposing archs the study held; {twins} trial(s) drawn at the same moment "
-        "as another worker's with the same arch were closed unevaluated"
+        f"because the sampler kept proposing archs the study held; {twins} trial(s) that drew another worker's "
+        "arch at the same moment were closed as pruned (not counted)"
     )
 
 

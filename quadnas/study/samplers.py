@@ -121,7 +121,7 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     def source(self, number: int) -> str:
         """How trial `number`'s arch was chosen: seed, sampler, alternative, repeat, or retry (of a failed trial,
         whose arch it takes)."""
-        return BY_SEED if number < len(self.seeds) else self._sources.get(number, BY_SAMPLER)
+        return self._sources.get(number) or (BY_SEED if number < len(self.seeds) else BY_SAMPLER)
 
     def _base(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
         if trial.number not in self._bases:
@@ -144,9 +144,6 @@ class GuidedSampler(optuna.samplers.BaseSampler):
     def sample_relative(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if _retried(trial):
-            self._sources[trial.number] = BY_RETRY  # its parameters are the failed trial's
-            return {}
         if self._seed(trial) or not search_space:
             return {}
         base = self._base(trial)
@@ -194,6 +191,8 @@ class GuidedSampler(optuna.samplers.BaseSampler):
         return self._base(trial).sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if _retried(trial):  # its parameters are the failed trial's, fixed: the sampler is not asked
+            self._sources[trial.number] = BY_RETRY
         self._base(trial).before_trial(study, trial)
 
     def after_trial(
