@@ -131,4 +131,3 @@ def test_bad_finalist_flags_are_one_line(capsys, tmp_path, synthetic_table, tiny
     with pytest.raises(SystemExit) as e:
         main([*tiny_search_argv(tmp_path, synthetic_table, tiny_checkpoint, 2, budget), flag, value])
     assert e.value.code == 2 and "Traceback" not in capsys.readouterr().err
-

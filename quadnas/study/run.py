@@ -145,10 +145,11 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
         ranked = rerank(ranked, config.rerank, space, dataset, progress)
     finalists = []
     count, recipe = finalist_settings(config, dataset)
-    if ranked and count:
+    if ranked and count:  # hand designs carry their supernet score too, for the table and best.yaml
         hand = [replace(c, accuracy=evaluator.accuracy(space.parse(c.arch))) for c in hand_designs(space, targets)]
         cache = FinalistCache(Path(config.runs_dir) / "finalists", space, dataset)
-        finalists = judge(pick_finalists(ranked, hand, count), space, dataset, recipe, cache, progress, config.train_device)
+        picked = pick_finalists(ranked, hand, count)
+        finalists = judge(picked, space, dataset, recipe, cache, progress, config.train_device)
     result = SearchResult(
         config,
         study,
