@@ -122,3 +122,21 @@ def test_known_takes_rank_correlation_archs_of_the_same_recipe_only(tmp_path):
         svb.known(path, space, recipe)  # trained on a subset: another ground truth
     with pytest.raises(SystemExit, match="not a JSON file of rank_correlation.py"):
         svb.known(tmp_path / "missing.json", space, recipe)
+
+
+def test_never_loses_asks_level_with_the_hand_design_and_near_the_best_measured():
+    store = {
+        "s": {"0": 0.95, "1": 0.96},
+        "r": {"0": 0.93, "1": 0.92},
+        "m": {"0": 0.90, "1": 0.91},
+        "h": {"0": 0.945, "1": 0.955},
+    }
+    roles = {"searched": ["s"], "random, best": ["r"], "random, median": ["m"], "hand-designed": ["h"]}
+    assert svb.verdict({"roles": roles}, store)["never_loses"]  # level with the hand design is enough
+    store["h"] = {"0": 0.955, "1": 0.965}
+    assert not svb.verdict({"roles": roles}, store)["never_loses"]  # below it is not
+    store["h"] = {"0": 0.93, "1": 0.93}
+    far = {"roles": roles, "best_measured": {"mean": 0.99}}  # leads the hand design by far more than the spread
+    verdict = svb.verdict(far, store)
+    assert verdict["searched_behind_best_measured"] == pytest.approx(0.035) and not verdict["never_loses"]
+    assert svb.verdict({**far, "best_measured": {"mean": 0.96}}, store)["never_loses"]
