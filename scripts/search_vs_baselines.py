@@ -143,6 +143,9 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
     """Fill `section["roles"]` (role -> arch texts) from the searches and the hand design, running what is missing."""
     searches = section.setdefault("searches", {})
     searched = args.searched
+    borrowed = random_of(args.random_from, device, budget, args.search_seeds[0]) if args.random_from else None
+    if borrowed:
+        searches[f"random s{args.search_seeds[0]}"] = borrowed
     for sampler, seeds in ((searched, args.search_seeds), ("random", args.search_seeds[:1])):
         for seed in seeds:
             key = f"{sampler} s{seed}"
@@ -158,7 +161,10 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
                 print(f"{device} {budget:g} ms, {key}: {searches[key]['arch']}")
                 args.save()
     random_run = searches[f"random s{args.search_seeds[0]}"]
-    median_arch, median_acc = median_feasible(pd.read_csv(ROOT / random_run["run_dir"] / "trials.csv"))
+    if "median" in random_run:  # borrowed from another run of this script
+        median_arch, median_acc = random_run["median"]["arch"], random_run["median"]["supernet_accuracy"]
+    else:
+        median_arch, median_acc = median_feasible(pd.read_csv(ROOT / random_run["run_dir"] / "trials.csv"))
     predictor = LatencyPredictor(load_device_table(device), space)
     hand = hand_designed(predictor, budget)
     section["random_median_supernet_accuracy"] = median_acc
@@ -172,6 +178,20 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
     }
     every = {a for archs in section["roles"].values() for a in archs}
     section["latency_ms"] = {a: round(predictor.predict(space.parse(a)), 2) for a in sorted(every)}
+
+
+def random_of(path: Path, device: str, budget: float, seed: int) -> dict[str, Any] | None:
+    """The random search of `seed` at this budget in another JSON of this script, with its median arch (None
+    where it has none): the random roles without running that search again, when it scored with the same
+    supernet."""
+    section = json.loads(path.read_text()).get("budgets", {}).get(f"{device} {budget:g} ms")
+    if not section or f"random s{seed}" not in section.get("searches", {}):
+        return None
+    median = section["roles"]["random, median"][0]
+    found: dict[str, Any] = dict(section["searches"][f"random s{seed}"])
+    found["median"] = {"arch": median, "supernet_accuracy": section["random_median_supernet_accuracy"]}
+    found["borrowed_from"] = path.name
+    return found
 
 
 def best_measured(
@@ -215,6 +235,32 @@ def verdict(section: dict[str, Any], store: Store) -> dict[str, Any]:
         found["searched_behind_best_measured"] = round(best["mean"] - roles["searched"]["mean"], 4)
     found["never_loses"] = never_loses(found)
     return found
+
+
+def finalists_vs_standalone(section: dict[str, Any], stores: list[Store], seeds: list[int]) -> dict[str, Any]:
+    """How the finalists' short training ranked them against their stand-alone mean over `seeds` (the ground
+    truth), over the finalists of every search whose ground truth is known: each one's pair and Kendall tau."""
+    wanted = [str(s) for s in seeds]
+    short: dict[str, float] = {}
+    for found in section["searches"].values():
+        short.update({f["arch"]: f["trained"] for f in found.get("finalists", [])})
+    pairs = []
+    for arch, trained in sorted(short.items()):
+        known_here = next((st[arch] for st in stores if all(s in st.get(arch, {}) for s in wanted)), None)
+        if known_here is not None:
+            pairs.append(
+                {
+                    "arch": arch,
+                    "short": trained,
+                    "standalone": round(float(np.mean([known_here[s] for s in wanted])), 4),
+                }
+            )
+    tau = None
+    if len(pairs) >= 3:
+        from scipy.stats import kendalltau
+
+        tau = round(float(kendalltau([p["short"] for p in pairs], [p["standalone"] for p in pairs]).statistic), 3)
+    return {"finalists": len(short), "with_ground_truth": pairs, "kendall_tau": tau}
 
 
 def never_loses(found: dict[str, Any]) -> bool:
@@ -323,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         "--searched", choices=("tpe", "default"), default="tpe", help="the searched role: tpe, 100 trials, the "
         "supernet's best (default); or default: `quadnas search` with no other flag, finalists and all"
     )  # fmt: skip
+    parser.add_argument(
+        "--random-from", type=Path, help="a JSON of this script whose random searches (same data and supernet) "
+        "give the random roles, instead of running them again"
+    )  # fmt: skip
     parser.add_argument("--rerank", default="meco_opt", help="proxy of the re-ranked role (none: no such role)")
     parser.add_argument("--checkpoint", type=Path, help="supernet the searches score with (default: the search's own)")
     parser.add_argument("--train-width", type=float, help="width of the supernet the searches train (default theirs)")
@@ -381,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             predictor = LatencyPredictor(load_device_table(device), space)
             section["best_measured"] = best_measured(predictor, budget, [store, *known_stores], args.seeds)
         section["verdict"] = verdict(section, store)
+        section["finalists_vs_standalone"] = finalists_vs_standalone(section, [store, *known_stores], args.seeds)
         save()
         print(f"{key}: {json.dumps(section['verdict'])}", flush=True)
     plot(result, args.plot)

@@ -193,7 +193,8 @@ def judge(
     todo = [c for c in finalists if cache.get(recipe, c.arch) is None]
     cached = len(finalists) - len(todo)
     progress.note(
-        f"training {len(todo)} finalists stand-alone for {recipe.epochs:g} epochs each "
+        f"training {len(todo)} finalists stand-alone for {recipe.epochs:g} epoch{'' if recipe.epochs == 1 else 's'} "
+        "each "
         f"({len(todo) * steps_for(recipe.epochs, len(data.train), recipe.batch_size)} steps in all"
         + (f"; {cached} more were trained before and are reused" if cached else "")
         + "); the most accurate becomes best.yaml (--finalists 0 skips this)"
