@@ -91,6 +91,7 @@ def test_finalists_default_to_none_on_the_quick_bundled_data_only():
     assert finalist_settings(SearchConfig(), digits)[0] == 0
     count, recipe = finalist_settings(SearchConfig(finalists=2, finalist_epochs=0.5), digits)
     assert (count, recipe.epochs) == (2, 0.5)
+    assert finalist_settings(SearchConfig(), replace(digits, name="mnist5k"))[0] == 0  # README's first command
     assert finalist_settings(SearchConfig(), replace(digits, name="mine"))[0] > 0
 
 
