@@ -74,25 +74,38 @@ ROLES = ("searched", RERANKED, *BASELINES)
 def search(
     args: argparse.Namespace, device: str, budget: float, sampler: str, seed: int, rerank: bool = False
 ) -> dict[str, Any]:
-    """Run (or resume, or re-rank) one `quadnas search` in its own study; its best arch, supernet accuracy and
-    run folder."""
+    """Run (or resume, or re-rank) one `quadnas search` in its own study; its best arch, supernet accuracy, run
+    folder and finalists.
+
+    `sampler` "default" runs the default command: no flag but the data, device, budget, seed and study (and
+    the supernet flags given), so finalists are trained as a user's search trains them. The other samplers
+    run 100 trials without finalists: their best is the supernet's pick.
+    """
     supernet = f"-{args.checkpoint.stem}" if args.checkpoint else ""
     supernet += f"-w{args.train_width:g}" if args.train_width else ""
     study = f"svb-{args.space}-{args.data}{supernet}-{device}-{budget:g}ms-{sampler}-s{seed}"
+    chosen = () if sampler == "default" else ("--sampler", sampler, "--trials", str(args.trials), "--finalists", "0")
     doc = quadnas_json(
         "search", "--space", args.space, "--data", args.data, "--device", device, "--budget", f"{budget:g}ms",
-        "--sampler", sampler, "--trials", str(args.trials), "--seed", str(seed), "--study", study,
+        *chosen, "--seed", str(seed), "--study", study,
         *(("--rerank", args.rerank) if rerank else ()),
         *(("--checkpoint", str(args.checkpoint)) if args.checkpoint else ()),
         *(("--train-width", f"{args.train_width:g}") if args.train_width else ()),
     )  # fmt: skip
     best = doc["best"]
-    return {
+    found = {
         "study": study,
         "arch": best["arch"],
         "supernet_accuracy": best["accuracy"],
         "run_dir": doc["run_dir"],
     }
+    if doc.get("finalists"):
+        found["finalist_epochs"] = doc["finalist_epochs"]
+        found["finalists"] = [
+            {"arch": f["arch"], "trained": f["trained"], "supernet_accuracy": f["accuracy"], "origin": f["origin"]}
+            for f in doc["finalists"]
+        ]
+    return found
 
 
 def median_feasible(trials: pd.DataFrame) -> tuple[str, float]:
@@ -129,7 +142,11 @@ def hand_designed(predictor: LatencyPredictor, budget: float) -> Arch:
 def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Namespace, section: dict[str, Any]) -> None:
     """Fill `section["roles"]` (role -> arch texts) from the searches and the hand design, running what is missing."""
     searches = section.setdefault("searches", {})
-    for sampler, seeds in (("tpe", args.search_seeds), ("random", args.search_seeds[:1])):
+    searched = args.searched
+    borrowed = random_of(args.random_from, device, budget, args.search_seeds[0]) if args.random_from else None
+    if borrowed:
+        searches[f"random s{args.search_seeds[0]}"] = borrowed
+    for sampler, seeds in ((searched, args.search_seeds), ("random", args.search_seeds[:1])):
         for seed in seeds:
             key = f"{sampler} s{seed}"
             if key not in searches:
@@ -144,13 +161,16 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
                 print(f"{device} {budget:g} ms, {key}: {searches[key]['arch']}")
                 args.save()
     random_run = searches[f"random s{args.search_seeds[0]}"]
-    median_arch, median_acc = median_feasible(pd.read_csv(ROOT / random_run["run_dir"] / "trials.csv"))
+    if "median" in random_run:  # borrowed from another run of this script
+        median_arch, median_acc = random_run["median"]["arch"], random_run["median"]["supernet_accuracy"]
+    else:
+        median_arch, median_acc = median_feasible(pd.read_csv(ROOT / random_run["run_dir"] / "trials.csv"))
     predictor = LatencyPredictor(load_device_table(device), space)
     hand = hand_designed(predictor, budget)
     section["random_median_supernet_accuracy"] = median_acc
     reranked = [searches[f"tpe s{s} rerank {args.rerank}"]["arch"] for s in args.search_seeds] if args.rerank else []
     section["roles"] = {
-        "searched": [searches[f"tpe s{s}"]["arch"] for s in args.search_seeds],
+        "searched": [searches[f"{searched} s{s}"]["arch"] for s in args.search_seeds],
         **({RERANKED: reranked} if reranked else {}),
         "random, best": [random_run["arch"]],
         "random, median": [median_arch],
@@ -158,6 +178,20 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
     }
     every = {a for archs in section["roles"].values() for a in archs}
     section["latency_ms"] = {a: round(predictor.predict(space.parse(a)), 2) for a in sorted(every)}
+
+
+def random_of(path: Path, device: str, budget: float, seed: int) -> dict[str, Any] | None:
+    """The random search of `seed` at this budget in another JSON of this script, with its median arch (None
+    where it has none): the random roles without running that search again, when it scored with the same
+    supernet."""
+    section = json.loads(path.read_text()).get("budgets", {}).get(f"{device} {budget:g} ms")
+    if not section or f"random s{seed}" not in section.get("searches", {}):
+        return None
+    median = section["roles"]["random, median"][0]
+    found: dict[str, Any] = dict(section["searches"][f"random s{seed}"])
+    found["median"] = {"arch": median, "supernet_accuracy": section["random_median_supernet_accuracy"]}
+    found["borrowed_from"] = path.name
+    return found
 
 
 def best_measured(
@@ -198,7 +232,46 @@ def verdict(section: dict[str, Any], store: Store) -> dict[str, Any]:
         found["goal_met_reranked"] = met(found["reranked_lead"])
     if best := section.get("best_measured"):
         found["best_measured_lead_over_hand"] = round(best["mean"] - roles["hand-designed"]["mean"], 4)
+        found["searched_behind_best_measured"] = round(best["mean"] - roles["searched"]["mean"], 4)
+    found["never_loses"] = never_loses(found)
     return found
+
+
+def finalists_vs_standalone(section: dict[str, Any], stores: list[Store], seeds: list[int]) -> dict[str, Any]:
+    """How the finalists' short training ranked them against their stand-alone mean over `seeds` (the ground
+    truth), over the finalists of every search whose ground truth is known: each one's pair and Kendall tau."""
+    wanted = [str(s) for s in seeds]
+    short: dict[str, float] = {}
+    for found in section["searches"].values():
+        short.update({f["arch"]: f["trained"] for f in found.get("finalists", [])})
+    pairs = []
+    for arch, trained in sorted(short.items()):
+        known_here = next((st[arch] for st in stores if all(s in st.get(arch, {}) for s in wanted)), None)
+        if known_here is not None:
+            pairs.append(
+                {
+                    "arch": arch,
+                    "short": trained,
+                    "standalone": round(float(np.mean([known_here[s] for s in wanted])), 4),
+                }
+            )
+    tau = None
+    if len(pairs) >= 3:
+        from scipy.stats import kendalltau
+
+        tau = round(float(kendalltau([p["short"] for p in pairs], [p["standalone"] for p in pairs]).statistic), 3)
+    return {"finalists": len(short), "with_ground_truth": pairs, "kendall_tau": tau}
+
+
+def never_loses(found: dict[str, Any]) -> bool:
+    """The default search's goal: at or above the hand design, ahead of the median random arch by more than the
+    seeds' spread, and, where the best measured arch leads the hand design by more than the spread, within
+    the spread of it."""
+    leads, spread = found["searched_lead"], found["seed_spread"]
+    met = leads["hand-designed"] >= 0 and leads["random, median"] > spread
+    if found.get("best_measured_lead_over_hand", 0.0) > spread:
+        met = met and found["searched_behind_best_measured"] <= spread
+    return bool(met)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -223,6 +296,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_xticks(range(len(roles)), roles, rotation=20, ha="right")
         v = section["verdict"]
         title = f"{key}: goal {'met' if v['goal_met'] else 'not met'}"
+        if result["recipe"].get("searched") == "default":
+            title = f"{key}: never below the hand design {'met' if v['never_loses'] else 'not met'}"
         if "goal_met_reranked" in v:
             title += f"; re-ranked ({section['rerank']}): {'met' if v['goal_met_reranked'] else 'not met'}"
         ax.set_title(title, fontsize=10)
@@ -290,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--space", default="quadranet-t")
     parser.add_argument("--data", default=RECIPE["data"], help="searches and trainings data (default mnist5k)")
     parser.add_argument("--trials", type=int, default=100, help="trials per search")
+    parser.add_argument(
+        "--searched", choices=("tpe", "default"), default="tpe", help="the searched role: tpe, 100 trials, the "
+        "supernet's best (default); or default: `quadnas search` with no other flag, finalists and all"
+    )  # fmt: skip
+    parser.add_argument(
+        "--random-from", type=Path, help="a JSON of this script whose random searches (same data and supernet) "
+        "give the random roles, instead of running them again"
+    )  # fmt: skip
     parser.add_argument("--rerank", default="meco_opt", help="proxy of the re-ranked role (none: no such role)")
     parser.add_argument("--checkpoint", type=Path, help="supernet the searches score with (default: the search's own)")
     parser.add_argument("--train-width", type=float, help="width of the supernet the searches train (default theirs)")
@@ -312,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     budgets = args.budget or [("vpu", 30.0), ("cpu", 300.0)]
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     recipe = {**RECIPE, "data": args.data, "epochs": args.epochs, "trials": args.trials, "space": args.space}
+    if args.searched != "tpe":
+        recipe["searched"] = args.searched
     if args.checkpoint:
         recipe["checkpoint"] = args.checkpoint.name
     if args.train_width:
@@ -346,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             predictor = LatencyPredictor(load_device_table(device), space)
             section["best_measured"] = best_measured(predictor, budget, [store, *known_stores], args.seeds)
         section["verdict"] = verdict(section, store)
+        section["finalists_vs_standalone"] = finalists_vs_standalone(section, [store, *known_stores], args.seeds)
         save()
         print(f"{key}: {json.dumps(section['verdict'])}", flush=True)
     plot(result, args.plot)

@@ -67,13 +67,15 @@ def test_search_json(capsys, tmp_path, synthetic_table, tiny_checkpoint, budget)
     assert Path(doc["run_dir"]) == tmp_path / doc["study"] and Path(doc["files"]["trials.csv"]).is_file()
     assert doc["devices"] == [{"device": str(synthetic_table), "name": "test-device", "budget_ms": doc["budget_ms"]}]
     for c in doc["ranked"] + doc["pareto"]:
-        assert set(c) == {"arch", "accuracy", "latency_ms", "budget_share", "devices", "proxy", "trial"}
+        keys = {"arch", "accuracy", "latency_ms", "budget_share", "devices", "proxy", "trained", "origin", "trial"}
+        assert set(c) == keys and c["trained"] is None and c["origin"] == "search"
         only = {"device": str(synthetic_table), "latency_ms": c["latency_ms"], "budget_share": c["budget_share"]}
         assert c["devices"] == [only]  # one device: its keys repeat the candidate's
         SearchSpace.load("tiny").parse(c["arch"])
     assert all(c["latency_ms"] <= doc["budget_ms"] and c["budget_share"] <= 1 for c in doc["ranked"])
     if doc["best"] is not None:
         assert doc["best"] == doc["ranked"][0] and isinstance(doc["best"]["accuracy"], float)
+    assert doc["finalists"] == [] and doc["finalist_epochs"] is None  # none by default on digits
     assert "search: 4 trials" in err  # progress still goes to stderr
 
 

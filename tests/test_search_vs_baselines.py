@@ -122,3 +122,44 @@ def test_known_takes_rank_correlation_archs_of_the_same_recipe_only(tmp_path):
         svb.known(path, space, recipe)  # trained on a subset: another ground truth
     with pytest.raises(SystemExit, match="not a JSON file of rank_correlation.py"):
         svb.known(tmp_path / "missing.json", space, recipe)
+
+
+def test_never_loses_asks_level_with_the_hand_design_and_near_the_best_measured():
+    store = {
+        "s": {"0": 0.95, "1": 0.96},
+        "r": {"0": 0.93, "1": 0.92},
+        "m": {"0": 0.90, "1": 0.91},
+        "h": {"0": 0.945, "1": 0.955},
+    }
+    roles = {"searched": ["s"], "random, best": ["r"], "random, median": ["m"], "hand-designed": ["h"]}
+    assert svb.verdict({"roles": roles}, store)["never_loses"]  # level with the hand design is enough
+    store["h"] = {"0": 0.955, "1": 0.965}
+    assert not svb.verdict({"roles": roles}, store)["never_loses"]  # below it is not
+    store["h"] = {"0": 0.93, "1": 0.93}
+    far = {"roles": roles, "best_measured": {"mean": 0.99}}  # leads the hand design by far more than the spread
+    verdict = svb.verdict(far, store)
+    assert verdict["searched_behind_best_measured"] == pytest.approx(0.035) and not verdict["never_loses"]
+    assert svb.verdict({**far, "best_measured": {"mean": 0.96}}, store)["never_loses"]
+
+
+def test_finalists_vs_standalone_pairs_each_finalist_with_its_known_mean():
+    finalists = [{"arch": a, "trained": t} for a, t in (("a", 0.3), ("b", 0.2), ("c", 0.4), ("u", 0.5))]
+    section = {"searches": {"default s0": {"finalists": finalists[:2]}, "default s1": {"finalists": finalists[2:]}}}
+    stores = [{"a": {"0": 0.6, "1": 0.7}, "b": {"0": 0.5, "1": 0.5}}, {"c": {"0": 0.8, "1": 0.8}, "u": {"0": 0.9}}]
+    found = svb.finalists_vs_standalone(section, stores, [0, 1])
+    assert found["finalists"] == 4  # u lacks seed 1: no ground truth
+    assert [(p["arch"], p["standalone"]) for p in found["with_ground_truth"]] == [("a", 0.65), ("b", 0.5), ("c", 0.8)]
+    assert found["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_random_roles_are_borrowed_from_another_run_at_the_same_budget(tmp_path):
+    other = tmp_path / "other.json"
+    section = {
+        "searches": {"random s0": {"arch": "r", "supernet_accuracy": 0.5, "run_dir": "runs/x"}},
+        "roles": {"random, median": ["m"]},
+        "random_median_supernet_accuracy": 0.4,
+    }
+    other.write_text(json.dumps({"budgets": {"vpu 30 ms": section}}))
+    found = svb.random_of(other, "vpu", 30.0, 0)
+    assert found["arch"] == "r" and found["median"] == {"arch": "m", "supernet_accuracy": 0.4}
+    assert svb.random_of(other, "vpu", 20.0, 0) is None and svb.random_of(other, "vpu", 30.0, 1) is None

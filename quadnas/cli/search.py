@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.common import console, err_console, non_negative_int, positive_float, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json
 from quadnas.cli.progress import progress_for
 from quadnas.study import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
@@ -63,6 +63,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "proxy: meco_opt, zico, params, macs, synflow or meco (default: supernet accuracy alone, which no "
         "proxy beat on both bundled datasets: docs/benchmarks.md)",
     )
+    p.add_argument(
+        "--finalists",
+        type=non_negative_int,
+        metavar="K",
+        help="train the K best archs under the budget and the hand design of each kernel/expansion family "
+        "stand-alone, briefly, and pick the most accurate (default 3; 0 on the bundled mnist5k and digits, "
+        "where short training cannot tell archs apart; 0: pick by supernet accuracy alone)",
+    )
+    p.add_argument(
+        "--finalist-epochs",
+        type=positive_float,
+        metavar="E",
+        help="epochs of each finalist's stand-alone training (default 1)",
+    )
     p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")
     p.add_argument("--seed", type=int)
     p.add_argument("--study", help="study name (default derived from space, data, devices, budgets and mode)")
@@ -105,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         shown = result.ranked[: args.top]
     console.print(result_table(result, shown, f"best architectures under {within}" if result.best else None))
+    if result.finalists:
+        console.print(finalist_table(result))
     if result.best is not None:
         console.print(f"best arch: {result.best.arch}", highlight=False, soft_wrap=True)
     if config.mode == "pareto" and result.pareto:
@@ -133,7 +149,25 @@ def result_table(result: SearchResult, shown: list[Candidate], title: str | None
         else:
             latencies = [f"{c.latency_ms:.2f} ms", f"{result.budget.share(c.latency_ms):.0%}"]
         proxy = [] if not proxy_column else ["—" if c.proxy is None else f"{c.proxy:.3g}"]
-        table.add_row(str(i), wrap_arch(c.arch, per_line), acc, *proxy, *latencies, str(c.trial))
+        trial = "—" if c.trial is None else str(c.trial)
+        table.add_row(str(i), wrap_arch(c.arch, per_line), acc, *proxy, *latencies, trial)
+    return table
+
+
+def finalist_table(result: SearchResult) -> Table:
+    """The finalists, the most accurate after short stand-alone training first (the first is the best arch)."""
+    from rich.table import Table
+
+    table = Table(title=f"finalists, trained stand-alone for {result.finalist_epochs:g} epochs each")
+    for column in ("#", "arch", "trained", "supernet", "from", "trial"):
+        table.add_column(column, justify="left" if column in ("arch", "from") else "right", no_wrap=True)
+    longest = max(len(token) for c in result.finalists for token in c.arch.split("-"))
+    per_line = max(2, (console.width - 52) // (longest + 1))
+    for i, c in enumerate(result.finalists, 1):
+        trained = "—" if c.trained is None else f"{c.trained:.4f}"
+        supernet = "—" if c.accuracy is None else f"{c.accuracy:.4f}"
+        trial = "—" if c.trial is None else str(c.trial)
+        table.add_row(str(i), wrap_arch(c.arch, per_line), trained, supernet, c.origin, trial)
     return table
 
 
@@ -174,6 +208,8 @@ def search_fields(result: SearchResult, complete: int, top: int) -> dict[str, An
         "ranked": listed(result.ranked[:top]),
         "closest": listed(result.closest),
         "pareto": listed(result.pareto),
+        "finalists": listed(result.finalists),
+        "finalist_epochs": result.finalist_epochs,
         "supernet_width": result.supernet_width,
         "notes": result.notes,
         "files": result.files,
@@ -194,6 +230,8 @@ def candidate_fields(c: Candidate, result: SearchResult) -> dict[str, Any]:
             for d in result.config.devices
         ],
         "proxy": c.proxy,
+        "trained": c.trained,
+        "origin": c.origin,
         "trial": c.trial,
     }
 

@@ -5,7 +5,8 @@
 `config` (SearchConfig, its devices and budgets), `names` (modes, samplers, per-device names),
 `targets` (each device's predictor and budget: what fits them all), `objective` (propose, predict, score),
 `samplers` (TPE weighing only feasible candidates, the guided wrapper), `storage` (SQLite, RDB
-URLs, journal files), `results` (candidates, ranking, Pareto front), `report` (files and plots),
+URLs, journal files), `results` (candidates, ranking, Pareto front), `finalists` (the best archs and the hand
+designs trained briefly stand-alone to pick the best), `report` (files and plots),
 `run` (`search()`). The names below are imported on first use, so `import quadnas.study.config`
 and the command line's start-up (`names`) stay light.
 """

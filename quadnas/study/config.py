@@ -70,6 +70,10 @@ class SearchConfig(BaseModel):
     runs_dir: str = "runs"
     reward_exponent: float = -0.07
     rerank: str | None = None  # a zero-cost proxy (quadnas.supernet.proxies) that re-ranks the archs under the budget
+    # the best archs under the budget trained stand-alone (with the hand designs that fit) to pick the best;
+    # None: the default for the data (quadnas.study.finalists.default_finalists), 0: none
+    finalists: int | None = Field(default=None, ge=0)
+    finalist_epochs: float | None = Field(default=None, gt=0)  # None: the default for the data
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""Search results on disk: best.yaml, trials.csv, pareto.csv, pareto.png and breakdown.png (each device in each)."""
+"""Search results on disk: best.yaml, trials.csv, pareto.csv, pareto.png, breakdown.png (each device in each) and,
+when finalists were trained, finalists.csv."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ def write_results(result: SearchResult, targets: Targets, checkpoint: Path, chec
     paths = {name: out / name for name in ("best.yaml", "trials.csv", "pareto.csv", "pareto.png")}
     trials = result.study.trials_dataframe()
     trials.to_csv(paths["trials.csv"], index=False)
+    if result.finalists:
+        paths["finalists.csv"] = out / "finalists.csv"
+        rows = [{**c.row(), "trained_accuracy": c.trained, "origin": c.origin} for c in result.finalists]
+        pd.DataFrame(rows).to_csv(paths["finalists.csv"], index=False)
     pd.DataFrame([c.row() for c in result.pareto], columns=_pareto_columns(targets)).to_csv(
         paths["pareto.csv"], index=False
     )
@@ -68,6 +73,7 @@ def best_record(
         **({"devices": [_device_record(best, t, breakdowns[t.label]) for t in targets]} if targets.several else {}),
         "precision": targets.precision,
         **({"rerank": _rerank_record(result, best)} if cfg.rerank else {}),
+        **({"finalists": _finalist_record(result, best)} if result.finalists else {}),
         "space": {"name": space.name, "path": space.source, "fingerprint": space.fingerprint()},
         "data": cfg.data,
         "resolution": cfg.resolution,
@@ -88,6 +94,23 @@ def _rerank_record(result: SearchResult, best: Candidate) -> dict[str, Any]:
     by_accuracy = [c.arch for c in rank_feasible(result.ranked, result.budgets)]  # the order before re-ranking
     place = by_accuracy.index(best.arch) + 1
     return {"proxy": result.config.rerank, "score": best.proxy, "supernet_place": place, "of": len(by_accuracy)}
+
+
+def _finalist_record(result: SearchResult, best: Candidate) -> dict[str, Any]:
+    """How the finalists picked the best arch: its short-training accuracy, where it came from, where the
+    supernet placed it among the finalists, and every finalist."""
+    by_supernet = sorted(result.finalists, key=lambda c: -(c.accuracy or 0.0))
+    return {
+        "epochs": result.finalist_epochs,
+        "trained_accuracy": best.trained,
+        "origin": best.origin,
+        "supernet_place": [c.arch for c in by_supernet].index(best.arch) + 1,
+        "of": len(result.finalists),
+        "all": [
+            {"arch": c.arch, "trained_accuracy": c.trained, "supernet_accuracy": c.accuracy, "origin": c.origin}
+            for c in result.finalists
+        ],
+    }
 
 
 def _device_record(best: Candidate, target: Target, breakdown: pd.DataFrame) -> dict[str, Any]:

@@ -24,10 +24,12 @@ class Candidate:
     """One evaluated architecture and its predicted latency on each device (by label)."""
 
     arch: str
-    accuracy: float | None
+    accuracy: float | None  # with the weights it inherits from the supernet
     latencies: dict[str, float]
-    trial: int
+    trial: int | None  # None: a hand design the study never proposed
     proxy: float | None = None  # the `--rerank` proxy's score; None without re-ranking
+    trained: float | None = None  # a finalist's accuracy after short stand-alone training
+    origin: str = "search"  # "search", or "hand-designed" for a finalist the search did not propose
 
     @property
     def latency_ms(self) -> float:
@@ -72,6 +74,8 @@ class SearchResult:
     pareto: list[Candidate]
     candidates: list[Candidate]  # every complete trial's
     supernet_width: float = 1.0  # < 1: a proxy supernet scored the archs
+    finalists: list[Candidate] = field(default_factory=list)  # judged by short training, the best first
+    finalist_epochs: float | None = None  # each finalist's stand-alone training; None without finalists
     notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from quadnas.nn.fused import only_if_built
 from quadnas.progress import Progress, stderr_logging
 from quadnas.space import SearchSpace
 from quadnas.study.config import SearchConfig, overridden
+from quadnas.study.finalists import FinalistCache, finalist_settings, hand_designs, judge, pick_finalists
 from quadnas.study.names import metric_names
 from quadnas.study.objective import Objective
 from quadnas.study.report import write_results
@@ -147,17 +149,26 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
     ranked = rank_feasible(items, targets.budgets)
     if config.rerank and ranked:
         ranked = rerank(ranked, config.rerank, space, dataset, progress)
+    finalists = []
+    count, recipe = finalist_settings(config, dataset)
+    if ranked and count:  # hand designs carry their supernet score too, for the table and best.yaml
+        hand = [replace(c, accuracy=evaluator.accuracy(space.parse(c.arch))) for c in hand_designs(space, targets)]
+        cache = FinalistCache(Path(config.runs_dir) / "finalists", space, dataset)
+        picked = pick_finalists(ranked, hand, count)
+        finalists = judge(picked, space, dataset, recipe, cache, progress, config.train_device)
     result = SearchResult(
         config,
         study,
         targets.budgets,
         run_dir,
-        ranked[0] if ranked else None,
+        finalists[0] if finalists else ranked[0] if ranked else None,
         ranked,
         [] if ranked else closest(items, targets.budgets),
         pareto_front(items),
         items,
         supernet.width,
+        finalists,
+        recipe.epochs if finalists else None,
         notes,
     )
     result.files = write_results(result, targets, checkpoint, supernet_sha)

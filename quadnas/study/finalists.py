@@ -1,0 +1,212 @@
+"""Finalists judged by training: the search's last word goes to short stand-alone training, not the supernet.
+
+A supernet's scores rank archs only roughly where they differ (docs/benchmarks.md), so after the
+study the `count` best distinct archs under every budget, together with the uniform hand design of
+each kernel/expansion family that fits (one choice in every active block, every stage the same
+share of its depth, the slowest such arch within every budget), are each trained from random init
+for the same short budget; the most accurate on the validation split becomes the search's best.
+With the hand designs among the finalists, the search picks one of them unless short training
+finds an arch that beats them all.
+
+Every finalist trains with one fixed seed and the supernet's optimizer and schedule, so its
+accuracy depends only on (space, data, arch, recipe): it is kept in a JSON file per space and
+data under the runs folder, and a rerun, another budget or another search seed reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from torch.utils.data import TensorDataset
+
+from quadnas.accelerator import torch_device
+from quadnas.data import Dataset
+from quadnas.progress import Progress
+from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
+from quadnas.study.config import SearchConfig
+from quadnas.study.results import Candidate
+from quadnas.study.targets import Targets
+from quadnas.supernet.evaluate import accuracy
+from quadnas.supernet.methods import standalone_net, train_standalone
+from quadnas.supernet.recipe import TrainConfig
+from quadnas.supernet.train import steps_for
+
+HAND_DESIGNED = "hand-designed"
+# The defaults (docs/benchmarks.md, "Finalists judged by training"): the best DEFAULT_COUNT archs of the study and
+# the hand designs, DEFAULT_EPOCHS each. On the bundled quick data every arch of a budget trains to within the
+# seeds' spread of the others, so short training cannot tell finalists apart there: none by default.
+DEFAULT_COUNT = 3
+DEFAULT_EPOCHS = 1.0
+QUICK_DATA = ("mnist5k", "digits")
+
+
+@dataclass(frozen=True)
+class FinalistRecipe:
+    """How every finalist trains: stand-alone from random init, the supernet's optimizer and schedule."""
+
+    epochs: float
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.1
+
+    def key(self) -> str:
+        """A short name of the recipe: accuracies cached under another recipe are not reused."""
+        text = json.dumps(self.__dict__, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def finalist_settings(config: SearchConfig, data: Dataset) -> tuple[int, FinalistRecipe]:
+    """How many of the study's best archs become finalists (0: no finalists, not even hand designs) and their
+    recipe: the config's, else the defaults for the data."""
+    count = config.finalists
+    if count is None:
+        count = 0 if data.name in QUICK_DATA else DEFAULT_COUNT
+    return count, FinalistRecipe(epochs=config.finalist_epochs or DEFAULT_EPOCHS)
+
+
+def uniform_archs(space: SearchSpace) -> list[Arch]:
+    """Every uniform hand design of the space: one plain (non-enhanced) choice in every active block; stage s
+    keeps the first max(1, round(j * depth_s / J)) of its blocks active (J the deepest stage's depth, j = 1..J)."""
+    plain = [c for c in space.choices if not c.is_identity and not c.enhanced]
+    deepest = max(space.depths)
+    found: list[Arch] = []
+    for choice in plain:
+        for j in range(1, deepest + 1):
+            blocks: list[BlockChoice] = []
+            for depth in space.depths:
+                active = max(1, round(j * depth / deepest))
+                blocks += [choice] * active + [IDENTITY] * (depth - active)
+            found.append(Arch(tuple(blocks)))
+    return list(dict.fromkeys(found))
+
+
+def family(arch: Arch) -> str:
+    """The kernel/expansion family of a uniform arch: its one non-identity choice (`k3e2`)."""
+    return str(next(c for c in arch.blocks if not c.is_identity))
+
+
+def hand_designs(space: SearchSpace, targets: Targets) -> list[Candidate]:
+    """Of each family's uniform archs within every budget, the one of the largest share of its tightest budget
+    (the most a person would fit); families with none that fits are left out."""
+    best: dict[str, tuple[float, Arch, dict[str, float]]] = {}
+    budgets = targets.budgets
+    for arch in uniform_archs(space):
+        latencies = targets.predict(arch)
+        if not targets.fits(latencies):
+            continue
+        share = max(budget.share(latencies[label]) for label, budget in budgets.items())
+        name = family(arch)
+        if name not in best or share > best[name][0]:
+            best[name] = (share, arch, latencies)
+    return [
+        Candidate(str(arch), None, latencies, None, origin=HAND_DESIGNED)
+        for _, arch, latencies in sorted(best.values(), key=lambda b: -b[0])
+    ]
+
+
+def pick_finalists(ranked: Sequence[Candidate], hand: Sequence[Candidate], count: int) -> list[Candidate]:
+    """The `count` best of `ranked` (distinct archs, best first) and every hand design not among them."""
+    top = list(ranked[:count])
+    seen = {c.arch for c in top}
+    return top + [c for c in hand if c.arch not in seen]
+
+
+class FinalistCache:
+    """Finalists' stand-alone accuracies of one space and dataset, by recipe and arch, in one JSON file.
+
+    Workers of one study (or searches of other budgets) may judge at once: every write re-reads the
+    file under a lock and replaces it atomically, so no one's accuracy is lost.
+    """
+
+    def __init__(self, folder: Path, space: SearchSpace, data: Dataset):
+        self.path = folder / f"{space.name}-{space.fingerprint()}-{data.name}-{data.fingerprint}.json"
+
+    def _read(self) -> dict[str, dict[str, float]]:
+        try:
+            loaded = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def get(self, recipe: FinalistRecipe, arch: str) -> float | None:
+        value = self._read().get(recipe.key(), {}).get(arch)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def put(self, recipe: FinalistRecipe, arch: str, value: float) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.path.with_suffix(".lock")):
+            stored = self._read()
+            stored.setdefault(recipe.key(), {})[arch] = value
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(stored, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+
+
+def trained_accuracy(
+    space: SearchSpace, arch: Arch, data: Dataset, recipe: FinalistRecipe, device: str, progress: Progress | None
+) -> float:
+    """Validation accuracy of `arch` trained stand-alone from random init with `recipe` on `device`."""
+    torch.manual_seed(recipe.seed)
+    layer_scale = TrainConfig.model_fields["layer_scale_init"].default
+    net = standalone_net(space, arch, data.num_classes, layer_scale)
+    target = torch_device(device)
+    train = TensorDataset(*(t.to(target) for t in data.train.tensors))
+    steps = steps_for(recipe.epochs, len(data.train), recipe.batch_size)
+    train_standalone(
+        net,
+        train,
+        steps=steps,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        batch_size=recipe.batch_size,
+        warmup_steps=round(recipe.warmup_fraction * steps),
+        seed=recipe.seed,
+        progress=progress,
+    )
+    val = TensorDataset(*(t.to(target) for t in data.val.tensors))
+    return accuracy(net, val)
+
+
+def judge(
+    finalists: Sequence[Candidate],
+    space: SearchSpace,
+    data: Dataset,
+    recipe: FinalistRecipe,
+    cache: FinalistCache,
+    progress: Progress,
+    device: str = "cpu",
+    train: Callable[..., float] = trained_accuracy,
+) -> list[Candidate]:
+    """Every finalist with its short-training accuracy (cached ones are not trained again), the most accurate
+    first; ties keep the given order (the search's best before the hand designs)."""
+    todo = [c for c in finalists if cache.get(recipe, c.arch) is None]
+    cached = len(finalists) - len(todo)
+    progress.note(
+        f"training {len(todo)} finalists stand-alone for {recipe.epochs:g} epoch{'' if recipe.epochs == 1 else 's'} "
+        "each "
+        f"({len(todo) * steps_for(recipe.epochs, len(data.train), recipe.batch_size)} steps in all"
+        + (f"; {cached} more were trained before and are reused" if cached else "")
+        + "); the most accurate becomes best.yaml (--finalists 0 skips this)"
+    )
+    judged = []
+    with progress.task("finalists", len(finalists), unit="finalist") as task:
+        for c in finalists:
+            value = cache.get(recipe, c.arch)
+            if value is None:
+                value = train(space, space.parse(c.arch), data, recipe, device, progress)
+                cache.put(recipe, c.arch, value)
+            judged.append(replace(c, trained=value))
+            task.advance(1, f"{c.arch}: {value:.4f}")
+    order = sorted(range(len(judged)), key=lambda i: (-(judged[i].trained or 0.0), i))
+    return [judged[i] for i in order]

@@ -1,0 +1,134 @@
+"""Finalists judged by short stand-alone training: hand designs, caching, the pick, the files and the CLI."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import yaml
+from builders import tiny_search_argv
+
+from quadnas.cli import main
+from quadnas.space import SearchSpace
+from quadnas.study import SearchConfig, search
+from quadnas.study.config import DeviceBudget
+from quadnas.study.finalists import (
+    FinalistCache,
+    FinalistRecipe,
+    family,
+    finalist_settings,
+    hand_designs,
+    judge,
+    pick_finalists,
+    uniform_archs,
+)
+from quadnas.study.results import Candidate
+from quadnas.study.targets import Targets
+
+
+def _targets(table, budget) -> Targets:
+    return Targets.load([DeviceBudget(device=str(table), budget=budget)], SearchSpace.load("tiny"))
+
+
+def test_uniform_archs_keep_one_choice_and_a_block_in_every_stage(tiny_space):
+    archs = uniform_archs(tiny_space)
+    plain = [c for c in tiny_space.choices if not c.is_identity and not c.enhanced]
+    assert {family(a) for a in archs} == {str(c) for c in plain}
+    for arch in archs:
+        active = {str(c) for c in arch.blocks if not c.is_identity}
+        assert len(active) == 1
+        for stage in tiny_space.stages_of(arch):
+            assert not stage[0].is_identity  # the first block of every stage is active
+
+
+def test_hand_designs_are_the_slowest_of_each_family_that_fits(tiny_space, synthetic_table, budget):
+    targets = _targets(synthetic_table, budget)
+    hand = hand_designs(tiny_space, targets)
+    assert hand and all(c.origin == "hand-designed" and c.trial is None for c in hand)
+    assert len({family(tiny_space.parse(c.arch)) for c in hand}) == len(hand)
+    for c in hand:
+        assert targets.fits(c.latencies)
+        same = [a for a in uniform_archs(tiny_space) if family(a) == family(tiny_space.parse(c.arch))]
+        fitting = [targets.predict(a)[targets.items[0].label] for a in same if targets.fits(targets.predict(a))]
+        assert c.latency_ms == max(fitting)
+
+
+def test_pick_takes_the_top_k_and_every_hand_design_once():
+    ranked = [Candidate(f"a{i}", 0.9 - i / 100, {"d": 1.0}, i) for i in range(5)]
+    hand = [Candidate("a1", None, {"d": 1.0}, None, origin="hand-designed"), Candidate("h", None, {"d": 1.0}, None)]
+    picked = pick_finalists(ranked, hand, 2)
+    assert [c.arch for c in picked] == ["a0", "a1", "h"]
+    assert picked[1].origin == "search"  # the search proposed it too
+
+
+def test_judge_orders_by_trained_accuracy_and_reuses_the_cache(tmp_path, tiny_space, monkeypatch):
+    from quadnas.data import load_dataset
+    from quadnas.progress import Progress
+
+    data = load_dataset("digits", 32)
+    archs = [str(a) for a in uniform_archs(tiny_space)[:3]]
+    finalists = [Candidate(a, 0.5, {"d": 1.0}, i) for i, a in enumerate(archs)]
+    scores = dict(zip(archs, [0.2, 0.7, 0.7]))
+    calls: list[str] = []
+
+    def fake(space, arch, data, recipe, device, progress):
+        calls.append(str(arch))
+        return scores[str(arch)]
+
+    cache, recipe = FinalistCache(tmp_path, tiny_space, data), FinalistRecipe(epochs=0.5)
+    judged = judge(finalists, tiny_space, data, recipe, cache, Progress(), train=fake)
+    assert [c.arch for c in judged] == [archs[1], archs[2], archs[0]]  # a tie keeps the given order
+    assert [c.trained for c in judged] == [0.7, 0.7, 0.2]
+    again = judge(finalists, tiny_space, data, recipe, cache, Progress(), train=fake)
+    assert calls == archs and [c.arch for c in again] == [c.arch for c in judged]  # nothing trained twice
+    judge(finalists[:1], tiny_space, data, FinalistRecipe(epochs=1.0), cache, Progress(), train=fake)
+    assert calls == [*archs, archs[0]]  # another recipe trains again
+
+
+def test_finalists_default_to_none_on_the_quick_bundled_data_only():
+    from quadnas.data import load_dataset
+
+    digits = load_dataset("digits", 32)
+    assert finalist_settings(SearchConfig(), digits)[0] == 0
+    count, recipe = finalist_settings(SearchConfig(finalists=2, finalist_epochs=0.5), digits)
+    assert (count, recipe.epochs) == (2, 0.5)
+    assert finalist_settings(SearchConfig(), replace(digits, name="mnist5k"))[0] == 0  # README's first command
+    assert finalist_settings(SearchConfig(), replace(digits, name="mine"))[0] > 0
+
+
+def test_a_search_with_finalists_picks_the_best_trained_and_writes_it(
+    capsys, tmp_path, synthetic_table, tiny_checkpoint, budget
+):
+    argv = tiny_search_argv(tmp_path, synthetic_table, tiny_checkpoint, 6, budget)
+    code = main([*argv, "--finalists", "2", "--finalist-epochs", "0.1", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    finalists = doc["finalists"]
+    hand = hand_designs(SearchSpace.load("tiny"), _targets(synthetic_table, budget))
+    searched = [f for f in finalists if f["origin"] == "search"]
+    assert len(searched) == 2 and [f["arch"] for f in searched] == [c["arch"] for c in doc["ranked"][:2]]
+    assert {c.arch for c in hand} <= {f["arch"] for f in finalists}
+    assert all(0 <= f["trained"] <= 1 and f["accuracy"] is not None for f in finalists)
+    assert [f["trained"] for f in finalists] == sorted((f["trained"] for f in finalists), reverse=True)
+    assert doc["best"]["arch"] == finalists[0]["arch"] and doc["finalist_epochs"] == 0.1
+    best = yaml.safe_load((tmp_path / doc["study"] / "best.yaml").read_text())
+    assert best["arch"] == finalists[0]["arch"] and best["finalists"]["of"] == len(finalists)
+    assert (tmp_path / doc["study"] / "finalists.csv").exists()
+    cached = list((tmp_path / "finalists").glob("*.json"))
+    assert len(cached) == 1
+
+
+def test_finalists_zero_picks_by_supernet_accuracy_alone(tmp_path, synthetic_table, tiny_checkpoint, budget):
+    config = SearchConfig(
+        space="tiny", data="digits", device=str(synthetic_table), budget=budget, checkpoint=str(tiny_checkpoint),
+        runs_dir=str(tmp_path), trials=4, sampler="random", finalists=0,
+    )  # fmt: skip
+    result = search(config)
+    assert result.finalists == [] and result.best == result.ranked[0]
+    assert not (result.run_dir / "finalists.csv").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--finalists", "-1"), ("--finalist-epochs", "0")])
+def test_bad_finalist_flags_are_one_line(capsys, tmp_path, synthetic_table, tiny_checkpoint, budget, flag, value):
+    with pytest.raises(SystemExit) as e:
+        main([*tiny_search_argv(tmp_path, synthetic_table, tiny_checkpoint, 2, budget), flag, value])
+    assert e.value.code == 2 and "Traceback" not in capsys.readouterr().err
