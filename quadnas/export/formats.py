@@ -1,12 +1,14 @@
-"""Writing one network as a file (PyTorch state dict, ONNX, OpenVINO IR) and checking it against PyTorch.
+"""Writing one network as a file (PyTorch state dict, ONNX, OpenVINO IR, LiteRT) and checking it against PyTorch.
 
 Every file is read back by its runtime and run on seeded random inputs of batch 1 and 3; `write_format`
 returns the max abs difference to PyTorch per batch. ONNX files carry `metadata_props` and IR files
-`rt_info["model_info"]`: what a deployment needs to feed the network and read its output.
+`rt_info["model_info"]`: what a deployment needs to feed the network and read its output. LiteRT files
+(`export.litert`, batch fixed at 1: the parity batches run one image a call) carry it in their metadata table.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import tempfile
 from collections.abc import Callable, Mapping
@@ -22,11 +24,16 @@ from quadnas.errors import QuadnasError
 from quadnas.nn import QuadraNet
 from quadnas.nn.onnx import ONNX_OPSET, ONNX_OPSETS, write_onnx
 
-Format = Literal["torch", "onnx", "openvino"]
+Format = Literal["torch", "onnx", "openvino", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
-FORMATS: tuple[Format, ...] = ("torch", "onnx", "openvino")
-SUFFIXES: dict[Format, tuple[str, ...]] = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "openvino": (".xml",)}
+FORMATS: tuple[Format, ...] = ("torch", "onnx", "openvino", "litert")
+SUFFIXES: dict[Format, tuple[str, ...]] = {
+    "torch": (".pt", ".pth"),
+    "onnx": (".onnx",),
+    "openvino": (".xml",),
+    "litert": (".tflite",),
+}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 PARITY_BATCHES = (1, 3)
 # Parity bounds, relative to the logits' scale (max |logit| of PyTorch on the parity inputs, at least 1): float32
@@ -55,9 +62,11 @@ class FileOptions:
                 f"--precision fp16 compresses OpenVINO IR weights; format {fmt} has none: use --format openvino"
             )
         if self.precision == "int8" and fmt == "torch":
-            raise QuadnasError("--precision int8 quantizes ONNX and OpenVINO exports: use --format onnx or openvino")
-        if self.opset != ONNX_OPSET and fmt == "torch":
-            raise QuadnasError("--opset applies to ONNX and OpenVINO exports: drop it for --format torch")
+            raise QuadnasError(
+                "--precision int8 quantizes ONNX, OpenVINO and LiteRT exports: use --format onnx, openvino or litert"
+            )
+        if self.opset != ONNX_OPSET and fmt in ("torch", "litert"):
+            raise QuadnasError(f"--opset applies to ONNX and OpenVINO exports: drop it for --format {fmt}")
         if self.opset not in ONNX_OPSETS:
             raise QuadnasError(
                 f"--opset {self.opset} is not supported: use {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1} "
@@ -151,7 +160,7 @@ def write_unchecked(
 ) -> tuple[list[Path], str, Runner]:
     """Write `model` in `fmt` as `write_format` does, without the parity check: (files, runtime, runner)."""
     model = model.eval()
-    writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino}[fmt]
+    writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino, "litert": _write_litert}[fmt]
     make_parent(out)
     try:
         return writer(model, shape, out, options)
@@ -230,6 +239,15 @@ def _write_openvino(
     return [out, out.with_suffix(".bin")], f"openvino {ov.get_version().split('-')[0]} (CPU)", lambda x: compiled(x)[0]
 
 
+def _write_litert(
+    model: QuadraNet, shape: tuple[int, ...], out: Path, options: FileOptions
+) -> tuple[list[Path], str, Runner]:
+    """A .tflite file through litert-torch (`export.litert`), the metadata in its metadata table."""
+    from quadnas.export.litert import write_litert
+
+    return write_litert(model, shape, out, dict(options.metadata))
+
+
 def import_openvino() -> ModuleType:
     """The `openvino` module, or a QuadnasError naming the install command."""
     try:
@@ -240,6 +258,15 @@ def import_openvino() -> ModuleType:
         ) from None
     module: ModuleType = openvino  # untyped here: no stubs
     return module
+
+
+def require_litert() -> None:
+    """A QuadnasError naming the install command unless LiteRT's converter, quantizer and interpreter are here."""
+    from quadnas.nn.litert import LITERT_HINT
+
+    for package in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert"):
+        if importlib.util.find_spec(package) is None:
+            raise QuadnasError(f"format litert needs the {package} package, which is not installed: {LITERT_HINT}")
 
 
 def _parity(model: QuadraNet, run: Runner, shape: tuple[int, ...]) -> tuple[dict[int, float], float]:
