@@ -209,7 +209,7 @@ def export_fields(source: ExportSource, result: ExportResult, check: LatencyChec
         "weights": source.weights,
         "resolution": result.resolution,
         "input_shape": list(result.input_shape),
-        "onnx_opset": None if result.format == "torch" else result.options.opset,
+        "onnx_opset": None if result.format in ("torch", "litert") else result.options.opset,
         "weights_precision": result.options.precision,
         "parity": {
             "runtime": result.runtime,

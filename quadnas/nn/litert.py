@@ -76,6 +76,7 @@ def _quiet() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=r".*experimental_preserve_all_tensors")  # the quantizer's
             yield
     finally:
         for key, value in saved.items():
