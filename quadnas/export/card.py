@@ -267,7 +267,7 @@ def _usage(result: ExportResult) -> list[str]:
         return [
             "from ai_edge_litert.interpreter import Interpreter",
             f'interpreter = Interpreter(model_path="{name}"); interpreter.allocate_tensors()',
-            'inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]',
+            "inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]",
             'interpreter.set_tensor(inp["index"], x)  # x: normalised float32 NCHW array of batch 1'
             + (', quantized by inp["quantization"] (scale, zero point) to int8' if int8 else ""),
             'interpreter.invoke(); logits = interpreter.get_tensor(out["index"])'
