@@ -9,7 +9,7 @@ The script runs on the computer the phone is plugged into (POSIX sh and adb; no 
 It pushes the binary, records the phone (`/proc/cpuinfo`, `getprop`, `nproc`), then pushes each file and runs
 `benchmark_model --graph=F --num_threads=T --use_xnnpack=true ...` once, keeping its log as
 `android/results/<file>.txt`; a file whose log is there is skipped, so a rerun resumes. `benchmark_model`
-reports count, min, max and avg per call in microseconds, and, since TFLite 2.13, p5, median and p95: a row's
+reports count, min, max and avg per call in microseconds, and recent releases p5, median and p95 too: a row's
 median is its median (its avg where absent), and its p10/p90 columns hold p5/p95 (min/max where absent).
 """
 

@@ -1,8 +1,11 @@
-"""The Android branch of a LiteRT kit without LiteRT: benchmark_model's logs, the phone's identity, and which
-runtime a kit runs on (the rest is in test_litert.py, which needs the litert extra)."""
+"""LiteRT's parts that need no LiteRT: benchmark_model's logs, the phone's identity, which runtime a kit runs
+on, and the one-line errors without the extra (the rest is in test_litert.py, which needs the litert extra)."""
+
+import sys
 
 import pytest
 
+from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure.android import parse_benchmark_log, phone_host
 from quadnas.latency.measure.kit_runner import KitError, kit_backend
@@ -21,7 +24,7 @@ INFO: Inference timings in us: Init: 119515, First inference: 87112, Warmup (avg
 def test_the_timed_run_is_read_in_milliseconds():
     new = parse_benchmark_log(NEW_LOG, "log")
     assert (new.median_ms, new.p10_ms, new.p90_ms, new.runs) == (51.891, 49.62, 68.628, 1000)
-    old = parse_benchmark_log(OLD_LOG, "log")  # before TFLite 2.13: no percentiles, so avg, min and max
+    old = parse_benchmark_log(OLD_LOG, "log")  # an older release: no percentiles, so avg, min and max
     assert (old.median_ms, old.p10_ms, old.p90_ms, old.runs) == (2.1771, 2.056, 2.656, 459)
 
 
@@ -47,3 +50,12 @@ def test_a_litert_kit_runs_on_litert_only_and_an_onnx_kit_never_does():
     with pytest.raises(KitError, match="ONNX files"):
         kit_backend({}, "litert")
     assert kit_backend({"runtime": "litert", "quantized_for": "litert", "precision": "int8"}, None) == "litert"
+
+
+def test_export_to_litert_without_the_extra_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "litert_torch", None)
+    argv = ["export", "--arch", "k3e2-id-k5e4-k7e2-id-k3e4", "--space", "tiny", "--init", "random"]
+    assert main([*argv, "--out", str(tmp_path / "m.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert "format litert needs the litert_torch package" in err and "pip install 'quadnas[litert]'" in err
+    assert "Traceback" not in err and not (tmp_path / "m.tflite").exists()

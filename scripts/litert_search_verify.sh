@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# A --device search on this host's LiteRT table, its winner exported to .tflite and timed here against the
+# table (--verify-latency: exit 1 when over the budget by more than the table's calibration error).
+# Needs the litert extra. Writes runs/litert-search/ (the study) and runs/litert-figures/verify.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=runs/litert-figures
+mkdir -p "$OUT"
+python -m quadnas search --device amd-epyc-litert-1t --budget 60ms --runs-dir runs/litert-search --json \
+  > "$OUT/search.json"
+BEST=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["files"]["best.yaml"])' "$OUT/search.json")
+python -c 'import os, json; print(json.dumps({"loadavg_before_verify": os.getloadavg()}))' > "$OUT/load_verify.json"
+python -m quadnas export "$BEST" --format litert --out "$OUT/search-winner.tflite" --finetune-epochs 1 \
+  --verify-latency --json > "$OUT/verify.json"
