@@ -101,6 +101,7 @@ def test_validate_and_adapt_run_on_litert(small_table, small_space, tmp_path, ca
     argv = ["profile", "--adapt", str(small_table), "--backend", "litert", "--networks", "3", "--out", str(adapted)]
     assert main([*argv, "--space", str(small_space), "--network-rounds", "2"]) == 0
     assert LatencyTable.read(adapted).meta.provenance == "adapted"
+    assert LatencyTable.read(adapted).meta.delegate == "XNNPACK"
 
 
 def test_export_litert_carries_metadata_and_verifies_latency(small_table, small_space, tmp_path, capsys):
