@@ -6,7 +6,7 @@ as the profiler prepares networks (`Backend.prepare`: LiteRT and onnxruntime fil
 eager on channels-last input), and all are timed in one interleaved schedule (`measure_interleaved`), so the
 three runtimes share the machine's conditions. 1 thread each, the cpu clock (`auto`), 224 px, batch 1.
 
-    python scripts/bench_runtimes.py --n 20 --out runs/litert-figures/runtimes.json
+    python scripts/bench_runtimes.py --n 6 --out runs/litert-figures/runtimes.json
 
 Needs the litert extra. Writes one JSON: per arch and runtime the median, p10 and p90 in ms; per runtime the
 geometric mean of its median over LiteRT's; the load average before and after; the host and versions.
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from quadnas.latency.measure.kit_runner import Schedule, TimedSession, Timing, m
 from quadnas.latency.measure.profiler import network_input_shape, sample_spread
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
-from quadnas.space import SearchSpace
+from quadnas.space import Arch, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIMES = ("litert", "onnxruntime", "torch")
@@ -56,14 +57,37 @@ def main() -> None:
         return backends[name].prepare(QuadraNet(space, arch).eval(), shape, channels_last=False)
 
     timings: dict[str, Timing] = {}
+    context = {
+        "space": space.name,
+        "resolution": space.config.resolution,
+        "archs_from": f"{table.name}: validate's held-out archs (seed {args.seed}, n {args.n})",
+        "runtimes": {name: {**backends[name].describe()} for name in RUNTIMES},
+        "host": Host.current().describe(),
+        "loadavg_before": load_before,
+        "note": "measured beside other jobs",
+    }
 
     def done(key: str, timing: Timing) -> None:
         timings[key] = timing
         print(f"[{len(timings)}/{len(by_key)}] {key}: {timing.median_ms:.3f} ms", flush=True)
+        write(args.out, summary(context, archs, timings))  # after every model: an interrupted run keeps what it timed
 
     schedule = Schedule(rounds=args.rounds, round_s=0.03, window=6, warmup_s=0.05)
     measure_interleaved(list(by_key), open_session, schedule, done, seed=0)
+    result = summary(context, archs, timings)
+    print(json.dumps({k: result[k] for k in ("geomean_over_litert", "median_of_medians_ms")}, indent=1))
 
+
+def write(out: Path, result: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(out)
+
+
+def summary(context: dict[str, Any], archs: list[Arch], timings: dict[str, Timing]) -> dict[str, Any]:
+    """The JSON document: every arch timed on all three runtimes so far, and the ratios over them."""
+    archs = [a for a in archs if all(f"{name}|{a}" in timings for name in RUNTIMES)]
     rows = [
         {
             "arch": str(arch),
@@ -83,25 +107,20 @@ def main() -> None:
         name: float(np.exp(np.mean(np.log(np.array([timings[f"{name}|{a}"].median_ms for a in archs]) / litert))))
         for name in RUNTIMES
     }
-    result = {
+    return {
         "what": "median per call of the same archs on three runtimes, interleaved in one run, 1 thread, batch 1",
-        "space": space.name,
-        "resolution": space.config.resolution,
-        "archs_from": f"{table.name}: validate's held-out archs (seed {args.seed})",
-        "runtimes": {name: {**backends[name].describe()} for name in RUNTIMES},
-        "geomean_over_litert": ratios,
+        **context,
+        "complete_archs": len(archs),
+        "models_timed": len(timings),
+        "geomean_over_litert": ratios if archs else None,
         "median_of_medians_ms": {
             name: float(np.median([timings[f"{name}|{a}"].median_ms for a in archs])) for name in RUNTIMES
-        },
+        }
+        if archs
+        else None,
         "archs": rows,
-        "host": Host.current().describe(),
-        "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
-        "note": "measured beside other jobs",
+        "loadavg_now": os.getloadavg(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("geomean_over_litert", "median_of_medians_ms")}, indent=1))
 
 
 if __name__ == "__main__":
