@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,6 +102,8 @@ class Recipe:
     #: False where the fit error measures nothing (e.g. targets derived from one network by one ratio):
     #: the calibration then states no expected error
     states_fit_error: bool = True
+    #: more header keys, e.g. which LiteRT version and delegate a TFLite table assumes
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ---- point selection ------------------------------------------------------------
@@ -234,6 +237,16 @@ RECIPES = [
             "slower benchmark tool). Not used: 4-thread TFLite and ncnn FP16 rows (other threads/runtime), "
             "networks without a layer list (Inception-v3, DenseNet-161, ResNeXt-50)."
         ),
+        extra={
+            "litert": {
+                "assumes": "TensorFlow Lite 2.1 (stock build), LiteRT's predecessor, as nn-Meter's "
+                "benchmark_model ran it",
+                "delegate": "none: TFLite 2.1's built-in CPU kernels (XNNPACK, LiteRT's default CPU delegate in "
+                "ai-edge-litert 2.x, was opt-in then)",
+                "replace_with": "quadnas profile --backend litert on the device (or its kit: profile kit --backend "
+                "litert), or quadnas profile --adapt cpu --backend litert --networks 10 there",
+            }
+        },
         prior=DeviceModel(
             peak_gflops=38.72,
             bandwidth_gbs=34.1,
@@ -494,6 +507,7 @@ def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: 
         cost_model=result.device.header(),
         fit_points=fit_points,
         **({"enhancer_rows": ENHANCER_ROWS} if space.enhances else {}),
+        **recipe.extra,
     )
     table = LatencyTable(meta)
     stem_patch = space.config.stem_patch

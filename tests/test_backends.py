@@ -17,6 +17,12 @@ needs_openvino = pytest.mark.skipif(
     not HAS_OPENVINO, reason="openvino is not installed (pip install quadnas[openvino])"
 )
 
+HAS_LITERT = all(
+    importlib.util.find_spec(p) is not None for p in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert")
+)
+needs_litert = pytest.mark.skipif(not HAS_LITERT, reason="needs the litert extra (pip install 'quadnas[litert]')")
+NEEDS = {"openvino": needs_openvino, "litert": needs_litert}
+
 
 @pytest.fixture(scope="module")
 def block(tiny_space):
@@ -24,7 +30,7 @@ def block(tiny_space):
     return op_module(spec, tiny_space), op_input_shape(spec)
 
 
-@pytest.mark.parametrize("name", [pytest.param(b, marks=needs_openvino if b == "openvino" else ()) for b in BACKENDS])
+@pytest.mark.parametrize("name", [pytest.param(b, marks=NEEDS.get(b, ())) for b in BACKENDS])
 def test_backend_times_an_op(name, block):
     backend = get_backend(name)
     runner = backend.prepare(*block)
@@ -52,6 +58,12 @@ def test_missing_package_names_the_install(monkeypatch, name, hint):
     monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(QuadnasError, match=hint.replace("[", r"\[").replace("]", r"\]")):
         get_backend(name)
+
+
+def test_litert_without_its_extra_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    with pytest.raises(QuadnasError, match=r"backend 'litert' needs the .* package.*pip install 'quadnas\[litert\]'"):
+        get_backend("litert")
 
 
 def test_unknown_backend_lists_them():

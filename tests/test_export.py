@@ -283,7 +283,7 @@ def test_other_opsets_export_exactly(opset, tmp_path, tiny_space):
     "fmt, options, message",
     [
         ("onnx", {"precision": "fp16"}, "--precision fp16 compresses OpenVINO IR weights"),
-        ("torch", {"precision": "int8"}, "--precision int8 quantizes ONNX and OpenVINO"),
+        ("torch", {"precision": "int8"}, "--precision int8 quantizes ONNX, OpenVINO and LiteRT"),
         ("onnx", {"precision": "int4"}, "--precision int4 is not supported: use one of fp32, fp16, int8"),
         ("torch", {"opset": 18}, "--opset applies to ONNX and OpenVINO"),
         ("onnx", {"opset": 9}, "--opset 9 is not supported: use 13..21"),

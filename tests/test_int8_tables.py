@@ -108,7 +108,7 @@ def test_int8_profile_json_is_all_stdout_holds(backend, tmp_path):
     [
         ("onnxruntime", "int4", "use fp32 or int8"),
         ("openvino", "fp16", "FP16 is not profiled"),
-        ("torch", "int8", "use --backend onnxruntime or --backend openvino"),
+        ("torch", "int8", "use --backend onnxruntime or --backend openvino or --backend litert"),
     ],
 )
 def test_bad_precisions_are_one_line_errors(backend, precision, message, tmp_path, capsys):
@@ -128,7 +128,7 @@ def test_calibration_sets_are_checked():
 def test_int8_kit_runs_only_on_its_runtime_and_imports_as_int8(tiny_space, tmp_path):
     kit = tmp_path / "kit"
     settings = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=3, network_rounds=2)
-    with pytest.raises(QuadnasError, match="add --backend onnxruntime or --backend openvino"):
+    with pytest.raises(QuadnasError, match="add --backend onnxruntime, openvino or litert"):
         write_kit(kit, tiny_space, settings, precision="int8")
     manifest = json.loads(write_kit(kit, tiny_space, settings, precision="int8", backend="onnxruntime").read_text())
     assert manifest["precision"] == "int8" and manifest["quantized_for"] == "onnxruntime"

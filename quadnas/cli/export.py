@@ -1,4 +1,4 @@
-"""`quadnas export`: a searched arch as a standalone network (PyTorch, ONNX, OpenVINO IR) with a model card."""
+"""`quadnas export`: a searched arch as a standalone network (PyTorch, ONNX, OpenVINO IR, LiteRT) with a model card."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ VERIFY_FLAGS = ("--backend", "--device", "--threads", "--clock", "--budget", "--
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "export",
-        help="export an arch as a standalone network (torch, onnx, openvino)",
+        help="export an arch as a standalone network (torch, onnx, openvino, litert)",
         description="Build the standalone QuadraNet of a search result (or of --arch), with weights inherited "
         "from the supernet checkpoint (or --init random for latency work), optionally fine-tune it, write it "
         "in one format with a YAML sidecar and a Markdown model card beside it (model.onnx.yaml, model.onnx.md), "
@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--checkpoint", help="supernet checkpoint (default: the one the search used)")
     p.add_argument("--init", default="inherit", help="inherit (weights from the checkpoint, default) or random")
     p.add_argument("--seed", type=int, default=0, help="seed of --init random and of fine-tuning")
-    p.add_argument("--format", help="torch, onnx or openvino (default: from the --out suffix)")
-    p.add_argument("--out", required=True, help="output file: model.pt, model.onnx or model.xml (+ .bin)")
+    p.add_argument("--format", help="torch, onnx, openvino or litert (default: from the --out suffix)")
+    p.add_argument("--out", required=True, help="output file: model.pt, model.onnx, model.xml (+ .bin) or model.tflite")
     p.add_argument(
         "--resolution",
         type=positive_int,
@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         finetune,
         import_openvino,
         output_path,
+        require_litert,
         verify_latency,
         write_model_card,
     )
@@ -113,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     check_card_target(card_path(out))
     if fmt == "openvino":
         import_openvino()
+    if fmt == "litert":
+        require_litert()
     if args.data and not args.finetune_epochs:
         raise QuadnasError("--data only applies to fine-tuning: add --finetune-epochs N or drop --data")
     if args.checkpoint and args.init == "random":
@@ -221,7 +224,7 @@ def export_fields(source: ExportSource, result: ExportResult, check: LatencyChec
         "weights": source.weights,
         "resolution": result.resolution,
         "input_shape": list(result.input_shape),
-        "onnx_opset": None if result.format == "torch" else result.options.opset,
+        "onnx_opset": None if result.format in ("torch", "litert") else result.options.opset,
         "weights_precision": result.options.precision,
         "parity": {
             "runtime": result.runtime,

@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--target",
         default=None,
-        help="OpenVINO device (CPU, GPU, NPU), onnxruntime provider (CPU, CUDA) or torch device (cpu, cuda)",
+        help="OpenVINO device (CPU, GPU, NPU), onnxruntime provider (CPU, CUDA), torch device (cpu, cuda) "
+        "or CPU for litert (LiteRT's interpreter with XNNPACK)",
     )
     parser.add_argument("--threads", default="1", help="fixed number of threads (default 1)")
     parser.add_argument(
@@ -73,8 +74,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     kit = sub.add_parser(
         "kit",
         help="write a portable profiling kit for a device without quadnas",
-        description="Export the op specs and calibration networks to ONNX with a self-contained "
-        "runner (python run.py on the device; needs numpy plus onnxruntime or openvino).",
+        description="Export the op specs and calibration networks to ONNX (or .tflite with --backend litert) "
+        "with a self-contained runner (python run.py on the device; needs numpy plus onnxruntime, openvino or "
+        "ai-edge-litert). A LiteRT kit also holds android/benchmark.sh, which times every file with LiteRT's "
+        "benchmark_model on a phone over adb.",
     )
     kit.add_argument("--out", dest="kit_out", metavar="DIR", type=Path, required=True, help="kit directory")
     _add_precision_arg(kit)
@@ -83,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="kit_backend",
         choices=INT8_BACKENDS,
         default=None,
-        help="the runtime an INT8 kit's models are quantized for, and run on (INT8 kits only)",
+        help="litert: a kit of .tflite files for LiteRT (FP32 or INT8); onnxruntime or openvino: the runtime "
+        "an INT8 kit's ONNX/IR models are quantized for, and run on",
     )
     _add_adapt_arg(kit)
     _add_space_args(kit)
@@ -91,7 +95,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     kit.set_defaults(func=run_kit)
 
     imp = sub.add_parser("import", help="turn a kit's results.csv into a latency table")
-    imp.add_argument("results", type=Path, help="the results.csv that run.py wrote")
+    imp.add_argument(
+        "results",
+        type=Path,
+        help="the results.csv that run.py wrote, or the android/results folder that a LiteRT kit's "
+        "android/benchmark.sh filled",
+    )
     imp.add_argument(
         "--kit", metavar="DIR", type=Path, default=None, help="the kit directory (default: where results.csv is)"
     )
@@ -296,10 +305,10 @@ def run_kit(args: argparse.Namespace) -> int:
     settings = _settings(args)
     source = _source(args)
     space = _space(args, source)
-    if args.kit_backend is not None and args.precision != "int8":
+    if args.kit_backend not in (None, "litert") and args.precision != "int8":
         raise QuadnasError(
             "--backend names the runtime an INT8 kit is quantized for; an FP32 kit runs on either: drop --backend "
-            "or add --precision int8"
+            "or add --precision int8 (or --backend litert for a kit of .tflite files)"
         )
     manifest = write_kit(
         args.kit_out,
@@ -312,15 +321,22 @@ def run_kit(args: argparse.Namespace) -> int:
     )
     ops = 0 if source is not None else len(space.all_op_specs())
     adapting = f", adapting {source.name}" if source is not None else ""
-    int8 = f", INT8 for {args.kit_backend}" if args.kit_backend else ""
+    int8 = f", {args.precision.upper()} for {args.kit_backend}" if args.kit_backend else ""
     console.print(
         f"[green]wrote[/] kit {manifest.parent} ({ops} op specs, {settings.networks} networks{adapting}{int8})"
     )
     runtimes = args.kit_backend or "onnxruntime|openvino"
     console.print(
         f"on the device: python {manifest.parent}/run.py --backend {runtimes} --device CPU "
-        f"--threads 1; then here: quadnas profile import {manifest.parent}/results.csv --name NAME"
+        f"--threads 1; then here: quadnas profile import {manifest.parent}/results.csv --name NAME",
+        highlight=False,
     )
+    if args.kit_backend == "litert":
+        console.print(
+            f"on Android (no Python): BENCHMARK_MODEL=path/to/benchmark_model sh {manifest.parent}/android/"
+            f"benchmark.sh; then here: quadnas profile import {manifest.parent}/android/results --name NAME",
+            highlight=False,
+        )
     return 0
 
 

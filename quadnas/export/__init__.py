@@ -1,4 +1,4 @@
-"""Export one searched arch as a standalone QuadraNet: PyTorch, ONNX or OpenVINO IR.
+"""Export one searched arch as a standalone QuadraNet: PyTorch, ONNX, OpenVINO IR or LiteRT.
 
 `build_model` (source) reads a search result into an `ExportSource`; `finetune` trains it
 stand-alone; `export_model` (run) writes one format (formats), checks it against PyTorch and puts
@@ -9,7 +9,15 @@ writes the Markdown card.
 
 from quadnas.export.card import card_path, check_card_target, write_model_card
 from quadnas.export.finetune import finetune
-from quadnas.export.formats import FORMATS, SUFFIXES, ExportResult, Format, import_openvino, output_path
+from quadnas.export.formats import (
+    FORMATS,
+    SUFFIXES,
+    ExportResult,
+    Format,
+    import_openvino,
+    output_path,
+    require_litert,
+)
 from quadnas.export.run import export_model, export_precision
 from quadnas.export.sidecar import load, read_sidecar
 from quadnas.export.source import INITS, ExportSource, build_model
@@ -33,6 +41,7 @@ __all__ = [
     "load",
     "output_path",
     "read_sidecar",
+    "require_litert",
     "verify_latency",
     "write_model_card",
 ]

@@ -286,6 +286,17 @@ def _usage(result: ExportResult) -> list[str]:
             f'session = ort.InferenceSession("{name}")',
             'logits = session.run(None, {"input": x})[0]  # x: normalised float32 NCHW array',
         ]
+    if result.format == "litert":
+        int8 = result.options.precision == "int8"
+        return [
+            "from ai_edge_litert.interpreter import Interpreter",
+            f'interpreter = Interpreter(model_path="{name}"); interpreter.allocate_tensors()',
+            "inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]",
+            'interpreter.set_tensor(inp["index"], x)  # x: normalised float32 NCHW array of batch 1'
+            + (', quantized by inp["quantization"] (scale, zero point) to int8' if int8 else ""),
+            'interpreter.invoke(); logits = interpreter.get_tensor(out["index"])'
+            + ('  # int8: dequantize by out["quantization"]' if int8 else ""),
+        ]
     return [
         "import openvino as ov",
         f'model = ov.Core().compile_model("{name}", "CPU", {json.dumps(OPENVINO_CPU_CONFIG)})  # float32, as checked',

@@ -1,12 +1,14 @@
-"""Writing one network as a file (PyTorch state dict, ONNX, OpenVINO IR) and checking it against PyTorch.
+"""Writing one network as a file (PyTorch state dict, ONNX, OpenVINO IR, LiteRT) and checking it against PyTorch.
 
 Every file is read back by its runtime and run on seeded random inputs of batch 1 and 3; `write_format`
 returns the max abs difference to PyTorch per batch. ONNX files carry `metadata_props` and IR files
-`rt_info["model_info"]`: what a deployment needs to feed the network and read its output.
+`rt_info["model_info"]`: what a deployment needs to feed the network and read its output. LiteRT files
+(`export.litert`, batch fixed at 1: the parity batches run one image a call) carry it in their metadata table.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import tempfile
@@ -23,11 +25,16 @@ from quadnas.errors import QuadnasError
 from quadnas.nn import QuadraNet
 from quadnas.nn.onnx import ONNX_OPSET, ONNX_OPSETS, write_onnx
 
-Format = Literal["torch", "onnx", "openvino"]
+Format = Literal["torch", "onnx", "openvino", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "int8")
-FORMATS: tuple[Format, ...] = ("torch", "onnx", "openvino")
-SUFFIXES: dict[Format, tuple[str, ...]] = {"torch": (".pt", ".pth"), "onnx": (".onnx",), "openvino": (".xml",)}
+FORMATS: tuple[Format, ...] = ("torch", "onnx", "openvino", "litert")
+SUFFIXES: dict[Format, tuple[str, ...]] = {
+    "torch": (".pt", ".pth"),
+    "onnx": (".onnx",),
+    "openvino": (".xml",),
+    "litert": (".tflite",),
+}
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 PARITY_BATCHES = (1, 3)
 # Parity bounds, relative to the logits' scale (max |logit| of PyTorch on the parity inputs, at least 1): float32
@@ -57,13 +64,15 @@ class FileOptions:
                 f"--precision fp16 compresses OpenVINO IR weights; format {fmt} has none: use --format openvino"
             )
         if self.precision == "int8" and fmt == "torch":
-            raise QuadnasError("--precision int8 quantizes ONNX and OpenVINO exports: use --format onnx or openvino")
-        if self.static_batch is not None and fmt == "torch":
-            raise QuadnasError("--static-batch fixes the batch of ONNX and OpenVINO files: drop it for --format torch")
+            raise QuadnasError(
+                "--precision int8 quantizes ONNX, OpenVINO and LiteRT exports: use --format onnx, openvino or litert"
+            )
+        if self.static_batch is not None and fmt in ("torch", "litert"):
+            raise QuadnasError(f"--static-batch fixes the batch of ONNX and OpenVINO files: drop it for --format {fmt}")
         if self.static_batch is not None and self.static_batch < 1:
             raise QuadnasError(f"--static-batch {self.static_batch} is not a batch size: give 1 or more")
-        if self.opset != ONNX_OPSET and fmt == "torch":
-            raise QuadnasError("--opset applies to ONNX and OpenVINO exports: drop it for --format torch")
+        if self.opset != ONNX_OPSET and fmt in ("torch", "litert"):
+            raise QuadnasError(f"--opset applies to ONNX and OpenVINO exports: drop it for --format {fmt}")
         if self.opset not in ONNX_OPSETS:
             raise QuadnasError(
                 f"--opset {self.opset} is not supported: use {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1} "
@@ -204,7 +213,7 @@ def write_unchecked(
 ) -> tuple[list[Path], str, Runner]:
     """Write `model` in `fmt` as `write_format` does, without the parity check: (files, runtime, runner)."""
     model = model.eval()
-    writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino}[fmt]
+    writer = {"torch": _write_torch, "onnx": _write_onnx, "openvino": _write_openvino, "litert": _write_litert}[fmt]
     make_parent(out)
     try:
         return writer(model, shape, out, options)
@@ -317,6 +326,15 @@ def openvino_precision(holder: Any, *device: str) -> str:
     return name
 
 
+def _write_litert(
+    model: QuadraNet, shape: tuple[int, ...], out: Path, options: FileOptions
+) -> tuple[list[Path], str, Runner]:
+    """A .tflite file through litert-torch (`export.litert`), the metadata in its metadata table."""
+    from quadnas.export.litert import write_litert
+
+    return write_litert(model, shape, out, dict(options.metadata))
+
+
 def import_openvino() -> ModuleType:
     """The `openvino` module, or a QuadnasError naming the install command."""
     try:
@@ -327,6 +345,15 @@ def import_openvino() -> ModuleType:
         ) from None
     module: ModuleType = openvino  # untyped here: no stubs
     return module
+
+
+def require_litert() -> None:
+    """A QuadnasError naming the install command unless LiteRT's converter, quantizer and interpreter are here."""
+    from quadnas.nn.litert import LITERT_HINT
+
+    for package in ("litert_torch", "ai_edge_quantizer", "ai_edge_litert"):
+        if importlib.util.find_spec(package) is None:
+            raise QuadnasError(f"format litert needs the {package} package, which is not installed: {LITERT_HINT}")
 
 
 def _parity(

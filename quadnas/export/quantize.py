@@ -1,6 +1,6 @@
 """INT8 files: OpenVINO IR through NNCF post-training quantization, ONNX through onnxruntime's static
-QDQ quantization (the core in `quadnas.nn.quantize`, which INT8 latency tables share), both calibrated
-on training images of the data the network learned from.
+QDQ quantization (the core in `quadnas.nn.quantize`, which INT8 latency tables share), LiteRT through the
+LiteRT quantizer (`export.litert`), all calibrated on training images of the data the network learned from.
 
 An INT8 file cannot match PyTorch to 1e-4, so its check is its accuracy: FP32 (PyTorch) and INT8
 (the file in its runtime) top-1 on the validation split side by side, with the largest logit
@@ -110,7 +110,7 @@ def _quantized(
     fp32 = tmp / f"fp32-{shape[-1]}{SUFFIXES[fmt][0]}"
     write = write_format if checked else write_unchecked
     write(source.model, fmt, shape, fp32, FileOptions(options.opset, "fp32", options.metadata))
-    quantize = _quantize_onnx if fmt == "onnx" else _quantize_openvino
+    quantize = {"onnx": _quantize_onnx, "litert": _quantize_litert}.get(fmt, _quantize_openvino)
     return quantize(fp32, out, calibration)
 
 
@@ -143,6 +143,12 @@ def _quantize_openvino(fp32: Path, out: Path, calibration: list[np.ndarray]) -> 
     quantize_openvino(fp32, out, calibration, calibration[0].shape)
     compiled, runtime = compile_openvino(import_openvino(), out, f", INT8 by NNCF {nncf_version()}")
     return [out, out.with_suffix(".bin")], runtime, lambda x: np.asarray(compiled(x)[0])
+
+
+def _quantize_litert(fp32: Path, out: Path, calibration: list[np.ndarray]) -> tuple[list[Path], str, Runner]:
+    from quadnas.export.litert import quantize_litert
+
+    return quantize_litert(fp32, out, calibration)
 
 
 def _check(model: QuadraNet, run: Runner, data: Dataset, calibration_images: int, note: str = "") -> Int8Check:

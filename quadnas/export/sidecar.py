@@ -93,6 +93,8 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]
         "file_options": (
             None
             if result.format == "torch"
+            else {"weights_precision": result.options.precision, "batch": 1, "metadata": "quadnas_model_info"}
+            if result.format == "litert"
             else {"onnx_opset": result.options.opset, "weights_precision": result.options.precision}
         ),
         "parity": _parity(result),

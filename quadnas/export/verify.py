@@ -17,6 +17,7 @@ from quadnas.latency.host import foreign_host_note
 from quadnas.latency.measure.backends import (
     Backend,
     Description,
+    LiteRtBackend,
     OnnxBackend,
     OpenVinoBackend,
     get_backend,
@@ -100,7 +101,7 @@ def verify_latency(
     searched_ms = searched_budget_ms(source.record, device)
     budget = budget or (Budget(searched_ms) if searched_ms is not None else None)
     table = load_device_table(device) if device else None
-    local = ("onnxruntime", "openvino", "torch")
+    local = ("onnxruntime", "openvino", "torch", "litert")
     backend = backend or (table.meta.backend if table is not None and table.meta.backend in local else "onnxruntime")
     threads = threads or (table.meta.threads if table is not None and table.meta.threads else 1)
     clock = clock or (getattr(table.meta, "clock", None) if table is not None else None) or "wall"
@@ -177,6 +178,8 @@ def _timed_session(runtime: Backend, source: ExportSource, result: ExportResult)
             value.type.tensor_type.shape.dim[0].dim_value = 1
         onnx.save(graph, str(pinned))
         return runtime.prepare_onnx(pinned), f"{result.path.name} (batch pinned to 1)"
+    if result.format == "litert" and isinstance(runtime, LiteRtBackend):  # a .tflite file is written for batch 1
+        return runtime.prepare_onnx(result.path), result.path.name
     if result.format == "openvino" and isinstance(runtime, OpenVinoBackend):
         ov = import_openvino()
         model = ov.Core().read_model(str(result.path))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-BACKEND_NAMES = ("onnxruntime", "openvino", "torch")
+BACKEND_NAMES = ("onnxruntime", "openvino", "torch", "litert")
 TABLES_ENV = "QUADNAS_TABLES"
 
 

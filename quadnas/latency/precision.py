@@ -15,7 +15,7 @@ from quadnas.errors import QuadnasError
 
 INT8 = "int8"
 PROFILE_PRECISIONS = ("fp32", INT8)
-INT8_BACKENDS = ("onnxruntime", "openvino")
+INT8_BACKENDS = ("onnxruntime", "openvino", "litert")
 
 
 def check_profile_precision(precision: str, backend: str) -> str:
@@ -32,7 +32,7 @@ def check_profile_precision(precision: str, backend: str) -> str:
         )
     if precision == INT8 and backend not in INT8_BACKENDS:
         raise QuadnasError(
-            f"--precision int8 times quantized ONNX/IR graphs, which backend '{backend}' does not run: "
+            f"--precision int8 times quantized ONNX/IR/.tflite graphs, which backend '{backend}' does not run: "
             f"use --backend {' or --backend '.join(INT8_BACKENDS)}"
         )
     return precision

@@ -286,6 +286,7 @@ def _tracing() -> bool:
         torch._C._get_tracing_state() is not None  # what torch.jit.is_tracing() reads
         or torch.onnx.is_in_onnx_export()
         or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()  # torch.export, which LiteRT's converter runs
     )
 
 

@@ -118,7 +118,11 @@ def adapted_meta(
     where: str = "measured here",
 ) -> TableMeta:
     """The header of an adaptation before its fit (no networks yet)."""
-    extra = {"adapted_from": source_record(source), "adaptation": None}  # the fit, once the networks are measured
+    extra = {
+        "adapted_from": source_record(source),
+        "adaptation": None,  # the fit, once the networks are measured
+        **({"delegate": desc["delegate"]} if "delegate" in desc else {}),
+    }
     return timed_meta(space, desc, "adapted", method_text(desc, settings, source, where), host, extra)
 
 

@@ -1,11 +1,12 @@
-"""Runtimes behind one interface: onnxruntime, OpenVINO and torch (cpu, cuda).
+"""Runtimes behind one interface: onnxruntime, OpenVINO, LiteRT and torch (cpu, cuda).
 
 `get_backend(name, target, threads, precision=...)` checks the request and returns a `Backend`;
 `Backend.prepare(module, input_shape, channels_last)` returns a runner whose `time(n)`
 calls the model `n` times and returns the seconds each call took. The ONNX backends export the
 module once (`models.write_model`: ONNX, quantized to INT8 for precision int8) into a work
 directory and time it with the sessions of `kit_runner`, the same code a profiling kit runs on
-a remote device.
+a remote device. LiteRT converts the module to a .tflite file the same way (`models.write_model`) and times
+it with LiteRT's interpreter (XNNPACK on).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.util
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -36,8 +38,12 @@ INPUT_LAYOUT = "channels-last after the stem"  # what the profiler feeds eager t
 INSTALL_HINTS = {
     "onnxruntime": "pip install onnxruntime",
     "openvino": "pip install quadnas[openvino]",
+    "litert": "pip install 'quadnas[litert]'",
     "torch": "pip install torch",
 }
+# The packages a backend needs here: LiteRT converts modules (litert-torch, ai-edge-quantizer) and times them
+# (ai-edge-litert); a kit's run.py needs only the last.
+PACKAGES = {"litert": ("litert_torch", "ai_edge_quantizer", "ai_edge_litert")}
 
 
 @contextlib.contextmanager
@@ -50,13 +56,12 @@ def _user_errors() -> Iterator[None]:
 
 
 def require_package(backend: str) -> None:
-    """A QuadnasError naming the pip command when the backend's package is missing."""
-    try:
-        importlib.import_module(backend)
-    except ImportError:
-        raise QuadnasError(
-            f"backend '{backend}' needs the {backend} package, which is not installed: {INSTALL_HINTS[backend]}"
-        ) from None
+    """A QuadnasError naming the pip command when a package the backend needs is missing."""
+    for package in PACKAGES.get(backend, (backend,)):
+        if importlib.util.find_spec(package) is None:
+            raise QuadnasError(
+                f"backend '{backend}' needs the {package} package, which is not installed: {INSTALL_HINTS[backend]}"
+            )
 
 
 def parse_threads(value: int | str) -> int:
@@ -107,6 +112,7 @@ class Description(_Described, total=False):
     """A backend's part of a measured table's header (`Backend.describe`; a kit's results header gives the same)."""
 
     input_layout: str  # eager torch only
+    delegate: str  # LiteRT only
 
 
 class Backend(ABC):
@@ -181,21 +187,21 @@ class OnnxBackend(Backend):
             return kit_runner.device_name(self.name, self.target)
 
     def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
-        path = self.write_model(module, input_shape)
+        path = self.write_model(module, input_shape, channels_last)
         session = self.prepare_onnx(path)
         for file in model_files(path):  # the session holds the model; free the disk (networks are ~100 MB)
             with contextlib.suppress(OSError):
                 file.unlink()
         return session
 
-    def write_model(self, module: nn.Module, input_shape: tuple[int, ...]) -> Path:
+    def write_model(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> Path:
         """The file this backend times for `module` (`models.write_model`), in the work directory."""
         self._exported += 1
         name = f"model{self._exported:04d}{model_suffix(self.name, self.precision)}"
-        return write_model(module, input_shape, self.work_dir / name, self.name, self.precision)
+        return write_model(module, input_shape, self.work_dir / name, self.name, self.precision, channels_last)
 
     def prepare_onnx(self, path: Path) -> TimedSession:
-        """A runner for a model file (ONNX; an IR for OpenVINO) with a fixed input shape."""
+        """A runner for a model file (ONNX; an IR for OpenVINO; .tflite for LiteRT) with a fixed input shape."""
         with _user_errors():
             session = self.session_class(path, self.threads, self.target, self.clock)
         if not self.quantized:  # a quantized model's precision is INT8, whatever the runtime does with the rest
@@ -239,6 +245,29 @@ class OpenVinoBackend(OnnxBackend):
         with _user_errors():
             device = kit_runner.check_openvino_device(kit_runner.openvino_core(), target or "CPU")
         super().__init__(device, threads, work_dir, clock, precision)
+
+
+class LiteRtBackend(OnnxBackend):
+    """LiteRT's interpreter on the CPU: threads fixed, XNNPACK (its default delegate) on; files from litert-torch."""
+
+    name = "litert"
+    session_class = kit_runner.LiteRtSession
+
+    def __init__(
+        self,
+        target: str | None,
+        threads: int,
+        work_dir: Path | None = None,
+        clock: str = "auto",
+        precision: str = "fp32",
+    ):
+        with _user_errors():
+            cpu = kit_runner.check_litert_target(target)
+        super().__init__(cpu, threads, work_dir, clock, precision)
+
+    def describe(self) -> Description:
+        """As `Backend.describe`, plus the delegate the interpreter runs the files on."""
+        return {**super().describe(), "delegate": kit_runner.LITERT_DELEGATE}
 
 
 class TorchRunner:
@@ -320,7 +349,7 @@ class TorchBackend(Backend):
 
 
 BACKENDS: dict[str, Callable[[str | None, int, Path | None, str, str], Backend]] = dict(
-    zip(BACKEND_NAMES, (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend), strict=True)
+    zip(BACKEND_NAMES, (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend, LiteRtBackend), strict=True)
 )
 
 

@@ -1,11 +1,12 @@
 """A portable profiling kit for a device without quadnas: export here, run there, import here.
 
 `write_kit(out, space)` writes every op spec's ONNX file, the calibration networks'
-ONNX files (an INT8 kit: each quantized for one runtime, `models.write_model`), an empty model
-for the per-call overhead, `run.py` (a copy of
-`kit_runner.py`: numpy plus onnxruntime or openvino is all it needs) and
-`manifest.json` (space, fingerprint, op specs <-> files, networks <-> archs).
-`import_results(results_csv)` turns the runner's results.csv into a latency table,
+ONNX files (an INT8 kit: each quantized for one runtime, `models.write_model`; a LiteRT kit: .tflite
+files), an empty model for the per-call overhead, `run.py` (a copy of
+`kit_runner.py`: numpy plus onnxruntime, openvino or ai-edge-litert is all it needs) and
+`manifest.json` (space, fingerprint, op specs <-> files, networks <-> archs); a LiteRT kit also
+holds `android/benchmark.sh`, which times the files with LiteRT's benchmark_model on a phone (`android`).
+`import_results(results_csv)` turns the runner's results.csv (or the Android logs) into a latency table,
 with the calibration fitted from the networks, exactly as `profile` would, and the host
 the runner recorded (where it measured, not where it is imported).
 """
@@ -32,6 +33,7 @@ from quadnas.latency.measure.adaptation import (
     check_networks,
     check_source,
 )
+from quadnas.latency.measure.android import read_android_results, write_android_script
 from quadnas.latency.measure.backends import Description
 from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.models import model_suffix, write_model
@@ -78,11 +80,12 @@ def write_kit(
 ) -> Path:
     """Write a kit for `space` into `out`; the manifest's path. With `adapt_from`: a kit that times
     only the adaptation networks of that table. With `precision` int8 every model is quantized for
-    `backend` (onnxruntime: QDQ ONNX; openvino: an NNCF IR), which the kit then runs on only."""
+    `backend` (onnxruntime: QDQ ONNX; openvino: an NNCF IR; litert: the LiteRT quantizer), which the kit
+    then runs on only. `backend` litert: .tflite files (FP32 or INT8) for LiteRT, and the Android script."""
     progress = progress or Progress()
     if precision == INT8 and backend is None:
         raise QuadnasError(
-            "an INT8 kit's models are quantized for one runtime: add --backend onnxruntime or --backend openvino"
+            "an INT8 kit's models are quantized for one runtime: add --backend onnxruntime, openvino or litert"
         )
     check_profile_precision(precision, backend or "onnxruntime")
     if precision == INT8 and adapt_from is not None:
@@ -106,7 +109,8 @@ def write_kit(
         task.advance(1, "overhead")
         ops = []
         for spec in specs:
-            write_model(op_module(spec, space), op_input_shape(spec), out / op_file(spec, suffix), runtime, precision)
+            op_path = out / op_file(spec, suffix)
+            write_model(op_module(spec, space), op_input_shape(spec), op_path, runtime, precision, spec.op != "stem")
             ops.append({"key": str(spec), "file": op_file(spec, suffix), "spec": spec.as_row()})
             task.advance(1, str(spec))
         networks = []
@@ -124,6 +128,7 @@ def write_kit(
         "settings": asdict(settings),
         "precision": precision,
         **({"quantized_for": backend} if precision == INT8 else {}),
+        **({"runtime": backend} if backend == "litert" else {}),
         "overhead": {"file": f"overhead{suffix}"},
         "ops": ops,
         "networks": networks,
@@ -132,6 +137,9 @@ def write_kit(
     if adapt_from is not None:
         LatencyTable(adapt_from.meta, adapt_from.rows).write(out / SOURCE_DIR / f"{adapt_from.name}.csv")
     shutil.copyfile(kit_runner.__file__, out / RUNNER)
+    if backend == "litert":
+        files = [f"overhead{suffix}", *(str(o["file"]) for o in ops), *(n["file"] for n in networks)]
+        write_android_script(out, files, settings.rounds, settings.round_ms)
     kit_runner.atomic_write(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return out / MANIFEST
 
@@ -156,8 +164,9 @@ def read_results(path: Path) -> tuple[dict[str, str], dict[tuple[str, str], Timi
 
 
 def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
-    """A latency table from a kit's results.csv (manifest.json from `kit_dir`, default: beside it)."""
-    kit_dir = kit_dir or results.parent
+    """A latency table from a kit's results.csv (manifest.json from `kit_dir`, default: beside it), or from
+    the `android/results` folder of a LiteRT kit (manifest.json two folders up by default)."""
+    kit_dir = kit_dir or (results.parent.parent if results.is_dir() else results.parent)
     try:
         manifest = json.loads((kit_dir / MANIFEST).read_text())
     except (OSError, ValueError) as e:
@@ -170,7 +179,7 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
             f"{kit_dir / MANIFEST} is not a quadnas kit manifest (format {KIT_FORMAT}): "
             "pass --kit DIR of the kit that measured these results"
         )
-    header, timings = read_results(results)
+    header, timings = read_android_results(results, manifest) if results.is_dir() else read_results(results)
     absent = [k for k in ("backend", "backend_version", "target", "threads", "device") if k not in header]
     if absent:
         raise QuadnasError(
@@ -197,7 +206,8 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
     if missing:
         raise QuadnasError(
             f"{results} lacks {len(missing)} of {len(wanted)} measurements: rerun "
-            "`python run.py` with the same options on the device to finish them"
+            + ("android/benchmark.sh" if results.is_dir() else "`python run.py` with the same options on the device")
+            + " to finish them"
         )
     settings = ProfileSettings(
         **{**manifest["settings"], "rounds": int(header.get("rounds", manifest["settings"]["rounds"]))}
@@ -211,6 +221,8 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
         "device": header["device"],
         "precision": header.get("precision", "fp32"),
     }
+    if "delegate" in header:
+        described["delegate"] = header["delegate"]
     host = results_host(header, results)
     if "adapt" in manifest:
         timed = [(space.parse(n["arch"]), timings[("network", n["key"])]) for n in manifest["networks"]]

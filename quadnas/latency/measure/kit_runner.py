@@ -1,17 +1,17 @@
 """Latency measurement core, and the runner shipped in profiling kits as `run.py`.
 
-Self-contained on purpose: it needs only numpy plus onnxruntime or openvino, so it runs
-on a device that has no quadnas. `quadnas profile` imports the same sessions and the
-same timing loop, so a kit measures exactly as the profiler does.
+Self-contained on purpose: it needs only numpy plus onnxruntime, openvino or ai-edge-litert
+(LiteRT's interpreter), so it runs on a device that has no quadnas. `quadnas profile` imports the
+same sessions and the same timing loop, so a kit measures exactly as the profiler does.
 
 In a kit (next to manifest.json and the ONNX files):
 
-    python run.py [--backend onnxruntime|openvino] [--device CPU] [--threads 1]
+    python run.py [--backend onnxruntime|openvino|litert] [--device CPU] [--threads 1]
 
-(an INT8 kit's models are quantized for one runtime, which is then the default and the only
-choice) writes results.csv next to itself, with this machine's identity (`read_host`: CPU, ISA
-features, cores) in its header; rerun after an interruption to measure only what is
-missing. Bring results.csv back and run `quadnas profile import results.csv`.
+(an INT8 kit's models are quantized for one runtime, and a LiteRT kit's are .tflite files: that
+runtime is then the default and the only choice) writes results.csv next to itself, with this
+machine's identity (`read_host`: CPU, ISA features, cores) in its header; rerun after an
+interruption to measure only what is missing. Bring results.csv back and run `quadnas profile import results.csv`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 RESULT_COLUMNS = ("kind", "key", "median_ms", "p10_ms", "p90_ms", "runs")
-KIT_BACKENDS = ("onnxruntime", "openvino")
+ONNX_BACKENDS = ("onnxruntime", "openvino")
+KIT_BACKENDS = (*ONNX_BACKENDS, "litert")
+RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}
+PIP_NAMES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai-edge-litert"}
 # 'wall' is latency; 'cpu' (the process's CPU time) equals it for one thread on a CPU and
 # ignores the time other programs take the core away, so it is steady on a busy machine.
 # 'auto' picks cpu where it equals latency (1 thread on a CPU target), else wall.
@@ -263,11 +266,11 @@ def device_name(backend: str, target: str | None) -> str:
 
 def import_runtime(backend: str) -> ModuleType:
     """The runtime's Python module, or a KitError naming what to install."""
-    package = {"onnxruntime": "onnxruntime", "openvino": "openvino"}[backend]
+    package = RUNTIME_PACKAGES[backend]
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise KitError(f"backend '{backend}' needs the {package} package: pip install {package}") from None
+        raise KitError(f"backend '{backend}' needs the {package} package: pip install {PIP_NAMES[backend]}") from None
 
 
 def runtime_version(backend: str) -> str:
@@ -420,9 +423,55 @@ class OpenVinoSession:
         return timed_calls(self._run, n, self.clock)
 
 
+# ---- LiteRT ---------------------------------------------------------------
+LITERT_DELEGATE = "XNNPACK"  # the interpreter's default CPU delegate, which the sessions keep on
+
+
+def check_litert_target(target: str | None) -> str:
+    """'CPU' (LiteRT's interpreter with XNNPACK), else a KitError."""
+    wanted = (target or "CPU").strip().upper()
+    if wanted != "CPU":
+        raise KitError(
+            f"LiteRT target '{target}' is not supported by this runner: use CPU (the interpreter with XNNPACK); "
+            "time GPU or NPU delegates with LiteRT's benchmark_model (the kit's android/ script)"
+        )
+    return wanted
+
+
+class LiteRtSession:
+    """A .tflite file in LiteRT's interpreter: fixed threads, the default delegate (XNNPACK) on, input set once.
+
+    `precision` is int8 for a file with INT8 input (fully quantized), else fp32."""
+
+    def __init__(self, path: str | Path, threads: int = 1, target: str | None = None, clock: str = "wall"):
+        check_litert_target(target)
+        interpreter_module = importlib.import_module(f"{import_runtime('litert').__name__}.interpreter")
+        self.clock = CLOCKS[clock]
+        self.interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        detail = self.interpreter.get_input_details()[0]
+        shape = _static_shape([int(d) for d in detail["shape"]], f"input of {path}")
+        dtype = np.dtype(detail["dtype"])
+        self.precision = "int8" if dtype == np.int8 else "fp32"
+        if dtype.kind == "f":
+            self._input = random_input(shape).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            self._input = np.random.default_rng(0).integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+        self.interpreter.set_tensor(detail["index"], self._input)
+        self.interpreter.invoke()
+
+    def time(self, n: int) -> list[float]:
+        return timed_calls(self.interpreter.invoke, n, self.clock)
+
+
 if TYPE_CHECKING:  # a type only: the kit may run on a Python older than quadnas needs
-    KitSession = OnnxRuntimeSession | OpenVinoSession
-SESSIONS: dict[str, type[KitSession]] = {"onnxruntime": OnnxRuntimeSession, "openvino": OpenVinoSession}
+    KitSession = OnnxRuntimeSession | OpenVinoSession | LiteRtSession
+SESSIONS: dict[str, type[KitSession]] = {
+    "onnxruntime": OnnxRuntimeSession,
+    "openvino": OpenVinoSession,
+    "litert": LiteRtSession,
+}
 
 
 # ---- timing ---------------------------------------------------------------
@@ -576,10 +625,11 @@ def positive_int(text: str) -> int:
 
 
 def _default_backend() -> str:
-    for backend in KIT_BACKENDS:
+    """The first installed runtime of ONNX files (a LiteRT kit names its runtime in its manifest)."""
+    for backend in ONNX_BACKENDS:
         if importlib.util.find_spec(backend) is not None:
             return backend
-    return KIT_BACKENDS[0]
+    return ONNX_BACKENDS[0]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -588,14 +638,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backend",
         choices=KIT_BACKENDS,
         default=None,
-        help="the runtime (default: an INT8 kit's own, else the first installed)",
+        help="the runtime (default: a LiteRT or INT8 kit's own, else the first installed)",
     )
     parser.add_argument(
         "--device",
         "--target",
         dest="target",
         default=None,
-        help="OpenVINO device (CPU, GPU, NPU, MYRIAD) or onnxruntime provider (CPU, CUDA)",
+        help="OpenVINO device (CPU, GPU, NPU, MYRIAD), onnxruntime provider (CPU, CUDA) or CPU for LiteRT",
     )
     parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument(
@@ -618,7 +668,12 @@ def kit_backend(manifest: Mapping[str, Any], backend: str | None) -> str:
         raise KitError(
             f"this kit's models are INT8 graphs quantized for {quantized_for}: run it with --backend {quantized_for}"
         )
-    return backend or quantized_for or _default_backend()
+    runtime = manifest.get("runtime")  # a kit of .tflite files runs on LiteRT only
+    if runtime and backend not in (None, runtime):
+        raise KitError(f"this kit's models are {runtime} files: run it with --backend {runtime}")
+    if not runtime and backend == "litert":
+        raise KitError("this kit's models are ONNX files: run it with --backend onnxruntime or openvino")
+    return backend or quantized_for or runtime or _default_backend()
 
 
 def run_kit(
@@ -642,6 +697,8 @@ def run_kit(
     clock = check_clock(clock, threads, target)
     if backend == "openvino":
         check_openvino_device(openvino_core(), target or "CPU")
+    elif backend == "litert":
+        check_litert_target(target)
     else:
         ort_provider(target)
     host = read_host()
@@ -654,6 +711,7 @@ def run_kit(
         "threads": str(threads),
         "clock": clock,
         "device": device_name(backend, target),
+        **({"delegate": LITERT_DELEGATE} if backend == "litert" else {}),
         "kit_precision": manifest.get("precision", "fp32"),  # of the kit's files: a kit rewritten in place differs
         **({"precision": "int8"} if manifest.get("precision") == "int8" else {}),  # a float one: the runtime's
         "python": platform.python_version(),

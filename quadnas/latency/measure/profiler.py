@@ -29,7 +29,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
 from quadnas.latency.measure.kit_runner import TimedSession, Timing, measure_interleaved
-from quadnas.latency.measure.models import quantization_text
+from quadnas.latency.measure.models import quantization_text, writer_text
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8
 from quadnas.latency.table import Calibration, LatencyTable, Provenance, TableMeta
@@ -150,7 +150,7 @@ def method_text(backend_desc: Description, settings: ProfileSettings, overhead_m
         f"{source}; {backend_desc['backend']} {backend_desc['backend_version']} on {backend_desc['target']} "
         f"with {backend_desc['threads']} thread(s), {backend_desc['precision']}, {backend_desc['clock']} clock; "
         "each op spec's module "
-        f"(quadnas.nn.blocks.build_op) exported alone to ONNX opset 17 where the backend needs it; "
+        f"(quadnas.nn.blocks.build_op) {writer_text(backend_desc['backend'])}; "
         f"{quantized}{layout}{settings.describe()}; "
         "row = median per call (p10/p90 beside it) minus the per-call overhead "
         f"{overhead_ms:.4f} ms (median call of an empty model; a network pays it once); calibration: "
@@ -172,6 +172,7 @@ def new_meta(
     extra: dict[str, Any] = {
         "overhead_ms": overhead_ms,
         **({"input_layout": backend_desc["input_layout"]} if "input_layout" in backend_desc else {}),
+        **({"delegate": backend_desc["delegate"]} if "delegate" in backend_desc else {}),
     }
     method = method_text(backend_desc, settings, overhead_ms, source)
     return timed_meta(space, backend_desc, "measured", method, host, extra)
