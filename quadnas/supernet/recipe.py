@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,9 @@ class TrainConfig(BaseModel):
     resolution: int = Field(default=32, gt=0)
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     width: float = Field(default=1.0, gt=0, le=1, description="stage widths as a fraction of the space's (proxy)")
+    # "auto": pad-and-crop (random-resized crop above 32 px) with a left-right mirror, without the
+    # mirror on the bundled digit sets (a mirrored digit is another glyph); see data.transforms
+    augment: Literal["auto", "none", "crop", "crop-flip"] = "auto"
 
     @classmethod
     def for_search(cls, **overrides: Any) -> TrainConfig:
