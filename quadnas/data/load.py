@@ -87,7 +87,7 @@ def load_dataset(
         resolution=resolution,
         mean=mean,
         std=std,
-        fingerprint=_fingerprint(collection, resolution, val_fraction, seed, channels),
+        fingerprint=manifest_fingerprint(collection, resolution, val_fraction, seed, channels),
         mirror_invariant=collection.mirror_invariant,
     )
 
@@ -131,7 +131,8 @@ def _normalisation(train: Split, seed: int, progress: Progress | None) -> tuple[
     return tuple(float(v) for v in mean.float()), tuple(float(v) for v in std.float())
 
 
-def _fingerprint(collection: Collection, resolution: int, val_fraction: float, seed: int, channels: int) -> str:
+def manifest_fingerprint(collection: Collection, resolution: int, val_fraction: float, seed: int, channels: int) -> str:
+    """16 hex chars from the manifest (names, sizes, mtimes) and the settings; opens no image."""
     digest = hashlib.blake2b(digest_size=8)
     for source in (collection.pool, collection.val):
         for line in source.manifest() if source is not None else ["no validation part"]:

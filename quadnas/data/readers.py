@@ -135,7 +135,10 @@ def _mapped_member(path: Path, key: str) -> tuple[np.ndarray, bool]:
         if info.compress_type == zipfile.ZIP_STORED:
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)
-                shape, fortran, dtype = np.lib.format._read_array_header(member, version)  # noqa: SLF001
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = read_header(member)
                 header = member.tell()
             if not dtype.hasobject:
                 with path.open("rb") as raw:  # the member's data start after its local zip header
