@@ -280,7 +280,11 @@ def _epoch_stats(trainer: Trainer, running: torch.Tensor, epoch: int, epochs: in
 
 
 def _stopped(signal_number: int, step: int, total: int, resume_hint: str) -> None:
+    """Raise `Stopped` on every rank once rank 0 has written its checkpoint (a rank that left early
+    would make torchrun kill rank 0 in the middle of the write)."""
     import signal
 
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
     name = signal.Signals(signal_number).name
     raise Stopped(f"stopped by {name} after step {step} of {total}, checkpoint written: {resume_hint}", signal_number)
