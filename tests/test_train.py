@@ -1,3 +1,4 @@
+import math
 import os
 import pickle
 import re
@@ -356,3 +357,26 @@ def test_training_leaves_the_callers_settings_as_they_were(tiny_space, small_dig
     train(tiny_space, small_digits, tmp_path / "a.pt", epochs=1)
     assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ and not torch.are_deterministic_algorithms_enabled()
     assert torch.equal(torch.rand(1), expected_next)  # the global RNG is untouched
+
+
+def test_bf16_autocast_on_the_cpu_trains_with_finite_loss(tiny_space, small_digits, tmp_path):
+    from quadnas.supernet import Evaluator
+
+    losses = {}
+    models = {}
+    for precision in ("fp32", "bf16"):
+        stats = []
+        config = TrainConfig(**{**FAST, "epochs": 3})
+        models[precision] = train_supernet(
+            tiny_space, small_digits, config, tmp_path / f"{precision}.pt", precision=precision, on_epoch=stats.append
+        )
+        losses[precision] = [s.loss for s in stats]
+    assert all(math.isfinite(loss) for loss in losses["bf16"]) and losses["bf16"][-1] < losses["bf16"][0]
+    assert losses["bf16"] != losses["fp32"]  # autocast ran
+    accuracy = {p: Evaluator(m, small_digits).accuracy(tiny_space.largest()) for p, m in models.items()}
+    assert accuracy["bf16"] > 0.3 and abs(accuracy["bf16"] - accuracy["fp32"]) < 0.15, accuracy  # chance: 0.1
+
+
+def test_fp16_on_the_cpu_is_one_line(tiny_space, small_digits, tmp_path):
+    with pytest.raises(QuadnasError, match="--amp fp16 needs a CUDA device.*use --amp bf16 on the CPU"):
+        train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt", precision="fp16")

@@ -47,6 +47,7 @@ from quadnas.supernet.trainer import (
     fit,
     steps_for,
     steps_per_epoch,
+    training_precision,
 )
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ def train_supernet(
     loads anywhere. Returns the model in eval mode, on the device.
     """
     device = rank_device(device)
+    precision, precision_note = training_precision(precision, device)
     path = check_writable(checkpoint_path)  # before any step is spent
     _check_data(space, dataset, config)
     saved = _saved_state(path, resume, space, dataset, config)
@@ -180,6 +182,8 @@ def train_supernet(
             totals = saved["training"].get("epoch_totals")
         rank = world_rank()[0]
         reporter = (progress or Progress()) if rank == 0 else _Silent()
+        if precision_note:
+            reporter.note(precision_note)
         what = f"training supernet ({config.epochs} epochs of {per_epoch} steps)"
         task = stack.enter_context(reporter.task(what, loop.total_steps, trainer.steps_done))
 

@@ -57,6 +57,18 @@ class EpochStats:
     seconds: float
 
 
+def training_precision(precision: Precision, device: torch.device) -> tuple[Precision, str]:
+    """The precision to train in on `device` and a note when it differs from the one asked for.
+
+    fp16 needs a gradient scaler, which runs on CUDA only; a GPU without bf16 trains bf16 requests in fp16.
+    """
+    if precision == "fp16" and device.type != "cuda":
+        raise QuadnasError("--amp fp16 needs a CUDA device (its gradient scaler): use --amp bf16 on the CPU")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "fp16", "this GPU has no bf16: training in fp16 with a gradient scaler instead"
+    return precision, ""
+
+
 class Trainer:
     """A model with its path sampler, optimiser, schedule, precision and path RNG; `step` trains one batch."""
 
@@ -78,7 +90,7 @@ class Trainer:
         self.precision, self.total_steps = precision, total_steps
         self.optimizer, self.scheduler = make_optimizer(model, lr, weight_decay, warmup_steps, total_steps, exempt)
         self.arch_rng = random.Random(seed)
-        self.scaler = torch.amp.GradScaler(enabled=precision == "fp16")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         self.rank, self.world = world_rank()
         self.steps_done = 0
 
