@@ -2,8 +2,9 @@
 
 On generated image folders (10 classes of noisy 64 px JPEGs; 2,000 and 20,000 images):
 
-- peak RSS of `quadnas train` with its loader workers (the whole process tree, polled every 0.1 s),
-  stopped by SIGTERM `--train-seconds` after its first training step; beside it the same command
+- the peak memory of `quadnas train` with its loader workers (the summed PSS of the process tree,
+  polled every 0.1 s: RSS would count the pages forked workers share once per worker), stopped by
+  SIGTERM `--train-seconds` after training started; beside it the same command
   run on the old in-memory data layer (`--old-tree`, a checkout of the previous `quadnas/`,
   which decodes every image to float32 before training and is killed the same way);
 - the seconds to fingerprint each folder and the number of images that opened (none);
@@ -73,20 +74,24 @@ def fingerprint_seconds(folder: Path) -> dict:
         Image.open = original
 
 
-def tree_rss(process: psutil.Process) -> int:
+def tree_memory(process: psutil.Process) -> int:
+    """Bytes of the process and its children: their summed PSS (shared pages split among the processes
+    sharing them, so forked loader workers are not counted twice)."""
     total = 0
     for p in [process, *process.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
+            total += p.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return total
 
 
-def peak_rss_of_train(folder: Path, out: Path, train_seconds: float, python_path: str | None, limit_s: float) -> dict:
+def peak_memory_of_train(
+    folder: Path, out: Path, train_seconds: float, python_path: str | None, limit_s: float
+) -> dict:
     """Peak RSS (MB) of `quadnas train` on `folder` with its children, stopped `train_seconds` after its first step."""
     command = [
-        sys.executable, "-m", "quadnas", "--log-level", "info", "train", "--space", "tiny", "--data", str(folder),
+        sys.executable, "-m", "quadnas", "train", "--space", "tiny", "--data", str(folder),
         "--resolution", str(RESOLUTION), "--epochs", "1", "--batch-size", "64", "--out", str(out),
     ]  # fmt: skip
     if python_path is None:
@@ -97,10 +102,11 @@ def peak_rss_of_train(folder: Path, out: Path, train_seconds: float, python_path
     log = out.with_suffix(".log")
     began = time.perf_counter()
     with log.open("w") as sink:
-        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        # run outside the checkout: `python -m` puts the working folder first on sys.path, before PYTHONPATH
+        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=out.parent)
         process, peak, training_at = psutil.Process(child.pid), 0, None
         while child.poll() is None:
-            peak = max(peak, tree_rss(process))
+            peak = max(peak, tree_memory(process))
             now = time.perf_counter() - began
             if training_at is None and "training supernet" in log.read_text():
                 training_at = now
@@ -110,8 +116,8 @@ def peak_rss_of_train(folder: Path, out: Path, train_seconds: float, python_path
                 break
             time.sleep(0.1)
     return {
-        "peak_rss_mb": round(peak / 2**20, 1),
-        "seconds_to_first_step": None if training_at is None else round(training_at, 1),
+        "peak_pss_mb": round(peak / 2**20, 1),
+        "seconds_to_training": None if training_at is None else round(training_at, 1),
         "stopped_after_s": round(time.perf_counter() - began, 1),
     }
 
@@ -125,6 +131,7 @@ def loader_vs_step(folder: Path, batches: int) -> dict:
     got = []
     stream = epoch_batches(split, sampler, 64, workers=2, device=torch.device("cpu"))
     got.append(next(stream))  # workers started
+    batches = min(batches, len(split) // 64 - 1)
     began = time.perf_counter()
     for _ in range(batches):
         got.append(next(stream))
@@ -150,7 +157,7 @@ def main() -> None:
     parser.add_argument("--old-tree", help="a folder holding the previous quadnas/ (e.g. `git archive` of main)")
     parser.add_argument("--train-seconds", type=float, default=20.0)
     parser.add_argument("--limit-seconds", type=float, default=400.0, help="kill a run that never starts training")
-    parser.add_argument("--loader-batches", type=int, default=30)
+    parser.add_argument("--loader-batches", type=int, default=20)
     parser.add_argument("--out", default="docs/figures/bench_data.json")
     args = parser.parse_args()
     result: dict = {"load_average_at_start": list(os.getloadavg()), "host": Host.current().model_dump(), "sizes": {}}
@@ -158,22 +165,22 @@ def main() -> None:
         for n in args.sizes:
             folder = write_folder(Path(tmp) / f"images{n}", n)
             entry: dict = {"fingerprint": fingerprint_seconds(folder)}
-            entry["train_streaming"] = peak_rss_of_train(
+            entry["train_streaming"] = peak_memory_of_train(
                 folder, Path(tmp) / f"new{n}.pt", args.train_seconds, None, args.limit_seconds
             )
             if args.old_tree:
-                entry["train_old_in_memory"] = peak_rss_of_train(
+                entry["train_old_in_memory"] = peak_memory_of_train(
                     folder, Path(tmp) / f"old{n}.pt", args.train_seconds, args.old_tree, args.limit_seconds
                 )
             result["sizes"][str(n)] = entry
             print(n, json.dumps(entry), flush=True)
         result["loader_vs_step"] = loader_vs_step(Path(tmp) / f"images{args.sizes[0]}", args.loader_batches)
     result["load_average_at_end"] = list(os.getloadavg())
-    new = [result["sizes"][str(n)]["train_streaming"]["peak_rss_mb"] for n in args.sizes]
-    result["streaming_rss_difference_mb"] = round(max(new) - min(new), 1)
+    new = [result["sizes"][str(n)]["train_streaming"]["peak_pss_mb"] for n in args.sizes]
+    result["streaming_peak_difference_mb"] = round(max(new) - min(new), 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["loader_vs_step"]), result["streaming_rss_difference_mb"])
+    print(json.dumps(result["loader_vs_step"]), result["streaming_peak_difference_mb"])
 
 
 if __name__ == "__main__":
