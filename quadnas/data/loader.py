@@ -36,8 +36,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def positions(self) -> list[int]:
         """This rank's shard of the epoch, in order (before `start` is skipped)."""
-        sampler = DistributedSampler(
-            _Length(self.n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.seed, drop_last=True
+        sampler: DistributedSampler[int] = DistributedSampler(
+            _Length(self.n),  # type: ignore[arg-type]  # it needs only the length num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.seed, drop_last=True
         )
         sampler.set_epoch(self.epoch)
         return list(sampler)

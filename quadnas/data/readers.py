@@ -15,7 +15,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -145,8 +145,11 @@ def _mapped_member(path: Path, key: str) -> tuple[np.ndarray, bool]:
                     raw.seek(info.header_offset + 26)
                     name_len, extra_len = np.frombuffer(raw.read(4), dtype="<u2")
                 offset = info.header_offset + 30 + int(name_len) + int(extra_len) + header
-                order = "F" if fortran else "C"
-                return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order), True
+                order: Literal["C", "F"] = "F" if fortran else "C"
+                mapped: np.ndarray = np.memmap(
+                    str(path), dtype=dtype, mode="r", offset=offset, shape=shape, order=order
+                )
+                return mapped, True
     with np.load(path, allow_pickle=False) as arrays:
         return arrays[key], False
 

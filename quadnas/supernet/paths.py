@@ -45,7 +45,7 @@ class Sandwich(PathSampler):
 
     space: SearchSpace
     random_paths: int
-    distil: bool = False  # type: ignore[misc]  # a field here, a class default in the base
+    distil: bool = False
 
     def paths(self, rng: random.Random) -> list[Path]:
         randoms: list[Path] = [self.space.sample(rng) for _ in range(self.random_paths)]

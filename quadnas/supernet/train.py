@@ -175,7 +175,7 @@ def train_supernet(
         trainer = SupernetTrainer(space, dataset.num_classes, config, per_epoch, precision=precision)
         trainer.model.to(device)  # in place: the optimizer keeps the same parameters
         if device.type == "cuda":
-            trainer.model.to(memory_format=torch.channels_last)
+            trainer.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         totals = None
         if saved is not None:
             trainer.load_state_dict(saved["model"], saved["training"])
