@@ -37,7 +37,12 @@ class EpochSampler(Sampler[tuple[int, int]]):
     def positions(self) -> list[int]:
         """This rank's shard of the epoch, in order (before `start` is skipped)."""
         sampler: DistributedSampler[int] = DistributedSampler(
-            _Length(self.n),  # type: ignore[arg-type]  # it needs only the length num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.seed, drop_last=True
+            _Length(self.n),  # type: ignore[arg-type]  # it needs only the length
+            num_replicas=self.world,
+            rank=self.rank,
+            shuffle=True,
+            seed=self.seed,
+            drop_last=True,
         )
         sampler.set_epoch(self.epoch)
         return list(sampler)
