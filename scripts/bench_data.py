@@ -104,21 +104,27 @@ def peak_memory_of_train(
     with log.open("w") as sink:
         # run outside the checkout: `python -m` puts the working folder first on sys.path, before PYTHONPATH
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=out.parent)
-        process, peak, training_at = psutil.Process(child.pid), 0, None
+        process, peak, training_at, stopped_at = psutil.Process(child.pid), 0, None, None
         while child.poll() is None:
             peak = max(peak, tree_memory(process))
             now = time.perf_counter() - began
             if training_at is None and "training supernet" in log.read_text():
                 training_at = now
-            if (training_at is not None and now - training_at > train_seconds) or now > limit_s:
-                child.send_signal(signal.SIGTERM)
-                child.wait(120)
+            if stopped_at is None and (
+                (training_at is not None and now - training_at > train_seconds) or now > limit_s
+            ):
+                child.send_signal(signal.SIGTERM)  # the streaming layer writes a checkpoint and exits
+                stopped_at = now
+            if stopped_at is not None and now - stopped_at > 300:
+                child.kill()
                 break
             time.sleep(0.1)
     return {
         "peak_pss_mb": round(peak / 2**20, 1),
         "seconds_to_training": None if training_at is None else round(training_at, 1),
-        "stopped_after_s": round(time.perf_counter() - began, 1),
+        "sigterm_at_s": None if stopped_at is None else round(stopped_at, 1),
+        "exited_after_s": round(time.perf_counter() - began, 1),
+        "exit_code": child.returncode,
     }
 
 

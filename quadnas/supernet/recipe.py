@@ -46,6 +46,7 @@ class TrainConfig(BaseModel):
         (docs/benchmarks.md): on data where archs differ, search with `--train-width 0.5` or 1, or
         pass a `quadnas train` supernet as `--checkpoint`. At 32 px memory is no concern, so
         nothing is recomputed in backward. No augmentation: in 4 epochs random crops cost the
-        proxy accuracy (README's first search: top arch 0.81 with crops, 0.92 without).
+        proxy accuracy (README's first search, run once with crops: its top archs at 0.81, against
+        0.92 without crops in docs/figures/bench_first_run.json).
         """
         return cls(**{"epochs": 4, "width": 0.25, "memory_efficient": False, "augment": "none", **overrides})
