@@ -37,6 +37,7 @@ from quadnas.data.load import manifest_fingerprint
 from quadnas.data.loader import EpochSampler, epoch_batches
 from quadnas.data.readers import read
 from quadnas.latency.host import Host
+from quadnas.nn import fused
 from quadnas.space import SearchSpace
 from quadnas.supernet.train import SupernetTrainer, TrainConfig
 
@@ -166,6 +167,8 @@ def main() -> None:
     parser.add_argument("--loader-batches", type=int, default=20)
     parser.add_argument("--out", default="docs/figures/bench_data.json")
     args = parser.parse_args()
+    # build the fused op first: a run stopped in the middle of building it would leave its lock behind
+    fused.is_available()
     result: dict = {"load_average_at_start": list(os.getloadavg()), "host": Host.current().model_dump(), "sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
