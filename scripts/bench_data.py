@@ -37,7 +37,6 @@ from quadnas.data.load import manifest_fingerprint
 from quadnas.data.loader import EpochSampler, epoch_batches
 from quadnas.data.readers import read
 from quadnas.latency.host import Host
-from quadnas.nn import fused
 from quadnas.space import SearchSpace
 from quadnas.supernet.train import SupernetTrainer, TrainConfig
 
@@ -97,7 +96,9 @@ def peak_memory_of_train(
     ]  # fmt: skip
     if python_path is None:
         command += ["--workers", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    # plain convs in both trees: the old tree would rebuild the fused op from its own source path in
+    # the shared extension folder, and a run stopped during that build leaves its lock behind
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", "QUADNAS_FUSED": "0"}
     if python_path is not None:
         env["PYTHONPATH"] = python_path
     log = out.with_suffix(".log")
@@ -167,8 +168,6 @@ def main() -> None:
     parser.add_argument("--loader-batches", type=int, default=20)
     parser.add_argument("--out", default="docs/figures/bench_data.json")
     args = parser.parse_args()
-    # build the fused op first: a run stopped in the middle of building it would leave its lock behind
-    fused.is_available()
     result: dict = {"load_average_at_start": list(os.getloadavg()), "host": Host.current().model_dump(), "sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
