@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +23,7 @@ from quadnas.data.readers import Collection, read
 from quadnas.data.split import Split
 from quadnas.data.transforms import Augment
 from quadnas.errors import QuadnasError
-from quadnas.progress import Progress
+from quadnas.progress import Progress, ProgressEvent, Task
 
 LAYOUT = 2  # bump when the same files would give other training inputs (transforms, splitting)
 NORM_SAMPLE = 2000  # training images the per-channel mean and std are measured on
@@ -118,7 +120,8 @@ def _normalisation(train: Split, seed: int, progress: Progress | None) -> tuple[
     sums = torch.zeros(train.channels, dtype=torch.float64)
     squares = torch.zeros(train.channels, dtype=torch.float64)
     pixels = 0
-    with (progress or Progress()).task("measuring the normalisation", len(positions), unit="image") as task:
+    reporter = progress if progress is not None and not train.source.in_memory else _Quiet()  # RAM: a blink
+    with reporter.task("measuring the normalisation", len(positions), unit="image") as task:
         for position in positions:
             x = train[int(position)][0].double()
             sums += x.sum(dim=(1, 2))
@@ -170,3 +173,14 @@ def _check_class_sizes(collection: Collection, val_fraction: float) -> None:
             f"{n - n_val} train images, fewer than the {len(collection.classes)} classes: "
             "add images or choose a val_fraction nearer 0.5"
         )
+
+
+class _Quiet(Progress):
+    """Reports nothing: for work too short to show."""
+
+    def show(self, event: ProgressEvent) -> None:
+        pass
+
+    @contextmanager
+    def task(self, what: str, total: int, done: int = 0, unit: str = "step") -> Iterator[Task]:
+        yield Task(self, what, total, done, unit)
