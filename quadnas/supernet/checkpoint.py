@@ -1,8 +1,7 @@
 """Supernet checkpoints: atomic save, validated load, default cache path, content hash.
 
 A checkpoint is one `torch.save` file holding the supernet weights, the training
-state (optimizer, scheduler, scaler, RNG states, steps done, the running epoch's totals), the
-steps and finished epochs, the training settings,
+state (optimizer, scheduler, RNG states, finished epochs), the training settings,
 and what it was trained for: the space (name, fingerprint, config) and the data
 (name, fingerprint, classes, normalisation, resolution).
 """
@@ -24,7 +23,7 @@ from quadnas.supernet.supernet import Supernet
 if TYPE_CHECKING:
     from quadnas.data import Dataset
 
-FORMAT_VERSION = 2  # 2: step-level training state; data fingerprints from manifests (format 1 is refused)
+FORMAT_VERSION = 1
 SUPERNETS_DIR = Path("runs") / "supernets"
 
 
@@ -112,15 +111,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def checkpoint_state(
-    model: Supernet,
-    dataset: DatasetInfo,
-    config: dict[str, Any],
-    epoch: int,
-    training: dict[str, Any],
-    step: int | None = None,
+    model: Supernet, dataset: DatasetInfo, config: dict[str, Any], epoch: int, training: dict[str, Any]
 ) -> dict[str, Any]:
-    """The dictionary `save_checkpoint` writes; `training` holds optimizer, scheduler and RNG states
-    (empty once finished), `step` the steps done."""
+    """The dictionary `save_checkpoint` writes; `training` holds optimizer, scheduler and RNG states."""
     space = model.space
     return {
         "model": model.state_dict(),
@@ -128,7 +121,6 @@ def checkpoint_state(
         "dataset": asdict(dataset),
         "config": dict(config),
         "epoch": epoch,
-        "step": step,
         "training": training,
     }
 
@@ -148,11 +140,6 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         raise QuadnasError(
             f"cannot read checkpoint {path} ({reason}): delete it and retrain with `quadnas train --out {path}`"
         ) from None
-    if isinstance(state, dict) and isinstance(state.get("format"), int) and state["format"] < FORMAT_VERSION:
-        raise QuadnasError(
-            f"{path} is a supernet checkpoint of an older quadnas (format {state['format']}, now "
-            f"{FORMAT_VERSION}): delete it and retrain with `quadnas train --out {path}`"
-        )
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise QuadnasError(
             f"{path} is not a quadnas supernet checkpoint (format {FORMAT_VERSION}): "
