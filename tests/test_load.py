@@ -187,6 +187,33 @@ def test_a_worker_waits_for_an_unreachable_database_and_says_so(caplog):
         shared.create_new_trial(study_id)
 
 
+def test_a_long_wait_for_the_database_says_so_again_then_gives_up(caplog, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import quadnas.study.storage as storage_module
+
+    clock = [0.0]
+    monkeypatch.setattr(storage_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(storage_module.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    inner = optuna.storages.InMemoryStorage()
+    shared = SharedReads(inner, outage_s=70)
+    study_id = shared.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+
+    def down(*args):
+        lost = OperationalError("INSERT", {}, Exception("connection refused"))
+        raise optuna.exceptions.StorageInternalError("commit failed") from lost
+
+    inner.create_new_trial = down
+    with (
+        caplog.at_level("WARNING", logger="quadnas.study.storage"),
+        pytest.raises(optuna.exceptions.StorageInternalError),
+    ):
+        shared.create_new_trial(study_id)
+    said = [r.getMessage() for r in caplog.records if r.name == "quadnas.study.storage"]
+    assert "storage unreachable" in said[0]
+    assert [m.split(" after ")[1].split(";")[0] for m in said[1:]] == ["30 s", "60 s"]  # every 30 s, then the error
+
+
 def test_a_retried_trial_takes_the_failed_ones_arch_and_says_so(tmp_path, synthetic_table, budget):
     config = tiny_search_config(tmp_path, synthetic_table, None, budget)
     space = SearchSpace.load("tiny")

@@ -12,26 +12,25 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (the kit's standalone runner has its own copy)."""
+def _int_at_least(text: str, low: int, bound: str) -> int:
+    """`text` as an integer >= `low`, else an argparse error that says `bound` ("at least 1")."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} must be {bound}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (the kit's standalone runner has its own copy)."""
+    return _int_at_least(text, 1, "at least 1")
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
+    return _int_at_least(text, 0, "0 or more")
 
 
 def positive_float(text: str) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quadnas.cli.choices import clock_choices
-from quadnas.cli.common import console, err_console, positive_int
+from quadnas.cli.common import console, err_console, positive_float, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json, table_fields
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
@@ -22,17 +22,6 @@ if TYPE_CHECKING:
 
 DEFAULTS = ProfileSettings()
 ADAPT_NETWORKS = 10
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -28,6 +28,7 @@ from quadnas.errors import QuadnasError
 HEARTBEAT_S = 10
 GRACE_S = 30
 OUTAGE_S = 120  # how long a worker waits for an unreachable database before it gives up
+NOTICE_S = 30  # how often a worker waiting for the database says it still waits
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -123,8 +124,9 @@ class SharedReads(BaseStorage, BaseHeartbeat):
 
     def _call(self, method: Callable[..., T], *args: Any) -> T:
         """`method(*args)`; while the database cannot be reached, the call is tried again every
-        second for up to `outage_s`, said in one line when the wait starts and one when it ends."""
-        waited_since = None
+        second for up to `outage_s`, said in one line when the wait starts, one every `NOTICE_S` while it
+        lasts and one when it ends."""
+        waited_since = next_notice = None
         while True:
             try:
                 result = method(*args)
@@ -134,11 +136,17 @@ class SharedReads(BaseStorage, BaseHeartbeat):
                     raise
                 now = time.monotonic()
                 self.storage.remove_session()  # a session whose connection broke must be discarded
-                if waited_since is None:
-                    waited_since = now
+                if waited_since is None or next_notice is None:
+                    waited_since, next_notice = now, now + NOTICE_S
                     _log.warning(f"storage unreachable ({reason}): retrying every second for up to {self.outage_s:g} s")
                 elif now - waited_since > self.outage_s:
                     raise
+                elif now >= next_notice:
+                    next_notice = now + NOTICE_S
+                    _log.warning(
+                        f"storage still unreachable ({reason}) after {now - waited_since:.0f} s; "
+                        f"giving up after {self.outage_s:g} s"
+                    )
                 time.sleep(1.0)
                 continue
             if waited_since is not None:
