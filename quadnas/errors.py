@@ -31,3 +31,11 @@ class Invalid:
     def key(self) -> str:
         """The dotted path: `stages.0.dim`."""
         return ".".join(self.loc)
+
+
+class Stopped(QuadnasError):
+    """Training stopped on a signal (SIGTERM, SIGUSR1) after writing a checkpoint; the message says how to resume."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal_number = signal_number

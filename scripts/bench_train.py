@@ -44,9 +44,10 @@ def training_throughput(space: SearchSpace, source: str, config: TrainConfig, wa
     one arch on the validation split (mean over 5 random archs, after one untimed)."""
     batch = config.batch_size
     data = load_dataset(source, resolution=32, channels=space.config.in_channels)
-    x, y = data.train.tensors
+    x, y = data.train.tensors  # decoded once: this times the training step, not the loader (bench_data.py does)
     trainer = SupernetTrainer(space, data.num_classes, config, steps_per_epoch=max(1, len(y) // batch))
-    batches = cycle(list(trainer.epoch_batches(len(y))))
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(config.seed))
+    batches = cycle(order[: len(y) // batch * batch].split(batch))
     for _ in range(warmup):
         index = next(batches)
         trainer.step(x[index], y[index], len(index))

@@ -19,7 +19,6 @@ from quadnas.supernet.methods import (
     KernelTransformBlock,
     KernelTransformTrainer,
     UniformTrainer,
-    batches,
     fairnas_paths,
     methods,
     standalone_net,
@@ -114,13 +113,6 @@ def test_inplace_distillation_teaches_the_smaller_paths_with_the_largest(tiny_sp
     assert len(targets) == 1 and targets[0] is y  # only the largest path sees the labels
 
 
-def test_batches_are_full_shuffled_passes():
-    drawn = list(batches(10, 4, 5, torch.Generator().manual_seed(0)))
-    assert len(drawn) == 5 and all(len(b) == 4 for b in drawn)
-    for first, second in ((drawn[0], drawn[1]), (drawn[2], drawn[3])):  # two full batches per pass of 10
-        assert len(set(first.tolist()) | set(second.tolist())) == 8
-
-
 def test_train_supernet_method_takes_fewer_steps_per_path(tiny_space):
     data = Dataset("random", "random", tuple("0123456789"), random_images(32), random_images(8), 32, (0.0,), (1.0,), "")
     config = TrainConfig(batch_size=8, memory_efficient=False)  # 4 steps per epoch
@@ -159,7 +151,7 @@ def test_train_standalone_trains_in_place_and_reports_every_step(tiny_space):
     events = []
     reported, silent = trained(Progress(events.append)), trained(None)
     assert not reported.training
-    assert [e.done for e in events] == [1, 2, 3] and all(e.note.startswith("loss ") for e in events)
+    assert [e.done for e in events] == [1, 2, 3] and "loss " in events[-1].note  # the loss at report steps
     weights = reported.state_dict()
     assert any(not torch.equal(weights[k], initial[k]) for k in initial)
     # reporting does not change training: the same seeds give the same weights

@@ -1,3 +1,4 @@
+import math
 import os
 import pickle
 import re
@@ -15,7 +16,7 @@ from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import checkpoint_hash, default_checkpoint_path, load_checkpoint, save_checkpoint
-from quadnas.supernet.train import SupernetTrainer, TrainConfig, train_supernet
+from quadnas.supernet.train import SupernetTrainer, TrainConfig, resume_candidates, step_dir, train_supernet
 
 FAST = dict(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5)
 
@@ -24,8 +25,7 @@ FAST = dict(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5)
 def small_digits():
     """256 training and 96 validation digits at 32x32: enough to learn, quick to train on."""
     data = load_dataset("digits", resolution=32)
-    (xt, yt), (xv, yv) = data.train.tensors, data.val.tensors
-    return replace(data, train=TensorDataset(xt[:256], yt[:256]), val=TensorDataset(xv[:96], yv[:96]))
+    return replace(data, train=data.train.subset(range(256)), val=data.val.subset(range(96)))
 
 
 def train(space, data, path, **overrides):
@@ -61,7 +61,8 @@ def test_resume_gives_bit_identical_weights(tiny_space, small_digits, tmp_path):
     path = tmp_path / "cut.pt"
     with pytest.raises(Interrupted):
         train_supernet(tiny_space, small_digits, config, path, on_epoch=stop_after_first)
-    assert load_checkpoint(path, tiny_space)[1].epoch == 1
+    assert not path.exists() and resume_candidates(path) == [step_dir(path) / "step-000000008.pt"]
+    assert load_checkpoint(resume_candidates(path)[0], tiny_space)[1].epoch == 1
     epochs_run = []
     resumed = train_supernet(
         tiny_space,
@@ -74,7 +75,7 @@ def test_resume_gives_bit_identical_weights(tiny_space, small_digits, tmp_path):
     assert epochs_run == [2, 3]
     assert_same_weights(uninterrupted.state_dict(), resumed.state_dict())
     _, meta = load_checkpoint(path, tiny_space)
-    assert meta.finished and meta.epoch == 3
+    assert meta.finished and meta.epoch == 3 and not step_dir(path).exists()
 
 
 def test_finished_checkpoint_keeps_weights_only_and_an_unfinished_one_can_resume(tiny_space, small_digits, tmp_path):
@@ -89,7 +90,8 @@ def test_finished_checkpoint_keeps_weights_only_and_an_unfinished_one_can_resume
 
     with pytest.raises(Interrupted):
         train_supernet(tiny_space, small_digits, config, path, on_epoch=stop_after_first)
-    assert set(read_checkpoint(path)["training"]) == {"optimizer", "scheduler", "rng"}
+    unfinished = read_checkpoint(resume_candidates(path)[0])["training"]
+    assert set(unfinished) == {"optimizer", "scheduler", "scaler", "steps_done", "rng", "epoch_totals"}
     resumed = train_supernet(tiny_space, small_digits, config, path, resume=True)
     assert read_checkpoint(path)["training"] == {}
     again = train_supernet(tiny_space, small_digits, config, path, resume=True)  # finished: loaded as it is
@@ -248,20 +250,6 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path):
         torch.testing.assert_close(rank0[name], value, rtol=0, atol=1e-4, msg=name)
 
 
-def test_ranks_split_each_global_batch(tiny_space, monkeypatch):
-    config = TrainConfig(batch_size=32)
-
-    def batches(rank: int, world: int) -> list[torch.Tensor]:
-        monkeypatch.setenv("RANK", str(rank))
-        monkeypatch.setenv("WORLD_SIZE", str(world))
-        return list(SupernetTrainer(tiny_space, 10, config, steps_per_epoch=3).epoch_batches(100))
-
-    alone, first, second = batches(0, 1), batches(0, 2), batches(1, 2)
-    assert len(alone) == len(first) == len(second) == 3
-    for whole, a, b in zip(alone, first, second):
-        assert len(a) == len(b) == 16 and sorted(torch.cat([a, b]).tolist()) == sorted(whole.tolist())
-
-
 def test_cli_trains_and_reports_three_subnets(tmp_path, capsys):
     out = tmp_path / "cli.pt"
     assert main(["train", "--space", "tiny", "--epochs", "1", "--out", str(out)]) == 0
@@ -317,12 +305,19 @@ def test_cuda_training_evaluates_and_loads_on_cpu(tiny_space, small_digits, tmp_
     assert not next(loaded.parameters()).is_cuda
 
 
-def test_cuda_is_refused_under_several_processes(tiny_space, small_digits, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # restored afterwards (torch_device sets it)
+def test_each_cuda_rank_takes_its_local_gpu_and_more_ranks_than_gpus_are_refused(
+    tiny_space, small_digits, tmp_path, monkeypatch
+):
+    from quadnas.supernet.runtime import rank_device
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(QuadnasError, match="several training processes run on the CPU only"):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert rank_device("cuda") == torch.device("cuda", 1)
+    assert rank_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(QuadnasError, match=r"local rank 2 has no GPU: .* 2 GPU\(s\); start at most --nproc_per_node 2"):
         train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt", device="cuda")
 
 
@@ -362,3 +357,26 @@ def test_training_leaves_the_callers_settings_as_they_were(tiny_space, small_dig
     train(tiny_space, small_digits, tmp_path / "a.pt", epochs=1)
     assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ and not torch.are_deterministic_algorithms_enabled()
     assert torch.equal(torch.rand(1), expected_next)  # the global RNG is untouched
+
+
+def test_bf16_autocast_on_the_cpu_trains_with_finite_loss(tiny_space, small_digits, tmp_path):
+    from quadnas.supernet import Evaluator
+
+    losses = {}
+    models = {}
+    for precision in ("fp32", "bf16"):
+        stats = []
+        config = TrainConfig(**{**FAST, "epochs": 3})
+        models[precision] = train_supernet(
+            tiny_space, small_digits, config, tmp_path / f"{precision}.pt", precision=precision, on_epoch=stats.append
+        )
+        losses[precision] = [s.loss for s in stats]
+    assert all(math.isfinite(loss) for loss in losses["bf16"]) and losses["bf16"][-1] < losses["bf16"][0]
+    assert losses["bf16"] != losses["fp32"]  # autocast ran
+    accuracy = {p: Evaluator(m, small_digits).accuracy(tiny_space.largest()) for p, m in models.items()}
+    assert accuracy["bf16"] > 0.3 and abs(accuracy["bf16"] - accuracy["fp32"]) < 0.15, accuracy  # chance: 0.1
+
+
+def test_fp16_on_the_cpu_is_one_line(tiny_space, small_digits, tmp_path):
+    with pytest.raises(QuadnasError, match="--amp fp16 needs a CUDA device.*use --amp bf16 on the CPU"):
+        train_supernet(tiny_space, small_digits, TrainConfig(**FAST), tmp_path / "x.pt", precision="fp16")

@@ -19,7 +19,7 @@ from rich.markup import escape
 from quadnas._version import __version__
 from quadnas.cli.common import err_console
 from quadnas.cli.progress import log_to
-from quadnas.errors import QuadnasError
+from quadnas.errors import QuadnasError, Stopped
 
 EXIT_USER_ERROR = 2
 
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with log_to(err_console, args.log_level if first_rank else max(args.log_level, logging.WARNING)):
             return args.func(args) or 0
+    except Stopped as e:
+        err_console.print(f"[yellow]stopped:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        return 128 + e.signal_number
     except QuadnasError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return EXIT_USER_ERROR

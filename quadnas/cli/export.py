@@ -59,6 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--finetune-epochs", type=positive_int, help="fine-tune stand-alone for N epochs first")
     p.add_argument("--data", help="data to fine-tune on (default: the checkpoint's)")
     p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning learning rate (AdamW, cosine; default 5e-4)")
+    p.add_argument("--train-device", default="cpu", help="torch device of fine-tuning: cpu (default), cuda or cuda:N")
     p.add_argument(
         "--verify-latency",
         action="store_true",
@@ -139,7 +140,13 @@ def run(args: argparse.Namespace) -> int:
         check_same_precision(table.name, table.meta.precision, precision)
     if args.finetune_epochs:
         source = finetune(
-            source, args.finetune_epochs, data=args.data, lr=args.lr, seed=args.seed, progress=progress_for(err_console)
+            source,
+            args.finetune_epochs,
+            data=args.data,
+            lr=args.lr,
+            seed=args.seed,
+            progress=progress_for(err_console),
+            device=args.train_device,
         )
     result = export_model(
         source,

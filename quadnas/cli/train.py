@@ -1,6 +1,7 @@
 """`quadnas train`: train a weight-shared supernet, then show what its subnets inherit.
 
-Several processes: `torchrun --nproc_per_node 2 -m quadnas train ...` (gloo, CPU).
+Several processes: `torchrun --nproc_per_node 2 -m quadnas train ...` (gloo on the CPU; NCCL with
+`--train-device cuda`, one GPU per process). SIGTERM or SIGUSR1 writes a checkpoint and stops.
 """
 
 from __future__ import annotations
@@ -61,9 +62,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="keep both quadratic factors for backward (faster, more memory)",
     )
+    p.add_argument(
+        "--augment",
+        choices=("auto", "none", "crop", "crop-flip"),
+        default=defaults.augment,
+        help="training views: pad-and-crop (random-resized crop above 32 px) with or without a left-right mirror; "
+        "auto: crop-flip, without the flip on the bundled digit sets (default auto)",
+    )
+    p.add_argument(
+        "--val-images",
+        type=positive_int,
+        help="score a fixed, seeded, class-stratified subset of N validation images (default: all)",
+    )
+    p.add_argument("--workers", type=int, help="data loader workers (default: 0 for in-memory data, else up to 8)")
+    p.add_argument("--amp", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast precision (default fp32)")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic GPU algorithms (slower); default: cudnn.benchmark. The CPU is deterministic either way",
+    )
     p.add_argument("--train-device", default="cpu", help="torch device: cpu (default), cuda or cuda:N")
     p.add_argument("--out", help="checkpoint path (default runs/supernets/<space>-<fp>-<data>-<fp>.pt)")
-    p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out from its last epoch")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the newest checkpoint of --out (mid-epoch if it stopped there)"
+    )
+    p.add_argument("--checkpoint-steps", type=positive_int, help="also write a checkpoint every N steps")
+    p.add_argument("--checkpoint-minutes", type=float, help="also write a checkpoint every M minutes")
+    p.add_argument(
+        "--keep-checkpoints", type=positive_int, default=3, help="unfinished checkpoints kept (default 3, the newest)"
+    )
     p.set_defaults(func=run)
 
 
@@ -73,11 +100,22 @@ def run(args: argparse.Namespace) -> int:
     from quadnas.accelerator import torch_device
     from quadnas.data import load_dataset
     from quadnas.space import SearchSpace
-    from quadnas.supernet import Evaluator, check_writable, default_checkpoint_path, is_main_process, train_supernet
+    from quadnas.supernet import (
+        CheckpointPolicy,
+        Evaluator,
+        check_writable,
+        default_checkpoint_path,
+        is_main_process,
+        train_supernet,
+    )
 
     space = SearchSpace.load(args.space)
     space.check_resolution(args.resolution)
     torch_device(args.train_device)  # before the data loads
+    if args.workers is not None and args.workers < 0:
+        raise QuadnasError(f"--workers {args.workers} is negative: give 0 (load in this process) or more")
+    if args.checkpoint_minutes is not None and args.checkpoint_minutes <= 0:
+        raise QuadnasError(f"--checkpoint-minutes {args.checkpoint_minutes} is not positive: give e.g. 30")
     config = train_config(args)
     if args.out:
         check_writable(args.out)  # before the data loads
@@ -89,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=config.val_fraction,
         channels=space.config.in_channels,
         progress=progress,
+        val_images=args.val_images,
     )
     out = args.out or default_checkpoint_path(space, dataset)
     supernet = train_supernet(
@@ -100,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         on_epoch=print_epoch if main else None,
         device=args.train_device,
+        workers=args.workers,
+        precision=args.amp,
+        deterministic=args.deterministic,
+        policy=CheckpointPolicy(args.checkpoint_steps, args.checkpoint_minutes),
+        keep=args.keep_checkpoints,
     )
     if not main:
         return 0
@@ -131,6 +175,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
             label_smoothing=args.label_smoothing,
             memory_efficient=not args.no_memory_efficient,
             resolution=args.resolution,
+            augment=args.augment,
         )
     except ValidationError as e:
         bad = Invalid.of(e)

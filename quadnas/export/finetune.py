@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import cast
 
-from quadnas.data import load_dataset
+from quadnas.data import Augment, load_dataset
+from quadnas.data.loader import default_workers
 from quadnas.errors import QuadnasError
 from quadnas.export.source import ExportSource
 from quadnas.progress import Progress
 from quadnas.supernet.evaluate import accuracy
 from quadnas.supernet.methods import train_standalone
-from quadnas.supernet.train import steps_for
+from quadnas.supernet.runtime import is_main_process, process_group, rank_device
+from quadnas.supernet.trainer import steps_for
 
 
 def finetune(
@@ -23,12 +26,14 @@ def finetune(
     batch_size: int = 128,
     seed: int = 0,
     progress: Progress | None = None,
+    device: str = "cpu",
 ) -> ExportSource:
     """A copy of the network trained stand-alone (`supernet.methods.train_standalone`), with its validation accuracy.
 
     Starts from the inherited weights, or from scratch when a proxy supernet ranked the
     arch. Runs on the checkpoint's dataset at its resolution unless `data` names another
-    source with the same number of classes.
+    source with the same number of classes. Trains on `device` (under torchrun: one rank per
+    process, `cuda:LOCAL_RANK` on GPUs) with the checkpoint's augmentation; returns the model on the CPU.
     """
     progress = progress or Progress()
     meta = source.checkpoint_meta
@@ -56,16 +61,22 @@ def finetune(
             f"data '{dataset.source}' has {dataset.num_classes} classes but the network's head has "
             f"{source.model.num_classes}: fine-tune on data with the checkpoint's classes ({meta.dataset.source})"
         )
-    model = train_standalone(
-        copy.deepcopy(source.model),
-        dataset.train,
-        steps=steps_for(epochs, len(dataset.train), batch_size),
-        lr=lr,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        seed=seed,
-        progress=progress,
-    )
+    augment = str(meta.config.get("augment", "auto"))
+    train_device = rank_device(device)
+    with process_group(train_device):
+        model = train_standalone(
+            copy.deepcopy(source.model),
+            dataset.train,
+            steps=steps_for(epochs, len(dataset.train), batch_size),
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress if is_main_process() else None,
+            augment=dataset.default_augment() if augment == "auto" else cast(Augment, augment),
+            device=train_device,
+            workers=default_workers(dataset.train),
+        ).cpu()
     how = "training from scratch" if source.weights == "untrained" else "fine-tuning from inherited weights"
     return replace(
         source,

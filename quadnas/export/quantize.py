@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from quadnas.data import Dataset, load_dataset
+from quadnas.data import Dataset, load_dataset, take
 from quadnas.errors import QuadnasError
 from quadnas.export.formats import (
     INPUT_NAME,
@@ -89,7 +89,8 @@ def _pin(out: Path, fmt: Format, input_shape: tuple[int, ...], run: Runner) -> N
 
 def _calibration(data: Dataset, shape: tuple[int, int, int]) -> list[np.ndarray]:
     """The first training images of `data`, one a call (files run at batch 1), checked against `shape`."""
-    images = data.train.tensors[0][:CALIBRATION_IMAGES].numpy()
+    count = min(CALIBRATION_IMAGES, len(data.train))
+    images = take(data.train, torch.arange(count))[0].numpy()
     calibration = [images[i : i + 1] for i in range(len(images))]
     check_calibration(calibration, (1, *shape), f"the network (calibrated on the training split of {data.source})")
     return calibration
@@ -153,7 +154,7 @@ def _quantize_litert(fp32: Path, out: Path, calibration: list[np.ndarray]) -> tu
 
 def _check(model: QuadraNet, run: Runner, data: Dataset, calibration_images: int, note: str = "") -> Int8Check:
     """Top-1 of PyTorch (FP32) and of the INT8 file on the validation split, and their largest logit gap."""
-    x, y = data.val.tensors
+    x, y = data.val.tensors[:2]
     right_fp32 = right_int8 = 0
     worst = 0.0
     model.eval()

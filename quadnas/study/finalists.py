@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 from filelock import FileLock
-from torch.utils.data import TensorDataset
 
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset
@@ -160,12 +159,10 @@ def trained_accuracy(
     torch.manual_seed(recipe.seed)
     layer_scale = TrainConfig.model_fields["layer_scale_init"].default
     net = standalone_net(space, arch, data.num_classes, layer_scale)
-    target = torch_device(device)
-    train = TensorDataset(*(t.to(target) for t in data.train.tensors))
     steps = steps_for(recipe.epochs, len(data.train), recipe.batch_size)
     train_standalone(
         net,
-        train,
+        data.train,
         steps=steps,
         lr=recipe.lr,
         weight_decay=recipe.weight_decay,
@@ -173,9 +170,10 @@ def trained_accuracy(
         warmup_steps=round(recipe.warmup_fraction * steps),
         seed=recipe.seed,
         progress=progress,
+        augment="none",  # as the finalists' training length was chosen; crops cost accuracy in short runs
+        device=torch_device(device),
     )
-    val = TensorDataset(*(t.to(target) for t in data.val.tensors))
-    return accuracy(net, val)
+    return accuracy(net, data.val)
 
 
 def judge(

@@ -15,8 +15,10 @@ if TYPE_CHECKING:  # typed names for the lazy attributes below
     from quadnas.supernet.checkpoint import SUPERNETS_DIR, check_writable, default_checkpoint_path
     from quadnas.supernet.evaluate import Evaluator
     from quadnas.supernet.recipe import TrainConfig
+    from quadnas.supernet.runtime import is_main_process
     from quadnas.supernet.supernet import Supernet
-    from quadnas.supernet.train import EpochStats, is_main_process, train_supernet
+    from quadnas.supernet.train import train_supernet
+    from quadnas.supernet.trainer import CheckpointPolicy, EpochStats
 
 _HOMES = {
     "cached_supernets": "cache",
@@ -27,11 +29,13 @@ _HOMES = {
     "Evaluator": "evaluate",
     "TrainConfig": "recipe",
     "Supernet": "supernet",
-    "EpochStats": "train",
-    "is_main_process": "train",
+    "CheckpointPolicy": "trainer",
+    "EpochStats": "trainer",
+    "is_main_process": "runtime",
     "train_supernet": "train",
 }
 __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
+    "CheckpointPolicy",
     "EpochStats",
     "Evaluator",
     "SUPERNETS_DIR",

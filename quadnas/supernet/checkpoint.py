@@ -1,7 +1,8 @@
 """Supernet checkpoints: atomic save, validated load, default cache path, content hash.
 
 A checkpoint is one `torch.save` file holding the supernet weights, the training
-state (optimizer, scheduler, RNG states, finished epochs), the training settings,
+state (optimizer, scheduler, scaler, RNG states, steps done, the running epoch's totals), the
+steps and finished epochs, the training settings,
 and what it was trained for: the space (name, fingerprint, config) and the data
 (name, fingerprint, classes, normalisation, resolution).
 """
@@ -23,7 +24,7 @@ from quadnas.supernet.supernet import Supernet
 if TYPE_CHECKING:
     from quadnas.data import Dataset
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: step-level training state; data fingerprints from manifests (format 1 is refused)
 SUPERNETS_DIR = Path("runs") / "supernets"
 
 
@@ -111,9 +112,15 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def checkpoint_state(
-    model: Supernet, dataset: DatasetInfo, config: dict[str, Any], epoch: int, training: dict[str, Any]
+    model: Supernet,
+    dataset: DatasetInfo,
+    config: dict[str, Any],
+    epoch: int,
+    training: dict[str, Any],
+    step: int | None = None,
 ) -> dict[str, Any]:
-    """The dictionary `save_checkpoint` writes; `training` holds optimizer, scheduler and RNG states."""
+    """The dictionary `save_checkpoint` writes; `training` holds optimizer, scheduler and RNG states
+    (empty once finished), `step` the steps done."""
     space = model.space
     return {
         "model": model.state_dict(),
@@ -121,6 +128,7 @@ def checkpoint_state(
         "dataset": asdict(dataset),
         "config": dict(config),
         "epoch": epoch,
+        "step": step,
         "training": training,
     }
 
@@ -140,6 +148,11 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         raise QuadnasError(
             f"cannot read checkpoint {path} ({reason}): delete it and retrain with `quadnas train --out {path}`"
         ) from None
+    if isinstance(state, dict) and isinstance(state.get("format"), int) and state["format"] < FORMAT_VERSION:
+        raise QuadnasError(
+            f"{path} is a supernet checkpoint of an older quadnas (format {state['format']}, now "
+            f"{FORMAT_VERSION}): delete it and retrain with `quadnas train --out {path}`"
+        )
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise QuadnasError(
             f"{path} is not a quadnas supernet checkpoint (format {FORMAT_VERSION}): "

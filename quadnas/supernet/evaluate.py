@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from quadnas.data.split import Split
 from quadnas.space import Arch
 from quadnas.supernet.supernet import Supernet
 
@@ -39,7 +40,7 @@ class Evaluator:
     def _validation_split(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and labels on `device`, copied there once."""
         if self._val is None or self._val[0].device != device:
-            x, y = self.dataset.val.tensors
+            x, y = self.dataset.val.tensors[:2]
             self._val = (x.to(device), y.to(device))
         return self._val
 
@@ -66,7 +67,8 @@ def top1(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: to
     return correct / len(y)
 
 
-def accuracy(model: nn.Module, data: TensorDataset, batch_size: int = 512) -> float:
-    """Top-1 accuracy of `model` (left in eval mode) on a labelled tensor set."""
-    x, y = data.tensors
+def accuracy(model: nn.Module, data: TensorDataset | Split, batch_size: int = 512) -> float:
+    """Top-1 accuracy of `model` (left in eval mode, on its device) on a labelled tensor set or a small split."""
+    device = next(model.parameters()).device
+    x, y = (t.to(device) for t in data.tensors[:2])
     return top1(model.eval(), x, y, batch_size)

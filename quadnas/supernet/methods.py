@@ -1,6 +1,6 @@
 """Supernet training methods compared by the rank-correlation benchmark, and stand-alone training.
 
-Every method is a `SupernetTrainer`, so optimizer, schedule and data order are the package's:
+Every method is the one `trainer.Trainer` with its own path sampling (`paths`):
 
 - `UniformTrainer`: one uniformly sampled path per step (the package default).
 - `SandwichTrainer`: largest, smallest and random paths per step, all on labels (`TrainConfig.sandwich`).
@@ -11,14 +11,13 @@ Every method is a `SupernetTrainer`, so optimizer, schedule and data order are t
 - `KernelTransformTrainer`: uniform sampling with OFA's kernel transformation.
 
 `methods()` names them with their compute; `train_supernet_method` trains one.
-`train_standalone` trains a single network with the same optimizer and schedule;
+`train_standalone` trains a single network with the same loop, optimiser and schedule;
 `standalone_accuracy` is an arch's validation accuracy after training it from random init.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -26,64 +25,66 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
 
+from quadnas.data.loader import LabelledSet
+from quadnas.data.transforms import Augment
 from quadnas.nn.blocks import QuadraBlock
 from quadnas.nn.net import QuadraNet
 from quadnas.progress import Progress
 from quadnas.space import Arch, BlockChoice, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
 from quadnas.supernet.evaluate import accuracy
+from quadnas.supernet.paths import Fair, PathSampler, Sandwich, Uniform, fairnas_paths
 from quadnas.supernet.recipe import TrainConfig
-from quadnas.supernet.train import SupernetTrainer, param_groups, steps_for, warmup_cosine
+from quadnas.supernet.supernet import Supernet
+from quadnas.supernet.train import SupernetTrainer
+from quadnas.supernet.trainer import Loop, Trainer, fit, steps_for
 
 if TYPE_CHECKING:
     from quadnas.data import Dataset
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
+__all__ = ["fairnas_paths"]  # re-exported: the benchmark's tests import it from here
 
 
 # ---- supernet training methods ------------------------------------------------
-def fairnas_paths(space: SearchSpace, rng: random.Random) -> list[Arch]:
-    """FairNAS strict fairness: path m takes the m-th choice of a fresh random permutation per block."""
-    perms = [rng.sample(space.choices, len(space.choices)) for _ in range(space.num_blocks)]
-    return [Arch(tuple(perm[m] for perm in perms)) for m in range(len(space.choices))]
-
-
-class FairNASTrainer(SupernetTrainer):
-    """All `len(choices)` fair paths per step; the inherited `step` accumulates them into one update."""
-
-    @staticmethod
-    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
-        return len(space.choices)
-
-    def archs(self) -> list[Arch]:
-        return fairnas_paths(self.space, self.arch_rng)
-
-
 class UniformTrainer(SupernetTrainer):
     """The package's trainer as is: one uniformly sampled path per step."""
 
     @staticmethod
-    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
-        return 1
+    def sampler(space: SearchSpace, config: TrainConfig) -> PathSampler:
+        return Uniform(space)
+
+    @classmethod
+    def paths_per_step(cls, space: SearchSpace, config: TrainConfig) -> int:
+        return cls.sampler(space, config).per_step()
+
+    def __init__(self, space: SearchSpace, num_classes: int, config: TrainConfig, steps_per_epoch: int):
+        super().__init__(space, num_classes, config, steps_per_epoch, sampler=self.sampler(space, config))
 
 
-class SandwichTrainer(SupernetTrainer):
+class FairNASTrainer(UniformTrainer):
+    """All `len(choices)` fair paths per step, accumulated into one update."""
+
+    @staticmethod
+    def sampler(space: SearchSpace, config: TrainConfig) -> PathSampler:
+        return Fair(space)
+
+
+class SandwichTrainer(UniformTrainer):
     """The package's sandwich rule (config.sandwich): largest, smallest and random paths, all on labels."""
 
     @staticmethod
-    def paths_per_step(space: SearchSpace, config: TrainConfig) -> int:
-        return 2 + config.sandwich_random
+    def sampler(space: SearchSpace, config: TrainConfig) -> PathSampler:
+        return Sandwich(space, config.sandwich_random)
 
 
-class InplaceDistillTrainer(SandwichTrainer):
+class InplaceDistillTrainer(UniformTrainer):
     """Sandwich rule with in-place distillation: the largest path learns the labels, the others its predictions."""
 
-    def path_loss(self, logits: torch.Tensor, y: torch.Tensor, first: torch.Tensor | None) -> torch.Tensor:
-        if first is None:  # the largest path (archs() puts it first) learns from the labels
-            return super().path_loss(logits, y, first)
-        return -(first.softmax(1) * logits.log_softmax(1)).sum()
+    @staticmethod
+    def sampler(space: SearchSpace, config: TrainConfig) -> PathSampler:
+        return Sandwich(space, config.sandwich_random, distil=True)
 
 
 class KernelTransformBlock(nn.Module):
@@ -134,24 +135,21 @@ class KernelTransformTrainer(UniformTrainer):
     """Uniform sampling on a supernet whose blocks carry kernel transforms (not weight-decayed)."""
 
     def __init__(self, space: SearchSpace, num_classes: int, config: TrainConfig, steps_per_epoch: int):
-        super().__init__(space, num_classes, config, steps_per_epoch)
         kernels = space.config.choices.kernel
-        self.model.blocks = nn.ModuleList(KernelTransformBlock(b, kernels) for b in self.model.elastic_blocks())
-        self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, config.weight_decay, exempt="transforms."),
-            lr=config.lr,
-            fused=True,
+
+        def wrap(model: Supernet) -> None:
+            model.blocks = nn.ModuleList(KernelTransformBlock(b, kernels) for b in model.elastic_blocks())
+
+        SupernetTrainer.__init__(
+            self, space, num_classes, config, steps_per_epoch, Uniform(space), adapt=wrap, exempt="transforms."
         )
-        total = config.epochs * steps_per_epoch
-        warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, total))
 
 
 @dataclass(frozen=True)
 class Method:
     """A supernet training method: its trainer, its compute relative to uniform, the sandwich flag it needs."""
 
-    trainer: type[UniformTrainer | SandwichTrainer | FairNASTrainer]  # the trainers that know their paths_per_step
+    trainer: type[UniformTrainer]
     compute: float  # relative to uniform's path-epochs
     sandwich: bool = False
     width: float = 1.0  # stage widths of the supernet as a fraction of the space's (a cheaper proxy)
@@ -174,6 +172,16 @@ def methods(long_factor: float) -> dict[str, Method]:
     }
 
 
+def _device_of(data: LabelledSet) -> torch.device:
+    """Where `data`'s tensors live (a TensorDataset moved to a GPU), else the CPU."""
+    tensors = getattr(data, "tensors", None)
+    return tensors[0].device if tensors is not None and not hasattr(data, "source") else torch.device("cpu")
+
+
+def _augment(config: TrainConfig, data: Dataset) -> Augment:
+    return data.default_augment() if config.augment == "auto" else config.augment
+
+
 def train_supernet_method(
     method: Method, space: SearchSpace, data: Dataset, config: TrainConfig, path_epochs: float, warmup_fraction: float
 ) -> tuple[nn.Module, int, int]:
@@ -187,29 +195,17 @@ def train_supernet_method(
     if method.seed is not None:
         config = config.model_copy(update={"seed": method.seed})
     paths = method.trainer.paths_per_step(space, config)
-    x, y = data.train.tensors
-    steps = steps_for(path_epochs * method.compute / paths, len(y), config.batch_size)
+    n = len(data.train)
+    steps = steps_for(path_epochs * method.compute / paths, n, config.batch_size)
     config = config.model_copy(update={"epochs": 1, "warmup_epochs": warmup_fraction})
     trainer = method.trainer(space, data.num_classes, config, steps)
-    trainer.model.to(x.device)  # in place: the optimizer keeps the same parameters
-    for idx in batches(len(y), config.batch_size, steps, trainer.data_rng):
-        idx = idx.to(x.device)
-        trainer.step(x[idx], y[idx], len(idx))
+    device = _device_of(data.train)
+    trainer.model.to(device)  # in place: the optimizer keeps the same parameters
+    fit(trainer, Loop(data.train, config.batch_size, steps, config.seed, _augment(config, data), 0, device))
     return trainer.model.eval(), steps, paths
 
 
 # ---- stand-alone training -------------------------------------------------------
-def batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Index batches for `steps` steps: full batches of shuffled passes over `n` images."""
-    size = min(batch_size, n)
-    per_pass, done = n // size, 0
-    while done < steps:
-        perm = torch.randperm(n, generator=generator)
-        for i in range(min(per_pass, steps - done)):
-            yield perm[i * size : (i + 1) * size]
-        done += min(per_pass, steps - done)
-
-
 def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale: float) -> QuadraNet:
     """`QuadraNet(space, arch, num_classes)` from random init, its layer scales set as the supernet's."""
     net = QuadraNet(space, arch, num_classes)
@@ -223,7 +219,7 @@ def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale
 
 def train_standalone(
     net: ModuleT,
-    train: TensorDataset,
+    train: LabelledSet,
     *,
     steps: int,
     lr: float,
@@ -233,27 +229,30 @@ def train_standalone(
     label_smoothing: float = 0.0,
     seed: int = 0,
     progress: Progress | None = None,
+    augment: Augment = "none",
+    device: torch.device | str | None = None,
+    workers: int = 0,
 ) -> ModuleT:
-    """`net` trained in place for `steps` steps on the device of `train`'s tensors; returned in eval mode.
+    """`net` trained in place for `steps` steps with the one loop, optimiser and schedule; returned in eval mode.
 
-    The supernet's optimizer and schedule: AdamW (weight decay by `param_groups`), linear
-    warm-up over `warmup_steps` then cosine decay, full batches of shuffled passes drawn
-    with `seed`. With `progress`, one advance per step with the loss; silent without.
+    Runs on `device` (default: where `train`'s tensors are, else the CPU); full batches of
+    seeded shuffled passes, seen through `augment`. With `progress`, one advance per step.
     """
-    x, y = train.tensors
-    net.to(x.device).train()
-    optimizer = torch.optim.AdamW(param_groups(net, weight_decay), lr=lr, fused=True)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup_steps, steps))
+    device = torch.device(device) if device is not None else _device_of(train)
+    net.to(device).train()
+    trainer = Trainer(
+        net,
+        PathSampler(),
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_steps,
+        total_steps=steps,
+        label_smoothing=label_smoothing,
+        seed=seed,
+    )
+    loop = Loop(train, batch_size, steps, seed, augment, workers, device)
     with nullcontext() if progress is None else progress.task("stand-alone training", steps, unit="step") as task:
-        for idx in batches(len(y), batch_size, steps, torch.Generator().manual_seed(seed)):
-            idx = idx.to(x.device)
-            loss = F.cross_entropy(net(x[idx]), y[idx], label_smoothing=label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if task is not None:
-                task.advance(1, f"loss {loss.item():.3f}")
+        fit(trainer, loop, task=task)
     return net.eval()
 
 
@@ -273,5 +272,6 @@ def standalone_accuracy(
         warmup_steps=round(warmup_fraction * steps),
         label_smoothing=config.label_smoothing,
         seed=config.seed,
+        augment=_augment(config, data),
     )
     return accuracy(net, data.val)

@@ -26,7 +26,7 @@ from quadnas.supernet.checkpoint import (
 )
 from quadnas.supernet.recipe import TrainConfig
 from quadnas.supernet.supernet import Supernet
-from quadnas.supernet.train import train_supernet
+from quadnas.supernet.train import resume_candidates, train_supernet
 
 LOCK_NOTE_S = 30.0  # while waiting for another worker's lock, say so this often
 PROXY_HINT = (
@@ -90,7 +90,7 @@ def provide_supernet(
         if state is not None and meta_of(path, state).finished:
             supernet, _ = supernet_from_state(path, state, space)
             return supernet.to(torch_device(device)), path
-        verb = "finishing" if state is not None else "training"
+        verb = "finishing" if resume_candidates(path) else "training"
         del state
         progress.note(
             f"{verb} the supernet for space '{space.name}' on '{dataset.name}' "
@@ -100,7 +100,14 @@ def provide_supernet(
         if width is None:
             progress.note(PROXY_HINT)
         supernet = train_supernet(
-            space, dataset, config, path, resume=verb == "finishing", progress=progress, device=device
+            space,
+            dataset,
+            config,
+            path,
+            resume=verb == "finishing",
+            progress=progress,
+            device=device,
+            resume_hint="run the same search again: it continues this supernet's training",
         )
     return supernet, path
 

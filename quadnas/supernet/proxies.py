@@ -26,8 +26,9 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset
 
+from quadnas.data.split import take
 from quadnas.nn.stats import model_stats
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (N, C, H, W), integer labels (N,)
@@ -35,13 +36,14 @@ PROXY_BATCHES = 2  # seeded training batches each proxy was scored on in docs/be
 Proxy = Callable[[nn.Module, Sequence[Batch]], float]
 
 
-def batches_of(data: TensorDataset, batch_size: int, count: int, seed: int) -> list[Batch]:
-    """`count` disjoint mini-batches of `batch_size` images, drawn from `data` by a permutation seeded with `seed`."""
-    x, y = data.tensors
-    if count * batch_size > len(x):
-        raise ValueError(f"{count} batches of {batch_size} need {count * batch_size} images; the data has {len(x)}")
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: count * batch_size]
-    return [(x[i], y[i]) for i in order.to(x.device).split(batch_size)]
+def batches_of(data: Dataset[tuple[torch.Tensor, torch.Tensor]], batch_size: int, count: int, seed: int) -> list[Batch]:
+    """`count` disjoint mini-batches of `batch_size` images (eval views), drawn from `data` by a permutation
+    seeded with `seed`; only those images are decoded."""
+    n = len(data)  # type: ignore[arg-type]
+    if count * batch_size > n:
+        raise ValueError(f"{count} batches of {batch_size} need {count * batch_size} images; the data has {n}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: count * batch_size]
+    return [take(data, i) for i in order.split(batch_size)]
 
 
 def weight_layers(net: nn.Module) -> list[nn.Conv2d | nn.Linear]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,9 @@ class TrainConfig(BaseModel):
     resolution: int = Field(default=32, gt=0)
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     width: float = Field(default=1.0, gt=0, le=1, description="stage widths as a fraction of the space's (proxy)")
+    # "auto": pad-and-crop (random-resized crop above 32 px) with a left-right mirror, without the
+    # mirror on the bundled digit sets (a mirrored digit is another glyph); see data.transforms
+    augment: Literal["auto", "none", "crop", "crop-flip"] = "auto"
 
     @classmethod
     def for_search(cls, **overrides: Any) -> TrainConfig:
@@ -42,6 +45,8 @@ class TrainConfig(BaseModel):
         mnist5k-clutter it ranked clearly worse than the half and the full width
         (docs/benchmarks.md): on data where archs differ, search with `--train-width 0.5` or 1, or
         pass a `quadnas train` supernet as `--checkpoint`. At 32 px memory is no concern, so
-        nothing is recomputed in backward.
+        nothing is recomputed in backward. No augmentation: in 4 epochs random crops cost the
+        proxy accuracy (README's first search, run once with crops: its top archs at 0.81, against
+        0.92 without crops in docs/figures/bench_first_run.json).
         """
-        return cls(**{"epochs": 4, "width": 0.25, "memory_efficient": False, **overrides})
+        return cls(**{"epochs": 4, "width": 0.25, "memory_efficient": False, "augment": "none", **overrides})

@@ -1,43 +1,27 @@
-"""Supernet training: uniform single-path sampling (or the sandwich rule), resumable, deterministic.
+"""Supernet training on `trainer.fit`: uniform single-path sampling or the sandwich rule, preemptible, resumable.
 
-Each step samples one arch of the space with a seeded `random.Random` and trains
-that path; with `sandwich` the largest, the smallest and `sandwich_random` random
-paths share one update (gradients accumulated). AdamW with a per-step linear
-warm-up then cosine schedule. A checkpoint is written atomically after every epoch;
-`resume=True` continues from the last finished epoch and ends with bit-identical
-weights to an uninterrupted run (same machine and thread count).
-
-Data parallel: under `torchrun` (`WORLD_SIZE > 1`) every rank draws the same
-permutation and the same archs from the same seeds and trains its shard of each
-global batch. Gradients are summed with one `all_reduce` per step over the
-parameters the shared arch used, instead of DDP: DDP would need
-`find_unused_parameters=True` (a graph walk per step, with a used set that changes
-every step), whereas the manual reduction is simple, deterministic and keeps the
-exact single-process semantics (unused parameters get no gradient, so AdamW leaves
-them alone). Only rank 0 writes checkpoints and reports progress.
+Checkpoints: at every epoch end, every `CheckpointPolicy` steps or minutes, and on SIGTERM or
+SIGUSR1 (after which training stops with a line saying how to resume). Unfinished ones go to
+`<out>.steps/step-<N>.pt`, the last `keep` kept; the finished supernet goes to `out` (weights
+only) and the step folder is removed. `resume=True` continues from the newest one, mid-epoch
+if need be, and ends with bit-identical weights to an uninterrupted run on the CPU (same
+machine, thread count and rank count).
 """
 
 from __future__ import annotations
 
-import math
-import os
-import random
-import time
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
-from torch import nn
 
-from quadnas.accelerator import torch_device
+from quadnas.data.loader import default_workers
 from quadnas.errors import QuadnasError
 from quadnas.progress import Progress, ProgressEvent, Task
-from quadnas.space import Arch, SearchSpace
+from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import (
     DatasetInfo,
     check_data,
@@ -49,157 +33,91 @@ from quadnas.supernet.checkpoint import (
     save_checkpoint,
     supernet_from_state,
 )
+from quadnas.supernet.optim import param_groups, warmup_cosine
+from quadnas.supernet.paths import PathSampler, Sandwich, Uniform
 from quadnas.supernet.recipe import TrainConfig
+from quadnas.supernet.runtime import StopRequest, is_main_process, numerics, process_group, rank_device, world_rank
 from quadnas.supernet.supernet import Supernet
+from quadnas.supernet.trainer import (
+    CheckpointPolicy,
+    EpochStats,
+    Loop,
+    Precision,
+    Trainer,
+    fit,
+    steps_for,
+    steps_per_epoch,
+    training_precision,
+)
 
 if TYPE_CHECKING:
     from quadnas.data import Dataset
 
-
-@dataclass(frozen=True)
-class EpochStats:
-    """Training loss and top-1 accuracy of the sampled paths over one epoch (all ranks)."""
-
-    epoch: int
-    epochs: int
-    loss: float
-    accuracy: float
-    lr: float
-    seconds: float
-
-
-def world_rank() -> tuple[int, int]:
-    """`(rank, world_size)` from torchrun's environment (`(0, 1)` when run alone)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+__all__ = [
+    "CheckpointPolicy",
+    "EpochStats",
+    "SupernetTrainer",
+    "TrainConfig",
+    "is_main_process",
+    "param_groups",
+    "steps_for",
+    "steps_per_epoch",
+    "train_supernet",
+    "warmup_cosine",
+    "world_rank",
+]
+DEFAULT_RESUME_HINT = "run the same command again with --resume"
 
 
-def is_main_process() -> bool:
-    """True on rank 0 (or when not distributed): the process that writes and prints."""
-    return world_rank()[0] == 0
+def path_sampler(space: SearchSpace, config: TrainConfig) -> PathSampler:
+    """The package's rule: one uniform path per step, or the sandwich rule (labels only) with `config.sandwich`."""
+    return Sandwich(space, config.sandwich_random) if config.sandwich else Uniform(space)
 
 
-def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """LR factor per step: linear warm-up to 1, then cosine decay to 0."""
+class SupernetTrainer(Trainer):
+    """A `Trainer` of a freshly initialised supernet of `space` (torch seeded with `config.seed`, so every rank
+    starts alike), paths from `sampler` (default: `path_sampler(space, config)`), `steps_per_epoch` x
+    `config.epochs` steps of schedule."""
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def param_groups(model: nn.Module, weight_decay: float, exempt: str | None = None) -> list[dict[str, Any]]:
-    """SupernetTrainer's rule: decay weights and layer scales, not biases, norms or names containing `exempt`."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for name, p in model.named_parameters():
-        (decay if p.ndim > 1 and not (exempt and exempt in name) else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-class SupernetTrainer:
-    """Model, optimizer, schedule and RNGs of one training run; `step` trains one batch.
-
-    Seeds torch's global RNG with `config.seed` for the initial weights, so every rank
-    starts from the same supernet.
-    """
-
-    def __init__(self, space: SearchSpace, num_classes: int, config: TrainConfig, steps_per_epoch: int):
+    def __init__(
+        self,
+        space: SearchSpace,
+        num_classes: int,
+        config: TrainConfig,
+        steps_per_epoch: int,
+        sampler: PathSampler | None = None,
+        precision: Precision = "fp32",
+        adapt: Callable[[Supernet], None] | None = None,
+        exempt: str | None = None,
+    ):
         self.space, self.config, self.steps_per_epoch = space, config, steps_per_epoch
-        self.rank, self.world = world_rank()
         torch.manual_seed(config.seed)
-        self.model = Supernet(
-            space, num_classes, config.memory_efficient, config.layer_scale_init, config.width
-        ).train()
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr, fused=True)
+        model = Supernet(space, num_classes, config.memory_efficient, config.layer_scale_init, config.width).train()
+        if adapt is not None:
+            adapt(model)
+        self.supernet = model
         total = config.epochs * steps_per_epoch
-        warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(warmup, total))
-        self.arch_rng = random.Random(config.seed)
-        self.data_rng = torch.Generator().manual_seed(config.seed)
+        super().__init__(
+            model,
+            sampler or path_sampler(space, config),
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+            total_steps=total,
+            label_smoothing=config.label_smoothing,
+            seed=config.seed,
+            precision=precision,
+            exempt=exempt,
+        )
 
-    def archs(self) -> list[Arch]:
+    def archs(self) -> list[Any]:
         """The paths of the next step, drawn from the shared arch RNG."""
-        if not self.config.sandwich:
-            return [self.space.sample(self.arch_rng)]
-        randoms = [self.space.sample(self.arch_rng) for _ in range(self.config.sandwich_random)]
-        return [self.space.largest(), self.space.smallest(), *randoms]
-
-    def epoch_batches(self, n: int) -> Iterator[torch.Tensor]:
-        """This rank's indices of each global batch of one shuffled epoch."""
-        perm = torch.randperm(n, generator=self.data_rng)
-        size = min(self.config.batch_size, n)
-        for step in range(self.steps_per_epoch):
-            yield perm[step * size : (step + 1) * size][self.rank :: self.world]
-
-    def step(self, x: torch.Tensor, y: torch.Tensor, global_batch: int) -> tuple[float, float, int]:
-        """One update on this rank's part of a global batch: `(loss sum, correct, samples)`.
-
-        Loss and correct count are averaged over the step's paths.
-        """
-        archs = self.archs()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, correct, first = 0.0, 0, None
-        for arch in archs:
-            logits = self.model(x, arch)
-            loss = self.path_loss(logits, y, first)
-            first = logits.detach() if first is None else first
-            (loss / (global_batch * len(archs))).backward()
-            loss_sum += loss.item() / len(archs)
-            correct += int((logits.argmax(1) == y).sum())
-        self._reduce_gradients()
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss_sum, correct / len(archs), len(y)
-
-    def path_loss(self, logits: torch.Tensor, y: torch.Tensor, first: torch.Tensor | None) -> torch.Tensor:
-        """The summed loss of one path of a step; `first`: the detached logits of the step's first path
-        (None for the first path itself), for methods that distil from it."""
-        return F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.config.label_smoothing)
-
-    def _reduce_gradients(self) -> None:
-        """Sum gradients over ranks; every rank ran the same arch, so the same parameters have one."""
-        if self.world == 1:
-            return
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "arch": self.arch_rng.getstate(),
-                "data": self.data_rng.get_state(),
-            },
-        }
-
-    def load_state_dict(self, model: dict[str, Any], training: dict[str, Any]) -> None:
-        self.model.load_state_dict(model)
-        self.optimizer.load_state_dict(training["optimizer"])
-        self.scheduler.load_state_dict(training["scheduler"])
-        rng = training["rng"]
-        torch.set_rng_state(rng["torch"])
-        self.arch_rng.setstate(rng["arch"])
-        self.data_rng.set_state(rng["data"])
+        return self.paths.paths(self.arch_rng)
 
 
-def steps_per_epoch(num_train: int, batch_size: int) -> int:
-    """Full global batches per epoch (the remainder is dropped; reshuffled every epoch)."""
-    return max(1, num_train // batch_size)
-
-
-def steps_for(epochs: float, num_train: int, batch_size: int) -> int:
-    """Steps of `epochs` (fractional allowed) passes of full batches; at least one."""
-    return max(1, round(epochs * steps_per_epoch(num_train, batch_size)))
+def step_dir(out: Path) -> Path:
+    """Where the unfinished checkpoints of `out` go."""
+    return out.with_name(out.name + ".steps")
 
 
 def train_supernet(
@@ -211,81 +129,96 @@ def train_supernet(
     progress: Progress | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
     device: str | torch.device = "cpu",
+    *,
+    workers: int | None = None,
+    precision: Precision = "fp32",
+    deterministic: bool = False,
+    policy: CheckpointPolicy | None = None,
+    keep: int = 3,
+    resume_hint: str = DEFAULT_RESUME_HINT,
 ) -> Supernet:
-    """Train a supernet of `space` on `dataset`, checkpointing to `checkpoint_path` every epoch.
+    """Train a supernet of `space` on `dataset`, checkpointing as the module doc says.
 
-    An existing checkpoint is refused unless `resume`; with `resume` training continues
-    from its last finished epoch (a finished checkpoint is simply loaded). `on_epoch`
-    is called on rank 0 after each epoch's checkpoint is written; `progress` (rank 0)
-    reports every step. The last epoch's checkpoint keeps the weights only: optimizer and
-    RNG states serve to resume unfinished training and are dropped once it is done.
-    `device` ('cpu', 'cuda', 'cuda:N') holds the model and the data; the checkpoint loads
-    anywhere. Returns the model in eval mode, on `device`.
+    An existing checkpoint is refused unless `resume`; with `resume` training continues from
+    the newest one (a finished one is simply loaded). `on_epoch` is called on rank 0 after each
+    epoch's checkpoint is written; `progress` (rank 0) reports the steps. `device` ('cpu',
+    'cuda', 'cuda:N'; under torchrun CUDA ranks take `cuda:LOCAL_RANK`) holds the model;
+    `workers` decode data (default: none for in-memory data, else up to 8). The checkpoint
+    loads anywhere. Returns the model in eval mode, on the device.
     """
-    device = torch_device(device)
-    if device.type == "cuda" and world_rank()[1] > 1:
-        raise QuadnasError(
-            "several training processes run on the CPU only (gloo): train on one GPU without "
-            "torchrun, or drop --train-device"
-        )
-    path = check_writable(checkpoint_path)  # before any epoch is spent
+    device = rank_device(device)
+    precision, precision_note = training_precision(precision, device)
+    path = check_writable(checkpoint_path)  # before any step is spent
     _check_data(space, dataset, config)
     saved = _saved_state(path, resume, space, dataset, config)
-    if saved is not None and int(saved["epoch"]) >= config.epochs:
+    if saved is not None and meta_of(path, saved).finished:
         supernet, _ = supernet_from_state(path, saved, space)
         return supernet.to(device)
-    x_train, y_train = (t.to(device) for t in dataset.train.tensors)
-    steps = steps_per_epoch(len(y_train), config.batch_size)
-    global_batch = min(config.batch_size, len(y_train))
+    per_epoch = steps_per_epoch(len(dataset.train), min(config.batch_size, len(dataset.train)))
+    augment = dataset.default_augment() if config.augment == "auto" else config.augment
+    loop = Loop(
+        dataset.train,
+        config.batch_size,
+        config.epochs * per_epoch,
+        seed=config.seed,
+        augment=augment,
+        workers=default_workers(dataset.train) if workers is None else workers,
+        device=device,
+    )
+    info = DatasetInfo.of(dataset)
     with ExitStack() as stack:
         gpus = [device.index or 0] if device.type == "cuda" else []
         stack.enter_context(torch.random.fork_rng(devices=gpus))  # the caller's RNG state is left as it was
-        stack.enter_context(_deterministic())
-        stack.enter_context(_process_group())
-        trainer = SupernetTrainer(space, dataset.num_classes, config, steps)
+        stack.enter_context(numerics(deterministic))
+        stack.enter_context(process_group(device))
+        stop = stack.enter_context(StopRequest().catching())
+        trainer = SupernetTrainer(space, dataset.num_classes, config, per_epoch, precision=precision)
         trainer.model.to(device)  # in place: the optimizer keeps the same parameters
-        start = 0
+        if device.type == "cuda":
+            trainer.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        totals = None
         if saved is not None:
             trainer.load_state_dict(saved["model"], saved["training"])
-            start = int(saved["epoch"])
-        info = DatasetInfo.of(dataset)
-        reporter = (progress or Progress()) if trainer.rank == 0 else _Silent()
-        what = f"training supernet ({config.epochs} epochs of {steps} steps)"
-        task = stack.enter_context(reporter.task(what, config.epochs * steps, start * steps))
-        for epoch in range(start, config.epochs):
-            stats = _train_epoch(trainer, x_train, y_train, global_batch, epoch, task)
-            if trainer.rank == 0:
-                finished = epoch + 1 == config.epochs
-                training = {} if finished else trainer.state_dict()
-                save_checkpoint(path, checkpoint_state(trainer.model, info, config.model_dump(), epoch + 1, training))
-                if on_epoch is not None:
-                    on_epoch(stats)
-    return trainer.model.eval()
+            totals = saved["training"].get("epoch_totals")
+        rank = world_rank()[0]
+        reporter = (progress or Progress()) if rank == 0 else _Silent()
+        if precision_note:
+            reporter.note(precision_note)
+        what = f"training supernet ({config.epochs} epochs of {per_epoch} steps)"
+        task = stack.enter_context(reporter.task(what, loop.total_steps, trainer.steps_done))
 
+        supernet = trainer.supernet
 
-def _train_epoch(
-    trainer: SupernetTrainer, x: torch.Tensor, y: torch.Tensor, global_batch: int, epoch: int, task: Task
-) -> EpochStats:
-    """One pass over the training split; loss and accuracy summed over all ranks."""
-    began, epochs = time.perf_counter(), trainer.config.epochs
-    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, samples
-    for indices in trainer.epoch_batches(len(y)):
-        indices = indices.to(x.device)
-        totals += torch.tensor(trainer.step(x[indices], y[indices], global_batch), dtype=torch.float64)
-        task.advance(
-            note=f"epoch {epoch + 1}/{epochs}, loss {float(totals[0] / totals[2]):.3f}, "
-            f"acc {float(totals[1] / totals[2]):.1%}"
+        def save(trainer: Trainer, loop_state: dict[str, Any], why: str) -> None:
+            if rank != 0:
+                return
+            finished = trainer.steps_done >= loop.total_steps
+            epoch = trainer.steps_done // per_epoch
+            if finished:
+                state = checkpoint_state(supernet, info, config.model_dump(), epoch, {}, trainer.steps_done)
+                save_checkpoint(path, state)
+                shutil.rmtree(step_dir(path), ignore_errors=True)
+                return
+            training = {**trainer.state_dict(), **loop_state}
+            state = checkpoint_state(supernet, info, config.model_dump(), epoch, training, trainer.steps_done)
+            folder = step_dir(path)
+            save_checkpoint(folder / f"step-{trainer.steps_done:09d}.pt", state)
+            for old in sorted(folder.glob("step-*.pt"))[:-keep]:
+                old.unlink(missing_ok=True)
+
+        fit(
+            trainer,
+            loop,
+            task=task,
+            epochs=config.epochs,
+            totals=totals,
+            save=save,
+            policy=policy,
+            stop=stop,
+            on_epoch=on_epoch,
+            resume_hint=resume_hint,
         )
-    if trainer.world > 1:
-        dist.all_reduce(totals)
-    return EpochStats(
-        epoch=epoch + 1,
-        epochs=epochs,
-        loss=float(totals[0] / totals[2]),
-        accuracy=float(totals[1] / totals[2]),
-        lr=float(trainer.scheduler.get_last_lr()[0]),
-        seconds=time.perf_counter() - began,
-    )
+    return supernet.eval()
 
 
 def _check_data(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> None:
@@ -304,16 +237,24 @@ def _check_data(space: SearchSpace, dataset: Dataset, config: TrainConfig) -> No
         )
 
 
+def resume_candidates(path: Path) -> list[Path]:
+    """The checkpoints a resume of `path` may start from, newest first: the finished file, then step files."""
+    steps = sorted(step_dir(path).glob("step-*.pt"), reverse=True) if step_dir(path).is_dir() else []
+    return ([path] if path.exists() else []) + steps
+
+
 def _saved_state(
     path: Path, resume: bool, space: SearchSpace, dataset: Dataset, config: TrainConfig
 ) -> dict[str, Any] | None:
-    """The checkpoint to continue from, or None to start fresh; refuses to overwrite finished work."""
-    if not path.exists():
+    """The checkpoint to continue from, or None to start fresh; refuses to overwrite work without `resume`."""
+    candidates = resume_candidates(path)
+    if not candidates:
         return None
     if not resume:
-        raise QuadnasError(f"checkpoint {path} already exists: pass --resume to continue it, or another --out")
-    saved = read_checkpoint(path)
-    meta = meta_of(path, saved)
+        raise QuadnasError(f"checkpoint {candidates[0]} already exists: pass --resume to continue it, or another --out")
+    chosen = candidates[0]
+    saved = read_checkpoint(chosen)
+    meta = meta_of(chosen, saved)
     check_space(meta, space)
     check_data(meta, dataset, "pass the same --data and --resolution, or another --out")
     old = TrainConfig.model_validate(meta.config)
@@ -321,47 +262,10 @@ def _saved_state(
     if changed:
         was = ", ".join(f"{k}={getattr(old, k)}" for k in changed)
         raise QuadnasError(
-            f"checkpoint {path} was trained with different settings ({was}): "
+            f"checkpoint {chosen} was trained with different settings ({was}): "
             f"resume with the same options, or pass another --out"
         )
     return saved
-
-
-CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"
-
-
-@contextmanager
-def _deterministic() -> Iterator[None]:
-    """Deterministic algorithms (warn where none exists) and cuBLAS workspace for the duration of training.
-
-    cuBLAS reads its workspace setting when the process first uses it, so a first use inside
-    training is deterministic; the caller's environment is restored afterwards.
-    """
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    workspace = os.environ.get(CUBLAS_WORKSPACE)
-    os.environ.setdefault(CUBLAS_WORKSPACE, ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-        if workspace is None:
-            os.environ.pop(CUBLAS_WORKSPACE, None)
-
-
-@contextmanager
-def _process_group() -> Iterator[None]:
-    """A gloo process group when launched by torchrun with several processes."""
-    _, world = world_rank()
-    created = world > 1 and not dist.is_initialized()
-    if created:
-        dist.init_process_group("gloo")
-    try:
-        yield
-    finally:
-        if created:
-            dist.destroy_process_group()
 
 
 class _Silent(Progress):
