@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -365,7 +366,17 @@ def _openvino_api(ov: ModuleType) -> ModuleType:
 
 
 def openvino_core() -> Any:  # an openvino.Core (openvino has no type information)
-    return _openvino_api(import_runtime("openvino")).Core()
+    """The process's one OpenVINO Core (a KitError naming the install where openvino is missing)."""
+    return _shared_core(_openvino_api(import_runtime("openvino")))
+
+
+@functools.cache
+def _shared_core(api: ModuleType) -> Any:
+    """One Core per process. The CPU plugin of each Core installs a signal stack of its own on the thread that
+    compiles and puts back the one it found when the Core goes; Cores that go in another order than they came
+    leave the thread on an unmapped stack, and the next signal with a handler (Ctrl-C, SIGTERM) then kills
+    the process with SIGSEGV. One Core for every session keeps the order."""
+    return api.Core()
 
 
 def check_openvino_device(core: Any, device: str) -> str:
@@ -389,7 +400,7 @@ class OpenVinoSession:
     def __init__(self, path: str | Path, threads: int = 1, target: str | None = None, clock: str = "wall"):
         api = _openvino_api(import_runtime("openvino"))
         self.clock = CLOCKS[clock]
-        core = api.Core()
+        core = openvino_core()
         device = check_openvino_device(core, target or "CPU")
         supported = {str(p) for p in core.get_property(device.split(".")[0], "SUPPORTED_PROPERTIES")}
         wanted = {
