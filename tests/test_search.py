@@ -585,6 +585,6 @@ def test_rerank_scores_archs_on_a_training_split_smaller_than_its_batches(tmp_pa
     np.savez(tmp_path / "few.npz", x=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 4)
     data = load_dataset(str(tmp_path / "few.npz"))  # 32 training images, fewer than 2 batches of 64
     space = SearchSpace.load("tiny")
-    archs = [str(space.sample(random.Random(seed))) for seed in range(2)]
+    archs = [space.sample(random.Random(seed)) for seed in range(2)]
     scores = proxy_scores(space, archs, data, "zico", Progress())
     assert len(scores) == 2 and all(np.isfinite(scores))
