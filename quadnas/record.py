@@ -62,7 +62,7 @@ class DeviceRecord(_Section):
     label: str | None = None  # the device's short name in columns and trial attributes; None in earlier files
     latency_ms: float
     budget_ms: float
-    budget_share: float
+    budget_share: float | None = None  # latency_ms / budget_ms
     latency_breakdown: list[OpLatency] = Field(default_factory=list)
     table: TableInfo | None = None
 
