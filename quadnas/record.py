@@ -18,10 +18,12 @@ from quadnas.errors import Invalid, QuadnasError
 from quadnas.space import Arch
 
 RECORD_FIX = "give the best.yaml of a search (runs/<study>/best.yaml) or --arch TEXT --space PATH"
-DEVICE_KEYS = ("latency_ms", "budget_ms", "budget_share", "latency_breakdown", "device", "table")  # earlier files'
+# The keys that files of earlier versions wrote at the top level for their first device.
+FLAT_DEVICE_KEYS = ("latency_ms", "budget_ms", "budget_share", "latency_breakdown", "device", "table")
 
 
 def _arch(value: object) -> Arch:
+    """An `Arch` field's value from its text (files) or an `Arch` (code)."""
     if isinstance(value, Arch):
         return value
     if isinstance(value, str):
@@ -36,6 +38,8 @@ ArchField = Annotated[Arch, PlainValidator(_arch), PlainSerializer(str, return_t
 
 
 class _Section(BaseModel):
+    """A part of the record: read-only; keys it does not know (a later version's) are left out."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
@@ -137,7 +141,7 @@ class SearchRecord(_Section):
         if not isinstance(values, dict) or "latency_ms" not in values:
             return values
         values = dict(values)
-        first = {key: values.pop(key) for key in DEVICE_KEYS if key in values}
+        first = {key: values.pop(key) for key in FLAT_DEVICE_KEYS if key in values}
         values.setdefault("devices", [first])
         return values
 
