@@ -127,7 +127,7 @@ def test_quadnas_export_is_the_same_call_whether_or_not_the_package_was_imported
     assert "Search:" not in done.card.read_text()
 
 
-def test_quadnas_export_refuses_bad_settings_before_it_builds_anything(tmp_path, in_repo):
+def test_quadnas_export_refuses_bad_settings_before_it_trains_or_writes_anything(tmp_path, in_repo):
     best = EARLIER / "one" / "best.yaml"
     with pytest.raises(QuadnasError, match="--precision int4 is not supported"):
         quadnas.export(best, out=tmp_path / "m.onnx", init="random", precision="int4", finetune_epochs=1)

@@ -99,7 +99,7 @@ def export(
     if (result is None) == (arch is None):
         raise QuadnasError("give either a search result (runs/<study>/best.yaml) or --arch TEXT, not both or neither")
     verify_settings = VerifySettings() if verify is True else verify or None
-    path, fmt_ = _target(out, fmt)
+    path, file_format = _target(out, fmt)
     if data and not finetune_epochs:
         raise QuadnasError("--data only applies to fine-tuning: add --finetune-epochs N or drop --data")
     if checkpoint and init == "random":
@@ -111,8 +111,8 @@ def export(
     source = build_model(
         result if result is not None else str(arch), space=space, checkpoint=checkpoint, init=init, seed=seed
     )
-    chosen, warning = export_precision(source.record.precision if source.record else None, precision, fmt_)
-    FileOptions(ONNX_OPSET if opset is None else opset, chosen, static_batch=static_batch).check(fmt_)
+    chosen, warning = export_precision(source.record.precision if source.record else None, precision, file_format)
+    FileOptions(ONNX_OPSET if opset is None else opset, chosen, static_batch=static_batch).check(file_format)
     device = (verify_settings.device if verify_settings else None) or (
         source.record.devices[0].device if source.record else None
     )
@@ -122,7 +122,7 @@ def export(
     if finetune_epochs:
         source = finetune(source, finetune_epochs, data=data, lr=lr, seed=seed, progress=progress)
     written = export_model(
-        source, fmt_, path, resolution=resolution, opset=opset, precision=chosen, static_batch=static_batch
+        source, file_format, path, resolution=resolution, opset=opset, precision=chosen, static_batch=static_batch
     )
     check = None
     if verify_settings:
