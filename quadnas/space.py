@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class BlockChoice:
 
 
 IDENTITY = BlockChoice()
+ARCH_TOKEN = re.compile(r"id|k(\d+)e(\d+)(q?)")  # one block of an arch's text
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,18 @@ class Arch:
 
     def __str__(self) -> str:
         return "-".join(str(b) for b in self.blocks)
+
+    @classmethod
+    def from_text(cls, text: str) -> Arch:
+        """The arch `str(arch)` wrote (`k3e2-k7e4q-id-...`), of whichever space; `SearchSpace.check` fits it to one."""
+        blocks = []
+        for token in text.strip().split("-"):
+            match = ARCH_TOKEN.fullmatch(token.strip())
+            if match is None:
+                raise QuadnasError(f"arch token '{token}' of '{text}' is not a block: use id or kKeE[q], e.g. k3e2")
+            kernel, expansion, enhanced = match.group(1, 2, 3)
+            blocks.append(IDENTITY if kernel is None else BlockChoice(int(kernel), int(expansion), bool(enhanced)))
+        return cls(tuple(blocks))
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -274,6 +288,10 @@ class SearchSpace:
                 f"searchable blocks (depths {self.depths}): give one token per block"
             )
         return Arch(tuple(allowed[t] for t in tokens))
+
+    def check(self, arch: Arch) -> Arch:
+        """`arch` if it is one of this space's, else the error `parse` gives for its text."""
+        return self.parse(str(arch))
 
     @property
     def param_names(self) -> tuple[str, ...]:

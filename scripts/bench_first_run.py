@@ -82,7 +82,8 @@ def main() -> None:
         best = yaml.safe_load(next(Path(folder).glob("runs/*-30ms-*/best.yaml")).read_text())
     result["first_run_top10_accuracies"] = accuracies
     result["first_run_top10_distinct_accuracies"] = len(set(accuracies))
-    result["first_run_best"] = {k: best[k] for k in ("arch", "accuracy", "latency_ms")}
+    result["first_run_best"] = {"arch": best["arch"], "accuracy": best["accuracy"]}
+    result["first_run_best"]["latency_ms"] = best["devices"][0]["latency_ms"]
     result["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

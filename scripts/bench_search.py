@@ -49,7 +49,7 @@ def run_once(sampler: str, seed: int, trials: int, parts: dict) -> dict:
         "evaluated": evaluated,
         "distinct_archs": distinct,
         "best_accuracy": ranked[0].accuracy if ranked else None,
-        "best_arch": ranked[0].arch if ranked else None,
+        "best_arch": str(ranked[0].arch) if ranked else None,
         "best_latency_ms": round(ranked[0].latency_ms, 3) if ranked else None,
     }
 

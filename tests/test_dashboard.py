@@ -33,11 +33,12 @@ def searched(tmp_path_factory, synthetic_table, tiny_checkpoint, budget):
 
 def test_trials_carry_named_values_and_a_feasible_flag(searched):
     result, _ = searched
-    assert result.study.metric_names == ["accuracy", "latency_ms"]
+    assert result.study.metric_names == ["accuracy", "latency_ms[test-device]"]
     trials = result.study.get_trials()
     for t in trials:
-        assert t.user_attrs["feasible"] is result.budget.admits(t.user_attrs["latency_ms"])
-        assert t.user_attrs["budget_share"] == pytest.approx(result.budget.share(t.user_attrs["latency_ms"]), abs=1e-4)
+        latency_ms, share = t.user_attrs["latency_ms[test-device]"], t.user_attrs["budget_share[test-device]"]
+        assert t.user_attrs["feasible"] is result.budget.admits(latency_ms)
+        assert share == pytest.approx(result.budget.share(latency_ms), abs=1e-4)
     assert {t.user_attrs["feasible"] for t in trials} == {True, False}
     assert result.study.user_attrs["table"].endswith("(estimated)")
 
@@ -74,8 +75,10 @@ def test_dashboard_serves_the_study_with_its_names_and_flags(searched):
     finally:
         server.terminate()
         server.wait(timeout=60)
-    assert detail["objective_names"] == ["accuracy", "latency_ms"]
-    assert {"arch", "latency_ms", "budget_share", "feasible"} <= {a["key"] for a in detail["union_user_attrs"]}
+    assert detail["objective_names"] == ["accuracy", "latency_ms[test-device]"]
+    assert {"arch", "latency_ms[test-device]", "budget_share[test-device]", "feasible"} <= {
+        a["key"] for a in detail["union_user_attrs"]
+    }
     flags = {a["value"] for t in detail["trials"] for a in t["user_attrs"] if a["key"] == "feasible"}
     assert flags == {"True", "False"}
 

@@ -23,6 +23,7 @@ from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.table import Calibration, LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.stats import model_stats
+from quadnas.record import DeviceRecord
 from quadnas.space import SearchSpace
 from quadnas.supernet import Supernet
 from quadnas.supernet.checkpoint import DatasetInfo, checkpoint_hash, checkpoint_state, save_checkpoint
@@ -254,7 +255,8 @@ def test_model_files_carry_what_a_deployment_needs(trained, tmp_path):
         json.loads(meta["quadnas_input"])["layout"] == "NCHW" and json.loads(meta["quadnas_input"])["resolution"] == 64
     )
     assert [float(v) for v in meta["mean_values"].split()] == pytest.approx([255 * m for m in source.mean], rel=1e-5)
-    assert json.loads(meta["quadnas_predicted_latency"]) == {"device": "tiny-test", "ms": 1.5, "budget_ms": 2.0}
+    predicted = json.loads(meta["quadnas_predicted_latency"])
+    assert predicted == [{"device": "tiny-test", "predicted_latency_ms": 1.5, "budget_ms": 2.0}]
     ir = ov.Core().read_model(str(export_model(source, "openvino", tmp_path / "m.xml").path))
     assert ir.get_rt_info(["model_info", "quadnas_arch"]).astype(str) == str(source.arch)
     assert ir.get_rt_info(["model_info", "model_type"]).astype(str) == "Classification"
@@ -474,12 +476,13 @@ def test_verify_needs_the_tables_resolution(tmp_path, tiny_space):
 
 def test_card_names_every_device_of_a_search(trained):
     source = build_model(trained[3])
+    assert source.record is not None
     devices = [
-        {"device": "vpu", "latency_ms": 21.0, "budget_ms": 30.0},
-        {"device": "cpu", "latency_ms": 250.0, "budget_ms": 300.0},
+        DeviceRecord(device="vpu", latency_ms=21.0, budget_ms=30.0),
+        DeviceRecord(device="cpu", latency_ms=250.0, budget_ms=300.0),
     ]
     card = render_model_card(
-        replace(source, record={**source.record, "devices": devices}),
+        replace(source, record=source.record.model_copy(update={"devices": devices})),
         export_model(source, "torch", trained[2].with_name("m.pt")),
         predictions=[],
     )

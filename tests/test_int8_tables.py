@@ -179,7 +179,17 @@ def test_verify_latency_refuses_to_mix(int8_table, fp32_copy, tiny_space, tmp_pa
     arch = str(tiny_space.largest())
     source = build_model(arch, space="tiny", init="random")
     fake = tmp_path / "m.onnx"
-    result = ExportResult("onnx", fake, [], fake, 64, (1, 3, 64, 64), "-", {}, FileOptions(precision="fp32"))
+    result = ExportResult(
+        format="onnx",
+        path=fake,
+        files=[],
+        sidecar=fake,
+        resolution=64,
+        input_shape=(1, 3, 64, 64),
+        runtime="-",
+        parity={},
+        options=FileOptions(precision="fp32"),
+    )
     with pytest.raises(QuadnasError, match="is int8 but the export is fp32"):
         verify_latency(source, result, device=str(int8_table.path))
     # the command line refuses before it writes anything
@@ -200,14 +210,12 @@ def test_a_search_takes_one_precision(int8_table, fp32_copy, tiny_space):
 
 
 def test_export_precision_defaults_to_the_search():
-    assert export_precision({"precision": "int8"}, None, "onnx") == ("int8", None)
-    assert export_precision({"precision": "int8"}, None, "torch") == ("fp32", None)  # a state dict has none
-    assert export_precision({}, None, "openvino") == ("fp32", None)
-    assert export_precision({"precision": "fp32"}, "fp16", "openvino") == ("fp16", None)
-    precision, warning = export_precision({"precision": "int8"}, "fp32", "onnx")
+    assert export_precision("int8", None, "onnx") == ("int8", None)
+    assert export_precision("int8", None, "torch") == ("fp32", None)  # a state dict has none
+    assert export_precision(None, None, "openvino") == ("fp32", None)
+    assert export_precision("fp32", "fp16", "openvino") == ("fp16", None)
+    precision, warning = export_precision("int8", "fp32", "onnx")
     assert precision == "fp32" and warning is not None and "drop --precision to export int8" in warning
-    with pytest.raises(QuadnasError, match="--precision int4 is not supported"):
-        export_precision({}, "int4", "onnx")
 
 
 @pytest.mark.slow
@@ -220,7 +228,7 @@ def test_best_yaml_records_int8_and_export_defaults_to_it(
     result = search(tiny_search_config(tmp_path / "runs", table, tiny_checkpoint, budget))  # 12 trials: one fits
     best = result.run_dir / "best.yaml"
     record = yaml.safe_load(best.read_text())
-    assert record["precision"] == "int8" and record["table"]["precision"] == "int8"
+    assert record["precision"] == "int8" and record["devices"][0]["table"]["precision"] == "int8"
     out = tmp_path / "model.onnx"
     assert main(["export", str(best), "--out", str(out), "--json"]) == 0  # no --precision: the search's
     assert quantized_ops(out) == {"QuantizeLinear", "DequantizeLinear"}

@@ -18,6 +18,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
+from quadnas.record import DeviceRecord, SearchRecord
 from quadnas.space import OpSpec, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
@@ -220,13 +221,12 @@ def test_two_devices_constrained(tmp_path, devices, tiny_checkpoint):
     text = (result.run_dir / "best.yaml").read_text()
     assert "&id" not in text and "*id" not in text  # plain YAML for people: no anchors or aliases
     best = yaml.safe_load(text)
-    assert best["arch"] == result.best.arch and len(best["devices"]) == 2
+    assert best["arch"] == str(result.best.arch) and len(best["devices"]) == 2 and "latency_ms" not in best
     for entry, (table, _) in zip(best["devices"], pairs):
         assert entry["device"] == str(table) and entry["latency_ms"] <= entry["budget_ms"]
         assert entry["budget_share"] == pytest.approx(entry["latency_ms"] / entry["budget_ms"], abs=1e-3)
         assert sum(row["ms"] for row in entry["latency_breakdown"]) == pytest.approx(entry["latency_ms"], rel=1e-3)
-    first = {k: v for k, v in best["devices"][0].items()}
-    assert {k: best[k] for k in first} == first  # the single-device keys describe the first device
+    assert [entry["label"] for entry in best["devices"]] == labels
     csv = pd.read_csv(result.run_dir / "trials.csv")
     for label in labels:
         assert csv[f"user_attrs_latency_ms[{label}]"].notna().all()
@@ -304,27 +304,31 @@ def test_a_single_device_study_refuses_a_second_device(tmp_path, devices, tiny_c
 
 
 def test_export_reads_the_budget_of_the_device_it_verifies(tmp_path, devices, tiny_checkpoint):
-    from quadnas.export.source import build_model, searched_budget_ms
+    from quadnas.export.source import build_model, searched_device
+
+    def budget_ms(record: SearchRecord, device: str | None) -> float | None:
+        entry = searched_device(record, device)
+        return None if entry is None else entry.budget_ms
 
     result = search(_config(tmp_path, devices[:2], tiny_checkpoint, trials=4))
     record_path = result.run_dir / "best.yaml"
     source = build_model(record_path)
+    assert source.record is not None
     (a, _), (b, _) = devices[:2]
-    assert str(source.arch) == result.best.arch
-    assert searched_budget_ms(source.record, str(b)) == result.budgets["edge-b"].ms
-    assert (
-        searched_budget_ms(source.record, str(a))
-        == searched_budget_ms(source.record, None)
-        == result.budgets["edge-a"].ms
+    assert source.arch == result.best.arch
+    assert budget_ms(source.record, str(b)) == result.budgets["edge-b"].ms
+    assert budget_ms(source.record, str(a)) == budget_ms(source.record, None) == result.budgets["edge-a"].ms
+    assert budget_ms(source.record, "vpu") is None  # a device the search did not use: no budget
+    entry = {"latency_ms": 20.0, "budget_share": 0.5}
+    record = source.record.model_copy(
+        update={
+            "devices": [
+                DeviceRecord(device="vpu", budget_ms=30.0, **entry),
+                DeviceRecord(device="cpu", budget_ms=300.0, **entry),
+            ]
+        }
     )
-    assert searched_budget_ms(source.record, "vpu") is None  # a device the search did not use: no budget
-    assert searched_budget_ms({"device": "cpu", "budget_ms": 300.0}, "vpu") == 300.0  # one device: as before
-    record = {
-        "device": "vpu",
-        "budget_ms": 30.0,
-        "devices": [{"device": "vpu", "budget_ms": 30.0}, {"device": "cpu", "budget_ms": 300.0}],
-    }
-    assert searched_budget_ms(record, "cortex-a76") == 300.0  # another name of the cpu table
+    assert budget_ms(record, "cortex-a76") == 300.0  # another name of the cpu table
 
 
 @pytest.mark.slow

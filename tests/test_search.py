@@ -20,7 +20,7 @@ from quadnas.latency.budget import Budget
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress
-from quadnas.space import SearchSpace
+from quadnas.space import Arch, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate, pareto_front
 from quadnas.study.run import search
@@ -35,16 +35,19 @@ def test_constrained_search_never_evaluates_over_budget(tmp_path, synthetic_tabl
     assert len(trials) == 12
     budget_ms = result.budget.ms
     for t in trials:
-        over = t.user_attrs["latency_ms"] > budget_ms
-        assert t.constraints == {"latency": pytest.approx((t.user_attrs["latency_ms"] - budget_ms) / budget_ms)}
+        latency_ms = t.user_attrs["latency_ms[test-device]"]  # one form for one device or several
+        over = latency_ms > budget_ms
+        assert t.constraints == {"latency[test-device]": pytest.approx((latency_ms - budget_ms) / budget_ms)}
         assert t.user_attrs["evaluated"] is (not over)
         assert ("accuracy" in t.user_attrs) is (not over)
     assert result.best is not None and result.best.latency_ms <= budget_ms
     assert result.best.accuracy == max(c.accuracy for c in result.ranked)
     best = yaml.safe_load((result.run_dir / "best.yaml").read_text())
-    assert best["arch"] == result.best.arch
+    assert best["arch"] == str(result.best.arch) and len(best["devices"]) == 1 and "latency_ms" not in best
     assert best["space"]["fingerprint"] == SearchSpace.load("tiny").fingerprint()
-    assert sum(row["ms"] for row in best["latency_breakdown"]) == pytest.approx(best["latency_ms"], rel=1e-3)
+    device = best["devices"][0]
+    assert device["label"] == "test-device" and device["latency_ms"] == pytest.approx(result.best.latency_ms, abs=1e-4)
+    assert sum(row["ms"] for row in device["latency_breakdown"]) == pytest.approx(device["latency_ms"], rel=1e-3)
     for name in ("trials.csv", "pareto.csv", "pareto.png", "breakdown.png"):
         assert (result.run_dir / name).stat().st_size > 0
 
@@ -70,7 +73,7 @@ def test_pareto_and_reward_modes(tmp_path, synthetic_table, tiny_checkpoint, bud
         tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, mode="reward", study="r")
     )
     for t in reward.study.trials:
-        acc, lat = t.user_attrs["accuracy"], t.user_attrs["latency_ms"]
+        acc, lat = t.user_attrs["accuracy"], t.user_attrs["latency_ms[test-device]"]
         assert t.value == pytest.approx(acc * (lat / reward.budget.ms) ** -0.07)
 
 
@@ -339,7 +342,7 @@ def test_best_arch_is_printed_whole_and_the_table_breaks_only_at_dashes(
 ):
     from quadnas.cli.search import wrap_arch
 
-    assert wrap_arch("k3e2-k5e4-id-k7e2-id", 2) == "k3e2-k5e4-\nid-k7e2-\nid"
+    assert wrap_arch(Arch.from_text("k3e2-k5e4-id-k7e2-id"), 2) == "k3e2-k5e4-\nid-k7e2-\nid"
     code, text = _tiny_search(capsys, tmp_path, synthetic_table, tiny_checkpoint, 6, budget)
     best = yaml.safe_load(next(tmp_path.glob("*/best.yaml")).read_text())["arch"]
     assert f"best arch: {best}" in text.splitlines()
@@ -390,7 +393,7 @@ def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, synthetic
     study = optuna.create_study(storage=storage, study_name=config.study_name(), direction="maximize")
     study.set_user_attr("device", config.device)  # the creator has written one setting so far
     result = search(config.model_copy(update={"storage": storage}))
-    assert result.study.user_attrs["budget_ms"] == pytest.approx(result.budget.ms)
+    assert result.study.user_attrs["budget_ms"] == pytest.approx([result.budget.ms])
 
 
 def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(
@@ -437,7 +440,8 @@ def test_feasible_tpe_proposes_only_archs_under_the_budget(tmp_path, synthetic_t
     result = search(
         tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=30, sampler="tpe")
     )
-    proposed = [t.user_attrs["latency_ms"] for t in result.study.trials if "latency_ms" in t.user_attrs]
+    key = "latency_ms[test-device]"
+    proposed = [t.user_attrs[key] for t in result.study.trials if key in t.user_attrs]
     assert len(proposed) == 30 and max(proposed) <= result.budget.ms
 
 
@@ -550,7 +554,7 @@ def test_rerank_orders_the_archs_under_the_budget_by_mean_rank(tmp_path, synthet
     assert [c.arch for c in reranked.ranked] == [c.arch for c in expected] and reranked.best == reranked.ranked[0]
     n = len(plain.ranked)
     best = yaml.safe_load((reranked.run_dir / "best.yaml").read_text())
-    assert best["arch"] == reranked.best.arch
+    assert best["arch"] == str(reranked.best.arch)
     assert best["rerank"] == {
         "proxy": "params",
         "score": reranked.best.proxy,
@@ -585,6 +589,6 @@ def test_rerank_scores_archs_on_a_training_split_smaller_than_its_batches(tmp_pa
     np.savez(tmp_path / "few.npz", x=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 4)
     data = load_dataset(str(tmp_path / "few.npz"))  # 32 training images, fewer than 2 batches of 64
     space = SearchSpace.load("tiny")
-    archs = [str(space.sample(random.Random(seed))) for seed in range(2)]
+    archs = [space.sample(random.Random(seed)) for seed in range(2)]
     scores = proxy_scores(space, archs, data, "zico", Progress())
     assert len(scores) == 2 and all(np.isfinite(scores))

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "dashboard",
         help="browse a search's trials in optuna-dashboard",
         description="Serve optuna-dashboard on a search's study at http://127.0.0.1:PORT (this machine only). "
-        "Objectives are named (accuracy, latency_ms) and every trial carries its arch, predicted latency, "
+        "Objectives are named (accuracy, latency_ms[DEVICE]) and every trial carries its arch, predicted latency, "
         "share of the budget and a feasible flag.",
     )
     p.add_argument("--study", help="study name; its storage is RUNS_DIR/STUDY/study.db (default: the only study)")

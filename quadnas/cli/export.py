@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quadnas.cli.common import console, err_console, positive_int
@@ -11,10 +10,26 @@ from quadnas.cli.json_output import add_json_flag, print_json
 from quadnas.latency import BACKEND_NAMES
 
 if TYPE_CHECKING:
-    from quadnas.export import ExportResult, ExportSource, LatencyCheck
+    from quadnas.export import Exported, ExportResult, ExportSource, LatencyCheck
 
 EXIT_OVER_BUDGET = 1
-VERIFY_FLAGS = ("--backend", "--device", "--threads", "--clock", "--budget", "--rounds", "--warn-only")
+# The flags passed to `quadnas.export` under their own names.
+EXPORT_KEYS = (
+    "out",
+    "arch",
+    "space",
+    "checkpoint",
+    "init",
+    "seed",
+    "resolution",
+    "opset",
+    "precision",
+    "static_batch",
+    "finetune_epochs",
+    "data",
+    "lr",
+    "train_device",
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,109 +104,47 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from quadnas.cli.progress import progress_for
     from quadnas.errors import QuadnasError
-    from quadnas.export import (
-        FORMATS,
-        SUFFIXES,
-        build_model,
-        card_path,
-        check_card_target,
-        export_model,
-        export_precision,
-        finetune,
-        import_openvino,
-        output_path,
-        require_litert,
-        verify_latency,
-        write_model_card,
-    )
-    from quadnas.latency import Budget, check_same_precision, load_device_table
+    from quadnas.export import VerifySettings, export
 
-    if bool(args.result) == bool(args.arch):
-        raise QuadnasError("give either a search result (runs/<study>/best.yaml) or --arch TEXT, not both or neither")
-    fmt = args.format or next((f for f in FORMATS if args.out.lower().endswith(SUFFIXES[f])), None)
-    if fmt is None:
-        raise QuadnasError(f"cannot tell the format of --out {args.out}: pass --format ({', '.join(FORMATS)})")
-    out = output_path(fmt, args.out)
-    check_card_target(card_path(out))
-    if fmt == "openvino":
-        import_openvino()
-    if fmt == "litert":
-        require_litert()
-    if args.data and not args.finetune_epochs:
-        raise QuadnasError("--data only applies to fine-tuning: add --finetune-epochs N or drop --data")
-    if args.checkpoint and args.init == "random":
-        raise QuadnasError("--init random uses no checkpoint: drop --checkpoint, or drop --init random to inherit")
-    unused = [flag for flag in VERIFY_FLAGS if getattr(args, flag.lstrip("-").replace("-", "_")) not in (None, False)]
+    settings = VerifySettings(args.backend, args.device, args.threads, args.clock, args.budget, args.rounds)
+    unused = settings.given() + (["--warn-only"] if args.warn_only else [])
     if unused and not args.verify_latency:
         raise QuadnasError(f"{', '.join(unused)} only apply with --verify-latency: add it or drop them")
-    budget = Budget.parse(args.budget) if args.budget else None
-    if args.verify_latency and args.device:
-        load_device_table(args.device)  # an unknown table fails before the export is built
-
-    source = build_model(
-        args.result or args.arch, space=args.space, checkpoint=args.checkpoint, init=args.init, seed=args.seed
+    done = export(
+        args.result,
+        **{key: getattr(args, key) for key in EXPORT_KEYS},
+        fmt=args.format,
+        verify=settings if args.verify_latency else False,
+        progress=progress_for(err_console),
     )
-    precision, warning = export_precision(source.record, args.precision, fmt)
-    if warning is not None:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    device = args.device or source.record.get("device")
-    if args.verify_latency and device:  # mixed precisions fail before the export is written
-        table = load_device_table(device)
-        check_same_precision(table.name, table.meta.precision, precision)
-    if args.finetune_epochs:
-        source = finetune(
-            source,
-            args.finetune_epochs,
-            data=args.data,
-            lr=args.lr,
-            seed=args.seed,
-            progress=progress_for(err_console),
-            device=args.train_device,
-        )
-    result = export_model(
-        source,
-        fmt,
-        out,
-        resolution=args.resolution,
-        opset=args.opset,
-        precision=precision,
-        static_batch=args.static_batch,
-    )
-    if not args.json:
-        show_result(source, result)
-
-    check = None
-    if args.verify_latency:
-        check = verify_latency(
-            source,
-            result,
-            device=args.device,
-            backend=args.backend,
-            threads=args.threads,
-            budget=budget,
-            rounds=args.rounds,
-            clock=args.clock,
-        )
-        if not args.json:
-            show_check(check)
-    card = write_model_card(source, result, check)
+    for note in done.notes:
+        err_console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     if args.json:
-        print_json("export", export_fields(source, result, check, card))
+        print_json("export", export_fields(done))
     else:
-        console.print(f"model card: {card}", highlight=False)
-    if check is not None and check.passed is False and check.budget and check.limit:
-        message = (
-            f"measured {check.measured_ms:.3f} ms exceeds the budget {check.budget.ms:g} ms by more than "
-            f"the table's calibration error ({check.limit.ms:.3f} ms allowed)"
-        )
-        if args.warn_only:
-            err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-            return 0
-        err_console.print(
-            f"[bold red]over budget:[/] {message}; pass --warn-only to accept", highlight=False, soft_wrap=True
-        )
-        return EXIT_OVER_BUDGET
-    return 0
+        show_result(done.source, done.result)
+        if done.check is not None:
+            show_check(done.check)
+        console.print(f"model card: {done.card}", highlight=False)
+    return budget_verdict(done, args.warn_only)
+
+
+def budget_verdict(done: Exported, warn_only: bool) -> int:
+    """The exit code: over budget (beyond the table's calibration error) fails unless `warn_only` makes it a warning."""
+    check = done.check
+    if check is None or not done.over_budget or check.budget is None or check.limit is None:
+        return 0
+    message = (
+        f"measured {check.measured_ms:.3f} ms exceeds the budget {check.budget.ms:g} ms by more than "
+        f"the table's calibration error ({check.limit.ms:.3f} ms allowed)"
+    )
+    if warn_only:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        return 0
+    err_console.print(
+        f"[bold red]over budget:[/] {message}; pass --warn-only to accept", highlight=False, soft_wrap=True
+    )
+    return EXIT_OVER_BUDGET
 
 
 def show_result(source: ExportSource, result: ExportResult) -> None:
@@ -218,14 +171,15 @@ def show_result(source: ExportSource, result: ExportResult) -> None:
         console.print(f"accuracy {source.accuracy:.4f} ({source.accuracy_on})", highlight=False, soft_wrap=True)
 
 
-def export_fields(source: ExportSource, result: ExportResult, check: LatencyCheck | None, card: Path) -> dict[str, Any]:
+def export_fields(done: Exported) -> dict[str, Any]:
     """The `quadnas.export/1` document: what was written, its parity, accuracy and latency check."""
+    source, result, check = done.source, done.result, done.check
     return {
         "format": result.format,
         "path": result.path,
         "files": result.files,
         "sidecar": result.sidecar,
-        "model_card": card,
+        "model_card": done.card,
         "arch": str(source.arch),
         "space": source.space.name,
         "weights": source.weights,

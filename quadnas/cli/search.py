@@ -13,6 +13,7 @@ from quadnas.study import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from quadnas.space import Arch
     from quadnas.study import Candidate, SearchResult
 
 
@@ -132,22 +133,18 @@ def result_table(result: SearchResult, shown: list[Candidate], title: str | None
     """The archs `shown`: accuracy, then latency and share of the budget on each device."""
     from rich.table import Table
 
-    several = result.config.several
     table = Table(title=title or "closest architectures")
-    latency_columns = [f"{label}" for label in result.budgets] if several else ["latency", "of budget"]
+    latency_columns = [f"{label} ms (of budget)" for label in result.budgets]
     proxy_column = [result.config.rerank] if result.config.rerank and result.best else []
     for column in ("#", "arch", "accuracy", *proxy_column, *latency_columns, "trial"):
         table.add_column(column, justify="left" if column == "arch" else "right", no_wrap=True)
-    longest = max((len(token) for c in shown for token in c.arch.split("-")), default=4)
-    others = 32 + 18 * len(result.budgets) if several else 50  # the other columns' width
+    longest = max((len(str(block)) for c in shown for block in c.arch.blocks), default=4)
+    others = 32 + 18 * len(result.budgets)  # the other columns' width
     per_line = max(2, (console.width - others) // (longest + 1))
     for i, c in enumerate(shown, 1):
         acc = "not evaluated" if c.accuracy is None else f"{c.accuracy:.4f}"
         shares = c.shares(result.budgets)
-        if several:
-            latencies = [f"{c.latencies[label]:.2f} ms ({shares[label]:.0%})" for label in result.budgets]
-        else:
-            latencies = [f"{c.latency_ms:.2f} ms", f"{result.budget.share(c.latency_ms):.0%}"]
+        latencies = [f"{c.latencies[label]:.2f} ({shares[label]:.0%})" for label in result.budgets]
         proxy = [] if not proxy_column else ["—" if c.proxy is None else f"{c.proxy:.3g}"]
         trial = "—" if c.trial is None else str(c.trial)
         table.add_row(str(i), wrap_arch(c.arch, per_line), acc, *proxy, *latencies, trial)
@@ -161,7 +158,7 @@ def finalist_table(result: SearchResult) -> Table:
     table = Table(title=f"finalists, trained stand-alone for {result.finalist_epochs:g} epochs each")
     for column in ("#", "arch", "trained", "supernet", "from", "trial"):
         table.add_column(column, justify="left" if column in ("arch", "from") else "right", no_wrap=True)
-    longest = max(len(token) for c in result.finalists for token in c.arch.split("-"))
+    longest = max(len(str(block)) for c in result.finalists for block in c.arch.blocks)
     per_line = max(2, (console.width - 52) // (longest + 1))
     for i, c in enumerate(result.finalists, 1):
         trained = "—" if c.trained is None else f"{c.trained:.4f}"
@@ -221,7 +218,7 @@ def candidate_fields(c: Candidate, result: SearchResult) -> dict[str, Any]:
     each device (the single-device keys are None when there are several), and trial."""
     several, shares = result.config.several, c.shares(result.budgets)
     return {
-        "arch": c.arch,
+        "arch": str(c.arch),
         "accuracy": c.accuracy,
         "latency_ms": None if several else c.latency_ms,
         "budget_share": None if several else shares[next(iter(shares))],
@@ -236,7 +233,7 @@ def candidate_fields(c: Candidate, result: SearchResult) -> dict[str, Any]:
     }
 
 
-def wrap_arch(arch: str, per_line: int) -> str:
-    """`arch` on lines of `per_line` tokens, broken only after a dash (a token is never cut)."""
-    tokens = arch.split("-")
+def wrap_arch(arch: Arch, per_line: int) -> str:
+    """`arch` on lines of `per_line` blocks, broken only after a dash (a block is never cut)."""
+    tokens = [str(block) for block in arch.blocks]
     return "-\n".join("-".join(tokens[i : i + per_line]) for i in range(0, len(tokens), per_line))

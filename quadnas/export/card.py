@@ -23,6 +23,7 @@ from quadnas.export.verify import LatencyCheck
 from quadnas.latency.devices import table_files
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.nn.stats import model_stats
+from quadnas.record import SearchRecord
 from quadnas.space import Arch, SearchSpace
 
 CARD_TITLE = "# QuadraNet `"  # every card starts so; a file that does not is never overwritten
@@ -152,20 +153,17 @@ def render_model_card(
         "`estimated` tables come from an operator cost model fitted to published whole-model "
         "latencies; `measured` ones were timed on the device (see `quadnas tables`).",
     ]
-    if source.record:
-        lines += ["", _searched(source)]
+    if source.record is not None:
+        lines += ["", _searched(source, source.record)]
     if check is not None:
         lines += ["", "## Measured latency", "", *measured_lines(check)]
     lines += ["", "## Use", "", "```python", *_usage(result), "```", *_reproduce(result, predictions), ""]
     return "\n".join(lines)
 
 
-def _searched(source: ExportSource) -> str:
+def _searched(source: ExportSource, record: SearchRecord) -> str:
     """What the search predicted on each of its devices, against each budget."""
-    entries = source.record.get("devices") or [source.record]
-    each = "; ".join(
-        f"{e.get('latency_ms')} ms on `{e.get('device')}` against a budget of {e.get('budget_ms')} ms" for e in entries
-    )
+    each = "; ".join(f"{e.latency_ms} ms on `{e.device}` against a budget of {e.budget_ms} ms" for e in record.devices)
     return f"Search: `{source.record_path}` predicted {each}."
 
 

@@ -102,7 +102,7 @@ class Int8Check:
         return self.fp32_accuracy - self.int8_accuracy
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExportResult:
     """The files one export wrote and how closely the written model matches PyTorch."""
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import yaml
 
 from quadnas.errors import QuadnasError
 from quadnas.export.formats import (
-    PRECISIONS,
     ExportResult,
     FileOptions,
     Format,
@@ -27,18 +25,15 @@ from quadnas.latency.precision import INT8, file_precision
 from quadnas.nn.onnx import ONNX_OPSET
 
 
-def export_precision(record: Mapping[str, Any], given: str | None, fmt: Format) -> tuple[Precision, str | None]:
+def export_precision(searched: str | None, given: str | None, fmt: Format) -> tuple[Precision, str | None]:
     """The precision to export `fmt` at, and a warning or None: `given`, else the precision of the tables
-    the search predicted with (best.yaml's `precision`: int8 or fp32; a torch state dict: fp32), else fp32.
+    the search predicted with (`searched`: the record's int8 or fp32; a torch state dict: fp32), else fp32.
     A `given` one that mixes INT8 with the search's float (or the reverse) is exported as asked, with a
     warning: its latency is not what the search predicted."""
-    searched = record.get("precision")
     if given is None:
         return ("int8" if searched == INT8 and fmt != "torch" else "fp32"), None
-    if given not in PRECISIONS:
-        raise QuadnasError(f"--precision {given} is not supported: use one of {', '.join(PRECISIONS)}")
-    precision = PRECISIONS[PRECISIONS.index(given)]
-    if isinstance(searched, str) and file_precision(searched) != file_precision(precision):
+    precision = cast(Precision, given)  # FileOptions.check refuses any other
+    if searched is not None and file_precision(searched) != file_precision(precision):
         return precision, (
             f"the search predicted {searched} latencies but --precision is {precision}: this export's latency "
             f"is not what the search predicted (drop --precision to export {searched})"
@@ -87,7 +82,17 @@ def export_model(
     else:
         files, runtime, parity, bound = write_format(source.model, fmt, shape, out, options)
     result = ExportResult(
-        fmt, out, files + [sidecar], sidecar, resolution, (1, *shape), runtime, parity, options, bound, int8
+        format=fmt,
+        path=out,
+        files=[*files, sidecar],
+        sidecar=sidecar,
+        resolution=resolution,
+        input_shape=(1, *shape),
+        runtime=runtime,
+        parity=parity,
+        options=options,
+        parity_bound=bound,
+        int8=int8,
     )
     sidecar.write_text(yaml.safe_dump(sidecar_record(source, result), sort_keys=False))
     return result

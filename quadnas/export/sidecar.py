@@ -25,6 +25,7 @@ from quadnas.export.formats import (
 )
 from quadnas.export.source import ExportSource, read_yaml
 from quadnas.nn import QuadraNet
+from quadnas.record import DeviceRecord
 from quadnas.space import SearchSpace
 
 
@@ -81,14 +82,9 @@ def sidecar_record(source: ExportSource, result: ExportResult) -> dict[str, Any]
             {"path": str(source.checkpoint), "sha256_16": source.checkpoint_sha} if source.checkpoint else None
         ),
         "search": (
-            {
-                "result": str(source.record_path),
-                "device": record.get("device"),
-                "predicted_latency_ms": record.get("latency_ms"),
-                "budget_ms": record.get("budget_ms"),
-            }
-            if record
-            else None
+            None
+            if record is None
+            else {"result": str(source.record_path), "devices": [_predicted(entry) for entry in record.devices]}
         ),
         "file_options": (
             None
@@ -171,12 +167,14 @@ def model_info(source: ExportSource, resolution: int, batch: int | None = None) 
         )
     if source.accuracy is not None:
         info["quadnas_accuracy"] = json.dumps({"top1": source.accuracy, "on": source.accuracy_on})
-    record = source.record
-    if record.get("latency_ms") is not None:
-        info["quadnas_predicted_latency"] = json.dumps(
-            {"device": record.get("device"), "ms": record["latency_ms"], "budget_ms": record.get("budget_ms")}
-        )
+    if source.record is not None:
+        info["quadnas_predicted_latency"] = json.dumps([_predicted(entry) for entry in source.record.devices])
     return info
+
+
+def _predicted(entry: DeviceRecord) -> dict[str, Any]:
+    """What the search predicted on one of its devices, against its budget."""
+    return {"device": entry.device, "predicted_latency_ms": entry.latency_ms, "budget_ms": entry.budget_ms}
 
 
 def resolution_note(source: ExportSource, resolution: int) -> str:

@@ -1,12 +1,12 @@
 """What is exported: one arch as a standalone QuadraNet, and what a deployment needs to know about it.
 
-`build_model` turns a search's `best.yaml` (or an arch text and a space) into an `ExportSource`,
+`build_model` turns a search's `best.yaml` (a `SearchRecord`; or an arch text and a space) into an `ExportSource`,
 with weights inherited from the supernet checkpoint, or freshly initialised for latency work.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ import yaml
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import resolve_device
 from quadnas.nn import QuadraNet
+from quadnas.record import DeviceRecord, SearchRecord
 from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.checkpoint import CheckpointMeta, checkpoint_hash, load_checkpoint
 
@@ -43,7 +44,7 @@ class ExportSource:
     checkpoint: Path | None = None
     checkpoint_sha: str | None = None
     checkpoint_meta: CheckpointMeta | None = None
-    record: dict[str, Any] = field(default_factory=dict)
+    record: SearchRecord | None = None  # the search result it was built from; None for an arch given as text
     record_path: Path | None = None
     proxy_width: float | None = None  # the width of the proxy supernet that ranked the arch, if one did
 
@@ -58,51 +59,34 @@ def read_yaml(path: Path, if_missing: str, what: str) -> Any:  # the parsed YAML
         raise QuadnasError(f"cannot read {what}: {e}") from None
 
 
-def read_record(path: str | Path) -> dict[str, Any]:
-    """A search's `best.yaml`, checked for the keys export needs."""
-    path = Path(path)
-    record = read_yaml(
-        path, "give the best.yaml of a search (runs/<study>/best.yaml) or --arch TEXT --space PATH", str(path)
-    )
-    if not (isinstance(record, dict) and isinstance(record.get("arch"), str) and isinstance(record.get("space"), dict)):
-        raise QuadnasError(f"{path} is not a search result (no 'arch' and 'space' keys): give runs/<study>/best.yaml")
-    return record
-
-
-def searched_budget_ms(record: dict[str, Any], device: str | None) -> float | None:
-    """The budget the search set on `device` (the record's first device when None).
-
-    A record of several devices (`devices`) gives the budget of the entry naming the same table,
-    None when none does; a single-device record gives its one budget.
-    """
-    entries = record.get("devices")
-    if not isinstance(entries, list) or device is None:
-        budget = record.get("budget_ms")
-        return None if budget is None else float(budget)
+def searched_device(record: SearchRecord, device: str | None) -> DeviceRecord | None:
+    """The record's entry for `device` (the first device when None): the one naming it or the same table
+    file; None when the search did not run under it."""
+    if device is None:
+        return record.devices[0]
     wanted = _table_file(device)
-    for entry in entries:
-        if entry.get("device") == device or (wanted is not None and _table_file(entry.get("device")) == wanted):
-            return float(entry["budget_ms"])
+    for entry in record.devices:
+        if entry.device == device or (wanted is not None and _table_file(entry.device) == wanted):
+            return entry
     return None
 
 
-def _table_file(device: object) -> Path | None:
+def _table_file(device: str) -> Path | None:
     """The table file a device name resolves to here; None when it resolves to none."""
     try:
-        return resolve_device(str(device)).resolve()
+        return resolve_device(device).resolve()
     except QuadnasError:
         return None
 
 
-def load_space(space: SearchSpace | str | Path | None, record: dict[str, Any], where: str) -> SearchSpace:
+def load_space(space: SearchSpace | str | Path | None, record: SearchRecord | None, where: str) -> SearchSpace:
     """The space given, else the one the record names; its fingerprint must match the record's."""
+    known = record.space if record is not None else None
     if not isinstance(space, SearchSpace):
-        known = record.get("space", {})
-        space = SearchSpace.load(space or known.get("path") or known.get("name"))
-    wanted = record.get("space", {}).get("fingerprint")
-    if wanted and wanted != space.fingerprint():
+        space = SearchSpace.load(space or (None if known is None else known.path or known.name))
+    if known is not None and known.fingerprint and known.fingerprint != space.fingerprint():
         raise QuadnasError(
-            f"{where} was searched in space '{record['space'].get('name')}' (fingerprint {wanted}) but "
+            f"{where} was searched in space '{known.name}' (fingerprint {known.fingerprint}) but "
             f"{space.source} has fingerprint {space.fingerprint()}: the space file changed since the search; "
             "restore it or pass --space with the space the search used"
         )
@@ -126,11 +110,10 @@ def build_model(
         raise QuadnasError(f"unknown --init '{init}': use one of {', '.join(INITS)}")
     text = str(arch_source)
     is_record = Path(text).suffix in (".yaml", ".yml") or Path(text).is_file()
-    record = read_record(text) if is_record else {}
+    record = SearchRecord.read(text) if is_record else None
     record_path = Path(text) if is_record else None
-    where = text if is_record else "the arch"
-    space = load_space(space, record, where)
-    arch = space.parse(record["arch"] if is_record else text)
+    space = load_space(space, record, text if is_record else "the arch")
+    arch = space.parse(text) if record is None else space.check(record.arch)
     if init == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -142,13 +125,13 @@ def build_model(
 def _inherit(
     space: SearchSpace,
     arch: Arch,
-    record: dict[str, Any],
+    record: SearchRecord | None,
     record_path: Path | None,
     checkpoint: str | Path | None,
     seed: int,
 ) -> ExportSource:
-    searched = record.get("supernet") or {}
-    path = checkpoint or searched.get("checkpoint")
+    searched = record.supernet if record is not None else None
+    path = checkpoint or (searched and searched.checkpoint)
     if not path:
         raise QuadnasError(
             "no supernet checkpoint to inherit weights from: pass --checkpoint PATH, "
@@ -164,11 +147,11 @@ def _inherit(
     if supernet.width != 1:
         return _from_proxy(space, arch, record, record_path, path, meta, supernet.width, seed)
     sha = checkpoint_hash(path)
-    same_as_search = bool(record) and sha == searched.get("sha256_16")
-    if record and checkpoint is None and not same_as_search:
+    same_as_search = searched is not None and sha == searched.sha256_16
+    if searched is not None and checkpoint is None and not same_as_search:
         raise QuadnasError(
             f"supernet checkpoint {path} changed since the search (sha256 {sha}, the search used "
-            f"{searched.get('sha256_16')}): its accuracy no longer holds; rerun the search or pass --checkpoint"
+            f"{searched.sha256_16}): its accuracy no longer holds; rerun the search or pass --checkpoint"
         )
     data = meta.dataset
     source = ExportSource(
@@ -187,8 +170,8 @@ def _inherit(
         record=record,
         record_path=record_path,
     )
-    if same_as_search and record.get("accuracy") is not None:
-        source.accuracy = float(record["accuracy"])
+    if same_as_search and record is not None and record.accuracy is not None:
+        source.accuracy = record.accuracy
         source.accuracy_on = (
             f"validation split of {data.source} at {data.resolution} px, weights inherited from the supernet"
         )
@@ -198,7 +181,7 @@ def _inherit(
 def _from_proxy(
     space: SearchSpace,
     arch: Arch,
-    record: dict[str, Any],
+    record: SearchRecord | None,
     record_path: Path | None,
     path: Path,
     meta: CheckpointMeta,

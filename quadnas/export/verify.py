@@ -10,7 +10,7 @@ import torch
 
 from quadnas.errors import QuadnasError
 from quadnas.export.formats import ExportResult, import_openvino
-from quadnas.export.source import ExportSource, searched_budget_ms
+from quadnas.export.source import ExportSource, searched_device
 from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note
@@ -97,9 +97,9 @@ def verify_latency(
     export is still timed here, and `note` says so. An INT8 export is predicted by INT8 tables
     only, a float one by float tables only (else a one-line error).
     """
-    device = device or source.record.get("device")
-    searched_ms = searched_budget_ms(source.record, device)
-    budget = budget or (Budget(searched_ms) if searched_ms is not None else None)
+    searched = None if source.record is None else searched_device(source.record, device)
+    device = device or (searched.device if searched is not None else None)
+    budget = budget or (Budget(searched.budget_ms) if searched is not None else None)
     table = load_device_table(device) if device else None
     local = ("onnxruntime", "openvino", "torch", "litert")
     backend = backend or (table.meta.backend if table is not None and table.meta.backend in local else "onnxruntime")

@@ -108,7 +108,7 @@ def hand_designs(space: SearchSpace, targets: Targets) -> list[Candidate]:
         if name not in best or share > best[name][0]:
             best[name] = (share, arch, latencies)
     return [
-        Candidate(str(arch), None, latencies, None, origin=HAND_DESIGNED)
+        Candidate(arch, None, latencies, None, origin=HAND_DESIGNED)
         for _, arch, latencies in sorted(best.values(), key=lambda b: -b[0])
     ]
 
@@ -188,7 +188,7 @@ def judge(
 ) -> list[Candidate]:
     """Every finalist with its short-training accuracy (cached ones are not trained again), the most accurate
     first; ties keep the given order (the search's best before the hand designs)."""
-    todo = [c for c in finalists if cache.get(recipe, c.arch) is None]
+    todo = [c for c in finalists if cache.get(recipe, str(c.arch)) is None]
     cached = len(finalists) - len(todo)
     progress.note(
         f"training {len(todo)} finalists stand-alone for {recipe.epochs:g} epoch{'' if recipe.epochs == 1 else 's'} "
@@ -200,10 +200,10 @@ def judge(
     judged = []
     with progress.task("finalists", len(finalists), unit="finalist") as task:
         for c in finalists:
-            value = cache.get(recipe, c.arch)
+            value = cache.get(recipe, str(c.arch))
             if value is None:
-                value = train(space, space.parse(c.arch), data, recipe, device, progress)
-                cache.put(recipe, c.arch, value)
+                value = train(space, c.arch, data, recipe, device, progress)
+                cache.put(recipe, str(c.arch), value)
             judged.append(replace(c, trained=value))
             task.advance(1, f"{c.arch}: {value:.4f}")
     order = sorted(range(len(judged)), key=lambda i: (-(judged[i].trained or 0.0), i))

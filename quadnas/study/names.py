@@ -20,7 +20,7 @@ def metric_names(mode: str, labels: Sequence[str]) -> list[str]:
     """What the mode's objective values are, as Optuna's metric names (optuna-dashboard and `optuna trials` show
     them): pareto mode minimises every device's latency (`labels`: the devices' labels)."""
     if mode == "pareto":
-        return ["accuracy", *(per_device("latency_ms", label, len(labels) > 1) for label in labels)]
+        return ["accuracy", *(per_device("latency_ms", label) for label in labels)]
     return ["reward"] if mode == "reward" else ["accuracy"]
 
 
@@ -30,7 +30,6 @@ def one_of(names: tuple[str, ...], default: str) -> str:
     return f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
-def per_device(name: str, label: str, several: bool) -> str:
-    """A per-device trial attribute, constraint or column: `name` when a search has one device, `name[label]`
-    (`latency_ms[cpu]`) when it has several."""
-    return f"{name}[{label}]" if several else name
+def per_device(name: str, label: str) -> str:
+    """A per-device trial attribute, constraint or column, one form for one device or many: `latency_ms[cpu]`."""
+    return f"{name}[{label}]"

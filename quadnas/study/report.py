@@ -4,13 +4,25 @@ when finalists were trained, finalists.csv."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import yaml
 from matplotlib.figure import Figure
 
 from quadnas._version import __version__
+from quadnas.record import (
+    DeviceRecord,
+    Finalist,
+    FinalistsInfo,
+    OpLatency,
+    RerankInfo,
+    SearchRecord,
+    SpaceInfo,
+    StudyInfo,
+    SupernetInfo,
+    TableInfo,
+)
+from quadnas.study.names import per_device
 from quadnas.study.results import rank_feasible
 
 if TYPE_CHECKING:
@@ -38,17 +50,15 @@ def write_results(result: SearchResult, targets: Targets, checkpoint: Path, chec
     if result.best is None:
         paths.pop("best.yaml")
         return paths
-    arch = targets.items[0].predictor.space.parse(result.best.arch)
-    breakdowns = {t.label: t.predictor.breakdown(arch) for t in targets}
-    record = best_record(result, targets, breakdowns, checkpoint, checkpoint_sha)
-    paths["best.yaml"].write_text(yaml.safe_dump(record, sort_keys=False))
+    breakdowns = {t.label: t.predictor.breakdown(result.best.arch) for t in targets}
+    best_record(result, targets, breakdowns, checkpoint, checkpoint_sha).write(paths["best.yaml"])
     paths["breakdown.png"] = out / "breakdown.png"
     breakdown_figure(result, targets, breakdowns).savefig(paths["breakdown.png"])
     return paths
 
 
 def _pareto_columns(targets: Targets) -> list[str]:
-    return ["arch", "accuracy", *(targets.key("latency_ms", t) for t in targets), "trial"]
+    return ["arch", "accuracy", *(per_device("latency_ms", t.label) for t in targets), "trial"]
 
 
 def best_record(
@@ -57,80 +67,76 @@ def best_record(
     breakdowns: dict[str, pd.DataFrame],
     checkpoint: Path,
     checkpoint_hash: str,
-) -> dict[str, Any]:
-    """Everything needed to rebuild, export and trust the best arch (`breakdowns`: its per-op latency on each device).
-
-    The device keys (`latency_ms` ... `table`) describe the first device; with several devices,
-    `devices` lists every one (the first again) with the same keys, so a reader of one device reads the first.
-    """
+) -> SearchRecord:
+    """Everything needed to rebuild, export and trust the best arch (`breakdowns`: its per-op latency per device)."""
     best, cfg = _best(result), result.config
     space = targets.items[0].predictor.space
-    first = targets.items[0]  # written twice with several devices: separate objects, so YAML writes no anchors
-    return {
-        "arch": best.arch,
-        "accuracy": round(best.evaluated_accuracy(), 6),
-        **_device_record(best, first, breakdowns[first.label]),
-        **({"devices": [_device_record(best, t, breakdowns[t.label]) for t in targets]} if targets.several else {}),
-        "precision": targets.precision,
-        **({"rerank": _rerank_record(result, best)} if cfg.rerank else {}),
-        **({"finalists": _finalist_record(result, best)} if result.finalists else {}),
-        "space": {"name": space.name, "path": space.source, "fingerprint": space.fingerprint()},
-        "data": cfg.data,
-        "resolution": cfg.resolution,
-        "supernet": {"checkpoint": str(checkpoint), "sha256_16": checkpoint_hash, "width": result.supernet_width},
-        "study": {
-            "name": result.study.study_name,
-            "trial": best.trial,
-            "mode": cfg.mode,
-            "sampler": cfg.sampler,
-            "trials": len(result.candidates),
-        },
-        "quadnas_version": __version__,
-    }
+    return SearchRecord(
+        arch=best.arch,
+        accuracy=round(best.evaluated_accuracy(), 6),
+        devices=[_device_record(best, t, breakdowns[t.label]) for t in targets],
+        precision=targets.precision,
+        rerank=_rerank_record(result, best) if cfg.rerank else None,
+        finalists=_finalist_record(result, best) if result.finalists else None,
+        space=SpaceInfo(name=space.name, path=space.source, fingerprint=space.fingerprint()),
+        data=cfg.data,
+        resolution=cfg.resolution,
+        supernet=SupernetInfo(checkpoint=str(checkpoint), sha256_16=checkpoint_hash, width=result.supernet_width),
+        study=StudyInfo(
+            name=result.study.study_name,
+            trial=best.trial,
+            mode=cfg.mode,
+            sampler=cfg.sampler,
+            trials=len(result.candidates),
+        ),
+        quadnas_version=__version__,
+    )
 
 
-def _rerank_record(result: SearchResult, best: Candidate) -> dict[str, Any]:
+def _rerank_record(result: SearchResult, best: Candidate) -> RerankInfo:
     """How `--rerank` picked the best arch: the proxy, its score, and where supernet accuracy alone placed it."""
     by_accuracy = [c.arch for c in rank_feasible(result.ranked, result.budgets)]  # the order before re-ranking
+    assert result.config.rerank is not None
     place = by_accuracy.index(best.arch) + 1
-    return {"proxy": result.config.rerank, "score": best.proxy, "supernet_place": place, "of": len(by_accuracy)}
+    return RerankInfo(proxy=result.config.rerank, score=best.proxy, supernet_place=place, of=len(by_accuracy))
 
 
-def _finalist_record(result: SearchResult, best: Candidate) -> dict[str, Any]:
+def _finalist_record(result: SearchResult, best: Candidate) -> FinalistsInfo:
     """How the finalists picked the best arch: its short-training accuracy, where it came from, where the
     supernet placed it among the finalists, and every finalist."""
     by_supernet = sorted(result.finalists, key=lambda c: -(c.accuracy or 0.0))
-    return {
-        "epochs": result.finalist_epochs,
-        "trained_accuracy": best.trained,
-        "origin": best.origin,
-        "supernet_place": [c.arch for c in by_supernet].index(best.arch) + 1,
-        "of": len(result.finalists),
-        "all": [
-            {"arch": c.arch, "trained_accuracy": c.trained, "supernet_accuracy": c.accuracy, "origin": c.origin}
+    return FinalistsInfo(
+        epochs=result.finalist_epochs,
+        trained_accuracy=best.trained,
+        origin=best.origin,
+        supernet_place=[c.arch for c in by_supernet].index(best.arch) + 1,
+        of=len(result.finalists),
+        all=[
+            Finalist(arch=c.arch, trained_accuracy=c.trained, supernet_accuracy=c.accuracy, origin=c.origin)
             for c in result.finalists
         ],
-    }
+    )
 
 
-def _device_record(best: Candidate, target: Target, breakdown: pd.DataFrame) -> dict[str, Any]:
+def _device_record(best: Candidate, target: Target, breakdown: pd.DataFrame) -> DeviceRecord:
     """What best.yaml says of one device: the best arch's predicted latency there, its budget, the table."""
     latency, table = best.latencies[target.label], target.predictor.table
-    return {
-        "latency_ms": round(latency, 4),
-        "budget_ms": target.budget.ms,
-        "budget_share": round(target.budget.share(latency), 4),
-        "latency_breakdown": [{"op": str(op), "ms": round(float(ms), 5)} for op, ms in zip(breakdown.op, breakdown.ms)],
-        "device": target.device,
-        "table": {
-            "name": table.meta.device,
-            "path": str(table.path) if table.path else None,
-            "provenance": table.meta.provenance,
-            "backend": table.meta.backend,
-            "precision": table.meta.precision,
-            "method": table.meta.method,
-        },
-    }
+    return DeviceRecord(
+        device=target.device,
+        label=target.label,
+        latency_ms=round(latency, 4),
+        budget_ms=target.budget.ms,
+        budget_share=round(target.budget.share(latency), 4),
+        latency_breakdown=[OpLatency(op=str(op), ms=round(float(ms), 5)) for op, ms in zip(breakdown.op, breakdown.ms)],
+        table=TableInfo(
+            name=table.meta.device,
+            path=str(table.path) if table.path else None,
+            provenance=table.meta.provenance,
+            backend=table.meta.backend,
+            precision=table.meta.precision,
+            method=table.meta.method,
+        ),
+    )
 
 
 def pareto_plot(result: SearchResult, path: Path) -> None:

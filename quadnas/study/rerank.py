@@ -17,7 +17,7 @@ import torch
 
 from quadnas.data import Dataset
 from quadnas.progress import Progress
-from quadnas.space import SearchSpace
+from quadnas.space import Arch, SearchSpace
 from quadnas.study.results import Candidate
 from quadnas.supernet.methods import standalone_net
 from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
@@ -26,7 +26,7 @@ from quadnas.supernet.recipe import TrainConfig
 BATCH_SIZE, SEED = 64, 0  # rank_correlation.py's defaults: the setting the proxies were measured in
 
 
-def proxy_scores(space: SearchSpace, archs: list[str], data: Dataset, proxy: str, progress: Progress) -> list[float]:
+def proxy_scores(space: SearchSpace, archs: list[Arch], data: Dataset, proxy: str, progress: Progress) -> list[float]:
     """`proxy` of each arch's seeded stand-alone network at initialisation, on the same training batches
     (smaller ones when the training split holds fewer than `PROXY_BATCHES` x `BATCH_SIZE` images)."""
     batch_size = min(BATCH_SIZE, len(data.train) // PROXY_BATCHES)
@@ -36,7 +36,7 @@ def proxy_scores(space: SearchSpace, archs: list[str], data: Dataset, proxy: str
     with progress.task(f"{proxy} of the archs under the budget", len(archs), unit="arch") as task:
         for arch in archs:
             torch.manual_seed(SEED)
-            net = standalone_net(space, space.parse(arch), data.num_classes, layer_scale)
+            net = standalone_net(space, arch, data.num_classes, layer_scale)
             scores.append(PROXIES[proxy](net, batches))
             task.advance()
     return scores

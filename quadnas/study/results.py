@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from quadnas.latency.budget import Budget
+from quadnas.space import Arch
 from quadnas.study.names import per_device
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 class Candidate:
     """One evaluated architecture and its predicted latency on each device (by label)."""
 
-    arch: str
+    arch: Arch
     accuracy: float | None  # with the weights it inherits from the supernet
     latencies: dict[str, float]
     trial: int | None  # None: a hand design the study never proposed
@@ -56,10 +57,9 @@ class Candidate:
         return self.accuracy
 
     def row(self) -> dict[str, Any]:
-        """Its CSV columns: arch, accuracy, `latency_ms` (one per device when several: `latency_ms[cpu]`), trial."""
-        several = len(self.latencies) > 1
-        latencies = {per_device("latency_ms", label, several): ms for label, ms in self.latencies.items()}
-        return {"arch": self.arch, "accuracy": self.accuracy, **latencies, "trial": self.trial}
+        """Its CSV columns: arch, accuracy, one `latency_ms[label]` per device, trial."""
+        latencies = {per_device("latency_ms", label): ms for label, ms in self.latencies.items()}
+        return {"arch": str(self.arch), "accuracy": self.accuracy, **latencies, "trial": self.trial}
 
 
 @dataclass
@@ -88,11 +88,17 @@ class SearchResult:
 
 
 def latencies_of(trial: optuna.trial.FrozenTrial, labels: Sequence[str]) -> dict[str, float] | None:
-    """The trial's predicted latency on each device, by label; None where it has none (not proposed yet)."""
-    keys = {label: per_device("latency_ms", label, len(labels) > 1) for label in labels}
-    if not all(key in trial.user_attrs for key in keys.values()):
+    """The trial's predicted latency on each device, by label; None where it has none (not proposed yet).
+
+    Studies of earlier versions named a single device's attribute `latency_ms`, without its label.
+    """
+    attrs = trial.user_attrs
+    keys = {label: per_device("latency_ms", label) for label in labels}
+    if len(labels) == 1 and keys[labels[0]] not in attrs:
+        keys = {labels[0]: "latency_ms"}
+    if not all(key in attrs for key in keys.values()):
         return None
-    return {label: float(trial.user_attrs[key]) for label, key in keys.items()}
+    return {label: float(attrs[key]) for label, key in keys.items()}
 
 
 def candidates(study: optuna.Study, labels: Sequence[str]) -> list[Candidate]:
@@ -101,7 +107,8 @@ def candidates(study: optuna.Study, labels: Sequence[str]) -> list[Candidate]:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         latencies = latencies_of(t, labels)
         if "arch" in t.user_attrs and latencies is not None:
-            found.append(Candidate(t.user_attrs["arch"], t.user_attrs.get("accuracy"), latencies, t.number))
+            arch = Arch.from_text(t.user_attrs["arch"])
+            found.append(Candidate(arch, t.user_attrs.get("accuracy"), latencies, t.number))
     return found
 
 
@@ -127,7 +134,7 @@ def _at_least_as_good(a: Candidate, b: Candidate) -> bool:
 
 def rank_feasible(items: list[Candidate], budgets: Mapping[str, Budget]) -> list[Candidate]:
     """Distinct evaluated archs within every budget, most accurate (then furthest under the tightest budget) first."""
-    seen: dict[str, Candidate] = {}
+    seen: dict[Arch, Candidate] = {}
     for c in items:
         if c.accuracy is not None and c.feasible(budgets):
             seen.setdefault(c.arch, c)

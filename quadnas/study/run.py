@@ -152,7 +152,7 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
     finalists = []
     count, recipe = finalist_settings(config, dataset)
     if ranked and count:  # hand designs carry their supernet score too, for the table and best.yaml
-        hand = [replace(c, accuracy=evaluator.accuracy(space.parse(c.arch))) for c in hand_designs(space, targets)]
+        hand = [replace(c, accuracy=evaluator.accuracy(c.arch)) for c in hand_designs(space, targets)]
         cache = FinalistCache(Path(config.runs_dir) / "finalists", space, dataset)
         picked = pick_finalists(ranked, hand, count)
         finalists = judge(picked, space, dataset, recipe, cache, progress, config.train_device)
@@ -216,14 +216,11 @@ def _open_study(
 
 
 def study_identity(config: SearchConfig, space: SearchSpace) -> dict[str, object]:
-    """The settings a study is created with and refuses to mix: `device` and `budget_ms` are lists when there are
-    several devices, one value for one (as single-device studies always stored them)."""
-    devices = [d.device for d in config.devices]
-    budgets_ms = [d.budget.ms for d in config.devices]
+    """The settings a study is created with and refuses to mix: `device` and `budget_ms` list every device's."""
     return {
         "space_fingerprint": space.fingerprint(),
-        "device": devices if config.several else devices[0],
-        "budget_ms": budgets_ms if config.several else budgets_ms[0],
+        "device": [d.device for d in config.devices],
+        "budget_ms": [d.budget.ms for d in config.devices],
         "mode": config.mode,
         "data": config.data,
     }
@@ -240,12 +237,17 @@ def claim_settings(study: optuna.Study, settings: Mapping[str, object], name: st
         if before.get(key) is None:
             study.set_user_attr(key, value)
     stored = study.user_attrs
-    differs = [k for k, v in settings.items() if stored.get(k) != v]
+    differs = [k for k, v in settings.items() if _as_list(stored.get(k), v) != v]
     if differs:
         diff = ", ".join(f"{k}: {stored[k]} (stored) vs {settings[k]}" for k in differs)
         raise QuadnasError(
             f"study '{name}' cannot go on here: {why} ({diff}): pass --study NEW_NAME to start another study"
         )
+
+
+def _as_list(stored: object, wanted: object) -> object:
+    """A stored setting as `wanted`'s form: studies of earlier versions stored one device's as a value, not a list."""
+    return [stored] if isinstance(wanted, list) and not isinstance(stored, list) else stored
 
 
 def _optimize(study: optuna.Study, objective: Objective, total: int, progress: Progress) -> None:

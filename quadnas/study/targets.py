@@ -80,8 +80,8 @@ class Targets:
         return {t.label: t.budget for t in self.items}
 
     def key(self, name: str, target: Target) -> str:
-        """The trial attribute, constraint or column `name` of `target` (`latency_ms[cpu]`; alone for one device)."""
-        return per_device(name, target.label, self.several)
+        """The trial attribute, constraint or column `name` of `target` (`latency_ms[cpu]`)."""
+        return per_device(name, target.label)
 
     def predict(self, arch: Arch) -> dict[str, float]:
         """The arch's predicted latency (ms) on each device, by label."""
