@@ -61,6 +61,7 @@ class _Counts:
         self.path, self.lock = path, threading.Lock()
         self.calls: Counter[str] = Counter()  # calls reaching Optuna's storage (below quadnas's SharedReads)
         self.quadnas_calls: Counter[str] = Counter()  # calls quadnas made (SharedReads methods)
+        self.quadnas_seconds: dict[str, float] = {}  # their seconds, by method
         self.sql: Counter[str] = Counter()
         self.round_trips: Counter[str] = Counter()  # by the quadnas storage call that caused them
         self.storage_s = 0.0
@@ -111,6 +112,7 @@ class _Counts:
                 "now": time.time(),
                 "calls": dict(self.calls),
                 "quadnas_calls": dict(self.quadnas_calls),
+                "quadnas_seconds": {k: round(v, 4) for k, v in self.quadnas_seconds.items()},
                 "sql": dict(self.sql),
                 "round_trips": dict(self.round_trips),
                 "storage_s": round(self.storage_s, 4),
@@ -149,6 +151,7 @@ def _instrument(counts: _Counts) -> None:
                 counts.outer.name = None
                 with counts.lock:
                     counts.quadnas_calls[name] += 1
+                    counts.quadnas_seconds[name] = counts.quadnas_seconds.get(name, 0.0) + time.perf_counter() - start
                     if name != "record_heartbeat":  # the heartbeat thread does not hold a trial up
                         counts.storage_s += time.perf_counter() - start
                 if name == "set_trial_state_values" and args[2].is_finished():
@@ -552,6 +555,10 @@ def summarize(
             name: round(n / max(1, len(finished)), 2) for name, n in by_call.most_common()
         },
         "quadnas_storage_calls": dict(sum((Counter(w.get("quadnas_calls", {})) for w in workers), Counter())),
+        "storage_ms_by_call_per_trial": {
+            name: round(1000 * s / max(1, len(finished)), 2)
+            for name, s in sum((Counter(w.get("quadnas_seconds", {})) for w in workers), Counter()).most_common()
+        },
         "first_trials_left_out": len(firsts),
         "storage_calls": dict(sum((Counter(w["calls"]) for w in workers), Counter())),
         "sql_statements": dict(sum((Counter(w["sql"]) for w in workers), Counter())),
