@@ -1,5 +1,6 @@
 """`SharedReads` holds a running trial's writes and sends them together; it serves the trial's reads from its copy."""
 
+import os
 import threading
 import warnings
 
@@ -9,7 +10,18 @@ from sqlalchemy import event
 
 from quadnas.study.storage import SharedReads, open_storage, shared_reads
 
-CHOICES = optuna.distributions.CategoricalDistribution(["a", "b", "c"])
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def rdb_url(request, tmp_path):
+    """An RDB URL with no study of this test's name in it: a SQLite file, or the test PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'writes.db'}"
+        return
+    url = os.environ.get("QUADNAS_TEST_POSTGRES")
+    if not url:
+        pytest.skip("no PostgreSQL server: .ci/run starts one and sets QUADNAS_TEST_POSTGRES")
+    yield url
+    optuna.delete_study(study_name=f"w-{os.getpid()}-{tmp_path.name}", storage=url)
 
 
 def _counting_transactions(storage: SharedReads) -> list[int]:
@@ -30,11 +42,11 @@ def _counting_transactions(storage: SharedReads) -> list[int]:
     return count
 
 
-def test_a_trials_writes_go_together_before_the_other_workers_read_and_before_its_state(tmp_path):
-    url = f"sqlite:///{tmp_path / 'writes.db'}"
-    storage = shared_reads(open_storage(url))
-    study = optuna.create_study(storage=storage, study_name="w", direction="maximize")
-    other = optuna.load_study(study_name="w", storage=url)  # another worker, with a storage of its own
+def test_a_trials_writes_go_together_before_the_other_workers_read_and_before_its_state(rdb_url, tmp_path):
+    name = f"w-{os.getpid()}-{tmp_path.name}"
+    storage = shared_reads(open_storage(rdb_url))
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    other = optuna.load_study(study_name=name, storage=rdb_url)  # another worker, with a storage of its own
     transactions = _counting_transactions(storage)
     seen: dict[str, object] = {}
 
