@@ -18,7 +18,8 @@ would (`--no-replace`: not); the JSON lists every exit.
 `--storage`: `sqlite`, `journal` or `postgresql` (a fresh study; SQLite and journal files under --out; PostgreSQL
 from .ci/postgres.sh unless --postgres-url names a server, whose cluster --pg-cluster "VERSION NAME" restarts).
 Arguments after `--` go to every worker's `quadnas search`. Writes --out/summary.json and prints a summary;
-`python scripts/load_test.py --tabulate OUT...` prints a markdown table of several runs.
+`python scripts/load_test.py --tabulate OUT...` prints a markdown table of several runs; `--tabulate-cost LABEL=OUT...`
+one of the storage's cost per trial (database round trips, reads of the study, its share of a trial's time).
 """
 
 from __future__ import annotations
@@ -608,12 +609,39 @@ def tabulate(paths: list[str]) -> str:
     return "\n".join(rows)
 
 
+def tabulate_cost(specs: list[str]) -> str:
+    """A markdown table of what the storage costs a trial, one row per `LABEL=PATH` (a summary or its folder)."""
+    rows = [
+        "| code | storage | workers | trials | sampler | round trips / trial (1st, 2nd half) | heartbeat round trips "
+        "/ trial | study reads / trial | storage share of a trial | trials/s | loadavg max (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for spec in specs:
+        label, _, path = spec.rpartition("=")
+        file = Path(path) / "summary.json" if Path(path).is_dir() else Path(path)
+        s = json.loads(file.read_text())
+        argv = s["worker_argv"]
+        sampler = argv[argv.index("--sampler") + 1] if "--sampler" in argv else "tpe"
+        finished = s["complete"] + s["failed"] + s["pruned"]
+        reads = s["storage_calls"].get("get_all_trials", 0) / max(1, finished)
+        halves = ", ".join(f"{x:.1f}" for x in s["round_trips_per_trial_first_second_half"])
+        rows.append(
+            f"| {label} | {s['storage']} | {s['workers']} | {s['complete']} | {sampler} | "
+            f"{s['round_trips_per_trial']:.1f} ({halves}) | {s['heartbeat_round_trips_per_trial']:.1f} | {reads:.2f} "
+            f"| {s['storage_share_of_trials']:.1%} | {s['trials_per_s']} | {s['loadavg_during_max'][0]} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
         return worker_main(Path(argv[1]), argv[3:] if argv[2:3] == ["--"] else argv[2:])
     if argv[:1] == ["--tabulate"]:
         print(tabulate(argv[1:]))
+        return 0
+    if argv[:1] == ["--tabulate-cost"]:
+        print(tabulate_cost(argv[1:]))
         return 0
     extra: list[str] = []
     if "--" in argv:

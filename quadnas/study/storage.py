@@ -216,10 +216,9 @@ class SharedReads(BaseStorage, BaseHeartbeat):
                 for trial_id, trial in list(self._own.items()):  # the read holds them as they are now
                     if trial is not None and trial.state.is_finished():
                         self._forget(trial_id)
-            own = {t.number: t for i, t in self._own.items() if t is not None and self._study_of[i] == study_id}
+            own = [t for i, t in self._own.items() if t is not None and self._study_of[i] == study_id]
             if own:
-                merged = {t.number: t for t in trials} | own
-                trials = [merged[n] for n in sorted(merged)]
+                trials = _overlaid(trials, own)
         chosen = trials if states is None else [t for t in trials if t.state in states]
         return copy.deepcopy(chosen) if deepcopy else list(chosen)
 
@@ -404,6 +403,13 @@ class SharedReads(BaseStorage, BaseHeartbeat):
         if isinstance(self.storage, BaseHeartbeat):
             return self.storage.get_heartbeat_stale_trial_callback()
         return None
+
+
+def _overlaid(trials: list[FrozenTrial], own: list[FrozenTrial]) -> list[FrozenTrial]:
+    """`trials` (by number) with `own` in the place of those of their numbers, and after them where new."""
+    by_number = {t.number: t for t in own}
+    merged = [by_number.pop(t.number, t) for t in trials]
+    return merged + sorted(by_number.values(), key=lambda t: t.number) if by_number else merged
 
 
 def _write_at_once(
