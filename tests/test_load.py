@@ -168,6 +168,8 @@ def test_load_test_script_runs_two_workers_with_a_kill_and_reports(tmp_path, syn
     assert any(f["fault"] == "worker_restart" for f in summary["faults"])
     assert all("skipped" in f for f in summary["faults"] if f["fault"].startswith("db_"))  # a journal has no server
     assert summary["reads_per_trial"] > 0 and summary["trials_per_s"] > 0
+    assert summary["round_trips_per_trial"] > 0 and 0 < summary["storage_share_of_trials"] < 1  # file reads, appends
+    assert summary["round_trips_by_call_per_trial"]["get_all_trials"] > 0  # where the held writes go out
     assert set(summary["proposed_by"]) <= {BY_SEED, BY_SAMPLER, BY_ALTERNATIVE}
     assert '"complete": 8' in done.stdout and "summary:" in done.stdout
 
