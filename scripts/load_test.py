@@ -511,6 +511,7 @@ def summarize(
         "workers": args.workers,
         "trials": args.trials,
         "faults": faults if args.faults else "none",
+        "stopped_at_timeout": any(f["fault"] == "timeout" for f in faults),  # every worker killed at --timeout
         "database_faults": (
             "applied" if args.storage == "postgresql" else f"not applicable: {args.storage} has no server"
         ),
@@ -625,8 +626,9 @@ def tabulate_cost(specs: list[str]) -> str:
         finished = s["complete"] + s["failed"] + s["pruned"]
         reads = s["storage_calls"].get("get_all_trials", 0) / max(1, finished)
         halves = ", ".join(f"{x:.1f}" for x in s["round_trips_per_trial_first_second_half"])
+        done = s["complete"] if s["complete"] >= s["trials"] else f"{s['complete']} of {s['trials']} (stopped)"
         rows.append(
-            f"| {label} | {s['storage']} | {s['workers']} | {s['complete']} | {sampler} | "
+            f"| {label} | {s['storage']} | {s['workers']} | {done} | {sampler} | "
             f"{s['round_trips_per_trial']:.1f} ({halves}) | {s['heartbeat_round_trips_per_trial']:.1f} | {reads:.2f} "
             f"| {s['storage_share_of_trials']:.1%} | {s['trials_per_s']} | {s['loadavg_during_max'][0]} |"
         )
