@@ -139,7 +139,8 @@ class SharedReads(BaseStorage, BaseHeartbeat):
     transaction on an RDB storage: at the next read of the study when they include new parameters (so
     another worker sees a proposal before this one checks it for twins), at the next read that asks the
     storage, and before the trial's state is set, never after. A worker killed meanwhile loses only
-    writes of a trial that is failed and retried anyway. Other storages get the same writes one by one.
+    writes of a trial that stays unfinished (on an RDB storage the heartbeat check fails it and a retry
+    takes its parameters, as before). Other storages get the same writes one by one.
 
     **Stale trials** (a killed worker's, failed and retried through the heartbeat) are looked for at
     most once per `stale_check_s`, not before every trial; the grace period is longer anyway.
