@@ -18,7 +18,8 @@ would (`--no-replace`: not); the JSON lists every exit.
 `--storage`: `sqlite`, `journal` or `postgresql` (a fresh study; SQLite and journal files under --out; PostgreSQL
 from .ci/postgres.sh unless --postgres-url names a server, whose cluster --pg-cluster "VERSION NAME" restarts).
 Arguments after `--` go to every worker's `quadnas search`. Writes --out/summary.json and prints a summary;
-`python scripts/load_test.py --tabulate OUT...` prints a markdown table of several runs.
+`python scripts/load_test.py --tabulate OUT...` prints a markdown table of several runs; `--tabulate-cost LABEL=OUT...`
+one of the storage's cost per trial (database round trips, reads of the study, its share of a trial's time).
 """
 
 from __future__ import annotations
@@ -46,40 +47,63 @@ READS = ("get_all_trials", "get_trial", "get_study_", "get_all_studies", "get_be
 
 
 class _Counts:
-    """Storage calls of this process: per method, the outermost call's seconds, SQL statements, journal reads.
+    """Storage calls of this process: the calls quadnas makes (`SharedReads`, timed at the outermost call), the
+    calls that reach Optuna's storage below it, and the database round trips each quadnas call causes.
 
-    `trials` holds one row per trial this worker finished: its storage id, time, state, and the reads,
-    storage seconds and wall seconds since the previous one finished (or the worker started).
+    Round trips (PostgreSQL's count; SQLite's are calls into the library): every SQL statement, the BEGIN and
+    COMMIT (or ROLLBACK) of each transaction that ran a statement, and each pool pre-ping; for a journal file,
+    each read or append of the file. They are attributed to the quadnas storage call that caused them
+    (`record_heartbeat`: the heartbeat thread). `trials` holds one row per trial this worker finished: its
+    storage id, time, state, and the reads, round trips, storage seconds and wall seconds since the previous
+    one finished (or the worker started).
     """
 
     def __init__(self, path: Path):
         self.path, self.lock = path, threading.Lock()
-        self.calls: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  # calls reaching Optuna's storage (below quadnas's SharedReads)
+        self.quadnas_calls: Counter[str] = Counter()  # calls quadnas made (SharedReads methods)
+        self.quadnas_seconds: dict[str, float] = {}  # their seconds, by method
         self.sql: Counter[str] = Counter()
+        self.round_trips: Counter[str] = Counter()  # by the quadnas storage call that caused them
         self.storage_s = 0.0
         self.depth = threading.local()
+        self.outer = threading.local()  # the SharedReads call running in this thread, if any
         self.started = time.time()
         self.trials: list[dict[str, Any]] = []
-        self._last = {"reads": 0, "storage_s": 0.0, "t": time.time()}
+        self._last = {"reads": 0, "round_trips": 0, "heartbeat": 0, "storage_s": 0.0, "t": time.time()}
 
     def reads(self) -> int:
         """Storage reads: SELECT statements for an RDB, log reads for a journal file."""
         return self.sql["SELECT"] + self.calls["journal.read_logs"]
 
+    def trip(self, n: int = 1) -> None:
+        with self.lock:
+            self.round_trips[getattr(self.outer, "name", None) or "other"] += n
+
     def finished(self, trial_id: int, state: str) -> None:
         now, reads = time.time(), self.reads()
         with self.lock:
+            heartbeat = self.round_trips["record_heartbeat"]
+            trips = sum(self.round_trips.values()) - heartbeat
             self.trials.append(
                 {
                     "trial_id": trial_id,
                     "at": now,
                     "state": state,
                     "reads": reads - self._last["reads"],
+                    "round_trips": trips - self._last["round_trips"],
+                    "heartbeat_round_trips": heartbeat - self._last["heartbeat"],
                     "storage_s": round(self.storage_s - self._last["storage_s"], 5),
                     "wall_s": round(now - self._last["t"], 5),
                 }
             )
-            self._last = {"reads": reads, "storage_s": self.storage_s, "t": now}
+            self._last = {
+                "reads": reads,
+                "round_trips": trips,
+                "heartbeat": heartbeat,
+                "storage_s": self.storage_s,
+                "t": now,
+            }
 
     def dump(self) -> None:
         with self.lock:
@@ -88,7 +112,10 @@ class _Counts:
                 "started": self.started,
                 "now": time.time(),
                 "calls": dict(self.calls),
+                "quadnas_calls": dict(self.quadnas_calls),
+                "quadnas_seconds": {k: round(v, 4) for k, v in self.quadnas_seconds.items()},
                 "sql": dict(self.sql),
+                "round_trips": dict(self.round_trips),
                 "storage_s": round(self.storage_s, 4),
                 "trials": list(self.trials),
             }
@@ -98,7 +125,8 @@ class _Counts:
 
 
 def _instrument(counts: _Counts) -> None:
-    """Wrap every public storage method (timed once, at the outermost call), SQL execution and journal reads."""
+    """Wrap quadnas's storage (`SharedReads`: named, timed once at the outermost call), the Optuna storage calls
+    below it (counted), SQL execution, transactions, pool pre-pings and journal-file reads and appends."""
     import functools
 
     import optuna
@@ -107,6 +135,34 @@ def _instrument(counts: _Counts) -> None:
     from optuna.storages.journal import JournalFileBackend
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from quadnas.study.storage import SharedReads
+
+    def outermost(method: Any, name: str) -> Any:
+        @functools.wraps(method)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if getattr(counts.outer, "name", None) is not None:
+                return method(*args, **kwargs)
+            counts.outer.name = name
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                counts.outer.name = None
+                with counts.lock:
+                    counts.quadnas_calls[name] += 1
+                    counts.quadnas_seconds[name] = counts.quadnas_seconds.get(name, 0.0) + time.perf_counter() - start
+                    if name != "record_heartbeat":  # the heartbeat thread does not hold a trial up
+                        counts.storage_s += time.perf_counter() - start
+                if name == "set_trial_state_values" and args[2].is_finished():
+                    counts.finished(args[1], args[2].name)
+
+        return timed
+
+    for name, member in list(vars(SharedReads).items()):
+        if callable(member) and (not name.startswith("_") or name == "_get_stale_trial_ids"):
+            setattr(SharedReads, name, outermost(member, name))
 
     classes = (optuna.storages.RDBStorage, optuna.storages.JournalStorage, _CachedStorage)
     for cls in classes:
@@ -116,37 +172,56 @@ def _instrument(counts: _Counts) -> None:
 
             def wrap(method: Any, name: str = name) -> Any:
                 @functools.wraps(method)
-                def timed(*args: Any, **kwargs: Any) -> Any:
+                def counted(*args: Any, **kwargs: Any) -> Any:
                     depth = getattr(counts.depth, "n", 0)
                     counts.depth.n = depth + 1
-                    start = time.perf_counter()
                     try:
                         return method(*args, **kwargs)
                     finally:
                         counts.depth.n = depth
                         if depth == 0:
                             counts.calls[name] += 1
-                            counts.storage_s += time.perf_counter() - start
-                            if name == "set_trial_state_values":
-                                trial_id, state = args[1], args[2]
-                                if state.is_finished():
-                                    counts.finished(trial_id, state.name)
 
-                return timed
+                return counted
 
             setattr(cls, name, wrap(cls.__dict__[name]))
 
-    read_logs = JournalFileBackend.read_logs
+    read_logs, append_logs = JournalFileBackend.read_logs, JournalFileBackend.append_logs
 
     def counted_read_logs(self: Any, log_number_from: int) -> Any:
         counts.calls["journal.read_logs"] += 1
+        counts.trip()
         return read_logs(self, log_number_from)
 
+    def counted_append_logs(self: Any, logs: Any) -> None:
+        counts.calls["journal.append_logs"] += 1
+        counts.trip()
+        append_logs(self, logs)
+
     JournalFileBackend.read_logs = counted_read_logs  # type: ignore[method-assign]
+    JournalFileBackend.append_logs = counted_append_logs  # type: ignore[method-assign]
 
     @event.listens_for(Engine, "before_cursor_execute")
-    def count_sql(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def count_sql(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         counts.sql[statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"] += 1
+        if not conn.info.get("in_transaction"):
+            conn.info["in_transaction"] = True
+            counts.trip()  # the BEGIN the driver sends before a transaction's first statement
+        counts.trip()
+
+    def ended(conn: Any) -> None:
+        if conn.info.pop("in_transaction", False):
+            counts.trip()  # its COMMIT or ROLLBACK
+
+    event.listen(Engine, "commit", ended)
+    event.listen(Engine, "rollback", ended)
+    ping = DefaultDialect._do_ping_w_event
+
+    def counted_ping(self: Any, dbapi_connection: Any) -> bool:
+        counts.trip()
+        return ping(self, dbapi_connection)
+
+    DefaultDialect._do_ping_w_event = counted_ping  # type: ignore[method-assign]
 
 
 def worker_main(out: Path, argv: list[str]) -> int:
@@ -409,12 +484,21 @@ def summarize(
     busy_s = sum(w["now"] - w["started"] for w in workers)
 
     finished.sort(key=lambda r: r["at"])  # every worker's finished trials in the order they finished
+    # A worker process's first trial also holds its start-up (loading the supernet): left out of the per-trial
+    # round trips and of the storage's share of a trial.
+    firsts = {(w["file"], w["trials"][0]["trial_id"]) for w in workers if w["trials"]}
+    steady = [r for w in workers for r in w["trials"][1:] if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]
+    steady.sort(key=lambda r: r["at"])
+    by_call = sum((Counter(w.get("round_trips", {})) for w in workers), Counter())
 
-    def halves(key: str) -> list[float | None]:
+    def halves(key: str, rows: list[dict[str, Any]] = finished) -> list[float | None]:
         """Mean per finished trial over the study's first and second half of finished trials."""
-        half = len(finished) // 2
-        parts = [[r[key] for r in finished[:half]], [r[key] for r in finished[half:]]]
+        half = len(rows) // 2
+        parts = [[r[key] for r in rows[:half]], [r[key] for r in rows[half:]]]
         return [round(sum(p) / len(p), 4) if p else None for p in parts]
+
+    def per_steady_trial(key: str) -> float | None:
+        return round(sum(r.get(key, 0) for r in steady) / len(steady), 2) if steady else None
 
     last_tenth = [r for r in finished[len(finished) - max(1, len(finished) // 10) :] if r["wall_s"] > 0]
     per_worker = {}
@@ -427,6 +511,7 @@ def summarize(
         "workers": args.workers,
         "trials": args.trials,
         "faults": faults if args.faults else "none",
+        "stopped_at_timeout": any(f["fault"] == "timeout" for f in faults),  # every worker killed at --timeout
         "database_faults": (
             "applied" if args.storage == "postgresql" else f"not applicable: {args.storage} has no server"
         ),
@@ -460,6 +545,23 @@ def summarize(
             if last_tenth
             else None
         ),
+        "storage_share_of_trials": (
+            round(sum(r["storage_s"] for r in steady) / sum(r["wall_s"] for r in steady), 4)
+            if steady and sum(r["wall_s"] for r in steady) > 0
+            else None
+        ),
+        "round_trips_per_trial": per_steady_trial("round_trips"),
+        "round_trips_per_trial_first_second_half": halves("round_trips", steady),
+        "heartbeat_round_trips_per_trial": per_steady_trial("heartbeat_round_trips"),
+        "round_trips_by_call_per_trial": {
+            name: round(n / max(1, len(finished)), 2) for name, n in by_call.most_common()
+        },
+        "quadnas_storage_calls": dict(sum((Counter(w.get("quadnas_calls", {})) for w in workers), Counter())),
+        "storage_ms_by_call_per_trial": {
+            name: round(1000 * s / max(1, len(finished)), 2)
+            for name, s in sum((Counter(w.get("quadnas_seconds", {})) for w in workers), Counter()).most_common()
+        },
+        "first_trials_left_out": len(firsts),
         "storage_calls": dict(sum((Counter(w["calls"]) for w in workers), Counter())),
         "sql_statements": dict(sum((Counter(w["sql"]) for w in workers), Counter())),
         "driver_reads_failed_while_db_down": failed_to_read,
@@ -508,12 +610,40 @@ def tabulate(paths: list[str]) -> str:
     return "\n".join(rows)
 
 
+def tabulate_cost(specs: list[str]) -> str:
+    """A markdown table of what the storage costs a trial, one row per `LABEL=PATH` (a summary or its folder)."""
+    rows = [
+        "| code | storage | workers | trials | sampler | round trips / trial (1st, 2nd half) | heartbeat round trips "
+        "/ trial | study reads / trial | storage share of a trial | trials/s | loadavg max (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for spec in specs:
+        label, _, path = spec.rpartition("=")
+        file = Path(path) / "summary.json" if Path(path).is_dir() else Path(path)
+        s = json.loads(file.read_text())
+        argv = s["worker_argv"]
+        sampler = argv[argv.index("--sampler") + 1] if "--sampler" in argv else "tpe"
+        finished = s["complete"] + s["failed"] + s["pruned"]
+        reads = s["storage_calls"].get("get_all_trials", 0) / max(1, finished)
+        halves = ", ".join(f"{x:.1f}" for x in s["round_trips_per_trial_first_second_half"])
+        done = s["complete"] if s["complete"] >= s["trials"] else f"{s['complete']} of {s['trials']} (stopped)"
+        rows.append(
+            f"| {label} | {s['storage']} | {s['workers']} | {done} | {sampler} | "
+            f"{s['round_trips_per_trial']:.1f} ({halves}) | {s['heartbeat_round_trips_per_trial']:.1f} | {reads:.2f} "
+            f"| {s['storage_share_of_trials']:.1%} | {s['trials_per_s']} | {s['loadavg_during_max'][0]} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
         return worker_main(Path(argv[1]), argv[3:] if argv[2:3] == ["--"] else argv[2:])
     if argv[:1] == ["--tabulate"]:
         print(tabulate(argv[1:]))
+        return 0
+    if argv[:1] == ["--tabulate-cost"]:
+        print(tabulate_cost(argv[1:]))
         return 0
     extra: list[str] = []
     if "--" in argv:
@@ -556,6 +686,11 @@ def main(argv: list[str] | None = None) -> int:
             "reads_per_trial_first_second_half",
             "storage_share",
             "storage_share_last_tenth",
+            "storage_share_of_trials",
+            "round_trips_per_trial",
+            "round_trips_per_trial_first_second_half",
+            "heartbeat_round_trips_per_trial",
+            "round_trips_by_call_per_trial",
             "loadavg_during_max",
         )
     }
