@@ -292,6 +292,12 @@ def _optimize(study: optuna.Study, objective: Objective, total: int, progress: P
             task.advance(max(0, min(count, total) - task.done), note)
 
         study.optimize(objective, n_trials=total - done, callbacks=[stop, advance])
+        # Workers whose last trials end together each read the study before the others' ended: the
+        # bar ends at the study's count as it stands now.
+        objective.refresh()
+        complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        if min(complete, total) > task.done:
+            task.advance(min(complete, total) - task.done)
 
 
 def _new_arch_note(study: optuna.Study, complete: int) -> str | None:
