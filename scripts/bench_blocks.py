@@ -56,7 +56,7 @@ from quadnas.nn import fused  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "hornet"
-LATENCY_REFERENCE = "convnext"  # issue 17: QuadraNet's batch-1 latency within 1.15x of ConvNeXt's
+LATENCY_REFERENCE = "convnext"  # the goal: QuadraNet's batch-1 latency within 1.15x of ConvNeXt's
 PLAIN = "+plain"  # a QuadraNet variant with the fused op turned off
 UNITS = ("net", "stage1", "stage2", "stage3", "stage4")
 BACKENDS = {"torch-1t": ("torch", 1), "torch-2t": ("torch", 2), "ort-1t": ("onnxruntime", 1)}  # runtime, threads

@@ -1,4 +1,4 @@
-"""Does QuadEnhancer pay its latency? Evidence for the `quadranet-t-qe` space (issue 13 part 4).
+"""Does QuadEnhancer pay its latency? Evidence for the `quadranet-t-qe` space.
 
 Three parts, each writing its section of one JSON (resumable: finished trainings are kept):
 

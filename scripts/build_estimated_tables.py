@@ -59,7 +59,7 @@ SIGNIFICANT = 4  # fitted parameters are rounded, so the header reproduces every
 COST_RTOL = 1e-6
 PREDICTION_WEIGHT = 0.3
 BUDGETS_MS = {"cortex-a76": 300.0, "myriad-x": 30.0, "a100": 3.0}
-#: per-block MBConv latency ratios k5/k3, k7/k3 (Note10 CPU, TFLite, DESIGN §5) and the
+#: per-block MBConv latency ratios k5/k3, k7/k3 (Note10 CPU, TFLite) and the
 #: MobileNetV2 width assumed at each resolution (expansion 6, stride 1)
 DEPTHWISE_FACTS = {56: (24, 1.55, 2.37), 28: (32, 1.35, 1.84), 14: (96, 1.17, 1.40), 7: (160, 1.07, 1.16)}
 
@@ -195,7 +195,7 @@ def select_myriad(points: pd.DataFrame) -> list[FitPoint]:
     return measured + predicted
 
 
-#: PyTorch eager FP32 over TensorRT latency at batch 1 on an A100 (DESIGN §5: "about 10x")
+#: PyTorch eager FP32 over TensorRT latency at batch 1 on an A100 (about 10x)
 EAGER_OVER_TENSORRT = 10.0
 
 

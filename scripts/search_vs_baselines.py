@@ -1,4 +1,4 @@
-"""Searched vs random vs hand-designed archs at one latency budget, trained stand-alone (issue 16 part 3).
+"""Searched vs random vs hand-designed archs at one latency budget, trained stand-alone.
 
 For each `--budget DEVICE:MS` (default vpu:30 and cpu:300):
 

@@ -1,4 +1,4 @@
-"""Latency tables: one row per op spec, with a metadata header (DESIGN §3).
+"""Latency tables: one row per op spec, with a metadata header (docs/tables.md describes the format).
 
 File format (`latency_tables/NAME.csv`)::
 

@@ -11,7 +11,7 @@ from torch import nn
 ONNX_OPSET = 17  # what the latency tables were profiled with
 ONNX_OPSETS = range(13, 22)  # what the exporter writes exactly (checked against onnxruntime by the tests)
 # The TorchScript exporter announces its deprecation on every call; these two lines, and only these, are
-# silenced. It still writes these ops exactly, needs no onnxscript, and exports faster (issue 12 weighs the move).
+# silenced. It still writes these ops exactly, needs no onnxscript, and exports faster than the dynamo exporter.
 _DEPRECATION_NOTICES = (
     r"You are using the legacy TorchScript-based ONNX export",
     r"The feature will be removed\. Please remove usage of this function",

@@ -1,4 +1,4 @@
-"""The operator cost model behind the shipped estimated tables (DESIGN §5).
+"""The operator cost model behind the shipped estimated tables (docs/tables.md says how they are made).
 
 A network is a list of primitive ops (`Prim`). Each costs
 
