@@ -1,4 +1,4 @@
-"""What INT8 costs and buys a deployment : accuracy drop and the INT8-aware search.
+"""What INT8 costs and buys a deployment: accuracy drop and the INT8-aware search.
 
 Two parts, each writing its section of one JSON (resumable: finished exports are kept):
 
