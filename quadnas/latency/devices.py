@@ -19,7 +19,7 @@ from quadnas.latency.table import LatencyTable, TableMeta
 from quadnas.resources import shipped_dir
 
 SHIPPED_TABLES_DIR = shipped_dir("latency_tables")
-logger = logging.getLogger("quadnas")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import filelock
 
-logger = logging.getLogger("quadnas")
+logger = logging.getLogger(__name__)
 
 
 class BuildLockTimeout(RuntimeError):

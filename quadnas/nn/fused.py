@@ -52,7 +52,7 @@ ENV_VAR = "QUADNAS_FUSED"
 SOURCE = Path(__file__).resolve().parent / "csrc" / "quadratic_dw.cpp"
 _DTYPES = (torch.float32, torch.float64)
 BUILD_WAIT_S = 600.0  # the longest a process waits for another's build before it runs the plain form
-logger = logging.getLogger("quadnas")
+logger = logging.getLogger(__name__)
 
 
 def plain_quadratic_dw(
