@@ -328,10 +328,48 @@ def ort_provider(target: str | None) -> str:
     raise KitError(f"onnxruntime has no execution provider '{wanted}' here: use one of {short}")
 
 
-class OnnxRuntimeSession:
-    """An onnxruntime session with fixed threads, sequential execution and bound buffers."""
+# With more than one thread, onnxruntime's intra-op pool keeps its threads spinning between parallel sections
+# by default, and on after a call returns. The timing loop keeps several sessions open and alternates between
+# them, so a call would share the cores with the still spinning pools of the sessions timed just before it:
+# at 2 threads on 2 cores, whole networks timed so ran 1.3-1.6x slower than one session alone
+# (docs/tables.md, "Threads"). So the sessions' threads wait without spinning: each session then runs as it
+# would alone, whichever ran before it.
+ORT_SPINNING_OFF = {"session.intra_op.allow_spinning": "0"}
 
-    def __init__(self, path: str | Path, threads: int = 1, target: str | None = None, clock: str = "wall"):
+
+def ort_session_entries(threads: int) -> dict[str, str]:
+    """The session config entries quadnas times onnxruntime with (none with one thread: there is no pool)."""
+    return dict(ORT_SPINNING_OFF) if threads > 1 else {}
+
+
+def runtime_config(backend: str, threads: int) -> dict[str, str]:
+    """Every runtime setting quadnas times `backend` with at `threads` threads, as a table's header records it
+    (OpenVINO's: those it asks for; a device that lacks a property runs without it)."""
+    if backend == "onnxruntime":
+        return {
+            "intra_op_num_threads": str(threads),
+            "inter_op_num_threads": "1",
+            "execution_mode": "sequential",
+            **ort_session_entries(threads),
+        }
+    if backend == "openvino":
+        return openvino_config(threads)
+    return {"num_threads": str(threads), "delegate": LITERT_DELEGATE}
+
+
+class OnnxRuntimeSession:
+    """An onnxruntime session with fixed threads, sequential execution and bound buffers.
+
+    `entries`: session config entries instead of `ort_session_entries(threads)` (to compare settings)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int = 1,
+        target: str | None = None,
+        clock: str = "wall",
+        entries: Mapping[str, str] | None = None,
+    ):
         ort = import_runtime("onnxruntime")
         self.clock = CLOCKS[clock]
         options = ort.SessionOptions()
@@ -339,6 +377,8 @@ class OnnxRuntimeSession:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        for key, value in (ort_session_entries(threads) if entries is None else entries).items():
+            options.add_session_config_entry(key, value)
         self.session = ort.InferenceSession(str(path), options, providers=[ort_provider(target)])
         self.precision = "fp32"
         inp = self.session.get_inputs()[0]
@@ -383,21 +423,35 @@ def check_openvino_device(core: Any, device: str) -> str:
     raise KitError(f"OpenVINO device '{device}' is not available here: use one of {', '.join(available)}")
 
 
-class OpenVinoSession:
-    """A compiled OpenVINO model: fixed threads, latency hint, one stream, fp32 where supported."""
+def openvino_config(threads: int) -> dict[str, str]:
+    """The properties quadnas compiles OpenVINO models with (a device that lacks one runs without it)."""
+    return {
+        "INFERENCE_NUM_THREADS": str(threads),
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": "1",
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
 
-    def __init__(self, path: str | Path, threads: int = 1, target: str | None = None, clock: str = "wall"):
+
+class OpenVinoSession:
+    """A compiled OpenVINO model: fixed threads, latency hint, one stream, fp32 where supported.
+
+    `config`: the properties to ask for instead of `openvino_config(threads)` (to compare settings)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int = 1,
+        target: str | None = None,
+        clock: str = "wall",
+        config: Mapping[str, str] | None = None,
+    ):
         api = _openvino_api(import_runtime("openvino"))
         self.clock = CLOCKS[clock]
         core = api.Core()
         device = check_openvino_device(core, target or "CPU")
         supported = {str(p) for p in core.get_property(device.split(".")[0], "SUPPORTED_PROPERTIES")}
-        wanted = {
-            "INFERENCE_NUM_THREADS": str(threads),
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": "1",
-            "INFERENCE_PRECISION_HINT": "f32",
-        }
+        wanted = openvino_config(threads) if config is None else config
         config = {k: v for k, v in wanted.items() if k in supported}
         model = core.read_model(str(path))
         self.compiled = core.compile_model(model, device, config)
@@ -712,6 +766,7 @@ def run_kit(
         "clock": clock,
         "device": device_name(backend, target),
         **({"delegate": LITERT_DELEGATE} if backend == "litert" else {}),
+        "runtime_config": json.dumps(runtime_config(backend, threads), sort_keys=True),
         "kit_precision": manifest.get("precision", "fp32"),  # of the kit's files: a kit rewritten in place differs
         **({"precision": "int8"} if manifest.get("precision") == "int8" else {}),  # a float one: the runtime's
         "python": platform.python_version(),
