@@ -6,7 +6,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.measure.profiler import OPS_TASK, ProfileSettings, fit_calibration, profile, sample_spread
-from quadnas.latency.measure.validation import MEASURE_TASK, ValidationResult, compare, validate
+from quadnas.latency.measure.validation import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress, ProgressEvent
@@ -270,3 +270,20 @@ def test_torch_table_records_the_input_layout_and_refuses_an_old_one(tiny_space,
     old.write(path)
     with pytest.raises(QuadnasError, match="input_layout None .*--restart"):
         profile(tiny_space, get_backend("torch"), path, settings)
+
+
+def test_network_files_are_exported_once_and_kept_only_where_asked(tiny_space, tmp_path):
+    backend = get_backend("onnxruntime")
+    arch = tiny_space.smallest()
+    with NetworkFiles(tiny_space) as temporary:
+        assert temporary.open(backend, arch).time(1)[0] > 0
+        path = temporary.path(backend, arch)
+        temporary.open(backend, arch)
+        assert temporary.path(backend, arch) == path and path.exists()
+    assert not path.exists()  # temporary files go with the block
+    with NetworkFiles(tiny_space, keep_in=tmp_path) as kept:
+        path = kept.path(backend, arch)
+    assert path == tmp_path / "onnx-fp32" / f"{arch}.onnx" and path.exists()
+    written = path.stat().st_mtime_ns
+    assert NetworkFiles(tiny_space, keep_in=tmp_path).path(backend, arch) == path  # found, not written again
+    assert path.stat().st_mtime_ns == written

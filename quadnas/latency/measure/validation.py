@@ -15,6 +15,8 @@ the machine lets one tell, and one far above it is wrong.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,10 +30,10 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.measure.backends import BACKENDS, Backend, OnnxBackend, get_backend, keeps_torch_threads
 from quadnas.latency.measure.kit_runner import TimedSession, Timing
-from quadnas.latency.measure.models import model_files
+from quadnas.latency.measure.models import model_files, model_suffix, write_model
 from quadnas.latency.measure.profiler import measure_networks, network_input_shape, sample_spread, space_at
 from quadnas.latency.measure.settings import ProfileSettings
-from quadnas.latency.precision import check_same_precision, file_precision
+from quadnas.latency.precision import INT8, check_same_precision, file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
@@ -86,20 +88,43 @@ class ValidationResult:
 
 
 class NetworkFiles:
-    """Each network exported once and opened as often as it is timed (eager torch times its module instead);
-    the files are deleted on leaving the `with` block."""
+    """Each network exported once, and opened as often as it is timed (eager torch times its module instead).
 
-    def __init__(self, backend: Backend, space: SearchSpace):
-        self.backend, self.space = backend, space
-        self.paths: dict[Arch, Path] = {}
+    Without `keep_in` the files are temporary and deleted on leaving the `with` block. With it, a network's
+    file is `keep_in/<kind>/<arch><suffix>` (kind: onnx-fp32, which both ONNX runtimes time, or the runtime
+    and precision): one already there is timed as it is, and the files stay (benchmarks time the same files
+    under several settings)."""
 
-    def open(self, arch: Arch) -> TimedSession:
-        shape = network_input_shape(self.space)
-        if not isinstance(self.backend, OnnxBackend):
-            return self.backend.prepare(QuadraNet(self.space, arch).eval(), shape)
-        if arch not in self.paths:
-            self.paths[arch] = self.backend.write_model(QuadraNet(self.space, arch).eval(), shape)
-        return self.backend.prepare_onnx(self.paths[arch])
+    def __init__(self, space: SearchSpace, keep_in: Path | None = None):
+        self.space, self.keep_in = space, keep_in
+        self.paths: dict[tuple[str, Arch], Path] = {}
+
+    def path(self, backend: OnnxBackend, arch: Arch) -> Path:
+        """The file `backend` times for `arch`, written first where it is missing."""
+        precision = INT8 if backend.quantized else "fp32"
+        suffix = model_suffix(backend.name, precision)
+        kind = (
+            "onnx-fp32" if suffix == ".onnx" and precision != INT8 else f"{backend.name}-{precision}"
+        )  # one ONNX file serves both runtimes
+        key = (kind, arch)
+        if key in self.paths:
+            return self.paths[key]
+        module, shape = QuadraNet(self.space, arch).eval(), network_input_shape(self.space)
+        if self.keep_in is None:
+            self.paths[key] = backend.write_model(module, shape)
+            return self.paths[key]
+        out = self.keep_in / kind / f"{arch}{suffix}"
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_model(module, shape, out, backend.name, precision)
+        self.paths[key] = out
+        return out
+
+    def open(self, backend: Backend, arch: Arch) -> TimedSession:
+        """A session of `arch` on `backend`, from its file."""
+        if not isinstance(backend, OnnxBackend):
+            return backend.prepare(QuadraNet(self.space, arch).eval(), network_input_shape(self.space))
+        return backend.prepare_onnx(self.path(backend, arch))
 
     def __enter__(self) -> NetworkFiles:
         return self
@@ -107,9 +132,10 @@ class NetworkFiles:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        for path in self.paths.values():
-            for file in model_files(path):
-                file.unlink(missing_ok=True)
+        if self.keep_in is None:
+            for path in self.paths.values():
+                for file in model_files(path):
+                    file.unlink(missing_ok=True)
 
 
 def table_space(table: LatencyTable, space: SearchSpace | None = None) -> SearchSpace:
@@ -186,7 +212,7 @@ def measure_pass(
             measured[arch] = timing
             step.advance(1, str(arch))
 
-        measure_networks(backend, space, archs, settings, done, files.open)
+        measure_networks(backend, space, archs, settings, done, functools.partial(files.open, backend))
     return np.array([measured[a].median_ms for a in archs])
 
 
@@ -201,6 +227,8 @@ def validate(
     progress: Progress | None = None,
     precision: str | None = None,
     repeat: bool = True,
+    files: NetworkFiles | None = None,
+    archs: list[Arch] | None = None,
 ) -> ValidationResult:
     """Measure `n` random archs end to end and compare them with the table's predictions.
 
@@ -208,19 +236,22 @@ def validate(
     check a cpu-clock table against elapsed time), at the table's precision (INT8: quantized);
     a `precision` that mixes INT8 with the table's float (or the reverse) is an error.
     `repeat`: time them a second time, from the same files, for the noise floor (`ValidationResult.repeat`).
-    `progress` gets MEASURE_TASK, then REPEAT_TASK, one step per network.
+    `progress` gets MEASURE_TASK, then REPEAT_TASK, one step per network. `files`: where the networks'
+    files come from (default: exported here, deleted at the end). `archs`: the networks to time instead of `n`
+    random ones that are none of the table's calibration networks (to time several tables on the same networks).
     """
     progress = progress or Progress()
     if precision is not None:
         check_same_precision(table.name, table.meta.precision, precision, "--precision")
-    if n < 2:
+    if (n if archs is None else len(archs)) < 2:
         raise QuadnasError(f"validation needs at least 2 networks, got {n}: e.g. --n 20")
     space = table_space(table, space)
     predictor = LatencyPredictor(table, space)
     backend = table_backend(table, clock)
-    calibration_archs = [space.parse(p["arch"]) for p in getattr(table.meta, "calibration_networks", [])]
-    archs = sample_spread(space, n, seed, exclude=calibration_archs)
-    with NetworkFiles(backend, space) as files:
+    if archs is None:
+        calibration_archs = [space.parse(p["arch"]) for p in getattr(table.meta, "calibration_networks", [])]
+        archs = sample_spread(space, n, seed, exclude=calibration_archs)
+    with contextlib.nullcontext(files) if files is not None else NetworkFiles(space) as files:
         real = measure_pass(
             backend, space, archs, settings, progress.task(MEASURE_TASK, len(archs), unit="network"), files
         )
