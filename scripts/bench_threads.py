@@ -74,16 +74,21 @@ CASES: dict[str, dict[str, Any]] = {
     for threads in (1, 2)
     for method in ("new", "old", "shipped")
     if not (method == "shipped" and (threads != 1 or precision != "fp32"))
-    if not (method == "old" and backend != "onnxruntime")  # nothing changed for OpenVINO
 }
 ORT_SETTINGS = {
-    "spinning (onnxruntime's default; quadnas before)": {},
-    "no spinning (quadnas now)": dict(kit_runner.ORT_SPINNING_OFF),
+    "spinning (onnxruntime's default)": {},
+    "no spinning": {"session.intra_op.allow_spinning": "0"},
     "spinning stops when a call returns": {"session.force_spinning_stop": "1"},
 }
+OLD_OPENVINO = {  # the properties quadnas compiled OpenVINO models with before this benchmark
+    "INFERENCE_NUM_THREADS": "2",
+    "PERFORMANCE_HINT": "LATENCY",
+    "NUM_STREAMS": "1",
+    "INFERENCE_PRECISION_HINT": "f32",
+}
 OV_SETTINGS = {
-    "as quadnas compiles (threads pinned: OpenVINO's default)": kit_runner.openvino_config(2),
-    "threads not pinned": {**kit_runner.openvino_config(2), "ENABLE_CPU_PINNING": "NO"},
+    "threads pinned (OpenVINO's default)": OLD_OPENVINO,
+    "threads not pinned": {**OLD_OPENVINO, "ENABLE_CPU_PINNING": "NO"},
 }
 ALONE_SETTINGS = {"onnxruntime": ORT_SETTINGS, "openvino": OV_SETTINGS}
 
@@ -140,16 +145,18 @@ def op_file(s: SearchSpace, spec: OpSpec) -> Path:
 
 @contextlib.contextmanager
 def method(name: str) -> Iterator[None]:
-    """'old': onnxruntime's pools spin as they did before quadnas turned spinning off; else as the code is."""
+    """'old': the runtime settings quadnas timed with before this benchmark (onnxruntime's pools spinning,
+    OpenVINO's OLD_OPENVINO); else the code's own."""
     if name != "old":
         yield
         return
-    keep = kit_runner.ort_session_entries
+    entries, config = kit_runner.ort_session_entries, kit_runner.openvino_config
     kit_runner.ort_session_entries = lambda threads: {}
+    kit_runner.openvino_config = lambda threads: {**OLD_OPENVINO, "INFERENCE_NUM_THREADS": str(threads)}
     try:
         yield
     finally:
-        kit_runner.ort_session_entries = keep
+        kit_runner.ort_session_entries, kit_runner.openvino_config = entries, config
 
 
 def opener(backend: str, threads: int, setting: dict[str, str]) -> Callable[[Path], TimedSession]:
@@ -324,7 +331,10 @@ def report(args: argparse.Namespace) -> None:
             print(f"\nperf_counter resolution: {d['perf_counter_resolution_s']} s")
             continue
         print(f"\n{key} (load {d['load_start'][0]:.2f} -> {d['load_end'][0]:.2f})")
+        now = {"onnxruntime": kit_runner.ort_session_entries(2), "openvino": kit_runner.openvino_config(2)}
         for name, x in d["settings"].items():
+            if x["setting"] == now[key.split("-")[0]]:
+                name += " [quadnas now]"
             ratios = list(x["interleaved_over_alone"].values())
             alone = list(x["alone_ms"].values())
             print(

@@ -182,7 +182,7 @@ def test_torch_cuda_times_an_op(block):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_onnxruntime_sessions_run_with_the_settings_their_tables_record(threads, block):
-    """A pool of several threads does not spin (see kit_runner.ORT_SPINNING_OFF); one thread has no pool to set."""
+    """A pool of several threads runs with ORT_POOL_ENTRIES; one thread has no pool to set."""
     backend = get_backend("onnxruntime", threads=threads)
     session = backend.prepare(*block)
     assert isinstance(session, kit_runner.OnnxRuntimeSession)
@@ -190,7 +190,7 @@ def test_onnxruntime_sessions_run_with_the_settings_their_tables_record(threads,
     recorded = backend.describe()["runtime_config"]
     assert options.intra_op_num_threads == threads == int(recorded["intra_op_num_threads"])
     entries = {k: v for k, v in recorded.items() if k.startswith("session.")}
-    assert entries == kit_runner.ort_session_entries(threads) == ({} if threads == 1 else kit_runner.ORT_SPINNING_OFF)
+    assert entries == kit_runner.ort_session_entries(threads) == ({} if threads == 1 else kit_runner.ORT_POOL_ENTRIES)
     for key, value in entries.items():
         assert options.get_session_config_entry(key) == value
 

@@ -334,12 +334,12 @@ def ort_provider(target: str | None) -> str:
 # at 2 threads on 2 cores, whole networks timed so ran 1.3-1.6x slower than one session alone
 # (docs/tables.md, "Threads"). So the sessions' threads wait without spinning: each session then runs as it
 # would alone, whichever ran before it.
-ORT_SPINNING_OFF = {"session.intra_op.allow_spinning": "0"}
+ORT_POOL_ENTRIES = {"session.intra_op.allow_spinning": "0"}
 
 
 def ort_session_entries(threads: int) -> dict[str, str]:
     """The session config entries quadnas times onnxruntime with (none with one thread: there is no pool)."""
-    return dict(ORT_SPINNING_OFF) if threads > 1 else {}
+    return dict(ORT_POOL_ENTRIES) if threads > 1 else {}
 
 
 def runtime_config(backend: str, threads: int) -> dict[str, str]:
