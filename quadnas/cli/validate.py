@@ -16,7 +16,7 @@ from quadnas.latency.measure import ProfileSettings
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from quadnas.latency.measure.validation import ValidationResult
+    from quadnas.latency.measure import ValidationResult
 
 STDOUT = Path("-")  # `--json` without a path
 
