@@ -275,7 +275,7 @@ def tables(args: argparse.Namespace) -> None:
                     **compare(np.array(result.measured_ms), np.array(variant)),
                 }
             alone_key = f"{case['backend']}-{case['precision']}-{case['threads']}t"
-            if case["precision"] == "fp32" and alone_key not in load().get("alone", {}):
+            if case["threads"] > 1 and case["precision"] == "fp32" and alone_key not in load().get("alone", {}):
                 save("alone", alone_key, time_alone(case, s, held, files))
         save("cases", name, record)
 
