@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from quadnas.latency.adapt import fit_adaptation
+from quadnas.latency.adapt import fit_adaptation, group
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import Host
 from quadnas.latency.measure import kit_runner
@@ -326,6 +326,7 @@ def report(args: argparse.Namespace) -> None:
             )
         lines.append(f"|  |  |  |  | verdict: {verdict(r)} |  |  |  |  |  |")
     print("\n".join(lines))
+    speedups(found)
     for key, d in found.get("diagnose", {}).items():
         if key == "timer":
             print(f"\nperf_counter resolution: {d['perf_counter_resolution_s']} s")
@@ -341,6 +342,30 @@ def report(args: argparse.Namespace) -> None:
                 f"  {name}: alone {np.round(alone, 2).tolist()} ms; interleaved/alone median "
                 f"{np.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
             )
+
+
+def speedups(found: dict[str, Any]) -> None:
+    """What a second thread buys, op kind by op kind and stage by stage (rows of the 1- and 2-thread tables),
+    against whole networks (the held-out networks' validation medians): ops too small to split show here."""
+    for short in ("ort", "ov"):
+        one, two = (
+            found.get("cases", {}).get(f"{short}-fp32-1t-new"),
+            found.get("cases", {}).get(f"{short}-fp32-2t-new"),
+        )
+        if not one or not two:
+            continue
+        rows = [LatencyTable.read(Path(c["table"])) for c in (one, two)]
+        sums: list[dict[str, float]] = []
+        for table in rows:
+            by_group: dict[str, float] = {}
+            for spec in table.specs():
+                by_group[group(spec)] = by_group.get(group(spec), 0.0) + float(table.lookup([spec])[0])
+            sums.append(by_group)
+        nets = np.array(one["validate"]["measured_ms"]) / np.array(two["validate"]["measured_ms"])
+        parts = ", ".join(f"{g} {sums[0][g] / sums[1][g]:.2f}x" for g in sums[0] if sums[1].get(g))
+        print(f"\n{short} 1 -> 2 threads, rows summed per group: {parts}")
+        spread = f"{nets.min():.2f}-{nets.max():.2f}"
+        print(f"{short} 1 -> 2 threads, held-out networks: median {np.median(nets):.2f}x ({spread})")
 
 
 def verdict(r: dict[str, Any]) -> str:
