@@ -328,13 +328,14 @@ def ort_provider(target: str | None) -> str:
     raise KitError(f"onnxruntime has no execution provider '{wanted}' here: use one of {short}")
 
 
-# With more than one thread, onnxruntime's intra-op pool keeps its threads spinning between parallel sections
-# by default, and on after a call returns. The timing loop keeps several sessions open and alternates between
-# them, so a call would share the cores with the still spinning pools of the sessions timed just before it:
-# at 2 threads on 2 cores, whole networks timed so ran 1.3-1.6x slower than one session alone
-# (docs/tables.md, "Threads"). So the sessions' threads wait without spinning: each session then runs as it
-# would alone, whichever ran before it.
-ORT_POOL_ENTRIES = {"session.intra_op.allow_spinning": "0"}
+# With more than one thread, onnxruntime's intra-op pool spins between parallel sections and, by default, on
+# after a call returns. The timing loop keeps several sessions open and alternates between them, so a call
+# shared the cores with the still spinning pools of the sessions timed before it: at 2 threads on this
+# 2-core host whole networks ran 1.22-1.36x slower interleaved than alone (docs/tables.md, "Several threads").
+# So the pool stops spinning when a call returns: within a call it spins as a deployment's does (ops as
+# fast as with onnxruntime's default), and a session runs alike whichever ran before it. Not spinning at
+# all also ends the interference, but makes every op pay for waking the pool (ops 10-22% slower).
+ORT_POOL_ENTRIES = {"session.force_spinning_stop": "1"}
 
 
 def ort_session_entries(threads: int) -> dict[str, str]:
@@ -424,12 +425,16 @@ def check_openvino_device(core: Any, device: str) -> str:
 
 
 def openvino_config(threads: int) -> dict[str, str]:
-    """The properties quadnas compiles OpenVINO models with (a device that lacks one runs without it)."""
+    """The properties quadnas compiles OpenVINO models with (a device that lacks one runs without it).
+
+    With several threads the CPU plugin's default pins them to cores; a 2-thread table timed so predicted
+    whole networks 14-30% off on a 2-core host, one timed unpinned 3-4% (docs/tables.md, "Several threads")."""
     return {
         "INFERENCE_NUM_THREADS": str(threads),
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": "1",
         "INFERENCE_PRECISION_HINT": "f32",
+        **({"ENABLE_CPU_PINNING": "NO"} if threads > 1 else {}),
     }
 
 
