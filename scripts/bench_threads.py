@@ -15,8 +15,9 @@ profiler's defaults (`quadnas profile --backend B --threads T [--precision int8]
 validates the table as `quadnas validate` does (every held-out network measured twice: the repeat error)
 on the same HELD_OUT networks for every case. The first case of each runtime, precision and thread count
 also times every held-out network alone in one session under each setting of ALONE_SETTINGS: what a
-deployment would measure. CASES names what each case times; 'old' is this code with onnxruntime's
-pools left spinning, as quadnas timed them before, and 'shipped' the shipped 1-thread table.
+deployment would measure. CASES names what each case times; 'old' is this code with the runtime settings
+quadnas timed with before (onnxruntime's pools spinning, OpenVINO's threads pinned), and 'shipped' the
+shipped 1-thread table.
 """
 
 from __future__ import annotations
