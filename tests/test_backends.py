@@ -178,3 +178,28 @@ def test_torch_cuda_times_an_op(block):
     times = backend.prepare(*block, channels_last=True).time(5)
     assert len(times) == 5 and all(t > 0 for t in times)
     assert backend.describe()["clock"] == "wall" and "cuda" in backend.describe()["target"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_onnxruntime_sessions_run_with_the_settings_their_tables_record(threads, block):
+    """A pool of several threads runs with ORT_POOL_ENTRIES; one thread has no pool to set."""
+    backend = get_backend("onnxruntime", threads=threads)
+    session = backend.prepare(*block)
+    assert isinstance(session, kit_runner.OnnxRuntimeSession)
+    options = session.session.get_session_options()
+    recorded = backend.describe()["runtime_config"]
+    assert options.intra_op_num_threads == threads == int(recorded["intra_op_num_threads"])
+    entries = {k: v for k, v in recorded.items() if k.startswith("session.")}
+    assert entries == kit_runner.ort_session_entries(threads) == ({} if threads == 1 else kit_runner.ORT_POOL_ENTRIES)
+    for key, value in entries.items():
+        assert options.get_session_config_entry(key) == value
+
+
+@needs_openvino
+def test_openvino_sessions_run_with_the_settings_their_tables_record(block):
+    backend = get_backend("openvino", threads=2)
+    session = backend.prepare(*block)
+    assert isinstance(session, kit_runner.OpenVinoSession)
+    recorded = backend.describe()["runtime_config"]
+    assert recorded == kit_runner.openvino_config(2)
+    assert str(session.compiled.get_property("INFERENCE_NUM_THREADS")) == recorded["INFERENCE_NUM_THREADS"] == "2"

@@ -8,6 +8,7 @@ import pytest
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
+from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.kit import import_results, write_kit
 from quadnas.latency.measure.kit_runner import read_header
 from quadnas.latency.measure.profiler import ProfileSettings
@@ -82,6 +83,7 @@ def test_runner_writes_every_measurement(kit):
     assert header["backend"] == "onnxruntime" and header["threads"] == "1" and header["precision"] == "fp32"
     host = Host.model_validate_json(header["host"])
     assert host == Host.current() and header["host_fingerprint"] == host.fingerprint
+    assert json.loads(header["runtime_config"]) == kit_runner.runtime_config("onnxruntime", 1)
     rows = [line for line in text.splitlines() if not line.startswith("#")][1:]
     manifest = json.loads((kit / "manifest.json").read_text())
     assert len(rows) == 1 + len(manifest["ops"]) + len(manifest["networks"])
@@ -113,6 +115,7 @@ def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
     assert not table.missing(tiny_space.all_op_specs())
     assert table.meta.provenance == "measured" and table.meta.backend == "onnxruntime"
     assert table.meta.calibration.networks == 3 and "kit" in table.meta.method
+    assert table.meta.runtime_config == kit_runner.runtime_config("onnxruntime", 1)  # how the device ran them
     assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
 
     monkeypatch.setenv("QUADNAS_TABLES", str(tmp_path))

@@ -6,7 +6,7 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.measure.profiler import OPS_TASK, ProfileSettings, fit_calibration, profile, sample_spread
-from quadnas.latency.measure.validation import compare, validate
+from quadnas.latency.measure.validation import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress, ProgressEvent
@@ -132,6 +132,29 @@ def test_validate_returns_sane_figures(measured):
     calibration = {p["arch"] for p in measured.meta.calibration_networks}
     assert not calibration & set(result.archs)
     assert result.host_note is None  # measured here
+    # measured twice: the second measurement against the first, in the prediction's own figures
+    assert result.repeat_ms is not None and len(result.repeat_ms) == 4 and all(m > 0 for m in result.repeat_ms)
+    again = compare(np.array(result.measured_ms), np.array(result.repeat_ms))  # from the rounded lists
+    assert result.repeat == pytest.approx(again, abs=0.2)
+    assert "repeat error" in (result.floor_note() or "")
+
+
+def test_validate_without_repeat_measures_once(measured):
+    events: list[ProgressEvent] = []
+    result = validate(measured, n=2, settings=QUICK, repeat=False, progress=Progress(callback=events.append))
+    assert result.repeat is None and result.repeat_ms is None and result.floor_note() is None
+    assert {e.what for e in events} == {MEASURE_TASK}
+
+
+@pytest.mark.parametrize(
+    ("mape", "floor", "verdict"),
+    [(3.0, 2.5, "as good as this machine lets one tell"), (9.0, 2.0, "the error is the table's")],
+)
+def test_floor_note_judges_the_error_against_the_repeat(mape, floor, verdict):
+    figures = {"mape_pct": floor, "max_err_pct": 2 * floor, "within_5_pct": 80.0, "within_10_pct": 100.0}
+    result = ValidationResult("t", "onnxruntime", "wall", "fp32", 2, mape, 2 * mape, 50, 100, 1.0, repeat=figures)
+    note = result.floor_note() or ""
+    assert f"{mape:.2f}%" in note and f"{floor:.2f}%" in note and verdict in note
 
 
 def test_validate_against_another_hosts_table_says_so(measured, tmp_path, capsys):
@@ -209,6 +232,30 @@ def test_validate_cli_writes_json(measured, tmp_path):
 
     figures = json.loads(out.read_text())
     assert figures["n"] == 2 and figures["backend"] == "onnxruntime"
+    assert len(figures["repeat_ms"]) == 2 and set(figures["repeat"]) >= {"mape_pct", "within_5_pct"}
+
+
+def test_validate_cli_prints_the_noise_floor_beside_the_error(measured, capsys):
+    argv = ["validate", "--table", str(measured.path), "--n", "2", "--network-rounds", "1"]
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "prediction" in out and "│ repeat" in out and "repeat error of" in out
+    assert main([*argv, "--no-repeat"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "prediction" in out and "repeat" not in out
+
+
+def test_table_records_the_runtime_settings_and_refuses_others(measured, tiny_space):
+    """The sessions' settings go into the header; a table timed under other settings is not resumed."""
+    assert measured.meta.runtime_config == {
+        "intra_op_num_threads": "1",
+        "inter_op_num_threads": "1",
+        "execution_mode": "sequential",
+    }
+    table = LatencyTable(measured.meta.model_copy(update={"runtime_config": {"spinning": "yes"}}), measured.rows)
+    table.write(measured.path.with_name("other-settings.csv"))
+    with pytest.raises(QuadnasError, match="runtime_config .*--restart"):
+        profile(tiny_space, get_backend("onnxruntime"), measured.path.with_name("other-settings.csv"), QUICK)
 
 
 def test_torch_table_records_the_input_layout_and_refuses_an_old_one(tiny_space, tmp_path):
@@ -223,3 +270,20 @@ def test_torch_table_records_the_input_layout_and_refuses_an_old_one(tiny_space,
     old.write(path)
     with pytest.raises(QuadnasError, match="input_layout None .*--restart"):
         profile(tiny_space, get_backend("torch"), path, settings)
+
+
+def test_network_files_are_exported_once_and_kept_only_where_asked(tiny_space, tmp_path):
+    backend = get_backend("onnxruntime")
+    arch = tiny_space.smallest()
+    with NetworkFiles(tiny_space) as temporary:
+        assert temporary.open(backend, arch).time(1)[0] > 0
+        path = temporary.path(backend, arch)
+        temporary.open(backend, arch)
+        assert temporary.path(backend, arch) == path and path.exists()
+    assert not path.exists()  # temporary files go with the block
+    with NetworkFiles(tiny_space, keep_in=tmp_path) as kept:
+        path = kept.path(backend, arch)
+    assert path == tmp_path / "onnx-fp32" / f"{arch}.onnx" and path.exists()
+    written = path.stat().st_mtime_ns
+    assert NetworkFiles(tiny_space, keep_in=tmp_path).path(backend, arch) == path  # found, not written again
+    assert path.stat().st_mtime_ns == written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_int
@@ -11,6 +12,11 @@ from quadnas.cli.json_output import SCHEMA_VERSION, dumps, print_json
 from quadnas.cli.progress import note, progress_for
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure import ProfileSettings
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from quadnas.latency.measure import ValidationResult
 
 STDOUT = Path("-")  # `--json` without a path
 
@@ -20,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "validate",
         help="check a measured table against whole networks measured end to end",
         description="Measure N random archs of the table's space on the table's own backend, target and threads, "
-        "and report the prediction error (MAPE, max, share within 5%% and 10%%, Kendall tau).",
+        "and report the prediction error (MAPE, max, share within 5%% and 10%%, Kendall tau). The networks are then "
+        "measured a second time, and the same figures for the second measurement against the first (this "
+        "machine's noise floor) are printed beside them: a table cannot be told better than that floor.",
     )
     parser.add_argument("--table", required=True, help="table name, alias or CSV path")
     parser.add_argument("--n", type=positive_int, default=20, help="number of random networks (default 20)")
@@ -53,8 +61,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "The networks are always timed at the table's precision (int8: quantized); one that mixes INT8 and "
         "float with the table is an error",
     )
+    parser.add_argument(
+        "--no-repeat",
+        dest="repeat",
+        action="store_false",
+        help="measure the networks once, without the noise floor (about half the measuring time)",
+    )
     parser.add_argument("--verbose", action="store_true", help="print every network")
     parser.set_defaults(func=run_validate)
+
+
+def network_rows(result: ValidationResult) -> Table:
+    """One line per network: measured (and measured again), predicted, error, arch."""
+    from rich.table import Table
+
+    again: list[float | None] = [*result.repeat_ms] if result.repeat_ms else [None] * len(result.archs)
+    rows = Table("measured ms", *(["again ms"] if result.repeat_ms else []), "predicted ms", "error")
+    rows.add_column("arch", overflow="fold")
+    for arch, m, m2, p in zip(result.archs, result.measured_ms, again, result.predicted_ms):
+        rows.add_row(
+            f"{m:.3f}", *([f"{m2:.3f}"] if m2 is not None else []), f"{p:.3f}", f"{(p - m) / m * 100:+.1f}%", arch
+        )
+    return rows
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -82,31 +110,31 @@ def run_validate(args: argparse.Namespace) -> int:
         clock=args.clock,
         progress=progress_for(err_console),
         precision=args.precision,
+        repeat=args.repeat,
     )
     if args.json == STDOUT:
         print_json("validate", result.as_dict())
         return 0
     if args.verbose:
-        rows = Table("measured ms", "predicted ms", "error")
-        rows.add_column("arch", overflow="fold")
-        for arch, m, p in zip(result.archs, result.measured_ms, result.predicted_ms):
-            rows.add_row(f"{m:.3f}", f"{p:.3f}", f"{(p - m) / m * 100:+.1f}%", arch)
-        console.print(rows)
-    figures = Table(
-        "table", "clock", "precision", "networks", "MAPE", "max error", "within ±5%", "within ±10%", "Kendall τ"
-    )
-    figures.add_row(
-        result.table,
-        result.clock,
-        result.precision,
-        str(result.n),
-        f"{result.mape_pct:.2f}%",
-        f"{result.max_err_pct:.2f}%",
-        f"{result.within_5_pct:.0f}%",
-        f"{result.within_10_pct:.0f}%",
-        f"{result.kendall_tau:.3f}",
-    )
+        console.print(network_rows(result))
+    console.print(f"{result.table}: {result.n} networks, {result.precision}, {result.clock} clock, {result.backend}")
+    figures = Table("", "MAPE", "max error", "within ±5%", "within ±10%", "Kendall τ")
+    kinds = [("prediction", result.as_dict())]
+    if result.repeat is not None:
+        kinds.append(("repeat", result.repeat))
+    for kind, found in kinds:
+        figures.add_row(
+            kind,
+            f"{found['mape_pct']:.2f}%",
+            f"{found['max_err_pct']:.2f}%",
+            f"{found['within_5_pct']:.0f}%",
+            f"{found['within_10_pct']:.0f}%",
+            f"{found['kendall_tau']:.3f}",
+        )
     console.print(figures)
+    floor = result.floor_note()
+    if floor is not None:
+        console.print(f"repeat: the same networks measured again. {floor[0].upper()}{floor[1:]}")
     if args.json is not None:
         try:
             atomic_write(args.json, dumps("validate", result.as_dict()))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # typed names for the lazy attributes below
     from quadnas.latency.measure.kit_runner import CLOCK_CHOICES
     from quadnas.latency.measure.profiler import measured_key, profile, space_at
     from quadnas.latency.measure.settings import ProfileSettings
-    from quadnas.latency.measure.validation import load_table_space, validate
+    from quadnas.latency.measure.validation import ValidationResult, load_table_space, validate
 
 _HOMES = {
     "adapt": "adaptation",
@@ -35,12 +35,14 @@ _HOMES = {
     "profile": "profiler",
     "space_at": "profiler",
     "ProfileSettings": "settings",
+    "ValidationResult": "validation",
     "load_table_space": "validation",
     "validate": "validation",
 }
 __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
     "CLOCK_CHOICES",
     "ProfileSettings",
+    "ValidationResult",
     "adapt",
     "check_networks",
     "check_source",

@@ -20,12 +20,12 @@ from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
 from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.profiler import (
-    RESUME_KEYS,
     calibration_networks,
     keep_network,
     measure_networks,
     network_point,
     overhead_module,
+    resume_clash,
     sample_spread,
     timed_meta,
 )
@@ -175,9 +175,8 @@ def open_adaptation(
         "space_fingerprint": space.fingerprint(),
         "host_fingerprint": Host.current().fingerprint,
     }
-    old = table.meta.model_dump()
-    clash = [f"{k} {old.get(k)} (now {now[k]})" for k in RESUME_KEYS if str(old.get(k)) != str(now[k])]
-    was = old.get("adapted_from") or {}
+    clash = resume_clash(table.meta, now)
+    was = table.meta.model_dump().get("adapted_from") or {}
     if was.get("rows_sha") != rows_digest(source):
         clash.append(f"source {was.get('name')} (now {source.name}, other rows)")
     if clash:

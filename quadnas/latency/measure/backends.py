@@ -113,6 +113,7 @@ class Description(_Described, total=False):
 
     input_layout: str  # eager torch only
     delegate: str  # LiteRT only
+    runtime_config: dict[str, str]  # the runtimes of files (kit_runner.runtime_config): every setting they ran with
 
 
 class Backend(ABC):
@@ -185,6 +186,10 @@ class OnnxBackend(Backend):
     def device_name(self) -> str:
         with _user_errors():
             return kit_runner.device_name(self.name, self.target)
+
+    def describe(self) -> Description:
+        """As `Backend.describe`, plus every runtime setting the sessions run with."""
+        return {**super().describe(), "runtime_config": kit_runner.runtime_config(self.name, self.threads)}
 
     def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
         path = self.write_model(module, input_shape, channels_last)

@@ -223,6 +223,8 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
     }
     if "delegate" in header:
         described["delegate"] = header["delegate"]
+    if "runtime_config" in header:  # results of kits from before it was recorded have none
+        described["runtime_config"] = json.loads(header["runtime_config"])
     host = results_host(header, results)
     if "adapt" in manifest:
         timed = [(space.parse(n["arch"]), timings[("network", n["key"])]) for n in manifest["networks"]]

@@ -329,10 +329,49 @@ def ort_provider(target: str | None) -> str:
     raise KitError(f"onnxruntime has no execution provider '{wanted}' here: use one of {short}")
 
 
-class OnnxRuntimeSession:
-    """An onnxruntime session with fixed threads, sequential execution and bound buffers."""
+# With more than one thread, onnxruntime's intra-op pool spins between parallel sections and, by default, on
+# after a call returns. The timing loop keeps several sessions open and alternates between them, so a call
+# shared the cores with the still spinning pools of the sessions timed before it: at 2 threads on this
+# 2-core host whole networks ran 1.22-1.36x slower interleaved than alone (docs/tables.md, "Several threads").
+# So the pool stops spinning when a call returns: within a call it spins as a deployment's does (ops as
+# fast as with onnxruntime's default), and a session runs alike whichever ran before it. Not spinning at
+# all also ends the interference, but makes every op pay for waking the pool (ops 10-22% slower).
+ORT_POOL_ENTRIES = {"session.force_spinning_stop": "1"}
 
-    def __init__(self, path: str | Path, threads: int = 1, target: str | None = None, clock: str = "wall"):
+
+def ort_session_entries(threads: int) -> dict[str, str]:
+    """The session config entries quadnas times onnxruntime with (none with one thread: there is no pool)."""
+    return dict(ORT_POOL_ENTRIES) if threads > 1 else {}
+
+
+def runtime_config(backend: str, threads: int) -> dict[str, str]:
+    """Every runtime setting quadnas times `backend` with at `threads` threads, as a table's header records it
+    (OpenVINO's: those it asks for; a device that lacks a property runs without it)."""
+    if backend == "onnxruntime":
+        return {
+            "intra_op_num_threads": str(threads),
+            "inter_op_num_threads": "1",
+            "execution_mode": "sequential",
+            **ort_session_entries(threads),
+        }
+    if backend == "openvino":
+        return openvino_config(threads)
+    return {"num_threads": str(threads), "delegate": LITERT_DELEGATE}
+
+
+class OnnxRuntimeSession:
+    """An onnxruntime session with fixed threads, sequential execution and bound buffers.
+
+    `entries`: session config entries instead of `ort_session_entries(threads)` (to compare settings)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int = 1,
+        target: str | None = None,
+        clock: str = "wall",
+        entries: Mapping[str, str] | None = None,
+    ):
         ort = import_runtime("onnxruntime")
         self.clock = CLOCKS[clock]
         options = ort.SessionOptions()
@@ -340,6 +379,8 @@ class OnnxRuntimeSession:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        for key, value in (ort_session_entries(threads) if entries is None else entries).items():
+            options.add_session_config_entry(key, value)
         self.session = ort.InferenceSession(str(path), options, providers=[ort_provider(target)])
         self.precision = "fp32"
         inp = self.session.get_inputs()[0]
@@ -394,21 +435,39 @@ def check_openvino_device(core: Any, device: str) -> str:
     raise KitError(f"OpenVINO device '{device}' is not available here: use one of {', '.join(available)}")
 
 
-class OpenVinoSession:
-    """A compiled OpenVINO model: fixed threads, latency hint, one stream, fp32 where supported."""
+def openvino_config(threads: int) -> dict[str, str]:
+    """The properties quadnas compiles OpenVINO models with (a device that lacks one runs without it).
 
-    def __init__(self, path: str | Path, threads: int = 1, target: str | None = None, clock: str = "wall"):
+    With several threads the CPU plugin's default pins them to cores; a 2-thread table timed so predicted
+    whole networks 14-30% off on a 2-core host, one timed unpinned 3-4% (docs/tables.md, "Several threads")."""
+    return {
+        "INFERENCE_NUM_THREADS": str(threads),
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": "1",
+        "INFERENCE_PRECISION_HINT": "f32",
+        **({"ENABLE_CPU_PINNING": "NO"} if threads > 1 else {}),
+    }
+
+
+class OpenVinoSession:
+    """A compiled OpenVINO model: fixed threads, latency hint, one stream, fp32 where supported.
+
+    `config`: the properties to ask for instead of `openvino_config(threads)` (to compare settings)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int = 1,
+        target: str | None = None,
+        clock: str = "wall",
+        config: Mapping[str, str] | None = None,
+    ):
         api = _openvino_api(import_runtime("openvino"))
         self.clock = CLOCKS[clock]
         core = openvino_core()
         device = check_openvino_device(core, target or "CPU")
         supported = {str(p) for p in core.get_property(device.split(".")[0], "SUPPORTED_PROPERTIES")}
-        wanted = {
-            "INFERENCE_NUM_THREADS": str(threads),
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": "1",
-            "INFERENCE_PRECISION_HINT": "f32",
-        }
+        wanted = openvino_config(threads) if config is None else config
         config = {k: v for k, v in wanted.items() if k in supported}
         model = core.read_model(str(path))
         self.compiled = core.compile_model(model, device, config)
@@ -723,6 +782,7 @@ def run_kit(
         "clock": clock,
         "device": device_name(backend, target),
         **({"delegate": LITERT_DELEGATE} if backend == "litert" else {}),
+        "runtime_config": json.dumps(runtime_config(backend, threads), sort_keys=True),
         "kit_precision": manifest.get("precision", "fp32"),  # of the kit's files: a kit rewritten in place differs
         **({"precision": "int8"} if manifest.get("precision") == "int8" else {}),  # a float one: the runtime's
         "python": platform.python_version(),

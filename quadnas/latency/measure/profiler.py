@@ -51,6 +51,7 @@ RESUME_KEYS = (
     "space_fingerprint",
     "host_fingerprint",
 )
+RESUME_KEYS_IF_KNOWN = ("input_layout", "runtime_config")  # where the backend has them (eager torch; runtimes of files)
 OPS_TASK, NETWORKS_TASK = "measuring op specs", "measuring calibration networks"
 
 
@@ -209,7 +210,13 @@ def timed_meta(
         calibration=Calibration(),
         host=host,
         host_fingerprint=host.fingerprint if host is not None else None,
-        **{"target": backend_desc["target"], "clock": backend_desc["clock"], "calibration_networks": [], **extra},
+        **{
+            "target": backend_desc["target"],
+            "clock": backend_desc["clock"],
+            **({"runtime_config": backend_desc["runtime_config"]} if "runtime_config" in backend_desc else {}),
+            "calibration_networks": [],
+            **extra,
+        },
     )
 
 
@@ -276,11 +283,16 @@ def measure_networks(
     archs: list[Arch],
     settings: ProfileSettings,
     on_done: Callable[[Arch, Timing], None],
+    open_network: Callable[[Arch], TimedSession] | None = None,
 ) -> None:
-    """Time whole random-init networks (exported once each), interleaved like the ops."""
+    """Time whole random-init networks (exported once each), interleaved like the ops.
+
+    `open_network`: how a network's session is made (default: `backend.prepare` on a fresh export)."""
     by_key = {str(a): a for a in archs}
 
     def open_session(key: str) -> TimedSession:
+        if open_network is not None:
+            return open_network(by_key[key])
         return backend.prepare(QuadraNet(space, by_key[key]).eval(), network_input_shape(space))
 
     measure_interleaved(
@@ -306,6 +318,20 @@ def measure_overhead(backend: Backend, settings: ProfileSettings) -> float:
     return found[0].median_ms
 
 
+def resume_clash(meta: TableMeta, now: dict[str, Any]) -> list[str]:
+    """'key old (now new)' for every condition of RESUME_KEYS (and RESUME_KEYS_IF_KNOWN that `now` has) that differs."""
+    old = meta.model_dump()
+    keys = RESUME_KEYS + tuple(k for k in RESUME_KEYS_IF_KNOWN if k in now)
+    return [f"{k} {old.get(k)} (now {now[k]})" for k in keys if _as_text(old.get(k)) != _as_text(now[k])]
+
+
+def _as_text(value: Any) -> str:
+    """A header value as text that ignores how a file ordered a mapping's keys ('2' and 2 alike)."""
+    if isinstance(value, dict):
+        return str(sorted((str(k), str(v)) for k, v in value.items()))
+    return str(value)
+
+
 def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -> LatencyTable | None:
     """The partly measured table at `out` to resume, or None to start anew."""
     if restart or not out.exists():
@@ -318,11 +344,9 @@ def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -
         "space_fingerprint": space.fingerprint(),
         "host_fingerprint": Host.current().fingerprint,
     }
-    old = table.meta.model_dump()
-    keys = RESUME_KEYS + (("input_layout",) if "input_layout" in now else ())
-    clash = [k for k in keys if str(old.get(k)) != str(now[k])]
+    clash = resume_clash(table.meta, now)
     if clash:
-        was = ", ".join(f"{k} {old.get(k)} (now {now[k]})" for k in clash)
+        was = ", ".join(clash)
         raise QuadnasError(
             f"{out} was measured with {was}: choose another --name, or pass --restart to measure it anew"
         )

@@ -5,11 +5,22 @@ calibration or adaptation networks) are measured on the table's own backend, tar
 clock with the profiler's network code, and compared with the calibrated prediction.
 The networks are timed on this host: against a table measured on another host the
 result says so (`host_note`).
+
+Then the same networks are timed once more, from the same files in fresh sessions and in another
+order (`repeat`): how far the second measurement is from the first, in the same figures as the
+prediction's error, is this machine's noise floor. A prediction cannot be expected to come closer to
+a measurement than another measurement does, so a table whose error is near that floor is as good as
+the machine lets one tell, and one far above it is wrong.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import contextlib
+import functools
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -17,15 +28,22 @@ from scipy.stats import kendalltau
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import foreign_host_note
-from quadnas.latency.measure.backends import BACKENDS, Backend, get_backend, keeps_torch_threads
-from quadnas.latency.measure.kit_runner import Timing
-from quadnas.latency.measure.profiler import measure_networks, sample_spread, space_at
+from quadnas.latency.measure.backends import BACKENDS, Backend, OnnxBackend, get_backend, keeps_torch_threads
+from quadnas.latency.measure.kit_runner import TimedSession, Timing
+from quadnas.latency.measure.models import model_files, model_suffix, write_model
+from quadnas.latency.measure.profiler import measure_networks, network_input_shape, sample_spread, space_at
 from quadnas.latency.measure.settings import ProfileSettings
-from quadnas.latency.precision import check_same_precision, file_precision
+from quadnas.latency.precision import INT8, check_same_precision, file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
-from quadnas.progress import Progress
+from quadnas.nn import QuadraNet
+from quadnas.progress import Progress, Task
 from quadnas.space import Arch, SearchSpace
+
+FLOOR_FACTOR = (
+    1.5  # a table whose error is within this many times the repeat error is as good as the noise lets one tell
+)
+MEASURE_TASK, REPEAT_TASK = "measuring whole networks", "measuring them again (the noise floor)"
 
 
 @dataclass(frozen=True)
@@ -46,9 +64,78 @@ class ValidationResult:
     measured_ms: list[float] = field(default_factory=list)
     predicted_ms: list[float] = field(default_factory=list)
     host_note: str | None = None  # the table was measured on another host (or one it does not record)
+    repeat_ms: list[float] | None = None  # each network measured a second time (None: not repeated)
+    repeat: dict[str, float] | None = None  # `compare` of the second measurement against the first: the noise floor
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def floor_note(self) -> str | None:
+        """One sentence comparing the prediction's error with the repeat error; None when not repeated."""
+        if self.repeat is None:
+            return None
+        floor = self.repeat["mape_pct"]
+        ratio = self.mape_pct / floor if floor > 0 else float("inf")
+        where = (
+            f"within {FLOOR_FACTOR:g}x this machine's noise floor: the table is as good as this machine lets one tell"
+            if ratio <= FLOOR_FACTOR
+            else f"more than {FLOOR_FACTOR:g}x this machine's noise floor: the error is the table's, not the machine's"
+        )
+        return (
+            f"prediction error {self.mape_pct:.2f}% against a repeat error of {floor:.2f}% "
+            f"(the same networks measured twice; {self.repeat['within_5_pct']:.0f}% of them within ±5%): {where}"
+        )
+
+
+class NetworkFiles:
+    """Each network exported once, and opened as often as it is timed (eager torch times its module instead).
+
+    Without `keep_in` the files are temporary and deleted on leaving the `with` block. With it, a network's
+    file is `keep_in/<kind>/<arch><suffix>` (kind: onnx-fp32, which both ONNX runtimes time, or the runtime
+    and precision): one already there is timed as it is, and the files stay (benchmarks time the same files
+    under several settings)."""
+
+    def __init__(self, space: SearchSpace, keep_in: Path | None = None):
+        self.space, self.keep_in = space, keep_in
+        self.paths: dict[tuple[str, Arch], Path] = {}
+
+    def path(self, backend: OnnxBackend, arch: Arch) -> Path:
+        """The file `backend` times for `arch`, written first where it is missing."""
+        precision = INT8 if backend.quantized else "fp32"
+        suffix = model_suffix(backend.name, precision)
+        kind = (
+            "onnx-fp32" if suffix == ".onnx" and precision != INT8 else f"{backend.name}-{precision}"
+        )  # one ONNX file serves both runtimes
+        key = (kind, arch)
+        if key in self.paths:
+            return self.paths[key]
+        module, shape = QuadraNet(self.space, arch).eval(), network_input_shape(self.space)
+        if self.keep_in is None:
+            self.paths[key] = backend.write_model(module, shape)
+            return self.paths[key]
+        out = self.keep_in / kind / f"{arch}{suffix}"
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_model(module, shape, out, backend.name, precision)
+        self.paths[key] = out
+        return out
+
+    def open(self, backend: Backend, arch: Arch) -> TimedSession:
+        """A session of `arch` on `backend`, from its file."""
+        if not isinstance(backend, OnnxBackend):
+            return backend.prepare(QuadraNet(self.space, arch).eval(), network_input_shape(self.space))
+        return backend.prepare_onnx(self.path(backend, arch))
+
+    def __enter__(self) -> NetworkFiles:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self.keep_in is None:
+            for path in self.paths.values():
+                for file in model_files(path):
+                    file.unlink(missing_ok=True)
 
 
 def table_space(table: LatencyTable, space: SearchSpace | None = None) -> SearchSpace:
@@ -109,6 +196,26 @@ def compare(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
+def measure_pass(
+    backend: Backend,
+    space: SearchSpace,
+    archs: list[Arch],
+    settings: ProfileSettings,
+    task: AbstractContextManager[Task],
+    files: NetworkFiles,
+) -> np.ndarray:
+    """Each arch's median latency (ms), in the order of `archs`; `task` advances one step per network."""
+    measured: dict[Arch, Timing] = {}
+    with task as step:
+
+        def done(arch: Arch, timing: Timing) -> None:
+            measured[arch] = timing
+            step.advance(1, str(arch))
+
+        measure_networks(backend, space, archs, settings, done, functools.partial(files.open, backend))
+    return np.array([measured[a].median_ms for a in archs])
+
+
 @keeps_torch_threads
 def validate(
     table: LatencyTable,
@@ -119,32 +226,39 @@ def validate(
     clock: str | None = None,
     progress: Progress | None = None,
     precision: str | None = None,
+    repeat: bool = True,
+    files: NetworkFiles | None = None,
+    archs: list[Arch] | None = None,
 ) -> ValidationResult:
     """Measure `n` random archs end to end and compare them with the table's predictions.
 
     The networks are timed on the table's clock unless `clock` is given (e.g. 'wall' to
     check a cpu-clock table against elapsed time), at the table's precision (INT8: quantized);
     a `precision` that mixes INT8 with the table's float (or the reverse) is an error.
+    `repeat`: time them a second time, from the same files, for the noise floor (`ValidationResult.repeat`).
+    `progress` gets MEASURE_TASK, then REPEAT_TASK, one step per network. `files`: where the networks'
+    files come from (default: exported here, deleted at the end). `archs`: the networks to time instead of `n`
+    random ones that are none of the table's calibration networks (to time several tables on the same networks).
     """
     progress = progress or Progress()
     if precision is not None:
         check_same_precision(table.name, table.meta.precision, precision, "--precision")
-    if n < 2:
+    if (n if archs is None else len(archs)) < 2:
         raise QuadnasError(f"validation needs at least 2 networks, got {n}: e.g. --n 20")
     space = table_space(table, space)
     predictor = LatencyPredictor(table, space)
     backend = table_backend(table, clock)
-    calibration_archs = [space.parse(p["arch"]) for p in getattr(table.meta, "calibration_networks", [])]
-    archs = sample_spread(space, n, seed, exclude=calibration_archs)
-    measured: dict[Arch, Timing] = {}
-    with progress.task("measuring whole networks", len(archs), unit="network") as task:
-
-        def done(arch: Arch, timing: Timing) -> None:
-            measured[arch] = timing
-            task.advance(1, str(arch))
-
-        measure_networks(backend, space, archs, settings, done)
-    real = np.array([measured[a].median_ms for a in archs])
+    if archs is None:
+        calibration_archs = [space.parse(p["arch"]) for p in getattr(table.meta, "calibration_networks", [])]
+        archs = sample_spread(space, n, seed, exclude=calibration_archs)
+    with contextlib.nullcontext(files) if files is not None else NetworkFiles(space) as files:
+        real = measure_pass(
+            backend, space, archs, settings, progress.task(MEASURE_TASK, len(archs), unit="network"), files
+        )
+        again = None
+        if repeat:  # another order, so that a network's neighbours in time differ too
+            task = progress.task(REPEAT_TASK, len(archs), unit="network")
+            again = measure_pass(backend, space, archs, replace(settings, seed=settings.seed + 1), task, files)
     predicted = predictor.predict_many(archs)
     return ValidationResult(
         table=table.name,
@@ -157,4 +271,6 @@ def validate(
         measured_ms=real.round(4).tolist(),
         predicted_ms=predicted.round(4).tolist(),
         host_note=foreign_host_note(table.meta),
+        repeat_ms=again.round(4).tolist() if again is not None else None,
+        repeat=compare(real, again) if again is not None else None,
     )
