@@ -64,7 +64,6 @@ def main() -> None:
         "runtimes": {name: {**backends[name].describe()} for name in RUNTIMES},
         "host": Host.current().describe(),
         "loadavg_before": load_before,
-        "note": "measured beside other jobs",
     }
 
     def done(key: str, timing: Timing) -> None:
