@@ -8,7 +8,6 @@ returns the max abs difference to PyTorch per batch. ONNX files carry `metadata_
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import math
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.measure.kit_runner import openvino_core
 from quadnas.nn import QuadraNet
 from quadnas.nn.onnx import ONNX_OPSET, ONNX_OPSETS, write_onnx
 
@@ -302,20 +302,11 @@ OPENVINO_CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 def compile_openvino(ov: ModuleType, model: Path, what: str = "") -> tuple[Any, str]:
     """`model` compiled for OpenVINO's CPU with `OPENVINO_CPU_CONFIG`, and the runtime's description, which
     names the precision it infers in and, where it differs, the plugin's default on this CPU."""
-    core = shared_core(ov)
+    core = openvino_core()  # the process's one Core (see there why one)
     compiled = core.compile_model(str(model), "CPU", OPENVINO_CPU_CONFIG)
     used, default = openvino_precision(compiled), openvino_precision(core, "CPU")
     unlike = f"; its default here is {default}" if default != used else ""
     return compiled, f"openvino {ov.get_version().split('-')[0]} (CPU{what}, {used} inference{unlike})"
-
-
-@functools.cache
-def shared_core(ov: ModuleType) -> Any:
-    """The process's one OpenVINO Core for compiling. The CPU plugin of each Core installs a signal stack of
-    its own on the thread that compiles and puts back the one it found when the Core goes; Cores that go in
-    another order than they came leave the thread on an unmapped stack, and the next signal with a handler
-    (Ctrl-C, SIGTERM) then kills the process with SIGSEGV."""
-    return ov.Core()
 
 
 def benchmark_app_command(path: Path, input_shape: tuple[int, ...], threads: int | None = None) -> str:

@@ -331,11 +331,10 @@ def ort_provider(target: str | None) -> str:
 
 # With more than one thread, onnxruntime's intra-op pool spins between parallel sections and, by default, on
 # after a call returns. The timing loop keeps several sessions open and alternates between them, so a call
-# shared the cores with the still spinning pools of the sessions timed before it: at 2 threads on this
-# 2-core host whole networks ran 1.22-1.36x slower interleaved than alone (docs/tables.md, "Several threads").
-# So the pool stops spinning when a call returns: within a call it spins as a deployment's does (ops as
-# fast as with onnxruntime's default), and a session runs alike whichever ran before it. Not spinning at
-# all also ends the interference, but makes every op pay for waking the pool (ops 10-22% slower).
+# would share the cores with the still spinning pools of the sessions timed before it. The pool therefore
+# stops spinning when a call returns: within a call it spins as a deployment's does, and a session runs
+# alike whichever ran before it. Not spinning at all ends the interference too, but makes every op pay for
+# waking the pool. Measurements: docs/tables.md, "Several threads".
 ORT_POOL_ENTRIES = {"session.force_spinning_stop": "1"}
 
 
@@ -438,8 +437,8 @@ def check_openvino_device(core: Any, device: str) -> str:
 def openvino_config(threads: int) -> dict[str, str]:
     """The properties quadnas compiles OpenVINO models with (a device that lacks one runs without it).
 
-    With several threads the CPU plugin's default pins them to cores; a 2-thread table timed so predicted
-    whole networks 14-30% off on a 2-core host, one timed unpinned 3-4% (docs/tables.md, "Several threads")."""
+    With several threads the CPU plugin's default pins them to cores, which skews tables timed with several
+    threads; they are timed unpinned (docs/tables.md, "Several threads", has the measurements)."""
     return {
         "INFERENCE_NUM_THREADS": str(threads),
         "PERFORMANCE_HINT": "LATENCY",
