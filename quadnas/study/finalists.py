@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
 from filelock import FileLock
 
 from quadnas.accelerator import torch_device
@@ -33,8 +32,7 @@ from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate
 from quadnas.study.targets import Targets
-from quadnas.supernet.evaluate import accuracy
-from quadnas.supernet.methods import standalone_net, train_standalone
+from quadnas.supernet.methods import standalone_accuracy
 from quadnas.supernet.recipe import TrainConfig
 from quadnas.supernet.train import steps_for
 
@@ -156,24 +154,17 @@ def trained_accuracy(
     space: SearchSpace, arch: Arch, data: Dataset, recipe: FinalistRecipe, device: str, progress: Progress | None
 ) -> float:
     """Validation accuracy of `arch` trained stand-alone from random init with `recipe` on `device`."""
-    torch.manual_seed(recipe.seed)
-    layer_scale = TrainConfig.model_fields["layer_scale_init"].default
-    net = standalone_net(space, arch, data.num_classes, layer_scale)
-    steps = steps_for(recipe.epochs, len(data.train), recipe.batch_size)
-    train_standalone(
-        net,
-        data.train,
-        steps=steps,
+    config = TrainConfig(
+        batch_size=recipe.batch_size,
         lr=recipe.lr,
         weight_decay=recipe.weight_decay,
-        batch_size=recipe.batch_size,
-        warmup_steps=round(recipe.warmup_fraction * steps),
         seed=recipe.seed,
-        progress=progress,
         augment="none",  # as the finalists' training length was chosen; crops cost accuracy in short runs
-        device=torch_device(device),
     )
-    return accuracy(net, data.val)
+    steps = steps_for(recipe.epochs, len(data.train), recipe.batch_size)
+    return standalone_accuracy(
+        space, arch, data, config, steps, recipe.warmup_fraction, device=torch_device(device), progress=progress
+    )
 
 
 def judge(

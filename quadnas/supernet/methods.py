@@ -257,9 +257,17 @@ def train_standalone(
 
 
 def standalone_accuracy(
-    space: SearchSpace, arch: Arch, data: Dataset, config: TrainConfig, steps: int, warmup_fraction: float
+    space: SearchSpace,
+    arch: Arch,
+    data: Dataset,
+    config: TrainConfig,
+    steps: int,
+    warmup_fraction: float,
+    device: torch.device | str | None = None,
+    progress: Progress | None = None,
 ) -> float:
-    """Validation accuracy of `arch` trained from random init (seeded by `config.seed`) with the supernet's recipe."""
+    """Validation accuracy of `arch` trained from random init (seeded by `config.seed`) with `config`'s recipe
+    on `device` (default: the CPU); with `progress`, one advance per step."""
     torch.manual_seed(config.seed)
     net = standalone_net(space, arch, data.num_classes, config.layer_scale_init)
     train_standalone(
@@ -272,6 +280,8 @@ def standalone_accuracy(
         warmup_steps=round(warmup_fraction * steps),
         label_smoothing=config.label_smoothing,
         seed=config.seed,
+        progress=progress,
         augment=_augment(config, data),
+        device=device,
     )
     return accuracy(net, data.val)
