@@ -135,4 +135,6 @@ def test_quadnas_export_refuses_bad_settings_before_it_trains_or_writes_anything
         quadnas.export(best, out=tmp_path / "m.onnx", init="random", precision="fp16", finetune_epochs=1)
     with pytest.raises(QuadnasError, match="either a search result"):
         quadnas.export(best, arch="k3e2", out=tmp_path / "m.onnx")
+    with pytest.raises(QuadnasError, match="--train-device 'tpu' is not supported"):
+        quadnas.export(best, out=tmp_path / "m.onnx", init="random", finetune_epochs=1, train_device="tpu")
     assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quadnas.accelerator import torch_device
 from quadnas.errors import QuadnasError
 from quadnas.export.card import card_path, check_card_target, write_model_card
 from quadnas.export.finetune import finetune
@@ -103,6 +104,8 @@ def export(
     path, file_format = _target(out, fmt)
     if data and not finetune_epochs:
         raise QuadnasError("--data only applies to fine-tuning: add --finetune-epochs N or drop --data")
+    if finetune_epochs:
+        torch_device(train_device)  # an unusable device fails before the network is built
     if checkpoint and init == "random":
         raise QuadnasError("--init random uses no checkpoint: drop --checkpoint, or drop --init random to inherit")
     budget = Budget.parse(verify_settings.budget) if verify_settings and verify_settings.budget else None
