@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from quadnas.data import load_dataset
+from quadnas.latency.host import Host
 from quadnas.space import SearchSpace
 from quadnas.supernet import Evaluator
 from quadnas.supernet.checkpoint import load_checkpoint
@@ -106,7 +106,7 @@ def main() -> None:
                 "data": args.data,
                 "resolution": args.resolution,
                 "epochs": args.epochs,
-                "host": platform.processor() or platform.machine(),
+                "host": Host.current().describe(),
                 "load_average": os.getloadavg(),
                 "runs": runs,
                 "summary": summary,
