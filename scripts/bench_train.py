@@ -114,9 +114,9 @@ def main() -> None:
     space = SearchSpace.load(args.space)
     recipes = {
         "full width (quadnas train)": TrainConfig(batch_size=args.batch, memory_efficient=not args.no_memory_efficient),
-        "search proxy (quadnas search)": TrainConfig.for_search(batch_size=args.batch),
+        "search proxy (quadnas search)": TrainConfig.for_search("mnist5k", batch_size=args.batch),
         "half-width search proxy (quadnas search --train-width 0.5)": TrainConfig.for_search(
-            batch_size=args.batch, width=0.5
+            "mnist5k", batch_size=args.batch, width=0.5
         ),
     }
     modes = [True, False] if args.compare_plain else [True]

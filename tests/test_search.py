@@ -525,7 +525,13 @@ def test_train_width_sets_the_width_of_the_supernet_a_search_trains_and_caches(
         hinted.append(PROXY_HINT in caplog.text)
     assert hinted == [True, False]  # the default proxy says how to rank better; a chosen width does not
     widths = {read_checkpoint(p)["config"]["width"] for p in (runs / "supernets").glob("*-search-*.pt")}
-    assert widths == {TrainConfig.for_search().width, 0.5}  # two caches: a width never reuses another's
+    assert widths == {0.25, 0.5}  # two caches: a width never reuses another's
+
+
+def test_the_search_proxy_is_a_quarter_wide_on_the_demo_sets_and_half_elsewhere():
+    assert TrainConfig.for_search("mnist5k").width == TrainConfig.for_search("digits").width == 0.25
+    assert TrainConfig.for_search("mnist5k-clutter").width == TrainConfig.for_search("/data/mine").width == 0.5
+    assert TrainConfig.for_search("mnist5k-clutter", width=1.0).width == 1.0
 
 
 def test_train_width_outside_zero_to_one_is_a_one_line_error(tmp_path, synthetic_table, tiny_checkpoint, capsys):

@@ -57,7 +57,7 @@ class SearchConfig(BaseModel):
     resolution: int = Field(default=32, gt=0)
     checkpoint: str | None = None
     train_epochs: int | None = Field(default=None, gt=0)
-    train_width: float | None = Field(default=None, gt=0, le=1)  # of the supernet a search trains (default 0.25)
+    train_width: float | None = Field(default=None, gt=0, le=1)  # of the supernet a search trains (default by data)
     train_device: str = "cpu"  # the torch device that trains and evaluates the supernet
     # given as `devices`, or as `device` and `budget` (see _pair_devices)
     devices: tuple[DeviceBudget, ...] = Field(default=(DeviceBudget.model_validate(PAIRED_DEFAULTS),), min_length=1)

@@ -33,16 +33,15 @@ from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate
 from quadnas.study.targets import Targets
 from quadnas.supernet.methods import standalone_accuracy
-from quadnas.supernet.recipe import TrainConfig
+from quadnas.supernet.recipe import QUICK_DATA, TrainConfig
 from quadnas.supernet.train import steps_for
 
 HAND_DESIGNED = "hand-designed"
 # The defaults (docs/benchmarks.md, "Finalists judged by training"): the best DEFAULT_COUNT archs of the study and
-# the hand designs, DEFAULT_EPOCHS each. On the bundled quick data every arch of a budget trains to within the
-# seeds' spread of the others, so short training cannot tell finalists apart there: none by default.
+# the hand designs, DEFAULT_EPOCHS each; none on the quick demo sets, where short training cannot tell
+# finalists apart.
 DEFAULT_COUNT = 3
 DEFAULT_EPOCHS = 1.0
-QUICK_DATA = ("mnist5k", "digits")
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def provide_supernet(
         return supernet.to(torch_device(device)), Path(checkpoint)
     overrides = {"epochs": epochs, "width": width}
     config = TrainConfig.for_search(
-        resolution=dataset.resolution, **{k: v for k, v in overrides.items() if v is not None}
+        dataset.name, resolution=dataset.resolution, **{k: v for k, v in overrides.items() if v is not None}
     )
     path = check_writable(
         cache_path(space, dataset, config, cache_dir),  # an unwritable folder: one line, before the lock
@@ -97,7 +97,7 @@ def provide_supernet(
             f"({config.epochs} epochs, width {config.width:g}); "
             f"cached at {path}, so the next search starts at once"
         )
-        if width is None:
+        if width is None and config.width < 0.5:
             progress.note(PROXY_HINT)
         supernet = train_supernet(
             space,

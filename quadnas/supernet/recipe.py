@@ -6,6 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The bundled demo sets: there every arch under a budget trains to within the seeds' spread of the others,
+# so a search needs no sharp ranking: it trains the quickest proxy and judges no finalists.
+QUICK_DATA = ("mnist5k", "digits")
+
 
 class TrainConfig(BaseModel):
     """Supernet training settings; stored in every checkpoint."""
@@ -33,20 +37,14 @@ class TrainConfig(BaseModel):
     augment: Literal["auto", "none", "crop", "crop-flip"] = "auto"
 
     @classmethod
-    def for_search(cls, **overrides: Any) -> TrainConfig:
-        """The recipe `quadnas search` trains its cached supernet with on first run.
+    def for_search(cls, data: str, **overrides: Any) -> TrainConfig:
+        """The recipe `quadnas search` trains its cached supernet with on first run, for data named `data`.
 
-        A proxy a quarter as wide as the space (`SearchSpace.scaled`), 4 epochs: it ranks the
-        same archs at about 1/8 of the training and 1/9 of the evaluation cost of the full
-        width (`scripts/bench_train.py`), and as well as the full width did on mnist5k's
-        rank-correlation benchmark (4 epochs each), so a first search on mnist5k (4,000 training
-        and 1,000 validation images at 32 px) stays short: 51 s on the 2-core AVX-512 host of
-        docs/benchmarks.md, longer on slower CPUs. On the harder
-        mnist5k-clutter it ranked clearly worse than the half and the full width
-        (docs/benchmarks.md): on data where archs differ, search with `--train-width 0.5` or 1, or
-        pass a `quadnas train` supernet as `--checkpoint`. At 32 px memory is no concern, so
-        nothing is recomputed in backward. No augmentation: in 4 epochs random crops cost the
-        proxy accuracy (README's first search, run once with crops: its top archs at 0.81, against
-        0.92 without crops in docs/figures/bench_first_run.json).
+        A proxy narrower than the space (`SearchSpace.scaled`), 4 epochs, no augmentation (in 4 epochs
+        random crops cost the proxy accuracy) and nothing recomputed in backward (at 32 px memory is no
+        concern). Its width is chosen by the data (docs/benchmarks.md, "Search proxy width"): a quarter on
+        the quick demo sets, where it ranks as well as wider proxies at about 1/8 of the full width's
+        training cost; half elsewhere, where archs differ and the quarter width ranks them clearly worse.
         """
-        return cls(**{"epochs": 4, "width": 0.25, "memory_efficient": False, "augment": "none", **overrides})
+        width = 0.25 if data in QUICK_DATA else 0.5
+        return cls(**{"epochs": 4, "width": width, "memory_efficient": False, "augment": "none", **overrides})
