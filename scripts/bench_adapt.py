@@ -34,7 +34,7 @@ from quadnas.latency.estimate.model import DeviceModel  # noqa: E402
 from quadnas.latency.host import Host  # noqa: E402
 from quadnas.latency.measure.adaptation import adapt, adaptation_archs, adapted_table  # noqa: E402
 from quadnas.latency.measure.backends import get_backend  # noqa: E402
-from quadnas.latency.measure.kit_runner import Timing  # noqa: E402
+from quadnas.portable.timing import Timing  # noqa: E402
 from quadnas.latency.measure.profiler import measure_networks, profile, sample_spread  # noqa: E402
 from quadnas.latency.measure.settings import ProfileSettings  # noqa: E402
 from quadnas.latency.measure.validation import compare  # noqa: E402
