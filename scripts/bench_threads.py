@@ -37,7 +37,6 @@ import numpy as np
 from quadnas.latency.adapt import fit_adaptation, group
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import Host
-from quadnas.portable import sessions
 from quadnas.latency.measure.backends import OnnxBackend, get_backend
 from quadnas.latency.measure.models import write_model
 from quadnas.latency.measure.profiler import (
@@ -50,6 +49,7 @@ from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.measure.validation import FLOOR_FACTOR, NetworkFiles, compare, validate
 from quadnas.latency.table import LatencyTable
 from quadnas.nn.blocks import op_input_shape
+from quadnas.portable import sessions
 from quadnas.portable.timing import Schedule, TimedSession, Timing, measure_interleaved
 from quadnas.space import Arch, OpSpec, SearchSpace
 

@@ -164,19 +164,12 @@ def run_kit(
     return results.path
 
 
-def main(argv: list[str] | None = None, kit: Path | None = None) -> int:
-    """The kit's command line; `kit` defaults to the folder of the file Python runs (the kit's run.py)."""
+def main(argv: list[str] | None = None) -> int:
+    """The kit's command line, for the kit around the file Python runs (the kit's run.py)."""
     args = parse_args(argv)
+    kit = Path(sys.argv[0]).resolve().parent
     try:
-        path = run_kit(
-            kit or Path(sys.argv[0]).resolve().parent,
-            args.backend,
-            args.target,
-            args.threads,
-            args.out,
-            args.rounds,
-            args.clock,
-        )
+        path = run_kit(kit, args.backend, args.target, args.threads, args.out, args.rounds, args.clock)
     except KitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
