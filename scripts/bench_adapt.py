@@ -34,12 +34,12 @@ from quadnas.latency.estimate.model import DeviceModel  # noqa: E402
 from quadnas.latency.host import Host  # noqa: E402
 from quadnas.latency.measure.adaptation import adapt, adaptation_archs, adapted_table  # noqa: E402
 from quadnas.latency.measure.backends import get_backend  # noqa: E402
-from quadnas.latency.measure.kit_runner import Timing  # noqa: E402
 from quadnas.latency.measure.profiler import measure_networks, profile, sample_spread  # noqa: E402
 from quadnas.latency.measure.settings import ProfileSettings  # noqa: E402
 from quadnas.latency.measure.validation import compare  # noqa: E402
 from quadnas.latency.predictor import LatencyPredictor  # noqa: E402
 from quadnas.latency.table import LatencyTable  # noqa: E402
+from quadnas.portable.timing import Timing  # noqa: E402
 from quadnas.space import Arch, SearchSpace  # noqa: E402
 
 GOAL = {"networks": 10, "within_5_pct": 90.0, "within_10_pct": 100.0, "kendall_tau": 0.95, "seconds": 60.0}

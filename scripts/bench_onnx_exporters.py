@@ -27,9 +27,9 @@ import torch
 
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.kit_runner import Schedule, Timing, measure_interleaved
 from quadnas.nn import QuadraBlock, QuadraNet
 from quadnas.nn.onnx import write_onnx
+from quadnas.portable.timing import Schedule, Timing, measure_interleaved
 from quadnas.space import Arch, SearchSpace
 
 Exporter = Callable[[QuadraNet, Path, bool], None]

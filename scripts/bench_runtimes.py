@@ -24,10 +24,10 @@ import numpy as np
 
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.kit_runner import Schedule, TimedSession, Timing, measure_interleaved
 from quadnas.latency.measure.profiler import network_input_shape, sample_spread
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
+from quadnas.portable.timing import Schedule, TimedSession, Timing, measure_interleaved
 from quadnas.space import Arch, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,9 +37,7 @@ import numpy as np
 from quadnas.latency.adapt import fit_adaptation, group
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import Host
-from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.backends import OnnxBackend, get_backend
-from quadnas.latency.measure.kit_runner import Schedule, TimedSession, Timing, measure_interleaved
 from quadnas.latency.measure.models import write_model
 from quadnas.latency.measure.profiler import (
     calibration_networks,
@@ -51,6 +49,8 @@ from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.measure.validation import FLOOR_FACTOR, NetworkFiles, compare, validate
 from quadnas.latency.table import LatencyTable
 from quadnas.nn.blocks import op_input_shape
+from quadnas.portable import sessions
+from quadnas.portable.timing import Schedule, TimedSession, Timing, measure_interleaved
 from quadnas.space import Arch, OpSpec, SearchSpace
 
 OUT = Path(os.environ.get("QUADNAS_BENCH_OUT", "docs/figures/threads"))  # a smoke run: another folder
@@ -151,19 +151,19 @@ def method(name: str) -> Iterator[None]:
     if name != "old":
         yield
         return
-    entries, config = kit_runner.ort_session_entries, kit_runner.openvino_config
-    kit_runner.ort_session_entries = lambda threads: {}
-    kit_runner.openvino_config = lambda threads: {**OLD_OPENVINO, "INFERENCE_NUM_THREADS": str(threads)}
+    entries, config = sessions.ort_session_entries, sessions.openvino_config
+    sessions.ort_session_entries = lambda threads: {}
+    sessions.openvino_config = lambda threads: {**OLD_OPENVINO, "INFERENCE_NUM_THREADS": str(threads)}
     try:
         yield
     finally:
-        kit_runner.ort_session_entries, kit_runner.openvino_config = entries, config
+        sessions.ort_session_entries, sessions.openvino_config = entries, config
 
 
 def opener(backend: str, threads: int, setting: dict[str, str]) -> Callable[[Path], TimedSession]:
     if backend == "onnxruntime":
-        return lambda path: kit_runner.OnnxRuntimeSession(path, threads, None, "wall", entries=setting)
-    return lambda path: kit_runner.OpenVinoSession(path, threads, None, "wall", config=setting)
+        return lambda path: sessions.OnnxRuntimeSession(path, threads, None, "wall", entries=setting)
+    return lambda path: sessions.OpenVinoSession(path, threads, None, "wall", config=setting)
 
 
 def time_files(paths: dict[str, Path], open_path: Callable[[Path], TimedSession], window: int) -> dict[str, float]:
@@ -333,7 +333,7 @@ def report(args: argparse.Namespace) -> None:
             print(f"\nperf_counter resolution: {d['perf_counter_resolution_s']} s")
             continue
         print(f"\n{key} (load {d['load_start'][0]:.2f} -> {d['load_end'][0]:.2f})")
-        now = {"onnxruntime": kit_runner.ort_session_entries(2), "openvino": kit_runner.openvino_config(2)}
+        now = {"onnxruntime": sessions.ort_session_entries(2), "openvino": sessions.openvino_config(2)}
         for name, x in d["settings"].items():
             if x["setting"] == now[key.split("-")[0]]:
                 name += " [quadnas now]"

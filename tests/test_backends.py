@@ -5,12 +5,13 @@ import onnx
 import pytest
 
 from quadnas.errors import QuadnasError
-from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.backends import BACKENDS, get_backend, parse_threads
-from quadnas.latency.measure.kit_runner import Schedule, Timing, measure_interleaved
 from quadnas.latency.measure.profiler import op_module
 from quadnas.nn.blocks import op_input_shape
 from quadnas.nn.onnx import write_onnx
+from quadnas.portable import sessions
+from quadnas.portable.host import cpu_name
+from quadnas.portable.timing import Schedule, Timing, measure_interleaved
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 needs_openvino = pytest.mark.skipif(
@@ -151,7 +152,7 @@ def test_measure_interleaved_rounds_and_window():
 
 
 def test_cpu_name_is_not_empty():
-    assert kit_runner.cpu_name().strip()
+    assert cpu_name().strip()
 
 
 def test_torch_ops_see_the_layout_a_network_gives_them(tiny_space):
@@ -185,12 +186,12 @@ def test_onnxruntime_sessions_run_with_the_settings_their_tables_record(threads,
     """A pool of several threads runs with ORT_POOL_ENTRIES; one thread has no pool to set."""
     backend = get_backend("onnxruntime", threads=threads)
     session = backend.prepare(*block)
-    assert isinstance(session, kit_runner.OnnxRuntimeSession)
+    assert isinstance(session, sessions.OnnxRuntimeSession)
     options = session.session.get_session_options()
     recorded = backend.describe()["runtime_config"]
     assert options.intra_op_num_threads == threads == int(recorded["intra_op_num_threads"])
     entries = {k: v for k, v in recorded.items() if k.startswith("session.")}
-    assert entries == kit_runner.ort_session_entries(threads) == ({} if threads == 1 else kit_runner.ORT_POOL_ENTRIES)
+    assert entries == sessions.ort_session_entries(threads) == ({} if threads == 1 else sessions.ORT_POOL_ENTRIES)
     for key, value in entries.items():
         assert options.get_session_config_entry(key) == value
 
@@ -199,7 +200,7 @@ def test_onnxruntime_sessions_run_with_the_settings_their_tables_record(threads,
 def test_openvino_sessions_run_with_the_settings_their_tables_record(block):
     backend = get_backend("openvino", threads=2)
     session = backend.prepare(*block)
-    assert isinstance(session, kit_runner.OpenVinoSession)
+    assert isinstance(session, sessions.OpenVinoSession)
     recorded = backend.describe()["runtime_config"]
-    assert recorded == kit_runner.openvino_config(2)
+    assert recorded == sessions.openvino_config(2)
     assert str(session.compiled.get_property("INFERENCE_NUM_THREADS")) == recorded["INFERENCE_NUM_THREADS"] == "2"

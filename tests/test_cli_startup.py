@@ -73,7 +73,7 @@ def test_help_version_and_argument_errors_import_nothing_heavy():
     assert found["heavy"] == []
 
 
-def test_clock_choices_are_read_only_when_needed_and_import_no_heavy_library():
+def test_clock_choices_import_no_heavy_library_numpy_included():
     found = probe(
         [
             ["profile", "--help"],
@@ -81,15 +81,15 @@ def test_clock_choices_are_read_only_when_needed_and_import_no_heavy_library():
             ["profile", "--clock", "nosuch"],
             ["validate", "--table", "t", "--clock", "nosuch"],
         ],
-        HEAVY,
+        HEAVY_WITH_NUMPY,
     )
     assert found == {"codes": [0, 0, 2, 2], "heavy": []}
 
 
 def test_clock_and_backend_choices_come_from_their_one_definition(capsys):
     from quadnas.latency.measure.backends import BACKENDS
-    from quadnas.latency.measure.kit_runner import CLOCK_CHOICES
     from quadnas.latency.names import BACKEND_NAMES
+    from quadnas.portable import CLOCK_CHOICES
 
     assert tuple(BACKENDS) == BACKEND_NAMES and all(BACKENDS[name].name == name for name in BACKEND_NAMES)
     parser = build_parser()
@@ -121,19 +121,3 @@ def test_module_argument_error_is_one_line_exit_2_without_heavy_imports(tmp_path
     errors = [line for line in shown if "error" in line]
     assert errors == ["quadnas search: error: argument --trials: 0 must be at least 1"] == shown[-1:]
     assert list(tmp_path.iterdir()) == []  # an argument error writes nothing
-
-
-def test_the_kit_runner_s_own_positive_int_behaves_like_the_cli_s():
-    import argparse
-
-    from quadnas.cli.common import positive_int
-    from quadnas.latency.measure import kit_runner
-
-    for text in ("1", "12", "0", "-3", "x", "1.5"):
-        outcomes = []
-        for parse in (positive_int, kit_runner.positive_int):
-            try:
-                outcomes.append(parse(text))
-            except argparse.ArgumentTypeError as e:
-                outcomes.append(str(e))
-        assert outcomes[0] == outcomes[1], text

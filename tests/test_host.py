@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import types
@@ -12,7 +11,8 @@ import types
 from builders import random_table
 
 from quadnas.latency.host import Host, foreign_host_note, host_difference, host_status
-from quadnas.latency.measure import kit_runner
+from quadnas.portable import host as hostinfo
+from quadnas.portable.bundle import PACKAGE, write_runner
 
 EPYC_AVX512 = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -60,7 +60,7 @@ AVX2_EPYC = epyc(family="23", model="49", stepping="0", features=("sse4_2", "avx
 
 
 def test_cpuinfo_of_an_x86_host():
-    fields = kit_runner.parse_cpuinfo(EPYC_AVX512)
+    fields = hostinfo.parse_cpuinfo(EPYC_AVX512)
     assert fields["name"] == "AMD EPYC 9R14 96-Core Processor" and fields["vendor"] == "AuthenticAMD"
     assert (fields["family"], fields["model"], fields["stepping"]) == ("25", "17", "1")
     assert fields["features"] == [
@@ -79,14 +79,14 @@ def test_cpuinfo_of_an_x86_host():
 
 
 def test_cpuinfo_of_an_arm_board_names_the_core_not_the_board():
-    fields = kit_runner.parse_cpuinfo(PI4)
+    fields = hostinfo.parse_cpuinfo(PI4)
     assert fields["name"] == "ARM Cortex-A72" and fields["vendor"] == "ARM"
     assert (fields["family"], fields["model"], fields["stepping"]) == ("8", "0xd08", "r0p3")
     assert fields["features"] == ["asimd"]
 
 
 def test_feature_spellings_of_other_tools_are_understood():
-    assert kit_runner.kernel_features(["AVX512VNNI", "avx512_bf16", "amx-tile", "sse4_2", "mmx"]) == [
+    assert hostinfo.kernel_features(["AVX512VNNI", "avx512_bf16", "amx-tile", "sse4_2", "mmx"]) == [
         "sse4_2",
         "avx512_vnni",
         "avx512_bf16",
@@ -97,21 +97,21 @@ def test_this_host_is_read(tmp_path):
     host = Host.current()
     assert host.name.strip() and host.logical_cores == os.cpu_count() and host.os and host.machine
     assert len(host.fingerprint) == 12 and int(host.fingerprint, 16) >= 0
-    assert Host.model_validate(kit_runner.read_host(tmp_path / "no-cpuinfo")).name  # /proc/cpuinfo absent
+    assert Host.model_validate(hostinfo.read_host(tmp_path / "no-cpuinfo")).name  # /proc/cpuinfo absent
 
 
 def test_a_host_without_proc_cpuinfo_falls_back_to_the_standard_library(tmp_path, monkeypatch):
-    monkeypatch.setattr(kit_runner.platform, "system", lambda: "Windows")
-    monkeypatch.setattr(kit_runner.platform, "machine", lambda: "AMD64")
-    monkeypatch.setattr(kit_runner.platform, "processor", lambda: "Intel64 Family 6 Model 85 Stepping 7, GenuineIntel")
+    monkeypatch.setattr(hostinfo.platform, "system", lambda: "Windows")
+    monkeypatch.setattr(hostinfo.platform, "machine", lambda: "AMD64")
+    monkeypatch.setattr(hostinfo.platform, "processor", lambda: "Intel64 Family 6 Model 85 Stepping 7, GenuineIntel")
     monkeypatch.setitem(sys.modules, "cpuinfo", None)  # py-cpuinfo not installed
-    host = Host.model_validate(kit_runner.read_host(tmp_path / "no-cpuinfo"))
+    host = Host.model_validate(hostinfo.read_host(tmp_path / "no-cpuinfo"))
     assert (host.family, host.model, host.stepping, host.vendor) == ("6", "85", "7", "GenuineIntel")
     assert host.machine == "x86_64" and host.features == () and host.os.startswith("Windows")
 
 
 def test_py_cpuinfo_fills_in_flags_where_it_is_installed(tmp_path, monkeypatch):
-    monkeypatch.setattr(kit_runner.platform, "system", lambda: "Windows")
+    monkeypatch.setattr(hostinfo.platform, "system", lambda: "Windows")
     fake = types.SimpleNamespace(
         get_cpu_info=lambda: {
             "brand_raw": "Intel(R) Xeon(R) Gold 6230",
@@ -123,21 +123,20 @@ def test_py_cpuinfo_fills_in_flags_where_it_is_installed(tmp_path, monkeypatch):
         }
     )
     monkeypatch.setitem(sys.modules, "cpuinfo", fake)
-    host = Host.model_validate(kit_runner.read_host(tmp_path / "no-cpuinfo"))
+    host = Host.model_validate(hostinfo.read_host(tmp_path / "no-cpuinfo"))
     assert host.name == "Intel(R) Xeon(R) Gold 6230" and host.model == "85"
     assert host.features == ("sse4_2", "avx2", "avx512f", "avx512_vnni")
 
 
 def test_the_kits_standalone_reader_gives_the_identity_quadnas_reads(tmp_path):
-    """run.py is kit_runner.py copied into a kit; on the device it runs without quadnas."""
-    shutil.copyfile(kit_runner.__file__, tmp_path / "run.py")
+    """A kit's run.py is the portable core as a zipapp; on the device it runs without quadnas."""
+    runner = write_runner(tmp_path / "run.py")
     code = (
-        "import json, sys; sys.modules['quadnas'] = None; sys.path.insert(0, sys.argv[1]); import run; "
-        "host = run.read_host(); print(json.dumps({'host': host, 'fingerprint': run.host_fingerprint(host)}))"
+        "import json, sys; sys.modules['quadnas'] = None; sys.path.insert(0, sys.argv[1]); "
+        f"from {PACKAGE}.host import host_fingerprint, read_host; "
+        "host = read_host(); print(json.dumps({'host': host, 'fingerprint': host_fingerprint(host)}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(runner)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     standalone = json.loads(done.stdout)
     here = Host.current()

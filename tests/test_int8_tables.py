@@ -20,13 +20,13 @@ from quadnas.export.verify import verify_latency
 from quadnas.latency.budget import Budget
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.measure.kit import import_results, write_kit
-from quadnas.latency.measure.kit_runner import read_header
 from quadnas.latency.measure.profiler import ProfileSettings, op_module, profile
 from quadnas.latency.measure.validation import validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.nn.blocks import op_input_shape
 from quadnas.nn.quantize import check_calibration, quantized_ops
+from quadnas.portable.results import read_header
 from quadnas.study.config import DeviceBudget
 from quadnas.study.run import search
 from quadnas.study.targets import Targets

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 
 import pandas as pd
 import pytest
@@ -8,12 +9,12 @@ import pytest
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
-from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.kit import import_results, write_kit
-from quadnas.latency.measure.kit_runner import read_header
 from quadnas.latency.measure.profiler import ProfileSettings
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
+from quadnas.portable.results import read_header
+from quadnas.portable.sessions import runtime_config
 
 QUICK = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=3, network_rounds=2)
 
@@ -68,9 +69,7 @@ def test_kit_contents(kit, tiny_space):
     assert len(manifest["ops"]) == len(tiny_space.all_op_specs()) and len(manifest["networks"]) == 3
     assert all((kit / entry["file"]).is_file() for entry in manifest["ops"] + manifest["networks"])
     assert {n["arch"] for n in manifest["networks"]} <= {str(a) for a in _archs(tiny_space, manifest)}
-    assert "quadnas" not in {
-        line.split()[1] for line in (kit / "run.py").read_text().splitlines() if line.startswith(("import ", "from "))
-    }
+    assert zipfile.is_zipfile(kit / "run.py")  # the portable core as one file (test_portable.py)
 
 
 def _archs(space, manifest):
@@ -83,7 +82,7 @@ def test_runner_writes_every_measurement(kit):
     assert header["backend"] == "onnxruntime" and header["threads"] == "1" and header["precision"] == "fp32"
     host = Host.model_validate_json(header["host"])
     assert host == Host.current() and header["host_fingerprint"] == host.fingerprint
-    assert json.loads(header["runtime_config"]) == kit_runner.runtime_config("onnxruntime", 1)
+    assert json.loads(header["runtime_config"]) == runtime_config("onnxruntime", 1)
     rows = [line for line in text.splitlines() if not line.startswith("#")][1:]
     manifest = json.loads((kit / "manifest.json").read_text())
     assert len(rows) == 1 + len(manifest["ops"]) + len(manifest["networks"])
@@ -115,7 +114,7 @@ def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
     assert not table.missing(tiny_space.all_op_specs())
     assert table.meta.provenance == "measured" and table.meta.backend == "onnxruntime"
     assert table.meta.calibration.networks == 3 and "kit" in table.meta.method
-    assert table.meta.runtime_config == kit_runner.runtime_config("onnxruntime", 1)  # how the device ran them
+    assert table.meta.runtime_config == runtime_config("onnxruntime", 1)  # how the device ran them
     assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
 
     monkeypatch.setenv("QUADNAS_TABLES", str(tmp_path))

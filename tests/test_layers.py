@@ -1,7 +1,7 @@
 """The command line reaches the library only through the subpackages' faces (their `__init__`).
 
 `cli/*.py` may import the faces of `latency`, `latency.measure`, `latency.estimate`, `supernet`,
-`study`, `export` and `nn`, the top-level single modules and `quadnas.cli` itself, never a module
+`study`, `export`, `nn` and `portable`, the top-level single modules and `quadnas.cli` itself, never a module
 inside a subpackage. The lazy faces re-export each name from its one home.
 """
 
@@ -24,6 +24,7 @@ FACES = (
     "quadnas.study",
     "quadnas.export",
     "quadnas.nn",
+    "quadnas.portable",
 )
 SINGLE_MODULES = (
     "quadnas.space",
@@ -31,7 +32,6 @@ SINGLE_MODULES = (
     "quadnas.errors",
     "quadnas.progress",
     "quadnas.accelerator",
-    "quadnas._files",
     "quadnas._version",
     "quadnas.resources",
 )

@@ -8,7 +8,8 @@ import pytest
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure.android import parse_benchmark_log, phone_host
-from quadnas.latency.measure.kit_runner import KitError, kit_backend
+from quadnas.portable import KitError
+from quadnas.portable.run import kit_backend
 
 OLD_LOG = """INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds
 count=215 first=12231 curr=2106 min=2065 max=12231 avg=2331.42 std=746

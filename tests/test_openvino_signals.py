@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
     import torch
     import openvino as ov
     from quadnas.export.formats import compile_openvino
-    from quadnas.latency.measure.kit_runner import OpenVinoSession
+    from quadnas.portable.sessions import OpenVinoSession
     from quadnas.nn.onnx import write_onnx
 
     path = write_onnx(torch.nn.Conv2d(3, 4, 3), (1, 3, 8, 8), Path(sys.argv[1]) / "conv.onnx")

@@ -24,17 +24,6 @@ def test_the_bundled_mnist_subset_ships_with_its_licence():
     assert (folder / "mnist5k.npz").is_file() and "CC BY-SA 3.0" in (folder / "README.md").read_text()
 
 
-def test_the_kit_runner_s_atomic_write_behaves_like_the_package_s(tmp_path):
-    from quadnas._files import atomic_write
-    from quadnas.latency.measure import kit_runner
-
-    for write, name in ((atomic_write, "a"), (kit_runner.atomic_write, "b")):
-        path = tmp_path / name / "deep" / "t.csv"
-        write(path, "old\n")
-        write(path, "x,y\r\n1,é\n")
-        assert path.read_bytes() == "x,y\r\n1,é\n".encode() and [p.name for p in path.parent.iterdir()] == [path.name]
-
-
 def test_the_wheel_lists_every_subpackage_of_the_source_tree():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     root = resources._PACKAGE.parent

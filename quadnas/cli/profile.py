@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_float, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json, table_fields
 from quadnas.cli.progress import progress_for
 from quadnas.errors import QuadnasError
 from quadnas.latency import BACKEND_NAMES, INT8_BACKENDS, PROFILE_PRECISIONS, user_tables_dir
 from quadnas.latency.measure import ProfileSettings
+from quadnas.portable import CLOCK_CHOICES
 
 if TYPE_CHECKING:
     from quadnas.latency import LatencyTable
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--threads", default="1", help="fixed number of threads (default 1)")
     parser.add_argument(
         "--clock",
-        choices=clock_choices(),
+        choices=CLOCK_CHOICES,
         metavar="CLOCK",
         default="auto",
         help="one of %(choices)s; wall: elapsed time; cpu: the process's CPU time, the same for 1 thread on "

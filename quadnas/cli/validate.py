@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from quadnas.cli.choices import clock_choices
 from quadnas.cli.common import console, err_console, positive_int
 from quadnas.cli.json_output import SCHEMA_VERSION, dumps, print_json
 from quadnas.cli.progress import note, progress_for
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure import ProfileSettings
+from quadnas.portable import CLOCK_CHOICES
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--clock",
-        choices=clock_choices(),
+        choices=CLOCK_CHOICES,
         metavar="CLOCK",
         default=None,
         help="one of %(choices)s: time the networks on this clock instead of the table's (e.g. wall)",
@@ -88,9 +88,9 @@ def network_rows(result: ValidationResult) -> Table:
 def run_validate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from quadnas._files import atomic_write
     from quadnas.latency import foreign_host_note, load_device_table
     from quadnas.latency.measure import validate
+    from quadnas.portable import atomic_write
     from quadnas.space import SearchSpace
 
     if args.json not in (None, STDOUT) and args.json.is_dir():

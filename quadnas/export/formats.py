@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from quadnas.errors import QuadnasError
-from quadnas.latency.measure.kit_runner import openvino_core
 from quadnas.nn import QuadraNet
 from quadnas.nn.onnx import ONNX_OPSET, ONNX_OPSETS, write_onnx
+from quadnas.portable.sessions import openvino_core
 
 Format = Literal["torch", "onnx", "openvino", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]

@@ -24,10 +24,10 @@ from quadnas.latency.measure.backends import (
     keeps_torch_threads,
     time_session,
 )
-from quadnas.latency.measure.kit_runner import TimedSession
 from quadnas.latency.precision import file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable, TableMeta
+from quadnas.portable.timing import TimedSession
 
 VERIFY_ROUNDS = 30
 ROUND_S = 0.05  # a verify-latency round: at least this long, so short networks repeat many times

@@ -6,8 +6,8 @@
 is `quadnas.latency.measure`, the cost model behind the shipped estimated tables
 `quadnas.latency.estimate`.
 
-The names below are imported on first use, so that a light submodule (`names`, `settings`,
-`kit_runner`) does not pull in pandas for the command line's start-up.
+The names below are imported on first use, so that a light submodule (`names`, `precision`)
+does not pull in pandas for the command line's start-up.
 """
 
 from typing import TYPE_CHECKING

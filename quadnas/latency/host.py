@@ -8,8 +8,8 @@ name). Measured tables record it (`host`, `host_fingerprint` header keys); estim
 
     note = foreign_host_note(table.meta)   # one line, or None where the table holds here
 
-The reader itself lives in `kit_runner` (`read_host`), which a profiling kit runs on a
-device without quadnas, so a kit and the profiler record the same identity.
+The reader itself is the portable core's (`quadnas.portable.host.read_host`), which a profiling kit
+runs on a device without quadnas, so a kit and the profiler record the same identity.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from quadnas.latency.measure import kit_runner
+from quadnas.portable.host import host_fingerprint, read_host
 
 if TYPE_CHECKING:
     from quadnas.latency.table import TableMeta
@@ -44,12 +44,12 @@ class Host(BaseModel):
     @classmethod
     def current(cls) -> Host:
         """This machine (Linux: /proc/cpuinfo; elsewhere fewer fields)."""
-        return cls.model_validate(kit_runner.read_host())
+        return cls.model_validate(read_host())
 
     @property
     def fingerprint(self) -> str:
         """12 hex digits from name, family/model/stepping, ISA features and logical cores."""
-        return kit_runner.host_fingerprint(self.model_dump())
+        return host_fingerprint(self.model_dump())
 
     def describe(self, other: Host | None = None) -> str:
         """'AMD EPYC (family 25 model 17 stepping 1) with avx512f, 2 logical cores'; the features

@@ -41,9 +41,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from quadnas._files import atomic_write
 from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.host import Host
+from quadnas.portable.files import atomic_write
 from quadnas.space import OpKind, OpSpec
 
 SPEC_COLUMNS: tuple[str, ...] = OpSpec.COLUMNS

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from quadnas._files import atomic_save
 from quadnas.errors import QuadnasError
+from quadnas.portable.files import atomic_save
 from quadnas.space import SearchSpace
 from quadnas.supernet.supernet import Supernet
 

@@ -1,13 +1,11 @@
 """Measuring latency on real hardware: runtimes (`backends`), the profiler (`profiler`, `settings`),
-the kit for devices without quadnas (`kit`, and `kit_runner`, the standalone script copied into
-kits), adapting a table from a few whole networks (`adaptation`), and end-to-end validation of a
-table (`validation`).
+the kit for devices without quadnas (`kit`; what it runs there is `quadnas.portable`), adapting a
+table from a few whole networks (`adaptation`), and end-to-end validation of a table (`validation`).
 
 The names below are imported on first use, so that the command line's start-up reads the
-profile settings' defaults (`settings`) without torch or numpy, and the clock names
-(`kit_runner`) without torch. A submodule never shares a name with a function of the face
-(`profiler` holds `profile`, `validation` holds `validate`): once imported, a submodule would
-hide the function.
+profile settings' defaults (`settings`) without torch or numpy. A submodule never shares a name
+with a function of the face (`profiler` holds `profile`, `validation` holds `validate`): once
+imported, a submodule would hide the function.
 """
 
 from typing import TYPE_CHECKING
@@ -18,7 +16,6 @@ if TYPE_CHECKING:  # typed names for the lazy attributes below
     from quadnas.latency.measure.adaptation import adapt, check_networks, check_source
     from quadnas.latency.measure.backends import get_backend
     from quadnas.latency.measure.kit import import_results, write_kit
-    from quadnas.latency.measure.kit_runner import CLOCK_CHOICES
     from quadnas.latency.measure.profiler import measured_key, profile, space_at
     from quadnas.latency.measure.settings import ProfileSettings
     from quadnas.latency.measure.validation import ValidationResult, load_table_space, validate
@@ -30,7 +27,6 @@ _HOMES = {
     "get_backend": "backends",
     "import_results": "kit",
     "write_kit": "kit",
-    "CLOCK_CHOICES": "kit_runner",
     "measured_key": "profiler",
     "profile": "profiler",
     "space_at": "profiler",
@@ -40,7 +36,6 @@ _HOMES = {
     "validate": "validation",
 }
 __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
-    "CLOCK_CHOICES",
     "ProfileSettings",
     "ValidationResult",
     "adapt",

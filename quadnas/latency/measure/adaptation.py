@@ -18,7 +18,6 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.adapt import MIN_NETWORKS, SCALE_STRENGTH, SHIFT_STRENGTH, adapted_rows, fit_adaptation
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
-from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.profiler import (
     calibration_networks,
     keep_network,
@@ -32,6 +31,7 @@ from quadnas.latency.measure.profiler import (
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8
 from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.portable.timing import Timing
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
 

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from quadnas.errors import QuadnasError
-from quadnas.latency.measure import kit_runner
-from quadnas.latency.measure.kit_runner import Timing
+from quadnas.portable.files import atomic_write
+from quadnas.portable.host import host_fingerprint, kernel_features, parse_cpuinfo
+from quadnas.portable.sessions import LITERT_DELEGATE
+from quadnas.portable.timing import Timing
 
 ANDROID_DIR = "android"
 SCRIPT = f"{ANDROID_DIR}/benchmark.sh"
@@ -91,8 +93,8 @@ def write_android_script(kit: Path, files: list[str], rounds: int, round_ms: flo
         runs=runs,
         min_secs=f"{min_secs:g}",
     )
-    kit_runner.atomic_write(kit / MODELS_LIST, "".join(f"{file}\n" for file in files))
-    kit_runner.atomic_write(kit / SCRIPT, script)
+    atomic_write(kit / MODELS_LIST, "".join(f"{file}\n" for file in files))
+    atomic_write(kit / SCRIPT, script)
     (kit / SCRIPT).chmod(0o755)
     return kit / SCRIPT
 
@@ -127,8 +129,8 @@ def _fields(text: str) -> dict[str, str]:
 
 
 def phone_host(cpuinfo: str, device: Mapping[str, str]) -> dict[str, object]:
-    """The phone's identity in `kit_runner.read_host`'s form, from its /proc/cpuinfo and `device.txt`."""
-    fields = kit_runner.parse_cpuinfo(cpuinfo)
+    """The phone's identity in `quadnas.portable.host.read_host`'s form, from its /proc/cpuinfo and `device.txt`."""
+    fields = parse_cpuinfo(cpuinfo)
     features = set(fields.get("features") or [])  # type: ignore[call-overload]
     features.add("asimd")
     cores = device.get("cores", "")
@@ -140,7 +142,7 @@ def phone_host(cpuinfo: str, device: Mapping[str, str]) -> dict[str, object]:
         "family": fields.get("family"),
         "model": fields.get("model"),
         "stepping": fields.get("stepping"),
-        "features": kit_runner.kernel_features(features),
+        "features": kernel_features(features),
         "logical_cores": int(cores) if cores.isdigit() else None,
         "os": f"Android {device['android']}" if device.get("android") else "Android",
         "machine": "aarch64",
@@ -171,11 +173,11 @@ def read_android_results(
         "threads": device.get("threads", "1"),
         "clock": "wall",
         "device": str(host["name"]),
-        "delegate": kit_runner.LITERT_DELEGATE,
+        "delegate": LITERT_DELEGATE,
         "kit_precision": str(manifest.get("precision", "fp32")),
         "precision": str(manifest.get("precision", "fp32")),
         "host": json.dumps(host),
-        "host_fingerprint": kit_runner.host_fingerprint(host),
+        "host_fingerprint": host_fingerprint(host),
     }
     entries = [("overhead", "overhead", manifest["overhead"]["file"])]
     entries += [("op", o["key"], o["file"]) for o in manifest["ops"]]

@@ -4,7 +4,7 @@
 `Backend.prepare(module, input_shape, channels_last)` returns a runner whose `time(n)`
 calls the model `n` times and returns the seconds each call took. The ONNX backends export the
 module once (`models.write_model`: ONNX, quantized to INT8 for precision int8) into a work
-directory and time it with the sessions of `kit_runner`, the same code a profiling kit runs on
+directory and time it with the sessions of `quadnas.portable`, the same code a profiling kit runs on
 a remote device. LiteRT converts the module to a .tflite file the same way (`models.write_model`) and times
 it with LiteRT's interpreter (XNNPACK on).
 """
@@ -26,11 +26,13 @@ import torch
 from torch import nn
 
 from quadnas.errors import QuadnasError
-from quadnas.latency.measure import kit_runner
-from quadnas.latency.measure.kit_runner import Schedule, TimedSession, Timing, measure_interleaved
 from quadnas.latency.measure.models import model_files, model_suffix, write_model
 from quadnas.latency.names import BACKEND_NAMES
 from quadnas.latency.precision import INT8, check_profile_precision
+from quadnas.portable import KitError, sessions
+from quadnas.portable.clocks import CLOCKS, check_clock, timed_calls
+from quadnas.portable.host import cpu_name
+from quadnas.portable.timing import Schedule, TimedSession, Timing, measure_interleaved
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +53,7 @@ def _user_errors() -> Iterator[None]:
     """Turn the kit runner's user-facing errors into QuadnasError."""
     try:
         yield
-    except kit_runner.KitError as e:
+    except KitError as e:
         raise QuadnasError(str(e)) from None
 
 
@@ -113,7 +115,7 @@ class Description(_Described, total=False):
 
     input_layout: str  # eager torch only
     delegate: str  # LiteRT only
-    runtime_config: dict[str, str]  # the runtimes of files (kit_runner.runtime_config): every setting they ran with
+    runtime_config: dict[str, str]  # the runtimes of files (`sessions.runtime_config`): every setting they ran with
 
 
 class Backend(ABC):
@@ -125,7 +127,7 @@ class Backend(ABC):
         self, target: str, threads: int, work_dir: Path | None = None, clock: str = "auto", precision: str = "fp32"
     ):
         with _user_errors():
-            self.clock = kit_runner.check_clock(clock, threads, target)
+            self.clock = check_clock(clock, threads, target)
         self.target, self.threads = target, threads
         self.quantized = check_profile_precision(precision, self.name) == INT8
         self.precision = precision  # a float runtime's own precision once a model is compiled (`prepare`)
@@ -173,23 +175,23 @@ class Backend(ABC):
 
 
 class OnnxBackend(Backend):
-    """A runtime that runs exported ONNX files through a kit_runner session."""
+    """A runtime that runs exported ONNX files through a portable session (`quadnas.portable.sessions`)."""
 
-    session_class: ClassVar[type[kit_runner.KitSession]]
+    session_class: ClassVar[type[sessions.KitSession]]
 
     @property
     def version(self) -> str:
         with _user_errors():
-            return kit_runner.runtime_version(self.name)
+            return sessions.runtime_version(self.name)
 
     @property
     def device_name(self) -> str:
         with _user_errors():
-            return kit_runner.device_name(self.name, self.target)
+            return sessions.device_name(self.name, self.target)
 
     def describe(self) -> Description:
         """As `Backend.describe`, plus every runtime setting the sessions run with."""
-        return {**super().describe(), "runtime_config": kit_runner.runtime_config(self.name, self.threads)}
+        return {**super().describe(), "runtime_config": sessions.runtime_config(self.name, self.threads)}
 
     def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
         path = self.write_model(module, input_shape, channels_last)
@@ -218,7 +220,7 @@ class OnnxRuntimeBackend(OnnxBackend):
     """onnxruntime: intra-op threads fixed, one inter-op thread, sequential execution."""
 
     name = "onnxruntime"
-    session_class = kit_runner.OnnxRuntimeSession
+    session_class = sessions.OnnxRuntimeSession
 
     def __init__(
         self,
@@ -229,7 +231,7 @@ class OnnxRuntimeBackend(OnnxBackend):
         precision: str = "fp32",
     ):
         with _user_errors():
-            provider = kit_runner.ort_provider(target)
+            provider = sessions.ort_provider(target)
         super().__init__(provider.removesuffix("ExecutionProvider").upper(), threads, work_dir, clock, precision)
 
 
@@ -237,7 +239,7 @@ class OpenVinoBackend(OnnxBackend):
     """OpenVINO on any device (CPU, GPU, NPU; MYRIAD on 2022.3 LTS): latency hint, one stream."""
 
     name = "openvino"
-    session_class = kit_runner.OpenVinoSession
+    session_class = sessions.OpenVinoSession
 
     def __init__(
         self,
@@ -248,7 +250,7 @@ class OpenVinoBackend(OnnxBackend):
         precision: str = "fp32",
     ):
         with _user_errors():
-            device = kit_runner.check_openvino_device(kit_runner.openvino_core(), target or "CPU")
+            device = sessions.check_openvino_device(sessions.openvino_core(), target or "CPU")
         super().__init__(device, threads, work_dir, clock, precision)
 
 
@@ -256,7 +258,7 @@ class LiteRtBackend(OnnxBackend):
     """LiteRT's interpreter on the CPU: threads fixed, XNNPACK (its default delegate) on; files from litert-torch."""
 
     name = "litert"
-    session_class = kit_runner.LiteRtSession
+    session_class = sessions.LiteRtSession
 
     def __init__(
         self,
@@ -267,12 +269,12 @@ class LiteRtBackend(OnnxBackend):
         precision: str = "fp32",
     ):
         with _user_errors():
-            cpu = kit_runner.check_litert_target(target)
+            cpu = sessions.check_litert_target(target)
         super().__init__(cpu, threads, work_dir, clock, precision)
 
     def describe(self) -> Description:
         """As `Backend.describe`, plus the delegate the interpreter runs the files on."""
-        return {**super().describe(), "delegate": kit_runner.LITERT_DELEGATE}
+        return {**super().describe(), "delegate": sessions.LITERT_DELEGATE}
 
 
 class TorchRunner:
@@ -298,7 +300,7 @@ class TorchRunner:
         with torch.inference_mode():
             if self.device.type == "cuda":
                 return self._time_cuda(n)
-            return kit_runner.timed_calls(lambda: self.module(self.input), n, self.clock)
+            return timed_calls(lambda: self.module(self.input), n, self.clock)
 
     def _time_cuda(self, n: int) -> list[float]:
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
@@ -343,14 +345,14 @@ class TorchBackend(Backend):
     def device_name(self) -> str:
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
-        return kit_runner.cpu_name()
+        return cpu_name()
 
     def describe(self) -> Description:
         """As `Backend.describe`, plus the memory layout eager torch sees (ONNX graphs carry none)."""
         return {**super().describe(), "input_layout": INPUT_LAYOUT}
 
     def prepare(self, module: nn.Module, input_shape: tuple[int, ...], channels_last: bool = False) -> TimedSession:
-        return TorchRunner(module, input_shape, self.device, self.threads, kit_runner.CLOCKS[self.clock], channels_last)
+        return TorchRunner(module, input_shape, self.device, self.threads, CLOCKS[self.clock], channels_last)
 
 
 BACKENDS: dict[str, Callable[[str | None, int, Path | None, str, str], Backend]] = dict(
@@ -370,7 +372,7 @@ def get_backend(
     models at `precision` ('fp32', or 'int8': quantized, onnxruntime and OpenVINO only).
 
     `clock`: 'wall', 'cpu' (process CPU time: 1 thread on a CPU only) or 'auto' (cpu where it
-    equals latency, else wall); see `kit_runner.CLOCKS`.
+    equals latency, else wall); see `quadnas.portable.clocks`.
     """
     if name not in BACKENDS:
         raise QuadnasError(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")

@@ -2,8 +2,8 @@
 
 `write_kit(out, space)` writes every op spec's ONNX file, the calibration networks'
 ONNX files (an INT8 kit: each quantized for one runtime, `models.write_model`; a LiteRT kit: .tflite
-files), an empty model for the per-call overhead, `run.py` (a copy of
-`kit_runner.py`: numpy plus onnxruntime, openvino or ai-edge-litert is all it needs) and
+files), an empty model for the per-call overhead, `run.py` (the portable core, `quadnas.portable`, as one
+zipapp file: numpy plus onnxruntime, openvino or ai-edge-litert is all it needs) and
 `manifest.json` (space, fingerprint, op specs <-> files, networks <-> archs); a LiteRT kit also
 holds `android/benchmark.sh`, which times the files with LiteRT's benchmark_model on a phone (`android`).
 `import_results(results_csv)` turns the runner's results.csv (or the Android logs) into a latency table,
@@ -13,10 +13,7 @@ the runner recorded (where it measured, not where it is imported).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,7 +22,6 @@ from pydantic import ValidationError
 from quadnas._version import __version__
 from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.host import Host
-from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.adaptation import (
     NO_INT8_ADAPTATION,
     adaptation_archs,
@@ -35,7 +31,6 @@ from quadnas.latency.measure.adaptation import (
 )
 from quadnas.latency.measure.android import read_android_results, write_android_script
 from quadnas.latency.measure.backends import Description
-from quadnas.latency.measure.kit_runner import Timing
 from quadnas.latency.measure.models import model_suffix, write_model
 from quadnas.latency.measure.profiler import (
     calibrate,
@@ -52,6 +47,10 @@ from quadnas.latency.precision import INT8, check_profile_precision
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import op_input_shape
+from quadnas.portable.bundle import write_runner
+from quadnas.portable.files import atomic_write
+from quadnas.portable.results import read_header, read_rows
+from quadnas.portable.timing import Timing
 from quadnas.progress import Progress
 from quadnas.space import OpSpec, SearchSpace
 
@@ -136,11 +135,11 @@ def write_kit(
     }
     if adapt_from is not None:
         LatencyTable(adapt_from.meta, adapt_from.rows).write(out / SOURCE_DIR / f"{adapt_from.name}.csv")
-    shutil.copyfile(kit_runner.__file__, out / RUNNER)
+    write_runner(out / RUNNER)
     if backend == "litert":
         files = [f"overhead{suffix}", *(str(o["file"]) for o in ops), *(n["file"] for n in networks)]
         write_android_script(out, files, settings.rounds, settings.round_ms)
-    kit_runner.atomic_write(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    atomic_write(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return out / MANIFEST
 
 
@@ -150,11 +149,10 @@ def read_results(path: Path) -> tuple[dict[str, str], dict[tuple[str, str], Timi
         text = path.read_text()
     except OSError as e:
         raise QuadnasError(f"cannot read kit results {path}: {e}: give the results.csv that run.py wrote") from None
-    header = kit_runner.read_header(text)
-    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    header = read_header(text)
     timings = {}
     try:
-        for row in csv.DictReader(io.StringIO(body)):
+        for row in read_rows(text):
             timings[(row["kind"], row["key"])] = Timing(
                 float(row["median_ms"]), float(row["p10_ms"]), float(row["p90_ms"]), int(row["runs"])
             )

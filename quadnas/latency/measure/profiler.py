@@ -2,7 +2,7 @@
 
 Every op spec of `space.all_op_specs()` becomes the module the network uses
 (`build_op`), is exported once and timed with the interleaved schedule of
-`kit_runner.measure_interleaved`; each row is written to the table (atomically) as
+`quadnas.portable.timing.measure_interleaved`; each row is written to the table (atomically) as
 soon as it is measured, so an interrupted run resumes where it stopped. The fixed
 per-call cost of the runtime (an empty model's call) is subtracted from every row: a
 whole network pays it once, not once per block. Finally a few random whole networks
@@ -28,13 +28,13 @@ from quadnas._version import __version__
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
-from quadnas.latency.measure.kit_runner import TimedSession, Timing, measure_interleaved
 from quadnas.latency.measure.models import quantization_text, writer_text
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8
 from quadnas.latency.table import Calibration, LatencyTable, Provenance, TableMeta
 from quadnas.nn import QuadraNet
 from quadnas.nn.blocks import build_op, init_weights, op_input_shape
+from quadnas.portable.timing import TimedSession, Timing, measure_interleaved
 from quadnas.progress import Progress
 from quadnas.space import IDENTITY, Arch, OpSpec, SearchSpace
 

@@ -6,11 +6,11 @@ in its help without importing torch or numpy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from quadnas.latency.measure.kit_runner import Schedule
+    from quadnas.portable.timing import Schedule
 
 
 @dataclass(frozen=True)
@@ -26,23 +26,16 @@ class ProfileSettings:
     seed: int = 0
 
     def op_schedule(self) -> Schedule:
-        from quadnas.latency.measure.kit_runner import Schedule
+        """How each op is timed (`quadnas.portable.timing.op_schedule`, as a kit times it)."""
+        from quadnas.portable.timing import op_schedule
 
-        return Schedule(
-            rounds=self.rounds, round_s=self.round_ms / 1e3, window=self.window, warmup_s=self.warmup_ms / 1e3
-        )
+        return op_schedule(asdict(self))
 
     def network_schedule(self, count: int) -> Schedule:
-        """Whole networks are timed like ops, with fewer rounds (they are long and stable), and
-        up to NETWORK_WINDOW of them interleaved, so that they share the machine's conditions."""
-        from quadnas.latency.measure.kit_runner import NETWORK_WINDOW, Schedule
+        """How `count` whole networks are timed (`quadnas.portable.timing.network_schedule`)."""
+        from quadnas.portable.timing import network_schedule
 
-        return Schedule(
-            rounds=self.network_rounds,
-            round_s=self.round_ms / 1e3,
-            window=max(self.window, min(count, NETWORK_WINDOW)),
-            warmup_s=self.warmup_ms / 1e3,
-        )
+        return network_schedule(asdict(self), count)
 
     def describe(self) -> str:
         return (

@@ -29,7 +29,6 @@ from scipy.stats import kendalltau
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.measure.backends import BACKENDS, Backend, OnnxBackend, get_backend, keeps_torch_threads
-from quadnas.latency.measure.kit_runner import TimedSession, Timing
 from quadnas.latency.measure.models import model_files, model_suffix, write_model
 from quadnas.latency.measure.profiler import measure_networks, network_input_shape, sample_spread, space_at
 from quadnas.latency.measure.settings import ProfileSettings
@@ -37,6 +36,7 @@ from quadnas.latency.precision import INT8, check_same_precision, file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
+from quadnas.portable.timing import TimedSession, Timing
 from quadnas.progress import Progress, Task
 from quadnas.space import Arch, SearchSpace
 

@@ -1,7 +1,6 @@
 """Atomic writes: a kill leaves either the old file or the new one, never half of one.
 
-The kit's standalone runner (`latency/measure/kit_runner.py`) keeps a private copy of `atomic_write`,
-since it runs where quadnas is not installed; a test checks that both behave alike.
+The one writer of quadnas's files (tables, checkpoints, kits) and of a kit's results file on the device.
 """
 
 from __future__ import annotations
