@@ -1,7 +1,7 @@
 """Stand-alone training for the evidence scripts: one recipe, a process pool, a resumable store.
 
 `bench_enhancer.py` and `search_vs_baselines.py` train archs from random init with the
-supernet's optimizer and schedule (`quadnas.supernet.methods.standalone_accuracy`) on
+supernet's optimizer and schedule (`quadnas.supernet.standalone.standalone_accuracy`) on
 mnist5k at 32 px, and keep every (arch, seed) accuracy in their JSON as it finishes.
 """
 
@@ -17,7 +17,7 @@ import torch
 
 from quadnas.data import load_dataset
 from quadnas.space import SearchSpace
-from quadnas.supernet.methods import standalone_accuracy
+from quadnas.supernet.standalone import standalone_accuracy
 from quadnas.supernet.train import TrainConfig, steps_for
 
 RECIPE = {"data": "mnist5k", "resolution": 32, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05, "warmup": 0.1}

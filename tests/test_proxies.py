@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from quadnas.space import IDENTITY, Arch, SearchSpace
-from quadnas.supernet.methods import standalone_net
+from quadnas.supernet.standalone import standalone_net
 from quadnas.supernet.proxies import (
     PROXIES,
     batches_of,

@@ -19,7 +19,7 @@ from quadnas.data import Dataset
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
 from quadnas.study.results import Candidate
-from quadnas.supernet.methods import standalone_net
+from quadnas.supernet.standalone import standalone_net
 from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
 from quadnas.supernet.recipe import TrainConfig
 
