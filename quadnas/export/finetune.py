@@ -12,8 +12,8 @@ from quadnas.errors import QuadnasError
 from quadnas.export.source import ExportSource
 from quadnas.progress import Progress
 from quadnas.supernet.evaluate import accuracy
-from quadnas.supernet.standalone import train_standalone
 from quadnas.supernet.runtime import is_main_process, process_group, rank_device
+from quadnas.supernet.standalone import train_standalone
 from quadnas.supernet.trainer import steps_for
 
 
