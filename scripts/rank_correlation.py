@@ -97,8 +97,9 @@ from quadnas.latency.estimate.model import DeviceModel
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, SearchSpace
 from quadnas.supernet.evaluate import Evaluator
-from quadnas.supernet.methods import Method, methods, standalone_accuracy, standalone_net, train_supernet_method
+from quadnas.supernet.methods import Method, methods, train_supernet_method
 from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
+from quadnas.supernet.standalone import standalone_accuracy, standalone_net
 from quadnas.supernet.train import TrainConfig, steps_for
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
