@@ -29,11 +29,11 @@ from typing import Any
 
 import pandas as pd
 
+from quadnas.bench.standalone_pool import summary, train_missing
 from quadnas.cli.json_output import run_json
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
-from quadnas.supernet.standalone_pool import summary, train_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "figures" / "enhancer.json"

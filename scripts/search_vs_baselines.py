@@ -57,13 +57,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from quadnas.bench.standalone_pool import StandaloneRecipe, Store, summary, train_missing
 from quadnas.cli.json_output import run_json
 from quadnas.data import load_dataset
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
 from quadnas.supernet.recipe import TrainConfig
-from quadnas.supernet.standalone_pool import StandaloneRecipe, Store, summary, train_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"

@@ -1,4 +1,4 @@
-"""quadnas.supernet.methods: FairNAS paths and steps, in-place distillation, kernel transforms."""
+"""quadnas.bench.methods: FairNAS paths and steps, in-place distillation, kernel transforms."""
 
 import random
 from collections import Counter
@@ -9,10 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from quadnas.data import Dataset
-from quadnas.space import SearchSpace
-from quadnas.supernet.elastic import ElasticQuadraBlock
-from quadnas.supernet.methods import (
+from quadnas.bench.methods import (
     FairNASTrainer,
     InplaceDistillTrainer,
     KernelTransformBlock,
@@ -21,6 +18,9 @@ from quadnas.supernet.methods import (
     methods,
     train_supernet_method,
 )
+from quadnas.data import Dataset
+from quadnas.space import SearchSpace
+from quadnas.supernet.elastic import ElasticQuadraBlock
 from quadnas.supernet.train import TrainConfig
 
 

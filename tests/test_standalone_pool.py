@@ -1,8 +1,8 @@
-"""quadnas.supernet.standalone_pool: (arch, seed) accuracies trained in worker processes, kept in a store."""
+"""quadnas.bench.standalone_pool: (arch, seed) accuracies trained in worker processes, kept in a store."""
 
 import pytest
 
-from quadnas.supernet.standalone_pool import StandaloneRecipe, summary, train_missing
+from quadnas.bench.standalone_pool import StandaloneRecipe, summary, train_missing
 
 ARCH = "k3e2-k5e4-id-k7e2-id-k3e4"  # of the tiny space
 
