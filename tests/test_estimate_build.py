@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import SHIPPED_TABLES_DIR
 from quadnas.latency.estimate import build as build_module
@@ -21,6 +22,7 @@ from quadnas.latency.estimate.differences import text_differences
 from quadnas.latency.estimate.model import FitResult
 from quadnas.latency.estimate.points import POINTS_CSV, read_points, select_myriad
 from quadnas.latency.estimate.recipes import RECIPES
+from quadnas.latency.table import LatencyTable
 from quadnas.space import SearchSpace
 
 SHIPPED = ("a100", "cortex-a76", "myriad-x")
@@ -173,3 +175,18 @@ def test_a_missing_reference_row_is_a_one_line_error(tmp_path):
     reference[~reference.device.str.startswith("NCS2")].to_csv(path, index=False)
     with pytest.raises(QuadnasError, match="expected one reference row for NCS2"):
         select_myriad(read_points(path))
+
+
+def test_profile_estimate_writes_tables_for_a_space_and_keeps_unchanged_ones(tmp_path, capsys):
+    """`quadnas profile estimate`: one table per estimated device covering the space; a rerun rewrites none."""
+    tiny = SearchSpace.load("tiny")
+    assert main(["profile", "estimate", "--space", "tiny", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("wrote") == len(SHIPPED)
+    for name in SHIPPED:
+        table = LatencyTable.read(tmp_path / f"{name}.csv")
+        table.check_covers(tiny.all_op_specs())
+        assert table.meta.provenance == "estimated" and table.meta.space == "tiny"
+    written = {name: (tmp_path / f"{name}.csv").stat().st_mtime_ns for name in SHIPPED}
+    assert main(["profile", "estimate", "--space", "tiny", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("unchanged") == len(SHIPPED)
+    assert written == {name: (tmp_path / f"{name}.csv").stat().st_mtime_ns for name in SHIPPED}
