@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from quadnas.latency.estimate.build import rebuild
+    from quadnas.latency.estimate import rebuild
     from quadnas.space import SearchSpace
 
     space = SearchSpace.load(args.estimate_space)
