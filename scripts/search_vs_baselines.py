@@ -15,7 +15,7 @@ For each `--budget DEVICE:MS` (default vpu:30 and cpu:300):
   the highest predicted latency.
 
 Every arch is trained stand-alone from random init with each of `--seeds` (the supernet's recipe,
-`scripts/standalone.py`). The JSON holds every search, arch, seed accuracy and the verdict; it is
+`quadnas.bench.standalone_pool`). The JSON holds every search, arch, seed accuracy and the verdict; it is
 also the cache (searches resume as studies, finished trainings are kept). The goal: the searched
 archs' mean ahead of the hand-designed and of the median random arch by more than the seeds' spread
 (judged for the re-ranked archs too).
