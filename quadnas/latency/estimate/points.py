@@ -23,7 +23,7 @@ POINTS_CSV = SHIPPED_TABLES_DIR / "reference" / "published_latency_points.csv"
 #: the weight of a predicted (not measured) latency; measured points weigh 1
 PREDICTION_WEIGHT = 0.3
 
-# CSV model name -> (reference network, its layer list exists)
+# the CSV's model names -> the reference network (`reference_models.NETWORKS`) each is fitted as
 NETWORK_OF = {
     "nn-Meter mobilenetv1_0": "MobileNetV1",
     "nn-Meter mobilenetv2_0": "MobileNetV2",
@@ -50,7 +50,10 @@ def _row(points: pd.DataFrame, device: str, model: str, runtime: str = "") -> pd
         (points.device == device) & (points.model == model) & points.runtime.str.contains(runtime, regex=False)
     ]
     if len(hit) != 1:
-        raise QuadnasError(f"expected one reference row for {device} / {model} / {runtime!r}, found {len(hit)}")
+        raise QuadnasError(
+            f"expected one reference row for {device} / {model} / {runtime!r}, found {len(hit)}: "
+            "give a points file with exactly one such row (the shipped one has it)"
+        )
     return hit.iloc[0]
 
 
