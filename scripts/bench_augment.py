@@ -26,7 +26,7 @@ import numpy as np
 from quadnas.data import load_dataset
 from quadnas.resources import shipped_dir
 from quadnas.space import SearchSpace
-from quadnas.supernet.methods import standalone_accuracy
+from quadnas.supernet.standalone import standalone_accuracy
 from quadnas.supernet.train import TrainConfig, steps_for
 
 ARCH = "id-id-id-id-id-id-k5e4-k3e4-id-id-id-id-id-id-k3e2-k3e2-k3e2-k3e4"

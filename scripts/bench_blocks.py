@@ -4,7 +4,7 @@ Every QuadraNet variant runs with the fused quadratic depthwise conv (`quadnas.n
 and, unless --no-plain, again as `<variant>+plain` with the three plain convs
 (`QUADNAS_FUSED=0` around its forward), side by side in the same run.
 
-Every variant of `baselines.VARIANTS` is measured as a whole network and as one
+Every variant of `quadnas.bench.baselines.VARIANTS` is measured as a whole network and as one
 block at each stage's shape (56x56x64, 28x28x128, 14x14x256, 7x7x512 at 224):
 
 - batch-1 latency: eager torch with 1 and 2 threads, onnxruntime with 1 thread;
@@ -28,10 +28,8 @@ import io
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -47,11 +45,12 @@ import onnxruntime as ort  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from baselines import DIMS, VARIANTS, count_macs, stage_shape  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch import nn  # noqa: E402
 
+from quadnas.bench.baselines import DIMS, VARIANTS, count_macs, stage_shape  # noqa: E402
+from quadnas.bench.timing import interleaved, paired_ratio, spread  # noqa: E402
 from quadnas.nn import fused  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +92,7 @@ class Plain(nn.Module):
 
 
 def base(variant: str) -> str:
-    """The `baselines.VARIANTS` name of a variant (`quadranet+plain` -> `quadranet`)."""
+    """The `quadnas.bench.baselines.VARIANTS` name of a variant (`quadranet+plain` -> `quadranet`)."""
     return variant.removesuffix(PLAIN)
 
 
@@ -138,34 +137,6 @@ def ort_runner(model: nn.Module, shape: tuple[int, ...], threads: int) -> Callab
     session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: np.random.randn(*shape).astype(np.float32)}
     return lambda: session.run(None, feed)
-
-
-def interleaved(runners: dict[str, Callable[[], object]], rounds: int, min_sample_s: float) -> dict[str, list[float]]:
-    """Seconds per call of each runner: one sample per round, runners alternating round by round."""
-    reps = {}
-    for name, run in runners.items():  # warm up and size each sample to >= min_sample_s
-        start = time.perf_counter()
-        run()
-        reps[name] = max(1, round(min_sample_s / max(time.perf_counter() - start, 1e-6)))
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    names = list(runners)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            for _ in range(reps[name]):
-                runners[name]()
-            samples[name].append((time.perf_counter() - start) / reps[name])
-    return samples
-
-
-def paired_ratio(reference: list[float], other: list[float]) -> float:
-    """Median over rounds of reference / other (same-round pairs)."""
-    return statistics.median(r / o for r, o in zip(reference, other))
-
-
-def spread(samples: list[float]) -> tuple[float, float, float]:
-    p10, p50, p90 = np.percentile(samples, [10, 50, 90])
-    return float(p50), float(p10), float(p90)
 
 
 # ---- training ----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """QuadraNet vs HorNet vs ConvNeXt on a CUDA GPU, eager and `torch.compile`.
 
-The networks of `baselines.VARIANTS` (whole networks, widths 64-128-256-512, depths
+The networks of `quadnas.bench.baselines.VARIANTS` (whole networks, widths 64-128-256-512, depths
 2-2-6-2), each run eager and compiled (`torch.compile`, default mode), FP32 with
 PyTorch's default TF32 settings:
 
@@ -36,11 +36,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from baselines import DIMS, NUM_CLASSES, VARIANTS, count_macs  # noqa: E402
-from bench_blocks import REFERENCE, interleaved, paired_ratio, save_figure, spread, train_step  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from quadnas.bench.baselines import DIMS, NUM_CLASSES, VARIANTS, count_macs  # noqa: E402
+from quadnas.bench.timing import interleaved, paired_ratio, spread  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = "hornet"  # every ratio is relative to it
 MODES = ("eager", "compiled")
 MB = 2**20
 
@@ -62,6 +65,13 @@ def latency_runner(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
             return model(x)
 
     return run
+
+
+def train_step(model: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One training step on labels: forward, cross-entropy, backward, optimiser step."""
+    optimiser.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    optimiser.step()
 
 
 def timed_first_call(fn: Callable[[], None]) -> float:
@@ -254,7 +264,9 @@ def plot(rows: pd.DataFrame, device_name: str, path: Path) -> None:
         ax.set_xlabel("")
     fig.suptitle(f"whole networks on {device_name}, widths {list(DIMS)}, relative to HorNet")
     fig.tight_layout()
-    save_figure(fig, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

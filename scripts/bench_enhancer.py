@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from cli_json import quadnas_json
-from standalone import summary, train_all
 
+from quadnas.bench.standalone_pool import summary, train_missing
+from quadnas.cli.json_output import run_json
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
@@ -48,6 +48,16 @@ def load(path: Path) -> dict[str, Any]:
 def save(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def train(archs: list[str], store: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    """Train every arch with every seed stand-alone (what `store` lacks), saving the JSON after each."""
+
+    def trained(arch: str, seed: int, accuracy: float) -> None:
+        save(args.out, args.result)
+        print(f"  {arch} seed {seed}: {accuracy:.4f}", flush=True)
+
+    train_missing(SPACE, archs, args.seeds, args.epochs, args.workers, store, trained)
 
 
 # ---- latency -------------------------------------------------------------------
@@ -117,9 +127,7 @@ def run_accuracy(args: argparse.Namespace, result: dict[str, Any]) -> None:
     store = section.setdefault("standalone", {})
     plain = [p for p, _ in section["pairs"]]
     enhanced = [e for _, e in section["pairs"]]
-    train_all(
-        SPACE, plain + enhanced, args.seeds, args.epochs, args.workers, store, lambda: save(args.out, args.result)
-    )
+    train(plain + enhanced, store, args)
     section["latency_ms"] = {a: round(predictor.predict(space.parse(a)), 2) for a in plain + enhanced}
     section["plain"], section["enhanced"] = summary(store, plain), summary(store, enhanced)
     save(args.out, result)
@@ -129,9 +137,9 @@ def run_accuracy(args: argparse.Namespace, result: dict[str, Any]) -> None:
 # ---- search ----------------------------------------------------------------------
 def searched_arch(space: str, args: argparse.Namespace) -> dict[str, Any]:
     """Best arch of `quadnas search` on `space` (its --json document)."""
-    best = quadnas_json(
+    best = run_json(
         "search", "--space", space, "--device", args.device, "--budget", f"{args.budget:g}ms",
-        "--trials", str(args.trials), "--seed", str(args.seed),
+        "--trials", str(args.trials), "--seed", str(args.seed), cwd=ROOT,
     )["best"]  # fmt: skip
     return {"arch": best["arch"], "supernet_accuracy": best["accuracy"]}
 
@@ -149,7 +157,7 @@ def run_search(args: argparse.Namespace, result: dict[str, Any]) -> None:
     section["active_blocks"] = sum(not b.is_identity for b in best.blocks)
     archs = [section[SPACE]["arch"], section["quadranet-t"]["arch"]]
     store = section.setdefault("standalone", {})
-    train_all(SPACE, archs, args.seeds, args.epochs, args.workers, store, lambda: save(args.out, args.result))
+    train(archs, store, args)
     for space, arch in zip((SPACE, "quadranet-t"), archs):
         section[space]["standalone"] = summary(store, [arch])
     save(args.out, result)

@@ -24,8 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli_json import quadnas_json
-
+from quadnas.cli.json_output import run_json
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.space import SearchSpace
@@ -39,9 +38,9 @@ FORMATS = {"onnx": "m.onnx", "openvino": "m.xml"}
 def int8_export(best_yaml: str, fmt: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """Export a search's best arch as INT8 `fmt` after fine-tuning: its FP32 and INT8 accuracy."""
     out = folder / FORMATS[fmt]
-    doc = quadnas_json(
+    doc = run_json(
         "export", best_yaml, "--format", fmt, "--precision", "int8", "--finetune-epochs", f"{args.epochs:g}",
-        "--seed", str(args.seed), "--out", str(out),
+        "--seed", str(args.seed), "--out", str(out), cwd=ROOT,
     )  # fmt: skip
     check = doc["int8"]
     return {
@@ -59,7 +58,7 @@ def run_winners(args: argparse.Namespace, result: dict[str, Any]) -> None:
     for name in HEADLINES:
         entry = section.setdefault(name, {})
         if "arch" not in entry:
-            doc = quadnas_json("search", "--config", str(ROOT / "configs" / f"{name}.yaml"))
+            doc = run_json("search", "--config", str(ROOT / "configs" / f"{name}.yaml"), cwd=ROOT)
             entry.update(arch=doc["best"]["arch"], best_yaml=str(Path(doc["run_dir"]) / "best.yaml"))
         for fmt in FORMATS:
             if fmt not in entry:
@@ -78,7 +77,9 @@ def run_search(args: argparse.Namespace, result: dict[str, Any]) -> None:
         entry = section.setdefault(precision, {})
         if "arch" not in entry:
             study = f"int8cmp-{args.backend}-{args.budget:g}ms-{precision}"
-            doc = quadnas_json("search", "--device", str(table), "--budget", f"{args.budget:g}ms", "--study", study)
+            doc = run_json(
+                "search", "--device", str(table), "--budget", f"{args.budget:g}ms", "--study", study, cwd=ROOT
+            )
             entry.update(
                 arch=doc["best"]["arch"],
                 supernet_accuracy=doc["best"]["accuracy"],

@@ -5,7 +5,7 @@ Archs spread over the latency range of the space (random archs drawn with varied
 identity probability, predicted on a shipped table, the one nearest each of evenly
 spaced latencies kept) are each trained stand-alone from random init
 (`QuadraNet(space, arch, classes)`) and evaluated with the weights they inherit from
-a supernet trained by each method (`Evaluator`). Methods (`quadnas.supernet.methods`,
+a supernet trained by each method (`Evaluator`). Methods (`quadnas.bench.methods`,
 all through `quadnas.supernet.train.SupernetTrainer`, so optimizer, schedule and data
 order are the package's):
 
@@ -90,6 +90,7 @@ from scipy import stats
 from torch.utils.data import TensorDataset
 
 from quadnas.accelerator import torch_device
+from quadnas.bench.methods import Method, methods, train_supernet_method
 from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import load_device_table
@@ -97,8 +98,8 @@ from quadnas.latency.estimate.model import DeviceModel
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import IDENTITY, Arch, SearchSpace
 from quadnas.supernet.evaluate import Evaluator
-from quadnas.supernet.methods import Method, methods, standalone_accuracy, standalone_net, train_supernet_method
 from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
+from quadnas.supernet.standalone import standalone_accuracy, standalone_net
 from quadnas.supernet.train import TrainConfig, steps_for
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"

@@ -5,13 +5,13 @@ A data fingerprint names the data a store was trained on; when the way it is com
 (the data layer now hashes a manifest, not decoded pixels), every committed store is refused by the
 scripts that reuse it (`search_vs_baselines.py --known`, `rank_correlation.py`'s own cache), although
 the images, the split and the normalisation are the same. This script retrains `--check` of the
-store's (arch, seed) pairs with today's code and recipe (`scripts/standalone.py`: the archs of lowest
-latency first, so the check is cheap, the all-identity arch among them when the store has it: with no
-quadratic conv its training is exactly reproducible, which tests the data, the init and the order) and
-writes every pair's stored and new accuracy into the file's recipe (`refingerprinted`). The file moves
-to today's fingerprint only if the mean difference is within the store's seed-to-seed spread (other
-pairs differ in floating-point order, like another training seed would); otherwise it is left as it
-was and the script exits 1.
+store's (arch, seed) pairs with today's code and the store's recipe (`quadnas.bench.standalone_pool`;
+the archs of lowest latency first, so the check is cheap, the all-identity arch among them when the
+store has it: with no quadratic conv its training is exactly reproducible, which tests the data, the
+init and the order) and writes every pair's stored and new accuracy into the file's recipe
+(`refingerprinted`). The file moves to today's fingerprint only if the mean difference is within
+the store's seed-to-seed spread (other pairs differ in floating-point order, like another training
+seed would); otherwise it is left as it was and the script exits 1.
 
     python scripts/refingerprint_store.py docs/figures/rank_correlation_clutter.json --check 4
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from standalone import train
 
+from quadnas.bench.standalone_pool import StandaloneRecipe, train_one
 from quadnas.data import load_dataset
 from quadnas.space import SearchSpace
 
@@ -61,10 +61,20 @@ def main() -> None:
 
     trained = sorted((a for a in archs if a.get("standalone_accuracy") is not None), key=lambda a: a["latency_ms"])
     chosen = trained[: args.check]
-    jobs = [(space.name, a["arch"], recipe["seed"], recipe["standalone_epochs"], recipe["data"]) for a in chosen]
-    print(f"retraining {len(jobs)} archs of {args.store} with seed {recipe['seed']} ...", flush=True)
-    with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        now = list(pool.map(train, jobs))
+    how = StandaloneRecipe(
+        data=recipe["data"],
+        resolution=recipe["resolution"],
+        batch_size=recipe["batch_size"],
+        lr=recipe["lr"],
+        weight_decay=recipe["weight_decay"],
+        warmup=recipe["warmup_fraction"],
+    )
+    n = len(chosen)
+    print(f"retraining {n} archs of {args.store} with seed {recipe['seed']} ...", flush=True)
+    with ProcessPoolExecutor(min(args.workers, n), mp_context=get_context("spawn")) as pool:
+        archs_text = [a["arch"] for a in chosen]
+        now = list(pool.map(train_one, [space.name] * n, archs_text, [recipe["seed"]] * n,
+                            [recipe["standalone_epochs"]] * n, [how] * n))  # fmt: skip
 
     pairs = [
         {"arch": a["arch"], "seed": recipe["seed"], "stored": a["standalone_accuracy"], "now": round(acc, 4)}

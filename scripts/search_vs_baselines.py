@@ -15,7 +15,7 @@ For each `--budget DEVICE:MS` (default vpu:30 and cpu:300):
   the highest predicted latency.
 
 Every arch is trained stand-alone from random init with each of `--seeds` (the supernet's recipe,
-`scripts/standalone.py`). The JSON holds every search, arch, seed accuracy and the verdict; it is
+`quadnas.bench.standalone_pool`). The JSON holds every search, arch, seed accuracy and the verdict; it is
 also the cache (searches resume as studies, finished trainings are kept). The goal: the searched
 archs' mean ahead of the hand-designed and of the median random arch by more than the seeds' spread
 (judged for the re-ranked archs too).
@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from cli_json import quadnas_json
-from standalone import RECIPE, Store, summary, train_all
 
+from quadnas.bench.standalone_pool import StandaloneRecipe, Store, summary, train_missing
+from quadnas.cli.json_output import run_json
 from quadnas.data import load_dataset
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.predictor import LatencyPredictor
@@ -69,6 +70,7 @@ FIGURES = ROOT / "docs" / "figures"
 RERANKED = "searched, re-ranked"
 BASELINES = ("random, best", "random, median", "hand-designed")
 ROLES = ("searched", RERANKED, *BASELINES)
+RECIPE = asdict(StandaloneRecipe())  # the stand-alone recipe, as the JSON records it
 
 
 def search(
@@ -85,12 +87,12 @@ def search(
     supernet += f"-w{args.train_width:g}" if args.train_width else ""
     study = f"svb-{args.space}-{args.data}{supernet}-{device}-{budget:g}ms-{sampler}-s{seed}"
     chosen = () if sampler == "default" else ("--sampler", sampler, "--trials", str(args.trials), "--finalists", "0")
-    doc = quadnas_json(
+    doc = run_json(
         "search", "--space", args.space, "--data", args.data, "--device", device, "--budget", f"{budget:g}ms",
         *chosen, "--seed", str(seed), "--study", study,
         *(("--rerank", args.rerank) if rerank else ()),
         *(("--checkpoint", str(args.checkpoint)) if args.checkpoint else ()),
-        *(("--train-width", f"{args.train_width:g}") if args.train_width else ()),
+        *(("--train-width", f"{args.train_width:g}") if args.train_width else ()), cwd=ROOT,
     )  # fmt: skip
     best = doc["best"]
     found = {
@@ -334,7 +336,7 @@ def known(path: Path, space: SearchSpace, recipe: dict[str, Any]) -> Store:
         reason = type(e).__name__
         raise SystemExit(f"--known {path}: not a JSON file of rank_correlation.py ({reason}): pass its --out") from None
     data = load_dataset(recipe["data"], recipe["resolution"], seed=0, channels=space.config.in_channels)
-    layer_scale = TrainConfig.model_fields["layer_scale_init"].default  # what scripts/standalone.py trains with
+    layer_scale = TrainConfig.model_fields["layer_scale_init"].default  # what quadnas.bench.standalone_pool trains with
     ours = {
         "space": recipe["space"], "data_fingerprint": data.fingerprint, "train_images": len(data.train),
         "resolution": recipe["resolution"], "seed": 0, "batch_size": recipe["batch_size"], "lr": recipe["lr"],
@@ -409,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
 
+    def trained(arch: str, seed: int, accuracy: float) -> None:
+        save()
+        print(f"  {arch} seed {seed}: {accuracy:.4f}", flush=True)
+
     args.save = save
     space = SearchSpace.load(args.space)
     store = result.setdefault("standalone", {})
@@ -426,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         save()
         section["rerank"] = args.rerank
         archs = [a for archs in section["roles"].values() for a in archs]
-        train_all(space.name, archs, args.seeds, args.epochs, args.workers, store, save, args.data)
+        standalone = replace(StandaloneRecipe(), data=args.data)
+        train_missing(space.name, archs, args.seeds, args.epochs, args.workers, store, trained, standalone)
         if known_stores:
             predictor = LatencyPredictor(load_device_table(device), space)
             section["best_measured"] = best_measured(predictor, budget, [store, *known_stores], args.seeds)

@@ -1,4 +1,4 @@
-"""The benchmark baselines (HorNet, ConvNeXt, QuadraNet variants) and scripts/bench_blocks.py."""
+"""The benchmark baselines (quadnas.bench.baselines: HorNet, ConvNeXt, QuadraNet) and scripts/bench_blocks.py."""
 
 import json
 import subprocess
@@ -8,12 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-#: a subprocess timeout only bounds a hang: a loaded machine 3-4x slower than ours needs minutes
-HANG_S = 600
-sys.path.insert(0, str(SCRIPTS))
-
-from baselines import (  # noqa: E402
+from quadnas.bench.baselines import (
     DIMS,
     VARIANTS,
     ConvNeXtBlock,
@@ -24,6 +19,12 @@ from baselines import (  # noqa: E402
     gnconv_dims,
     stage_shape,
 )
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+#: a subprocess timeout only bounds a hang: a loaded machine 3-4x slower than ours needs minutes
+HANG_S = 600
+sys.path.insert(0, str(SCRIPTS))
+
 from bench_blocks import parse_args, saved_bytes  # noqa: E402
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 import quadnas.cli.tables
 from quadnas._version import __version__
 from quadnas.cli import main
+from quadnas.cli.json_output import run_json
 from quadnas.cli.progress import RichProgress, log_to, progress_for
 from quadnas.latency.host import Host
 from quadnas.latency.table import LatencyTable
@@ -219,3 +220,12 @@ def test_export_json(capsys, tmp_path):
     assert doc["parity"]["tolerance_of_logit_scale"] == 1e-2 and set(doc["parity"]["max_abs_diff"]) == {"1", "3"}
     assert doc["weights"] == "random" and doc["latency_check"] is None and doc["accuracy"] is None
     assert doc["model_card"] == str(out) + ".md" and str(out.with_suffix(".bin")) in doc["files"]
+
+
+def test_run_json_reads_the_document_of_a_command_in_another_process(user_dir, tmp_path):
+    """`run_json`: the document a fresh `quadnas ... --json` prints; a command that prints none stops the caller
+    with its last line of stderr."""
+    doc = run_json("tables", cwd=tmp_path)
+    assert doc["schema"] == "quadnas.tables/1" and doc["user_dir"] == str(user_dir)
+    with pytest.raises(SystemExit, match=r"^quadnas predict --device failed: .*no-such-table"):
+        run_json("predict", "--device", "no-such-table", "--arch", ARCH, cwd=tmp_path)

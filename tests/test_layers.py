@@ -36,7 +36,13 @@ SINGLE_MODULES = (
     "quadnas.resources",
 )
 CLI_MAY_IMPORT = frozenset(FACES + SINGLE_MODULES)
-LAZY_FACES = ("quadnas.latency", "quadnas.latency.measure", "quadnas.supernet", "quadnas.study")
+LAZY_FACES = (
+    "quadnas.latency",
+    "quadnas.latency.measure",
+    "quadnas.latency.estimate",
+    "quadnas.supernet",
+    "quadnas.study",
+)
 
 
 def is_module(dotted: str) -> bool:

@@ -1,4 +1,4 @@
-"""quadnas.supernet.methods: FairNAS paths and steps, in-place distillation, kernel transforms, stand-alone training."""
+"""quadnas.bench.methods: FairNAS paths and steps, in-place distillation, kernel transforms."""
 
 import random
 from collections import Counter
@@ -9,22 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from quadnas.data import Dataset
-from quadnas.progress import Progress
-from quadnas.space import SearchSpace
-from quadnas.supernet.elastic import ElasticQuadraBlock
-from quadnas.supernet.methods import (
+from quadnas.bench.methods import (
     FairNASTrainer,
     InplaceDistillTrainer,
     KernelTransformBlock,
     KernelTransformTrainer,
-    UniformTrainer,
     fairnas_paths,
     methods,
-    standalone_net,
-    train_standalone,
     train_supernet_method,
 )
+from quadnas.data import Dataset
+from quadnas.space import SearchSpace
+from quadnas.supernet.elastic import ElasticQuadraBlock
 from quadnas.supernet.train import TrainConfig
 
 
@@ -85,16 +81,6 @@ def test_kernel_transforms_are_not_weight_decayed(tiny_space):
     assert sum(len(g["params"]) for g in trainer.optimizer.param_groups) == len(list(trainer.model.parameters()))
 
 
-def test_standalone_net_starts_with_the_supernet_layer_scale(tiny_space):
-    arch = tiny_space.largest()
-    net = standalone_net(tiny_space, arch, 10, layer_scale=0.1)
-    gammas = [p for n, p in net.named_parameters() if "gamma" in n]
-    assert len(gammas) == 2 * tiny_space.num_blocks and all(torch.all(g == 0.1) for g in gammas)
-    config = TrainConfig(layer_scale_init=0.1)
-    supernet = UniformTrainer(tiny_space, 10, config, steps_per_epoch=1).model
-    assert all(torch.all(b.full.gamma1 == 0.1) for b in supernet.blocks)
-
-
 def test_inplace_distillation_teaches_the_smaller_paths_with_the_largest(tiny_space, monkeypatch):
     config = TrainConfig(batch_size=8, sandwich=True, sandwich_random=2, memory_efficient=False)
     trainer = InplaceDistillTrainer(tiny_space, 10, config, steps_per_epoch=4)
@@ -134,25 +120,3 @@ def test_a_method_seed_changes_the_supernet_and_is_reproducible(tiny_space):
     config_seed, seeded = weights(uniform), weights(replace(uniform, seed=1))
     assert torch.equal(weights(replace(uniform, seed=config.seed)), config_seed)  # the config's seed, given
     assert torch.equal(weights(replace(uniform, seed=1)), seeded) and not torch.equal(seeded, config_seed)
-
-
-def test_train_standalone_trains_in_place_and_reports_every_step(tiny_space):
-    train = random_images(16)
-    torch.manual_seed(0)
-    initial = standalone_net(tiny_space, tiny_space.largest(), 10, layer_scale=0.1).state_dict()
-
-    def trained(progress: Progress | None) -> torch.nn.Module:
-        net = standalone_net(tiny_space, tiny_space.largest(), 10, layer_scale=0.1)
-        net.load_state_dict(initial)
-        kwargs = dict(steps=3, lr=1e-2, weight_decay=0.05, batch_size=8, warmup_steps=1, seed=1)
-        assert train_standalone(net, train, **kwargs, progress=progress) is net
-        return net
-
-    events = []
-    reported, silent = trained(Progress(events.append)), trained(None)
-    assert not reported.training
-    assert [e.done for e in events] == [1, 2, 3] and "loss " in events[-1].note  # the loss at report steps
-    weights = reported.state_dict()
-    assert any(not torch.equal(weights[k], initial[k]) for k in initial)
-    # reporting does not change training: the same seeds give the same weights
-    assert all(torch.equal(a, b) for a, b in zip(weights.values(), silent.state_dict().values()))

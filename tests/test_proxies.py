@@ -9,7 +9,6 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from quadnas.space import IDENTITY, Arch, SearchSpace
-from quadnas.supernet.methods import standalone_net
 from quadnas.supernet.proxies import (
     PROXIES,
     batches_of,
@@ -22,6 +21,7 @@ from quadnas.supernet.proxies import (
     weight_layers,
     zico,
 )
+from quadnas.supernet.standalone import standalone_net
 
 
 def random_batches(shape, count=2, classes=10, seed=0):

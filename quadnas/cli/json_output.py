@@ -1,14 +1,16 @@
-"""`--json`: one document on stdout, its schema name first (the schemas: docs/json.md)."""
+"""`--json`: one document on stdout, its schema name first (the schemas: docs/json.md); `run_json` reads one
+back from a command run in another process (the evidence scripts drive the CLI so)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import subprocess
 import sys
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,3 +86,18 @@ def table_fields(table: LatencyTable, here: Host | None = None) -> dict[str, Any
         },
         "host": host_status(m, here),
     }
+
+
+def run_json(*argv: str, cwd: Path | None = None) -> dict[str, Any]:
+    """The `--json` document of `quadnas -q ARGV --json` run by this Python in a fresh process, in `cwd`.
+
+    A command that leaves no document (an error, exit 2, or an export that failed its check) stops
+    the caller with SystemExit naming the command and its last line of stderr.
+    """
+    command = [sys.executable, "-m", "quadnas", "-q", *argv, "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
+    if not done.stdout.strip():
+        last = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        raise SystemExit(f"quadnas {' '.join(argv[:2])} failed: {last[0]}")
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document

@@ -1,4 +1,5 @@
-"""`quadnas profile`: measure this machine's latency table; `profile kit` / `profile import` for other devices."""
+"""`quadnas profile`: measure this machine's latency table; `profile kit` / `profile import` for other devices;
+`profile estimate` for the shipped estimated devices (`cli/estimate.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quadnas.cli import estimate
 from quadnas.cli.common import console, err_console, positive_float, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json, table_fields
 from quadnas.cli.progress import progress_for
@@ -27,7 +29,7 @@ ADAPT_NETWORKS = 10
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "profile",
-        help="measure a latency table on this machine (or: profile kit / profile import)",
+        help="measure a latency table on this machine (or: profile kit / import / estimate)",
         description="Measure every op spec of a search space on a backend and write a latency table "
         "(resumable: rerun the same command after an interruption).",
     )
@@ -59,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(parser, "profile")
     parser.set_defaults(func=run_profile)
 
-    sub = parser.add_subparsers(dest="profile_command", metavar="{kit,import}")
+    sub = parser.add_subparsers(dest="profile_command", metavar="{kit,import,estimate}")
     kit = sub.add_parser(
         "kit",
         help="write a portable profiling kit for a device without quadnas",
@@ -101,6 +103,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_json_flag(imp, "profile-import", dest="import_json")
     imp.set_defaults(func=run_import)
+    estimate.register(sub)
 
 
 def _add_precision_arg(parser: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ from quadnas.errors import QuadnasError
 from quadnas.export.source import ExportSource
 from quadnas.progress import Progress
 from quadnas.supernet.evaluate import accuracy
-from quadnas.supernet.methods import train_standalone
 from quadnas.supernet.runtime import is_main_process, process_group, rank_device
+from quadnas.supernet.standalone import train_standalone
 from quadnas.supernet.trainer import steps_for
 
 
@@ -28,7 +28,7 @@ def finetune(
     progress: Progress | None = None,
     device: str = "cpu",
 ) -> ExportSource:
-    """A copy of the network trained stand-alone (`supernet.methods.train_standalone`), with its validation accuracy.
+    """A copy of the network trained stand-alone (`supernet.standalone.train_standalone`), with its validation accuracy.
 
     Starts from the inherited weights, or from scratch when a proxy supernet ranked the
     arch. Runs on the checkpoint's dataset at its resolution unless `data` names another

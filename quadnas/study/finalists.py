@@ -32,8 +32,8 @@ from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
 from quadnas.study.config import SearchConfig
 from quadnas.study.results import Candidate
 from quadnas.study.targets import Targets
-from quadnas.supernet.methods import standalone_accuracy
 from quadnas.supernet.recipe import QUICK_DATA, TrainConfig
+from quadnas.supernet.standalone import standalone_accuracy
 from quadnas.supernet.train import steps_for
 
 HAND_DESIGNED = "hand-designed"

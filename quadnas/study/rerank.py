@@ -19,9 +19,9 @@ from quadnas.data import Dataset
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
 from quadnas.study.results import Candidate
-from quadnas.supernet.methods import standalone_net
 from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
 from quadnas.supernet.recipe import TrainConfig
+from quadnas.supernet.standalone import standalone_net
 
 BATCH_SIZE, SEED = 64, 0  # rank_correlation.py's defaults: the setting the proxies were measured in
 

@@ -46,11 +46,11 @@ class Supernet(nn.Module):
 
     def set_memory_efficient(self, enabled: bool) -> None:
         for block in self.blocks:
-            if isinstance(block, ElasticQuadraBlock):  # not a methods.KernelTransformBlock, which has none
+            if isinstance(block, ElasticQuadraBlock):  # not a bench.methods.KernelTransformBlock, which has none
                 block.memory_efficient = enabled
 
     def elastic_blocks(self) -> list[ElasticQuadraBlock]:
-        """`blocks`, typed: each an ElasticQuadraBlock (unless methods.KernelTransformTrainer wrapped them)."""
+        """`blocks`, typed: each an ElasticQuadraBlock (unless bench.methods.KernelTransformTrainer wrapped them)."""
         blocks = list(self.blocks)
         for block in blocks:
             if not isinstance(block, ElasticQuadraBlock):

@@ -1,4 +1,4 @@
-"""Supernet training methods compared by the rank-correlation benchmark, and stand-alone training.
+"""Supernet training methods compared by the rank-correlation benchmark (`scripts/rank_correlation.py`).
 
 Every method is the one `trainer.Trainer` with its own path sampling (`paths`):
 
@@ -10,44 +10,35 @@ Every method is the one `trainer.Trainer` with its own path sampling (`paths`):
   permutation of every block's choices, all paths accumulated into one update.
 - `KernelTransformTrainer`: uniform sampling with OFA's kernel transformation.
 
-`methods()` names them with their compute; `train_supernet_method` trains one.
-`train_standalone` trains a single network with the same loop, optimiser and schedule;
-`standalone_accuracy` is an arch's validation accuracy after training it from random init.
+`methods()` names them with their compute; `train_supernet_method` trains one. Stand-alone
+training, which the product uses too, lives in `standalone`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quadnas.data.loader import LabelledSet
-from quadnas.data.transforms import Augment
-from quadnas.nn.blocks import QuadraBlock
-from quadnas.nn.net import QuadraNet
-from quadnas.progress import Progress
-from quadnas.space import Arch, BlockChoice, SearchSpace
+from quadnas.space import BlockChoice, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
-from quadnas.supernet.evaluate import accuracy
 from quadnas.supernet.paths import Fair, PathSampler, Sandwich, Uniform, fairnas_paths
 from quadnas.supernet.recipe import TrainConfig
+from quadnas.supernet.standalone import augment_for, data_device
 from quadnas.supernet.supernet import Supernet
 from quadnas.supernet.train import SupernetTrainer
-from quadnas.supernet.trainer import Loop, Trainer, fit, steps_for
+from quadnas.supernet.trainer import Loop, fit, steps_for
 
 if TYPE_CHECKING:
     from quadnas.data import Dataset
 
-ModuleT = TypeVar("ModuleT", bound=nn.Module)
 __all__ = ["fairnas_paths"]  # re-exported: the benchmark's tests import it from here
 
 
-# ---- supernet training methods ------------------------------------------------
 class UniformTrainer(SupernetTrainer):
     """The package's trainer as is: one uniformly sampled path per step."""
 
@@ -172,16 +163,6 @@ def methods(long_factor: float) -> dict[str, Method]:
     }
 
 
-def _device_of(data: LabelledSet) -> torch.device:
-    """Where `data`'s tensors live (a TensorDataset moved to a GPU), else the CPU."""
-    tensors = getattr(data, "tensors", None)
-    return tensors[0].device if tensors is not None and not hasattr(data, "source") else torch.device("cpu")
-
-
-def _augment(config: TrainConfig, data: Dataset) -> Augment:
-    return data.default_augment() if config.augment == "auto" else config.augment
-
-
 def train_supernet_method(
     method: Method, space: SearchSpace, data: Dataset, config: TrainConfig, path_epochs: float, warmup_fraction: float
 ) -> tuple[nn.Module, int, int]:
@@ -199,89 +180,7 @@ def train_supernet_method(
     steps = steps_for(path_epochs * method.compute / paths, n, config.batch_size)
     config = config.model_copy(update={"epochs": 1, "warmup_epochs": warmup_fraction})
     trainer = method.trainer(space, data.num_classes, config, steps)
-    device = _device_of(data.train)
+    device = data_device(data.train)
     trainer.model.to(device)  # in place: the optimizer keeps the same parameters
-    fit(trainer, Loop(data.train, config.batch_size, steps, config.seed, _augment(config, data), 0, device))
+    fit(trainer, Loop(data.train, config.batch_size, steps, config.seed, augment_for(config, data), 0, device))
     return trainer.model.eval(), steps, paths
-
-
-# ---- stand-alone training -------------------------------------------------------
-def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale: float) -> QuadraNet:
-    """`QuadraNet(space, arch, num_classes)` from random init, its layer scales set as the supernet's."""
-    net = QuadraNet(space, arch, num_classes)
-    with torch.no_grad():
-        for block in net.modules():
-            if isinstance(block, QuadraBlock):
-                block.gamma1.fill_(layer_scale)
-                block.gamma2.fill_(layer_scale)
-    return net
-
-
-def train_standalone(
-    net: ModuleT,
-    train: LabelledSet,
-    *,
-    steps: int,
-    lr: float,
-    weight_decay: float,
-    batch_size: int,
-    warmup_steps: int = 0,
-    label_smoothing: float = 0.0,
-    seed: int = 0,
-    progress: Progress | None = None,
-    augment: Augment = "none",
-    device: torch.device | str | None = None,
-    workers: int = 0,
-) -> ModuleT:
-    """`net` trained in place for `steps` steps with the one loop, optimiser and schedule; returned in eval mode.
-
-    Runs on `device` (default: where `train`'s tensors are, else the CPU); full batches of
-    seeded shuffled passes, seen through `augment`. With `progress`, one advance per step.
-    """
-    device = torch.device(device) if device is not None else _device_of(train)
-    net.to(device).train()
-    trainer = Trainer(
-        net,
-        PathSampler(),
-        lr=lr,
-        weight_decay=weight_decay,
-        warmup_steps=warmup_steps,
-        total_steps=steps,
-        label_smoothing=label_smoothing,
-        seed=seed,
-    )
-    loop = Loop(train, batch_size, steps, seed, augment, workers, device)
-    with nullcontext() if progress is None else progress.task("stand-alone training", steps, unit="step") as task:
-        fit(trainer, loop, task=task)
-    return net.eval()
-
-
-def standalone_accuracy(
-    space: SearchSpace,
-    arch: Arch,
-    data: Dataset,
-    config: TrainConfig,
-    steps: int,
-    warmup_fraction: float,
-    device: torch.device | str | None = None,
-    progress: Progress | None = None,
-) -> float:
-    """Validation accuracy of `arch` trained from random init (seeded by `config.seed`) with `config`'s recipe
-    on `device` (default: the CPU); with `progress`, one advance per step."""
-    torch.manual_seed(config.seed)
-    net = standalone_net(space, arch, data.num_classes, config.layer_scale_init)
-    train_standalone(
-        net,
-        data.train,
-        steps=steps,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        batch_size=config.batch_size,
-        warmup_steps=round(warmup_fraction * steps),
-        label_smoothing=config.label_smoothing,
-        seed=config.seed,
-        progress=progress,
-        augment=_augment(config, data),
-        device=device,
-    )
-    return accuracy(net, data.val)

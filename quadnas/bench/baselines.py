@@ -1,4 +1,4 @@
-"""Networks compared by `bench_blocks.py`: HorNet, ConvNeXt and QuadraNet variants.
+"""Networks compared by `scripts/bench_blocks.py` and `bench_blocks_gpu.py`: HorNet, ConvNeXt and QuadraNet variants.
 
 For benchmarking only. Every network shares quadnas' stem, downsamples, head and
 LayerNorm2d, and every block uses the same MLP (LayerNorm2d, 1x1 conv, GELU, 1x1
@@ -15,7 +15,7 @@ conv, layer scale) in NCHW, so the networks differ only in their spatial mixer:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -26,7 +26,7 @@ from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, S
 from quadnas.nn.net import QuadraNet
 from quadnas.nn.ops import LayerNorm2d, depthwise
 from quadnas.nn.stats import model_stats
-from quadnas.space import BlockChoice, SearchSpace
+from quadnas.space import Arch, BlockChoice, SearchSpace
 from quadnas.supernet import Supernet
 from quadnas.supernet.elastic import ElasticQuadraBlock
 
@@ -52,14 +52,19 @@ class MLP(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim, 1, 1), LAYER_SCALE_INIT))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gamma * self.pw2(self.act(self.pw1(self.norm(x))))
+        out: torch.Tensor = self.gamma * self.pw2(self.act(self.pw1(self.norm(x))))
+        return out
 
 
 class Backbone(nn.Module):
     """Stem, stages of `make_block(stage, dim)` with downsamples between, head."""
 
     def __init__(
-        self, make_block: Callable[[int, int], nn.Module], dims=DIMS, depths=DEPTHS, num_classes: int = NUM_CLASSES
+        self,
+        make_block: Callable[[int, int], nn.Module],
+        dims: Sequence[int] = DIMS,
+        depths: Sequence[int] = DEPTHS,
+        num_classes: int = NUM_CLASSES,
     ):
         super().__init__()
         self.stem = Stem(3, dims[0], STEM_PATCH)
@@ -100,12 +105,13 @@ class GnConv(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p, stack = torch.split(self.proj_in(x), (self.dims[0], sum(self.dims)), dim=1)
+        p, stack = torch.split(self.proj_in(x), [self.dims[0], sum(self.dims)], dim=1)
         gates = torch.split(self.dwconv(stack) * self.scale, self.dims, dim=1)
         p = p * gates[0]
         for pw, gate in zip(self.pws, gates[1:]):
             p = pw(p) * gate
-        return self.proj_out(p)
+        out: torch.Tensor = self.proj_out(p)
+        return out
 
 
 class HorNetBlock(nn.Module):
@@ -120,7 +126,8 @@ class HorNetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.gamma * self.gnconv(self.norm(x))
-        return x + self.mlp(x)
+        out: torch.Tensor = x + self.mlp(x)
+        return out
 
 
 # ---- ConvNeXt ----------------------------------------------------------------
@@ -133,7 +140,8 @@ class ConvNeXtBlock(nn.Module):
         self.mlp = MLP(dim, expansion * dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mlp(self.dwconv(x))
+        out: torch.Tensor = x + self.mlp(self.dwconv(x))
+        return out
 
 
 # ---- QuadraNet variants ------------------------------------------------------
@@ -149,12 +157,13 @@ class WideQuadraBlock(QuadraBlock):
 class WithChoice(nn.Module):
     """Runs a supernet module (`Supernet` or `ElasticQuadraBlock`) at one fixed choice."""
 
-    def __init__(self, module: nn.Module, choice):
+    def __init__(self, module: nn.Module, choice: Arch | BlockChoice):
         super().__init__()
         self.module, self.choice = module, choice
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x, self.choice)
+        out: torch.Tensor = self.module(x, self.choice)
+        return out
 
 
 def bench_space(resolution: int) -> SearchSpace:
