@@ -15,7 +15,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,10 +25,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from quadnas.errors import Invalid, QuadnasError
-from quadnas.resources import shipped_dir
+from quadnas.resources import DEFAULT_SPACE, shipped_dir
 
 SPACES_DIR = shipped_dir("search_spaces")
-DEFAULT_SPACE = "quadranet-t"
 
 
 @dataclass(frozen=True, order=True)
@@ -324,9 +323,32 @@ class SearchSpace:
         """The arch of one row of choice indices."""
         return Arch(tuple(self.choices[int(j)] for j in indices))
 
-    def sample(self, rng: random.Random) -> Arch:
-        """A uniformly random arch."""
-        return Arch(tuple(rng.choice(self.choices) for _ in range(self.num_blocks)))
+    def sample(self, rng: random.Random, identity: float | None = None) -> Arch:
+        """A random arch: every block uniform over the choices; with `identity`, each block is identity
+        with that probability (never in a space without identity), else uniform over the other choices."""
+        if identity is None:
+            return Arch(tuple(rng.choice(self.choices) for _ in range(self.num_blocks)))
+        p = identity if self.config.choices.identity else 0.0
+        blocks = [c for c in self.choices if not c.is_identity]
+        return Arch(tuple(IDENTITY if rng.random() < p else rng.choice(blocks) for _ in range(self.num_blocks)))
+
+    def spread(self, n: int, seed: int, exclude: Iterable[Arch] = ()) -> list[Arch]:
+        """`n` distinct archs (none of `exclude`) spread from small to large, shuffled; the same for one seed.
+
+        Arch i is `sample`d with identity probability rising from 0 to 0.8 over the n.
+        """
+        rng = random.Random(seed)
+        seen = set(exclude)
+        archs: list[Arch] = []
+        for _ in range(100 * n):
+            if len(archs) == n:
+                break
+            arch = self.sample(rng, identity=0.8 * len(archs) / max(n - 1, 1))
+            if arch not in seen:
+                seen.add(arch)
+                archs.append(arch)
+        rng.shuffle(archs)
+        return archs
 
     def largest(self) -> Arch:
         return Arch((BlockChoice(self.max_kernel, self.max_expansion, self.enhances),) * self.num_blocks)

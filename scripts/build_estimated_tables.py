@@ -49,8 +49,9 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.devices import SHIPPED_TABLES_DIR
 from quadnas.latency.estimate.model import DeviceModel, FitPoint, FitResult, Prim, decompose, fit
 from quadnas.latency.estimate.reference_models import NETWORKS
+from quadnas.latency.header import Calibration, Estimate, FittedNetwork, TableMeta
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.latency.table import LatencyTable
 from quadnas.space import Arch, OpSpec, SearchSpace
 
 POINTS_CSV = SHIPPED_TABLES_DIR / "reference" / "published_latency_points.csv"
@@ -467,15 +468,15 @@ def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: 
         for p, m, r in zip(result.points, result.predicted_ms, residuals)
     ]
     fit_points = [
-        {
-            "network": p.network,
-            "resolution": p.resolution,
-            "target_ms": round(p.target_ms, 6),
-            "weight": p.weight,
-            "model_ms": _round(m),
-            "residual_pct": round(float(r), 2),
-            "device_override": p.device_override or {},
-        }
+        FittedNetwork(
+            network=p.network,
+            resolution=p.resolution,
+            target_ms=round(p.target_ms, 6),
+            weight=p.weight,
+            model_ms=_round(m),
+            residual_pct=round(float(r), 2),
+            device_override=p.device_override or {},
+        )
         for p, m, r in zip(result.points, result.predicted_ms, residuals)
     ]
     meta = TableMeta(
@@ -504,8 +505,7 @@ def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: 
             ),
         ),
         sources=sources,
-        cost_model=result.device.header(),
-        fit_points=fit_points,
+        estimate=Estimate(cost_model=result.device.header(), fit_points=fit_points),
         **({"enhancer_rows": ENHANCER_ROWS} if space.enhances else {}),
         **recipe.extra,
     )
@@ -555,7 +555,8 @@ def existing_created(path: Path) -> datetime | None:
 def existing_fit(path: Path) -> DeviceModel | None:
     """The cost model in the header of the table at `path`, if it has a readable one."""
     try:
-        return DeviceModel.model_validate(getattr(LatencyTable.read_meta(path), "cost_model", None))
+        estimate = LatencyTable.read_meta(path).estimate
+        return estimate.device_model() if estimate is not None else None
     except (QuadnasError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
 

@@ -11,15 +11,15 @@ from builders import shape_cost_ms, table_of
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.adapt import MIN_NETWORKS, adapted_rows, fit_adaptation, group
+from quadnas.latency.header import Calibration
 from quadnas.latency.host import Host
 from quadnas.latency.measure.adaptation import ADAPT_TASK, adapt, adaptation_archs
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.measure.kit import import_results
-from quadnas.latency.measure.profiler import sample_spread
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.measure.validation import validate
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import Calibration, LatencyTable
+from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress, ProgressEvent
 from quadnas.space import SearchSpace
 
@@ -46,7 +46,7 @@ def per_stage(spec):
 
 def test_the_fit_recovers_known_stage_factors(tiny_space):
     source = source_of(tiny_space)
-    archs = sample_spread(tiny_space, 40, seed=3)
+    archs = tiny_space.spread(40, seed=3)
     fit = fit_adaptation(source, tiny_space, archs, device_ms(tiny_space, archs, per_stage))
     blocks = [s for s in tiny_space.all_op_specs() if s.op == "quadra_block"]
     for spec in blocks:
@@ -67,10 +67,10 @@ def test_a_kernel_shift_within_a_stage_is_recovered(tiny_space):
     def true_ms(spec):
         return shape_cost_ms(spec) - (cut if spec in k7 else 0.0)
 
-    archs = sample_spread(tiny_space, 60, seed=4)
+    archs = tiny_space.spread(60, seed=4)
     measured = [0.1 + sum(true_ms(s) for s in tiny_space.op_specs(a)) for a in archs]
     fit = fit_adaptation(source, tiny_space, archs, measured)
-    held = sample_spread(tiny_space, 30, seed=5, exclude=archs)
+    held = tiny_space.spread(30, seed=5, exclude=archs)
     table = LatencyTable(source.meta.model_copy(update={"calibration": Calibration(b_ms=fit.offset_ms)}))
     predicted = LatencyPredictor(table.with_rows(adapted_rows(source, fit)), tiny_space).predict_many(held)
     real = np.array([0.1 + sum(true_ms(s) for s in tiny_space.op_specs(a)) for a in held])
@@ -84,9 +84,7 @@ def test_an_unmeasured_kind_keeps_the_global_factor(tiny_space):
     factor times its stage's factor, and the head's and stem's by the global factor alone."""
     source = source_of(tiny_space)
     k3e2 = next(c for c in tiny_space.choices if c.kernel == 3 and c.expansion == 2)
-    archs = [
-        a for a in sample_spread(tiny_space, 200, seed=6) if set(a.blocks) <= {k3e2, tiny_space.smallest().blocks[0]}
-    ]
+    archs = [a for a in tiny_space.spread(200, seed=6) if set(a.blocks) <= {k3e2, tiny_space.smallest().blocks[0]}]
     assert len(archs) >= MIN_NETWORKS
     fit = fit_adaptation(source, tiny_space, archs, device_ms(tiny_space, archs, lambda s: 2.0))
     assert all(f == pytest.approx(1.0) for t, f in fit.factors.items() if not t.startswith("quadra_block"))
@@ -98,7 +96,7 @@ def test_an_unmeasured_kind_keeps_the_global_factor(tiny_space):
 
 
 def test_the_fit_needs_three_networks(tiny_space):
-    archs = sample_spread(tiny_space, 2, seed=0)
+    archs = tiny_space.spread(2, seed=0)
     with pytest.raises(QuadnasError, match="at least 3 whole networks"):
         fit_adaptation(source_of(tiny_space), tiny_space, archs, [1.0, 2.0])
 

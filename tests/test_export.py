@@ -18,9 +18,10 @@ from quadnas.errors import QuadnasError
 from quadnas.export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
 from quadnas.export.card import render_model_card, write_model_card
 from quadnas.latency.budget import Budget
+from quadnas.latency.header import Calibration
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.table import Calibration, LatencyTable
+from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.stats import model_stats
 from quadnas.record import DeviceRecord

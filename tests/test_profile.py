@@ -3,9 +3,10 @@ import pytest
 
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
+from quadnas.latency.calibration import fit_calibration
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.profiler import OPS_TASK, ProfileSettings, fit_calibration, profile, sample_spread
+from quadnas.latency.measure.profiler import OPS_TASK, ProfileSettings, profile
 from quadnas.latency.measure.validation import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
@@ -110,11 +111,11 @@ def test_fit_calibration_degenerate_cases():
 
 
 def test_sample_spread_spans_small_to_large(default_space):
-    archs = sample_spread(default_space, 8, seed=0)
-    assert len(set(archs)) == 8 and archs == sample_spread(default_space, 8, seed=0)
+    archs = default_space.spread(8, seed=0)
+    assert len(set(archs)) == 8 and archs == default_space.spread(8, seed=0)
     identities = sorted(sum(b.is_identity for b in a.blocks) for a in archs)
     assert identities[0] <= 3 and identities[-1] >= 9
-    assert not set(sample_spread(default_space, 8, seed=1, exclude=archs)) & set(archs)
+    assert not set(default_space.spread(8, seed=1, exclude=archs)) & set(archs)
 
 
 def test_compare_figures():

@@ -20,6 +20,7 @@ The fit minimises the squared relative errors of the measured networks plus ridg
 moves as a whole (scale 1 x the global factor); a term no network exercises stays at 0, i.e.
 the global factor; a stage or kernel that the networks show to be off moves as far as they
 show. Its error is estimated by leave-one-out (each network predicted by a fit to the others).
+`latency.calibration` is the simpler fit a measured table gets from its own networks.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.header import AdaptationFit
 from quadnas.latency.table import LatencyTable
 from quadnas.space import Arch, OpSpec, SearchSpace
 
@@ -76,21 +78,21 @@ class Adaptation:
         shifted = source_ms + self.typical_ms.get(g, 0.0) * sum(self.shifts.get(t, 0.0) for t in shifts(spec))
         return max(self.global_scale * self.factors.get(g, 1.0) * shifted, 0.0)
 
-    def header(self) -> dict[str, Any]:
-        """The table header's `adaptation` value: everything needed to recompute the rows from the source."""
-        return {
-            "global_scale": round(self.global_scale, 6),
-            "offset_ms": round(self.offset_ms, 6),
-            "factors": {t: round(f, 5) for t, f in self.factors.items()},
-            "shifts": {t: round(a, 5) for t, a in self.shifts.items()},
-            "typical_ms": {t: round(m, 6) for t, m in self.typical_ms.items()},
-            "strength": {"scale": SCALE_STRENGTH, "shift": SHIFT_STRENGTH},
-            "fit_mape_pct": round(self.fit_mape_pct, 3),
-            "loo_mape_pct": round(self.loo_mape_pct, 3),
-            "loo_max_err_pct": round(self.loo_max_err_pct, 3),
-            "loo_errors_pct": self.loo_errors_pct,
-            "networks": self.networks,
-        }
+    def header(self) -> AdaptationFit:
+        """The table header's fit: everything needed to recompute the rows from the source."""
+        return AdaptationFit(
+            global_scale=round(self.global_scale, 6),
+            offset_ms=round(self.offset_ms, 6),
+            factors={t: round(f, 5) for t, f in self.factors.items()},
+            shifts={t: round(a, 5) for t, a in self.shifts.items()},
+            typical_ms={t: round(m, 6) for t, m in self.typical_ms.items()},
+            strength={"scale": SCALE_STRENGTH, "shift": SHIFT_STRENGTH},
+            fit_mape_pct=round(self.fit_mape_pct, 3),
+            loo_mape_pct=round(self.loo_mape_pct, 3),
+            loo_max_err_pct=round(self.loo_max_err_pct, 3),
+            loo_errors_pct=self.loo_errors_pct,
+            networks=self.networks,
+        )
 
 
 @dataclass(frozen=True)
