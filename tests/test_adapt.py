@@ -119,11 +119,12 @@ def test_the_adapted_table_round_trips_with_its_metadata(adapted, tiny_space):
     meta = table.meta
     assert meta.provenance == "adapted" and meta.backend == "onnxruntime" and meta.threads == 1
     assert meta.host == Host.current() and meta.host_fingerprint == Host.current().fingerprint
-    assert meta.adapted_from["name"] == "far-away" and meta.adapted_from["provenance"] == "estimated"
-    assert len(meta.calibration_networks) == QUICK.networks == meta.calibration.networks
-    assert all(p["measured_ms"] > 0 for p in meta.calibration_networks)
-    assert meta.calibration.a == 1.0 and meta.calibration.b_ms == pytest.approx(meta.adaptation["offset_ms"], abs=1e-5)
-    assert meta.calibration.mape_pct == pytest.approx(meta.adaptation["loo_mape_pct"], abs=1e-3)
+    assert meta.adapted is not None and meta.adapted.fit is not None
+    assert meta.adapted.source.name == "far-away" and meta.adapted.source.provenance == "estimated"
+    assert len(meta.networks()) == QUICK.networks == meta.calibration.networks
+    assert all(p.measured_ms > 0 for p in meta.networks())
+    assert meta.calibration.a == 1.0 and meta.calibration.b_ms == pytest.approx(meta.adapted.fit.offset_ms, abs=1e-5)
+    assert meta.calibration.mape_pct == pytest.approx(meta.adapted.fit.loo_mape_pct, abs=1e-3)
     assert meta.calibration.max_err_pct >= meta.calibration.mape_pct >= 0
     assert not table.missing(tiny_space.all_op_specs())
     assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
@@ -131,7 +132,7 @@ def test_the_adapted_table_round_trips_with_its_metadata(adapted, tiny_space):
 
 def test_validate_takes_an_adapted_table(adapted):
     result = validate(adapted, n=3, settings=QUICK)
-    assert result.n == 3 and not {p["arch"] for p in adapted.meta.calibration_networks} & set(result.archs)
+    assert result.n == 3 and not {p.arch for p in adapted.meta.networks()} & set(result.archs)
 
 
 def test_an_interrupted_adaptation_keeps_its_networks(tiny_space, tmp_path):
@@ -145,12 +146,12 @@ def test_an_interrupted_adaptation_keeps_its_networks(tiny_space, tmp_path):
 
     with pytest.raises(Interrupt):
         adapt(source, tiny_space, backend, out, settings, progress=Progress(callback=stop_after_two))
-    kept = LatencyTable.read(out).meta.calibration_networks
+    kept = LatencyTable.read(out).meta.networks()
     assert len(kept) == 2
     events: list[ProgressEvent] = []
     table = adapt(source, tiny_space, backend, out, settings, progress=Progress(callback=events.append))
     assert events[0].done_before == 2 and len([e for e in events if e.what == ADAPT_TASK]) == 2
-    assert table.meta.calibration_networks[:2] == kept and table.meta.calibration.networks == 4
+    assert table.meta.networks()[:2] == kept and table.meta.calibration.networks == 4
     other = source_of(tiny_space, device="another")
     other = LatencyTable(other.meta, other.rows.assign(latency_ms=other.rows["latency_ms"] * 2))
     with pytest.raises(QuadnasError, match="other rows.*--restart"):
@@ -208,7 +209,11 @@ def test_the_kit_adapts_a_table(tiny_space, tmp_path, monkeypatch):
     )
     assert done.returncode == 0, done.stderr
     table = import_results(kit / "results.csv")
-    assert table.meta.provenance == "adapted" and table.meta.adapted_from["name"] == "src"
+    assert (
+        table.meta.provenance == "adapted"
+        and table.meta.adapted is not None
+        and table.meta.adapted.source.name == "src"
+    )
     assert "kit" in table.meta.method and table.meta.calibration.networks == 3
     assert main(["profile", "import", str(kit / "results.csv"), "--name", "board"]) == 0
     assert LatencyTable.read(tmp_path / "board.csv").meta.provenance == "adapted"

@@ -7,8 +7,8 @@ import pytest
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.backends import BACKENDS, get_backend, parse_threads
+from quadnas.latency.measure.builders import op_module
 from quadnas.latency.measure.kit_runner import Schedule, Timing, measure_interleaved
-from quadnas.latency.measure.profiler import op_module
 from quadnas.nn.blocks import op_input_shape
 from quadnas.nn.onnx import write_onnx
 

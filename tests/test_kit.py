@@ -115,7 +115,10 @@ def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
     assert not table.missing(tiny_space.all_op_specs())
     assert table.meta.provenance == "measured" and table.meta.backend == "onnxruntime"
     assert table.meta.calibration.networks == 3 and "kit" in table.meta.method
-    assert table.meta.runtime_config == kit_runner.runtime_config("onnxruntime", 1)  # how the device ran them
+    assert table.meta.measurement is not None
+    assert table.meta.measurement.runtime_config == kit_runner.runtime_config(
+        "onnxruntime", 1
+    )  # how the device ran them
     assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
 
     monkeypatch.setenv("QUADNAS_TABLES", str(tmp_path))

@@ -226,5 +226,12 @@ class TableMeta(BaseModel):
         return {**items, **extras}
 
 
+def file_location(loc: tuple[str, ...]) -> tuple[str, ...]:
+    """A validation error's path into TableMeta as the file's keys name it (`measurement.clock` -> `clock`)."""
+    if len(loc) > 1 and loc[0] in SECTIONS:
+        return (SECTIONS[loc[0]].file_key(loc[1]), *loc[2:])
+    return loc
+
+
 ONE_ITEM_A_LINE = {"sources", "calibration_networks", "fit_points"}  # list keys a file writes one item a line
 LIST_KEYS = ONE_ITEM_A_LINE | {"aliases"}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from pydantic import ValidationError
 
 from quadnas._files import atomic_write
 from quadnas.errors import Invalid, QuadnasError
-from quadnas.latency.header import LIST_KEYS, ONE_ITEM_A_LINE
+from quadnas.latency.header import LIST_KEYS, ONE_ITEM_A_LINE, file_location
 from quadnas.latency.header import TableMeta as TableMeta  # importable beside the table it heads
 from quadnas.space import OpKind, OpSpec
 
@@ -293,6 +294,7 @@ def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
         return TableMeta.model_validate(fields)
     except ValidationError as e:
         bad = Invalid.of(e)
+        bad = replace(bad, loc=file_location(bad.loc))
         if bad.kind == "missing" and len(bad.loc) > 1:
             raise QuadnasError(
                 f"latency table {path}: header key '{bad.loc[0]}' lacks '{'.'.join(bad.loc[1:])}': add it to that "
