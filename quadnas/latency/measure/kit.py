@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from quadnas._version import __version__
 from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.calibration import calibrate
+from quadnas.latency.header import Measurement
 from quadnas.latency.host import Host
 from quadnas.latency.measure import kit_runner
 from quadnas.latency.measure.adaptation import (
@@ -210,7 +211,7 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
         "backend_version": header["backend_version"],
         "target": header["target"],
         "threads": results_threads(header, results),
-        "clock": header.get("clock", "wall"),
+        "clock": header.get("clock", Measurement().clock),  # results of kits that had one clock: its default
         "device": header["device"],
         "precision": header.get("precision", "fp32"),
     }
