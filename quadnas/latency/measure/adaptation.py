@@ -159,14 +159,7 @@ def open_adaptation(
             f"{out} holds a {table.meta.provenance} table, not an adaptation: choose another --name, "
             "or pass --restart to replace it"
         )
-    now = {
-        **backend.describe(),
-        "batch": 1,
-        "resolution": space.config.resolution,
-        "space_fingerprint": space.fingerprint(),
-        "host_fingerprint": Host.current().fingerprint,
-    }
-    clash = resume_clash(table.meta, now)
+    clash = resume_clash(table.meta, backend.describe(), space)
     was = table.meta.adapted.source if table.meta.adapted is not None else None
     if was is None or was.rows_sha != rows_digest(source):
         clash.append(f"source {was.name if was else None} (now {source.name}, other rows)")

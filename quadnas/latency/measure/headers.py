@@ -16,19 +16,10 @@ from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8
 from quadnas.space import Arch, SearchSpace
 
-# A table resumed from disk must have been measured under the same conditions, on this host.
-RESUME_KEYS = (
-    "backend",
-    "target",
-    "threads",
-    "clock",
-    "precision",
-    "batch",
-    "resolution",
-    "space_fingerprint",
-    "host_fingerprint",
-)
-RESUME_KEYS_IF_KNOWN = ("input_layout", "runtime_config")  # where the backend has them (eager torch; runtimes of files)
+# A table resumed from disk must have been measured under the same conditions, on this host; the runtime's
+# own settings count where the backend has them (eager torch's input layout; the runtimes of files).
+RESUME_KEYS = ("backend", "target", "threads", "clock", "precision", "batch", "resolution", "space_fingerprint")
+RESUME_KEYS_IF_KNOWN = ("input_layout", "runtime_config")
 
 
 def method_text(backend_desc: Description, settings: ProfileSettings, overhead_ms: float, source: str) -> str:
@@ -131,10 +122,13 @@ def network_point(arch: Arch, timing: Timing) -> NetworkPoint:
     )
 
 
-def resume_clash(meta: TableMeta, now: dict[str, Any]) -> list[str]:
-    """'key old (now new)' for every condition of RESUME_KEYS (and RESUME_KEYS_IF_KNOWN that `now` has) that differs."""
+def resume_clash(meta: TableMeta, desc: Description, space: SearchSpace) -> list[str]:
+    """'key old (now new)' for each condition the table was timed under that differs now, on `desc`'s
+    backend, for `space`, on this host."""
+    now = {**desc, "batch": 1, "resolution": space.config.resolution, "space_fingerprint": space.fingerprint()}
+    now["host_fingerprint"] = Host.current().fingerprint
     old = meta.file_items()
-    keys = RESUME_KEYS + tuple(k for k in RESUME_KEYS_IF_KNOWN if k in now)
+    keys = (*RESUME_KEYS, "host_fingerprint", *(k for k in RESUME_KEYS_IF_KNOWN if k in now))
     return [f"{k} {old.get(k)} (now {now[k]})" for k in keys if _as_text(old.get(k)) != _as_text(now[k])]
 
 

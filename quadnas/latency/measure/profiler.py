@@ -89,14 +89,7 @@ def open_table(out: Path, space: SearchSpace, backend: Backend, restart: bool) -
     if restart or not out.exists():
         return None
     table = LatencyTable.read(out)
-    now = {
-        **backend.describe(),
-        "batch": 1,
-        "resolution": space.config.resolution,
-        "space_fingerprint": space.fingerprint(),
-        "host_fingerprint": Host.current().fingerprint,
-    }
-    clash = resume_clash(table.meta, now)
+    clash = resume_clash(table.meta, backend.describe(), space)
     if clash:
         was = ", ".join(clash)
         raise QuadnasError(
