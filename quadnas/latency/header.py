@@ -212,7 +212,7 @@ class TableMeta(BaseModel):
 
     def file_items(self) -> dict[str, Any]:
         """The header as a file writes it: core keys (no host where none is known), each section's keys
-        (unset ones left out), then the keys this release does not know."""
+        (None ones left out), then the keys this release does not know."""
         items = self.model_dump(mode="json", exclude=set(SECTIONS))
         extras = {key: items.pop(key) for key in self.model_extra or {}}
         for key in ("host", "host_fingerprint"):  # an estimate has no host: no line at all

@@ -237,12 +237,13 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
 
 def results_threads(header: dict[str, str], results: Path) -> int:
     """The runner's thread count (its header holds text)."""
-    if not header["threads"].strip().isdigit():
+    text = str(header["threads"]).strip()
+    if not text.isdigit():
         raise QuadnasError(
-            f"{results}: its 'threads' header line is {header['threads']!r}, not a thread count: "
+            f"{results}: its 'threads' header line is {text!r}, not a thread count: "
             "import the results.csv that run.py wrote, unedited"
         )
-    return int(header["threads"])
+    return int(text)
 
 
 def results_host(header: dict[str, str], results: Path) -> Host | None:
