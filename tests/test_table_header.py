@@ -50,6 +50,12 @@ def test_the_earlier_releases_flat_keys_land_in_their_sections():
     assert adapted.clock == "wall" and len(adapted.networks()) == 2
 
 
+def test_one_network_is_written_as_a_list_of_one():
+    """So that a reader that takes a repeated key for a list also reads a single network as one."""
+    text = LatencyTable.read(EARLIER / "measured.csv").to_text()
+    assert "# calibration_networks: [{arch: k3e2-id-k5e2-id-id-k3e4, measured_ms: 1.5," in text
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_a_committed_table_rewrites_the_same_header_lines(path, tmp_path):
     """Every key stays flat and keeps its value, so the earlier release reads what this one writes."""

@@ -14,8 +14,8 @@ File format (`latency_tables/NAME.csv`)::
 (written before the enhancer existed) reads as having 0 in every row.
 
 Each header line is `# key: value`, the value inline YAML (JSON is YAML). A list-valued
-key may be written once as a list or repeated, one item a line (`sources` and extra
-list-valued keys, such as an estimated table's `fit_points`, are written that way).
+key may be written once as a list or repeated, one item a line (`sources`, `calibration_networks`,
+`fit_points` and list-valued extra keys are written that way when they hold more than one item).
 
 Building a table as you measure (what the profiler does)::
 
@@ -133,7 +133,7 @@ class LatencyTable:
         lines = []
         for key, value in self.meta.file_items().items():
             one_a_line = key in ONE_ITEM_A_LINE or (key not in TableMeta.model_fields and isinstance(value, list))
-            items = value if one_a_line and value else [value]
+            items = value if one_a_line and len(value) > 1 else [value]  # one item stays a list for any reader
             lines += [f"# {key}: {_inline(v)}" for v in items]
         body = self.rows.to_csv(index=False, float_format="%.6g", lineterminator="\n")
         return "\n".join(lines) + "\n" + body
