@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from quadnas.latency.estimate.model import DeviceModel
 
 Provenance = Literal["measured", "estimated", "adapted"]  # adapted: another table corrected by whole networks
-Clock = Literal["wall", "cpu"]
+Clock = Literal["wall", "cpu"]  # the clocks a measurement times on (`measure.kit_runner.CLOCKS`)
 
 
 class Calibration(BaseModel):

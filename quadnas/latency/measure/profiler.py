@@ -42,7 +42,6 @@ def keep_network(table: LatencyTable, out: Path, arch: Arch, timing: Timing) -> 
     table.write(out)
 
 
-# ---- measuring ------------------------------------------------------------
 def measure_networks(
     backend: Backend,
     space: SearchSpace,
