@@ -1,4 +1,4 @@
-"""Folders that ship with quadnas: `search_spaces/`, `latency_tables/` and `datasets/`.
+"""Folders that ship with quadnas: `search_spaces/`, `latency_tables/` and `datasets/`, and the default space.
 
 In a source checkout they sit at the repository root, beside the package; a wheel
 installs them inside it (`quadnas/search_spaces/`, see pyproject.toml).
@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
+DEFAULT_SPACE = "quadranet-t"  # the shipped search space a command uses when none is named
 
 
 def shipped_dir(name: str) -> Path:

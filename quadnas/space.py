@@ -4,9 +4,8 @@ A `SearchSpace` is loaded from YAML; an `Arch` is one choice per searchable bloc
 Inside quadnas an arch is always an `Arch`; the space owns its other forms, converted at the edges:
 text (`k3e2-k7e4q-id-...`, in files and on screen: `str(arch)`, `parse`), Optuna trial parameters
 (`to_params`, `from_params`) and choice indices (`to_indices`, `from_indices`, for vectorised
-prediction). `SearchSpace.op_specs(arch)` lists the ops an arch
-runs at the deployment resolution — the single source profiler, predictor and
-exporter share.
+prediction). `SearchSpace.op_specs(arch)` lists the ops an arch runs at the deployment resolution,
+the one source the profiler, predictor and exporter share. `sample` and `spread` draw archs.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,10 +24,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from quadnas.errors import Invalid, QuadnasError
-from quadnas.resources import shipped_dir
+from quadnas.resources import DEFAULT_SPACE, shipped_dir
 
 SPACES_DIR = shipped_dir("search_spaces")
-DEFAULT_SPACE = "quadranet-t"
 
 
 @dataclass(frozen=True, order=True)
@@ -250,10 +248,8 @@ class SearchSpace:
         return self.config.enhancer_k if self.enhances else 0
 
     def fingerprint(self) -> str:
-        """Hash of everything that affects weights or latency (not the name).
-
-        A space without enhanced choices hashes as it did before the enhancer existed.
-        """
+        """Hash of everything that affects weights or latency (not the name); without enhanced choices, the
+        enhancer's keys are left out, so such a space keeps the hash its tables and checkpoints hold."""
         payload = self.config.model_dump(exclude={"name"})
         if not self.enhances:
             del payload["enhancer_k"], payload["choices"]["enhance"]
@@ -324,16 +320,33 @@ class SearchSpace:
         """The arch of one row of choice indices."""
         return Arch(tuple(self.choices[int(j)] for j in indices))
 
-    def sample(self, rng: random.Random) -> Arch:
-        """A uniformly random arch."""
-        return Arch(tuple(rng.choice(self.choices) for _ in range(self.num_blocks)))
+    def sample(self, rng: random.Random, identity: float | None = None) -> Arch:
+        """A random arch: every block uniform over the choices; with `identity`, each block is identity
+        with that probability (never in a space without identity), else uniform over the other choices."""
+        if identity is None:
+            return Arch(tuple(rng.choice(self.choices) for _ in range(self.num_blocks)))
+        p, blocks = identity if self.config.choices.identity else 0.0, [c for c in self.choices if not c.is_identity]
+        return Arch(tuple(IDENTITY if rng.random() < p else rng.choice(blocks) for _ in range(self.num_blocks)))
+
+    def spread(self, n: int, seed: int, exclude: Iterable[Arch] = ()) -> list[Arch]:
+        """`n` distinct archs (none of `exclude`) from small to large, shuffled, the same for one seed:
+        arch i is `sample`d with an identity probability rising from 0 to 0.8 over the n."""
+        rng, seen, archs = random.Random(seed), set(exclude), list[Arch]()
+        for _ in range(100 * n):
+            if len(archs) == n:
+                break
+            arch = self.sample(rng, identity=0.8 * len(archs) / max(n - 1, 1))
+            if arch not in seen:
+                seen.add(arch)
+                archs.append(arch)
+        rng.shuffle(archs)
+        return archs
 
     def largest(self) -> Arch:
         return Arch((BlockChoice(self.max_kernel, self.max_expansion, self.enhances),) * self.num_blocks)
 
     def smallest(self) -> Arch:
-        smallest = IDENTITY if self.config.choices.identity else min(self.choices)
-        return Arch((smallest,) * self.num_blocks)
+        return Arch((IDENTITY if self.config.choices.identity else min(self.choices),) * self.num_blocks)
 
     def stages_of(self, arch: Arch) -> Iterator[list[BlockChoice]]:
         """The arch's block choices split by stage."""

@@ -30,11 +30,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from quadnas.latency.devices import load_device_table  # noqa: E402
-from quadnas.latency.estimate.model import DeviceModel  # noqa: E402
 from quadnas.latency.host import Host  # noqa: E402
 from quadnas.latency.measure.adaptation import adapt, adaptation_archs, adapted_table  # noqa: E402
 from quadnas.latency.measure.backends import get_backend  # noqa: E402
-from quadnas.latency.measure.profiler import measure_networks, profile, sample_spread  # noqa: E402
+from quadnas.latency.measure.profiler import measure_networks, profile  # noqa: E402
 from quadnas.latency.measure.settings import ProfileSettings  # noqa: E402
 from quadnas.latency.measure.validation import compare  # noqa: E402
 from quadnas.latency.predictor import LatencyPredictor  # noqa: E402
@@ -54,7 +53,9 @@ def sources(space: SearchSpace, backend: str) -> dict[str, LatencyTable | str]:
     covers = host.meta.resolution == space.config.resolution and not host.missing(space.all_op_specs())
     found["host-table"] = host if covers else f"{host.name} does not cover space '{space.name}'"
     if cpu.meta.resolution != space.config.resolution or cpu.missing(space.all_op_specs()):
-        model = DeviceModel.model_validate(cpu.meta.model_extra["cost_model"] if cpu.meta.model_extra else None)
+        if cpu.meta.estimate is None:
+            raise SystemExit(f"table {cpu.name} has no cost model to price space '{space.name}' with")
+        model = cpu.meta.estimate.device_model()
         rows = []
         for spec in space.all_op_specs():
             ms = model.spec_ms(spec, space.config.stem_patch)
@@ -91,8 +92,8 @@ def bench_case(
         **({"rounds": 3, "round_ms": 5.0, "window": 4, "networks": 4, "network_rounds": 2} if args.quick else {})
     )
     used = {a for n in args.networks for a in adaptation_archs(space, n, args.seed)}
-    used |= set(sample_spread(space, full_settings.networks, full_settings.seed))
-    held = sample_spread(space, args.held_out, seed=args.seed + 99, exclude=used)
+    used |= set(space.spread(full_settings.networks, full_settings.seed))
+    held = space.spread(args.held_out, seed=args.seed + 99, exclude=used)
     print(f"[{backend_name} {threads}t] measuring {len(held)} held-out networks", flush=True)
     measured = measure(backend, space, held, settings)
 
@@ -125,8 +126,7 @@ def bench_case(
         table = adapt(usable[first], space, backend, work / f"{first}-{backend_name}-{threads}t-{n}.csv", net_settings)
         seconds = time.perf_counter() - start
         timed = [
-            (space.parse(p["arch"]), Timing(p["measured_ms"], p["p10_ms"], p["p90_ms"], p["runs"]))
-            for p in table.meta.calibration_networks
+            (space.parse(p.arch), Timing(p.measured_ms, p.p10_ms, p.p90_ms, p.runs)) for p in table.meta.networks()
         ]
         tables = {first: table}
         for key in others:

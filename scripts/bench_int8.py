@@ -27,7 +27,7 @@ import numpy as np
 
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.profiler import calibration_networks, profile
+from quadnas.latency.measure.profiler import profile
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.measure.validation import validate
 from quadnas.latency.table import SPEC_COLUMNS, LatencyTable
@@ -91,7 +91,7 @@ def ratio_summary(fp32_ms: dict[str, float], int8_ms: dict[str, float]) -> dict[
 
 def measured_by_arch(table: LatencyTable) -> dict[str, float]:
     """The calibration networks a table timed whole, by arch (the same archs in both tables: same seed)."""
-    return {p["arch"]: p["measured_ms"] for p in calibration_networks(table.meta)}
+    return {p.arch: p.measured_ms for p in table.meta.networks()}
 
 
 def bench_backend(backend: str, space: SearchSpace, args: argparse.Namespace) -> dict[str, Any]:

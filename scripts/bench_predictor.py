@@ -36,9 +36,9 @@ def bench_table(name: str, n: int, clock: str | None) -> dict:
     table = load_device_table(name)
     space = table_space(table)
     result = validate(table, n=n, clock=clock)
-    calib = table.meta.calibration_networks
-    fit_x = np.array([macs(space, p["arch"]) for p in calib], dtype=float)
-    fit_y = np.array([p["measured_ms"] for p in calib])
+    calib = table.meta.networks()
+    fit_x = np.array([macs(space, p.arch) for p in calib], dtype=float)
+    fit_y = np.array([p.measured_ms for p in calib])
     c, d = np.polyfit(fit_x, fit_y, 1)
     test_macs = np.array([macs(space, a) for a in result.archs], dtype=float)
     measured, lut = np.array(result.measured_ms), np.array(result.predicted_ms)

@@ -24,7 +24,7 @@ import numpy as np
 
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.profiler import network_input_shape, sample_spread
+from quadnas.latency.measure.builders import network_input_shape
 from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.portable.timing import Schedule, TimedSession, Timing, measure_interleaved
@@ -46,8 +46,8 @@ def main() -> None:
     load_before = os.getloadavg()
     table = LatencyTable.read(Path(args.table))
     space = SearchSpace.load(table.meta.space)
-    calibration = [space.parse(p["arch"]) for p in getattr(table.meta, "calibration_networks", [])]
-    archs = sample_spread(space, args.n, args.seed, exclude=calibration)
+    calibration = [space.parse(p.arch) for p in table.meta.networks()]
+    archs = space.spread(args.n, args.seed, exclude=calibration)
     backends = {name: get_backend(name, None, 1, clock="auto") for name in RUNTIMES}
     shape = network_input_shape(space)
     by_key = {f"{name}|{arch}": (name, arch) for name in RUNTIMES for arch in archs}

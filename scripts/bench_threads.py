@@ -38,13 +38,9 @@ from quadnas.latency.adapt import fit_adaptation, group
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import OnnxBackend, get_backend
+from quadnas.latency.measure.builders import op_module
 from quadnas.latency.measure.models import write_model
-from quadnas.latency.measure.profiler import (
-    calibration_networks,
-    op_module,
-    profile,
-    sample_spread,
-)
+from quadnas.latency.measure.profiler import profile
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.measure.validation import FLOOR_FACTOR, NetworkFiles, compare, validate
 from quadnas.latency.table import LatencyTable
@@ -125,8 +121,8 @@ def space() -> SearchSpace:
 
 def held_out(s: SearchSpace) -> list[Arch]:
     """The networks every case is validated on: none of the profiler's calibration networks (seed 0)."""
-    calibration = sample_spread(s, ProfileSettings().networks, ProfileSettings().seed)
-    return sample_spread(s, HELD_OUT, HELD_OUT_SEED, exclude=calibration)
+    calibration = s.spread(ProfileSettings().networks, ProfileSettings().seed)
+    return s.spread(HELD_OUT, HELD_OUT_SEED, exclude=calibration)
 
 
 def diagnose_ops(s: SearchSpace) -> list[OpSpec]:
@@ -245,10 +241,10 @@ def case_table(name: str, case: dict[str, Any], s: SearchSpace, record: dict[str
 def groups_variant(table: LatencyTable, s: SearchSpace, held: list[Arch]) -> list[float] | None:
     """The predictions of a per-kind and per-stage correction (the adaptation model) fitted to the table's own
     calibration networks, instead of its `a * sum + b`: a method variant, on the same measurements."""
-    points = calibration_networks(table.meta) if table.meta.space == s.name else []
+    points = table.meta.networks() if table.meta.space == s.name else []
     if len(points) < 3:
         return None
-    fit = fit_adaptation(table, s, [s.parse(p["arch"]) for p in points], [p["measured_ms"] for p in points])
+    fit = fit_adaptation(table, s, [s.parse(p.arch) for p in points], [p.measured_ms for p in points])
     rows = {spec: fit.row_ms(spec, float(table.lookup([spec])[0])) for spec in s.all_op_specs()}
     return [round(fit.offset_ms + sum(rows[spec] for spec in s.op_specs(a)), 4) for a in held]
 
@@ -263,7 +259,7 @@ def tables(args: argparse.Namespace) -> None:
         with stamped(record), method(case["method"]), NetworkFiles(s, keep_in=MODELS) as files:
             table = case_table(name, case, s, record)
             meta = table.meta
-            record["runtime_config"] = getattr(meta, "runtime_config", None)
+            record["runtime_config"] = meta.measurement.runtime_config if meta.measurement else None
             record["calibration"] = meta.calibration.model_dump()
             result = validate(table, s, settings=ProfileSettings(), files=files, archs=held)
             record["validate"] = result.as_dict()

@@ -94,9 +94,8 @@ from quadnas.bench.methods import Method, methods, train_supernet_method
 from quadnas.data import Dataset, load_dataset
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import load_device_table
-from quadnas.latency.estimate.model import DeviceModel
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.space import IDENTITY, Arch, SearchSpace
+from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
 from quadnas.supernet.standalone import standalone_accuracy, standalone_net
@@ -178,13 +177,12 @@ def latency_model(space: SearchSpace, device: str) -> tuple[LatencyFn, str]:
     table = load_device_table(device)
     if table.meta.resolution == space.config.resolution and not table.missing(space.all_op_specs()):
         return LatencyPredictor(table, space).predict_many, f"table {table.name}"
-    cost_model = (table.meta.model_extra or {}).get("cost_model")
-    if cost_model is None:
+    if table.meta.estimate is None:
         raise QuadnasError(
             f"latency table {table.name} does not cover space '{space.name}' and has no cost model: "
             f"measure it with `quadnas profile --space {space.source} --name {table.name}` or pass another --device"
         )
-    model, stem_patch = DeviceModel.model_validate(cost_model), space.config.stem_patch
+    model, stem_patch = table.meta.estimate.device_model(), space.config.stem_patch
     spec_ms = functools.cache(lambda spec: model.spec_ms(spec, stem_patch))
 
     def predict(archs: Sequence[Arch]) -> np.ndarray:
@@ -203,14 +201,8 @@ def spread_archs(
     it reaches from near-empty to near-full networks, which uniform sampling does not.
     """
     rng = random.Random(seed)
-    blocks = [c for c in space.choices if not c.is_identity]
-    p_identity = (lambda: rng.random()) if IDENTITY in space.choices else (lambda: 0.0)
-    candidates = set()
-    for _ in range(pool):
-        p = p_identity()
-        candidates.add(
-            Arch(tuple(IDENTITY if rng.random() < p else rng.choice(blocks) for _ in range(space.num_blocks)))
-        )
+    has_identity = space.config.choices.identity
+    candidates = {space.sample(rng, identity=rng.random() if has_identity else 0.0) for _ in range(pool)}
     ordered = sorted(candidates, key=str)
     ms = latency(ordered)
     if max_ms is not None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.latency.header import Calibration, TableMeta
+from quadnas.latency.table import LatencyTable
 from quadnas.space import OpSpec, SearchSpace
 from quadnas.study.config import SearchConfig
 

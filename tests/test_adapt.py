@@ -11,15 +11,15 @@ from builders import shape_cost_ms, table_of
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.adapt import MIN_NETWORKS, adapted_rows, fit_adaptation, group
+from quadnas.latency.header import Calibration
 from quadnas.latency.host import Host
 from quadnas.latency.measure.adaptation import ADAPT_TASK, adapt, adaptation_archs
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.measure.kit import import_results
-from quadnas.latency.measure.profiler import sample_spread
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.measure.validation import validate
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import Calibration, LatencyTable
+from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress, ProgressEvent
 from quadnas.space import SearchSpace
 
@@ -46,7 +46,7 @@ def per_stage(spec):
 
 def test_the_fit_recovers_known_stage_factors(tiny_space):
     source = source_of(tiny_space)
-    archs = sample_spread(tiny_space, 40, seed=3)
+    archs = tiny_space.spread(40, seed=3)
     fit = fit_adaptation(source, tiny_space, archs, device_ms(tiny_space, archs, per_stage))
     blocks = [s for s in tiny_space.all_op_specs() if s.op == "quadra_block"]
     for spec in blocks:
@@ -67,10 +67,10 @@ def test_a_kernel_shift_within_a_stage_is_recovered(tiny_space):
     def true_ms(spec):
         return shape_cost_ms(spec) - (cut if spec in k7 else 0.0)
 
-    archs = sample_spread(tiny_space, 60, seed=4)
+    archs = tiny_space.spread(60, seed=4)
     measured = [0.1 + sum(true_ms(s) for s in tiny_space.op_specs(a)) for a in archs]
     fit = fit_adaptation(source, tiny_space, archs, measured)
-    held = sample_spread(tiny_space, 30, seed=5, exclude=archs)
+    held = tiny_space.spread(30, seed=5, exclude=archs)
     table = LatencyTable(source.meta.model_copy(update={"calibration": Calibration(b_ms=fit.offset_ms)}))
     predicted = LatencyPredictor(table.with_rows(adapted_rows(source, fit)), tiny_space).predict_many(held)
     real = np.array([0.1 + sum(true_ms(s) for s in tiny_space.op_specs(a)) for a in held])
@@ -84,9 +84,7 @@ def test_an_unmeasured_kind_keeps_the_global_factor(tiny_space):
     factor times its stage's factor, and the head's and stem's by the global factor alone."""
     source = source_of(tiny_space)
     k3e2 = next(c for c in tiny_space.choices if c.kernel == 3 and c.expansion == 2)
-    archs = [
-        a for a in sample_spread(tiny_space, 200, seed=6) if set(a.blocks) <= {k3e2, tiny_space.smallest().blocks[0]}
-    ]
+    archs = [a for a in tiny_space.spread(200, seed=6) if set(a.blocks) <= {k3e2, tiny_space.smallest().blocks[0]}]
     assert len(archs) >= MIN_NETWORKS
     fit = fit_adaptation(source, tiny_space, archs, device_ms(tiny_space, archs, lambda s: 2.0))
     assert all(f == pytest.approx(1.0) for t, f in fit.factors.items() if not t.startswith("quadra_block"))
@@ -98,7 +96,7 @@ def test_an_unmeasured_kind_keeps_the_global_factor(tiny_space):
 
 
 def test_the_fit_needs_three_networks(tiny_space):
-    archs = sample_spread(tiny_space, 2, seed=0)
+    archs = tiny_space.spread(2, seed=0)
     with pytest.raises(QuadnasError, match="at least 3 whole networks"):
         fit_adaptation(source_of(tiny_space), tiny_space, archs, [1.0, 2.0])
 
@@ -121,11 +119,12 @@ def test_the_adapted_table_round_trips_with_its_metadata(adapted, tiny_space):
     meta = table.meta
     assert meta.provenance == "adapted" and meta.backend == "onnxruntime" and meta.threads == 1
     assert meta.host == Host.current() and meta.host_fingerprint == Host.current().fingerprint
-    assert meta.adapted_from["name"] == "far-away" and meta.adapted_from["provenance"] == "estimated"
-    assert len(meta.calibration_networks) == QUICK.networks == meta.calibration.networks
-    assert all(p["measured_ms"] > 0 for p in meta.calibration_networks)
-    assert meta.calibration.a == 1.0 and meta.calibration.b_ms == pytest.approx(meta.adaptation["offset_ms"], abs=1e-5)
-    assert meta.calibration.mape_pct == pytest.approx(meta.adaptation["loo_mape_pct"], abs=1e-3)
+    assert meta.adapted is not None and meta.adapted.fit is not None
+    assert meta.adapted.source.name == "far-away" and meta.adapted.source.provenance == "estimated"
+    assert len(meta.networks()) == QUICK.networks == meta.calibration.networks
+    assert all(p.measured_ms > 0 for p in meta.networks())
+    assert meta.calibration.a == 1.0 and meta.calibration.b_ms == pytest.approx(meta.adapted.fit.offset_ms, abs=1e-5)
+    assert meta.calibration.mape_pct == pytest.approx(meta.adapted.fit.loo_mape_pct, abs=1e-3)
     assert meta.calibration.max_err_pct >= meta.calibration.mape_pct >= 0
     assert not table.missing(tiny_space.all_op_specs())
     assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
@@ -133,7 +132,7 @@ def test_the_adapted_table_round_trips_with_its_metadata(adapted, tiny_space):
 
 def test_validate_takes_an_adapted_table(adapted):
     result = validate(adapted, n=3, settings=QUICK)
-    assert result.n == 3 and not {p["arch"] for p in adapted.meta.calibration_networks} & set(result.archs)
+    assert result.n == 3 and not {p.arch for p in adapted.meta.networks()} & set(result.archs)
 
 
 def test_an_interrupted_adaptation_keeps_its_networks(tiny_space, tmp_path):
@@ -147,12 +146,12 @@ def test_an_interrupted_adaptation_keeps_its_networks(tiny_space, tmp_path):
 
     with pytest.raises(Interrupt):
         adapt(source, tiny_space, backend, out, settings, progress=Progress(callback=stop_after_two))
-    kept = LatencyTable.read(out).meta.calibration_networks
+    kept = LatencyTable.read(out).meta.networks()
     assert len(kept) == 2
     events: list[ProgressEvent] = []
     table = adapt(source, tiny_space, backend, out, settings, progress=Progress(callback=events.append))
     assert events[0].done_before == 2 and len([e for e in events if e.what == ADAPT_TASK]) == 2
-    assert table.meta.calibration_networks[:2] == kept and table.meta.calibration.networks == 4
+    assert table.meta.networks()[:2] == kept and table.meta.calibration.networks == 4
     other = source_of(tiny_space, device="another")
     other = LatencyTable(other.meta, other.rows.assign(latency_ms=other.rows["latency_ms"] * 2))
     with pytest.raises(QuadnasError, match="other rows.*--restart"):
@@ -210,7 +209,11 @@ def test_the_kit_adapts_a_table(tiny_space, tmp_path, monkeypatch):
     )
     assert done.returncode == 0, done.stderr
     table = import_results(kit / "results.csv")
-    assert table.meta.provenance == "adapted" and table.meta.adapted_from["name"] == "src"
+    assert (
+        table.meta.provenance == "adapted"
+        and table.meta.adapted is not None
+        and table.meta.adapted.source.name == "src"
+    )
     assert "kit" in table.meta.method and table.meta.calibration.networks == 3
     assert main(["profile", "import", str(kit / "results.csv"), "--name", "board"]) == 0
     assert LatencyTable.read(tmp_path / "board.csv").meta.provenance == "adapted"

@@ -6,7 +6,7 @@ import pytest
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.measure.backends import BACKENDS, get_backend, parse_threads
-from quadnas.latency.measure.profiler import op_module
+from quadnas.latency.measure.builders import op_module
 from quadnas.nn.blocks import op_input_shape
 from quadnas.nn.onnx import write_onnx
 from quadnas.portable import sessions

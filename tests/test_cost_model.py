@@ -212,17 +212,18 @@ def test_fit_recovers_known_parameters():
 def test_shipped_table_reproduces_its_fit_points(shipped, name):
     """The header's cost model, applied to the reference networks, gives the stated model latencies."""
     meta = shipped[name].meta
-    device = DeviceModel.model_validate(meta.cost_model)
+    assert meta.estimate is not None
+    device = meta.estimate.device_model()
     assert meta.provenance == "estimated" and meta.calibration.a == 1.0 and meta.calibration.b_ms == 0.0
     assert (meta.calibration.mape_pct is not None) == STATES_FIT_ERROR[name]
-    assert len(meta.fit_points) == len(meta.sources) == meta.calibration.networks >= 2
+    assert len(meta.estimate.fit_points) == len(meta.sources) == meta.calibration.networks >= 2
     residuals = []
-    for point in meta.fit_points:
-        dev = device.model_copy(update=point["device_override"]) if point["device_override"] else device
-        model_ms = dev.network_ms(NETWORKS[point["network"]](point["resolution"]))
-        assert model_ms == pytest.approx(point["model_ms"], rel=1e-3)
-        residual = 100 * (model_ms / point["target_ms"] - 1)
-        assert residual == pytest.approx(point["residual_pct"], abs=0.01)
+    for point in meta.estimate.fit_points:
+        dev = device.model_copy(update=point.device_override) if point.device_override else device
+        model_ms = dev.network_ms(NETWORKS[point.network](point.resolution))
+        assert model_ms == pytest.approx(point.model_ms, rel=1e-3)
+        residual = 100 * (model_ms / point.target_ms - 1)
+        assert residual == pytest.approx(point.residual_pct, abs=0.01)
         residuals.append(abs(residual))
     if STATES_FIT_ERROR[name]:
         assert max(residuals) == pytest.approx(meta.calibration.max_err_pct, abs=0.01)
@@ -232,7 +233,8 @@ def test_shipped_table_reproduces_its_fit_points(shipped, name):
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_rows_come_from_the_stated_model(shipped, name, default_space):
     table = shipped[name]
-    device = DeviceModel.model_validate(table.meta.cost_model)
+    assert table.meta.estimate is not None
+    device = table.meta.estimate.device_model()
     specs = default_space.all_op_specs()
     expected = [device.spec_ms(s, default_space.config.stem_patch) for s in specs]
     np.testing.assert_allclose(table.lookup(specs), expected, rtol=1e-5)

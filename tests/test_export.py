@@ -18,9 +18,10 @@ from quadnas.errors import QuadnasError
 from quadnas.export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
 from quadnas.export.card import render_model_card, write_model_card
 from quadnas.latency.budget import Budget
+from quadnas.latency.header import Calibration, Measurement
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.table import Calibration, LatencyTable
+from quadnas.latency.table import LatencyTable
 from quadnas.nn import QuadraNet
 from quadnas.nn.stats import model_stats
 from quadnas.record import DeviceRecord
@@ -632,7 +633,7 @@ def test_verify_uses_a_torch_tables_gpu_only_where_one_runs(tmp_path, tiny_space
     from quadnas.export.verify import _torch_target
 
     table = LatencyTable.read(local_table(tmp_path, tiny_space, 1.0))
-    table.meta = table.meta.model_copy(update={"backend": "torch", "target": "cuda"})
+    table.meta = table.meta.model_copy(update={"backend": "torch", "measurement": Measurement(target="cuda")})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert _torch_target(table, "torch") is None  # measured on a GPU, verified here on the CPU
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

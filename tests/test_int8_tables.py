@@ -19,8 +19,9 @@ from quadnas.export.run import export_precision
 from quadnas.export.verify import verify_latency
 from quadnas.latency.budget import Budget
 from quadnas.latency.measure.backends import get_backend
+from quadnas.latency.measure.builders import op_module
 from quadnas.latency.measure.kit import import_results, write_kit
-from quadnas.latency.measure.profiler import ProfileSettings, op_module, profile
+from quadnas.latency.measure.profiler import ProfileSettings, profile
 from quadnas.latency.measure.validation import validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable

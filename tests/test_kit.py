@@ -114,7 +114,9 @@ def test_import_round_trip(kit, tiny_space, tmp_path, monkeypatch):
     assert not table.missing(tiny_space.all_op_specs())
     assert table.meta.provenance == "measured" and table.meta.backend == "onnxruntime"
     assert table.meta.calibration.networks == 3 and "kit" in table.meta.method
-    assert table.meta.runtime_config == runtime_config("onnxruntime", 1)  # how the device ran them
+    assert table.meta.threads == 1  # the runner's header holds text
+    assert table.meta.measurement is not None  # how the device ran them:
+    assert table.meta.measurement.runtime_config == runtime_config("onnxruntime", 1)
     assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
 
     monkeypatch.setenv("QUADNAS_TABLES", str(tmp_path))
@@ -169,6 +171,14 @@ def test_import_of_a_mangled_host_line_is_one_line(kit, tmp_path):
     results = tmp_path / "results.csv"
     results.write_text("\n".join("# host: {oops" if line.startswith("# host:") else line for line in lines) + "\n")
     with pytest.raises(QuadnasError, match="'host' header line is not a host record"):
+        import_results(results, kit)
+
+
+def test_import_of_a_mangled_thread_count_is_one_line(kit, tmp_path):
+    lines = (kit / "results.csv").read_text().splitlines()
+    results = tmp_path / "results.csv"
+    results.write_text("\n".join("# threads: two" if line.startswith("# threads:") else line for line in lines) + "\n")
+    with pytest.raises(QuadnasError, match="'threads' header line is 'two', not a thread count"):
         import_results(results, kit)
 
 

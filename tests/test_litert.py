@@ -228,9 +228,10 @@ def test_the_android_script_runs_over_adb_and_imports(litert_kit, tmp_path):
     def median_ms(file: str) -> float:
         return ((litert_kit / file).stat().st_size // 100 + 100) / 1e3
 
-    assert table.meta.overhead_ms == pytest.approx(median_ms("overhead.tflite"))
+    assert table.meta.measurement is not None
+    assert table.meta.measurement.overhead_ms == pytest.approx(median_ms("overhead.tflite"))
     manifest = json.loads((litert_kit / "manifest.json").read_text())
-    measured = {n["arch"]: n["measured_ms"] for n in table.meta.calibration_networks}
+    measured = {n.arch: n.measured_ms for n in table.meta.networks()}
     assert measured == {n["arch"]: pytest.approx(median_ms(n["file"])) for n in manifest["networks"]}
     rerun = subprocess.run(
         ["sh", str(litert_kit / "android" / "benchmark.sh")], env=env, capture_output=True, text=True, timeout=600

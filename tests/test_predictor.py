@@ -27,9 +27,10 @@ from quadnas.latency.devices import (
     table_files,
     user_tables_dir,
 )
+from quadnas.latency.header import Calibration
 from quadnas.latency.host import Host
 from quadnas.latency.predictor import LatencyPredictor
-from quadnas.latency.table import Calibration, LatencyTable
+from quadnas.latency.table import LatencyTable
 from quadnas.space import Arch, SearchSpace
 
 

@@ -3,9 +3,10 @@ import pytest
 
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
+from quadnas.latency.calibration import fit_calibration
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.profiler import OPS_TASK, ProfileSettings, fit_calibration, profile, sample_spread
+from quadnas.latency.measure.profiler import OPS_TASK, ProfileSettings, profile
 from quadnas.latency.measure.validation import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
@@ -35,9 +36,15 @@ def test_profile_covers_every_op_spec(measured, tiny_space):
     meta = table.meta
     assert meta.provenance == "measured" and meta.backend == "onnxruntime" and meta.threads == 1
     assert meta.space == "tiny" and meta.space_fingerprint == tiny_space.fingerprint() and meta.resolution == 64
-    assert meta.precision == "fp32" and meta.batch == 1 and meta.clock == "cpu" and meta.overhead_ms > 0
+    assert (
+        meta.precision == "fp32"
+        and meta.batch == 1
+        and meta.clock == "cpu"
+        and meta.measurement
+        and meta.measurement.overhead_ms > 0
+    )
     assert "overhead" in meta.method and "rounds" in meta.method
-    assert meta.calibration.networks == QUICK.networks == len(meta.calibration_networks)
+    assert meta.calibration.networks == QUICK.networks == len(meta.networks())
     assert meta.calibration.mape_pct is not None and meta.calibration.a > 0
     assert meta.host == Host.current() and meta.host_fingerprint == Host.current().fingerprint
     assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
@@ -109,14 +116,6 @@ def test_fit_calibration_degenerate_cases():
     assert noisy.a * 0.01 + noisy.b_ms > 0  # a tiny arch is never predicted at 0 ms or less
 
 
-def test_sample_spread_spans_small_to_large(default_space):
-    archs = sample_spread(default_space, 8, seed=0)
-    assert len(set(archs)) == 8 and archs == sample_spread(default_space, 8, seed=0)
-    identities = sorted(sum(b.is_identity for b in a.blocks) for a in archs)
-    assert identities[0] <= 3 and identities[-1] >= 9
-    assert not set(sample_spread(default_space, 8, seed=1, exclude=archs)) & set(archs)
-
-
 def test_compare_figures():
     figures = compare(np.array([10.0, 20, 30, 40]), np.array([10.4, 21.5, 30.0, 36.0]))
     assert figures["max_err_pct"] == pytest.approx(10)
@@ -129,7 +128,7 @@ def test_validate_returns_sane_figures(measured):
     assert all(m > 0 for m in result.measured_ms) and all(p > 0 for p in result.predicted_ms)
     assert 0 <= result.within_5_pct <= result.within_10_pct <= 100 and -1 <= result.kendall_tau <= 1
     assert result.max_err_pct >= result.mape_pct >= 0
-    calibration = {p["arch"] for p in measured.meta.calibration_networks}
+    calibration = {p.arch for p in measured.meta.networks()}
     assert not calibration & set(result.archs)
     assert result.host_note is None  # measured here
     # measured twice: the second measurement against the first, in the prediction's own figures
@@ -247,12 +246,13 @@ def test_validate_cli_prints_the_noise_floor_beside_the_error(measured, capsys):
 
 def test_table_records_the_runtime_settings_and_refuses_others(measured, tiny_space):
     """The sessions' settings go into the header; a table timed under other settings is not resumed."""
-    assert measured.meta.runtime_config == {
+    assert measured.meta.measurement and measured.meta.measurement.runtime_config == {
         "intra_op_num_threads": "1",
         "inter_op_num_threads": "1",
         "execution_mode": "sequential",
     }
-    table = LatencyTable(measured.meta.model_copy(update={"runtime_config": {"spinning": "yes"}}), measured.rows)
+    measurement = measured.meta.measurement.model_copy(update={"runtime_config": {"spinning": "yes"}})
+    table = LatencyTable(measured.meta.model_copy(update={"measurement": measurement}), measured.rows)
     table.write(measured.path.with_name("other-settings.csv"))
     with pytest.raises(QuadnasError, match="runtime_config .*--restart"):
         profile(tiny_space, get_backend("onnxruntime"), measured.path.with_name("other-settings.csv"), QUICK)
@@ -263,10 +263,12 @@ def test_torch_table_records_the_input_layout_and_refuses_an_old_one(tiny_space,
     path = tmp_path / "torch.csv"
     settings = ProfileSettings(rounds=1, round_ms=1, window=4, warmup_ms=1, networks=2, network_rounds=1)
     table = profile(tiny_space, get_backend("torch"), path, settings)
-    assert table.meta.model_extra["input_layout"] == "channels-last after the stem"
+    assert table.meta.measurement and table.meta.measurement.input_layout == "channels-last after the stem"
     assert "channels-last" in table.meta.method
     old = LatencyTable.read(path)
-    old.meta = old.meta.model_copy(update={"input_layout": None})
+    old.meta = old.meta.model_copy(
+        update={"measurement": old.meta.measurement.model_copy(update={"input_layout": None})}
+    )
     old.write(path)
     with pytest.raises(QuadnasError, match="input_layout None .*--restart"):
         profile(tiny_space, get_backend("torch"), path, settings)

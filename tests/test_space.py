@@ -51,6 +51,26 @@ def test_sampling_is_uniform_over_choices(tiny_space):
     assert all(abs(c - expected) / expected < 0.1 for c in counts.values())
 
 
+def test_spread_spans_small_to_large(default_space):
+    archs = default_space.spread(8, seed=0)
+    assert len(set(archs)) == 8 and archs == default_space.spread(8, seed=0)
+    identities = sorted(sum(b.is_identity for b in a.blocks) for a in archs)
+    assert identities[0] <= 3 and identities[-1] >= 9
+    assert not set(default_space.spread(8, seed=1, exclude=archs)) & set(archs)
+
+
+def test_sampling_with_an_identity_probability(tiny_space):
+    rng = random.Random(2)
+    assert tiny_space.sample(rng, identity=1.0) == tiny_space.smallest()
+    some = [tiny_space.sample(rng, identity=0.0) for _ in range(200)]
+    assert not any(b.is_identity for a in some for b in a.blocks)
+    assert {b for a in some for b in a.blocks} == {c for c in tiny_space.choices if not c.is_identity}
+    no_identity = SearchSpace.from_dict(
+        {**_raw(tiny_space), "choices": {"kernel": [3], "expansion": [2, 4], "identity": False}}
+    )
+    assert not any(b.is_identity for b in no_identity.sample(rng, identity=1.0).blocks)
+
+
 def test_op_specs_of_default_largest(default_space):
     specs = default_space.op_specs(default_space.largest())
     assert specs[0] == OpSpec("stem", 224, 224, 3, 96)

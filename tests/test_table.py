@@ -227,7 +227,7 @@ def test_a_missing_row_in_an_estimate_says_how_to_get_estimates_not_to_profile_t
         table.check_covers(specs, space="tiny.yaml")
     message = str(err.value)
     assert "is an estimate" in message and "--name" not in message
-    assert "scripts/build_estimated_tables.py --space tiny.yaml" in message
+    assert "quadnas profile estimate --space tiny.yaml --out DIR" in message
     assert "`quadnas profile kit --space tiny.yaml --out kit/`" in message
 
 

@@ -220,14 +220,11 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
     took = f" in {seconds:.0f} s" if seconds is not None else ""
     console.print(f"[green]wrote[/] {table.path}: {len(table)} op specs{took}")
     error = f", held-out error {c.error_text()}" if c.error_text() else ""
-    adaptation = getattr(table.meta, "adaptation", None)
-    if table.meta.provenance == "adapted" and adaptation is not None:
-        from quadnas.latency.measure import measured_key
-
-        source = measured_key(table.meta, "adapted_from")
+    adapted = table.meta.adapted
+    if table.meta.provenance == "adapted" and adapted is not None and adapted.fit is not None:
         console.print(
-            f"adapted {source['name']} ({source['provenance']}) on {c.networks} networks: rows x "
-            f"{adaptation['global_scale']:.4f} (x kind/stage factors, + kernel/expansion shifts) "
+            f"adapted {adapted.source.name} ({adapted.source.provenance}) on {c.networks} networks: rows x "
+            f"{adapted.fit.global_scale:.4f} (x kind/stage factors, + kernel/expansion shifts) "
             f"+ {c.b_ms:.3f} ms{error.replace('held-out', 'leave-one-out')}",
             highlight=False,
         )
@@ -244,17 +241,15 @@ def _summary(table: LatencyTable, seconds: float | None = None) -> None:
 
 def profile_fields(table: LatencyTable) -> dict[str, Any]:
     """The keys `quadnas.profile/1` and `quadnas.profile-import/1` share: the table written, its op specs and host."""
-    from quadnas.latency.measure import measured_key
-
-    host = table.meta.host
+    host, adapted = table.meta.host, table.meta.adapted
     return {
         "table": table_fields(table),
         "op_specs": len(table),
-        "target": measured_key(table.meta, "target"),
-        "clock": measured_key(table.meta, "clock"),
+        "target": table.meta.target,
+        "clock": table.meta.clock,
         "host_description": None if host is None else host.describe(),
         "host_fingerprint": table.meta.host_fingerprint,
-        "adapted_from": getattr(table.meta, "adapted_from", None),
+        "adapted_from": adapted.source.model_dump(mode="json") if adapted is not None else None,
     }
 
 
@@ -333,11 +328,10 @@ def run_kit(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from quadnas.latency.measure import import_results, measured_key
+    from quadnas.latency.measure import import_results
 
     table = import_results(args.results, args.kit)
-    target = measured_key(table.meta, "target")
-    name = args.import_name or _slug(f"{table.meta.device}-{table.meta.backend}-{target}")
+    name = args.import_name or _slug(f"{table.meta.device}-{table.meta.backend}-{table.meta.target}")
     table.write(table_path(name, args.import_out))
     if args.import_json:
         print_json("profile-import", profile_fields(table))

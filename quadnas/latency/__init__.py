@@ -24,11 +24,12 @@ if TYPE_CHECKING:  # typed names for the lazy attributes below
         resolve_device,
         table_files,
     )
+    from quadnas.latency.header import Calibration, TableMeta
     from quadnas.latency.host import Host, foreign_host_note, host_status
     from quadnas.latency.names import BACKEND_NAMES, user_tables_dir
     from quadnas.latency.precision import INT8_BACKENDS, PROFILE_PRECISIONS, check_same_precision
     from quadnas.latency.predictor import LatencyPredictor
-    from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+    from quadnas.latency.table import LatencyTable
 
 _HOMES = {
     "Budget": "budget",
@@ -47,9 +48,9 @@ _HOMES = {
     "PROFILE_PRECISIONS": "precision",
     "check_same_precision": "precision",
     "LatencyPredictor": "predictor",
-    "Calibration": "table",
+    "Calibration": "header",
     "LatencyTable": "table",
-    "TableMeta": "table",
+    "TableMeta": "header",
 }
 __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
     "BACKEND_NAMES",

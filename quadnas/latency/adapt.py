@@ -20,18 +20,20 @@ The fit minimises the squared relative errors of the measured networks plus ridg
 moves as a whole (scale 1 x the global factor); a term no network exercises stays at 0, i.e.
 the global factor; a stage or kernel that the networks show to be off moves as far as they
 show. Its error is estimated by leave-one-out (each network predicted by a fit to the others).
+`latency.calibration` is the simpler fit a measured table gets from its own networks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.header import AdaptationFit
 from quadnas.latency.table import LatencyTable
 from quadnas.space import Arch, OpSpec, SearchSpace
 
@@ -55,20 +57,13 @@ def shifts(spec: OpSpec) -> list[str]:
     return [f"{stage} k={spec.kernel}", f"{stage} e={spec.expansion}", f"{stage} q={spec.enhance}"]
 
 
-@dataclass(frozen=True)
-class Adaptation:
-    """A fitted correction of a table (see the module's docstring), and its leave-one-out error."""
+class Adaptation(AdaptationFit):
+    """A fitted correction of a table (see the module's docstring), and its leave-one-out error; `factors`
+    are exp(d) per group, `shifts` a per shift term, in units of the group's `typical_ms` source row."""
 
-    global_scale: float
-    offset_ms: float
-    factors: dict[str, float]  # group -> exp(d); 1.0 where no network moved it
-    shifts: dict[str, float]  # shift term -> a (a fraction of the group's typical row); 0.0 where none moved it
-    typical_ms: dict[str, float]  # group -> the source's mean row of the group, the unit of its shifts
+    fit_mape_pct: float
     loo_mape_pct: float
     loo_max_err_pct: float
-    fit_mape_pct: float
-    networks: int
-    loo_errors_pct: list[float] = field(default_factory=list)
 
     def row_ms(self, spec: OpSpec, source_ms: float) -> float:
         """`spec`'s adapted row from its source row (never below 0)."""
@@ -76,21 +71,21 @@ class Adaptation:
         shifted = source_ms + self.typical_ms.get(g, 0.0) * sum(self.shifts.get(t, 0.0) for t in shifts(spec))
         return max(self.global_scale * self.factors.get(g, 1.0) * shifted, 0.0)
 
-    def header(self) -> dict[str, Any]:
-        """The table header's `adaptation` value: everything needed to recompute the rows from the source."""
-        return {
-            "global_scale": round(self.global_scale, 6),
-            "offset_ms": round(self.offset_ms, 6),
-            "factors": {t: round(f, 5) for t, f in self.factors.items()},
-            "shifts": {t: round(a, 5) for t, a in self.shifts.items()},
-            "typical_ms": {t: round(m, 6) for t, m in self.typical_ms.items()},
-            "strength": {"scale": SCALE_STRENGTH, "shift": SHIFT_STRENGTH},
-            "fit_mape_pct": round(self.fit_mape_pct, 3),
-            "loo_mape_pct": round(self.loo_mape_pct, 3),
-            "loo_max_err_pct": round(self.loo_max_err_pct, 3),
-            "loo_errors_pct": self.loo_errors_pct,
-            "networks": self.networks,
-        }
+    def header(self) -> AdaptationFit:
+        """The fit as a table header holds it (rounded): everything needed to recompute the rows."""
+        return AdaptationFit(
+            global_scale=round(self.global_scale, 6),
+            offset_ms=round(self.offset_ms, 6),
+            factors={t: round(f, 5) for t, f in self.factors.items()},
+            shifts={t: round(a, 5) for t, a in self.shifts.items()},
+            typical_ms={t: round(m, 6) for t, m in self.typical_ms.items()},
+            strength=self.strength,
+            fit_mape_pct=round(self.fit_mape_pct, 3),
+            loo_mape_pct=round(self.loo_mape_pct, 3),
+            loo_max_err_pct=round(self.loo_max_err_pct, 3),
+            loo_errors_pct=self.loo_errors_pct,
+            networks=self.networks,
+        )
 
 
 @dataclass(frozen=True)
@@ -211,6 +206,7 @@ def fit_adaptation(
         factors={t: float(f) for t, f in zip(design.group_names, np.exp(x[2 : 2 + n_groups]))},
         shifts={t: float(a) for t, a in zip(design.shift_names, x[2 + n_groups :])},
         typical_ms=typical_rows(source),
+        strength={"scale": SCALE_STRENGTH, "shift": SHIFT_STRENGTH},
         loo_mape_pct=float(np.mean(loo)),
         loo_max_err_pct=float(np.max(loo)),
         fit_mape_pct=float(fitted.mean()),

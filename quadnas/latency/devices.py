@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.header import TableMeta
 from quadnas.latency.names import user_tables_dir
-from quadnas.latency.table import LatencyTable, TableMeta
+from quadnas.latency.table import LatencyTable
 from quadnas.resources import shipped_dir
 
 SHIPPED_TABLES_DIR = shipped_dir("latency_tables")

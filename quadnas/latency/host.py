@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict
 
 from quadnas.portable.host import host_fingerprint, read_host
+from quadnas.resources import DEFAULT_SPACE
 
 if TYPE_CHECKING:
     from quadnas.latency.table import TableMeta
 
-DEFAULT_SPACE = "quadranet-t"
 HostStatus = Literal["this host", "other host", "not recorded"]
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from quadnas.errors import QuadnasError
+from quadnas.latency.header import Calibration
 from quadnas.latency.precision import check_same_precision
-from quadnas.latency.table import Calibration, LatencyTable
+from quadnas.latency.table import LatencyTable
 from quadnas.space import Arch, SearchSpace
 
 

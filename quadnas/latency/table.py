@@ -10,12 +10,12 @@ File format (`latency_tables/NAME.csv`)::
     op,height,width,cin,cout,kernel,expansion,enhance,latency_ms,p10_ms,p90_ms,runs
     stem,224,224,3,96,0,0,0,0.91,0.88,0.95,50
 
-`enhance` (the QuadEnhancer's k of a quadra_block, 0 for none) came later: a file without
-that column reads as having 0 in every row.
+`enhance` is the QuadEnhancer's k of a quadra_block, 0 for none; a file without that column
+(written before the enhancer existed) reads as having 0 in every row.
 
 Each header line is `# key: value`, the value inline YAML (JSON is YAML). A list-valued
-key may be written once as a list or repeated, one item a line (`sources` and extra
-list-valued keys, such as an estimated table's `fit_points`, are written that way).
+key may be written once as a list or repeated, one item a line (`sources`, `calibration_networks`,
+`fit_points` and list-valued extra keys are written that way when they hold more than one item).
 
 Building a table as you measure (what the profiler does)::
 
@@ -23,6 +23,8 @@ Building a table as you measure (what the profiler does)::
     table.upsert(spec, latency_ms=1.2, p10_ms=1.1, p90_ms=1.4, runs=30)
     table.write(path)                               # atomic; safe to call after every row
     table.meta = table.meta.model_copy(update={"calibration": Calibration(...)})
+
+The header's model (`TableMeta` and its sections) lives in `latency.header`.
 
 `upsert` changes the table in place; `with_rows` and `merged` return new tables.
 """
@@ -32,17 +34,19 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from quadnas.errors import Invalid, QuadnasError
-from quadnas.latency.host import Host
+from quadnas.latency.header import LIST_KEYS, ONE_ITEM_A_LINE, file_location
+from quadnas.latency.header import TableMeta as TableMeta  # importable beside the table it heads
 from quadnas.portable.files import atomic_write
 from quadnas.space import OpKind, OpSpec
 
@@ -52,60 +56,6 @@ LATENCY_COLUMNS: tuple[str, ...] = ("latency_ms", "p10_ms", "p90_ms")
 COLUMNS: tuple[str, ...] = SPEC_COLUMNS + LATENCY_COLUMNS + ("runs",)
 _INT_COLUMNS = ("height", "width", "cin", "cout", "kernel", "expansion", "enhance", "runs")
 _ADDED_COLUMNS = {"enhance": 0}  # columns newer than the format: a file without one has this value
-
-Provenance = Literal["measured", "estimated", "adapted"]  # adapted: another table corrected by whole networks
-
-
-class Calibration(BaseModel):
-    """Whole-network correction `measured ≈ a * sum_of_rows + b_ms` and its held-out error."""
-
-    model_config = ConfigDict(extra="forbid")
-    a: float = Field(default=1.0, gt=0, description="scale (positive: calibration is monotone)")
-    b_ms: float = 0.0
-    mape_pct: float | None = Field(default=None, ge=0, description="mean abs. % error on held-out networks")
-    max_err_pct: float | None = Field(default=None, ge=0, description="worst abs. % error on held-out networks")
-    networks: int = Field(default=0, ge=0, description="number of whole networks it was fitted on")
-
-    def apply(self, raw_ms: float | np.ndarray) -> float | np.ndarray:
-        return self.a * raw_ms + self.b_ms
-
-    def error_text(self) -> str | None:
-        """'1.5% mean, 4.5% max' where the held-out error is known, else None."""
-        if self.mape_pct is None or self.max_err_pct is None:
-            return None
-        return f"{self.mape_pct:.1f}% mean, {self.max_err_pct:.1f}% max"
-
-
-class TableMeta(BaseModel):
-    """The header of a latency table. Unknown keys are kept (forward compatible)."""
-
-    model_config = ConfigDict(extra="allow")
-    device: str = Field(min_length=1)
-    aliases: list[str]
-    backend: str
-    backend_version: str
-    precision: str = Field(
-        description="what the runtime inferred in: a float runtime's own precision as compiled (OpenVINO's CPU "
-        "plugin given INFERENCE_PRECISION_HINT f32, its default bf16 on bf16 CPUs), int8 for quantized models"
-    )
-    batch: int = Field(gt=0)
-    threads: int | None = Field(description="fixed thread count; null where the runtime has none")
-    resolution: int = Field(gt=0)
-    space: str
-    space_fingerprint: str
-    created: datetime
-    quadnas_version: str
-    provenance: Provenance
-    method: str
-    calibration: Calibration
-    sources: list[str] = Field(default_factory=list)
-    host: Host | None = Field(default=None, description="the machine a measured table was timed on")
-    host_fingerprint: str | None = Field(default=None, description="Host.fingerprint of `host`")
-
-
-_LIST_KEYS = {name for name, f in TableMeta.model_fields.items() if "list" in str(f.annotation)}
-_ONE_ITEM_A_LINE = {"sources"}  # and every list-valued extra key
-_WRITTEN_WHEN_SET = {"host", "host_fingerprint"}  # estimated tables have no host: no line at all
 
 
 class LatencyTable:
@@ -181,11 +131,9 @@ class LatencyTable:
     def to_text(self) -> str:
         """The file content: header lines, then the rows (kept sorted by op spec)."""
         lines = []
-        for key, value in self.meta.model_dump(mode="json").items():
-            if key in _WRITTEN_WHEN_SET and value is None:
-                continue
-            one_a_line = key in _ONE_ITEM_A_LINE or (key not in TableMeta.model_fields and isinstance(value, list))
-            items = value if one_a_line and value else [value]
+        for key, value in self.meta.file_items().items():
+            one_a_line = key in ONE_ITEM_A_LINE or (key not in TableMeta.model_fields and isinstance(value, list))
+            items = value if one_a_line and len(value) > 1 else [value]  # one item stays a list for any reader
             lines += [f"# {key}: {_inline(v)}" for v in items]
         body = self.rows.to_csv(index=False, float_format="%.6g", lineterminator="\n")
         return "\n".join(lines) + "\n" + body
@@ -219,8 +167,8 @@ class LatencyTable:
         space_arg = f" --space {space}" if space else ""
         if self.meta.provenance == "estimated":
             return (
-                f"The table is an estimate (a cost model, not measured) made for other op specs: rebuild the "
-                f"estimates for this space with `python scripts/build_estimated_tables.py{space_arg} --out DIR`, "
+                f"The table is an estimate (a cost model, not measured) made for other op specs: make the "
+                f"estimates for this space with `quadnas profile estimate{space_arg} --out DIR`, "
                 f"or measure the real device with the kit: `quadnas profile kit{space_arg} --out kit/`"
             )
         if self.meta.provenance == "adapted":
@@ -336,7 +284,7 @@ def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
         values.setdefault(key, []).append(value)
     fields: dict[str, Any] = {}
     for key, items in values.items():
-        if key in _LIST_KEYS or (key not in TableMeta.model_fields and len(items) > 1):
+        if key in LIST_KEYS or (key not in TableMeta.model_fields and len(items) > 1):
             fields[key] = [x for item in items for x in (item if isinstance(item, list) else [item])]
         elif len(items) > 1:
             raise QuadnasError(f"latency table {path}: header key '{key}' appears {len(items)} times: keep one")
@@ -346,6 +294,7 @@ def _parse_meta(header: list[tuple[int, str]], path: Path) -> TableMeta:
         return TableMeta.model_validate(fields)
     except ValidationError as e:
         bad = Invalid.of(e)
+        bad = replace(bad, loc=file_location(bad.loc))
         if bad.kind == "missing" and len(bad.loc) > 1:
             raise QuadnasError(
                 f"latency table {path}: header key '{bad.loc[0]}' lacks '{'.'.join(bad.loc[1:])}': add it to that "

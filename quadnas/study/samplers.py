@@ -237,7 +237,8 @@ def seed_archs(space: SearchSpace, targets: Targets, n: int, seed: int, within_b
 
 
 def candidate_indices(space: SearchSpace, rng: np.random.Generator, n: int = 20_000) -> np.ndarray:
-    """Distinct archs as choice indices (at most `n`), each block skipped with a probability drawn per arch."""
+    """Distinct archs as choice indices (at most `n`), each block skipped with a probability drawn per arch:
+    `SearchSpace.sample(rng, identity=U(0, 1))` in vectorised form, so that the predictors score them at once."""
     identity = [j for j, c in enumerate(space.choices) if c.is_identity]
     others = np.array([j for j, c in enumerate(space.choices) if not c.is_identity])
     picks = others[rng.integers(len(others), size=(n, space.num_blocks))]

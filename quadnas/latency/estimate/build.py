@@ -34,7 +34,8 @@ from quadnas.latency.estimate.differences import text_differences
 from quadnas.latency.estimate.model import DeviceModel, FitPoint, FitResult, fit
 from quadnas.latency.estimate.points import POINTS_CSV, read_points
 from quadnas.latency.estimate.recipes import RECIPES, Recipe
-from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.latency.header import Calibration, Estimate, FittedNetwork, TableMeta
+from quadnas.latency.table import LatencyTable
 from quadnas.space import SearchSpace
 
 SIGNIFICANT = 4  # fitted parameters are rounded, so the header reproduces every row exactly
@@ -98,24 +99,19 @@ def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: 
         for p, m, r in zip(result.points, result.predicted_ms, residuals)
     ]
     fit_points = [
-        {
-            "network": p.network,
-            "resolution": p.resolution,
-            "target_ms": round(p.target_ms, 6),
-            "weight": p.weight,
-            "model_ms": _round(m),
-            "residual_pct": round(float(r), 2),
-            "device_override": p.device_override or {},
-        }
+        FittedNetwork(
+            network=p.network,
+            resolution=p.resolution,
+            target_ms=round(p.target_ms, 6),
+            weight=p.weight,
+            model_ms=_round(m),
+            residual_pct=round(float(r), 2),
+            device_override=p.device_override or {},
+        )
         for p, m, r in zip(result.points, result.predicted_ms, residuals)
     ]
     # header keys beyond TableMeta's fields, in the order they are written
-    estimate_keys: dict[str, Any] = {
-        "cost_model": result.device.header(),
-        "fit_points": fit_points,
-        **({"enhancer_rows": ENHANCER_ROWS} if space.enhances else {}),
-        **recipe.extra,
-    }
+    extra_keys: dict[str, Any] = {**({"enhancer_rows": ENHANCER_ROWS} if space.enhances else {}), **recipe.extra}
     meta = TableMeta(
         device=recipe.name,
         aliases=recipe.aliases,
@@ -142,7 +138,8 @@ def build_table(recipe: Recipe, result: FitResult, space: SearchSpace, created: 
             ),
         ),
         sources=sources,
-        **estimate_keys,
+        estimate=Estimate(cost_model=result.device.header(), fit_points=fit_points),
+        **extra_keys,
     )
     table = LatencyTable(meta)
     stem_patch = space.config.stem_patch
@@ -164,7 +161,8 @@ def existing_created(path: Path) -> datetime | None:
 def existing_fit(path: Path) -> DeviceModel | None:
     """The cost model in the header of the table at `path`, if it has a readable one."""
     try:
-        return DeviceModel.model_validate(getattr(LatencyTable.read_meta(path), "cost_model", None))
+        estimate = LatencyTable.read_meta(path).estimate
+        return estimate.device_model() if estimate is not None else None
     except (QuadnasError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
 

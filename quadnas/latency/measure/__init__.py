@@ -1,6 +1,7 @@
-"""Measuring latency on real hardware: runtimes (`backends`), the profiler (`profiler`, `settings`),
-the kit for devices without quadnas (`kit`; what it runs there is `quadnas.portable`), adapting a
-table from a few whole networks (`adaptation`), and end-to-end validation of a table (`validation`).
+"""Measuring latency on real hardware: runtimes (`backends`), the profiler (`profiler`, `settings`;
+the modules it times in `builders`, the header and rows it writes in `headers`), the kit for devices
+without quadnas (`kit`; what it runs there is `quadnas.portable`), adapting a table from a few whole
+networks (`adaptation`), and end-to-end validation of a table (`validation`).
 
 The names below are imported on first use, so that the command line's start-up reads the
 profile settings' defaults (`settings`) without torch or numpy. A submodule never shares a name
@@ -15,8 +16,9 @@ from quadnas._lazy import lazy_attributes
 if TYPE_CHECKING:  # typed names for the lazy attributes below
     from quadnas.latency.measure.adaptation import adapt, check_networks, check_source
     from quadnas.latency.measure.backends import get_backend
+    from quadnas.latency.measure.builders import space_at
     from quadnas.latency.measure.kit import import_results, write_kit
-    from quadnas.latency.measure.profiler import measured_key, profile, space_at
+    from quadnas.latency.measure.profiler import profile
     from quadnas.latency.measure.settings import ProfileSettings
     from quadnas.latency.measure.validation import ValidationResult, load_table_space, validate
 
@@ -27,9 +29,8 @@ _HOMES = {
     "get_backend": "backends",
     "import_results": "kit",
     "write_kit": "kit",
-    "measured_key": "profiler",
     "profile": "profiler",
-    "space_at": "profiler",
+    "space_at": "builders",
     "ProfileSettings": "settings",
     "ValidationResult": "validation",
     "load_table_space": "validation",
@@ -44,7 +45,6 @@ __all__ = [  # the keys of _HOMES, sorted, for type checkers and linters
     "get_backend",
     "import_results",
     "load_table_space",
-    "measured_key",
     "profile",
     "space_at",
     "validate",

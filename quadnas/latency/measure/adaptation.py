@@ -12,25 +12,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.adapt import MIN_NETWORKS, SCALE_STRENGTH, SHIFT_STRENGTH, adapted_rows, fit_adaptation
+from quadnas.latency.header import Adapted, Calibration, SourceRecord, TableMeta
 from quadnas.latency.host import Host
 from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
-from quadnas.latency.measure.profiler import (
-    calibration_networks,
-    keep_network,
-    measure_networks,
-    network_point,
-    overhead_module,
-    resume_clash,
-    sample_spread,
-    timed_meta,
-)
+from quadnas.latency.measure.builders import overhead_module
+from quadnas.latency.measure.headers import network_point, resume_clash, timed_meta
+from quadnas.latency.measure.profiler import keep_network, measure_networks
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8
-from quadnas.latency.table import Calibration, LatencyTable, TableMeta
+from quadnas.latency.table import LatencyTable
 from quadnas.portable.timing import Timing
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
@@ -43,9 +36,9 @@ NO_INT8_ADAPTATION = (
 
 def adaptation_archs(space: SearchSpace, n: int, seed: int) -> list[Arch]:
     """The `n` networks to measure: the smallest arch (it pins the fixed ops and the offset), then
-    `sample_spread`'s archs from small to large with uniform block choices."""
+    `SearchSpace.spread`'s archs from small to large with uniform block choices."""
     smallest = space.smallest()
-    return [smallest, *sample_spread(space, n - 1, seed, exclude=[smallest])]
+    return [smallest, *space.spread(n - 1, seed, exclude=[smallest])]
 
 
 def check_networks(n: int) -> None:
@@ -74,22 +67,22 @@ def check_source(source: LatencyTable, space: SearchSpace) -> None:
         )
 
 
-def source_record(source: LatencyTable) -> dict[str, Any]:
+def source_record(source: LatencyTable) -> SourceRecord:
     """What an adapted table says about its source: name, what it is, where it holds, its rows' digest."""
     m = source.meta
-    return {
-        "name": source.name,
-        "device": m.device,
-        "provenance": m.provenance,
-        "backend": f"{m.backend} {m.backend_version}",
-        "threads": m.threads,
-        "space": m.space,
-        "space_fingerprint": m.space_fingerprint,
-        "host": m.host.describe() if m.host is not None else None,
-        "host_fingerprint": m.host_fingerprint,
-        "created": m.created.isoformat(),
-        "rows_sha": rows_digest(source),
-    }
+    return SourceRecord(
+        name=source.name,
+        device=m.device,
+        provenance=m.provenance,
+        backend=f"{m.backend} {m.backend_version}",
+        threads=m.threads,
+        space=m.space,
+        space_fingerprint=m.space_fingerprint,
+        host=m.host.describe() if m.host is not None else None,
+        host_fingerprint=m.host_fingerprint,
+        created=m.created.isoformat(),
+        rows_sha=rows_digest(source),
+    )
 
 
 def rows_digest(table: LatencyTable) -> str:
@@ -118,18 +111,14 @@ def adapted_meta(
     where: str = "measured here",
 ) -> TableMeta:
     """The header of an adaptation before its fit (no networks yet)."""
-    extra = {
-        "adapted_from": source_record(source),
-        "adaptation": None,  # the fit, once the networks are measured
-        **({"delegate": desc["delegate"]} if "delegate" in desc else {}),
-    }
-    return timed_meta(space, desc, "adapted", method_text(desc, settings, source, where), host, extra)
+    method = method_text(desc, settings, source, where)
+    return timed_meta(space, desc, "adapted", method, host, adapted=Adapted(source=source_record(source)))
 
 
 def fitted(table: LatencyTable, source: LatencyTable, space: SearchSpace) -> LatencyTable:
     """`table` (an adaptation's header with its networks) fitted: corrected source rows, offset, LOO error."""
-    points = calibration_networks(table.meta)
-    fit = fit_adaptation(source, space, [space.parse(p["arch"]) for p in points], [p["measured_ms"] for p in points])
+    points = table.meta.networks()
+    fit = fit_adaptation(source, space, [space.parse(p.arch) for p in points], [p.measured_ms for p in points])
     calibration = Calibration(
         a=1.0,
         b_ms=fit.offset_ms,
@@ -137,7 +126,9 @@ def fitted(table: LatencyTable, source: LatencyTable, space: SearchSpace) -> Lat
         max_err_pct=fit.loo_max_err_pct,
         networks=fit.networks,
     )
-    meta = table.meta.model_copy(update={"calibration": calibration, "adaptation": fit.header()})
+    record = table.meta.adapted.source if table.meta.adapted is not None else source_record(source)
+    adapted = Adapted(source=record, fit=fit.header())
+    meta = table.meta.model_copy(update={"calibration": calibration, "adapted": adapted})
     return LatencyTable(meta, path=table.path).with_rows(adapted_rows(source, fit))
 
 
@@ -153,7 +144,7 @@ def adapted_table(
     """An adapted table from networks timed elsewhere (a kit's results)."""
     meta = adapted_meta(space, desc, settings, source, host, where)
     points = [network_point(arch, timing) for arch, timing in timings]
-    return fitted(LatencyTable(meta.model_copy(update={"calibration_networks": points})), source, space)
+    return fitted(LatencyTable(meta.with_networks(points)), source, space)
 
 
 def open_adaptation(
@@ -168,17 +159,10 @@ def open_adaptation(
             f"{out} holds a {table.meta.provenance} table, not an adaptation: choose another --name, "
             "or pass --restart to replace it"
         )
-    now = {
-        **backend.describe(),
-        "batch": 1,
-        "resolution": space.config.resolution,
-        "space_fingerprint": space.fingerprint(),
-        "host_fingerprint": Host.current().fingerprint,
-    }
-    clash = resume_clash(table.meta, now)
-    was = table.meta.model_dump().get("adapted_from") or {}
-    if was.get("rows_sha") != rows_digest(source):
-        clash.append(f"source {was.get('name')} (now {source.name}, other rows)")
+    clash = resume_clash(table.meta, backend.describe(), space)
+    was = table.meta.adapted.source if table.meta.adapted is not None else None
+    if was is None or was.rows_sha != rows_digest(source):
+        clash.append(f"source {was.name if was else None} (now {source.name}, other rows)")
     if clash:
         raise QuadnasError(
             f"{out} was adapted with {', '.join(clash)}: choose another --name, or pass --restart to adapt anew"
@@ -213,7 +197,7 @@ def adapt(
         table = table.merged(source)  # the source's rows until the fit
         table.write(out)
     archs = adaptation_archs(space, settings.networks, settings.seed)
-    done = {p["arch"] for p in calibration_networks(table.meta)}
+    done = {p.arch for p in table.meta.networks()}
     todo = [a for a in archs if str(a) not in done]
     with progress.task(ADAPT_TASK, len(archs), len(archs) - len(todo), unit="network") as task:
 

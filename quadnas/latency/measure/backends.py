@@ -104,7 +104,7 @@ class _Described(TypedDict):
     backend: str
     backend_version: str
     target: str
-    threads: int | str  # text where it comes from a kit's results header
+    threads: int
     clock: str
     device: str
     precision: str

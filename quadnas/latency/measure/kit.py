@@ -21,6 +21,8 @@ from pydantic import ValidationError
 
 from quadnas._version import __version__
 from quadnas.errors import Invalid, QuadnasError
+from quadnas.latency.calibration import calibrate
+from quadnas.latency.header import Measurement
 from quadnas.latency.host import Host
 from quadnas.latency.measure.adaptation import (
     NO_INT8_ADAPTATION,
@@ -31,17 +33,9 @@ from quadnas.latency.measure.adaptation import (
 )
 from quadnas.latency.measure.android import read_android_results, write_android_script
 from quadnas.latency.measure.backends import Description
+from quadnas.latency.measure.builders import network_input_shape, op_module, overhead_module
+from quadnas.latency.measure.headers import network_point, new_meta, row_values
 from quadnas.latency.measure.models import model_suffix, write_model
-from quadnas.latency.measure.profiler import (
-    calibrate,
-    network_input_shape,
-    network_point,
-    new_meta,
-    op_module,
-    overhead_module,
-    row_values,
-    sample_spread,
-)
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8, check_profile_precision
 from quadnas.latency.table import LatencyTable
@@ -101,7 +95,7 @@ def write_kit(
         archs = adaptation_archs(space, settings.networks, settings.seed)
     else:
         specs = space.all_op_specs()
-        archs = sample_spread(space, settings.networks, settings.seed)
+        archs = space.spread(settings.networks, settings.seed)
     module, shape = overhead_module()
     with progress.task("exporting the kit's models", len(specs) + len(archs) + 1, unit="model") as task:
         write_model(module, shape, out / f"overhead{suffix}", runtime, precision)
@@ -214,8 +208,8 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
         "backend": header["backend"],
         "backend_version": header["backend_version"],
         "target": header["target"],
-        "threads": header["threads"],
-        "clock": header.get("clock", "wall"),
+        "threads": results_threads(header, results),
+        "clock": header.get("clock", Measurement().clock),  # results of kits that had one clock: its default
         "device": header["device"],
         "precision": header.get("precision", "fp32"),
     }
@@ -230,17 +224,24 @@ def import_results(results: Path, kit_dir: Path | None = None) -> LatencyTable:
         return adapted_table(source, space, described, settings, host, timed, "measured with a quadnas kit (run.py)")
     overhead = timings[("overhead", "overhead")].median_ms
     meta = new_meta(space, described, settings, overhead, "measured with a quadnas profiling kit (run.py)", host)
-    meta = meta.model_copy(
-        update={
-            "calibration_networks": [
-                network_point(space.parse(n["arch"]), timings[("network", n["key"])]) for n in manifest["networks"]
-            ],
-        }
+    meta = meta.with_networks(
+        [network_point(space.parse(n["arch"]), timings[("network", n["key"])]) for n in manifest["networks"]]
     )
     rows = [{**o["spec"], **row_values(timings[("op", o["key"])], overhead)} for o in manifest["ops"]]
     table = LatencyTable(meta).with_rows(rows)
     calibrate(table, space)
     return table
+
+
+def results_threads(header: dict[str, str], results: Path) -> int:
+    """The runner's thread count (its header holds text)."""
+    text = str(header["threads"]).strip()
+    if not text.isdigit():
+        raise QuadnasError(
+            f"{results}: its 'threads' header line is {text!r}, not a thread count: "
+            "import the results.csv that run.py wrote, unedited"
+        )
+    return int(text)
 
 
 def results_host(header: dict[str, str], results: Path) -> Host | None:

@@ -29,8 +29,9 @@ from scipy.stats import kendalltau
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import foreign_host_note
 from quadnas.latency.measure.backends import BACKENDS, Backend, OnnxBackend, get_backend, keeps_torch_threads
+from quadnas.latency.measure.builders import network_input_shape, space_at
 from quadnas.latency.measure.models import model_files, model_suffix, write_model
-from quadnas.latency.measure.profiler import measure_networks, network_input_shape, sample_spread, space_at
+from quadnas.latency.measure.profiler import measure_networks
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8, check_same_precision, file_precision
 from quadnas.latency.predictor import LatencyPredictor
@@ -174,12 +175,11 @@ def table_backend(table: LatencyTable, clock: str | None = None) -> Backend:
             f"{table.name} is {meta.provenance} for backend '{meta.backend}', which quadnas cannot run here: "
             f"validate a table measured with one of {', '.join(BACKENDS)}"
         )
-    table_clock: str = getattr(meta, "clock", "wall")
     return get_backend(
         meta.backend,
-        getattr(meta, "target", None),
+        meta.target,
         meta.threads or 1,
-        clock=clock or table_clock,
+        clock=clock or meta.clock,
         precision=file_precision(meta.precision),
     )
 
@@ -249,8 +249,8 @@ def validate(
     predictor = LatencyPredictor(table, space)
     backend = table_backend(table, clock)
     if archs is None:
-        calibration_archs = [space.parse(p["arch"]) for p in getattr(table.meta, "calibration_networks", [])]
-        archs = sample_spread(space, n, seed, exclude=calibration_archs)
+        calibration_archs = [space.parse(p.arch) for p in table.meta.networks()]
+        archs = space.spread(n, seed, exclude=calibration_archs)
     with contextlib.nullcontext(files) if files is not None else NetworkFiles(space) as files:
         real = measure_pass(
             backend, space, archs, settings, progress.task(MEASURE_TASK, len(archs), unit="network"), files
