@@ -15,7 +15,7 @@ from quadnas.space import SearchSpace
 from quadnas.study import run as run_module
 from quadnas.study.objective import Objective
 from quadnas.study.samplers import BY_ALTERNATIVE, BY_SAMPLER, BY_SEED, SEED_TRIALS, guided_sampler
-from quadnas.study.storage import SharedReads
+from quadnas.study.shared_reads import SharedReads
 from quadnas.study.targets import Targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,12 +90,12 @@ def test_a_trial_reads_the_study_once_in_a_few_transactions_at_any_size(
     storage, the transactions and the SQL statements (all writes of a trial go in a few transactions)."""
     from sqlalchemy import event
 
-    from quadnas.study import storage as storage_module
+    from quadnas.study import shared_reads as shared_module
 
     reads, transactions, statements = [0], [0], [0]
 
     def counting(storage):
-        shared = storage_module.shared_reads(storage)
+        shared = shared_module.shared_reads(storage)
         read = shared.storage.get_all_trials
 
         def counted(*args: Any, **kwargs: Any):
@@ -191,9 +191,9 @@ def test_a_worker_waits_for_an_unreachable_database_and_says_so(caplog):
         return create(*args)
 
     inner.create_new_trial = flaky
-    with caplog.at_level("WARNING", logger="quadnas.study.storage"):
+    with caplog.at_level("WARNING", logger="quadnas.study.shared_reads"):
         assert shared.create_new_trial(study_id) == 0
-    said = [r.getMessage() for r in caplog.records if r.name == "quadnas.study.storage"]
+    said = [r.getMessage() for r in caplog.records if r.name == "quadnas.study.shared_reads"]
     assert len(said) == 2 and "storage unreachable (connection refused)" in said[0] and "reachable again" in said[1]
     inner.create_new_trial = lambda *a: (_ for _ in ()).throw(ValueError("bad"))
     with pytest.raises(ValueError):  # any other error is raised at once
@@ -203,11 +203,11 @@ def test_a_worker_waits_for_an_unreachable_database_and_says_so(caplog):
 def test_a_long_wait_for_the_database_says_so_again_then_gives_up(caplog, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    import quadnas.study.storage as storage_module
+    import quadnas.study.shared_reads as shared_module
 
     clock = [0.0]
-    monkeypatch.setattr(storage_module.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(storage_module.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(shared_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(shared_module.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
     inner = optuna.storages.InMemoryStorage()
     shared = SharedReads(inner, outage_s=70)
     study_id = shared.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
@@ -218,11 +218,11 @@ def test_a_long_wait_for_the_database_says_so_again_then_gives_up(caplog, monkey
 
     inner.create_new_trial = down
     with (
-        caplog.at_level("WARNING", logger="quadnas.study.storage"),
+        caplog.at_level("WARNING", logger="quadnas.study.shared_reads"),
         pytest.raises(optuna.exceptions.StorageInternalError),
     ):
         shared.create_new_trial(study_id)
-    said = [r.getMessage() for r in caplog.records if r.name == "quadnas.study.storage"]
+    said = [r.getMessage() for r in caplog.records if r.name == "quadnas.study.shared_reads"]
     assert "storage unreachable" in said[0]
     assert [m.split(" after ")[1].split(";")[0] for m in said[1:]] == ["30 s", "60 s"]  # every 30 s, then the error
 

@@ -8,7 +8,8 @@ import optuna
 import pytest
 from sqlalchemy import event
 
-from quadnas.study.storage import SharedReads, open_storage, shared_reads
+from quadnas.study.shared_reads import SharedReads, shared_reads
+from quadnas.study.storage import open_storage
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -129,7 +130,7 @@ def test_a_journal_gets_the_held_writes_one_by_one(tmp_path):
 
 
 def test_stale_trials_are_looked_for_at_most_once_per_interval(monkeypatch):
-    import quadnas.study.storage as storage_module
+    import quadnas.study.shared_reads as shared_module
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -137,7 +138,7 @@ def test_stale_trials_are_looked_for_at_most_once_per_interval(monkeypatch):
     asked = []
     inner._get_stale_trial_ids = lambda study_id: asked.append(study_id) or []  # type: ignore[method-assign]
     clock = [100.0]
-    monkeypatch.setattr(storage_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(shared_module.time, "monotonic", lambda: clock[0])
     shared = SharedReads(inner, stale_check_s=10)
     for step in (0, 3, 9.9, 10.1, 12):
         clock[0] = 100.0 + step

@@ -32,7 +32,7 @@ class Objective:
         total: int,
         refresh: Callable[[], None] = lambda: None,
     ):
-        """`refresh`: makes the study's next read of its trials ask the storage (see `storage.SharedReads`)."""
+        """`refresh`: makes the study's next read of its trials ask the storage (see `shared_reads.SharedReads`)."""
         self.space, self.targets, self.accuracy = space, targets, accuracy
         self.mode, self.reward_exponent = mode, reward_exponent
         self.total, self.refresh = total, refresh

@@ -28,7 +28,8 @@ from quadnas.study.report import write_results
 from quadnas.study.rerank import rerank
 from quadnas.study.results import SearchResult, candidates, closest, latencies_of, pareto_front, rank_feasible
 from quadnas.study.samplers import BY_ALTERNATIVE, guided_sampler, seed_archs
-from quadnas.study.storage import default_storage_url, open_storage, shared_reads
+from quadnas.study.shared_reads import shared_reads
+from quadnas.study.storage import default_storage_url, open_storage
 from quadnas.study.targets import Targets
 from quadnas.supernet.checkpoint import checkpoint_hash
 from quadnas.supernet.evaluate import Evaluator
