@@ -134,7 +134,7 @@ def test_validate_returns_sane_figures(measured):
     # measured twice: the second measurement against the first, in the prediction's own figures
     assert result.repeat_ms is not None and len(result.repeat_ms) == 4 and all(m > 0 for m in result.repeat_ms)
     again = compare(np.array(result.measured_ms), np.array(result.repeat_ms))  # from the rounded lists
-    assert result.repeat == pytest.approx(again, abs=0.2)
+    assert result.repeat == pytest.approx(again, rel=0.02, abs=0.2)  # the lists are rounded: large errors move most
     assert "repeat error" in (result.floor_note() or "")
 
 
