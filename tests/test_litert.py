@@ -86,7 +86,8 @@ def test_profile_writes_a_litert_table_of_this_host(small_table, small_space):
     table = LatencyTable.read(small_table)
     meta = table.meta
     assert meta.backend == "litert" and meta.provenance == "measured" and meta.precision == "fp32"
-    assert meta.delegate == "XNNPACK" and meta.host is not None and meta.host_fingerprint
+    assert meta.measurement is not None and meta.measurement.delegate == "XNNPACK"
+    assert meta.host is not None and meta.host_fingerprint
     assert "litert-torch" in meta.method and "channels-last" in meta.method
     assert len(table) == len(SearchSpace.load(small_space).all_op_specs()) and (table.rows["latency_ms"] >= 0).all()
     assert meta.calibration.networks == 3
@@ -101,7 +102,7 @@ def test_validate_and_adapt_run_on_litert(small_table, small_space, tmp_path, ca
     argv = ["profile", "--adapt", str(small_table), "--backend", "litert", "--networks", "3", "--out", str(adapted)]
     assert main([*argv, "--space", str(small_space), "--network-rounds", "2"]) == 0
     assert LatencyTable.read(adapted).meta.provenance == "adapted"
-    assert LatencyTable.read(adapted).meta.delegate == "XNNPACK"
+    assert LatencyTable.read(adapted).meta.measurement.delegate == "XNNPACK"
 
 
 def test_export_litert_carries_metadata_and_verifies_latency(small_table, small_space, tmp_path, capsys):
@@ -178,7 +179,7 @@ def test_the_kit_runs_with_only_numpy_and_litert_and_imports(litert_kit, tmp_pat
     out = tmp_path / "kit-table.csv"
     assert main(["profile", "import", str(litert_kit / "results.csv"), "--out", str(out)]) == 0
     table = LatencyTable.read(out)
-    assert table.meta.backend == "litert" and table.meta.delegate == "XNNPACK"
+    assert table.meta.backend == "litert" and table.meta.measurement.delegate == "XNNPACK"
     assert len(table) == len(manifest["ops"]) and table.meta.calibration.networks == 3
 
 

@@ -80,7 +80,7 @@ def table_predictions(space: SearchSpace, arch: Arch) -> list[TablePrediction]:
                 note,
                 meta.backend,
                 meta.threads,
-                getattr(meta, "target", None),
+                meta.target,
             )
         )
     return found

@@ -104,7 +104,7 @@ def verify_latency(
     local = ("onnxruntime", "openvino", "torch", "litert")
     backend = backend or (table.meta.backend if table is not None and table.meta.backend in local else "onnxruntime")
     threads = threads or (table.meta.threads if table is not None and table.meta.threads else 1)
-    clock = clock or (getattr(table.meta, "clock", None) if table is not None else None) or "wall"
+    clock = clock or (table.meta.clock if table is not None else "wall")
     if table is not None and table.meta.resolution != result.resolution:
         raise QuadnasError(
             f"table {table.name} predicts at {table.meta.resolution} px but {result.path} was exported at "
@@ -138,7 +138,7 @@ def verify_latency(
         "backend": meta.backend,
         "device": meta.device,
         "threads": meta.threads,
-        "clock": getattr(meta, "clock", "wall"),
+        "clock": meta.clock,
     }
     differs = [
         f"{key} {value!r} (here {here[key]!r})" for key, value in measured_with.items() if str(value) != str(here[key])
@@ -160,7 +160,7 @@ def verify_latency(
 
 def _torch_target(table: LatencyTable | None, backend: str) -> str | None:
     """A torch table's own target (e.g. cuda) when verifying with torch and that target runs here, else None."""
-    target = getattr(table.meta, "target", None) if table is not None and table.meta.backend == backend else None
+    target = table.meta.target if table is not None and table.meta.backend == backend else None
     if backend != "torch" or not target or (str(target).startswith("cuda") and not torch.cuda.is_available()):
         return None
     return str(target)

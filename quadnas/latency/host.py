@@ -96,7 +96,7 @@ def recorded_fingerprint(meta: TableMeta) -> str | None:
 
 def profile_command(meta: TableMeta) -> str:
     """The `quadnas profile` command that measures a table like `meta` on this host."""
-    target = getattr(meta, "target", None)
+    target = meta.target
     parts = ["quadnas profile", f"--backend {meta.backend}"]
     parts += [f"--target {target}"] if target and str(target).upper() != "CPU" else []
     parts += [f"--threads {meta.threads}"] if meta.threads else []
