@@ -42,9 +42,10 @@ class TrainConfig(BaseModel):
 
         A proxy narrower than the space (`SearchSpace.scaled`), 4 epochs, no augmentation (in 4 epochs
         random crops cost the proxy accuracy) and nothing recomputed in backward (at 32 px memory is no
-        concern). Its width is chosen by the data (docs/benchmarks.md, "Search proxy width"): a quarter on
-        the quick demo sets, where it ranks as well as wider proxies at about 1/8 of the full width's
-        training cost; half elsewhere, where archs differ and the quarter width ranks them clearly worse.
+        concern). Its width is chosen by the data (docs/benchmarks.md, "The proxy's width chosen by the
+        data"): a quarter on the quick demo sets, where it ranks as well as wider proxies at about 1/8 of
+        the full width's training cost; half elsewhere, where archs differ and the quarter width ranks
+        them clearly worse.
         """
         width = 0.25 if data in QUICK_DATA else 0.5
         return cls(**{"epochs": 4, "width": width, "memory_efficient": False, "augment": "none", **overrides})
