@@ -28,7 +28,7 @@ from quadnas.space import BlockChoice, SearchSpace
 from quadnas.supernet.elastic import ElasticQuadraBlock, centre_crop
 from quadnas.supernet.paths import Fair, PathSampler, Sandwich, Uniform, fairnas_paths
 from quadnas.supernet.recipe import TrainConfig
-from quadnas.supernet.standalone import augment_for, data_device
+from quadnas.supernet.standalone import data_device
 from quadnas.supernet.supernet import Supernet
 from quadnas.supernet.train import SupernetTrainer
 from quadnas.supernet.trainer import Loop, fit, steps_for
@@ -182,5 +182,5 @@ def train_supernet_method(
     trainer = method.trainer(space, data.num_classes, config, steps)
     device = data_device(data.train)
     trainer.model.to(device)  # in place: the optimizer keeps the same parameters
-    fit(trainer, Loop(data.train, config.batch_size, steps, config.seed, augment_for(config, data), 0, device))
+    fit(trainer, Loop(data.train, config.batch_size, steps, config.seed, data.augment(config.augment), 0, device))
     return trainer.model.eval(), steps, paths

@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -48,9 +49,12 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def default_augment(self) -> Augment:
-        """Pad-and-crop (or random-resized crop), with a mirror where the data allow it."""
-        return "crop-flip" if self.mirror_invariant else "crop"
+    def augment(self, setting: str = "auto") -> Augment:
+        """The augmentation a training `setting` means on this data: "auto" is pad-and-crop (or
+        random-resized crop), with a mirror where the data allow it; any other setting is itself."""
+        if setting == "auto":
+            return "crop-flip" if self.mirror_invariant else "crop"
+        return cast(Augment, setting)
 
 
 def load_dataset(

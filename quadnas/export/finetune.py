@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import cast
 
-from quadnas.data import Augment, load_dataset
+from quadnas.data import load_dataset
 from quadnas.data.loader import default_workers
 from quadnas.errors import QuadnasError
 from quadnas.export.source import ExportSource
@@ -73,7 +72,7 @@ def finetune(
             batch_size=batch_size,
             seed=seed,
             progress=progress if is_main_process() else None,
-            augment=dataset.default_augment() if augment == "auto" else cast(Augment, augment),
+            augment=dataset.augment(augment),
             device=train_device,
             workers=default_workers(dataset.train),
         ).cpu()

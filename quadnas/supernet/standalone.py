@@ -37,11 +37,6 @@ def data_device(data: LabelledSet) -> torch.device:
     return tensors[0].device if tensors is not None and not hasattr(data, "source") else torch.device("cpu")
 
 
-def augment_for(config: TrainConfig, data: Dataset) -> Augment:
-    """The augmentation `config` asks for; "auto" is the data's own default."""
-    return data.default_augment() if config.augment == "auto" else config.augment
-
-
 def standalone_net(space: SearchSpace, arch: Arch, num_classes: int, layer_scale: float) -> QuadraNet:
     """`QuadraNet(space, arch, num_classes)` from random init, its layer scales set as the supernet's."""
     net = QuadraNet(space, arch, num_classes)
@@ -117,7 +112,7 @@ def standalone_accuracy(
         label_smoothing=config.label_smoothing,
         seed=config.seed,
         progress=progress,
-        augment=augment_for(config, data),
+        augment=data.augment(config.augment),
         device=device,
     )
     return accuracy(net, data.val)

@@ -155,7 +155,7 @@ def train_supernet(
         supernet, _ = supernet_from_state(path, saved, space)
         return supernet.to(device)
     per_epoch = steps_per_epoch(len(dataset.train), min(config.batch_size, len(dataset.train)))
-    augment = dataset.default_augment() if config.augment == "auto" else config.augment
+    augment = dataset.augment(config.augment)
     loop = Loop(
         dataset.train,
         config.batch_size,
