@@ -51,8 +51,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    result = json.loads(args.store.read_text())
-    recipe, archs = result["recipe"], result["archs"]
+    try:
+        result = json.loads(args.store.read_text())
+        recipe, archs = result["recipe"], result["archs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        parser.exit(2, f"{args.store}: not a JSON file of rank_correlation.py ({type(e).__name__}): pass its --out\n")
     space = SearchSpace.load(recipe["space"])
     data = load_dataset(recipe["data"], recipe["resolution"], seed=0, channels=space.config.in_channels)
     if recipe["data_fingerprint"] == data.fingerprint:
