@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--finalist-epochs",
         type=positive_float,
         metavar="E",
-        help="epochs of each finalist's stand-alone training (default 1)",
+        help="epochs of each finalist's stand-alone training (default 4, as long as the supernet's)",
     )
     p.add_argument("--trials", type=positive_int, help="trials in total, over all runs and workers (default 100)")
     p.add_argument("--seed", type=int)

@@ -37,11 +37,15 @@ from quadnas.supernet.standalone import standalone_accuracy
 from quadnas.supernet.train import steps_for
 
 HAND_DESIGNED = "hand-designed"
-# The defaults (docs/benchmarks.md, "Finalists judged by training"): the best DEFAULT_COUNT archs of the study and
-# the hand designs, DEFAULT_EPOCHS each; none on the quick demo sets, where short training cannot tell
-# finalists apart.
+# The defaults (docs/benchmarks.md, "A judge as long as the ground truth"): the best DEFAULT_COUNT archs of the
+# study and the hand designs, DEFAULT_EPOCHS each, as long as the search's supernet trains (a one-epoch judge
+# ordered finalists that differ by a point at random); none on the quick demo sets, where short training
+# cannot tell finalists apart.
 DEFAULT_COUNT = 3
-DEFAULT_EPOCHS = 1.0
+DEFAULT_EPOCHS = 4.0
+# The judge's seed: one that the evidence scripts' stand-alone seeds (0, 1, 2) do not use, so a pick is
+# scored on trainings independent of the one that picked it.
+JUDGE_SEED = 3
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class FinalistRecipe:
     """How every finalist trains: stand-alone from random init, the supernet's optimizer and schedule."""
 
     epochs: float
-    seed: int = 0
+    seed: int = JUDGE_SEED
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
