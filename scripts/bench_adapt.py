@@ -31,11 +31,11 @@ import numpy as np  # noqa: E402
 
 from quadnas.latency.devices import load_device_table  # noqa: E402
 from quadnas.latency.host import Host  # noqa: E402
-from quadnas.latency.measure.adaptation import adapt, adaptation_archs, adapted_table  # noqa: E402
+from quadnas.latency.measure._adapt import adapt, adaptation_archs, adapted_table  # noqa: E402
+from quadnas.latency.measure._profile import measure_networks, profile  # noqa: E402
+from quadnas.latency.measure._validate import compare  # noqa: E402
 from quadnas.latency.measure.backends import get_backend  # noqa: E402
-from quadnas.latency.measure.profiler import measure_networks, profile  # noqa: E402
 from quadnas.latency.measure.settings import ProfileSettings  # noqa: E402
-from quadnas.latency.measure.validation import compare  # noqa: E402
 from quadnas.latency.predictor import LatencyPredictor  # noqa: E402
 from quadnas.latency.table import LatencyTable  # noqa: E402
 from quadnas.portable.timing import Timing  # noqa: E402

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from quadnas.latency.host import Host
+from quadnas.latency.measure._profile import profile
+from quadnas.latency.measure._validate import validate
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.profiler import profile
 from quadnas.latency.measure.settings import ProfileSettings
-from quadnas.latency.measure.validation import validate
 from quadnas.latency.table import SPEC_COLUMNS, LatencyTable
 from quadnas.space import SearchSpace
 

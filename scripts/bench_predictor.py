@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from quadnas.latency.devices import load_device_table  # noqa: E402
-from quadnas.latency.measure.validation import compare, table_space, validate  # noqa: E402
+from quadnas.latency.measure._validate import compare, table_space, validate  # noqa: E402
 from quadnas.nn import QuadraNet  # noqa: E402
 from quadnas.nn.stats import model_stats  # noqa: E402
 from quadnas.space import SearchSpace  # noqa: E402

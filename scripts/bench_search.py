@@ -17,13 +17,13 @@ from pathlib import Path
 
 import optuna
 
+from quadnas._search.config import SearchConfig
+from quadnas._search.objective import Objective
+from quadnas._search.results import candidates, rank_feasible
+from quadnas._search.samplers import guided_sampler
+from quadnas._search.targets import Targets
 from quadnas.data import load_dataset
 from quadnas.space import SearchSpace
-from quadnas.study.config import SearchConfig
-from quadnas.study.objective import Objective
-from quadnas.study.results import candidates, rank_feasible
-from quadnas.study.samplers import guided_sampler
-from quadnas.study.targets import Targets
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.provide import provide_supernet
 

@@ -34,15 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from quadnas.latency.adapt import fit_adaptation, group
+from quadnas.latency.adaptation import fit_adaptation, group
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import Host
+from quadnas.latency.measure._profile import profile
+from quadnas.latency.measure._validate import FLOOR_FACTOR, NetworkFiles, compare, validate
 from quadnas.latency.measure.backends import OnnxBackend, get_backend
 from quadnas.latency.measure.builders import op_module
 from quadnas.latency.measure.models import write_model
-from quadnas.latency.measure.profiler import profile
 from quadnas.latency.measure.settings import ProfileSettings
-from quadnas.latency.measure.validation import FLOOR_FACTOR, NetworkFiles, compare, validate
 from quadnas.latency.table import LatencyTable
 from quadnas.nn.blocks import op_input_shape
 from quadnas.portable import sessions

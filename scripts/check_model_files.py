@@ -23,7 +23,7 @@ import onnxruntime as ort
 import openvino as ov
 import torch
 
-from quadnas.export import build_model, export_model
+from quadnas._export import build_model, export_model
 from quadnas.latency.host import Host
 from quadnas.nn import QuadraBlock
 

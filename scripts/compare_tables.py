@@ -18,7 +18,7 @@ import numpy as np
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.devices import load_device_table
-from quadnas.latency.measure.validation import compare
+from quadnas.latency.measure._validate import compare
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import SearchSpace
 

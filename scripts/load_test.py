@@ -137,7 +137,7 @@ def _instrument(counts: _Counts) -> None:
     from sqlalchemy.engine import Engine
     from sqlalchemy.engine.default import DefaultDialect
 
-    from quadnas.study.shared_reads import SharedReads
+    from quadnas._search.shared_reads import SharedReads
 
     def outermost(method: Any, name: str) -> Any:
         @functools.wraps(method)

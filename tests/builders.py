@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from quadnas._search.config import SearchConfig
 from quadnas.latency.header import Calibration, TableMeta
 from quadnas.latency.table import LatencyTable
 from quadnas.space import OpSpec, SearchSpace
-from quadnas.study.config import SearchConfig
 
 
 def table_meta(space: SearchSpace, **changes: Any) -> TableMeta:

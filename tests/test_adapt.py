@@ -10,14 +10,14 @@ from builders import shape_cost_ms, table_of
 
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
-from quadnas.latency.adapt import MIN_NETWORKS, adapted_rows, fit_adaptation, group
+from quadnas.latency.adaptation import MIN_NETWORKS, adapted_rows, fit_adaptation, group
 from quadnas.latency.header import Calibration
 from quadnas.latency.host import Host
-from quadnas.latency.measure.adaptation import ADAPT_TASK, adapt, adaptation_archs
+from quadnas.latency.measure._adapt import ADAPT_TASK, adapt, adaptation_archs
+from quadnas.latency.measure._validate import validate
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.measure.kit import import_results
 from quadnas.latency.measure.settings import ProfileSettings
-from quadnas.latency.measure.validation import validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress, ProgressEvent

@@ -83,7 +83,7 @@ def test_search_json(capsys, tmp_path, synthetic_table, tiny_checkpoint, budget)
 def test_search_json_when_no_arch_fits_exits_1_and_quiet_shows_nothing(
     capsys, monkeypatch, tmp_path, synthetic_table, tiny_checkpoint, budget
 ):
-    monkeypatch.setattr("quadnas.study.run.rank_feasible", lambda items, budget: [])  # as if none fitted
+    monkeypatch.setattr("quadnas._search.run.rank_feasible", lambda items, budget: [])  # as if none fitted
     code, out, err = run_cli(capsys, "-q", *search_argv(tmp_path, synthetic_table, tiny_checkpoint, budget, 2))
     doc = document(out, "search")
     assert code == 1 and doc["best"] is None and doc["ranked"] == [] and "best.yaml" not in doc["files"]

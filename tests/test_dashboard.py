@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 from builders import tiny_search_config
 
+from quadnas._search.run import search
 from quadnas.cli import main
-from quadnas.study.run import search
 
 pytest.importorskip("optuna_dashboard")
 

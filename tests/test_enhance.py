@@ -113,8 +113,8 @@ def test_an_enhanced_network_trains_its_enhancers(tiny_qe):
 
 
 def test_profiling_an_enhancing_space_measures_its_enhanced_rows(tiny_qe, tmp_path):
+    from quadnas.latency.measure._profile import ProfileSettings, profile
     from quadnas.latency.measure.backends import get_backend
-    from quadnas.latency.measure.profiler import ProfileSettings, profile
     from quadnas.latency.predictor import LatencyPredictor
 
     quick = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=4, network_rounds=2)

@@ -12,11 +12,11 @@ import torch
 import yaml
 from builders import table_of
 
+from quadnas._export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
+from quadnas._export.card import render_model_card, write_model_card
 from quadnas.cli import main
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
-from quadnas.export import ExportSource, build_model, export_model, finetune, load, read_sidecar, verify_latency
-from quadnas.export.card import render_model_card, write_model_card
 from quadnas.latency.budget import Budget
 from quadnas.latency.header import Calibration, Measurement
 from quadnas.latency.host import Host
@@ -630,7 +630,7 @@ def test_load_refuses_other_formats(tmp_path, tiny_space):
 
 
 def test_verify_uses_a_torch_tables_gpu_only_where_one_runs(tmp_path, tiny_space, monkeypatch):
-    from quadnas.export.verify import _torch_target
+    from quadnas._export.verify import _torch_target
 
     table = LatencyTable.read(local_table(tmp_path, tiny_space, 1.0))
     table.meta = table.meta.model_copy(update={"backend": "torch", "measurement": Measurement(target="cuda")})

@@ -7,11 +7,9 @@ import pytest
 import yaml
 from builders import tiny_search_argv
 
-from quadnas.cli import main
-from quadnas.space import SearchSpace
-from quadnas.study import SearchConfig, search
-from quadnas.study.config import DeviceBudget
-from quadnas.study.finalists import (
+from quadnas._search import SearchConfig, search
+from quadnas._search.config import DeviceBudget
+from quadnas._search.finalists import (
     FinalistCache,
     FinalistRecipe,
     family,
@@ -21,8 +19,10 @@ from quadnas.study.finalists import (
     pick_finalists,
     uniform_archs,
 )
-from quadnas.study.results import Candidate
-from quadnas.study.targets import Targets
+from quadnas._search.results import Candidate
+from quadnas._search.targets import Targets
+from quadnas.cli import main
+from quadnas.space import SearchSpace
 
 
 def _targets(table, budget) -> Targets:

@@ -11,26 +11,26 @@ import pytest
 import yaml
 from builders import tiny_search_config
 
+from quadnas._export import build_model
+from quadnas._export.formats import ExportResult, FileOptions
+from quadnas._export.run import export_precision
+from quadnas._export.verify import verify_latency
+from quadnas._search.config import DeviceBudget
+from quadnas._search.run import search
+from quadnas._search.targets import Targets
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
-from quadnas.export import build_model
-from quadnas.export.formats import ExportResult, FileOptions
-from quadnas.export.run import export_precision
-from quadnas.export.verify import verify_latency
 from quadnas.latency.budget import Budget
+from quadnas.latency.measure._profile import ProfileSettings, profile
+from quadnas.latency.measure._validate import validate
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.measure.builders import op_module
 from quadnas.latency.measure.kit import import_results, write_kit
-from quadnas.latency.measure.profiler import ProfileSettings, profile
-from quadnas.latency.measure.validation import validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.nn.blocks import op_input_shape
 from quadnas.nn.quantize import check_calibration, quantized_ops
 from quadnas.portable.results import read_header
-from quadnas.study.config import DeviceBudget
-from quadnas.study.run import search
-from quadnas.study.targets import Targets
 
 QUICK = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=4, network_rounds=2)
 OPENVINO = importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None

@@ -9,8 +9,8 @@ import pytest
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import Host
+from quadnas.latency.measure._profile import ProfileSettings
 from quadnas.latency.measure.kit import import_results, write_kit
-from quadnas.latency.measure.profiler import ProfileSettings
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.portable.results import read_header

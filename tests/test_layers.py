@@ -1,7 +1,7 @@
 """The command line reaches the library only through the subpackages' faces (their `__init__`).
 
 `cli/*.py` may import the faces of `latency`, `latency.measure`, `latency.estimate`, `supernet`,
-`study`, `export`, `nn` and `portable`, the top-level single modules and `quadnas.cli` itself, never a module
+`_search`, `_export`, `nn` and `portable`, the top-level single modules and `quadnas.cli` itself, never a module
 inside a subpackage. The lazy faces re-export each name from its one home.
 """
 
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +24,8 @@ FACES = (
     "quadnas.latency.measure",
     "quadnas.latency.estimate",
     "quadnas.supernet",
-    "quadnas.study",
-    "quadnas.export",
+    "quadnas._search",
+    "quadnas._export",
     "quadnas.nn",
     "quadnas.portable",
 )
@@ -37,11 +40,12 @@ SINGLE_MODULES = (
 )
 CLI_MAY_IMPORT = frozenset(FACES + SINGLE_MODULES)
 LAZY_FACES = (
+    "quadnas",
     "quadnas.latency",
     "quadnas.latency.measure",
     "quadnas.latency.estimate",
     "quadnas.supernet",
-    "quadnas.study",
+    "quadnas._search",
 )
 
 
@@ -155,3 +159,49 @@ def test_lazy_faces_re_export_each_name_from_its_one_home(face):
         assert getattr(module, name) is getattr(importlib.import_module(home), name)
     with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
         module.nosuch  # noqa: B018
+
+
+# In a fresh interpreter: import every module of the package, then report each face name that is a
+# module (a submodule that replaced a face's name), what the top-level faces are, and what calling
+# `quadnas.export` and `quadnas.search` with a wrong argument raises.
+EVERY_SUBMODULE_THEN_FACES = """
+import importlib, inspect, json, pkgutil, sys
+import quadnas
+for info in pkgutil.walk_packages(quadnas.__path__, "quadnas."):
+    if not info.name.endswith("__main__"):
+        importlib.import_module(info.name)
+faces = [name for name, module in sys.modules.items()
+         if name.split(".")[0] == "quadnas" and hasattr(module, "__path__")]
+hidden = [f"{face}.{name}" for face in faces for name in getattr(sys.modules[face], "__all__", [])
+          if inspect.ismodule(getattr(sys.modules[face], name))]
+calls = {}
+for name, kwargs in (("export", {"out": "m.pt"}), ("search", {"trials": 0})):
+    try:
+        getattr(quadnas, name)(**kwargs)
+    except Exception as error:
+        calls[name] = type(error).__name__ + ": " + str(error)
+print(json.dumps({
+    "faces": len(faces),
+    "hidden": hidden,
+    "homes": {name: getattr(quadnas, name).__module__ for name in ("search", "export", "load")},
+    "calls": calls,
+}))
+"""
+
+
+def test_no_submodule_hides_a_face_name_once_every_module_is_imported(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", EVERY_SUBMODULE_THEN_FACES], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["faces"] >= 10 and found["hidden"] == []
+    assert found["homes"] == {
+        "search": "quadnas._search.run",
+        "export": "quadnas._export.pipeline",
+        "load": "quadnas._export.sidecar",
+    }
+    assert (
+        found["calls"]["export"].startswith("QuadnasError: ") and "either a search result" in found["calls"]["export"]
+    )
+    assert found["calls"]["search"].startswith("QuadnasError: ")

@@ -18,8 +18,8 @@ import pytest
 import torch
 import yaml
 
+from quadnas._export import build_model, export_model, read_sidecar, verify_latency
 from quadnas.cli import main
-from quadnas.export import build_model, export_model, read_sidecar, verify_latency
 from quadnas.latency.table import LatencyTable
 from quadnas.nn.blocks import build_op, init_weights, op_input_shape
 from quadnas.space import SearchSpace

@@ -11,12 +11,12 @@ import optuna
 import pytest
 from builders import tiny_search_config
 
+from quadnas._search import run as run_module
+from quadnas._search.objective import Objective
+from quadnas._search.samplers import BY_ALTERNATIVE, BY_SAMPLER, BY_SEED, SEED_TRIALS, guided_sampler
+from quadnas._search.shared_reads import SharedReads
+from quadnas._search.targets import Targets
 from quadnas.space import SearchSpace
-from quadnas.study import run as run_module
-from quadnas.study.objective import Objective
-from quadnas.study.samplers import BY_ALTERNATIVE, BY_SAMPLER, BY_SEED, SEED_TRIALS, guided_sampler
-from quadnas.study.shared_reads import SharedReads
-from quadnas.study.targets import Targets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +90,7 @@ def test_a_trial_reads_the_study_once_in_a_few_transactions_at_any_size(
     storage, the transactions and the SQL statements (all writes of a trial go in a few transactions)."""
     from sqlalchemy import event
 
-    from quadnas.study import shared_reads as shared_module
+    from quadnas._search import shared_reads as shared_module
 
     reads, transactions, statements = [0], [0], [0]
 
@@ -191,9 +191,9 @@ def test_a_worker_waits_for_an_unreachable_database_and_says_so(caplog):
         return create(*args)
 
     inner.create_new_trial = flaky
-    with caplog.at_level("WARNING", logger="quadnas.study.shared_reads"):
+    with caplog.at_level("WARNING", logger="quadnas._search.shared_reads"):
         assert shared.create_new_trial(study_id) == 0
-    said = [r.getMessage() for r in caplog.records if r.name == "quadnas.study.shared_reads"]
+    said = [r.getMessage() for r in caplog.records if r.name == "quadnas._search.shared_reads"]
     assert len(said) == 2 and "storage unreachable (connection refused)" in said[0] and "reachable again" in said[1]
     inner.create_new_trial = lambda *a: (_ for _ in ()).throw(ValueError("bad"))
     with pytest.raises(ValueError):  # any other error is raised at once
@@ -203,7 +203,7 @@ def test_a_worker_waits_for_an_unreachable_database_and_says_so(caplog):
 def test_a_long_wait_for_the_database_says_so_again_then_gives_up(caplog, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    import quadnas.study.shared_reads as shared_module
+    import quadnas._search.shared_reads as shared_module
 
     clock = [0.0]
     monkeypatch.setattr(shared_module.time, "monotonic", lambda: clock[0])
@@ -218,11 +218,11 @@ def test_a_long_wait_for_the_database_says_so_again_then_gives_up(caplog, monkey
 
     inner.create_new_trial = down
     with (
-        caplog.at_level("WARNING", logger="quadnas.study.shared_reads"),
+        caplog.at_level("WARNING", logger="quadnas._search.shared_reads"),
         pytest.raises(optuna.exceptions.StorageInternalError),
     ):
         shared.create_new_trial(study_id)
-    said = [r.getMessage() for r in caplog.records if r.name == "quadnas.study.shared_reads"]
+    said = [r.getMessage() for r in caplog.records if r.name == "quadnas._search.shared_reads"]
     assert "storage unreachable" in said[0]
     assert [m.split(" after ")[1].split(";")[0] for m in said[1:]] == ["30 s", "60 s"]  # every 30 s, then the error
 

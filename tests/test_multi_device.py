@@ -13,6 +13,10 @@ import pytest
 import yaml
 from builders import shape_cost_ms, synthetic_table_file, tiny_search_argv, tiny_search_config
 
+from quadnas._search.config import SearchConfig
+from quadnas._search.results import Candidate, pareto_front
+from quadnas._search.run import check_budgets, search
+from quadnas._search.targets import Targets
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
@@ -20,10 +24,6 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.record import DeviceRecord, SearchRecord
 from quadnas.space import OpSpec, SearchSpace
-from quadnas.study.config import SearchConfig
-from quadnas.study.results import Candidate, pareto_front
-from quadnas.study.run import check_budgets, search
-from quadnas.study.targets import Targets
 
 
 def kernel_heavy_ms(spec: OpSpec) -> float:
@@ -304,7 +304,7 @@ def test_a_single_device_study_refuses_a_second_device(tmp_path, devices, tiny_c
 
 
 def test_export_reads_the_budget_of_the_device_it_verifies(tmp_path, devices, tiny_checkpoint):
-    from quadnas.export.source import build_model, searched_device
+    from quadnas._export.source import build_model, searched_device
 
     def budget_ms(record: SearchRecord, device: str | None) -> float | None:
         entry = searched_device(record, device)

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     import torch
     import openvino as ov
-    from quadnas.export.formats import compile_openvino
+    from quadnas._export.formats import compile_openvino
     from quadnas.portable.sessions import OpenVinoSession
     from quadnas.nn.onnx import write_onnx
 

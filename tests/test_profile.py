@@ -5,9 +5,9 @@ from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.calibration import fit_calibration
 from quadnas.latency.host import Host
+from quadnas.latency.measure._profile import OPS_TASK, ProfileSettings, profile
+from quadnas.latency.measure._validate import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
 from quadnas.latency.measure.backends import get_backend
-from quadnas.latency.measure.profiler import OPS_TASK, ProfileSettings, profile
-from quadnas.latency.measure.validation import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress, ProgressEvent

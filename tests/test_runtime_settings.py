@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quadnas._export.formats import OPENVINO_CPU_CONFIG
+from quadnas._export.sidecar import read_sidecar
 from quadnas.cli import main
-from quadnas.export.formats import OPENVINO_CPU_CONFIG
-from quadnas.export.sidecar import read_sidecar
 
 pytest.importorskip("openvino")
 ARCH = "k3e2-id-k5e4-k7e2-id-k3e4"  # an arch of the tiny space
@@ -131,8 +131,8 @@ def test_static_batch_is_for_onnx_and_openvino(tmp_path, capsys):
 def test_the_card_times_the_file_as_each_measured_openvino_cpu_table_was_timed(tmp_path, tiny_space):
     """One benchmark_app command per OpenVINO table measured on the CPU plugin, with that table's threads; none
     for estimated, other-device or other-runtime tables."""
-    from quadnas.export import build_model, export_model
-    from quadnas.export.card import TablePrediction, render_model_card
+    from quadnas._export import build_model, export_model
+    from quadnas._export.card import TablePrediction, render_model_card
 
     source = build_model(ARCH, space=tiny_space, init="random")
     result = export_model(source, "openvino", tmp_path / "m.xml")

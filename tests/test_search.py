@@ -14,6 +14,9 @@ import yaml
 from builders import tiny_search_argv, tiny_search_config
 from scipy.stats import rankdata
 
+from quadnas._search.config import SearchConfig
+from quadnas._search.results import Candidate, pareto_front
+from quadnas._search.run import search
 from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
@@ -21,9 +24,6 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
-from quadnas.study.config import SearchConfig
-from quadnas.study.results import Candidate, pareto_front
-from quadnas.study.run import search
 from quadnas.supernet.checkpoint import read_checkpoint
 from quadnas.supernet.provide import PROXY_HINT
 from quadnas.supernet.recipe import TrainConfig
@@ -230,7 +230,7 @@ def test_sqlite_studies_use_a_write_ahead_log(tmp_path):
     """Every connection of a SQLite study: WAL, synchronous NORMAL (a commit does not wait for the disk twice)."""
     import sqlalchemy as sa
 
-    from quadnas.study.storage import open_storage
+    from quadnas._search.storage import open_storage
 
     storage = open_storage(f"sqlite:///{tmp_path / 'wal.db'}")
     with storage.engine.connect() as connection:
@@ -399,7 +399,7 @@ def test_study_created_by_another_worker_mid_setup_is_joined(tmp_path, synthetic
 def test_pareto_plot_legend_lists_only_what_is_drawn_beside_the_axes(
     tmp_path, synthetic_table, tiny_checkpoint, budget
 ):
-    from quadnas.study.report import pareto_figure
+    from quadnas._search.report import pareto_figure
 
     result = search(
         tiny_search_config(tmp_path / "runs", synthetic_table, tiny_checkpoint, budget, trials=6, sampler="tpe")
@@ -448,7 +448,7 @@ def test_feasible_tpe_proposes_only_archs_under_the_budget(tmp_path, synthetic_t
 def test_feasible_tpe_weighs_only_admitted_candidates():
     import numpy as np
 
-    from quadnas.study.samplers import FeasibleTPESampler
+    from quadnas._search.samplers import FeasibleTPESampler
 
     sampler = FeasibleTPESampler(lambda samples: samples["x"] < 2, seed=0, n_startup_trials=5)
     study = optuna.create_study(sampler=sampler, direction="maximize")
@@ -467,7 +467,7 @@ def test_one_budget_in_two_units_names_one_study():
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_every_trial_proposes_a_new_arch_while_new_ones_fit(sampler):
     """Four archs in all (two blocks, two choices), three of them within the budget."""
-    from quadnas.study.samplers import GuidedSampler, make_sampler
+    from quadnas._search.samplers import GuidedSampler, make_sampler
 
     fits = lambda params: params != {"b0": "k7e4", "b1": "k7e4"}  # noqa: E731
     guided = GuidedSampler(lambda seed: make_sampler(sampler, seed), 0, [{"b0": "k3e2", "b1": "k3e2"}], fits)
@@ -588,8 +588,8 @@ def test_the_result_table_shows_the_rerank_proxy(capsys, tmp_path, synthetic_tab
 def test_rerank_scores_archs_on_a_training_split_smaller_than_its_batches(tmp_path):
     import random
 
+    from quadnas._search.rerank import proxy_scores
     from quadnas.data import load_dataset
-    from quadnas.study.rerank import proxy_scores
 
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "few.npz", x=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 4)

@@ -8,8 +8,8 @@ import optuna
 import pytest
 from sqlalchemy import event
 
-from quadnas.study.shared_reads import SharedReads, shared_reads
-from quadnas.study.storage import open_storage
+from quadnas._search.shared_reads import SharedReads, shared_reads
+from quadnas._search.storage import open_storage
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -130,7 +130,7 @@ def test_a_journal_gets_the_held_writes_one_by_one(tmp_path):
 
 
 def test_stale_trials_are_looked_for_at_most_once_per_interval(monkeypatch):
-    import quadnas.study.shared_reads as shared_module
+    import quadnas._search.shared_reads as shared_module
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

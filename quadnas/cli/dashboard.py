@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
+    from quadnas._search import open_storage
     from quadnas.errors import QuadnasError
-    from quadnas.study import open_storage
 
     try:
         import optuna_dashboard

@@ -10,7 +10,7 @@ from quadnas.cli.json_output import add_json_flag, print_json
 from quadnas.latency import BACKEND_NAMES
 
 if TYPE_CHECKING:
-    from quadnas.export import Exported, ExportResult, ExportSource, LatencyCheck
+    from quadnas._export import Exported, ExportResult, ExportSource, LatencyCheck
 
 EXIT_OVER_BUDGET = 1
 # The flags passed to `quadnas.export` under their own names.
@@ -102,9 +102,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from quadnas._export import VerifySettings, export
     from quadnas.cli.progress import progress_for
     from quadnas.errors import QuadnasError
-    from quadnas.export import VerifySettings, export
 
     settings = VerifySettings(args.backend, args.device, args.threads, args.clock, args.budget, args.rounds)
     unused = settings.given() + (["--warn-only"] if args.warn_only else [])

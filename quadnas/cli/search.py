@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from quadnas._search import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
 from quadnas.cli.common import console, err_console, non_negative_int, positive_float, positive_int
 from quadnas.cli.json_output import add_json_flag, print_json
 from quadnas.cli.progress import progress_for
-from quadnas.study import DEFAULT_MODE, DEFAULT_SAMPLER, MODES, SAMPLERS, one_of
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from quadnas._search import Candidate, SearchResult
     from quadnas.space import Arch
-    from quadnas.study import Candidate, SearchResult
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,8 +92,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
+    from quadnas._search import SearchConfig, search
     from quadnas.errors import QuadnasError
-    from quadnas.study import SearchConfig, search
 
     if args.mode and args.mode not in MODES:
         raise QuadnasError(f"unknown mode '{args.mode}': use one of {', '.join(MODES)}")

@@ -24,7 +24,7 @@ from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.calibration import calibrate
 from quadnas.latency.header import Measurement
 from quadnas.latency.host import Host
-from quadnas.latency.measure.adaptation import (
+from quadnas.latency.measure._adapt import (
     NO_INT8_ADAPTATION,
     adaptation_archs,
     adapted_table,

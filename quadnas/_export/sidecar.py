@@ -14,16 +14,16 @@ from typing import Any
 import torch
 import yaml
 
-from quadnas._version import __version__
-from quadnas.errors import QuadnasError
-from quadnas.export.formats import (
+from quadnas._export.formats import (
     INPUT_NAME,
     OPENVINO_CPU_CONFIG,
     OUTPUT_NAME,
     ExportResult,
     benchmark_app_command,
 )
-from quadnas.export.source import ExportSource, read_yaml
+from quadnas._export.source import ExportSource, read_yaml
+from quadnas._version import __version__
+from quadnas.errors import QuadnasError
 from quadnas.nn import QuadraNet
 from quadnas.record import DeviceRecord
 from quadnas.space import SearchSpace

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quadnas._search.config import DeviceBudget
+from quadnas._search.names import per_device
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.precision import file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.space import Arch, SearchSpace
-from quadnas.study.config import DeviceBudget
-from quadnas.study.names import per_device
 
 
 @dataclass(frozen=True)

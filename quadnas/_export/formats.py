@@ -331,7 +331,7 @@ def _write_litert(
     model: QuadraNet, shape: tuple[int, ...], out: Path, options: FileOptions
 ) -> tuple[list[Path], str, Runner]:
     """A .tflite file through litert-torch (`export.litert`), the metadata in its metadata table."""
-    from quadnas.export.litert import write_litert
+    from quadnas._export.litert import write_litert
 
     return write_litert(model, shape, out, dict(options.metadata))
 

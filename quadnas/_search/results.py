@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from quadnas._search.names import per_device
 from quadnas.latency.budget import Budget
 from quadnas.space import Arch
-from quadnas.study.names import per_device
 
 if TYPE_CHECKING:
-    from quadnas.study.config import SearchConfig
+    from quadnas._search.config import SearchConfig
 
 
 @dataclass

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from quadnas._export.formats import ExportResult, import_openvino
+from quadnas._export.source import ExportSource, searched_device
 from quadnas.errors import QuadnasError
-from quadnas.export.formats import ExportResult, import_openvino
-from quadnas.export.source import ExportSource, searched_device
 from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.host import foreign_host_note

@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quadnas.accelerator import torch_device
-from quadnas.errors import QuadnasError
-from quadnas.export.card import card_path, check_card_target, write_model_card
-from quadnas.export.finetune import finetune
-from quadnas.export.formats import (
+from quadnas._export.card import card_path, check_card_target, write_model_card
+from quadnas._export.finetune import finetune
+from quadnas._export.formats import (
     FORMATS,
     SUFFIXES,
     ExportResult,
@@ -25,9 +23,11 @@ from quadnas.export.formats import (
     output_path,
     require_litert,
 )
-from quadnas.export.run import export_model, export_precision
-from quadnas.export.source import ExportSource, Init, build_model
-from quadnas.export.verify import LatencyCheck, verify_latency
+from quadnas._export.run import export_model, export_precision
+from quadnas._export.source import ExportSource, Init, build_model
+from quadnas._export.verify import LatencyCheck, verify_latency
+from quadnas.accelerator import torch_device
+from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.precision import check_same_precision

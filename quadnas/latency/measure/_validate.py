@@ -28,10 +28,10 @@ from scipy.stats import kendalltau
 
 from quadnas.errors import QuadnasError
 from quadnas.latency.host import foreign_host_note
+from quadnas.latency.measure._profile import measure_networks
 from quadnas.latency.measure.backends import BACKENDS, Backend, OnnxBackend, get_backend, keeps_torch_threads
 from quadnas.latency.measure.builders import network_input_shape, space_at
 from quadnas.latency.measure.models import model_files, model_suffix, write_model
-from quadnas.latency.measure.profiler import measure_networks
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8, check_same_precision, file_precision
 from quadnas.latency.predictor import LatencyPredictor

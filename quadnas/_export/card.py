@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from quadnas._version import __version__
-from quadnas.errors import QuadnasError
-from quadnas.export.formats import (
+from quadnas._export.formats import (
     INPUT_NAME,
     OPENVINO_CPU_CONFIG,
     OUTPUT_NAME,
     ExportResult,
     benchmark_app_command,
 )
-from quadnas.export.sidecar import resolution_note
-from quadnas.export.source import ExportSource
-from quadnas.export.verify import LatencyCheck
+from quadnas._export.sidecar import resolution_note
+from quadnas._export.source import ExportSource
+from quadnas._export.verify import LatencyCheck
+from quadnas._version import __version__
+from quadnas.errors import QuadnasError
 from quadnas.latency.devices import table_files
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.nn.stats import model_stats

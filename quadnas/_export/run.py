@@ -9,8 +9,7 @@ from typing import cast
 
 import yaml
 
-from quadnas.errors import QuadnasError
-from quadnas.export.formats import (
+from quadnas._export.formats import (
     ExportResult,
     FileOptions,
     Format,
@@ -18,9 +17,10 @@ from quadnas.export.formats import (
     output_path,
     write_format,
 )
-from quadnas.export.quantize import write_int8
-from quadnas.export.sidecar import check_sidecar_target, model_info, sidecar_path, sidecar_record
-from quadnas.export.source import ExportSource
+from quadnas._export.quantize import write_int8
+from quadnas._export.sidecar import check_sidecar_target, model_info, sidecar_path, sidecar_record
+from quadnas._export.source import ExportSource
+from quadnas.errors import QuadnasError
 from quadnas.latency.precision import INT8, file_precision
 from quadnas.nn.onnx import ONNX_OPSET
 

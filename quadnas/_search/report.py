@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from matplotlib.figure import Figure
 
+from quadnas._search.names import per_device
+from quadnas._search.results import rank_feasible
 from quadnas._version import __version__
 from quadnas.record import (
     DeviceRecord,
@@ -22,14 +24,12 @@ from quadnas.record import (
     SupernetInfo,
     TableInfo,
 )
-from quadnas.study.names import per_device
-from quadnas.study.results import rank_feasible
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from quadnas.study.results import Candidate, SearchResult
-    from quadnas.study.targets import Target, Targets
+    from quadnas._search.results import Candidate, SearchResult
+    from quadnas._search.targets import Target, Targets
 
 
 def write_results(result: SearchResult, targets: Targets, checkpoint: Path, checkpoint_sha: str) -> dict[str, Path]:

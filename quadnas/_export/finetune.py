@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
+from quadnas._export.source import ExportSource
 from quadnas.data import load_dataset
 from quadnas.data.loader import default_workers
 from quadnas.errors import QuadnasError
-from quadnas.export.source import ExportSource
 from quadnas.progress import Progress
 from quadnas.supernet.evaluate import accuracy
 from quadnas.supernet.runtime import is_main_process, process_group, rank_device

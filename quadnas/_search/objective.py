@@ -14,9 +14,9 @@ from datetime import datetime
 
 import optuna
 
+from quadnas._search.samplers import BY_REPEAT, GuidedSampler
+from quadnas._search.targets import Targets
 from quadnas.space import Arch, SearchSpace
-from quadnas.study.samplers import BY_REPEAT, GuidedSampler
-from quadnas.study.targets import Targets
 
 
 class Objective:

@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from quadnas.data import Dataset, load_dataset, take
-from quadnas.errors import QuadnasError
-from quadnas.export.formats import (
+from quadnas._export.formats import (
     INPUT_NAME,
     PARITY_TOLERANCE,
     SUFFIXES,
@@ -32,7 +30,9 @@ from quadnas.export.formats import (
     write_format,
     write_unchecked,
 )
-from quadnas.export.source import ExportSource
+from quadnas._export.source import ExportSource
+from quadnas.data import Dataset, load_dataset, take
+from quadnas.errors import QuadnasError
 from quadnas.nn import QuadraNet
 from quadnas.nn.quantize import check_calibration, nncf_version, quantize_onnx, quantize_openvino
 
@@ -147,7 +147,7 @@ def _quantize_openvino(fp32: Path, out: Path, calibration: list[np.ndarray]) -> 
 
 
 def _quantize_litert(fp32: Path, out: Path, calibration: list[np.ndarray]) -> tuple[list[Path], str, Runner]:
-    from quadnas.export.litert import quantize_litert
+    from quadnas._export.litert import quantize_litert
 
     return quantize_litert(fp32, out, calibration)
 

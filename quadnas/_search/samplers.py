@@ -12,11 +12,11 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.search_space import intersection_search_space
 
+from quadnas._search.config import SearchConfig
+from quadnas._search.names import SAMPLERS
+from quadnas._search.targets import Targets
 from quadnas.errors import QuadnasError
 from quadnas.space import Arch, SearchSpace
-from quadnas.study.config import SearchConfig
-from quadnas.study.names import SAMPLERS
-from quadnas.study.targets import Targets
 
 if TYPE_CHECKING:
     from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator

@@ -11,6 +11,17 @@ from typing import Any, Literal
 
 import optuna
 
+from quadnas._search.config import SearchConfig, overridden
+from quadnas._search.finalists import FinalistCache, finalist_settings, hand_designs, judge, pick_finalists
+from quadnas._search.names import metric_names
+from quadnas._search.objective import Objective
+from quadnas._search.report import write_results
+from quadnas._search.rerank import rerank
+from quadnas._search.results import SearchResult, candidates, closest, latencies_of, pareto_front, rank_feasible
+from quadnas._search.samplers import BY_ALTERNATIVE, guided_sampler, seed_archs
+from quadnas._search.shared_reads import shared_reads
+from quadnas._search.storage import default_storage_url, open_storage
+from quadnas._search.targets import Targets
 from quadnas.accelerator import torch_device
 from quadnas.data import load_dataset
 from quadnas.errors import QuadnasError
@@ -20,17 +31,6 @@ from quadnas.latency.predictor import LatencyPredictor
 from quadnas.nn.fused import only_if_built
 from quadnas.progress import Progress, stderr_logging
 from quadnas.space import SearchSpace
-from quadnas.study.config import SearchConfig, overridden
-from quadnas.study.finalists import FinalistCache, finalist_settings, hand_designs, judge, pick_finalists
-from quadnas.study.names import metric_names
-from quadnas.study.objective import Objective
-from quadnas.study.report import write_results
-from quadnas.study.rerank import rerank
-from quadnas.study.results import SearchResult, candidates, closest, latencies_of, pareto_front, rank_feasible
-from quadnas.study.samplers import BY_ALTERNATIVE, guided_sampler, seed_archs
-from quadnas.study.shared_reads import shared_reads
-from quadnas.study.storage import default_storage_url, open_storage
-from quadnas.study.targets import Targets
 from quadnas.supernet.checkpoint import checkpoint_hash
 from quadnas.supernet.evaluate import Evaluator
 from quadnas.supernet.provide import provide_supernet

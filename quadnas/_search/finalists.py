@@ -25,13 +25,13 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from quadnas._search.config import SearchConfig
+from quadnas._search.results import Candidate
+from quadnas._search.targets import Targets
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset
 from quadnas.progress import Progress
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
-from quadnas.study.config import SearchConfig
-from quadnas.study.results import Candidate
-from quadnas.study.targets import Targets
 from quadnas.supernet.recipe import QUICK_DATA, TrainConfig
 from quadnas.supernet.standalone import standalone_accuracy
 from quadnas.supernet.train import steps_for

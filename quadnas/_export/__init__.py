@@ -7,17 +7,12 @@ sidecar beside it (sidecar); `verify_latency` (verify) times an export on a loca
 against the table's prediction; `write_model_card` (card) writes the Markdown card. `load`
 rebuilds a PyTorch export.
 
-This package is also `quadnas.export` the function: calling the module calls `export`, so the
-face stays one name whether or not the package was imported first.
+Private: the public face of `export`, `load` and the types they return is the `quadnas` package.
 """
 
-import sys
-import types
-from typing import Any
-
-from quadnas.export.card import card_path, check_card_target, write_model_card
-from quadnas.export.finetune import finetune
-from quadnas.export.formats import (
+from quadnas._export.card import card_path, check_card_target, write_model_card
+from quadnas._export.finetune import finetune
+from quadnas._export.formats import (
     FORMATS,
     SUFFIXES,
     ExportResult,
@@ -26,11 +21,11 @@ from quadnas.export.formats import (
     output_path,
     require_litert,
 )
-from quadnas.export.pipeline import Exported, VerifySettings, export
-from quadnas.export.run import export_model, export_precision
-from quadnas.export.sidecar import load, read_sidecar
-from quadnas.export.source import INITS, ExportSource, build_model
-from quadnas.export.verify import LatencyCheck, verify_latency
+from quadnas._export.pipeline import Exported, VerifySettings, export
+from quadnas._export.run import export_model, export_precision
+from quadnas._export.sidecar import load, read_sidecar
+from quadnas._export.source import INITS, ExportSource, build_model
+from quadnas._export.verify import LatencyCheck, verify_latency
 
 __all__ = [
     "FORMATS",
@@ -57,13 +52,3 @@ __all__ = [
     "verify_latency",
     "write_model_card",
 ]
-
-
-class _CallablePackage(types.ModuleType):
-    """`quadnas.export(...)` is `quadnas.export.export(...)`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Exported:
-        return export(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

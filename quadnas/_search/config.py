@@ -24,9 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from quadnas._search.names import DEFAULT_MODE, DEFAULT_SAMPLER, Mode, SamplerName
 from quadnas.errors import Invalid, QuadnasError
 from quadnas.latency.budget import Budget
-from quadnas.study.names import DEFAULT_MODE, DEFAULT_SAMPLER, Mode, SamplerName
 
 # Parsed where the settings are read (a bad one is the parser's one-line error); written back as its canonical text.
 BudgetField = Annotated[Budget, BeforeValidator(Budget.parse), PlainSerializer(str, return_type=str)]
@@ -71,7 +71,7 @@ class SearchConfig(BaseModel):
     reward_exponent: float = -0.07
     rerank: str | None = None  # a zero-cost proxy (quadnas.supernet.proxies) that re-ranks the archs under the budget
     # the best archs under the budget trained stand-alone (with the hand designs that fit) to pick the best;
-    # None: the default for the data (quadnas.study.finalists.default_finalists), 0: none
+    # None: the default for the data (quadnas._search.finalists.default_finalists), 0: none
     finalists: int | None = Field(default=None, ge=0)
     finalist_epochs: float | None = Field(default=None, gt=0)  # None: the default for the data
 

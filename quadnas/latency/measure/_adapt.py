@@ -14,13 +14,13 @@ import hashlib
 from pathlib import Path
 
 from quadnas.errors import QuadnasError
-from quadnas.latency.adapt import MIN_NETWORKS, SCALE_STRENGTH, SHIFT_STRENGTH, adapted_rows, fit_adaptation
+from quadnas.latency.adaptation import MIN_NETWORKS, SCALE_STRENGTH, SHIFT_STRENGTH, adapted_rows, fit_adaptation
 from quadnas.latency.header import Adapted, Calibration, SourceRecord, TableMeta
 from quadnas.latency.host import Host
+from quadnas.latency.measure._profile import keep_network, measure_networks
 from quadnas.latency.measure.backends import Backend, Description, keeps_torch_threads
 from quadnas.latency.measure.builders import overhead_module
 from quadnas.latency.measure.headers import network_point, resume_clash, timed_meta
-from quadnas.latency.measure.profiler import keep_network, measure_networks
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.precision import INT8
 from quadnas.latency.table import LatencyTable
@@ -97,8 +97,9 @@ def method_text(desc: Description, settings: ProfileSettings, source: LatencyTab
         f"networks {where}: {desc['backend']} {desc['backend_version']} on {desc['target']} with {desc['threads']} "
         f"thread(s), {desc['precision']}, {desc['clock']} clock, {settings.network_rounds} interleaved rounds each; "
         "rows = source rows x exp(global + kind/stage log factor) plus kernel/expansion/enhancer shifts within a "
-        f"stage, ridge {SCALE_STRENGTH:g} on log factors and {SHIFT_STRENGTH:g} on shifts (quadnas.latency.adapt), "
-        "relative least squares (scipy least_squares) with an offset >= 0; error by leave-one-out"
+        f"stage, ridge {SCALE_STRENGTH:g} on log factors and {SHIFT_STRENGTH:g} on shifts "
+        "(quadnas.latency.adaptation), relative least squares (scipy least_squares) with an offset >= 0; "
+        "error by leave-one-out"
     )
 
 

@@ -34,7 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import OperationalError, PendingRollbackError
 from sqlalchemy.orm import Session
 
-from quadnas.study.storage import HEARTBEAT_S
+from quadnas._search.storage import HEARTBEAT_S
 
 OUTAGE_S = 120  # how long a worker waits for an unreachable database before it gives up
 NOTICE_S = 30  # how often a worker waiting for the database says it still waits

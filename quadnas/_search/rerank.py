@@ -15,10 +15,10 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
+from quadnas._search.results import Candidate
 from quadnas.data import Dataset
 from quadnas.progress import Progress
 from quadnas.space import Arch, SearchSpace
-from quadnas.study.results import Candidate
 from quadnas.supernet.proxies import PROXIES, PROXY_BATCHES, batches_of
 from quadnas.supernet.recipe import TrainConfig
 from quadnas.supernet.standalone import standalone_net
