@@ -3,7 +3,7 @@
 Every file is read back by its runtime and run on seeded random inputs of batch 1 and 3; `write_format`
 returns the max abs difference to PyTorch per batch. ONNX files carry `metadata_props` and IR files
 `rt_info["model_info"]`: what a deployment needs to feed the network and read its output. LiteRT files
-(`export.litert`, batch fixed at 1: the parity batches run one image a call) carry it in their metadata table.
+(`_export.litert`, batch fixed at 1: the parity batches run one image a call) carry it in their metadata table.
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ def openvino_precision(holder: Any, *device: str) -> str:
 def _write_litert(
     model: QuadraNet, shape: tuple[int, ...], out: Path, options: FileOptions
 ) -> tuple[list[Path], str, Runner]:
-    """A .tflite file through litert-torch (`export.litert`), the metadata in its metadata table."""
+    """A .tflite file through litert-torch (`_export.litert`), the metadata in its metadata table."""
     from quadnas._export.litert import write_litert
 
     return write_litert(model, shape, out, dict(options.metadata))

@@ -1,6 +1,6 @@
 """INT8 files: OpenVINO IR through NNCF post-training quantization, ONNX through onnxruntime's static
 QDQ quantization (the core in `quadnas.nn.quantize`, which INT8 latency tables share), LiteRT through the
-LiteRT quantizer (`export.litert`), all calibrated on training images of the data the network learned from.
+LiteRT quantizer (`_export.litert`), all calibrated on training images of the data the network learned from.
 
 An INT8 file cannot match PyTorch to 1e-4, so its check is its accuracy: FP32 (PyTorch) and INT8
 (the file in its runtime) top-1 on the validation split side by side, with the largest logit

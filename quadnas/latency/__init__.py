@@ -2,7 +2,8 @@
 
 `table` (LatencyTable: format, validation), `devices` (resolve `cpu` / a name / a path),
 `predictor` (LatencyPredictor), `budget` (Budget), `host` (the host a table was measured on),
-`names` (light names the command line shows), `precision` (INT8 and float never mix). Measuring
+`names` (light names the command line shows), `precision` (INT8 and float never mix),
+`calibration` and `adaptation` (the two fits from whole networks). Measuring
 is `quadnas.latency.measure`, the cost model behind the shipped estimated tables
 `quadnas.latency.estimate`.
 

@@ -2,7 +2,7 @@
 
 A measured table predicts a network as the sum of its rows; a whole network also pays what no
 row holds (launches between ops, caches warm across them), so the profiler times a few whole
-networks and fits `measured ≈ a·sum + b`. Its error is estimated by leave-one-out. `latency.adapt`
+networks and fits `measured ≈ a·sum + b`. Its error is estimated by leave-one-out. `latency.adaptation`
 is the richer fit that corrects another table's rows.
 """
 

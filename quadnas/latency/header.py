@@ -97,7 +97,7 @@ class SourceRecord(_Section):
 
 
 class AdaptationFit(_Section):
-    """The fitted correction (`latency.adapt.Adaptation`), everything needed to recompute the rows."""
+    """The fitted correction (`latency.adaptation.Adaptation`), everything needed to recompute the rows."""
 
     global_scale: float
     offset_ms: float = 0.0

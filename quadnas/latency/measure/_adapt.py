@@ -2,7 +2,7 @@
 
 `adapt(source, space, backend, out)` times N networks of `space` with the profiler's network
 code (`measure_networks`), writing each one into the table at `out` as soon as it is timed, so
-an interrupted run resumes with the networks it has; then fits `latency.adapt.fit_adaptation`
+an interrupted run resumes with the networks it has; then fits `latency.adaptation.fit_adaptation`
 and writes the corrected source rows with `provenance: adapted`. The kit does the same on a
 device without quadnas (`kit.write_kit(..., adapt_from=source)`, then `kit.import_results`),
 through `adapted_table`.
