@@ -31,8 +31,8 @@ import platform
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,7 +49,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch import nn  # noqa: E402
 
-from quadnas.bench.baselines import DIMS, VARIANTS, count_macs, stage_shape  # noqa: E402
+from quadnas.bench.baselines import DIMS, VARIANTS, count_macs, fused_op, stage_shape  # noqa: E402
 from quadnas.bench.timing import interleaved, paired_ratio, spread  # noqa: E402
 from quadnas.nn import fused  # noqa: E402
 
@@ -64,20 +64,6 @@ console = Console(width=max(Console().width, 180))
 
 
 # ---- building ----------------------------------------------------------------
-@contextmanager
-def fused_off() -> Iterator[None]:
-    """The fused quadratic depthwise conv turned off (`QUADNAS_FUSED=0`) inside the block."""
-    before = os.environ.get(fused.ENV_VAR)
-    os.environ[fused.ENV_VAR] = "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[fused.ENV_VAR]
-        else:
-            os.environ[fused.ENV_VAR] = before
-
-
 class Plain(nn.Module):
     """Runs `module` with the fused op off. A training step must keep it off through backward too
     (`train_step` does): checkpointed branches recompute their forward there."""
@@ -87,7 +73,7 @@ class Plain(nn.Module):
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with fused_off():
+        with fused_op(False):
             return self.module(x)
 
 
@@ -154,7 +140,7 @@ def train_step(
 ) -> None:
     optimiser.zero_grad(set_to_none=True)
     x.grad = None
-    with fused_off() if isinstance(model, Plain) else nullcontext():
+    with fused_op(False) if isinstance(model, Plain) else nullcontext():
         out = model(x)
         loss = F.cross_entropy(out, target) if target is not None else out.square().mean()
         loss.backward()

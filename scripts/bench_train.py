@@ -22,13 +22,12 @@ import os
 import platform
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import cycle
 from pathlib import Path
 
 import torch
 
+from quadnas.bench.baselines import fused_op
 from quadnas.data import load_dataset
 from quadnas.latency.host import Host
 from quadnas.nn import fused
@@ -77,20 +76,6 @@ def training_throughput(space: SearchSpace, source: str, config: TrainConfig, wa
     }
 
 
-@contextmanager
-def fused_set(on: bool) -> Iterator[None]:
-    """The fused quadratic depthwise conv on or off (`QUADNAS_FUSED`) inside the block."""
-    before = os.environ.get(fused.ENV_VAR)
-    os.environ[fused.ENV_VAR] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[fused.ENV_VAR]
-        else:
-            os.environ[fused.ENV_VAR] = before
-
-
 def subnet_size(space: SearchSpace, arch: Arch) -> dict:
     """Parameters and MACs of `arch` as a standalone network at the deployment resolution."""
     resolution = space.config.resolution
@@ -122,7 +107,7 @@ def main() -> None:
     modes = [True, False] if args.compare_plain else [True]
 
     def run(config: TrainConfig, source: str, on: bool) -> dict:
-        with fused_set(on):
+        with fused_op(on):
             return training_throughput(space, source, config, args.warmup, args.steps)
 
     result = {

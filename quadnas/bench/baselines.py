@@ -15,13 +15,17 @@ conv, layer scale) in NCHW, so the networks differ only in their spatial mixer:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache
+from unittest import mock
 
 import torch
 from torch import nn
 
+from quadnas.nn import fused
 from quadnas.nn.blocks import LAYER_SCALE_INIT, Downsample, Head, QuadraBlock, Stem, init_weights
 from quadnas.nn.net import QuadraNet
 from quadnas.nn.ops import LayerNorm2d, depthwise
@@ -40,6 +44,12 @@ STEM_PATCH = 4
 
 
 # ---- shared pieces -----------------------------------------------------------
+def fused_op(on: bool) -> AbstractContextManager[object]:
+    """A context in which the fused quadratic depthwise conv is on or off (`QUADNAS_FUSED`): a block built
+    or run inside it takes that form; the setting before is put back on leaving."""
+    return mock.patch.dict(os.environ, {fused.ENV_VAR: "1" if on else "0"})
+
+
 class MLP(nn.Module):
     """`g * PW2(GELU(PW1(LN(x))))` with `hidden` channels."""
 

@@ -179,6 +179,23 @@ class OnnxBackend(Backend):
 
     session_class: ClassVar[type[sessions.KitSession]]
 
+    def __init__(
+        self,
+        target: str | None,
+        threads: int,
+        work_dir: Path | None = None,
+        clock: str = "auto",
+        precision: str = "fp32",
+    ):
+        with _user_errors():
+            checked = self.check_target(target)
+        super().__init__(checked, threads, work_dir, clock, precision)
+
+    @staticmethod
+    @abstractmethod
+    def check_target(target: str | None) -> str:
+        """The runtime's name of `target` (None: its CPU), once it is checked to be there."""
+
     @property
     def version(self) -> str:
         with _user_errors():
@@ -222,17 +239,9 @@ class OnnxRuntimeBackend(OnnxBackend):
     name = "onnxruntime"
     session_class = sessions.OnnxRuntimeSession
 
-    def __init__(
-        self,
-        target: str | None,
-        threads: int,
-        work_dir: Path | None = None,
-        clock: str = "auto",
-        precision: str = "fp32",
-    ):
-        with _user_errors():
-            provider = sessions.ort_provider(target)
-        super().__init__(provider.removesuffix("ExecutionProvider").upper(), threads, work_dir, clock, precision)
+    @staticmethod
+    def check_target(target: str | None) -> str:
+        return sessions.ort_provider(target).removesuffix("ExecutionProvider").upper()
 
 
 class OpenVinoBackend(OnnxBackend):
@@ -241,17 +250,9 @@ class OpenVinoBackend(OnnxBackend):
     name = "openvino"
     session_class = sessions.OpenVinoSession
 
-    def __init__(
-        self,
-        target: str | None,
-        threads: int,
-        work_dir: Path | None = None,
-        clock: str = "auto",
-        precision: str = "fp32",
-    ):
-        with _user_errors():
-            device = sessions.check_openvino_device(sessions.openvino_core(), target or "CPU")
-        super().__init__(device, threads, work_dir, clock, precision)
+    @staticmethod
+    def check_target(target: str | None) -> str:
+        return sessions.check_openvino_device(sessions.openvino_core(), target or "CPU")
 
 
 class LiteRtBackend(OnnxBackend):
@@ -260,17 +261,9 @@ class LiteRtBackend(OnnxBackend):
     name = "litert"
     session_class = sessions.LiteRtSession
 
-    def __init__(
-        self,
-        target: str | None,
-        threads: int,
-        work_dir: Path | None = None,
-        clock: str = "auto",
-        precision: str = "fp32",
-    ):
-        with _user_errors():
-            cpu = sessions.check_litert_target(target)
-        super().__init__(cpu, threads, work_dir, clock, precision)
+    @staticmethod
+    def check_target(target: str | None) -> str:
+        return sessions.check_litert_target(target)
 
     def describe(self) -> Description:
         """As `Backend.describe`, plus the delegate the interpreter runs the files on."""
