@@ -112,6 +112,17 @@ class Progress:
         logger.info("%s", event.line())
 
 
+class Silent(Progress):
+    """Shows no task (its notes still go to the logger): work too short to show, or a rank other than 0's."""
+
+    def show(self, event: ProgressEvent) -> None:
+        pass
+
+    @contextmanager
+    def task(self, what: str, total: int, done: int = 0, unit: str = "step") -> Iterator[Task]:
+        yield Task(self, what, total, done, unit)
+
+
 @contextmanager
 def stderr_logging(level: int = logging.INFO) -> Iterator[None]:
     """Plain `quadnas` log lines on stderr for the duration, unless logging is already configured.

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast
 
@@ -24,7 +22,7 @@ from quadnas.data.readers import Collection, read
 from quadnas.data.split import Split
 from quadnas.data.transforms import Augment
 from quadnas.errors import QuadnasError
-from quadnas.progress import Progress, ProgressEvent, Task
+from quadnas.progress import Progress, Silent
 
 LAYOUT = 2  # bump when the same files would give other training inputs (transforms, splitting)
 NORM_SAMPLE = 2000  # training images the per-channel mean and std are measured on
@@ -124,7 +122,7 @@ def _normalisation(train: Split, seed: int, progress: Progress | None) -> tuple[
     sums = torch.zeros(train.channels, dtype=torch.float64)
     squares = torch.zeros(train.channels, dtype=torch.float64)
     pixels = 0
-    reporter = progress if progress is not None and not train.source.in_memory else _Quiet()  # RAM: a blink
+    reporter = progress if progress is not None and not train.source.in_memory else Silent()  # RAM: a blink
     with reporter.task("measuring the normalisation", len(positions), unit="image") as task:
         for position in positions:
             x = train[int(position)][0].double()
@@ -177,14 +175,3 @@ def _check_class_sizes(collection: Collection, val_fraction: float) -> None:
             f"{n - n_val} train images, fewer than the {len(collection.classes)} classes: "
             "add images or choose a val_fraction nearer 0.5"
         )
-
-
-class _Quiet(Progress):
-    """Reports nothing: for work too short to show."""
-
-    def show(self, event: ProgressEvent) -> None:
-        pass
-
-    @contextmanager
-    def task(self, what: str, total: int, done: int = 0, unit: str = "step") -> Iterator[Task]:
-        yield Task(self, what, total, done, unit)

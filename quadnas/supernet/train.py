@@ -11,8 +11,8 @@ machine, thread count and rank count).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ import torch
 
 from quadnas.data.loader import default_workers
 from quadnas.errors import QuadnasError
-from quadnas.progress import Progress, ProgressEvent, Task
+from quadnas.progress import Progress, Silent
 from quadnas.space import SearchSpace
 from quadnas.supernet.checkpoint import (
     DatasetInfo,
@@ -181,7 +181,7 @@ def train_supernet(
             trainer.load_state_dict(saved["model"], saved["training"])
             totals = saved["training"].get("epoch_totals")
         rank = world_rank()[0]
-        reporter = (progress or Progress()) if rank == 0 else _Silent()
+        reporter = (progress or Progress()) if rank == 0 else Silent()
         if precision_note:
             reporter.note(precision_note)
         what = f"training supernet ({config.epochs} epochs of {per_epoch} steps)"
@@ -266,14 +266,3 @@ def _saved_state(
             f"resume with the same options, or pass another --out"
         )
     return saved
-
-
-class _Silent(Progress):
-    """What ranks other than 0 report: nothing."""
-
-    def show(self, event: ProgressEvent) -> None:
-        pass
-
-    @contextmanager
-    def task(self, what: str, total: int, done: int = 0, unit: str = "step") -> Iterator[Task]:
-        yield Task(self, what, total, done, unit)
