@@ -1,26 +1,10 @@
-"""Adapting a latency table to another device from a few whole-network latencies.
+"""Adapting a latency table to another device from a few whole-network latencies (no measuring here).
 
-A table (estimated, or measured on another host) predicts a network as the sum of its rows.
-On a new device every row is off by some factor, and not by one factor: a runtime that is
-relatively better at depthwise convs than the source assumed shrinks a k7 block's row more
-than a k3 block's. The adapted row of spec s is
-
-    row'(s) = exp(g + d[group(s)]) * (row(s) + typical[group(s)] * sum of a_t over shifts(s))
-
-with one global log-scale `g`, one log-scale deviation `d` per group (the op kind: stem,
-downsample, head; for a quadra_block its stage, i.e. its input shape) and, for blocks, shifts
-`a_t` for its kernel, expansion and enhancer within the stage, in units of the stage's typical
-(mean) source row: a kernel's cost can change by an amount that no common factor of its stage
-expresses. A network is predicted as `offset + sum of its adapted rows`, with one offset >= 0
-(per-call costs the rows leave out).
-
-The fit minimises the squared relative errors of the measured networks plus ridge penalties
-`SCALE_STRENGTH * d**2` and `SHIFT_STRENGTH * a**2` (none on `g` or the offset), with
-`scipy.optimize.least_squares`. So with few networks the table keeps the source's ratios and
-moves as a whole (scale 1 x the global factor); a term no network exercises stays at 0, i.e.
-the global factor; a stage or kernel that the networks show to be off moves as far as they
-show. Its error is estimated by leave-one-out (each network predicted by a fit to the others).
-`latency.calibration` is the simpler fit a measured table gets from its own networks.
+Every row of the source is corrected by a global log-scale, a log-scale per group (stem, downsample,
+head, each block stage) and, for blocks, additive shifts for kernel, expansion and enhancer within the
+stage; a network is `offset + sum of its adapted rows`. The fit is ridge-penalised relative least squares
+with a leave-one-out error (docs/tables.md, "The model", gives the formula and why). `latency.calibration`
+is the simpler fit a measured table gets from its own networks.
 """
 
 from __future__ import annotations

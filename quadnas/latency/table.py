@@ -1,32 +1,8 @@
-"""Latency tables: one row per op spec, with a metadata header (docs/tables.md describes the format).
+"""Latency tables: one row per op spec under a `# key: value` header (docs/tables.md describes the file
+format and this API). The header's model (`TableMeta` and its sections) lives in `latency.header`.
 
-File format (`latency_tables/NAME.csv`)::
-
-    # device: cortex-a76
-    # aliases: [cpu]
-    # calibration: {a: 1.0, b_ms: 0.0, mape_pct: 4.1, max_err_pct: 9.0, networks: 6}
-    # sources: first point ...
-    # sources: second point ...
-    op,height,width,cin,cout,kernel,expansion,enhance,latency_ms,p10_ms,p90_ms,runs
-    stem,224,224,3,96,0,0,0,0.91,0.88,0.95,50
-
-`enhance` is the QuadEnhancer's k of a quadra_block, 0 for none; a file without that column
-(written before the enhancer existed) reads as having 0 in every row.
-
-Each header line is `# key: value`, the value inline YAML (JSON is YAML). A list-valued
-key may be written once as a list or repeated, one item a line (`sources`, `calibration_networks`,
-`fit_points` and list-valued extra keys are written that way when they hold more than one item).
-
-Building a table as you measure (what the profiler does)::
-
-    table = LatencyTable(meta)                      # empty
-    table.upsert(spec, latency_ms=1.2, p10_ms=1.1, p90_ms=1.4, runs=30)
-    table.write(path)                               # atomic; safe to call after every row
-    table.meta = table.meta.model_copy(update={"calibration": Calibration(...)})
-
-The header's model (`TableMeta` and its sections) lives in `latency.header`.
-
-`upsert` changes the table in place; `with_rows` and `merged` return new tables.
+`upsert` changes a table in place (the profiler writes one row at a time, atomically); `with_rows` and
+`merged` return new tables.
 """
 
 from __future__ import annotations
