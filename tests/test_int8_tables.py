@@ -29,11 +29,22 @@ from quadnas.latency.measure.kit import import_results, write_kit
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
 from quadnas.nn.blocks import op_input_shape
-from quadnas.nn.quantize import check_calibration, quantized_ops
+from quadnas.nn.quantize import check_calibration
 from quadnas.portable.results import read_header
+from quadnas.portable.sessions import openvino_core
 
 QUICK = ProfileSettings(rounds=2, round_ms=2, window=4, warmup_ms=5, networks=4, network_rounds=2)
 OPENVINO = importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None
+
+
+def quantized_ops(path):
+    """The quantizing node types in a model file: QuantizeLinear/DequantizeLinear of an ONNX file,
+    FakeQuantize of an OpenVINO IR; empty for a float model."""
+    if path.suffix == ".onnx":
+        import onnx
+
+        return {node.op_type for node in onnx.load(str(path)).graph.node} & {"QuantizeLinear", "DequantizeLinear"}
+    return {op.get_type_name() for op in openvino_core().read_model(str(path)).get_ops()} & {"FakeQuantize"}
 
 
 @pytest.fixture(scope="module")

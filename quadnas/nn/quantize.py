@@ -25,7 +25,6 @@ from quadnas.errors import QuadnasError
 
 NNCF_HINT = "pip install nncf"
 OPENVINO_HINT = "pip install 'quadnas[openvino]'"
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 
 def check_calibration(calibration: Sequence[np.ndarray], shape: Sequence[int], what: str) -> None:
@@ -118,17 +117,6 @@ def nncf_version() -> str:
     import nncf
 
     return str(nncf.__version__)
-
-
-def quantized_ops(path: Path) -> set[str]:
-    """The quantizing node types in a model file: QuantizeLinear/DequantizeLinear of an ONNX file,
-    FakeQuantize of an OpenVINO IR; empty for a float model."""
-    if path.suffix == ".onnx":
-        import onnx
-
-        return {node.op_type for node in onnx.load(str(path)).graph.node} & QDQ_OPS
-    model = import_openvino().Core().read_model(str(path))
-    return {op.get_type_name() for op in model.get_ops()} & {"FakeQuantize"}
 
 
 def import_openvino() -> ModuleType:
