@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from quadnas.latency.host import Host
-from quadnas.latency.measure._profile import profile
-from quadnas.latency.measure._validate import validate
+from quadnas.latency.measure import profile, validate
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.measure.settings import ProfileSettings
 from quadnas.latency.table import SPEC_COLUMNS, LatencyTable
