@@ -17,7 +17,6 @@ from quadnas._export.formats import (
     SUFFIXES,
     ExportResult,
     Format,
-    import_openvino,
     output_path,
     require_litert,
 )
@@ -44,7 +43,6 @@ __all__ = [
     "export_model",
     "export_precision",
     "finetune",
-    "import_openvino",
     "load",
     "output_path",
     "read_sidecar",

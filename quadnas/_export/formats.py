@@ -24,6 +24,7 @@ import torch
 from quadnas.errors import QuadnasError
 from quadnas.nn import QuadraNet
 from quadnas.nn.onnx import ONNX_OPSET, ONNX_OPSETS, write_onnx
+from quadnas.nn.quantize import import_openvino
 from quadnas.portable.sessions import openvino_core
 
 Format = Literal["torch", "onnx", "openvino", "litert"]
@@ -43,7 +44,6 @@ PARITY_BATCHES = (1, 3)
 # differed from PyTorch by 1.8e-4 of the scale on a fine-tuned network (docs/benchmarks.md), onnxruntime by 1e-6.
 PARITY_TOLERANCE = 1e-3
 FP16_TOLERANCE = 1e-2  # FP16 weights (measured 7.6e-4 absolute on a 224 px network, docs/benchmarks.md)
-OPENVINO_HINT = "pip install 'quadnas[openvino]'"
 
 
 @dataclass(frozen=True)
@@ -334,18 +334,6 @@ def _write_litert(
     from quadnas._export.litert import write_litert
 
     return write_litert(model, shape, out, dict(options.metadata))
-
-
-def import_openvino() -> ModuleType:
-    """The `openvino` module, or a QuadnasError naming the install command."""
-    try:
-        import openvino
-    except ImportError:
-        raise QuadnasError(
-            f"format openvino needs the openvino package, which is not installed: {OPENVINO_HINT}"
-        ) from None
-    module: ModuleType = openvino  # untyped here: no stubs
-    return module
 
 
 def require_litert() -> None:

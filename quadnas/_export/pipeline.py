@@ -19,7 +19,6 @@ from quadnas._export.formats import (
     ExportResult,
     FileOptions,
     Format,
-    import_openvino,
     output_path,
     require_litert,
 )
@@ -32,6 +31,7 @@ from quadnas.latency.budget import Budget
 from quadnas.latency.devices import load_device_table
 from quadnas.latency.precision import check_same_precision
 from quadnas.nn.onnx import ONNX_OPSET
+from quadnas.nn.quantize import import_openvino
 from quadnas.progress import Progress
 from quadnas.space import SearchSpace
 

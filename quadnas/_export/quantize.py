@@ -24,7 +24,6 @@ from quadnas._export.formats import (
     Format,
     Int8Check,
     compile_openvino,
-    import_openvino,
     make_parent,
     pin_batch,
     write_format,
@@ -34,7 +33,7 @@ from quadnas._export.source import ExportSource
 from quadnas.data import Dataset, load_dataset, take
 from quadnas.errors import QuadnasError
 from quadnas.nn import QuadraNet
-from quadnas.nn.quantize import check_calibration, nncf_version, quantize_onnx, quantize_openvino
+from quadnas.nn.quantize import check_calibration, import_openvino, nncf_version, quantize_onnx, quantize_openvino
 
 CALIBRATION_IMAGES = 300  # NNCF's default subset size; onnxruntime calibrates on the same images
 BATCH = 50

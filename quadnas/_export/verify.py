@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from quadnas._export.formats import ExportResult, import_openvino
+from quadnas._export.formats import ExportResult
 from quadnas._export.source import ExportSource, searched_device
 from quadnas.errors import QuadnasError
 from quadnas.latency.budget import Budget
@@ -27,6 +27,7 @@ from quadnas.latency.measure.backends import (
 from quadnas.latency.precision import file_precision
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable, TableMeta
+from quadnas.nn.quantize import import_openvino
 from quadnas.portable.timing import TimedSession
 
 VERIFY_ROUNDS = 30
