@@ -31,9 +31,15 @@ def test_hand_designed_is_uniform_and_the_largest_that_fits(vpu):
         assert vpu.predict(svb.hand_designed(vpu, looser)) > vpu.predict(arch)
 
 
-def test_no_uniform_arch_under_the_budget_says_so(vpu):
-    with pytest.raises(SystemExit, match="no uniform arch fits"):
-        svb.hand_designed(vpu, 1.0)
+def test_without_a_uniform_arch_under_the_budget_the_goal_asks_only_the_median(vpu):
+    assert svb.hand_designed(vpu, 1.0) is None
+    store = {"s": {"0": 0.95, "1": 0.96}, "r": {"0": 0.97, "1": 0.97}, "m": {"0": 0.90, "1": 0.91}}
+    roles = {"searched": ["s"], "random, best": ["r"], "random, median": ["m"]}
+    verdict = svb.verdict({"roles": roles, "best_measured": {"mean": 0.97}}, store)
+    assert "hand-designed" not in verdict["searched_lead"] and "best_measured_lead_over_hand" not in verdict
+    assert verdict["goal_met"] and verdict["never_loses"]  # 5 points over the median; no hand design to match
+    store["m"] = {"0": 0.955, "1": 0.96}  # level with the searched arch
+    assert not svb.verdict({"roles": roles}, store)["never_loses"]
 
 
 def test_median_feasible_skips_infeasible_and_failed_trials():
