@@ -56,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     truth = ground_truth([*args.runs, *args.truth])
     result: dict[str, Any] = {"seeds": args.seeds, "epochs": args.epochs, "budgets": {}}
     for path in args.runs:
-        doc = json.loads(path.read_text())
-        if doc.get("recipe", {}).get("searched") != "default":
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(
+                f"{path}: cannot read it as JSON ({type(e).__name__}): pass a search_vs_baselines.py --out"
+            ) from None
+        if not isinstance(doc, dict) or doc.get("recipe", {}).get("searched") != "default":
             raise SystemExit(f"{path}: not a search_vs_baselines.py run with --searched default: pass one")
         space = SearchSpace.load(doc["recipe"]["space"])
         recipe_data = doc["recipe"]["data"], doc["recipe"]["resolution"]
