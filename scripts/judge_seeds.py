@@ -28,11 +28,20 @@ from quadnas.space import SearchSpace
 TRUTH_SEEDS = ("0", "1", "2")
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a file that is missing or not JSON stops the script in one line."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        reason = type(e).__name__
+        raise SystemExit(f"{path}: cannot read it as JSON ({reason}): pass a search_vs_baselines.py --out") from None
+
+
 def ground_truth(paths: list[Path]) -> dict[str, float]:
     """Each arch's mean stand-alone accuracy over seeds 0-2, from search_vs_baselines.py JSON files."""
     found: dict[str, float] = {}
     for path in paths:
-        for arch, seeds in json.loads(path.read_text()).get("standalone", {}).items():
+        for arch, seeds in read_json(path).get("standalone", {}).items():
             if all(s in seeds for s in TRUTH_SEEDS):
                 found[arch] = float(np.mean([seeds[s] for s in TRUTH_SEEDS]))
     return found
@@ -56,12 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = ground_truth([*args.runs, *args.truth])
     result: dict[str, Any] = {"seeds": args.seeds, "epochs": args.epochs, "budgets": {}}
     for path in args.runs:
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise SystemExit(
-                f"{path}: cannot read it as JSON ({type(e).__name__}): pass a search_vs_baselines.py --out"
-            ) from None
+        doc = read_json(path)
         if not isinstance(doc, dict) or doc.get("recipe", {}).get("searched") != "default":
             raise SystemExit(f"{path}: not a search_vs_baselines.py run with --searched default: pass one")
         space = SearchSpace.load(doc["recipe"]["space"])
