@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,9 +28,10 @@ from quadnas._search.results import Candidate
 from quadnas._search.targets import Targets
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset
+from quadnas.portable.files import atomic_write
 from quadnas.progress import Progress
 from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
-from quadnas.supernet.recipe import QUICK_DATA, TrainConfig
+from quadnas.supernet.recipe import QUICK_DATA, SEARCH_EPOCHS, TrainConfig
 from quadnas.supernet.standalone import standalone_accuracy
 from quadnas.supernet.train import steps_for
 
@@ -42,7 +41,7 @@ HAND_DESIGNED = "hand-designed"
 # ordered finalists that differ by a point at random); none on the quick demo sets, where short training
 # cannot tell finalists apart.
 DEFAULT_COUNT = 3
-DEFAULT_EPOCHS = 4.0
+DEFAULT_EPOCHS = float(SEARCH_EPOCHS)  # a float, as recipe keys of cached accuracies hold it
 # The judge's seed: one that the evidence scripts' stand-alone seeds (0, 1, 2) do not use, so a pick is
 # scored on trainings independent of the one that picked it.
 JUDGE_SEED = 3
@@ -147,10 +146,7 @@ class FinalistCache:
         with FileLock(self.path.with_suffix(".lock")):
             stored = self._read()
             stored.setdefault(recipe.key(), {})[arch] = value
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(stored, f, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(stored, indent=1, sort_keys=True))
 
 
 def trained_accuracy(
@@ -162,12 +158,30 @@ def trained_accuracy(
         lr=recipe.lr,
         weight_decay=recipe.weight_decay,
         seed=recipe.seed,
-        augment="none",  # as the finalists' training length was chosen; crops cost accuracy in short runs
+        augment="none",  # random crops cost accuracy in runs this short
     )
     steps = steps_for(recipe.epochs, len(data.train), recipe.batch_size)
     return standalone_accuracy(
         space, arch, data, config, steps, recipe.warmup_fraction, device=torch_device(device), progress=progress
     )
+
+
+def cached_accuracy(
+    space: SearchSpace,
+    arch: Arch,
+    data: Dataset,
+    recipe: FinalistRecipe,
+    cache: FinalistCache,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    train: Callable[..., float] = trained_accuracy,
+) -> float:
+    """`arch`'s accuracy under `recipe`: the cached one, else trained (by `train`) and cached."""
+    value = cache.get(recipe, str(arch))
+    if value is None:
+        value = train(space, arch, data, recipe, device, progress)
+        cache.put(recipe, str(arch), value)
+    return value
 
 
 def judge(
@@ -194,10 +208,7 @@ def judge(
     judged = []
     with progress.task("finalists", len(finalists), unit="finalist") as task:
         for c in finalists:
-            value = cache.get(recipe, str(c.arch))
-            if value is None:
-                value = train(space, c.arch, data, recipe, device, progress)
-                cache.put(recipe, str(c.arch), value)
+            value = cached_accuracy(space, c.arch, data, recipe, cache, device, progress, train)
             judged.append(replace(c, trained=value))
             task.advance(1, f"{c.arch}: {value:.4f}")
     order = sorted(range(len(judged)), key=lambda i: (-(judged[i].trained or 0.0), i))

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # The bundled demo sets: there every arch under a budget trains to within the seeds' spread of the others,
 # so a search needs no sharp ranking: it trains the quickest proxy and judges no finalists.
 QUICK_DATA = ("mnist5k", "digits")
+# Epochs of the supernet `quadnas search` trains, and of each finalist it judges: one training length for both.
+SEARCH_EPOCHS = 4
 
 
 class TrainConfig(BaseModel):
@@ -40,7 +42,7 @@ class TrainConfig(BaseModel):
     def for_search(cls, data: str, **overrides: Any) -> TrainConfig:
         """The recipe `quadnas search` trains its cached supernet with on first run, for data named `data`.
 
-        A proxy narrower than the space (`SearchSpace.scaled`), 4 epochs, no augmentation (in 4 epochs
+        A proxy narrower than the space (`SearchSpace.scaled`), SEARCH_EPOCHS epochs, no augmentation (in 4 epochs
         random crops cost the proxy accuracy) and nothing recomputed in backward (at 32 px memory is no
         concern). Its width is chosen by the data (docs/benchmarks.md, "The proxy's width chosen by the
         data"): a quarter on the quick demo sets, where it ranks as well as wider proxies at about 1/8 of
@@ -48,4 +50,6 @@ class TrainConfig(BaseModel):
         them clearly worse.
         """
         width = 0.25 if data in QUICK_DATA else 0.5
-        return cls(**{"epochs": 4, "width": width, "memory_efficient": False, "augment": "none", **overrides})
+        return cls(
+            **{"epochs": SEARCH_EPOCHS, "width": width, "memory_efficient": False, "augment": "none", **overrides}
+        )
