@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau
 
-from quadnas._search.finalists import FinalistCache, FinalistRecipe, trained_accuracy
+from quadnas._search.finalists import FinalistCache, FinalistRecipe, cached_accuracy
 from quadnas.data import load_dataset
+from quadnas.progress import Progress
 from quadnas.space import SearchSpace
 
 TRUTH_SEEDS = ("0", "1", "2")
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     truth = ground_truth([*args.runs, *args.truth])
+    progress = Progress()
     result: dict[str, Any] = {"seeds": args.seeds, "epochs": args.epochs, "budgets": {}}
     for path in args.runs:
         doc = read_json(path)
@@ -79,15 +81,13 @@ def main(argv: list[str] | None = None) -> int:
                 for f in finalists:
                     if f["arch"] in scores:
                         continue
-                    scores[f["arch"]] = []
-                    for seed in args.seeds:
-                        recipe = FinalistRecipe(epochs=args.epochs, seed=seed)
-                        value = cache.get(recipe, f["arch"])
-                        if value is None:
-                            value = trained_accuracy(space, space.parse(f["arch"]), data, recipe, "cpu", None)
-                            cache.put(recipe, f["arch"], value)
-                            print(f"  {budget} {f['arch']} seed {seed}: {value:.4f}", flush=True)
-                        scores[f["arch"]].append(value)
+                    arch = space.parse(f["arch"])
+                    recipes = [FinalistRecipe(epochs=args.epochs, seed=seed) for seed in args.seeds]
+                    # a training reports its steps on the quadnas logger (stderr) as it goes
+                    scores[f["arch"]] = [
+                        cached_accuracy(space, arch, data, r, cache, progress=progress) for r in recipes
+                    ]
+                    print(f"  {budget} {f['arch']}: {scores[f['arch']]}", flush=True)
             rows = []
             for k in range(1, len(args.seeds) + 1):
                 picks = {name: judged(finalists, scores, k)[0] for name, finalists in searches.items()}
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 means = [float(np.mean(scores[a][:k])) for a in known]
                 tau = float(kendalltau(means, [truth[a] for a in known]).statistic) if len(known) >= 3 else None
                 picked = [truth.get(a) for a in picks.values()]
+                offsets = [m - truth[a] for m, a in zip(means, known)]  # a judge seed's level against the truth's
                 rows.append(
                     {
                         "judge_seeds": args.seeds[:k],
@@ -102,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                         "picks_mean": round(float(np.mean(picked)), 4) if None not in picked else None,
                         "kendall_tau": None if tau is None else round(tau, 3),
                         "finalists_with_truth": len(known),
+                        "judge_minus_truth": {
+                            "mean": round(float(np.mean(offsets)), 4),
+                            "min": round(min(offsets), 4),
+                            "max": round(max(offsets), 4),
+                        }
+                        if offsets
+                        else None,
                     }
                 )
                 print(f"{budget}, judge seeds {args.seeds[:k]}: picks {picked}, tau {rows[-1]['kendall_tau']}")
