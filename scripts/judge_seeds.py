@@ -23,7 +23,7 @@ from scipy.stats import kendalltau
 
 from quadnas._search.finalists import FinalistCache, FinalistRecipe, cached_accuracy
 from quadnas.data import load_dataset
-from quadnas.progress import Progress
+from quadnas.progress import Progress, stderr_logging
 from quadnas.space import SearchSpace
 
 TRUTH_SEEDS = ("0", "1", "2")
@@ -120,4 +120,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with stderr_logging():  # the trainings' progress lines
+        raise SystemExit(main())
