@@ -167,6 +167,8 @@ def archs_of(space: SearchSpace, device: str, budget: float, args: argparse.Name
         median_arch, median_acc = median_feasible(pd.read_csv(ROOT / random_run["run_dir"] / "trials.csv"))
     predictor = LatencyPredictor(load_device_table(device), space)
     hand = hand_designed(predictor, budget)
+    if hand is None:
+        print(f"{device} {budget:g} ms: no uniform arch fits, so there is no hand-designed role", flush=True)
     section["random_median_supernet_accuracy"] = median_acc
     reranked = [searches[f"tpe s{s} rerank {args.rerank}"]["arch"] for s in args.search_seeds] if args.rerank else []
     section["roles"] = {

@@ -37,8 +37,8 @@ from quadnas.supernet.train import steps_for
 
 HAND_DESIGNED = "hand-designed"
 # The defaults (docs/benchmarks.md, "A judge as long as the ground truth"): the best DEFAULT_COUNT archs of the
-# study and the hand designs, DEFAULT_EPOCHS each, as long as the search's supernet trains (a one-epoch judge
-# ordered finalists that differ by a point at random); none on the quick demo sets, where short training
+# study and the hand designs, DEFAULT_EPOCHS each, as long as the search's supernet trains (shorter training
+# orders finalists a point apart no better than chance); none on the quick demo sets, where short training
 # cannot tell finalists apart.
 DEFAULT_COUNT = 3
 DEFAULT_EPOCHS = float(SEARCH_EPOCHS)  # a float, as recipe keys of cached accuracies hold it
