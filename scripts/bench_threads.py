@@ -16,8 +16,14 @@ validates the table as `quadnas validate` does (every held-out network measured 
 on the same HELD_OUT networks for every case. The first case of each runtime, precision and thread count
 also times every held-out network alone in one session under each setting of ALONE_SETTINGS: what a
 deployment would measure. CASES names what each case times; 'old' is this code with the runtime settings
-quadnas timed with before (onnxruntime's pools spinning, OpenVINO's threads pinned), and 'shipped' the
-shipped 1-thread table.
+quadnas timed with before (onnxruntime's pools spinning, OpenVINO's threads pinned), 'window6' this code
+with ops timed 6 at a time (before, every op's rounds spread over its own few seconds instead of the whole
+run), and 'shipped' the shipped 1-thread table.
+
+    python scripts/bench_threads.py rows BACKEND:PRECISION:THREADS [...]  # rows of two profiles, both windows
+
+`rows` profiles each table twice with ops timed 6 at a time and twice with all at once, and compares each
+pair row by row: how far a row moves between two profiles of one machine, beyond what moves them all.
 """
 
 from __future__ import annotations
@@ -69,9 +75,10 @@ CASES: dict[str, dict[str, Any]] = {
     for short, backend in (("ort", "onnxruntime"), ("ov", "openvino"))
     for precision in ("fp32", "int8")
     for threads in (1, 2)
-    for method in ("new", "old", "shipped")
+    for method in ("new", "old", "window6", "shipped")
     if not (method == "shipped" and (threads != 1 or precision != "fp32"))
 }
+OLD_WINDOW = 6  # 'window6': ops timed in windows of this many (the profiler's default before all at once)
 ORT_SETTINGS = {
     "spinning (onnxruntime's default)": {},
     "no spinning": {"session.intra_op.allow_spinning": "0"},
@@ -230,8 +237,9 @@ def case_table(name: str, case: dict[str, Any], s: SearchSpace, record: dict[str
         return table
     backend = get_backend(case["backend"], threads=case["threads"], clock="wall", precision=case["precision"])
     out = OUT / f"{name}.csv"
+    settings = ProfileSettings(window=OLD_WINDOW) if case["method"] == "window6" else ProfileSettings()
     start = time.perf_counter()
-    table = profile(s, backend, out, ProfileSettings(), restart=True)
+    table = profile(s, backend, out, settings, restart=True)
     record["profile_s"] = round(time.perf_counter() - start, 1)
     record["table"] = str(out)
     print(f"  profiled in {record['profile_s']} s", flush=True)
@@ -291,6 +299,37 @@ def time_alone(case: dict[str, Any], s: SearchSpace, held: list[Arch], files: Ne
     return record
 
 
+def rows(args: argparse.Namespace) -> None:
+    """Each table profiled twice per op window (6; all at once), the two compared row by row."""
+    s = space()
+    specs = s.all_op_specs()
+    for backend_name, precision, threads in args.kinds:
+        for window in (OLD_WINDOW, ProfileSettings().window):
+            record: dict[str, Any] = {"window": window, "tables": []}
+            with stamped(record):
+                found = []
+                for i in range(2):
+                    backend = get_backend(backend_name, threads=int(threads), clock="wall", precision=precision)
+                    out = OUT / f"rows-{backend_name}-{precision}-{threads}t-w{window}-{i}.csv"
+                    table = profile(s, backend, out, ProfileSettings(window=window), restart=True)
+                    found.append(table.lookup(specs))
+                    record["tables"].append(str(out))
+                    record.setdefault("calibrations", []).append(table.meta.calibration.model_dump())
+                ratio = found[1] / found[0]
+                moved = ratio / np.median(ratio)  # what moves one row beyond what moves them all
+                record |= {
+                    "median_ratio": float(np.median(ratio)),
+                    "row_moved_pct": {
+                        "p10": float((np.percentile(moved, 10) - 1) * 100),
+                        "p90": float((np.percentile(moved, 90) - 1) * 100),
+                        "max_abs": float(np.abs(moved - 1).max() * 100),
+                        "mean_abs": float(np.abs(moved - 1).mean() * 100),
+                    },
+                }
+            print(f"{backend_name} {precision} {threads}t, window {window}: {record['row_moved_pct']}", flush=True)
+            save("rows", f"{backend_name}-{precision}-{threads}t-w{window}", record)
+
+
 # ---- report -----------------------------------------------------------------------------------------
 def pct(x: float) -> str:
     return f"{x:.0f}%"
@@ -305,6 +344,7 @@ def report(args: argparse.Namespace) -> None:
         rows = [("validate", v)]
         if v.get("repeat"):
             rows.append(("repeat (floor)", v["repeat"]))
+            rows.append(("validate vs 2nd pass", compare(np.array(v["repeat_ms"]), np.array(v["predicted_ms"]))))
         if "groups_variant" in r:
             rows.append(("per-stage fit", r["groups_variant"]))
         alone = found.get("alone", {}).get(f"{r['backend']}-{r['precision']}-{r['threads']}t")
@@ -324,6 +364,14 @@ def report(args: argparse.Namespace) -> None:
         lines.append(f"|  |  |  |  | verdict: {verdict(r)} |  |  |  |  |  |")
     print("\n".join(lines))
     speedups(found)
+    for key, d in found.get("rows", {}).items():
+        m = d["row_moved_pct"]
+        fits = ", ".join(f"a={c['a']:.3f} b={c['b_ms']:.2f} ms" for c in d.get("calibrations", []))
+        print(
+            f"\nrows of two profiles, {key}: all rows x{d['median_ratio']:.3f}; one row beyond that: "
+            f"p10 {m['p10']:+.1f}%, p90 {m['p90']:+.1f}%, mean |{m['mean_abs']:.1f}|%, max |{m['max_abs']:.1f}|%"
+            + (f"; calibrations {fits}" if fits else "")
+        )
     for key, d in found.get("diagnose", {}).items():
         if key == "timer":
             print(f"\nperf_counter resolution: {d['perf_counter_resolution_s']} s")
@@ -397,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     t = steps.add_parser("tables")
     t.add_argument("cases", nargs="+", choices=sorted(CASES))
     t.set_defaults(func=tables)
+    w = steps.add_parser("rows")
+    w.add_argument("kinds", nargs="+", type=lambda text: tuple(text.split(":")), help="backend:precision:threads")
+    w.set_defaults(func=rows)
     r = steps.add_parser("report")
     r.set_defaults(func=report)
     args = parser.parse_args(argv)

@@ -151,6 +151,21 @@ def test_measure_interleaved_rounds_and_window():
     assert done["2"].median_ms == pytest.approx(3.0)
 
 
+def test_profile_times_every_op_of_the_default_space_at_once_and_networks_in_a_bounded_window():
+    """Every op's rounds must spread over the whole run (a slow spell of a shared machine then moves every row
+    alike); whole networks hold far more memory, so the ops' window must not open them all."""
+    from dataclasses import asdict
+
+    from quadnas.latency.measure.settings import ProfileSettings
+    from quadnas.portable.timing import NETWORK_WINDOW, network_schedule
+    from quadnas.space import SearchSpace
+
+    settings = ProfileSettings()
+    assert settings.op_schedule().window >= len(SearchSpace.load("quadranet-t").all_op_specs())
+    assert network_schedule(asdict(settings), 50).window == NETWORK_WINDOW < settings.window
+    assert network_schedule(asdict(settings), 3).window == 3
+
+
 def test_cpu_name_is_not_empty():
     assert cpu_name().strip()
 

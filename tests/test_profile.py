@@ -5,7 +5,7 @@ from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.calibration import fit_calibration
 from quadnas.latency.host import Host
-from quadnas.latency.measure._profile import OPS_TASK, ProfileSettings, profile
+from quadnas.latency.measure._profile import NETWORKS_TASK, OPS_TASK, ProfileSettings, profile
 from quadnas.latency.measure._validate import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.predictor import LatencyPredictor
@@ -50,6 +50,16 @@ def test_profile_covers_every_op_spec(measured, tiny_space):
     assert LatencyPredictor(table, tiny_space).predict(tiny_space.largest()) > 0
 
 
+def test_calibration_networks_are_timed_with_the_ops_not_after_them(tiny_space, tmp_path):
+    """A machine whose speed changes mid-profile must shift the rows and the networks of the fit alike."""
+    events: list[ProgressEvent] = []
+    progress = Progress(callback=events.append)
+    profile(tiny_space, get_backend("onnxruntime"), tmp_path / "t.csv", QUICK, progress=progress)
+    order = [e.what for e in events if e.what in (OPS_TASK, NETWORKS_TASK)]
+    assert order.count(NETWORKS_TASK) == QUICK.networks
+    assert order.index(NETWORKS_TASK) < len(order) - 1 - order[::-1].index(OPS_TASK)
+
+
 def test_resume_keeps_measured_rows(tiny_space, tmp_path):
     path = tmp_path / "t.csv"
     k = 5
@@ -68,7 +78,8 @@ def test_resume_keeps_measured_rows(tiny_space, tmp_path):
     table = profile(tiny_space, backend, path, QUICK, progress=Progress(callback=events.append))
     measured_again = [e.note for e in events if e.what == OPS_TASK]
     assert len(measured_again) == len(tiny_space.all_op_specs()) - k
-    assert events[0].done_before == k and events[0].total == len(tiny_space.all_op_specs())
+    first_op = next(e for e in events if e.what == OPS_TASK)
+    assert first_op.done_before == k and first_op.total == len(tiny_space.all_op_specs())
     assert not set(measured_again) & set(map(str, LatencyTable(table.meta, first).specs()))
     kept = table.rows.merge(first, on=list(first.columns))
     assert len(kept) == k  # the first k rows are unchanged

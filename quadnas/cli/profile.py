@@ -156,7 +156,8 @@ def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
         "--network-rounds",
         type=positive_int,
         default=d.network_rounds,
-        help=f"timed rounds per calibration network (default {d.network_rounds})",
+        help=f"timed rounds per network of --adapt (default {d.network_rounds}); a profile times its calibration "
+        "networks round for round with the ops",
     )
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the op order and the networks")
 

@@ -143,24 +143,30 @@ def run_kit(
     files.update({("op", op["key"]): op["file"] for op in manifest["ops"]})
     files.update({("network", net["key"]): net["file"] for net in manifest["networks"]})
     ops = op_schedule({**settings, "rounds": rounds or settings["rounds"]})
-    networks = network_schedule(settings, len(manifest["networks"]))
     results.header.setdefault("rounds", str(ops.rounds))
-    for kind, schedule in (("overhead", ops), ("op", ops), ("network", networks)):
-        todo = [key for (k, key) in files if k == kind and not results.has(k, key)]
+    # A profiling kit times its calibration networks round for round with the ops (as `quadnas profile` does),
+    # so a change of the device's speed while it runs shifts both sides of the calibration alike; an adaptation
+    # kit has networks only.
+    if manifest["ops"]:
+        phases = [(("overhead",), ops), (("op", "network"), ops)]
+    else:
+        phases = [(("overhead",), ops), (("network",), network_schedule(settings, len(manifest["networks"])))]
+    for kinds, schedule in phases:
+        todo = {key: k for (k, key) in files if k in kinds and not results.has(k, key)}
 
-        def open_session(key: str, kind: str = kind) -> TimedSession:
-            session = session_class(kit / files[(kind, key)], threads, target, clock)
+        def open_session(key: str, todo: dict[str, str] = todo) -> TimedSession:
+            session = session_class(kit / files[(todo[key], key)], threads, target, clock)
             results.header.setdefault("precision", session.precision)
             return session
 
-        def done(key: str, timing: Timing, kind: str = kind) -> None:
-            results.add(kind, key, timing)
+        def done(key: str, timing: Timing, todo: dict[str, str] = todo) -> None:
+            results.add(todo[key], key, timing)
             log(
-                f"[{len(results.rows)}/{len(files)}] {kind} {key}: {timing.median_ms:.3f} ms "
+                f"[{len(results.rows)}/{len(files)}] {todo[key]} {key}: {timing.median_ms:.3f} ms "
                 f"(p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, {timing.runs} runs)"
             )
 
-        measure_interleaved(todo, open_session, schedule, done, seed=settings["seed"])
+        measure_interleaved(list(todo), open_session, schedule, done, seed=settings["seed"])
     return results.path
 
 

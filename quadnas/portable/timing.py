@@ -72,11 +72,12 @@ def op_schedule(settings: Mapping[str, float]) -> Schedule:
 
 def network_schedule(settings: Mapping[str, float], count: int) -> Schedule:
     """How `count` whole networks are timed: like ops, with fewer rounds (they are long and stable), and up to
-    NETWORK_WINDOW of them interleaved, so that they share the machine's conditions."""
+    NETWORK_WINDOW of them interleaved, so that they share the machine's conditions (ops' window does not apply:
+    a network holds far more memory than an op)."""
     return Schedule(
         rounds=int(settings["network_rounds"]),
         round_s=settings["round_ms"] / 1e3,
-        window=max(int(settings["window"]), min(count, NETWORK_WINDOW)),
+        window=max(1, min(count, NETWORK_WINDOW)),
         warmup_s=settings["warmup_ms"] / 1e3,
     )
 

@@ -8,7 +8,10 @@ per-call cost of the runtime (an empty model's call) is subtracted from every ro
 whole network pays it once, not once per block. Finally a few random whole networks
 are measured with the same runner code and a calibration `measured ≈ a·sum + b` is
 fitted (`latency.calibration`); its leave-one-out error goes into the header, with the host it
-was measured on. The modules timed come from `builders`, the header and rows from `headers`.
+was measured on. Ops and calibration networks are timed in one interleaved run, round for round:
+a machine whose speed changes while it runs (a shared VM) then shifts both sides of the fit alike,
+instead of the ops in one state and the networks in another. The modules timed come from `builders`,
+the header and rows from `headers`.
 An INT8 backend (`get_backend(..., precision="int8")`) quantizes every model it times, op specs
 and networks alike (`models.write_model`), and the header says `precision: int8`.
 """
@@ -110,7 +113,7 @@ def profile(
 
     Rows are written to `out` as they are measured; rerunning after an interruption keeps
     them and measures only the rest. `progress` gets two tasks, OPS_TASK (one step per saved
-    row, noted with its op spec) and NETWORKS_TASK (one per calibration network).
+    row, noted with its op spec) and NETWORKS_TASK (one per calibration network), which advance together.
     """
     progress = progress or Progress()
     specs = space.all_op_specs()
@@ -133,29 +136,31 @@ def profile(
     overhead = table.meta.measurement.overhead_ms if table.meta.measurement is not None else 0.0
     todo = [str(s) for s in table.missing(specs)]
     archs = space.spread(settings.networks, settings.seed)
+    arch_of = {str(a): a for a in archs}
     done_archs = {p.arch for p in table.meta.networks()}
-    todo_archs = [a for a in archs if str(a) not in done_archs]
+    todo_archs = [key for key in arch_of if key not in done_archs]
 
-    with progress.task(OPS_TASK, len(specs), len(specs) - len(todo), unit="op") as ops:
+    with (
+        progress.task(OPS_TASK, len(specs), len(specs) - len(todo), unit="op") as ops,
+        progress.task(NETWORKS_TASK, len(archs), len(archs) - len(todo_archs), unit="network") as networks,
+    ):
 
-        def row_done(key: str, timing: Timing) -> None:
-            table.upsert(spec_of[key], **row_values(timing, overhead))
-            table.write(out)
-            ops.advance(1, key)
+        def done(key: str, timing: Timing) -> None:
+            if key in spec_of:
+                table.upsert(spec_of[key], **row_values(timing, overhead))
+                table.write(out)
+                ops.advance(1, key)
+            else:
+                keep_network(table, out, arch_of[key], timing)
+                networks.advance(1, key)
 
-        def open_op(key: str) -> TimedSession:
+        def open_model(key: str) -> TimedSession:
+            if key in arch_of:
+                return backend.prepare(QuadraNet(space, arch_of[key]).eval(), network_input_shape(space))
             spec = spec_of[key]
             return backend.prepare(op_module(spec, space), op_input_shape(spec), channels_last=spec.op != "stem")
 
-        measure_interleaved(todo, open_op, settings.op_schedule(), row_done, seed=settings.seed)
-
-    with progress.task(NETWORKS_TASK, len(archs), len(archs) - len(todo_archs), unit="network") as networks:
-
-        def network_done(arch: Arch, timing: Timing) -> None:
-            keep_network(table, out, arch, timing)
-            networks.advance(1, str(arch))
-
-        measure_networks(backend, space, todo_archs, settings, network_done)
+        measure_interleaved(todo + todo_archs, open_model, settings.op_schedule(), done, seed=settings.seed)
     calibrate(table, space)
     table.write(out)
     return table

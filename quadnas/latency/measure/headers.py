@@ -39,7 +39,7 @@ def method_text(backend_desc: Description, settings: ProfileSettings, overhead_m
         f"{overhead_ms:.4f} ms (median call of an empty model; a network pays it once); calibration: "
         f"least squares measured = a*sum + b (b >= 0, else a plain ratio) over {settings.networks} random "
         "whole networks "
-        f"({settings.network_rounds} interleaved rounds each), error by leave-one-out"
+        "(timed round for round with the ops), error by leave-one-out"
     )
 
 
