@@ -155,8 +155,10 @@ def _instrument(counts: _Counts) -> None:
                     counts.quadnas_seconds[name] = counts.quadnas_seconds.get(name, 0.0) + time.perf_counter() - start
                     if name != "record_heartbeat":  # the heartbeat thread does not hold a trial up
                         counts.storage_s += time.perf_counter() - start
-                if name == "set_trial_state_values" and args[2].is_finished():
-                    counts.finished(args[1], args[2].name)
+                if name == "set_trial_state_values":  # Optuna's stale-trial check passes the state by keyword
+                    state = args[2] if len(args) > 2 else kwargs["state"]
+                    if state.is_finished():
+                        counts.finished(args[1], state.name)
 
         return timed
 

@@ -83,6 +83,31 @@ def test_a_twin_of_a_lower_trial_drawn_at_the_same_moment_is_pruned(synthetic_ta
     assert trial.user_attrs["proposed_by"] == BY_SAMPLER
 
 
+def test_a_trial_yields_its_arch_to_a_higher_twin_that_completed_first(synthetic_table, budget, tmp_path):
+    """The higher-numbered twin checked before this trial's arch reached the storage and completed: this one,
+    though lower, is pruned, so the complete trials stay distinct archs."""
+    config = tiny_search_config(tmp_path, synthetic_table, None, budget)
+    space = SearchSpace.load("tiny")
+    targets = Targets.load(config.devices, space)
+    guided = guided_sampler(config, space, targets)
+    guided.seeds = []
+    twin = space.to_params(space.smallest())
+    guided.make_base = lambda seed: _Stuck(twin, [str(c) for c in space.choices])
+    study = optuna.create_study(direction="maximize", sampler=guided)
+    trial = study.ask()  # trial 0, evaluated below
+
+    def accuracy(arch):  # meanwhile trial 1 draws the same arch and completes
+        choices = optuna.distributions.CategoricalDistribution(objective.tokens)
+        distributions = dict.fromkeys(twin, choices)
+        study.add_trial(optuna.trial.create_trial(params=twin, distributions=distributions, value=0.5))
+        return 0.5
+
+    objective = Objective(space, targets, accuracy, "constrained", -0.07, total=5)
+    with pytest.raises(optuna.TrialPruned):
+        objective(trial)
+    assert trial.user_attrs["duplicate_of"] == 1
+
+
 def test_a_trial_reads_the_study_once_in_a_few_transactions_at_any_size(
     tmp_path, synthetic_table, tiny_checkpoint, budget, monkeypatch
 ):

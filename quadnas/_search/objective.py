@@ -71,15 +71,18 @@ class Objective:
             raise optuna.TrialPruned(f"the study already holds {self.total} complete or running trials")
 
     def _prune_if_twin(self, trial: optuna.Trial) -> None:
-        """Close `trial` as pruned when a lower-numbered live trial holds its arch though the sampler
-        proposed it as new: two workers drew one arch at once. Checked before the evaluation and again
-        after it (the other trial may have written its arch meanwhile). The lower number keeps the arch,
-        so the study's complete trials stay distinct archs. A known repeat (no new arch found) goes on."""
+        """Close `trial` as pruned when another live trial holds its arch though the sampler proposed it as
+        new: two workers drew one arch at once. Checked before the evaluation and again after it (the other
+        trial may have written its arch meanwhile). The lower number keeps the arch, unless the higher one
+        has already completed (it checked before this trial's arch reached the storage, so it did not
+        yield): the study's complete trials stay distinct archs. A known repeat (no new arch found) goes on."""
         if trial.user_attrs.get("proposed_by") == BY_REPEAT:
             return
         live = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
         for other in trial.study.get_trials(deepcopy=False, states=live):
-            if other.number < trial.number and other.params == trial.params:
+            if other.number == trial.number or other.params != trial.params:
+                continue
+            if other.number < trial.number or other.state == optuna.trial.TrialState.COMPLETE:
                 trial.set_user_attr("duplicate_of", other.number)
                 raise optuna.TrialPruned(f"trial {other.number} holds the same arch")
 

@@ -13,6 +13,7 @@ import optuna
 
 from quadnas._search.config import SearchConfig, overridden
 from quadnas._search.finalists import FinalistCache, finalist_settings, hand_designs, judge, pick_finalists
+from quadnas._search.host_share import HostShare
 from quadnas._search.names import metric_names
 from quadnas._search.objective import Objective
 from quadnas._search.report import write_results
@@ -292,7 +293,19 @@ def _optimize(study: optuna.Study, objective: Objective, total: int, progress: P
             count = len(complete) + (trial.number not in {t.number for t in complete})  # the snapshot may predate it
             task.advance(max(0, min(count, total) - task.done), note)
 
-        study.optimize(objective, n_trials=total - done, callbacks=[stop, advance])
+        with HostShare() as share:
+            threads = [share.threads_before]
+
+            def resize(*_: object) -> None:
+                """Workers come and go: each trial runs on this worker's share of the host's cores as it stands."""
+                now = share.size_threads()
+                if now != threads[0]:
+                    workers = share.workers()
+                    progress.note(f"{workers} searches share this host's cores: torch runs {now} thread(s) in this one")
+                    threads[0] = now
+
+            resize()
+            study.optimize(objective, n_trials=total - done, callbacks=[stop, advance, resize])
         # Workers whose last trials end together each read the study before the others' ended: the
         # bar ends at the study's count as it stands now.
         objective.refresh()
