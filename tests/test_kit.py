@@ -60,6 +60,8 @@ def kit(tmp_path_factory):
     )
     done = run_kit(out)
     assert done.returncode == 0, done.stderr
+    # results come only when the models' last rounds end: the way there is shown in rounds
+    assert "op and network rounds: " in done.stdout and done.stdout.count(" rounds: ") >= 10
     return out
 
 

@@ -5,7 +5,7 @@ from quadnas.cli import main
 from quadnas.errors import QuadnasError
 from quadnas.latency.calibration import fit_calibration
 from quadnas.latency.host import Host
-from quadnas.latency.measure._profile import NETWORKS_TASK, OPS_TASK, ProfileSettings, profile
+from quadnas.latency.measure._profile import NETWORKS_TASK, OPS_TASK, ROUNDS_TASK, ProfileSettings, profile
 from quadnas.latency.measure._validate import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.predictor import LatencyPredictor
@@ -57,6 +57,8 @@ def test_calibration_networks_are_timed_with_the_ops_not_after_them(tiny_space, 
     profile(tiny_space, get_backend("onnxruntime"), tmp_path / "t.csv", QUICK, progress=progress)
     order = [e.what for e in events if e.what in (OPS_TASK, NETWORKS_TASK)]
     assert order.count(NETWORKS_TASK) == QUICK.networks
+    models = len(tiny_space.all_op_specs()) + QUICK.networks
+    assert [e.done for e in events if e.what == ROUNDS_TASK] == list(range(1, models * QUICK.rounds + 1))
     assert order.index(NETWORKS_TASK) < len(order) - 1 - order[::-1].index(OPS_TASK)
 
 

@@ -166,8 +166,23 @@ def run_kit(
                 f"(p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, {timing.runs} runs)"
             )
 
-        measure_interleaved(list(todo), open_session, schedule, done, seed=settings["seed"])
+        each_round = round_logger(len(todo) * schedule.rounds, " and ".join(kinds), log)
+        measure_interleaved(list(todo), open_session, schedule, done, seed=settings["seed"], on_round=each_round)
     return results.path
+
+
+def round_logger(total: int, what: str, log: Callable[[str], None]) -> Callable[[str], None]:
+    """A callback for each timed round that logs a line every tenth of `total`: every model is open at once,
+    so results come only at the end."""
+    timed = 0
+
+    def round_done(key: str) -> None:
+        nonlocal timed
+        timed += 1
+        if timed % max(1, total // 10) == 0:
+            log(f"{what} rounds: {timed}/{total}")
+
+    return round_done
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,8 +96,10 @@ def measure_interleaved(
     schedule: Schedule,
     on_done: Callable[[str, Timing], None],
     seed: int = 0,
+    on_round: Callable[[str], None] | None = None,
 ) -> None:
-    """Time every key's model; `on_done(key, timing)` as soon as each one is complete.
+    """Time every key's model; `on_done(key, timing)` as soon as each one is complete, `on_round(key)` after
+    each of its rounds (progress, where every model is open at once and all complete together at the end).
 
     A sliding window of `schedule.window` open models: each pass runs one round of
     every open model in shuffled order; a model that has its rounds is reported and
@@ -119,6 +121,8 @@ def measure_interleaved(
         for key in order:
             session, calls = active[key]
             samples[key].append(session.time(calls))
+            if on_round is not None:
+                on_round(key)
             if len(samples[key]) == schedule.rounds:
                 del active[key]
                 on_done(key, Timing.of([t for round_ in samples.pop(key) for t in round_]))

@@ -37,6 +37,7 @@ from quadnas.space import Arch, SearchSpace
 
 OVERHEAD_KEY = "overhead"
 OPS_TASK, NETWORKS_TASK = "measuring op specs", "measuring calibration networks"
+ROUNDS_TASK = "timing rounds"  # of ops and networks together: they complete together, at the end
 
 
 def keep_network(table: LatencyTable, out: Path, arch: Arch, timing: Timing) -> None:
@@ -113,7 +114,8 @@ def profile(
 
     Rows are written to `out` as they are measured; rerunning after an interruption keeps
     them and measures only the rest. `progress` gets two tasks, OPS_TASK (one step per saved
-    row, noted with its op spec) and NETWORKS_TASK (one per calibration network), which advance together.
+    row, noted with its op spec) and NETWORKS_TASK (one per calibration network), which advance together at
+    the end, and ROUNDS_TASK (one step per timed round of either) to show the way there.
     """
     progress = progress or Progress()
     specs = space.all_op_specs()
@@ -140,7 +142,9 @@ def profile(
     done_archs = {p.arch for p in table.meta.networks()}
     todo_archs = [key for key in arch_of if key not in done_archs]
 
+    keys = todo + todo_archs
     with (
+        progress.task(ROUNDS_TASK, len(keys) * settings.rounds, unit="round") as rounds,
         progress.task(OPS_TASK, len(specs), len(specs) - len(todo), unit="op") as ops,
         progress.task(NETWORKS_TASK, len(archs), len(archs) - len(todo_archs), unit="network") as networks,
     ):
@@ -160,7 +164,9 @@ def profile(
             spec = spec_of[key]
             return backend.prepare(op_module(spec, space), op_input_shape(spec), channels_last=spec.op != "stem")
 
-        measure_interleaved(todo + todo_archs, open_model, settings.op_schedule(), done, seed=settings.seed)
+        measure_interleaved(
+            keys, open_model, settings.op_schedule(), done, seed=settings.seed, on_round=lambda _: rounds.advance(1)
+        )
     calibrate(table, space)
     table.write(out)
     return table
