@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau
 
-from quadnas._search.finalists import FinalistCache, FinalistRecipe, cached_accuracy
+from quadnas._search.finalists import DEFAULT_EPOCHS, FinalistCache, FinalistRecipe, cached_accuracy
 from quadnas.data import load_dataset
 from quadnas.progress import Progress, stderr_logging
 from quadnas.space import SearchSpace
@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="search_vs_baselines.py JSON files (--searched default)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4], help="judge seeds, the search's first")
-    parser.add_argument("--epochs", type=float, default=4.0, help="each finalist's stand-alone epochs")
+    parser.add_argument(
+        "--epochs", type=float, default=DEFAULT_EPOCHS, help="each finalist's stand-alone epochs (the search's)"
+    )
     parser.add_argument("--truth", type=Path, nargs="+", default=[], help="JSON files with stand-alone seeds 0-2")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the searches keep finalists")
     parser.add_argument("--out", type=Path, required=True)

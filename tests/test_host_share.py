@@ -40,3 +40,16 @@ def test_a_share_never_raises_the_threads_it_was_given(tmp_path, monkeypatch):
             assert share.size_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_folder_that_cannot_be_written_leaves_the_search_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(host_share, "usable_cores", lambda: 4)
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where the folder should be: mkdir fails
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with HostShare(blocker / "workers") as share:
+            assert share.workers() == 1 and share.size_threads() == 4
+    finally:
+        torch.set_num_threads(before)

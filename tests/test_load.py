@@ -58,8 +58,8 @@ def test_a_sampler_that_repeats_itself_gets_new_archs_and_the_trials_say_so(tmp_
     assert by[seeds:] == [BY_ALTERNATIVE] * (30 - seeds)  # the stuck base repeated a seed every time: each counted
 
 
-def test_a_twin_of_a_lower_trial_drawn_at_the_same_moment_is_pruned(synthetic_table, budget, tmp_path):
-    """Two workers draw one arch at once: the higher-numbered trial is pruned, the complete archs stay distinct."""
+def _stuck_study(tmp_path, synthetic_table, budget) -> tuple[SearchSpace, Targets, optuna.Study, dict[str, str]]:
+    """A study of the tiny space whose guided sampler, without seeds, proposes the smallest arch every time."""
     config = tiny_search_config(tmp_path, synthetic_table, None, budget)
     space = SearchSpace.load("tiny")
     targets = Targets.load(config.devices, space)
@@ -67,7 +67,12 @@ def test_a_twin_of_a_lower_trial_drawn_at_the_same_moment_is_pruned(synthetic_ta
     guided.seeds = []
     twin = space.to_params(space.smallest())
     guided.make_base = lambda seed: _Stuck(twin, [str(c) for c in space.choices])
-    study = optuna.create_study(direction="maximize", sampler=guided)
+    return space, targets, optuna.create_study(direction="maximize", sampler=guided), twin
+
+
+def test_a_twin_of_a_lower_trial_drawn_at_the_same_moment_is_pruned(synthetic_table, budget, tmp_path):
+    """Two workers draw one arch at once: the higher-numbered trial is pruned, the complete archs stay distinct."""
+    space, targets, study, twin = _stuck_study(tmp_path, synthetic_table, budget)
     other = study.ask()  # trial 0: a worker that has drawn the arch but not yet written it
 
     def accuracy(arch):  # while trial 1 is evaluated, trial 0 writes the same arch
@@ -86,14 +91,7 @@ def test_a_twin_of_a_lower_trial_drawn_at_the_same_moment_is_pruned(synthetic_ta
 def test_a_trial_yields_its_arch_to_a_higher_twin_that_completed_first(synthetic_table, budget, tmp_path):
     """The higher-numbered twin checked before this trial's arch reached the storage and completed: this one,
     though lower, is pruned, so the complete trials stay distinct archs."""
-    config = tiny_search_config(tmp_path, synthetic_table, None, budget)
-    space = SearchSpace.load("tiny")
-    targets = Targets.load(config.devices, space)
-    guided = guided_sampler(config, space, targets)
-    guided.seeds = []
-    twin = space.to_params(space.smallest())
-    guided.make_base = lambda seed: _Stuck(twin, [str(c) for c in space.choices])
-    study = optuna.create_study(direction="maximize", sampler=guided)
+    space, targets, study, twin = _stuck_study(tmp_path, synthetic_table, budget)
     trial = study.ask()  # trial 0, evaluated below
 
     def accuracy(arch):  # meanwhile trial 1 draws the same arch and completes

@@ -3,9 +3,9 @@
 Every search registers a file named by its process id in a folder of the host's temporary directory
 while its study runs. Before each trial it counts the live ones (a file whose process is gone, killed
 or crashed, is removed) and runs torch on `cores // workers` threads, at least one and never more than
-it had. Workers that each keep as many threads as the host has cores spend most of their time waiting
-on one another's thread pools: on 2 cores, 8 such workers ran 4.4x fewer trials per second than 8 of
-one thread each, and fewer than one worker alone (docs/benchmarks.md, "Many workers, long studies").
+it had. Workers that each keep as many threads as the host has cores spend their time waiting on one
+another's thread pools, so that more workers run fewer trials (docs/benchmarks.md, "Many workers on a
+quiet host"). Where the folder cannot be written, the search runs as if it were alone.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import torch
 
 
 def default_folder() -> Path:
-    """Where this user's searches on this host register (one folder per user: another's is not writable)."""
-    return Path(tempfile.gettempdir()) / f"quadnas-search-workers-{getpass.getuser()}"
+    """Where this user's searches on this host register (one folder per user: another's is not writable).
+    The user id, not the name: a container's user often has no name to look up."""
+    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+    return Path(tempfile.gettempdir()) / f"quadnas-search-workers-{user}"
 
 
 def usable_cores() -> int:
@@ -46,25 +48,34 @@ class HostShare:
     """This process among the host's search workers, from `with` to its end; torch's thread count is restored
     on leaving."""
 
+    threads_before: int  # torch's threads on entering: the most this worker takes, restored on leaving
+
     def __init__(self, folder: Path | None = None):
         self.folder = folder or default_folder()
         self.me = self.folder / str(os.getpid())
-        self.threads_before = torch.get_num_threads()
+        self.registered = False
 
     def __enter__(self) -> HostShare:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.me.touch()
         self.threads_before = torch.get_num_threads()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.me.touch()
+            self.registered = True
+        except OSError:  # a read-only or full temporary directory: share nothing rather than stop the search
+            pass
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self.me.unlink(missing_ok=True)
+        if self.registered:
+            self.me.unlink(missing_ok=True)
         torch.set_num_threads(self.threads_before)
 
     def workers(self) -> int:
         """Searches registered on this host whose process is alive, this one included."""
+        if not self.registered:
+            return 1
         count = 0
         for file in self.folder.iterdir():
             if not file.name.isdigit():

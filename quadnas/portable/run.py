@@ -166,7 +166,8 @@ def run_kit(
                 f"(p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, {timing.runs} runs)"
             )
 
-        each_round = round_logger(len(todo) * schedule.rounds, " and ".join(kinds), log)
+        # one model (the overhead) reports its line as soon as its short rounds end: no round lines for it
+        each_round = round_logger(len(todo) * schedule.rounds, " and ".join(kinds), log) if len(todo) > 1 else None
         measure_interleaved(list(todo), open_session, schedule, done, seed=settings["seed"], on_round=each_round)
     return results.path
 

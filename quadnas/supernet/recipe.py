@@ -42,8 +42,8 @@ class TrainConfig(BaseModel):
     def for_search(cls, data: str, **overrides: Any) -> TrainConfig:
         """The recipe `quadnas search` trains its cached supernet with on first run, for data named `data`.
 
-        A proxy narrower than the space (`SearchSpace.scaled`), SEARCH_EPOCHS epochs, no augmentation (in 4 epochs
-        random crops cost the proxy accuracy) and nothing recomputed in backward (at 32 px memory is no
+        A proxy narrower than the space (`SearchSpace.scaled`), SEARCH_EPOCHS epochs, no augmentation (in runs this
+        short random crops cost the proxy accuracy) and nothing recomputed in backward (at 32 px memory is no
         concern). Its width is chosen by the data (docs/benchmarks.md, "The proxy's width chosen by the
         data"): a quarter on the quick demo sets, where it ranks as well as wider proxies at about 1/8 of
         the full width's training cost; half elsewhere, where archs differ and the quarter width ranks

@@ -5,13 +5,12 @@ Every op spec of `space.all_op_specs()` becomes the module the network uses
 `quadnas.portable.timing.measure_interleaved`; each row is written to the table (atomically) as
 soon as it is measured, so an interrupted run resumes where it stopped. The fixed
 per-call cost of the runtime (an empty model's call) is subtracted from every row: a
-whole network pays it once, not once per block. Finally a few random whole networks
-are measured with the same runner code and a calibration `measured ≈ a·sum + b` is
-fitted (`latency.calibration`); its leave-one-out error goes into the header, with the host it
-was measured on. Ops and calibration networks are timed in one interleaved run, round for round:
-a machine whose speed changes while it runs (a shared VM) then shifts both sides of the fit alike,
-instead of the ops in one state and the networks in another. The modules timed come from `builders`,
-the header and rows from `headers`.
+whole network pays it once, not once per block. A few random whole networks are timed in the
+same interleaved run as the ops, round for round, and a calibration `measured ≈ a·sum + b` is
+fitted to them (`latency.calibration`): a machine whose speed changes while it runs (a shared VM)
+then shifts both sides of the fit alike, instead of the ops in one state and the networks in
+another. Its leave-one-out error goes into the header, with the host it was measured on. The
+modules timed come from `builders`, the header and rows from `headers`.
 An INT8 backend (`get_backend(..., precision="int8")`) quantizes every model it times, op specs
 and networks alike (`models.write_model`), and the header says `precision: int8`.
 """
@@ -150,13 +149,13 @@ def profile(
     ):
 
         def done(key: str, timing: Timing) -> None:
-            if key in spec_of:
+            if key in arch_of:
+                keep_network(table, out, arch_of[key], timing)
+                networks.advance(1, key)
+            else:
                 table.upsert(spec_of[key], **row_values(timing, overhead))
                 table.write(out)
                 ops.advance(1, key)
-            else:
-                keep_network(table, out, arch_of[key], timing)
-                networks.advance(1, key)
 
         def open_model(key: str) -> TimedSession:
             if key in arch_of:

@@ -19,9 +19,9 @@ class ProfileSettings:
 
     rounds: int = 15
     round_ms: float = 30.0
-    # Every op spec of quadranet-t (29) open at once, their rounds interleaved over the whole run: a slow
-    # spell of a shared machine (tens of seconds) then scales every row alike, which the calibration absorbs,
-    # instead of the few rows of one small window (their rows moved by up to 30 % between two profiles).
+    # Every op spec of quadranet-t (29) and the calibration networks open at once, their rounds interleaved
+    # over the whole run: a slow spell of a shared machine then scales every row and network alike, which the
+    # calibration absorbs, instead of the rows of one small window (docs/tables.md, "Several threads").
     window: int = 64
     warmup_ms: float = 50.0
     networks: int = 8
