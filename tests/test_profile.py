@@ -6,7 +6,14 @@ from quadnas.errors import QuadnasError
 from quadnas.latency.calibration import fit_calibration
 from quadnas.latency.host import Host
 from quadnas.latency.measure._profile import NETWORKS_TASK, OPS_TASK, ROUNDS_TASK, ProfileSettings, profile
-from quadnas.latency.measure._validate import MEASURE_TASK, NetworkFiles, ValidationResult, compare, validate
+from quadnas.latency.measure._validate import (
+    MEASURE_TASK,
+    REFERENCES,
+    NetworkFiles,
+    ValidationResult,
+    compare,
+    validate,
+)
 from quadnas.latency.measure.backends import get_backend
 from quadnas.latency.predictor import LatencyPredictor
 from quadnas.latency.table import LatencyTable
@@ -152,6 +159,39 @@ def test_validate_returns_sane_figures(measured):
     for key in ("mape_pct", "max_err_pct"):
         assert result.repeat[key] == pytest.approx(again[key], abs=slack)
     assert "repeat error" in (result.floor_note() or "")
+
+
+def test_validate_times_calibration_networks_again_for_the_machine_speed(measured):
+    result = validate(measured, n=3, settings=QUICK, repeat=False)
+    profiled = {p.arch: p.measured_ms for p in measured.meta.networks()}
+    assert 2 <= len(result.reference_archs) <= REFERENCES and set(result.reference_archs) <= set(profiled)
+    assert not set(result.reference_archs) & set(result.archs)  # timed beside the held-out ones, not among them
+    assert result.reference_profiled_ms == pytest.approx([profiled[a] for a in result.reference_archs], abs=1e-4)
+    assert result.reference_profiled_ms == sorted(result.reference_profiled_ms)  # fastest to slowest
+    ratios = np.array(result.reference_ms) / np.array(result.reference_profiled_ms)
+    assert result.speed_ratio == pytest.approx(float(np.median(ratios)), rel=1e-3)
+    scaled = compare(np.array(result.measured_ms), np.array(result.predicted_ms) * result.speed_ratio)
+    assert result.at_speed is not None and result.at_speed["mape_pct"] == pytest.approx(scaled["mape_pct"], abs=0.05)
+    assert f"{result.speed_ratio:.2f}x" in (result.speed_note() or "")
+
+
+def test_validate_on_another_clock_has_no_speed_ratio(measured):
+    """Profiled times are on the table's clock: against another clock they say nothing of the machine's speed."""
+    result = validate(measured, n=2, settings=QUICK, repeat=False, clock="wall")
+    assert result.speed_ratio is None and result.reference_archs == [] and result.speed_note() is None
+
+
+@pytest.mark.parametrize(("now", "verdict"), [(10.3, "as fast as when"), (13.7, "another speed")])
+def test_speed_note_tells_a_machine_in_another_state(now, verdict):
+    at_speed = {"mape_pct": 1.5, "max_err_pct": 3.0, "within_5_pct": 100.0, "within_10_pct": 100.0}
+    result = ValidationResult(
+        "t", "onnxruntime", "cpu", "fp32", 2, 30.0, 40.0, 0, 0, 1.0,
+        reference_archs=["a", "b"], reference_profiled_ms=[10.0, 20.0], reference_ms=[now, 2 * now],
+        speed_ratio=now / 10, at_speed=at_speed,
+    )  # fmt: skip
+    note = result.speed_note() or ""
+    assert verdict in note and f"{now / 10:.2f}x" in note
+    assert ("1.50%" in note) == (verdict == "another speed")  # the error at this speed, where it differs
 
 
 def test_validate_without_repeat_measures_once(measured):

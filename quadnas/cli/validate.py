@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Measure N random archs of the table's space on the table's own backend, target and threads, "
         "and report the prediction error (MAPE, max, share within 5%% and 10%%, Kendall tau). The networks are then "
         "measured a second time, and the same figures for the second measurement against the first (this "
-        "machine's noise floor) are printed beside them: a table cannot be told better than that floor.",
+        "machine's noise floor) are printed beside them: a table cannot be told better than that floor. A few of "
+        "the table's own calibration networks are timed again among them: their time now over their profiled "
+        "time is this machine's speed against the profile's, and the prediction scaled by it is shown too.",
     )
     parser.add_argument("--table", required=True, help="table name, alias or CSV path")
     parser.add_argument("--n", type=positive_int, default=20, help="number of random networks (default 20)")
@@ -120,6 +122,8 @@ def run_validate(args: argparse.Namespace) -> int:
     console.print(f"{result.table}: {result.n} networks, {result.precision}, {result.clock} clock, {result.backend}")
     figures = Table("", "MAPE", "max error", "within ±5%", "within ±10%", "Kendall τ")
     kinds = [("prediction", result.as_dict())]
+    if result.at_speed is not None:
+        kinds.append((f"prediction x {result.speed_ratio:.2f}", result.at_speed))
     if result.repeat is not None:
         kinds.append(("repeat", result.repeat))
     for kind, found in kinds:
@@ -135,6 +139,9 @@ def run_validate(args: argparse.Namespace) -> int:
     floor = result.floor_note()
     if floor is not None:
         console.print(f"repeat: the same networks measured again. {floor[0].upper()}{floor[1:]}")
+    speed = result.speed_note()
+    if speed is not None:
+        console.print(f"prediction x {result.speed_ratio:.2f}: {speed}.")
     if args.json is not None:
         try:
             atomic_write(args.json, dumps("validate", result.as_dict()))

@@ -11,6 +11,13 @@ order (`repeat`): how far the second measurement is from the first, in the same 
 prediction's error, is this machine's noise floor. A prediction cannot be expected to come closer to
 a measurement than another measurement does, so a table whose error is near that floor is as good as
 the machine lets one tell, and one far above it is wrong.
+
+The repeat cannot see a machine that runs at another speed for minutes at a time (a shared VM, a
+thermal state, other load), and a table profiled in one such state predicts every network of another
+off by one factor. So a few of the table's own calibration networks, whose profiled times the table
+records, are timed again among the held-out networks (`reference_*`): their time now over their time
+at profiling is the machine's speed against the profile's, and the prediction scaled by it says how
+good the table's shape is at the machine's present speed.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ FLOOR_FACTOR = (
     1.5  # a table whose error is within this many times the repeat error is as good as the noise lets one tell
 )
 MEASURE_TASK, REPEAT_TASK = "measuring whole networks", "measuring them again (the noise floor)"
+REFERENCES = 4  # calibration networks timed again beside the held-out ones: enough for a median, few enough to be cheap
+SPEED_TOLERANCE = 0.05  # a speed ratio further than this from 1 is another speed than the profile's (the goal's ±5 %)
 
 
 @dataclass(frozen=True)
@@ -67,9 +76,32 @@ class ValidationResult:
     host_note: str | None = None  # the table was measured on another host (or one it does not record)
     repeat_ms: list[float] | None = None  # each network measured a second time (None: not repeated)
     repeat: dict[str, float] | None = None  # `compare` of the second measurement against the first: the noise floor
+    reference_archs: list[str] = field(default_factory=list)  # calibration networks of the table, timed again
+    reference_profiled_ms: list[float] = field(default_factory=list)  # their times recorded at profiling
+    reference_ms: list[float] = field(default_factory=list)  # their times now, among the held-out networks
+    speed_ratio: float | None = None  # median of now / at profiling: above 1, this machine runs slower than then
+    at_speed: dict[str, float] | None = None  # `compare` of the prediction times speed_ratio: the table's shape
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def speed_note(self) -> str | None:
+        """One sentence on this machine's speed against the profile's; None without reference networks."""
+        if self.speed_ratio is None or self.at_speed is None:
+            return None
+        ratios = np.array(self.reference_ms) / np.array(self.reference_profiled_ms)
+        measured = (
+            f"the table's own calibration networks ran at {self.speed_ratio:.2f}x their profiled times "
+            f"({ratios.min():.2f}-{ratios.max():.2f}x, {len(ratios)} networks)"
+        )
+        if abs(self.speed_ratio - 1) <= SPEED_TOLERANCE:
+            return f"{measured}: this machine runs as fast as when the table was measured"
+        return (
+            f"{measured}: this machine runs at another speed than when the table was measured (other load, a "
+            f"shared VM's or a thermal state, another host), so every prediction is off by that factor; at this "
+            f"speed the prediction error is {self.at_speed['mape_pct']:.2f}% "
+            f"({self.at_speed['within_5_pct']:.0f}% within ±5%). Re-profile on a quiet machine where the two differ"
+        )
 
     def floor_note(self) -> str | None:
         """One sentence comparing the prediction's error with the repeat error; None when not repeated."""
@@ -196,6 +228,16 @@ def compare(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
+def reference_networks(table: LatencyTable, space: SearchSpace, count: int = REFERENCES) -> list[tuple[Arch, float]]:
+    """Up to `count` of the table's calibration networks, spread from its fastest to its slowest, each with its
+    time recorded at profiling."""
+    points = sorted(table.meta.networks(), key=lambda p: p.measured_ms)
+    if not points:
+        return []
+    picks = dict.fromkeys(np.linspace(0, len(points) - 1, min(count, len(points))).round().astype(int).tolist())
+    return [(space.parse(points[i].arch), points[i].measured_ms) for i in picks]
+
+
 def measure_pass(
     backend: Backend,
     space: SearchSpace,
@@ -251,15 +293,22 @@ def validate(
     if archs is None:
         calibration_archs = [space.parse(p.arch) for p in table.meta.networks()]
         archs = space.spread(n, seed, exclude=calibration_archs)
+    # profiled times are on the table's clock: against another clock they say nothing of the machine's speed
+    references = reference_networks(table, space) if backend.clock == table.meta.clock else []
+    references = [(a, ms) for a, ms in references if a not in archs]
+    timed = [*archs, *(a for a, _ in references)]  # in one pass, so that they meet the same speed
     with contextlib.nullcontext(files) if files is not None else NetworkFiles(space) as files:
         real = measure_pass(
-            backend, space, archs, settings, progress.task(MEASURE_TASK, len(archs), unit="network"), files
+            backend, space, timed, settings, progress.task(MEASURE_TASK, len(timed), unit="network"), files
         )
+        real, reference_now = real[: len(archs)], real[len(archs) :]
         again = None
         if repeat:  # another order, so that a network's neighbours in time differ too
             task = progress.task(REPEAT_TASK, len(archs), unit="network")
             again = measure_pass(backend, space, archs, replace(settings, seed=settings.seed + 1), task, files)
     predicted = predictor.predict_many(archs)
+    profiled = np.array([ms for _, ms in references])
+    speed = float(np.median(reference_now / profiled)) if references else None
     return ValidationResult(
         table=table.name,
         backend=backend.name,
@@ -273,4 +322,9 @@ def validate(
         host_note=foreign_host_note(table.meta),
         repeat_ms=again.round(4).tolist() if again is not None else None,
         repeat=compare(real, again) if again is not None else None,
+        reference_archs=[str(a) for a, _ in references],
+        reference_profiled_ms=profiled.round(4).tolist(),
+        reference_ms=reference_now.round(4).tolist(),
+        speed_ratio=round(speed, 4) if speed is not None else None,
+        at_speed=compare(real, predicted * speed) if speed is not None else None,
     )
