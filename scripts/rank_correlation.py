@@ -19,7 +19,8 @@ order are the package's):
   accumulated before one update (every choice of every block trained once per step).
 - `proxy-w0.5`, `proxy-w0.25`: `uniform` on a supernet half / a quarter as wide (what
   `quadnas search` trains by default: `TrainConfig.for_search`), at a fraction of the cost;
-  `proxy-w0.5-short`: the half-width one with half the steps.
+  `proxy-w0.5-short`: the half-width one with half the steps; `proxy-w0.5-long`: with `--long-factor`
+  times them; `proxy-w0.5-sandwich`: `sandwich` on the half-width supernet.
 - `NAME@S` (e.g. `proxy-w0.25@1`): method NAME with supernet training seed S instead of `--seed`
   (init and data order), to see how far one method's tau moves with its supernet's seed.
 - `kernel-transform`: `uniform` with OFA's kernel transformation: a smaller kernel is
@@ -106,6 +107,8 @@ LatencyFn = Callable[[Sequence[Arch]], np.ndarray]
 PROXY_SETTINGS = {"batches": PROXY_BATCHES}  # cached proxies are reused only with the same settings
 RESAMPLES = 1000  # bootstrap resamples of the archs for each confidence interval
 COMBINED_METHOD = "uniform"  # the package's default supernet, the partner of every proxy in a combination
+# The recipe's record of a store moved to another data fingerprint (scripts/refingerprint_store.py): kept, not compared.
+MOVED = "refingerprinted"
 
 
 # ---- the recipe --------------------------------------------------------------
@@ -295,7 +298,8 @@ def load_cache(path: Path, recipe: Recipe) -> dict[str, Any]:
                 for entry in old["archs"]:
                     entry.pop("proxies", None)
                     entry.pop("proxy_seconds", None)
-            return {"proxies": {}, **old, "recipe": recipe.model_dump(), "proxy_settings": PROXY_SETTINGS}
+            moved = {MOVED: old["recipe"][MOVED]} if MOVED in old["recipe"] else {}
+            return {"proxies": {}, **old, "recipe": {**recipe.model_dump(), **moved}, "proxy_settings": PROXY_SETTINGS}
         print(f"{path}: other recipe or unreadable; starting fresh")
     return {
         "recipe": recipe.model_dump(),
@@ -309,8 +313,11 @@ def load_cache(path: Path, recipe: Recipe) -> dict[str, Any]:
 
 
 def _recipe_of(result: dict[str, Any]) -> Recipe | None:
+    """The result's recipe, without the record of a move to another data fingerprint (MOVED)."""
+    recipe = result.get("recipe")
+    compared = {k: v for k, v in recipe.items() if k != MOVED} if isinstance(recipe, dict) else None
     try:
-        return Recipe.model_validate(result.get("recipe"))
+        return Recipe.model_validate(compared)
     except ValueError:
         return None
 
@@ -473,7 +480,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--methods",
         help="comma-separated: uniform,long,sandwich,sandwich-labels,fairnas,"
-        "kernel-transform,proxy-w0.5,proxy-w0.25,proxy-w0.5-short; NAME@S: NAME with supernet seed S "
+        "kernel-transform,proxy-w0.5,proxy-w0.25,proxy-w0.5-short,proxy-w0.5-long,proxy-w0.5-sandwich; "
+        "NAME@S: NAME with supernet seed S "
         "(default uniform; uniform,fairnas with --quick)",
     )
     parser.add_argument(

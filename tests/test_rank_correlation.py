@@ -108,6 +108,17 @@ def test_cached_proxies_are_dropped_when_their_settings_change(quick, tmp_path):
     assert rc.missing_proxies(list(PROXIES), rc.load_cache(out, rc.Recipe.model_validate(first["recipe"]))) == []
 
 
+@pytest.mark.slow
+def test_a_store_moved_to_another_fingerprint_is_still_a_cache(quick, tmp_path):
+    """refingerprint_store.py records the move in the recipe; the record is kept, not compared."""
+    _, _, first = quick
+    moved = {"from": "0" * 16, "to": first["recipe"]["data_fingerprint"], "pairs": []}
+    copy = tmp_path / "rc.json"
+    copy.write_text(json.dumps({**first, "recipe": {**first["recipe"], rc.MOVED: moved}}))
+    result = rc.load_cache(copy, rc.Recipe.model_validate(first["recipe"]))
+    assert result["archs"] == first["archs"] and result["recipe"][rc.MOVED] == moved
+
+
 def test_unknown_method_is_one_line_error(tmp_path, capsys):
     assert rc.main(["--quick", "--methods", "uniform,bogus", "--out", str(tmp_path / "x.json")]) == 2
     assert "bogus" in capsys.readouterr().err

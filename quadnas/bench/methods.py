@@ -149,7 +149,7 @@ class Method:
 
 def methods(long_factor: float) -> dict[str, Method]:
     """The methods by name; `long` is uniform with `long_factor` times its compute, `proxy-w*` narrower supernets
-    (`-short`: half the steps)."""
+    (`-short`: half the steps, `-long`: `long_factor` times them, `-sandwich`: `sandwich` at that width)."""
     return {
         "uniform": Method(UniformTrainer, 1.0),
         "long": Method(UniformTrainer, long_factor),
@@ -160,6 +160,8 @@ def methods(long_factor: float) -> dict[str, Method]:
         "proxy-w0.5": Method(UniformTrainer, 1.0, width=0.5),
         "proxy-w0.25": Method(UniformTrainer, 1.0, width=0.25),
         "proxy-w0.5-short": Method(UniformTrainer, 0.5, width=0.5),  # about the training cost of proxy-w0.25
+        "proxy-w0.5-long": Method(UniformTrainer, long_factor, width=0.5),
+        "proxy-w0.5-sandwich": Method(InplaceDistillTrainer, 1.0, sandwich=True, width=0.5),
     }
 
 
