@@ -295,6 +295,7 @@ def test_validate_cli_prints_the_noise_floor_beside_the_error(measured, capsys):
     assert main(argv) == 0
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "prediction" in out and "│ repeat" in out and "repeat error of" in out
+    assert "│ scaled" in out and "calibration networks ran at" in out  # the machine's speed against the profile's
     assert main([*argv, "--no-repeat"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "prediction" in out and "repeat" not in out

@@ -123,7 +123,7 @@ def run_validate(args: argparse.Namespace) -> int:
     figures = Table("", "MAPE", "max error", "within ±5%", "within ±10%", "Kendall τ")
     kinds = [("prediction", result.as_dict())]
     if result.at_speed is not None:
-        kinds.append((f"prediction x {result.speed_ratio:.2f}", result.at_speed))
+        kinds.append(("scaled", result.at_speed))
     if result.repeat is not None:
         kinds.append(("repeat", result.repeat))
     for kind, found in kinds:
@@ -141,7 +141,7 @@ def run_validate(args: argparse.Namespace) -> int:
         console.print(f"repeat: the same networks measured again. {floor[0].upper()}{floor[1:]}")
     speed = result.speed_note()
     if speed is not None:
-        console.print(f"prediction x {result.speed_ratio:.2f}: {speed}.")
+        console.print(f"scaled: the prediction x {result.speed_ratio:.2f}. {speed[0].upper()}{speed[1:]}.")
     if args.json is not None:
         try:
             atomic_write(args.json, dumps("validate", result.as_dict()))
