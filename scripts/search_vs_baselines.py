@@ -83,9 +83,7 @@ def search(
     the supernet flags given), so finalists are trained as a user's search trains them. The other samplers
     run 100 trials without finalists: their best is the supernet's pick.
     """
-    supernet = f"-{args.checkpoint.stem}" if args.checkpoint else ""
-    supernet += f"-w{args.train_width:g}" if args.train_width else ""
-    study = f"svb-{args.space}-{args.data}{supernet}-{device}-{budget:g}ms-{sampler}-s{seed}"
+    study = f"svb-{args.space}-{args.data}-{supernet_name(args)}-{device}-{budget:g}ms-{sampler}-s{seed}"
     chosen = () if sampler == "default" else ("--sampler", sampler, "--trials", str(args.trials), "--finalists", "0")
     doc = run_json(
         "search", "--space", args.space, "--data", args.data, "--device", device, "--budget", f"{budget:g}ms",
@@ -108,6 +106,15 @@ def search(
             for f in doc["finalists"]
         ]
     return found
+
+
+def supernet_name(args: argparse.Namespace) -> str:
+    """The supernet a search scores on, for its study's name: the checkpoint's, else the search recipe's width
+    and epochs (a study refuses another supernet's scores, so a changed recipe starts new studies)."""
+    if args.checkpoint:
+        return args.checkpoint.stem
+    config = TrainConfig.for_search(args.data, **({"width": args.train_width} if args.train_width else {}))
+    return f"w{config.width:g}e{config.epochs}"
 
 
 def median_feasible(trials: pd.DataFrame) -> tuple[str, float]:

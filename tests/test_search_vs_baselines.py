@@ -169,3 +169,16 @@ def test_random_roles_are_borrowed_from_another_run_at_the_same_budget(tmp_path)
     found = svb.random_of(other, "vpu", 30.0, 0)
     assert found["arch"] == "r" and found["median"] == {"arch": "m", "supernet_accuracy": 0.4}
     assert svb.random_of(other, "vpu", 20.0, 0) is None and svb.random_of(other, "vpu", 30.0, 1) is None
+
+
+def test_a_study_is_named_after_the_supernet_it_scores_on():
+    """A study refuses another supernet's scores: a changed search recipe must start new studies."""
+    from argparse import Namespace
+
+    from quadnas.supernet.recipe import TrainConfig
+
+    default = TrainConfig.for_search("mnist5k-clutter")
+    args = Namespace(data="mnist5k-clutter", checkpoint=None, train_width=None)
+    assert svb.supernet_name(args) == f"w{default.width:g}e{default.epochs}"
+    assert svb.supernet_name(Namespace(**{**vars(args), "train_width": 1.0})) == f"w1e{default.epochs}"
+    assert svb.supernet_name(Namespace(**{**vars(args), "checkpoint": Path("runs/ckpt/full.pt")})) == "full"
