@@ -9,16 +9,8 @@ from builders import tiny_search_argv
 
 from quadnas._search import SearchConfig, search
 from quadnas._search.config import DeviceBudget
-from quadnas._search.finalists import (
-    FinalistCache,
-    FinalistRecipe,
-    family,
-    finalist_settings,
-    hand_designs,
-    judge,
-    pick_finalists,
-    uniform_archs,
-)
+from quadnas._search.finalists import FinalistCache, FinalistRecipe, finalist_settings, judge, pick_finalists
+from quadnas._search.hand import family, hand_designs, uniform_archs
 from quadnas._search.results import Candidate
 from quadnas._search.targets import Targets
 from quadnas.cli import main

@@ -25,21 +25,19 @@ from filelock import FileLock
 
 from quadnas._search.config import SearchConfig
 from quadnas._search.results import Candidate
-from quadnas._search.targets import Targets
 from quadnas.accelerator import torch_device
 from quadnas.data import Dataset
 from quadnas.portable.files import atomic_write
 from quadnas.progress import Progress
-from quadnas.space import IDENTITY, Arch, BlockChoice, SearchSpace
+from quadnas.space import Arch, SearchSpace
 from quadnas.supernet.recipe import QUICK_DATA, SEARCH_EPOCHS, TrainConfig
 from quadnas.supernet.standalone import standalone_accuracy
 from quadnas.supernet.train import steps_for
 
-HAND_DESIGNED = "hand-designed"
 # The defaults (docs/benchmarks.md, "A judge as long as the ground truth"): the best DEFAULT_COUNT archs of the
-# study and the hand designs, DEFAULT_EPOCHS each, as long as the search's supernet trains (shorter training
-# orders finalists a point apart no better than chance); none on the quick demo sets, where short training
-# cannot tell finalists apart.
+# study and the hand designs, DEFAULT_EPOCHS each, as long as the stand-alone recipe that scores the picks
+# (shorter training orders finalists a point apart no better than chance); none on the quick demo sets, where
+# short training cannot tell finalists apart.
 DEFAULT_COUNT = 3
 DEFAULT_EPOCHS = float(SEARCH_EPOCHS)  # a float, as recipe keys of cached accuracies hold it
 # The judge's seed: one that the evidence scripts' stand-alone seeds (0, 1, 2) do not use, so a pick is
@@ -71,46 +69,6 @@ def finalist_settings(config: SearchConfig, data: Dataset) -> tuple[int, Finalis
     if count is None:
         count = 0 if data.name in QUICK_DATA else DEFAULT_COUNT
     return count, FinalistRecipe(epochs=config.finalist_epochs or DEFAULT_EPOCHS)
-
-
-def uniform_archs(space: SearchSpace) -> list[Arch]:
-    """Every uniform hand design of the space: one plain (non-enhanced) choice in every active block; stage s
-    keeps the first max(1, round(j * depth_s / J)) of its blocks active (J the deepest stage's depth, j = 1..J)."""
-    plain = [c for c in space.choices if not c.is_identity and not c.enhanced]
-    deepest = max(space.depths)
-    found: list[Arch] = []
-    for choice in plain:
-        for j in range(1, deepest + 1):
-            blocks: list[BlockChoice] = []
-            for depth in space.depths:
-                active = max(1, round(j * depth / deepest))
-                blocks += [choice] * active + [IDENTITY] * (depth - active)
-            found.append(Arch(tuple(blocks)))
-    return list(dict.fromkeys(found))
-
-
-def family(arch: Arch) -> str:
-    """The kernel/expansion family of a uniform arch: its one non-identity choice (`k3e2`)."""
-    return str(next(c for c in arch.blocks if not c.is_identity))
-
-
-def hand_designs(space: SearchSpace, targets: Targets) -> list[Candidate]:
-    """Of each family's uniform archs within every budget, the one of the largest share of its tightest budget
-    (the most a person would fit); families with none that fits are left out."""
-    best: dict[str, tuple[float, Arch, dict[str, float]]] = {}
-    budgets = targets.budgets
-    for arch in uniform_archs(space):
-        latencies = targets.predict(arch)
-        if not targets.fits(latencies):
-            continue
-        share = max(budget.share(latencies[label]) for label, budget in budgets.items())
-        name = family(arch)
-        if name not in best or share > best[name][0]:
-            best[name] = (share, arch, latencies)
-    return [
-        Candidate(arch, None, latencies, None, origin=HAND_DESIGNED)
-        for _, arch, latencies in sorted(best.values(), key=lambda b: -b[0])
-    ]
 
 
 def pick_finalists(ranked: Sequence[Candidate], hand: Sequence[Candidate], count: int) -> list[Candidate]:

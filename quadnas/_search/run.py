@@ -12,7 +12,8 @@ from typing import Any, Literal
 import optuna
 
 from quadnas._search.config import SearchConfig, overridden
-from quadnas._search.finalists import FinalistCache, finalist_settings, hand_designs, judge, pick_finalists
+from quadnas._search.finalists import FinalistCache, finalist_settings, judge, pick_finalists
+from quadnas._search.hand import hand_designs
 from quadnas._search.host_share import HostShare
 from quadnas._search.names import metric_names
 from quadnas._search.objective import Objective
