@@ -355,6 +355,15 @@ class SearchSpace:
             yield list(arch.blocks[start : start + depth])
             start += depth
 
+    def network(self, arch: Arch) -> Arch:
+        """`arch` with each stage's active blocks first, in their order: the network it builds stand-alone (where
+        identity blocks are absent) and its predicted latency do not depend on where the identities sit."""
+        blocks: list[BlockChoice] = []
+        for stage in self.stages_of(arch):
+            active = [b for b in stage if not b.is_identity]
+            blocks += active + [IDENTITY] * (len(stage) - len(active))
+        return Arch(tuple(blocks))
+
     # ---- op specs --------------------------------------------------------
     def op_specs(self, arch: Arch, resolution: int | None = None) -> list[OpSpec]:
         """The ops `arch` runs at `resolution` (default: the deployment resolution).

@@ -52,6 +52,19 @@ def test_pick_takes_the_top_k_and_every_hand_design_once():
     assert picked[1].origin == "search"  # the search proposed it too
 
 
+def test_finalists_are_distinct_networks(tiny_space):
+    """Archs that differ only in where a stage's identity blocks sit build one network: one finalist for both."""
+    a, moved, other = (
+        tiny_space.parse(text)  # the second stage (blocks 2 and 3) holds one active block
+        for text in ("k5e4-k3e2-id-k5e4-k5e4-k5e4", "k5e4-id-k3e2-k5e4-k5e4-k5e4", "k5e4-k3e4-id-k5e4-k5e4-k5e4")
+    )
+    assert tiny_space.network(a) == tiny_space.network(moved) != tiny_space.network(other)
+    ranked = [Candidate(x, 0.9 - i / 100, {"d": 1.0}, i) for i, x in enumerate((a, moved, other))]
+    hand = [Candidate(moved, None, {"d": 1.0}, None, origin="hand-designed")]
+    picked = pick_finalists(ranked, hand, 2, tiny_space.network)
+    assert [c.arch for c in picked] == [a, other]  # the moved twin and its hand design are a's network
+
+
 def test_judge_orders_by_trained_accuracy_and_reuses_the_cache(tmp_path, tiny_space, monkeypatch):
     from quadnas.data import load_dataset
     from quadnas.progress import Progress

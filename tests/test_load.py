@@ -13,7 +13,6 @@ from builders import tiny_search_config
 
 from quadnas._search import run as run_module
 from quadnas._search.objective import Objective
-from quadnas._search.hand import hand_designs
 from quadnas._search.samplers import BY_ALTERNATIVE, BY_SAMPLER, BY_SEED, SEED_TRIALS, guided_sampler
 from quadnas._search.shared_reads import SharedReads
 from quadnas._search.targets import Targets
@@ -55,22 +54,8 @@ def test_a_sampler_that_repeats_itself_gets_new_archs_and_the_trials_say_so(tmp_
     assert all(t.user_attrs["feasible"] for t in complete)
     by = [t.user_attrs["proposed_by"] for t in complete]
     seeds = len(guided.seeds)
-    assert 0 < seeds <= SEED_TRIALS + len(hand_designs(space, targets)) and by[:seeds] == [BY_SEED] * seeds
+    assert 0 < seeds <= SEED_TRIALS and by[:seeds] == [BY_SEED] * seeds
     assert by[seeds:] == [BY_ALTERNATIVE] * (30 - seeds)  # the stuck base repeated a seed every time: each counted
-
-
-@pytest.mark.parametrize(("sampler", "prior"), [("tpe", True), ("random", False)])
-def test_a_constrained_study_starts_from_the_hand_designs_unless_random(
-    tmp_path, synthetic_table, budget, sampler, prior
-):
-    """The hand designs that fit are the prior a search improves on; a random search stays random."""
-    config = tiny_search_config(tmp_path, synthetic_table, None, budget, sampler=sampler)
-    space = SearchSpace.load("tiny")
-    targets = Targets.load(config.devices, space)
-    hand = [space.to_params(c.arch) for c in hand_designs(space, targets)]
-    seeds = guided_sampler(config, space, targets).seeds
-    assert hand and (seeds[: len(hand)] == hand) == prior
-    assert len({tuple(sorted(s.items())) for s in seeds}) == len(seeds)  # no arch twice
 
 
 def _stuck_study(tmp_path, synthetic_table, budget) -> tuple[SearchSpace, Targets, optuna.Study, dict[str, str]]:

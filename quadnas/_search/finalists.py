@@ -71,11 +71,24 @@ def finalist_settings(config: SearchConfig, data: Dataset) -> tuple[int, Finalis
     return count, FinalistRecipe(epochs=config.finalist_epochs or DEFAULT_EPOCHS)
 
 
-def pick_finalists(ranked: Sequence[Candidate], hand: Sequence[Candidate], count: int) -> list[Candidate]:
-    """The `count` best of `ranked` (distinct archs, best first) and every hand design not among them."""
-    top = list(ranked[:count])
-    seen = {c.arch for c in top}
-    return top + [c for c in hand if c.arch not in seen]
+def pick_finalists(
+    ranked: Sequence[Candidate],
+    hand: Sequence[Candidate],
+    count: int,
+    network: Callable[[Arch], Arch] = lambda arch: arch,
+) -> list[Candidate]:
+    """The `count` best of `ranked` (best first) that build distinct networks, then every hand design whose
+    network is not among them. `network`: the network an arch builds stand-alone (`SearchSpace.network`:
+    archs that differ only in where their identity blocks sit train alike, so one of them is enough)."""
+    top: list[Candidate] = []
+    seen: set[Arch] = set()
+    for c in ranked:
+        if len(top) == count:
+            break
+        if network(c.arch) not in seen:
+            seen.add(network(c.arch))
+            top.append(c)
+    return top + [c for c in hand if network(c.arch) not in seen]
 
 
 class FinalistCache:

@@ -157,7 +157,7 @@ def _search(config: SearchConfig | None, progress: Progress, **overrides: Any) -
     if ranked and count:  # hand designs carry their supernet score too, for the table and best.yaml
         hand = [replace(c, accuracy=evaluator.accuracy(c.arch)) for c in hand_designs(space, targets)]
         cache = FinalistCache(Path(config.runs_dir) / "finalists", space, dataset)
-        picked = pick_finalists(ranked, hand, count)
+        picked = pick_finalists(ranked, hand, count, space.network)
         finalists = judge(picked, space, dataset, recipe, cache, progress, config.train_device)
     result = SearchResult(
         config,

@@ -13,7 +13,6 @@ from optuna.distributions import BaseDistribution
 from optuna.search_space import intersection_search_space
 
 from quadnas._search.config import SearchConfig
-from quadnas._search.hand import hand_designs
 from quadnas._search.names import SAMPLERS
 from quadnas._search.targets import Targets
 from quadnas.errors import QuadnasError
@@ -251,13 +250,10 @@ def candidate_indices(space: SearchSpace, rng: np.random.Generator, n: int = 20_
 
 
 def guided_sampler(config: SearchConfig, space: SearchSpace, targets: Targets) -> GuidedSampler:
-    """The configured sampler, started on predictor-chosen seeds (after the hand designs that fit, when
-    constrained and not random: the prior it is to improve on); kept within every budget when constrained,
+    """The configured sampler, started on predictor-chosen seeds; kept within every budget when constrained,
     and to archs the study does not hold yet."""
     constrained = config.mode == "constrained"
-    prior = [c.arch for c in hand_designs(space, targets)] if constrained and config.sampler != "random" else []
-    spread = seed_archs(space, targets, SEED_TRIALS, config.seed, constrained)
-    seeds = [space.to_params(a) for a in dict.fromkeys([*prior, *spread])]
+    seeds = [space.to_params(a) for a in seed_archs(space, targets, SEED_TRIALS, config.seed, constrained)]
     names = space.param_names
     tokens = [str(c) for c in space.choices]
 
