@@ -1,7 +1,6 @@
 """Hand designs: the uniform archs a person would pick under a budget, one of each kernel/expansion family.
 
-They start every constrained study (a prior for the sampler to improve on) and are judged among its
-finalists, so a search that finds nothing better ends with one of them.
+They are judged among a search's finalists, so a search that finds nothing better ends with one of them.
 """
 
 from __future__ import annotations
