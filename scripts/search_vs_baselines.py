@@ -90,7 +90,8 @@ def search(
         *chosen, "--seed", str(seed), "--study", study,
         *(("--rerank", args.rerank) if rerank else ()),
         *(("--checkpoint", str(args.checkpoint)) if args.checkpoint else ()),
-        *(("--train-width", f"{args.train_width:g}") if args.train_width else ()), cwd=ROOT,
+        *(("--train-width", f"{args.train_width:g}") if args.train_width else ()),
+        *(("--train-epochs", str(args.train_epochs)) if args.train_epochs else ()), cwd=ROOT,
     )  # fmt: skip
     best = doc["best"]
     found = {
@@ -113,7 +114,8 @@ def supernet_name(args: argparse.Namespace) -> str:
     and epochs (a study refuses another supernet's scores, so a changed recipe starts new studies)."""
     if args.checkpoint:
         return args.checkpoint.stem
-    config = TrainConfig.for_search(args.data, **({"width": args.train_width} if args.train_width else {}))
+    chosen = {"width": args.train_width, "epochs": args.train_epochs}
+    config = TrainConfig.for_search(args.data, **{k: v for k, v in chosen.items() if v})
     return f"w{config.width:g}e{config.epochs}"
 
 
@@ -386,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerank", default="meco_opt", help="proxy of the re-ranked role (none: no such role)")
     parser.add_argument("--checkpoint", type=Path, help="supernet the searches score with (default: the search's own)")
     parser.add_argument("--train-width", type=float, help="width of the supernet the searches train (default theirs)")
+    parser.add_argument("--train-epochs", type=int, help="epochs of the supernet the searches train (default theirs)")
     parser.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="stand-alone training seeds")
     parser.add_argument("--epochs", type=float, default=4.0, help="stand-alone epochs")

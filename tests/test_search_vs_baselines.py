@@ -178,7 +178,8 @@ def test_a_study_is_named_after_the_supernet_it_scores_on():
     from quadnas.supernet.recipe import TrainConfig
 
     default = TrainConfig.for_search("mnist5k-clutter")
-    args = Namespace(data="mnist5k-clutter", checkpoint=None, train_width=None)
+    args = Namespace(data="mnist5k-clutter", checkpoint=None, train_width=None, train_epochs=None)
     assert svb.supernet_name(args) == f"w{default.width:g}e{default.epochs}"
     assert svb.supernet_name(Namespace(**{**vars(args), "train_width": 1.0})) == f"w1e{default.epochs}"
+    assert svb.supernet_name(Namespace(**{**vars(args), "train_epochs": 8})) == f"w{default.width:g}e8"
     assert svb.supernet_name(Namespace(**{**vars(args), "checkpoint": Path("runs/ckpt/full.pt")})) == "full"

@@ -35,9 +35,9 @@ from quadnas.supernet.standalone import standalone_accuracy
 from quadnas.supernet.train import steps_for
 
 # The defaults (docs/benchmarks.md, "A judge as long as the ground truth"): the best DEFAULT_COUNT archs of the
-# study and the hand designs, DEFAULT_EPOCHS each, as long as the stand-alone recipe that scores the picks
-# (shorter training orders finalists a point apart no better than chance); none on the quick demo sets, where
-# short training cannot tell finalists apart.
+# study and the hand designs, DEFAULT_EPOCHS each, as long as the search's supernet trains (shorter training
+# orders finalists a point apart no better than chance); none on the quick demo sets, where short training
+# cannot tell finalists apart.
 DEFAULT_COUNT = 3
 DEFAULT_EPOCHS = float(SEARCH_EPOCHS)  # a float, as recipe keys of cached accuracies hold it
 # The judge's seed: one that the evidence scripts' stand-alone seeds (0, 1, 2) do not use, so a pick is

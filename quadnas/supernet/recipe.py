@@ -9,11 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 # The bundled demo sets: there every arch under a budget trains to within the seeds' spread of the others,
 # so a search needs no sharp ranking: it trains the quickest proxy and judges no finalists.
 QUICK_DATA = ("mnist5k", "digits")
-# Epochs of the supernet `quadnas search` trains on the quick demo sets, and of each finalist it judges.
+# Epochs of the supernet `quadnas search` trains, and of each finalist it judges: one training length for both
+# (twice as long ranked clutter's archs a little better but picked no better: docs/benchmarks.md, "A longer
+# half-width supernet").
 SEARCH_EPOCHS = 4
-# Elsewhere the half-width supernet trains this many times as long: it ranked the clutter archs better and
-# steadier over its seeds (docs/benchmarks.md, "A longer half-width supernet").
-LONG_SEARCH_FACTOR = 2
 
 
 class TrainConfig(BaseModel):
@@ -45,13 +44,14 @@ class TrainConfig(BaseModel):
     def for_search(cls, data: str, **overrides: Any) -> TrainConfig:
         """The recipe `quadnas search` trains its cached supernet with on first run, for data named `data`.
 
-        A proxy narrower than the space (`SearchSpace.scaled`), no augmentation (in runs this short random crops
-        cost the proxy accuracy) and nothing recomputed in backward (at 32 px memory is no concern). Its width
-        and length are chosen by the data (docs/benchmarks.md, "The proxy's width chosen by the data"): a
-        quarter width for SEARCH_EPOCHS on the quick demo sets, where it ranks as well as wider proxies at about
-        1/8 of the full width's training cost; half the width for LONG_SEARCH_FACTOR times as many epochs
-        elsewhere, where archs differ and a narrower or shorter proxy ranks them worse.
+        A proxy narrower than the space (`SearchSpace.scaled`), SEARCH_EPOCHS epochs, no augmentation (in runs this
+        short random crops cost the proxy accuracy) and nothing recomputed in backward (at 32 px memory is no
+        concern). Its width is chosen by the data (docs/benchmarks.md, "The proxy's width chosen by the
+        data"): a quarter on the quick demo sets, where it ranks as well as wider proxies at about 1/8 of
+        the full width's training cost; half elsewhere, where archs differ and the quarter width ranks
+        them clearly worse.
         """
-        quick = data in QUICK_DATA
-        width, epochs = (0.25, SEARCH_EPOCHS) if quick else (0.5, LONG_SEARCH_FACTOR * SEARCH_EPOCHS)
-        return cls(**{"epochs": epochs, "width": width, "memory_efficient": False, "augment": "none", **overrides})
+        width = 0.25 if data in QUICK_DATA else 0.5
+        return cls(
+            **{"epochs": SEARCH_EPOCHS, "width": width, "memory_efficient": False, "augment": "none", **overrides}
+        )
