@@ -17,8 +17,8 @@ on the same HELD_OUT networks for every case. The first case of each runtime, pr
 also times every held-out network alone in one session under each setting of ALONE_SETTINGS: what a
 deployment would measure. CASES names what each case times; 'old' is this code with the runtime settings
 quadnas timed with before (onnxruntime's pools spinning, OpenVINO's threads pinned), 'window6' this code
-with ops timed 6 at a time (before, every op's rounds spread over its own few seconds instead of the whole
-run), and 'shipped' the shipped 1-thread table.
+with ops timed 6 at a time (each op's rounds then fall within its window's few seconds instead of spreading
+over the whole run), and 'shipped' the shipped 1-thread table.
 
     python scripts/bench_threads.py rows BACKEND:PRECISION:THREADS [...]  # rows of two profiles, both windows
 
@@ -65,6 +65,7 @@ DIAGNOSE_NETWORKS = 6
 ALONE = Schedule(rounds=7, round_s=0.03, window=1, warmup_s=0.05)
 GOAL = {"within_5_pct": 90.0, "within_10_pct": 100.0, "profile_s": 120.0}
 
+RUNTIMES = {"ort": "onnxruntime", "ov": "openvino"}  # the runtimes a case times, by their short names
 CASES: dict[str, dict[str, Any]] = {
     f"{short}-{precision}-{threads}t-{method}": {
         "backend": backend,
@@ -72,7 +73,7 @@ CASES: dict[str, dict[str, Any]] = {
         "threads": threads,
         "method": method,
     }
-    for short, backend in (("ort", "onnxruntime"), ("ov", "openvino"))
+    for short, backend in RUNTIMES.items()
     for precision in ("fp32", "int8")
     for threads in (1, 2)
     for method in ("new", "old", "window6", "shipped")
@@ -299,6 +300,17 @@ def time_alone(case: dict[str, Any], s: SearchSpace, held: list[Arch], files: Ne
     return record
 
 
+def table_kind(text: str) -> tuple[str, str, str]:
+    """`backend:precision:threads` (e.g. onnxruntime:fp32:2), checked so that a typo is one line."""
+    parts = text.split(":")
+    runtimes = RUNTIMES.values()
+    if len(parts) != 3 or parts[0] not in runtimes or parts[1] not in ("fp32", "int8") or not parts[2].isdigit():
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not backend:precision:threads: e.g. onnxruntime:fp32:2 (backends: {', '.join(runtimes)})"
+        )
+    return parts[0], parts[1], parts[2]
+
+
 def rows(args: argparse.Namespace) -> None:
     """Each table profiled twice per op window (6; all at once), the two compared row by row."""
     s = space()
@@ -446,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("cases", nargs="+", choices=sorted(CASES))
     t.set_defaults(func=tables)
     w = steps.add_parser("rows")
-    w.add_argument("kinds", nargs="+", type=lambda text: tuple(text.split(":")), help="backend:precision:threads")
+    w.add_argument("kinds", nargs="+", type=table_kind, help="backend:precision:threads")
     w.set_defaults(func=rows)
     r = steps.add_parser("report")
     r.set_defaults(func=report)

@@ -458,7 +458,33 @@ def table(result: dict[str, Any]) -> list[str]:
     for s, noise in result.get("noise_ceiling", {}).items():
         label = f"ceiling: seed {seed} vs {s}"
         lines.append(f"{label:22s} {_cell(noise['tau'], noise['tau_ci'])}  {_cell(noise['rho'], noise['rho_ci'])}")
+    for name, group in result.get("over_supernet_seeds", {}).items():
+        taus = ", ".join(f"{s}: {t:+.3f}" for s, t in group["tau"].items())
+        lines.append(
+            f"{name} over supernet seeds ({taus}): tau mean {group['mean']:+.3f}, range "
+            f"{group['min']:+.3f} to {group['max']:+.3f}"
+        )
     return lines
+
+
+def over_supernet_seeds(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """For each method trained with several supernet seeds (NAME and NAME@S): its tau per seed (against the mean
+    of the stand-alone seeds where there are several), their mean and range: a supernet's seed moves tau too."""
+    seed = str(result["recipe"]["seed"])
+    groups: dict[str, dict[str, float]] = {}
+    for name, m in result["methods"].items():
+        base, _, at = name.partition("@")
+        groups.setdefault(base, {})[at or seed] = m.get("vs_mean_of_seeds", m)["tau"]
+    return {
+        base: {
+            "tau": taus,
+            "mean": float(np.mean(list(taus.values()))),
+            "min": min(taus.values()),
+            "max": max(taus.values()),
+        }
+        for base, taus in groups.items()
+        if len(taus) > 1
+    }
 
 
 # ---- the run ----------------------------------------------------------------
@@ -858,6 +884,7 @@ def score(result: dict[str, Any], repeat_seeds: Sequence[int]) -> None:
 
     for name, m in result["methods"].items():
         m.update(scores([a["inherited"][name] for a in archs]))
+    result["over_supernet_seeds"] = over_supernet_seeds(result)
     scored = [name for name in PROXIES if all(name in a.get("proxies", {}) for a in archs)]
     result["proxies"] = {
         name: {

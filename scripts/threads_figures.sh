@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The figures of docs/benchmarks.md, "Several threads": run on a quiet machine (load average under ~0.5),
-# after `python scripts/bench_threads.py prepare` (exports only; any time). Writes docs/figures/threads/ (or
-# $QUADNAS_BENCH_OUT: the later runs of docs/benchmarks.md wrote docs/figures/threads_window/ and threads_interleaved/).
+# after `python scripts/bench_threads.py prepare` (exports only; any time). Writes docs/figures/threads/, or the
+# folder $QUADNAS_BENCH_OUT names (e.g. docs/figures/threads_interleaved/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench() { python scripts/bench_threads.py "$@"; }

@@ -249,3 +249,20 @@ def test_a_combination_is_the_mean_of_the_two_ranks():
     ]
     # uniform ranks 3 4 1 2, zico ranks 3 1 4 2
     assert rc.combined(archs, "uniform+zico") == [3.0, 2.5, 2.5, 2.0]
+
+
+def test_a_method_over_its_supernet_seeds_has_each_seeds_tau_their_mean_and_range():
+    result = {
+        "recipe": {"seed": 0},
+        "methods": {
+            "uniform": {"tau": 0.5, "vs_mean_of_seeds": {"tau": 0.6}},
+            "uniform@1": {"tau": 0.3, "vs_mean_of_seeds": {"tau": 0.4}},
+            "uniform@2": {"tau": 0.6, "vs_mean_of_seeds": {"tau": 0.8}},
+            "long": {"tau": 0.7},  # one seed only: no group
+        },
+    }
+    groups = rc.over_supernet_seeds(result)
+    assert list(groups) == ["uniform"]
+    assert groups["uniform"]["tau"] == {"0": 0.6, "1": 0.4, "2": 0.8}  # against the mean of the stand-alone seeds
+    assert groups["uniform"]["mean"] == pytest.approx(0.6)
+    assert (groups["uniform"]["min"], groups["uniform"]["max"]) == (0.4, 0.8)

@@ -85,8 +85,9 @@ def pick_finalists(
     for c in ranked:
         if len(top) == count:
             break
-        if network(c.arch) not in seen:
-            seen.add(network(c.arch))
+        built = network(c.arch)
+        if built not in seen:
+            seen.add(built)
             top.append(c)
     return top + [c for c in hand if network(c.arch) not in seen]
 

@@ -278,9 +278,12 @@ def validate(
     check a cpu-clock table against elapsed time), at the table's precision (INT8: quantized);
     a `precision` that mixes INT8 with the table's float (or the reverse) is an error.
     `repeat`: time them a second time, from the same files, for the noise floor (`ValidationResult.repeat`).
-    `progress` gets MEASURE_TASK, then REPEAT_TASK, one step per network. `files`: where the networks'
-    files come from (default: exported here, deleted at the end). `archs`: the networks to time instead of `n`
-    random ones that are none of the table's calibration networks (to time several tables on the same networks).
+    Up to REFERENCES of the table's calibration networks are timed in the first pass too, for the machine's
+    speed against the profile's (`ValidationResult.speed_ratio`).
+    `progress` gets MEASURE_TASK (the held-out and the reference networks), then REPEAT_TASK, one step per
+    network. `files`: where the networks' files come from (default: exported here, deleted at the end).
+    `archs`: the networks to time instead of `n` random ones that are none of the table's calibration networks
+    (to time several tables on the same networks).
     """
     progress = progress or Progress()
     if precision is not None:
