@@ -24,9 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from quadnas.errors import Invalid, QuadnasError
-from quadnas.resources import DEFAULT_SPACE, shipped_dir
-
-SPACES_DIR = shipped_dir("search_spaces")
+from quadnas.resources import shipped_space
 
 
 @dataclass(frozen=True, order=True)
@@ -174,7 +172,7 @@ class SearchSpace:
     @classmethod
     def load(cls, path_or_name: str | Path | None = None) -> SearchSpace:
         """Load a space from a YAML path or the name of a shipped space."""
-        path = resolve_space_path(path_or_name)
+        path = shipped_space(path_or_name)
         try:
             raw = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as e:
@@ -393,17 +391,3 @@ class SearchSpace:
             if not choice.is_identity:
                 specs.update(self.op_specs(Arch((choice,) * self.num_blocks), resolution))
         return sorted(specs)
-
-
-def resolve_space_path(path_or_name: str | Path | None) -> Path:
-    """A YAML path, or the name of a space shipped in `search_spaces/`."""
-    if path_or_name is None:
-        path_or_name = DEFAULT_SPACE
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    shipped = SPACES_DIR / f"{path_or_name}.yaml"
-    if shipped.is_file():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
-    raise QuadnasError(f"search space '{path_or_name}' not found: give a YAML path or one of {names}")

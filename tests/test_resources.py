@@ -2,7 +2,7 @@ import pytest
 
 import quadnas.resources as resources
 from quadnas.latency.devices import SHIPPED_TABLES_DIR
-from quadnas.space import SPACES_DIR
+from quadnas.resources import SPACES_DIR
 
 
 def test_source_checkout_reads_the_folders_at_the_repository_root():
