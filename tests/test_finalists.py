@@ -9,7 +9,14 @@ from builders import tiny_search_argv
 
 from quadnas._search import SearchConfig, search
 from quadnas._search.config import DeviceBudget
-from quadnas._search.finalists import FinalistCache, FinalistRecipe, finalist_settings, judge, pick_finalists
+from quadnas._search.finalists import (
+    FinalistCache,
+    FinalistRecipe,
+    blocks_apart,
+    finalist_settings,
+    judge,
+    pick_finalists,
+)
 from quadnas._search.hand import family, hand_designs, uniform_archs
 from quadnas._search.results import Candidate
 from quadnas._search.targets import Targets
@@ -44,11 +51,18 @@ def test_hand_designs_are_the_slowest_of_each_family_that_fits(tiny_space, synth
         assert c.latency_ms == max(fitting)
 
 
-def test_pick_takes_the_top_k_and_every_hand_design_once():
-    ranked = [Candidate(f"a{i}", 0.9 - i / 100, {"d": 1.0}, i) for i in range(5)]
-    hand = [Candidate("a1", None, {"d": 1.0}, None, origin="hand-designed"), Candidate("h", None, {"d": 1.0}, None)]
-    picked = pick_finalists(ranked, hand, 2)
-    assert [c.arch for c in picked] == ["a0", "a1", "h"]
+def _ranked(space, texts):
+    return [Candidate(space.parse(t), 0.9 - i / 100, {"d": 1.0}, i) for i, t in enumerate(texts)]
+
+
+def test_pick_takes_the_top_k_and_every_hand_design_once(tiny_space):
+    ranked = _ranked(tiny_space, ["k3e2-" * 5 + "k3e2", "k5e4-" * 5 + "k5e4", "k7e4-" * 5 + "k7e4"])
+    hand = [
+        Candidate(ranked[1].arch, None, {"d": 1.0}, None, origin="hand-designed"),
+        Candidate(tiny_space.parse("k3e4-" * 5 + "k3e4"), None, {"d": 1.0}, None, origin="hand-designed"),
+    ]
+    picked = pick_finalists(ranked, hand, 2, tiny_space.network)
+    assert [c.arch for c in picked] == [ranked[0].arch, ranked[1].arch, hand[1].arch]
     assert picked[1].origin == "search"  # the search proposed it too
 
 
@@ -61,8 +75,24 @@ def test_finalists_are_distinct_networks(tiny_space):
     assert tiny_space.network(a) == tiny_space.network(moved) != tiny_space.network(other)
     ranked = [Candidate(x, 0.9 - i / 100, {"d": 1.0}, i) for i, x in enumerate((a, moved, other))]
     hand = [Candidate(moved, None, {"d": 1.0}, None, origin="hand-designed")]
-    picked = pick_finalists(ranked, hand, 2, tiny_space.network)
+    picked = pick_finalists(ranked, hand, 2, tiny_space.network, apart=1)
     assert [c.arch for c in picked] == [a, other]  # the moved twin and its hand design are a's network
+
+
+def test_finalists_differ_in_enough_blocks(tiny_space):
+    """A study's runner-up that changes one block of its best arch gives way to a network further off."""
+    best, one_off, three_off = (
+        "k5e4-k3e2-k3e2-k5e4-k5e4-k5e4",
+        "k5e4-k3e2-k3e2-k5e4-k5e4-k7e4",
+        "k5e4-k3e2-k3e2-k3e2-k3e2-k3e2",
+    )
+    ranked = _ranked(tiny_space, [best, one_off, three_off])
+    assert blocks_apart(ranked[0].arch, ranked[1].arch) == 1
+    assert [str(c.arch) for c in pick_finalists(ranked, [], 2, tiny_space.network, apart=3)] == [best, three_off]
+    assert [str(c.arch) for c in pick_finalists(ranked, [], 2, tiny_space.network, apart=1)] == [best, one_off]
+    assert [str(c.arch) for c in pick_finalists(ranked, [], 3, tiny_space.network, apart=4)] == [
+        best
+    ]  # none far enough
 
 
 def test_judge_orders_by_trained_accuracy_and_reuses_the_cache(tmp_path, tiny_space, monkeypatch):

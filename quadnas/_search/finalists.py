@@ -43,6 +43,9 @@ DEFAULT_EPOCHS = float(SEARCH_EPOCHS)  # a float, as recipe keys of cached accur
 # The judge's seed: one that the evidence scripts' stand-alone seeds (0, 1, 2) do not use, so a pick is
 # scored on trainings independent of the one that picked it.
 JUDGE_SEED = 3
+# Finalists differ from each other in at least this many blocks of the networks they build: a study's best archs
+# are often one network with a block changed, which a judge of one training cannot tell apart.
+MIN_BLOCKS_APART = 3
 
 
 @dataclass(frozen=True)
@@ -75,21 +78,27 @@ def pick_finalists(
     ranked: Sequence[Candidate],
     hand: Sequence[Candidate],
     count: int,
-    network: Callable[[Arch], Arch] = lambda arch: arch,
+    network: Callable[[Arch], Arch],
+    apart: int = MIN_BLOCKS_APART,
 ) -> list[Candidate]:
-    """The `count` best of `ranked` (best first) that build distinct networks, then every hand design whose
-    network is not among them. `network`: the network an arch builds stand-alone (`SearchSpace.network`:
-    archs that differ only in where their identity blocks sit train alike, so one of them is enough)."""
+    """The `count` best of `ranked` (best first) whose networks differ from every better pick's in at least `apart`
+    blocks, then every hand design whose network is not among them. `network`: the network an arch builds
+    stand-alone (`SearchSpace.network`: archs that differ only in where their identity blocks sit train alike)."""
     top: list[Candidate] = []
-    seen: set[Arch] = set()
+    built: list[Arch] = []
     for c in ranked:
         if len(top) == count:
             break
-        built = network(c.arch)
-        if built not in seen:
-            seen.add(built)
+        mine = network(c.arch)
+        if all(blocks_apart(mine, other) >= apart for other in built):
+            built.append(mine)
             top.append(c)
-    return top + [c for c in hand if network(c.arch) not in seen]
+    return top + [c for c in hand if network(c.arch) not in built]
+
+
+def blocks_apart(a: Arch, b: Arch) -> int:
+    """How many blocks two archs of one space choose differently."""
+    return sum(x != y for x, y in zip(a.blocks, b.blocks, strict=True))
 
 
 class FinalistCache:
