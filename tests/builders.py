@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,3 +102,38 @@ def tiny_search_argv(runs: Path, table: Path, checkpoint: Path, trials: int, *bu
         *("--space", "tiny", "--data", "digits", "--device", str(table), "--budget", *budget),
         *("--checkpoint", str(checkpoint), "--runs-dir", str(runs), "--trials", str(trials), "--sampler", "random"),
     ]
+
+
+# The CLI, with its stderr console writing through a copy kept in the file argv[1].
+_DRIVER = (
+    "import io, sys\n"
+    "from quadnas.cli import common, main\n"
+    "copy = open(sys.argv[1], 'w')\n"
+    "class Both(io.TextIOBase):\n"
+    "    def write(self, text):\n"
+    "        copy.write(text)\n"
+    "        return sys.__stderr__.write(text)\n"
+    "    def flush(self):\n"
+    "        copy.flush()\n"
+    "        sys.__stderr__.flush()\n"
+    "common.err_console.file = Both()\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
+
+
+def foreign_stderr(argv: list[str], where: Path) -> list[str]:
+    """The lines on stderr of `quadnas ARGV` (which must succeed) that quadnas did not write."""
+    copy = where / f"ours-{len(list(where.glob('ours-*')))}.txt"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", _DRIVER, str(copy), *argv], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert done.returncode == 0, done.stderr
+    ours = copy.read_text().splitlines()
+    foreign = []
+    for line in done.stderr.splitlines():
+        if line in ours:
+            ours.remove(line)
+        elif line.strip():
+            foreign.append(line)
+    return foreign

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from builders import foreign_stderr
 
 from quadnas._export import build_model, export_model, read_sidecar, verify_latency
 from quadnas.cli import main
@@ -238,3 +239,14 @@ def test_the_android_script_runs_over_adb_and_imports(litert_kit, tmp_path):
         ["sh", str(litert_kit / "android" / "benchmark.sh")], env=env, capture_output=True, text=True, timeout=600
     )
     assert rerun.returncode == 0 and "benchmark_model ops/" not in rerun.stdout  # every log is there: resumed
+
+
+def test_profile_and_exports_write_nothing_foreign_on_stderr(small_space, tiny_checkpoint, tmp_path):
+    """LiteRT's interpreter and converter print native log lines (the XNNPACK delegate's on every interpreter,
+    absl's, oneDNN's) and warnings through torch's and the root logger: none reaches a user's stderr."""
+    profile = ["profile", "--backend", "litert", "--space", str(small_space), "--out", str(tmp_path / "t.csv")]
+    assert foreign_stderr([*profile, *QUICK, "--networks", "3"], tmp_path) == []
+    fp32 = ["export", "--arch", "k5e2-k3e2", "--space", str(small_space), "--init", "random"]
+    assert foreign_stderr([*fp32, "--out", str(tmp_path / "m.tflite")], tmp_path) == []
+    int8 = ["export", "--arch", "k3e2-id-k5e4-k7e2-id-k3e4", "--space", "tiny", "--checkpoint", str(tiny_checkpoint)]
+    assert foreign_stderr([*int8, "--precision", "int8", "--out", str(tmp_path / "m8.tflite")], tmp_path) == []

@@ -11,9 +11,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import quadnas.portable
 from quadnas.portable.bundle import PACKAGE, write_runner
+from quadnas.portable.native_stderr import known_lines_dropped
 
 SOURCE = Path(quadnas.portable.__file__).parent
 # Besides the standard library: numpy, and py-cpuinfo where installed (the runtimes are imported by name,
@@ -66,3 +68,16 @@ def test_the_runner_runs_with_only_numpy_and_says_what_is_wrong_in_one_line(tmp_
     refused = run("--backend", "onnxruntime")  # no manifest.json beside it
     assert refused.returncode == 2 and refused.stderr.startswith("error: cannot read the kit's manifest.json")
     assert len(refused.stderr.splitlines()) == 1
+
+
+def test_known_native_lines_are_dropped_and_the_rest_passed_on(capfd):
+    """Lines written straight to descriptor 2 (as C++ libraries write) are held back; the ones no pattern matches
+    reach stderr after the block, also when it raises."""
+    noise = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+    with known_lines_dropped():
+        os.write(2, noise + b"E0000 something the user must see\n")
+    assert capfd.readouterr().err == "E0000 something the user must see\n"
+    with pytest.raises(RuntimeError), known_lines_dropped():
+        os.write(2, b"the native reason it failed\n" + noise)
+        raise RuntimeError("failed")
+    assert capfd.readouterr().err == "the native reason it failed\n"

@@ -7,51 +7,15 @@ line on stderr fails the test.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import optuna
 import pytest
-from builders import tiny_search_argv
+from builders import foreign_stderr, tiny_search_argv
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState, create_trial
-
-# The CLI, with its stderr console writing through a copy kept in the file argv[1].
-_DRIVER = (
-    "import io, sys\n"
-    "from quadnas.cli import common, main\n"
-    "copy = open(sys.argv[1], 'w')\n"
-    "class Both(io.TextIOBase):\n"
-    "    def write(self, text):\n"
-    "        copy.write(text)\n"
-    "        return sys.__stderr__.write(text)\n"
-    "    def flush(self):\n"
-    "        copy.flush()\n"
-    "        sys.__stderr__.flush()\n"
-    "common.err_console.file = Both()\n"
-    "sys.exit(main(sys.argv[2:]))\n"
-)
-
-
-def _foreign(argv: list[str], where: Path) -> list[str]:
-    """The lines on stderr of `quadnas ARGV` (which must succeed) that quadnas did not write."""
-    copy = where / f"ours-{len(list(where.glob('ours-*')))}.txt"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    done = subprocess.run(
-        [sys.executable, "-c", _DRIVER, str(copy), *argv], capture_output=True, text=True, env=env, timeout=900
-    )
-    assert done.returncode == 0, done.stderr
-    ours = copy.read_text().splitlines()
-    foreign = []
-    for line in done.stderr.splitlines():
-        if line in ours:
-            ours.remove(line)
-        elif line.strip():
-            foreign.append(line)
-    return foreign
 
 
 def _retry_a_trial(storage: str, study_name: str) -> None:
@@ -82,14 +46,14 @@ def test_search_resume_and_int8_export_write_nothing_foreign_on_stderr(
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     search = [*tiny_search_argv(runs, synthetic_table, tiny_checkpoint, 4, budget), "--storage", storage]
     search += ["--study", "s", "--mode", "constrained"]
-    assert _foreign(search, tmp_path) == []
+    assert foreign_stderr(search, tmp_path) == []
     _retry_a_trial(storage, "s")
     resumed = [*search]
     resumed[resumed.index("--trials") + 1] = "6"
-    assert _foreign(resumed, tmp_path) == []
+    assert foreign_stderr(resumed, tmp_path) == []
     best = runs / "s" / "best.yaml"
     export = ["export", str(best), "--out", str(tmp_path / "m.onnx"), "--precision", "int8"]  # onnxruntime's quantizer
-    assert _foreign(export, tmp_path) == []
+    assert foreign_stderr(export, tmp_path) == []
 
 
 def test_the_onnx_quantizer_leaves_the_root_logger_as_it_was(tmp_path):

@@ -25,6 +25,7 @@ from quadnas.nn.litert import (
     read_metadata,
     write_tflite,
 )
+from quadnas.portable.native_stderr import known_lines_dropped
 
 Runner = Callable[[np.ndarray], np.ndarray]
 BATCH = 1  # the batch a .tflite file is written for
@@ -36,8 +37,9 @@ class TfliteRunner:
 
     def __init__(self, path: Path):
         interpreter_module = import_litert("ai_edge_litert.interpreter")
-        self.interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=1)
-        self.interpreter.allocate_tensors()
+        with known_lines_dropped():
+            self.interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=1)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
 

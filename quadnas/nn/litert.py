@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from quadnas.errors import QuadnasError
+from quadnas.portable.native_stderr import known_lines_dropped
 
 LITERT_HINT = "pip install 'quadnas[litert]'"
 METADATA_NAME = "quadnas_model_info"
@@ -64,16 +65,16 @@ def converter_version() -> str:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """The converter's own progress lines, logs and deprecation notices off while it runs; the environment as
-    it was after."""
+    """The converter's own progress lines, logs, native log lines and deprecation notices off while it runs;
+    the environment as it was after."""
     saved = {key: os.environ.get(key) for key in _QUIET_ENV}
     os.environ.update(_QUIET_ENV)
-    loggers = [logging.getLogger(name) for name in ("absl", "jax", "torchao", "litert_torch")]
+    loggers = [logging.getLogger(name) for name in ("absl", "jax", "torchao", "litert_torch", "torch.utils._pytree")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with known_lines_dropped(), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=r".*experimental_preserve_all_tensors")  # the quantizer's
@@ -117,7 +118,7 @@ def write_tflite(
     if channels_last_io:
         with torch.no_grad():
             four_d_output = module(example).dim() == 4
-        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0] if four_d_output else [])
+        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0] if four_d_output else []).eval()
         example = example.permute(0, 2, 3, 1).contiguous()
     with tempfile.TemporaryDirectory(prefix="quadnas-tflite-") as tmp:
         fp32 = Path(tmp) / "fp32.tflite" if calibration is not None else path
@@ -149,7 +150,8 @@ def quantize_tflite(fp32: Path, out: Path, calibration: Sequence[np.ndarray]) ->
 
 def _input_name(path: Path) -> str:
     """The name of the one input of `path`'s serving signature."""
-    interpreter = import_litert("ai_edge_litert.interpreter").Interpreter(model_path=str(path))
+    with known_lines_dropped():
+        interpreter = import_litert("ai_edge_litert.interpreter").Interpreter(model_path=str(path))
     inputs: list[str] = interpreter.get_signature_list()[SIGNATURE]["inputs"]
     return inputs[0]
 

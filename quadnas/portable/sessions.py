@@ -19,6 +19,7 @@ import numpy as np
 from .clocks import CLOCKS, timed_calls
 from .errors import KitError
 from .host import cpu_name
+from .native_stderr import known_lines_dropped
 
 ONNX_BACKENDS = ("onnxruntime", "openvino")
 KIT_BACKENDS = (*ONNX_BACKENDS, "litert")
@@ -242,8 +243,9 @@ class LiteRtSession:
         check_litert_target(target)
         interpreter_module = importlib.import_module(f"{import_runtime('litert').__name__}.interpreter")
         self.clock = CLOCKS[clock]
-        self.interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
-        self.interpreter.allocate_tensors()
+        with known_lines_dropped():
+            self.interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
         detail = self.interpreter.get_input_details()[0]
         shape = static_shape([int(d) for d in detail["shape"]], f"input of {path}")
         dtype = np.dtype(detail["dtype"])
