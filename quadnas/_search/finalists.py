@@ -44,7 +44,8 @@ DEFAULT_EPOCHS = float(SEARCH_EPOCHS)  # a float, as recipe keys of cached accur
 # scored on trainings independent of the one that picked it.
 JUDGE_SEED = 3
 # Finalists differ from each other in at least this many blocks of the networks they build: a study's best archs
-# are often one network with a block changed, which a judge of one training cannot tell apart.
+# are often one network with a block changed, which a judge of one training cannot tell apart (docs/benchmarks.md,
+# "Finalists that differ in at least 3 blocks").
 MIN_BLOCKS_APART = 3
 
 
