@@ -1,4 +1,4 @@
-"""Folders that ship with quadnas: `search_spaces/`, `latency_tables/` and `datasets/`, and the default space.
+"""Folders that ship with quadnas (`search_spaces/`, `latency_tables/`, `datasets/`), the default space, spaces by name.
 
 In a source checkout they sit at the repository root, beside the package; a wheel
 installs them inside it (`quadnas/search_spaces/`, see pyproject.toml).
