@@ -49,6 +49,7 @@ from quadnas.latency.measure.backends import OnnxBackend, get_backend
 from quadnas.latency.measure.builders import op_module
 from quadnas.latency.measure.models import write_model
 from quadnas.latency.measure.settings import ProfileSettings
+from quadnas.latency.precision import PROFILE_PRECISIONS
 from quadnas.latency.table import LatencyTable
 from quadnas.nn.blocks import op_input_shape
 from quadnas.portable import sessions
@@ -74,7 +75,7 @@ CASES: dict[str, dict[str, Any]] = {
         "method": method,
     }
     for short, backend in RUNTIMES.items()
-    for precision in ("fp32", "int8")
+    for precision in PROFILE_PRECISIONS
     for threads in (1, 2)
     for method in ("new", "old", "window6", "shipped")
     if not (method == "shipped" and (threads != 1 or precision != "fp32"))
@@ -304,7 +305,7 @@ def table_kind(text: str) -> tuple[str, str, str]:
     """`backend:precision:threads` (e.g. onnxruntime:fp32:2), checked so that a typo is one line."""
     parts = text.split(":")
     runtimes = RUNTIMES.values()
-    if len(parts) != 3 or parts[0] not in runtimes or parts[1] not in ("fp32", "int8") or not parts[2].isdigit():
+    if len(parts) != 3 or parts[0] not in runtimes or parts[1] not in PROFILE_PRECISIONS or not parts[2].isdigit():
         raise argparse.ArgumentTypeError(
             f"'{text}' is not backend:precision:threads: e.g. onnxruntime:fp32:2 (backends: {', '.join(runtimes)})"
         )

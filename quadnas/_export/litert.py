@@ -21,11 +21,11 @@ from quadnas.nn.litert import (
     add_metadata,
     converter_version,
     import_litert,
+    open_interpreter,
     quantize_tflite,
     read_metadata,
     write_tflite,
 )
-from quadnas.portable.native_stderr import known_lines_dropped
 
 Runner = Callable[[np.ndarray], np.ndarray]
 BATCH = 1  # the batch a .tflite file is written for
@@ -36,10 +36,7 @@ class TfliteRunner:
     image a call, float32 logits out (an INT8 file's input quantized and output dequantized by its own scales)."""
 
     def __init__(self, path: Path):
-        interpreter_module = import_litert("ai_edge_litert.interpreter")
-        with known_lines_dropped():
-            self.interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=1)
-            self.interpreter.allocate_tensors()
+        self.interpreter = open_interpreter(path)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
 

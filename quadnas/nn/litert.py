@@ -148,11 +148,18 @@ def quantize_tflite(fp32: Path, out: Path, calibration: Sequence[np.ndarray]) ->
     return out
 
 
+def open_interpreter(path: Path, threads: int = 1) -> Any:  # ai_edge_litert's Interpreter (untyped)
+    """`path` in LiteRT's interpreter (XNNPACK on), tensors allocated; its native log lines kept off stderr."""
+    interpreter_module = import_litert("ai_edge_litert.interpreter")
+    with known_lines_dropped():
+        interpreter = interpreter_module.Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+    return interpreter
+
+
 def _input_name(path: Path) -> str:
     """The name of the one input of `path`'s serving signature."""
-    with known_lines_dropped():
-        interpreter = import_litert("ai_edge_litert.interpreter").Interpreter(model_path=str(path))
-    inputs: list[str] = interpreter.get_signature_list()[SIGNATURE]["inputs"]
+    inputs: list[str] = open_interpreter(path).get_signature_list()[SIGNATURE]["inputs"]
     return inputs[0]
 
 
