@@ -103,7 +103,13 @@ def search(
     if doc.get("finalists"):
         found["finalist_epochs"] = doc["finalist_epochs"]
         found["finalists"] = [
-            {"arch": f["arch"], "trained": f["trained"], "supernet_accuracy": f["accuracy"], "origin": f["origin"]}
+            {
+                "arch": f["arch"],
+                "trained": f["trained"],
+                "trained_seeds": f["trained_seeds"],
+                "supernet_accuracy": f["accuracy"],
+                "origin": f["origin"],
+            }
             for f in doc["finalists"]
         ]
     return found

@@ -68,7 +68,18 @@ def test_search_json(capsys, tmp_path, synthetic_table, tiny_checkpoint, budget)
     assert Path(doc["run_dir"]) == tmp_path / doc["study"] and Path(doc["files"]["trials.csv"]).is_file()
     assert doc["devices"] == [{"device": str(synthetic_table), "name": "test-device", "budget_ms": doc["budget_ms"]}]
     for c in doc["ranked"] + doc["pareto"]:
-        keys = {"arch", "accuracy", "latency_ms", "budget_share", "devices", "proxy", "trained", "origin", "trial"}
+        keys = {
+            "arch",
+            "accuracy",
+            "latency_ms",
+            "budget_share",
+            "devices",
+            "proxy",
+            "trained",
+            "trained_seeds",
+            "origin",
+            "trial",
+        }
         assert set(c) == keys and c["trained"] is None and c["origin"] == "search"
         only = {"device": str(synthetic_table), "latency_ms": c["latency_ms"], "budget_share": c["budget_share"]}
         assert c["devices"] == [only]  # one device: its keys repeat the candidate's

@@ -110,13 +110,36 @@ def test_judge_orders_by_trained_accuracy_and_reuses_the_cache(tmp_path, tiny_sp
         return scores[str(arch)]
 
     cache, recipe = FinalistCache(tmp_path, tiny_space, data), FinalistRecipe(epochs=0.5)
-    judged = judge(finalists, tiny_space, data, recipe, cache, Progress(), train=fake)
+    judged = judge(finalists, tiny_space, data, recipe, cache, Progress(), train=fake, recheck=0)
     assert [c.arch for c in judged] == [archs[1], archs[2], archs[0]]  # a tie keeps the given order
     assert [c.trained for c in judged] == [0.7, 0.7, 0.2]
-    again = judge(finalists, tiny_space, data, recipe, cache, Progress(), train=fake)
+    again = judge(finalists, tiny_space, data, recipe, cache, Progress(), train=fake, recheck=0)
     assert calls == archs and [c.arch for c in again] == [c.arch for c in judged]  # nothing trained twice
-    judge(finalists[:1], tiny_space, data, FinalistRecipe(epochs=1.0), cache, Progress(), train=fake)
+    judge(finalists[:1], tiny_space, data, FinalistRecipe(epochs=1.0), cache, Progress(), train=fake, recheck=0)
     assert calls == [*archs, archs[0]]  # another recipe trains again
+
+
+def test_the_judges_best_two_train_again_with_the_next_seed_and_lead_by_their_mean(tmp_path, tiny_space):
+    from quadnas.data import load_dataset
+    from quadnas.progress import Progress
+
+    data = load_dataset("digits", 32)
+    archs = [str(a) for a in uniform_archs(tiny_space)[:4]]
+    finalists = [Candidate(a, 0.5, {"d": 1.0}, i) for i, a in enumerate(archs)]
+    # seed 3 ranks archs 0, 1, 2, 3; seed 4 turns the first two around, and arch 2 is never trained again
+    scores = {3: dict(zip(archs, [0.70, 0.68, 0.66, 0.40])), 4: dict(zip(archs, [0.60, 0.66, 0.90, 0.90]))}
+    calls: list[tuple[str, int]] = []
+
+    def fake(space, arch, data, recipe, device, progress):
+        calls.append((str(arch), recipe.seed))
+        return scores[recipe.seed][str(arch)]
+
+    cache, recipe = FinalistCache(tmp_path, tiny_space, data), FinalistRecipe(epochs=0.5)
+    judged = judge(finalists, tiny_space, data, recipe, cache, Progress(), train=fake)
+    assert [c.arch for c in judged] == [archs[1], archs[0], archs[2], archs[3]]
+    assert [c.trained for c in judged] == pytest.approx([0.67, 0.65, 0.66, 0.40])
+    assert [c.trained_seeds for c in judged] == [(0.68, 0.66), (0.70, 0.60), (0.66,), (0.40,)]
+    assert sorted(calls) == sorted([(a, 3) for a in archs] + [(archs[0], 4), (archs[1], 4)])
 
 
 def test_finalists_default_to_none_on_the_quick_bundled_data_only():

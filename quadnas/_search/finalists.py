@@ -4,13 +4,14 @@ A supernet's scores rank archs only roughly where they differ (docs/benchmarks.m
 study the `count` best distinct archs under every budget, together with the uniform hand design of
 each kernel/expansion family that fits (one choice in every active block, every stage the same
 share of its depth, the slowest such arch within every budget), are each trained from random init
-for the same short budget; the most accurate on the validation split becomes the search's best.
-With the hand designs among the finalists, the search picks one of them unless short training
-finds an arch that beats them all.
+for the same short budget; the two most accurate on the validation split train once more with the
+next seed, and the better of them by the mean over both seeds becomes the search's best. With the
+hand designs among the finalists, the search picks one of them unless short training finds an arch
+that beats them all.
 
-Every finalist trains with one fixed seed and the supernet's optimizer and schedule, so its
-accuracy depends only on (space, data, arch, recipe): it is kept in a JSON file per space and
-data under the runs folder, and a rerun, another budget or another search seed reuses it.
+Every training has a fixed seed and the supernet's optimizer and schedule, so its accuracy
+depends only on (space, data, arch, recipe): it is kept in a JSON file per space and data under
+the runs folder, and a rerun, another budget or another search seed reuses it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ DEFAULT_EPOCHS = float(SEARCH_EPOCHS)  # a float, as recipe keys of cached accur
 # The judge's seed: one that the evidence scripts' stand-alone seeds (0, 1, 2) do not use, so a pick is
 # scored on trainings independent of the one that picked it.
 JUDGE_SEED = 3
+# The judge's best this many finalists train once more with the next seed and are ordered by their mean over both:
+# among finalists a point or two apart, one seed's lead is often luck (docs/benchmarks.md, "A second seed for the
+# judge's best two").
+RECHECKED = 2
 # Finalists differ from each other in at least this many blocks of the networks they build: a study's best archs
 # are often one network with a block changed, which a judge of one training cannot tell apart (docs/benchmarks.md,
 # "Finalists that differ in at least 3 blocks").
@@ -175,23 +180,41 @@ def judge(
     progress: Progress,
     device: str = "cpu",
     train: Callable[..., float] = trained_accuracy,
+    recheck: int = RECHECKED,
 ) -> list[Candidate]:
     """Every finalist with its short-training accuracy (cached ones are not trained again), the most accurate
-    first; ties keep the given order (the search's best before the hand designs)."""
+    first; ties keep the given order (the search's best before the hand designs). The best `recheck` of them
+    train again with the next seed and lead, ordered by their mean over both seeds."""
+    again = replace(recipe, seed=recipe.seed + 1)
+    recheck = min(recheck, len(finalists))
     todo = [c for c in finalists if cache.get(recipe, str(c.arch)) is None]
-    cached = len(finalists) - len(todo)
+    steps = steps_for(recipe.epochs, len(data.train), recipe.batch_size)
+    reused = len(finalists) - len(todo)
     progress.note(
         f"training {len(todo)} finalists stand-alone for {recipe.epochs:g} epoch{'' if recipe.epochs == 1 else 's'} "
-        "each "
-        f"({len(todo) * steps_for(recipe.epochs, len(data.train), recipe.batch_size)} steps in all"
-        + (f"; {cached} more were trained before and are reused" if cached else "")
+        f"each, then the best {recheck} once more with another seed (at most {(len(todo) + recheck) * steps} steps "
+        "in all"
+        + (f"; {reused} more were trained before and are reused" if reused else "")
         + "); the most accurate becomes best.yaml (--finalists 0 skips this)"
     )
-    judged = []
-    with progress.task("finalists", len(finalists), unit="finalist") as task:
+    with progress.task("finalists", len(finalists) + recheck, unit="training") as task:
+
+        def scored(c: Candidate, with_recipe: FinalistRecipe) -> float:
+            value = cached_accuracy(space, c.arch, data, with_recipe, cache, device, progress, train)
+            task.advance(1, f"{c.arch}, seed {with_recipe.seed}: {value:.4f}")
+            return value
+
+        judged = []
         for c in finalists:
-            value = cached_accuracy(space, c.arch, data, recipe, cache, device, progress, train)
-            judged.append(replace(c, trained=value))
-            task.advance(1, f"{c.arch}: {value:.4f}")
-    order = sorted(range(len(judged)), key=lambda i: (-(judged[i].trained or 0.0), i))
-    return [judged[i] for i in order]
+            value = scored(c, recipe)
+            judged.append(replace(c, trained=value, trained_seeds=(value,)))
+        judged = ordered(judged)
+        for i, c in enumerate(judged[:recheck]):
+            seeds = (*c.trained_seeds, scored(c, again))
+            judged[i] = replace(c, trained=sum(seeds) / len(seeds), trained_seeds=seeds)
+    return ordered(judged[:recheck]) + judged[recheck:]
+
+
+def ordered(judged: list[Candidate]) -> list[Candidate]:
+    """The most accurate after short training first; ties keep the given order."""
+    return [c for _, c in sorted(enumerate(judged), key=lambda p: (-(p[1].trained or 0.0), p[0]))]

@@ -29,7 +29,8 @@ class Candidate:
     latencies: dict[str, float]
     trial: int | None  # None: a hand design the study never proposed
     proxy: float | None = None  # the `--rerank` proxy's score; None without re-ranking
-    trained: float | None = None  # a finalist's accuracy after short stand-alone training
+    trained: float | None = None  # a finalist's accuracy after short stand-alone training (mean over its seeds)
+    trained_seeds: tuple[float, ...] = ()  # that accuracy with each seed it trained with, the judge's first first
     origin: str = "search"  # "search", or "hand-designed" for a finalist the search did not propose
 
     @property

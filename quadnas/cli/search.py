@@ -157,15 +157,16 @@ def finalist_table(result: SearchResult) -> Table:
     from rich.table import Table
 
     table = Table(title=f"finalists, trained stand-alone for {result.finalist_epochs:g} epochs each")
-    for column in ("#", "arch", "trained", "supernet", "from", "trial"):
+    for column in ("#", "arch", "trained", "seeds", "supernet", "from", "trial"):
         table.add_column(column, justify="left" if column in ("arch", "from") else "right", no_wrap=True)
     longest = max(len(str(block)) for c in result.finalists for block in c.arch.blocks)
-    per_line = max(2, (console.width - 52) // (longest + 1))
+    per_line = max(2, (console.width - 58) // (longest + 1))
     for i, c in enumerate(result.finalists, 1):
         trained = "—" if c.trained is None else f"{c.trained:.4f}"
         supernet = "—" if c.accuracy is None else f"{c.accuracy:.4f}"
         trial = "—" if c.trial is None else str(c.trial)
-        table.add_row(str(i), wrap_arch(c.arch, per_line), trained, supernet, c.origin, trial)
+        seeds = str(len(c.trained_seeds)) if c.trained_seeds else "—"
+        table.add_row(str(i), wrap_arch(c.arch, per_line), trained, seeds, supernet, c.origin, trial)
     return table
 
 
@@ -229,6 +230,7 @@ def candidate_fields(c: Candidate, result: SearchResult) -> dict[str, Any]:
         ],
         "proxy": c.proxy,
         "trained": c.trained,
+        "trained_seeds": list(c.trained_seeds),
         "origin": c.origin,
         "trial": c.trial,
     }
