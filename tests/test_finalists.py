@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import yaml
 from builders import tiny_search_argv
@@ -166,11 +167,16 @@ def test_a_search_with_finalists_picks_the_best_trained_and_writes_it(
     assert len(searched) == 2 and [f["arch"] for f in searched] == [c["arch"] for c in doc["ranked"][:2]]
     assert {str(c.arch) for c in hand} <= {f["arch"] for f in finalists}
     assert all(0 <= f["trained"] <= 1 and f["accuracy"] is not None for f in finalists)
-    assert [f["trained"] for f in finalists] == sorted((f["trained"] for f in finalists), reverse=True)
+    assert [len(f["trained_seeds"]) for f in finalists] == [2, 2] + [1] * (len(finalists) - 2)  # the best two twice
+    for f in finalists:
+        assert f["trained"] == pytest.approx(sum(f["trained_seeds"]) / len(f["trained_seeds"]))
+    for part in (finalists[:2], finalists[2:]):  # the rechecked two lead, each part the most accurate first
+        assert [f["trained"] for f in part] == sorted((f["trained"] for f in part), reverse=True)
     assert doc["best"]["arch"] == finalists[0]["arch"] and doc["finalist_epochs"] == 0.1
     best = yaml.safe_load((tmp_path / doc["study"] / "best.yaml").read_text())
     assert best["arch"] == finalists[0]["arch"] and best["finalists"]["of"] == len(finalists)
-    assert (tmp_path / doc["study"] / "finalists.csv").exists()
+    table = pd.read_csv(tmp_path / doc["study"] / "finalists.csv")
+    assert [len(str(t).split()) for t in table["trained_seeds"]] == [len(f["trained_seeds"]) for f in finalists]
     cached = list((tmp_path / "finalists").glob("*.json"))
     assert len(cached) == 1
 

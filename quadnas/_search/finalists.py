@@ -41,8 +41,8 @@ from quadnas.supernet.train import steps_for
 # cannot tell finalists apart.
 DEFAULT_COUNT = 3
 DEFAULT_EPOCHS = float(SEARCH_EPOCHS)  # a float, as recipe keys of cached accuracies hold it
-# The judge's seed: one that the evidence scripts' stand-alone seeds (0, 1, 2) do not use, so a pick is
-# scored on trainings independent of the one that picked it.
+# The judge's seed (and the next, for its best RECHECKED): seeds that the evidence scripts' stand-alone seeds
+# (0, 1, 2) do not use, so a pick is scored on trainings independent of the ones that picked it.
 JUDGE_SEED = 3
 # The judge's best this many finalists train once more with the next seed and are ordered by their mean over both:
 # among finalists a point or two apart, one seed's lead is often luck (docs/benchmarks.md, "A second seed for the
@@ -192,10 +192,10 @@ def judge(
     reused = len(finalists) - len(todo)
     progress.note(
         f"training {len(todo)} finalists stand-alone for {recipe.epochs:g} epoch{'' if recipe.epochs == 1 else 's'} "
-        f"each, then the best {recheck} once more with another seed (at most {(len(todo) + recheck) * steps} steps "
+        f"each, then the best {recheck} once more with the next seed (at most {(len(todo) + recheck) * steps} steps "
         "in all"
         + (f"; {reused} more were trained before and are reused" if reused else "")
-        + "); the most accurate becomes best.yaml (--finalists 0 skips this)"
+        + "); the most accurate by the mean over its seeds becomes best.yaml (--finalists 0 skips this)"
     )
     with progress.task("finalists", len(finalists) + recheck, unit="training") as task:
 

@@ -41,7 +41,15 @@ def write_results(result: SearchResult, targets: Targets, checkpoint: Path, chec
     trials.to_csv(paths["trials.csv"], index=False)
     if result.finalists:
         paths["finalists.csv"] = out / "finalists.csv"
-        rows = [{**c.row(), "trained_accuracy": c.trained, "origin": c.origin} for c in result.finalists]
+        rows = [
+            {
+                **c.row(),
+                "trained_accuracy": c.trained,
+                "trained_seeds": " ".join(f"{v:.4f}" for v in c.trained_seeds),  # each seed's, the mean's parts
+                "origin": c.origin,
+            }
+            for c in result.finalists
+        ]
         pd.DataFrame(rows).to_csv(paths["finalists.csv"], index=False)
     pd.DataFrame([c.row() for c in result.pareto], columns=_pareto_columns(targets)).to_csv(
         paths["pareto.csv"], index=False
