@@ -80,11 +80,13 @@ def search(
     folder and finalists.
 
     `sampler` "default" runs the default command: no flag but the data, device, budget, seed and study (and
-    the supernet flags given), so finalists are trained as a user's search trains them. The other samplers
-    run 100 trials without finalists: their best is the supernet's pick.
+    the supernet and finalist flags given), so finalists are trained as a user's search trains them. The other
+    samplers run 100 trials without finalists: their best is the supernet's pick.
     """
     study = f"svb-{args.space}-{args.data}-{supernet_name(args)}-{device}-{budget:g}ms-{sampler}-s{seed}"
     chosen = () if sampler == "default" else ("--sampler", sampler, "--trials", str(args.trials), "--finalists", "0")
+    if sampler == "default" and args.finalists is not None:
+        chosen = ("--finalists", str(args.finalists))
     doc = run_json(
         "search", "--space", args.space, "--data", args.data, "--device", device, "--budget", f"{budget:g}ms",
         *chosen, "--seed", str(seed), "--study", study,
@@ -383,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--space", default="quadranet-t")
     parser.add_argument("--data", default=RECIPE["data"], help="searches and trainings data (default mnist5k)")
     parser.add_argument("--trials", type=int, default=100, help="trials per search")
+    parser.add_argument(
+        "--finalists", type=int, help="the searched role's `quadnas search --finalists` (default: the search's own)"
+    )
     parser.add_argument(
         "--searched", choices=("tpe", "default"), default="tpe", help="the searched role: tpe, 100 trials, the "
         "supernet's best (default); or default: `quadnas search` with no other flag, finalists and all"
