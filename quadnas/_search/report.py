@@ -45,7 +45,8 @@ def write_results(result: SearchResult, targets: Targets, checkpoint: Path, chec
             {
                 **c.row(),
                 "trained_accuracy": c.trained,
-                "trained_seeds": " ".join(f"{v:.4f}" for v in c.trained_seeds),  # each seed's, the mean's parts
+                # each seed's accuracy, of which trained_accuracy is the mean
+                "trained_seeds": " ".join(f"{v:.4f}" for v in c.trained_seeds),
                 "origin": c.origin,
             }
             for c in result.finalists
