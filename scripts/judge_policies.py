@@ -39,7 +39,7 @@ Policy = Callable[[list[Finalist], SecondSeed], str]
 
 
 def first_seed(finalist: Finalist) -> float:
-    """The judge's accuracy with its first seed (runs before the second seed recorded only that one as `trained`)."""
+    """The judge's accuracy with its first seed: `trained_seeds[0]`, or `trained` in a file without `trained_seeds`."""
     return float(finalist.get("trained_seeds", [finalist["trained"]])[0])
 
 
@@ -128,6 +128,7 @@ def replay(path: Path, args: argparse.Namespace, kept: dict[str, Any], progress:
     truth_recipe = StandaloneRecipe(data=recipe["data"], resolution=recipe["resolution"])
     others = [read_json(t) for t in args.truth]
     kept.setdefault("recipe", recipe)  # so that search_vs_baselines.py --reuse reads the store
+    kept.setdefault("standalone", {})
 
     def second(arch: str) -> float:
         return cached_accuracy(space, space.parse(arch), data, judge_recipe, cache, progress=progress)

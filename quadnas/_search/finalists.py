@@ -204,14 +204,9 @@ def judge(
             task.advance(1, f"{c.arch}, seed {with_recipe.seed}: {value:.4f}")
             return value
 
-        judged = []
-        for c in finalists:
-            value = scored(c, recipe)
-            judged.append(replace(c, trained=value, trained_seeds=(value,)))
-        judged = ordered(judged)
+        judged = ordered([replace(c, trained_seeds=(scored(c, recipe),)) for c in finalists])
         for i, c in enumerate(judged[:recheck]):
-            seeds = (*c.trained_seeds, scored(c, again))
-            judged[i] = replace(c, trained=sum(seeds) / len(seeds), trained_seeds=seeds)
+            judged[i] = replace(c, trained_seeds=(*c.trained_seeds, scored(c, again)))
     return ordered(judged[:recheck]) + judged[recheck:]
 
 

@@ -29,9 +29,13 @@ class Candidate:
     latencies: dict[str, float]
     trial: int | None  # None: a hand design the study never proposed
     proxy: float | None = None  # the `--rerank` proxy's score; None without re-ranking
-    trained: float | None = None  # a finalist's accuracy after short stand-alone training (mean over its seeds)
-    trained_seeds: tuple[float, ...] = ()  # that accuracy with each seed it trained with, the judge's first first
+    trained_seeds: tuple[float, ...] = ()  # a finalist's accuracy after short stand-alone training, by seed
     origin: str = "search"  # "search", or "hand-designed" for a finalist the search did not propose
+
+    @property
+    def trained(self) -> float | None:
+        """A finalist's short-training accuracy: the mean over its seeds (None for an arch that was no finalist)."""
+        return sum(self.trained_seeds) / len(self.trained_seeds) if self.trained_seeds else None
 
     @property
     def latency_ms(self) -> float:

@@ -160,7 +160,7 @@ def finalist_table(result: SearchResult) -> Table:
     for column in ("#", "arch", "trained", "seeds", "supernet", "from", "trial"):
         table.add_column(column, justify="left" if column in ("arch", "from") else "right", no_wrap=True)
     longest = max(len(str(block)) for c in result.finalists for block in c.arch.blocks)
-    per_line = max(2, (console.width - 58) // (longest + 1))
+    per_line = max(2, (console.width - 61) // (longest + 1))  # 61: every other column and the borders
     for i, c in enumerate(result.finalists, 1):
         trained = "—" if c.trained is None else f"{c.trained:.4f}"
         supernet = "—" if c.accuracy is None else f"{c.accuracy:.4f}"
